@@ -1,0 +1,45 @@
+# pythia-pipe — the commands a developer needs. `make help` lists them.
+GO      ?= go
+BIN     := bin/pythia-pipe
+PKGS    := ./...
+
+.PHONY: help build test lint fmt fuzz bench demo docs clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+build: ## build bin/pythia-pipe
+	$(GO) build -o $(BIN) ./cmd/pythia-pipe
+
+test: ## vet, then every test with the race detector (needs Graphviz's dot)
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 $(PKGS)
+
+lint: ## gofmt and go vet must be clean
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+fmt: ## format the code
+	gofmt -w .
+
+fuzz: ## fuzz the loader and validator for FUZZTIME (default 60s)
+	$(GO) test ./pipeline -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 5s
+
+bench: ## benchmarks (timing lives here, never in tests)
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+docs: ## regenerate docs/reference.md from the field specs
+	$(GO) run ./cmd/pythia-pipe docs > docs/reference.md
+
+demo: build ## validate and draw the orders example
+	@echo "== pythia-pipe validate pipelines/*.yaml"
+	@./$(BIN) validate pipelines/*.yaml
+	@echo
+	@echo "== a mistake, as pythia-pipe reports it (testdata/bad/21-expr-unknown-field.yaml)"
+	@./$(BIN) validate testdata/bad/21-expr-unknown-field.yaml || true
+	@echo
+	@echo "== pythia-pipe graph pipelines/orders.yaml --format mermaid"
+	@./$(BIN) graph pipelines/orders.yaml --format mermaid
+
+clean: ## remove build output
+	rm -rf bin

@@ -1,0 +1,54 @@
+// Command pythia-pipe validates, draws and runs declarative Kafka stream pipelines.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// Exit codes shared by the commands.
+const (
+	exitOK      = 0
+	exitInvalid = 1 // invalid pipeline, failed run
+	exitUsage   = 2 // bad arguments, unreadable file
+)
+
+const usage = `pythia-pipe: declarative Kafka stream pipelines
+
+Usage:
+  pythia-pipe validate FILE...                     check pipeline files without Kafka
+  pythia-pipe graph FILE [--format dot|mermaid]    draw a pipeline (Graphviz DOT by default)
+  pythia-pipe schema                               JSON schema of the pipeline file format
+  pythia-pipe docs                                 reference of every field, as Markdown
+
+Exit status: 0 ok, 1 invalid pipeline or failed run, 2 usage or I/O error.
+`
+
+// commands maps each verb to its implementation.
+var commands = map[string]func(args []string, stdout, stderr io.Writer) int{
+	"validate": cmdValidate,
+	"graph":    cmdGraph,
+	"schema":   cmdSchema,
+	"docs":     cmdDocs,
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, usage)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "pythia-pipe: unknown command %q\n\n%s", args[0], usage)
+		return exitUsage
+	}
+	return cmd(args[1:], stdout, stderr)
+}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestCLI(t *testing.T) {
+	cases := []struct {
+		name       string
+		args       []string
+		code       int
+		stdout     string // a fragment expected on stdout
+		stderr     string // a fragment expected on stderr
+		notInOuput string
+	}{
+		{"no args", nil, exitUsage, "Usage:", "", ""},
+		{"help", []string{"--help"}, exitOK, "pythia-pipe validate", "", ""},
+		{"unknown command", []string{"vaildate"}, exitUsage, "", `unknown command "vaildate"`, ""},
+		{"validate examples", []string{"validate", "../../pipelines/orders.yaml", "../../pipelines/clickstream.yaml"}, exitOK, "clickstream.yaml: ok", "", ""},
+		{"validate bad", []string{"validate", "../../testdata/bad/21-expr-unknown-field.yaml"}, exitInvalid, "",
+			"21-expr-unknown-field.yaml:16:15: stages[1].when: unknown field ammount (did you mean amount?)\n 16 |     when: msg.ammount > 0\n    |               ^", ""},
+		{"validate good and bad", []string{"validate", "../../pipelines/orders.yaml", "../../testdata/bad/14-bad-enum.yaml"}, exitInvalid, "orders.yaml: ok", "did you mean earliest?", ""},
+		{"validate missing file", []string{"validate", "nope.yaml"}, exitUsage, "", "no such file", ""},
+		{"validate no file", []string{"validate"}, exitUsage, "", "usage: pythia-pipe validate", ""},
+		{"graph dot", []string{"graph", "../../pipelines/orders.yaml"}, exitOK, `"stage:route" -> "sink:big" [label="msg.amount >= 1000"]`, "", ""},
+		{"graph flag after file", []string{"graph", "../../pipelines/orders.yaml", "--format", "mermaid"}, exitOK, "flowchart LR", "", "digraph"},
+		{"graph flag before file", []string{"graph", "--format=mermaid", "../../pipelines/orders.yaml"}, exitOK, "flowchart LR", "", ""},
+		{"graph bad format", []string{"graph", "../../pipelines/orders.yaml", "--format", "svg"}, exitUsage, "", "usage: pythia-pipe graph", ""},
+		{"graph invalid pipeline", []string{"graph", "../../testdata/bad/09-cycle.yaml"}, exitInvalid, "", "cycle: parse -> valid -> parse", "digraph"},
+		{"docs", []string{"docs"}, exitOK, "# Pipeline file reference", "", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(c.args, &stdout, &stderr)
+			if code != c.code {
+				t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", code, c.code, stdout.String(), stderr.String())
+			}
+			if !strings.Contains(stdout.String(), c.stdout) {
+				t.Errorf("stdout lacks %q:\n%s", c.stdout, stdout.String())
+			}
+			if !strings.Contains(stderr.String(), c.stderr) {
+				t.Errorf("stderr lacks %q:\n%s", c.stderr, stderr.String())
+			}
+			if c.notInOuput != "" && strings.Contains(stdout.String()+stderr.String(), c.notInOuput) {
+				t.Errorf("output has %q", c.notInOuput)
+			}
+		})
+	}
+}
+
+func TestSchemaIsJSON(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"schema"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var s map[string]any
+	if err := json.Unmarshal(stdout.Bytes(), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s["title"] != "pythia-pipe pipeline" {
+		t.Errorf("title %v", s["title"])
+	}
+}

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/pythia-pipe/pythia-pipe/diag"
+	"github.com/pythia-pipe/pythia-pipe/pipeline"
+)
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	files, err := parseInterspersed(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	if len(files) == 0 {
+		fmt.Fprintln(stderr, "usage: pythia-pipe validate FILE...")
+		return exitUsage
+	}
+	code := exitOK
+	for _, f := range files {
+		_, ok, ioErr := load(f, stderr)
+		switch {
+		case ioErr:
+			code = exitUsage
+		case !ok:
+			if code == exitOK {
+				code = exitInvalid
+			}
+		default:
+			fmt.Fprintf(stdout, "%s: ok\n", f)
+		}
+	}
+	return code
+}
+
+// load reads and validates one pipeline file, printing its diagnostics to w. ok is false when
+// the file is invalid; ioErr is true when it could not be read at all.
+func load(file string, w io.Writer) (p *pipeline.Pipeline, ok, ioErr bool) {
+	src, err := os.ReadFile(file)
+	if err != nil {
+		fmt.Fprintf(w, "pythia-pipe: %v\n", err)
+		return nil, false, true
+	}
+	p, diags := pipeline.Parse(file, src, pipeline.Options{BaseDir: filepath.Dir(file)})
+	if len(diags) > 0 {
+		diag.Print(w, diags, diag.Sources{file: src})
+		fmt.Fprintf(w, "%s: %d problem(s)\n", file, len(diags))
+		return nil, false, false
+	}
+	return p, true, false
+}
+
+// parseInterspersed parses flags wherever they stand among the positional arguments.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}

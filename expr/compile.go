@@ -1,0 +1,231 @@
+package expr
+
+import (
+	"errors"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	exprlang "github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/types"
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/pythia-pipe/pythia-pipe/diag"
+	"github.com/pythia-pipe/pythia-pipe/record"
+	"github.com/pythia-pipe/pythia-pipe/spec"
+)
+
+// Env is what an expression can see: the body's schema (nil before a decode stage) and the
+// record's metadata, which is the same for every expression.
+type Env struct {
+	Msg *Schema
+}
+
+// Names are the variables every expression has.
+var varNames = []string{"msg", "key", "headers", "topic", "partition", "offset", "timestamp"}
+
+func (e Env) types() types.Map {
+	msg := types.Type(types.Any)
+	if e.Msg != nil {
+		msg = e.Msg.Type()
+	}
+	return types.Map{
+		"msg":       msg,
+		"key":       types.String,
+		"headers":   types.TypeOf(map[string]string{}),
+		"topic":     types.String,
+		"partition": types.Int,
+		"offset":    types.Int,
+		"timestamp": types.TypeOf(time.Time{}),
+	}
+}
+
+// Want is what an expression must compute.
+type Want int
+
+const (
+	WantAny Want = iota
+	WantBool
+	WantString
+)
+
+// Program is a compiled expression. It is safe for concurrent use: each Run borrows a VM.
+type Program struct {
+	prog   *vm.Program
+	Result *Schema // the inferred result type (Any when unknown until run time)
+	want   Want
+	vms    sync.Pool
+}
+
+var unknownName = regexp.MustCompile(`^unknown (name|field) (\S+)`)
+
+// Compile compiles the expression held by v against env. Problems are added to diags at their
+// line and column inside the expression; the returned Program is nil when there were any.
+func Compile(v *spec.Value, env Env, want Want, diags *diag.List) *Program {
+	if v == nil || v.Str == "" {
+		return nil
+	}
+	prog, err := exprlang.Compile(v.Str, exprlang.Env(env.types()))
+	if err != nil {
+		var fe *file.Error
+		if errors.As(err, &fe) {
+			msg := fe.Message
+			if m := unknownName.FindStringSubmatch(msg); m != nil {
+				msg += diag.DidYouMean(m[2], env.names())
+			}
+			diags.Add(v.ExprPos(fe.Line, fe.Column), v.Path, "%s", msg)
+		} else {
+			diags.Add(v.Pos, v.Path, "%v", err)
+		}
+		return nil
+	}
+	p := &Program{prog: prog, Result: inferSchema(prog.Node()), want: want}
+	p.vms.New = func() any { return new(vm.VM) }
+	switch k := p.Result.Kind; {
+	case k == Any:
+	case want == WantBool && k != Bool:
+		diags.Add(v.ExprPos(1, 0), v.Path, "must be a condition (true or false), but it computes %s", p.Result)
+		return nil
+	case want == WantString && k != String:
+		diags.Add(v.ExprPos(1, 0), v.Path, "must compute a string, but it computes %s", p.Result)
+		return nil
+	}
+	return p
+}
+
+// names lists every name an expression may mean: the variables and the known fields of msg.
+func (e Env) names() []string {
+	out := append([]string(nil), varNames...)
+	var walk func(s *Schema)
+	walk = func(s *Schema) {
+		if s == nil {
+			return
+		}
+		switch s.Kind {
+		case Object:
+			for k, f := range s.Fields {
+				out = append(out, k)
+				walk(f)
+			}
+		case List:
+			walk(s.Elem)
+		}
+	}
+	walk(e.Msg)
+	sort.Strings(out)
+	return out
+}
+
+// inferSchema turns the type expr-lang inferred for an expression into a Schema, looking
+// into map literals with constant keys so their fields stay known downstream.
+func inferSchema(n ast.Node) *Schema {
+	if m, ok := n.(*ast.MapNode); ok {
+		s := &Schema{Kind: Object, Fields: map[string]*Schema{}}
+		for _, pn := range m.Pairs {
+			pair, ok := pn.(*ast.PairNode)
+			if !ok {
+				return AnyMap()
+			}
+			k, ok := pair.Key.(*ast.StringNode)
+			if !ok {
+				return AnyMap()
+			}
+			s.Fields[k.Value] = inferSchema(pair.Value)
+		}
+		return s
+	}
+	return schemaOfType(n.Type())
+}
+
+func schemaOfType(t reflect.Type) *Schema {
+	if t == nil {
+		return &Schema{Kind: Any}
+	}
+	if t == reflect.TypeOf(time.Time{}) {
+		return &Schema{Kind: Time}
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return &Schema{Kind: String}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return &Schema{Kind: Int}
+	case reflect.Float32, reflect.Float64:
+		return &Schema{Kind: Float}
+	case reflect.Bool:
+		return &Schema{Kind: Bool}
+	case reflect.Slice, reflect.Array:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return &Schema{Kind: Bytes}
+		}
+		return &Schema{Kind: List, Elem: schemaOfType(t.Elem())}
+	case reflect.Map:
+		return AnyMap()
+	}
+	return &Schema{Kind: Any}
+}
+
+// Vars is the runtime environment of one record, reused across evaluations by one worker.
+type Vars map[string]any
+
+// NewVars returns an empty environment to be filled by Bind.
+func NewVars() Vars { return make(Vars, len(varNames)) }
+
+// Bind points the environment at rec.
+func (v Vars) Bind(rec *record.Record) {
+	msg := rec.Msg
+	if !rec.Decoded {
+		msg = rec.Value
+	}
+	headers := make(map[string]string, len(rec.Headers))
+	for _, h := range rec.Headers {
+		headers[h.Key] = string(h.Value)
+	}
+	v["msg"] = msg
+	v["key"] = string(rec.Key)
+	v["headers"] = headers
+	v["topic"] = rec.Topic
+	v["partition"] = int(rec.Partition)
+	v["offset"] = int(rec.Offset)
+	v["timestamp"] = rec.Timestamp
+}
+
+// Run evaluates the program against vars.
+func (p *Program) Run(vars Vars) (any, error) {
+	m := p.vms.Get().(*vm.VM)
+	out, err := m.Run(p.prog, map[string]any(vars))
+	p.vms.Put(m)
+	if err != nil {
+		return nil, &RuntimeError{Expr: p.prog.Source().String(), Err: err}
+	}
+	return out, nil
+}
+
+// RunBool evaluates a condition; a nil result counts as false.
+func (p *Program) RunBool(vars Vars) (bool, error) {
+	out, err := p.Run(vars)
+	if err != nil || out == nil {
+		return false, err
+	}
+	b, ok := out.(bool)
+	if !ok {
+		return false, &RuntimeError{Expr: p.prog.Source().String(), Err: errors.New("computed " + strconv.Quote(reflect.TypeOf(out).String()) + ", not true or false")}
+	}
+	return b, nil
+}
+
+// RuntimeError is an expression that failed on a record (a nil field, a bad conversion).
+type RuntimeError struct {
+	Expr string
+	Err  error
+}
+
+func (e *RuntimeError) Error() string {
+	return "expression " + strconv.Quote(e.Expr) + ": " + e.Err.Error()
+}
+func (e *RuntimeError) Unwrap() error { return e.Err }

@@ -1,0 +1,148 @@
+package expr
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/pythia-pipe/pythia-pipe/diag"
+	"github.com/pythia-pipe/pythia-pipe/record"
+	"github.com/pythia-pipe/pythia-pipe/spec"
+)
+
+func schemaOf(t *testing.T, text string) *Schema {
+	t.Helper()
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var diags diag.List
+	s := ParseSchema(&spec.Parser{File: "t", Diags: &diags}, &doc, "schema")
+	if len(diags) > 0 {
+		t.Fatal(diags.Err())
+	}
+	return s
+}
+
+func exprValue(src string) *spec.Value {
+	return &spec.Value{Str: src, Path: "when", Pos: diag.Pos{File: "t", Line: 1, Col: 1}}
+}
+
+func TestCompileChecksTypes(t *testing.T) {
+	env := Env{Msg: schemaOf(t, "{amount: float, region: string, tags: [string], when: time, user: {name: string}}")}
+	cases := []struct {
+		name, src string
+		want      Want
+		result    string // the inferred result, when it compiles
+		err       string
+	}{
+		{"comparison", "msg.amount > 10", WantBool, "bool", ""},
+		{"arithmetic", "round(msg.amount * 100)", WantAny, "float", ""},
+		{"string function", "upper(msg.region)", WantString, "string", ""},
+		{"list element", "msg.tags[0]", WantAny, "string", ""},
+		{"nested field", "msg.user.name", WantAny, "string", ""},
+		{"time method", "msg.when.Hour()", WantAny, "int", ""},
+		{"map literal keeps fields", `{"a": 1, "b": msg.region}`, WantAny, "{a: int, b: string}", ""},
+		{"metadata", `key + topic + headers["x"]`, WantString, "string", ""},
+		{"unknown field", "msg.ammount > 1", WantBool, "", "unknown field ammount (did you mean amount?)"},
+		{"unknown nested field", "msg.user.nmae", WantAny, "", "unknown field nmae (did you mean name?)"},
+		{"mismatch", `msg.amount > "x"`, WantBool, "", "mismatched types float64 and string"},
+		{"not a condition", "msg.amount", WantBool, "", "must be a condition"},
+		{"not a string", "msg.amount", WantString, "", "must compute a string"},
+		{"unknown variable", "mgs.amount", WantAny, "", "unknown name mgs (did you mean msg?)"},
+		{"syntax", "msg.amount >", WantAny, "", "unexpected token EOF"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var diags diag.List
+			p := Compile(exprValue(c.src), env, c.want, &diags)
+			if c.err != "" {
+				if p != nil || len(diags) != 1 || !strings.Contains(diags[0].Msg, c.err) {
+					t.Fatalf("want error %q, got %v", c.err, diags.Err())
+				}
+				return
+			}
+			if p == nil {
+				t.Fatal(diags.Err())
+			}
+			if got := p.Result.String(); got != c.result {
+				t.Errorf("result %s, want %s", got, c.result)
+			}
+		})
+	}
+}
+
+func TestCompileErrorColumn(t *testing.T) {
+	var diags diag.List
+	v := exprValue("msg.a && msg.ammount")
+	v.Pos = diag.Pos{File: "t", Line: 3, Col: 11}
+	// ExprPos relies on the parser having recorded where the text starts; without it the
+	// value's own position stands in, which is what this Value has.
+	Compile(v, Env{Msg: schemaOf(t, "{a: bool, amount: float}")}, WantBool, &diags)
+	if len(diags) != 1 || diags[0].Pos.Line != 3 {
+		t.Fatalf("got %v", diags.Err())
+	}
+}
+
+func TestCoerce(t *testing.T) {
+	s := schemaOf(t, `{id: int, price: float, at: time, tags: [string], note: "string?", "*": any}`)
+	cases := []struct {
+		name string
+		in   map[string]any
+		err  string
+	}{
+		{"ok", map[string]any{"id": 3.0, "price": 2.0, "at": "2026-01-02T03:04:05Z", "tags": []any{"a"}, "extra": true}, ""},
+		{"optional absent", map[string]any{"id": 1.0, "price": 1.5, "at": "2026-01-02T03:04:05Z", "tags": []any{}}, ""},
+		{"missing", map[string]any{"price": 1.0, "at": "2026-01-02T03:04:05Z", "tags": []any{}}, "id: missing int"},
+		{"fraction for int", map[string]any{"id": 1.5, "price": 1.0, "at": "2026-01-02T03:04:05Z", "tags": []any{}}, "id: expected int, got a number"},
+		{"bad time", map[string]any{"id": 1.0, "price": 1.0, "at": "yesterday", "tags": []any{}}, `at: "yesterday" is not an RFC 3339 time`},
+		{"bad element", map[string]any{"id": 1.0, "price": 1.0, "at": "2026-01-02T03:04:05Z", "tags": []any{1.0}}, "tags[0]: expected string"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out, err := s.Coerce(c.in, "")
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("want %q, got %v", c.err, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := out.(map[string]any)
+			if _, ok := m["id"].(int); !ok {
+				t.Errorf("id not converted to int: %T", m["id"])
+			}
+			if _, ok := m["at"].(time.Time); !ok {
+				t.Errorf("at not converted to time: %T", m["at"])
+			}
+		})
+	}
+	closed := schemaOf(t, "{id: int}")
+	if _, err := closed.Coerce(map[string]any{"id": 1.0, "x": 1.0}, ""); err == nil || !strings.Contains(err.Error(), "x: field not in the schema") {
+		t.Errorf("closed schema took an unknown field: %v", err)
+	}
+}
+
+func TestRun(t *testing.T) {
+	var diags diag.List
+	p := Compile(exprValue(`msg.n * 2 + len(key) + len(headers["h"])`), Env{}, WantAny, &diags)
+	if p == nil {
+		t.Fatal(diags.Err())
+	}
+	vars := NewVars()
+	vars.Bind(&record.Record{Key: []byte("abc"), Headers: []record.Header{{Key: "h", Value: []byte("xy")}}, Msg: map[string]any{"n": 5}, Decoded: true})
+	out, err := p.Run(vars)
+	if err != nil || out != 15 {
+		t.Fatalf("got %v, %v", out, err)
+	}
+	vars.Bind(&record.Record{Msg: map[string]any{"n": "five"}, Decoded: true})
+	if _, err := p.Run(vars); err == nil {
+		t.Fatal("want a runtime error for a string times two")
+	} else if _, ok := err.(*RuntimeError); !ok {
+		t.Fatalf("want *RuntimeError, got %T", err)
+	}
+}

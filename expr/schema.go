@@ -1,0 +1,343 @@
+// Package expr is the expression layer over expr-lang/expr: record schemas as expression
+// types, typed environments, compile-once programs with positioned diagnostics.
+package expr
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr/types"
+	"gopkg.in/yaml.v3"
+
+	"github.com/pythia-pipe/pythia-pipe/diag"
+	"github.com/pythia-pipe/pythia-pipe/spec"
+)
+
+// Kind is the kind of a schema node.
+type Kind int
+
+const (
+	Any Kind = iota
+	String
+	Int
+	Float
+	Bool
+	Time
+	Bytes
+	List
+	Object
+)
+
+var kindNames = map[string]Kind{"any": Any, "string": String, "int": Int, "float": Float, "bool": Bool, "time": Time, "bytes": Bytes}
+
+func (k Kind) String() string {
+	for name, v := range kindNames {
+		if v == k {
+			return name
+		}
+	}
+	return map[Kind]string{List: "list", Object: "object"}[k]
+}
+
+// Schema is the shape of a decoded record body (or of a value inside it). It is what
+// expressions are type-checked against and what decode checks records against.
+type Schema struct {
+	Kind     Kind
+	Optional bool               // may be absent or null
+	Elem     *Schema            // List
+	Fields   map[string]*Schema // Object
+	Open     *Schema            // Object: the type of fields not listed ("*"); nil = closed
+}
+
+// AnyMap is an object about which nothing is known: every field is allowed.
+func AnyMap() *Schema {
+	return &Schema{Kind: Object, Fields: map[string]*Schema{}, Open: &Schema{Kind: Any}}
+}
+
+// Type is the schema as an expr-lang type: closed objects reject unknown fields.
+func (s *Schema) Type() types.Type {
+	if s == nil {
+		return types.Any
+	}
+	switch s.Kind {
+	case String:
+		return types.String
+	case Int:
+		return types.Int
+	case Float:
+		return types.Float64
+	case Bool:
+		return types.Bool
+	case Time:
+		return types.TypeOf(time.Time{})
+	case Bytes:
+		return types.TypeOf([]byte(nil))
+	case List:
+		return types.Array(s.Elem.Type())
+	case Object:
+		m := types.Map{}
+		for k, f := range s.Fields {
+			m[k] = f.Type()
+		}
+		if s.Open != nil {
+			m[types.Extra] = s.Open.Type()
+		}
+		return m
+	}
+	return types.Any
+}
+
+func (s *Schema) String() string {
+	if s == nil {
+		return "any"
+	}
+	opt := ""
+	if s.Optional {
+		opt = "?"
+	}
+	switch s.Kind {
+	case List:
+		return "[" + s.Elem.String() + "]" + opt
+	case Object:
+		keys := s.FieldNames()
+		parts := make([]string, 0, len(keys)+1)
+		for _, k := range keys {
+			parts = append(parts, k+": "+s.Fields[k].String())
+		}
+		if s.Open != nil {
+			parts = append(parts, "*: "+s.Open.String())
+		}
+		return "{" + strings.Join(parts, ", ") + "}" + opt
+	}
+	return s.Kind.String() + opt
+}
+
+// FieldNames lists an object's fields in sorted order.
+func (s *Schema) FieldNames() []string {
+	keys := make([]string, 0, len(s.Fields))
+	for k := range s.Fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// With returns a copy of an object schema with field name set to f (a map's `set`).
+// A schema that is not an object becomes an open object.
+func (s *Schema) With(name string, f *Schema) *Schema {
+	c := s.copyObject()
+	c.Fields[name] = f
+	return c
+}
+
+// Without returns a copy of an object schema without field name (a map's `drop`).
+func (s *Schema) Without(name string) *Schema {
+	c := s.copyObject()
+	delete(c.Fields, name)
+	return c
+}
+
+// Opened returns a copy of an object schema that admits fields it does not list
+// (after a merge of unknown data).
+func (s *Schema) Opened() *Schema {
+	c := s.copyObject()
+	c.Open = &Schema{Kind: Any}
+	return c
+}
+
+func (s *Schema) copyObject() *Schema {
+	if s == nil || s.Kind != Object {
+		return AnyMap()
+	}
+	c := &Schema{Kind: Object, Fields: make(map[string]*Schema, len(s.Fields)+1), Open: s.Open}
+	for k, v := range s.Fields {
+		c.Fields[k] = v
+	}
+	return c
+}
+
+// Equal reports whether two schemas describe the same shape.
+func (s *Schema) Equal(o *Schema) bool { return s.String() == o.String() }
+
+// ParseSchema reads a decode schema: a type name (string, int, float, bool, time, bytes, any,
+// with a trailing ? for optional), a one-element list for a list type, or a mapping for an
+// object whose "*" key, when present, admits other fields of its type.
+func ParseSchema(p *spec.Parser, n *yaml.Node, path string) *Schema {
+	n = spec.Resolve(n)
+	switch {
+	case spec.IsNull(n):
+		p.Errorf(p.Pos(n), path, "missing type: write one of string, int, float, bool, time, bytes, any, [type] or a mapping")
+		return &Schema{Kind: Any}
+	case n.Kind == yaml.ScalarNode:
+		name, opt := strings.CutSuffix(strings.TrimSpace(n.Value), "?")
+		k, ok := kindNames[name]
+		if !ok {
+			names := make([]string, 0, len(kindNames))
+			for k := range kindNames {
+				names = append(names, k)
+			}
+			sort.Strings(names)
+			p.Errorf(p.Pos(n), path, "unknown type %q: use one of %s, [type] or a mapping%s", n.Value, strings.Join(names, ", "), diag.DidYouMean(name, names))
+			return &Schema{Kind: Any}
+		}
+		return &Schema{Kind: k, Optional: opt}
+	case n.Kind == yaml.SequenceNode:
+		if len(n.Content) != 1 {
+			p.Errorf(p.Pos(n), path, "a list type has exactly one element type, like [string]")
+			return &Schema{Kind: List, Elem: &Schema{Kind: Any}}
+		}
+		return &Schema{Kind: List, Elem: ParseSchema(p, n.Content[0], path+"[]")}
+	default:
+		s := &Schema{Kind: Object, Fields: map[string]*Schema{}}
+		for _, kv := range spec.MappingPairs(n) {
+			k := kv[0].Value
+			f := ParseSchema(p, kv[1], path+"."+k)
+			if k == "*" {
+				s.Open = f
+				continue
+			}
+			if _, dup := s.Fields[k]; dup {
+				p.Errorf(p.Pos(kv[0]), path+"."+k, "duplicate field %q", k)
+			}
+			s.Fields[k] = f
+		}
+		return s
+	}
+}
+
+// Coerce checks a decoded JSON value against the schema and converts it where JSON is looser
+// than the schema: whole floats to int, RFC 3339 strings to time. It returns the value to keep.
+func (s *Schema) Coerce(v any, path string) (any, error) {
+	if s == nil || s.Kind == Any {
+		return v, nil
+	}
+	if v == nil {
+		if s.Optional {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("%s: missing %s", pathOr(path), s.Kind)
+	}
+	switch s.Kind {
+	case String:
+		if _, ok := v.(string); ok {
+			return v, nil
+		}
+	case Int:
+		switch x := v.(type) {
+		case int:
+			return x, nil
+		case float64:
+			if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+				return int(x), nil
+			}
+		}
+	case Float:
+		switch x := v.(type) {
+		case float64:
+			return x, nil
+		case int:
+			return float64(x), nil
+		}
+	case Bool:
+		if _, ok := v.(bool); ok {
+			return v, nil
+		}
+	case Time:
+		switch x := v.(type) {
+		case time.Time:
+			return x, nil
+		case string:
+			t, err := time.Parse(time.RFC3339Nano, x)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %q is not an RFC 3339 time", pathOr(path), x)
+			}
+			return t, nil
+		}
+	case Bytes:
+		switch x := v.(type) {
+		case []byte:
+			return x, nil
+		case string:
+			return []byte(x), nil
+		}
+	case List:
+		if xs, ok := v.([]any); ok {
+			for i, x := range xs {
+				c, err := s.Elem.Coerce(x, fmt.Sprintf("%s[%d]", path, i))
+				if err != nil {
+					return nil, err
+				}
+				xs[i] = c
+			}
+			return xs, nil
+		}
+	case Object:
+		if m, ok := v.(map[string]any); ok {
+			return s.coerceObject(m, path)
+		}
+	}
+	return nil, fmt.Errorf("%s: expected %s, got %s", pathOr(path), s.Kind, jsonKind(v))
+}
+
+func (s *Schema) coerceObject(m map[string]any, path string) (map[string]any, error) {
+	for name, f := range s.Fields {
+		x, ok := m[name]
+		if !ok && f.Optional {
+			continue
+		}
+		c, err := f.Coerce(x, joinPath(path, name))
+		if err != nil {
+			return nil, err
+		}
+		if ok || c != nil {
+			m[name] = c
+		}
+	}
+	for name, x := range m {
+		if _, known := s.Fields[name]; known {
+			continue
+		}
+		if s.Open == nil {
+			return nil, fmt.Errorf("%s: field not in the schema (add it, or \"*\": any to allow others)", joinPath(path, name))
+		}
+		c, err := s.Open.Coerce(x, joinPath(path, name))
+		if err != nil {
+			return nil, err
+		}
+		m[name] = c
+	}
+	return m, nil
+}
+
+func joinPath(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
+}
+
+func pathOr(path string) string {
+	if path == "" {
+		return "body"
+	}
+	return path
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case string:
+		return "a string"
+	case float64, int:
+		return "a number"
+	case bool:
+		return "a boolean"
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%T", v)
+}

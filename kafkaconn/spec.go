@@ -1,0 +1,132 @@
+// Package kafkaconn is the Kafka connection shared by a pipeline's source, sinks and DLQ:
+// brokers, client id, protocol version and security (TLS, SASL).
+package kafkaconn
+
+import (
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pythia-pipe/pythia-pipe/spec"
+)
+
+// Field is the `kafka` block of a pipeline file.
+var Field = spec.Object("kafka", "The Kafka connection shared by the source, the sinks and the DLQ.",
+	spec.Strings("brokers", "Bootstrap brokers, host:port: a comma list or a YAML list.").Commas().NotEmpty().WithDefault("localhost:9092"),
+	spec.String("client_id", "Client id sent to the brokers. Default: the pipeline name."),
+	spec.String("version", "The Kafka protocol version to speak (at least 2.8.0; Kafka 4 rejects older requests).").WithDefault("3.6.0"),
+	spec.Duration("connect_timeout", "Time allowed to reach a broker before startup fails.").WithDefault("10s"),
+	spec.Object("security", "TLS and SASL; leave out for a plaintext connection.",
+		spec.Enum("protocol", "The security protocol, as Kafka names it.", "PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL").WithDefault("PLAINTEXT"),
+		spec.Object("sasl", "SASL authentication (protocol SASL_PLAINTEXT or SASL_SSL).",
+			spec.Enum("mechanism", "The SASL mechanism.", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512").Require(),
+			spec.String("username", "The user name.").Require(),
+			spec.String("password", "The password; use ${VAR} to read it from the environment.").Require().Secrets(),
+		),
+		spec.Object("tls", "TLS settings (protocol SSL or SASL_SSL).",
+			spec.String("ca_file", "PEM file of the CA(s) that signed the brokers' certificates. Default: the system roots."),
+			spec.String("cert_file", "PEM client certificate, for mutual TLS (needs key_file)."),
+			spec.String("key_file", "PEM private key of the client certificate."),
+			spec.String("server_name", "The name to verify brokers' certificates against. Default: the broker host."),
+			spec.Bool("insecure_skip_verify", "Do not verify the brokers' certificates (tests only).").WithDefault("false"),
+		),
+	),
+)
+
+// Config is the validated connection.
+type Config struct {
+	Brokers        []string
+	ClientID       string
+	Version        string
+	ConnectTimeout time.Duration
+	Protocol       string
+	SASL           *SASL // nil without SASL
+	TLS            *TLS  // nil without TLS
+}
+
+// SASL holds credentials; Password is never printed.
+type SASL struct {
+	Mechanism, Username, Password string
+}
+
+// TLS names the files of a TLS connection, resolved against the pipeline's folder.
+type TLS struct {
+	CAFile, CertFile, KeyFile, ServerName string
+	InsecureSkipVerify                    bool
+}
+
+// FromValue checks the combinations the spec cannot express and returns the config.
+func FromValue(p *spec.Parser, v *spec.Value, pipelineName, baseDir string) *Config {
+	c := &Config{
+		Brokers:        v.Strings("brokers"),
+		ClientID:       v.String("client_id"),
+		Version:        v.String("version"),
+		ConnectTimeout: v.Duration("connect_timeout"),
+	}
+	if c.ClientID == "" {
+		c.ClientID = pipelineName
+	}
+	for _, b := range v.Get("brokers").Items {
+		if _, port, ok := strings.Cut(b.Str, ":"); !ok || port == "" || strings.Trim(port, "0123456789") != "" {
+			p.Errorf(b.Pos, b.Path, "broker %q is not host:port", b.Str)
+		}
+	}
+	checkVersion(p, v.Get("version"))
+	sec := v.Get("security")
+	c.Protocol = sec.String("protocol")
+	proto := sec.Get("protocol")
+	wantSASL := strings.HasPrefix(c.Protocol, "SASL_")
+	wantTLS := strings.HasSuffix(c.Protocol, "SSL")
+	if s := sec.Get("sasl"); s.Set {
+		if !wantSASL {
+			p.Errorf(s.Pos, s.Path, "sasl is set but protocol is %s: use SASL_SSL (or SASL_PLAINTEXT without TLS)", c.Protocol)
+		}
+		c.SASL = &SASL{Mechanism: s.String("mechanism"), Username: s.String("username"), Password: s.String("password")}
+	} else if wantSASL {
+		p.Errorf(proto.Pos, proto.Path, "protocol %s needs a sasl block with mechanism, username and password", c.Protocol)
+	}
+	if t := sec.Get("tls"); t.Set {
+		if !wantTLS {
+			p.Errorf(t.Pos, t.Path, "tls is set but protocol is %s: use SSL (or SASL_SSL with SASL)", c.Protocol)
+		}
+		c.TLS = &TLS{CAFile: t.String("ca_file"), CertFile: t.String("cert_file"), KeyFile: t.String("key_file"),
+			ServerName: t.String("server_name"), InsecureSkipVerify: t.Bool("insecure_skip_verify")}
+		switch cert, key := t.Get("cert_file"), t.Get("key_file"); {
+		case cert.Set && !key.Set:
+			p.Errorf(cert.Pos, cert.Path, "a client certificate needs its key: set key_file too")
+		case key.Set && !cert.Set:
+			p.Errorf(key.Pos, key.Path, "key_file is set without cert_file: set the client certificate too")
+		}
+		for _, name := range []string{"ca_file", "cert_file", "key_file"} {
+			p.CheckFile(t.Get(name), baseDir)
+		}
+		c.TLS.CAFile, c.TLS.CertFile, c.TLS.KeyFile = resolve(baseDir, c.TLS.CAFile), resolve(baseDir, c.TLS.CertFile), resolve(baseDir, c.TLS.KeyFile)
+	} else if wantTLS {
+		c.TLS = &TLS{}
+	}
+	return c
+}
+
+func checkVersion(p *spec.Parser, v *spec.Value) {
+	parts := strings.Split(v.Str, ".")
+	nums := make([]int, len(parts))
+	for i, part := range parts {
+		n, err := strconv.Atoi(part)
+		if err != nil || n < 0 || len(parts) < 3 || len(parts) > 4 {
+			p.Errorf(v.Pos, v.Path, "expected a Kafka version such as 3.6.0, got %q", v.Str)
+			return
+		}
+		nums[i] = n
+	}
+	if nums[0] < 2 || (nums[0] == 2 && nums[1] < 8) {
+		p.Errorf(v.Pos, v.Path, "version %s is too old: pythia-pipe needs 2.8.0 or newer", v.Str)
+	}
+}
+
+func resolve(baseDir, name string) string {
+	if name == "" || filepath.IsAbs(name) {
+		return name
+	}
+	return filepath.Join(baseDir, name)
+}

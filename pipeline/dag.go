@@ -1,0 +1,282 @@
+package pipeline
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/pythia-pipe/pythia-pipe/diag"
+	"github.com/pythia-pipe/pythia-pipe/expr"
+	"github.com/pythia-pipe/pythia-pipe/spec"
+	"github.com/pythia-pipe/pythia-pipe/stages"
+)
+
+// graph is the wiring of a pipeline: who sends to whom, and an order to visit stages in.
+type graph struct {
+	preds map[string][]string // by stage or sink name: the stages (or "source") sending to it
+	order []*Stage            // topological when acyclic, else file order
+}
+
+// wire works out every stage's ports from `to`, routes and the implicit rules, and checks
+// that the graph is sound: targets exist, no cycles, everything reached, every path ends in a
+// sink. The checks of the whole graph run only when its parts are sound (namesOK, every
+// target known), so that one mistake is reported once.
+func wire(p *spec.Parser, pl *Pipeline, types map[*Stage]*stages.Type, namesOK bool) *graph {
+	before := len(*p.Diags)
+	targets := map[string]bool{}
+	var names []string
+	for _, s := range pl.Stages {
+		targets[s.Name] = true
+		names = append(names, s.Name)
+	}
+	for _, s := range pl.Sinks {
+		targets[s.Name] = true
+		names = append(names, s.Name)
+	}
+	checkTargets := func(v *spec.Value) []string {
+		var out []string
+		seen := map[string]bool{}
+		for _, t := range v.Items {
+			switch {
+			case !targets[t.Str]:
+				p.Errorf(t.Pos, t.Path, "unknown target %q: no stage or sink has that name%s", t.Str, diag.DidYouMean(t.Str, names))
+			case seen[t.Str]:
+				p.Errorf(t.Pos, t.Path, "target %q is listed twice", t.Str)
+			default:
+				out = append(out, t.Str)
+			}
+			seen[t.Str] = true
+		}
+		return out
+	}
+	sinkNames := func() string {
+		var s []string
+		for _, k := range pl.Sinks {
+			s = append(s, k.Name)
+		}
+		return strings.Join(s, ", ")
+	}
+
+	for i, st := range pl.Stages {
+		typ, to := types[st], st.Fields.Get("to")
+		switch {
+		case typ != nil && typ.Routes != nil:
+			if to.Set {
+				p.Errorf(to.Pos, to.Path, "a %s sends records by its routes: move this `to` into a route", st.Type)
+			}
+			for _, r := range typ.Routes(st.Fields) {
+				st.Ports = append(st.Ports, Port{When: r.When, To: checkTargets(r.To)})
+			}
+		case to.Set:
+			st.Ports = []Port{{To: checkTargets(to)}}
+		case i+1 < len(pl.Stages):
+			st.Ports = []Port{{To: []string{pl.Stages[i+1].Name}}}
+		case len(pl.Sinks) == 1:
+			st.Ports = []Port{{To: []string{pl.Sinks[0].Name}}}
+		case len(pl.Sinks) > 1:
+			p.Errorf(st.Pos, "stages["+strconv.Itoa(i)+"].to", "the last stage %q needs `to`: with several sinks (%s) it cannot tell which one", st.Name, sinkNames())
+		}
+	}
+	switch {
+	case len(pl.Stages) > 0:
+		pl.Entry = []string{pl.Stages[0].Name}
+	case len(pl.Sinks) == 1:
+		pl.Entry = []string{pl.Sinks[0].Name}
+	case len(pl.Sinks) > 1:
+		p.Errorf(diag.Pos{File: p.File, Line: 1, Col: 1}, "stages", "without stages, records go straight to the only sink, but there are several (%s): add a branch stage", sinkNames())
+	}
+
+	g := &graph{preds: map[string][]string{}}
+	for _, e := range pl.Entry {
+		g.preds[e] = append(g.preds[e], "source")
+	}
+	for _, st := range pl.Stages {
+		for _, port := range st.Ports {
+			for _, t := range port.To {
+				g.preds[t] = appendOnce(g.preds[t], st.Name)
+			}
+		}
+	}
+	if !namesOK {
+		return &graph{preds: g.preds, order: pl.Stages}
+	}
+	cyclic := findCycles(p, pl)
+	if cyclic || len(*p.Diags) > before {
+		g.order = pl.Stages
+		return g
+	}
+	reached := map[string]bool{}
+	var visit func(string)
+	visit = func(n string) {
+		if reached[n] {
+			return
+		}
+		reached[n] = true
+		if st := pl.StageByName(n); st != nil {
+			for _, port := range st.Ports {
+				for _, t := range port.To {
+					visit(t)
+				}
+			}
+		}
+	}
+	for _, e := range pl.Entry {
+		visit(e)
+	}
+	for _, st := range pl.Stages {
+		if st.Name != "" && !reached[st.Name] {
+			p.Errorf(st.Pos, st.Fields.Get("name").Path, "stage %q is never reached: no stage sends records to it (check the `to` of the stages before it)", st.Name)
+		}
+	}
+	for _, sk := range pl.Sinks {
+		if sk.Name != "" && !reached[sk.Name] {
+			v := sk.Fields.Get("name")
+			p.Errorf(v.Pos, v.Path, "sink %q receives no records: no stage sends to it", sk.Name)
+		}
+	}
+	g.order = topoOrder(pl)
+	return g
+}
+
+// findCycles reports each cycle once, at the `to` that closes it, and says whether any exist.
+func findCycles(p *spec.Parser, pl *Pipeline) bool {
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := map[string]int{}
+	var stack []string
+	found := false
+	var dfs func(st *Stage)
+	dfs = func(st *Stage) {
+		color[st.Name] = grey
+		stack = append(stack, st.Name)
+		for _, port := range st.Ports {
+			for _, t := range port.To {
+				next := pl.StageByName(t)
+				if next == nil {
+					continue
+				}
+				switch color[t] {
+				case grey:
+					found = true
+					i := indexOf(stack, t)
+					cycle := append(append([]string(nil), stack[i:]...), t)
+					at := toValue(st)
+					p.Errorf(at.Pos, at.Path, "records would go round in a cycle: %s", strings.Join(cycle, " -> "))
+				case white:
+					dfs(next)
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		color[st.Name] = black
+	}
+	for _, st := range pl.Stages {
+		if color[st.Name] == white && st.Name != "" {
+			dfs(st)
+		}
+	}
+	return found
+}
+
+// toValue is where a stage says where it sends: its `to`, its routes, or the stage itself.
+func toValue(st *Stage) *spec.Value {
+	if v := st.Fields.Get("to"); v.Set {
+		return v
+	}
+	if v := st.Fields.Get("routes"); v.Set {
+		return v
+	}
+	return st.Fields.Get("name")
+}
+
+func topoOrder(pl *Pipeline) []*Stage {
+	var order []*Stage
+	done := map[string]bool{}
+	var visit func(st *Stage)
+	visit = func(st *Stage) {
+		if done[st.Name] {
+			return
+		}
+		done[st.Name] = true
+		for _, port := range st.Ports {
+			for _, t := range port.To {
+				if next := pl.StageByName(t); next != nil {
+					visit(next)
+				}
+			}
+		}
+		order = append(order, st)
+	}
+	for _, st := range pl.Stages {
+		visit(st)
+	}
+	for i, j := 0, len(order)-1; i < j; i, j = i+1, j-1 {
+		order[i], order[j] = order[j], order[i]
+	}
+	return order
+}
+
+// typeCheck builds every stage in graph order, handing each the schema its predecessors
+// emit, so expressions are checked against the fields that really reach them.
+func typeCheck(p *spec.Parser, pl *Pipeline, g *graph, types map[*Stage]*stages.Type, baseDir string) {
+	outOf := map[string]*expr.Schema{"source": nil}
+	inOf := func(name string) *expr.Schema {
+		var in *expr.Schema
+		first := true
+		for _, pred := range g.preds[name] {
+			s, built := outOf[pred]
+			switch {
+			case !built: // a predecessor later in a cyclic file: judge by the others
+			case first:
+				first = false
+				in = s
+			case in == nil || s == nil:
+				return nil
+			case !in.Equal(s):
+				if in.Kind == expr.Object && s.Kind == expr.Object {
+					return expr.AnyMap()
+				}
+				return nil
+			}
+		}
+		return in
+	}
+	for _, st := range g.order {
+		st.In = inOf(st.Name)
+		typ := types[st]
+		if typ == nil {
+			outOf[st.Name] = nil
+			continue
+		}
+		built := typ.Build(&stages.Config{Fields: st.Fields, In: st.In, Parser: p, BaseDir: baseDir})
+		st.Impl, st.Out = built.Stage, built.Out
+		outOf[st.Name] = built.Out
+	}
+	for _, sk := range pl.Sinks {
+		env := expr.Env{Msg: inOf(sk.Name)}
+		if v := sk.Fields.Get("topic_expr"); v.Set {
+			sk.TopicExpr = expr.Compile(v, env, expr.WantString, p.Diags)
+		}
+		if v := sk.Fields.Get("key"); v.Set {
+			sk.Key = expr.Compile(v, env, expr.WantAny, p.Diags)
+		}
+	}
+}
+
+func appendOnce(list []string, s string) []string {
+	if indexOf(list, s) >= 0 {
+		return list
+	}
+	return append(list, s)
+}
+
+func indexOf(list []string, s string) int {
+	for i, x := range list {
+		if x == s {
+			return i
+		}
+	}
+	return -1
+}

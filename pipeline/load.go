@@ -1,0 +1,208 @@
+package pipeline
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/pythia-pipe/pythia-pipe/diag"
+	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
+	"github.com/pythia-pipe/pythia-pipe/sinks"
+	"github.com/pythia-pipe/pythia-pipe/sources"
+	"github.com/pythia-pipe/pythia-pipe/spec"
+	"github.com/pythia-pipe/pythia-pipe/stages"
+)
+
+// Options control how a pipeline file is read.
+type Options struct {
+	Env     LookupEnv // default: os.LookupEnv
+	BaseDir string    // folder that relative file names resolve against; default: the file's
+}
+
+// LoadFile reads and validates the pipeline file at path. The error is an I/O error; problems
+// in the file come back as diagnostics (the Pipeline is nil when there are any).
+func LoadFile(path string, opts Options) (*Pipeline, diag.List, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if opts.BaseDir == "" {
+		opts.BaseDir = filepath.Dir(path)
+	}
+	p, diags := Parse(path, src, opts)
+	return p, diags, nil
+}
+
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// Parse validates a pipeline file given as bytes; file names it in diagnostics.
+func Parse(file string, src []byte, opts Options) (*Pipeline, diag.List) {
+	if opts.Env == nil {
+		opts.Env = os.LookupEnv
+	}
+	var fileDiags diag.List // already in original coordinates
+	src = []byte(diag.NormalizeNewlines(string(src)))
+	text, pm, missing := interpolate(file, src, opts.Env, &fileDiags)
+
+	var parsed diag.List // in interpolated coordinates, mapped back at the end
+	p := &spec.Parser{File: file, Lines: strings.Split(string(text), "\n"), Diags: &parsed}
+	pl := build(p, text, opts.BaseDir)
+
+	unset := map[string]bool{} // fields holding an unset variable: their other problems follow from it
+	for _, m := range missing {
+		path := fieldAt(p.Scalars, pm, m.pos)
+		unset[path] = path != ""
+		fileDiags.Add(m.pos, path, "%s", m.msg)
+	}
+	for _, d := range parsed {
+		if !unset[d.Path] {
+			d.Pos = pm.orig(d.Pos)
+			fileDiags = append(fileDiags, d)
+		}
+	}
+	fileDiags.Sort()
+	if len(fileDiags) > 0 {
+		return nil, fileDiags
+	}
+	return pl, nil
+}
+
+// fieldAt names the field whose scalar holds pos (original coordinates): the last scalar
+// that starts on that line at or before pos.
+func fieldAt(scalars []spec.ScalarRef, pm posMap, pos diag.Pos) string {
+	best, bestCol := "", 0
+	for _, s := range scalars {
+		o := pm.orig(s.Pos)
+		if o.Line == pos.Line && o.Col <= pos.Col && o.Col >= bestCol {
+			best, bestCol = s.Path, o.Col
+		}
+	}
+	return best
+}
+
+var flowQuestion = regexp.MustCompile(`[{\[,][^"'\n]*\w\?[\s,\]}]`)
+
+var questionWord = regexp.MustCompile(`\w+\?[\s,\]}]`)
+
+var yamlLine = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
+
+func build(p *spec.Parser, text []byte, baseDir string) *Pipeline {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(text, &doc); err != nil {
+		line, msg := 1, err.Error()
+		if m := yamlLine.FindStringSubmatch(msg); m != nil {
+			msg = m[2]
+			if m[1] != "" {
+				line, _ = strconv.Atoi(m[1])
+				line = max(1, min(line, len(p.Lines))) // libyaml may name the line after the last
+			}
+		}
+		pos := diag.Pos{File: p.File, Line: line, Col: 1}
+		if strings.HasPrefix(msg, "did not find expected ','") {
+			// libyaml's flow scanner stops at a `?` in a plain scalar: say so, and where.
+			for i, l := range p.Lines {
+				if flowQuestion.MatchString(l) {
+					at := questionWord.FindStringIndex(l)[0]
+					pos = diag.Pos{File: p.File, Line: i + 1, Col: utf8.RuneCountInString(l[:at]) + 1}
+					msg += `: a ? inside {…} or […] must be quoted, e.g. "int?"`
+					break
+				}
+			}
+		}
+		p.Errorf(pos, "", "YAML syntax: %s", msg)
+		return nil
+	}
+	at := diag.Pos{File: p.File, Line: 1, Col: 1}
+	if len(doc.Content) == 0 || spec.IsNull(doc.Content[0]) {
+		p.Errorf(at, "", "the file is empty: a pipeline needs version, name, source, stages and sinks")
+		return nil
+	}
+	root := spec.Resolve(&doc)
+	if root.Kind != yaml.MappingNode {
+		p.Errorf(p.Pos(root), "", "a pipeline file is a mapping of version, name, source, stages and sinks")
+		return nil
+	}
+	top := p.ParseObject(withoutExtensions(root), FileFields, "", at)
+	if v := top.Get("version"); v.Set && v.IntVal != 1 {
+		p.Errorf(v.Pos, v.Path, "unsupported version %d: this pythia-pipe reads version 1", v.IntVal)
+	}
+	pl := &Pipeline{File: p.File, Name: top.String("name"), Ordering: top.String("ordering")}
+	if n := top.Get("name"); n.Set && !namePattern.MatchString(n.Str) {
+		p.Errorf(n.Pos, n.Path, "invalid name %q: use letters, digits, '.', '_' and '-'", n.Str)
+	}
+	pl.Kafka = kafkaconn.FromValue(p, top.Get("kafka"), pl.Name, baseDir)
+	pl.Source = sources.FromValue(p, top.Get("source"), pl.Name)
+
+	types := map[*Stage]*stages.Type{}
+	for i, item := range top.Get("stages").Items {
+		path := "stages[" + strconv.Itoa(i) + "]"
+		typ, fields := stages.ParseStage(p, item.Node, path, item.Pos, stages.CommonFields, func(string) bool { return true })
+		st := &Stage{Name: fields.String("name"), Type: fields.String("type"), Pos: fields.Pos, Fields: fields,
+			Workers: int(fields.Int("workers")), Ordering: fields.String("ordering")}
+		if st.Ordering == "" {
+			st.Ordering = pl.Ordering
+		}
+		types[st] = typ
+		pl.Stages = append(pl.Stages, st)
+	}
+	for i, item := range top.Get("sinks").Items {
+		fields := p.ParseObject(item.Node, sinks.SinkFields, "sinks["+strconv.Itoa(i)+"]", item.Pos)
+		pl.Sinks = append(pl.Sinks, sinks.FromValue(p, fields))
+	}
+	if d := top.Get("dlq"); d.Set {
+		pl.DLQ = sinks.DLQFromValue(p, d)
+	}
+	namesOK := checkNames(p, pl)
+	g := wire(p, pl, types, namesOK)
+	typeCheck(p, pl, g, types, baseDir)
+	return pl
+}
+
+// withoutExtensions drops top-level keys starting with "x-": a place for YAML anchors
+// shared by several blocks, as in Compose files.
+func withoutExtensions(root *yaml.Node) *yaml.Node {
+	c := *root
+	c.Content = nil
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if !strings.HasPrefix(root.Content[i].Value, "x-") {
+			c.Content = append(c.Content, root.Content[i], root.Content[i+1])
+		}
+	}
+	return &c
+}
+
+// checkNames reports invalid and repeated names across stages and sinks, and says whether
+// they are unique.
+func checkNames(p *spec.Parser, pl *Pipeline) bool {
+	seen := map[string]string{}
+	unique := true
+	check := func(v *spec.Value, what string) {
+		name := v.Str
+		switch {
+		case !v.Set:
+			return
+		case !namePattern.MatchString(name):
+			p.Errorf(v.Pos, v.Path, "invalid %s name %q: use letters, digits, '.', '_' and '-'", what, name)
+		case name == "source" || name == "dlq":
+			p.Errorf(v.Pos, v.Path, "%q is reserved for the pipeline's %s: choose another name", name, name)
+		case seen[name] != "":
+			unique = false
+			p.Errorf(v.Pos, v.Path, "the name %q is already used by %s: stage and sink names are unique", name, seen[name])
+		}
+		if seen[name] == "" {
+			seen[name] = what + " at line " + strconv.Itoa(v.Pos.Line)
+		}
+	}
+	for _, s := range pl.Stages {
+		check(s.Fields.Get("name"), "stage")
+	}
+	for _, s := range pl.Sinks {
+		check(s.Fields.Get("name"), "sink")
+	}
+	return unique
+}

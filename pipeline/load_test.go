@@ -1,0 +1,182 @@
+package pipeline
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/pythia-pipe/pythia-pipe/diag"
+)
+
+const header = "version: 1\nname: t\nsource: {type: kafka, topics: [in]}\n"
+
+func parseString(t *testing.T, src string, env map[string]string) (*Pipeline, diag.List) {
+	t.Helper()
+	return Parse("p.yaml", []byte(src), Options{Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }, BaseDir: t.TempDir()})
+}
+
+// A misspelt field in a filter under a schema is reported at the column of the field name,
+// inside the expression — also when interpolation earlier on the line shifted the text.
+func TestUnknownFieldColumn(t *testing.T) {
+	cases := []struct {
+		name, line string
+	}{
+		{"plain", "    when: msg.ammount > 0"},
+		{"single quoted", "    when: 'msg.ammount > 0'"},
+		{"double quoted", `    when: "msg.ammount > 0"`},
+		{"after interpolation", "    when: msg.ammount > ${LIMIT:-10}"},
+		{"flow mapping", "  - {name: f, type: filter, when: msg.amount > 0 && msg.ammount > 1}"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			stage := "  - name: f\n    type: filter\n" + c.line + "\n"
+			if strings.HasPrefix(c.line, "  - {") {
+				stage = c.line + "\n"
+			}
+			src := header + "stages:\n  - {name: d, type: decode, schema: {amount: float}}\n" + stage + "sinks: [{name: o, type: kafka, topic: out}]\n"
+			_, diags := parseString(t, src, nil)
+			if len(diags) != 1 {
+				t.Fatalf("want 1 diagnostic, got %v", diags.Err())
+			}
+			d := diags[0]
+			wantLine := strings.Count(src[:strings.Index(src, c.line)], "\n") + 1
+			wantCol := strings.Index(c.line, "ammount") + 1
+			if d.Pos.Line != wantLine || d.Pos.Col != wantCol {
+				t.Errorf("at %d:%d, want %d:%d (%s)", d.Pos.Line, d.Pos.Col, wantLine, wantCol, d.Msg)
+			}
+			if !strings.Contains(d.Msg, "unknown field ammount (did you mean amount?)") {
+				t.Errorf("message %q", d.Msg)
+			}
+		})
+	}
+}
+
+func TestInterpolation(t *testing.T) {
+	env := map[string]string{"TOPIC": "from-env", "EMPTY": "", "WEIRD": "a: b, {c}"}
+	cases := []struct {
+		name, value string
+		want        string // the sink topic after interpolation, or a diagnostic fragment
+		wantErr     bool
+	}{
+		{"set", "${TOPIC}", "from-env", false},
+		{"default unused", "${TOPIC:-x}", "from-env", false},
+		{"default used", "${NOPE:-fallback}", "fallback", false},
+		{"empty uses default", "${EMPTY:-fallback}", "fallback", false},
+		{"in the middle", "pre-${TOPIC}-post", "pre-from-env-post", false},
+		{"escaped", "'$${TOPIC}'", "${TOPIC}", true}, // a literal ${TOPIC} is not a valid topic name
+		{"unset", "${NOPE}", "environment variable NOPE is not set", true},
+		{"unterminated", "${TOPIC", "unterminated ${", true},
+		{"bad name", "${1X}", "invalid variable reference ${1X}", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			src := header + "sinks:\n  - name: o\n    type: kafka\n    topic: " + c.value + "\n"
+			p, diags := parseString(t, src, env)
+			if c.wantErr {
+				if len(diags) == 0 || !strings.Contains(diags.Err().Error(), strings.Split(c.want, "$")[0]) {
+					t.Fatalf("want a diagnostic with %q, got %v", c.want, diags.Err())
+				}
+				if diags[0].Pos.Line != 7 {
+					t.Errorf("diagnostic on line %d, want 7", diags[0].Pos.Line)
+				}
+				return
+			}
+			if len(diags) > 0 {
+				t.Fatal(diags.Err())
+			}
+			if p.Sinks[0].Topic != c.want {
+				t.Errorf("topic = %q, want %q", p.Sinks[0].Topic, c.want)
+			}
+		})
+	}
+}
+
+// An unset variable is reported once, at the ${ and naming the field, without the
+// follow-on problems of the placeholder.
+func TestUnsetVariableNamesField(t *testing.T) {
+	src := header + "sinks: [{name: o, type: kafka, topic: out, create: {partitions: ${PARTS}}}]\n"
+	_, diags := parseString(t, src, nil)
+	if len(diags) != 1 {
+		t.Fatalf("want 1 diagnostic, got %v", diags.Err())
+	}
+	d := diags[0]
+	if d.Path != "sinks[0].create.partitions" || d.Pos.Col != strings.Index(src[strings.LastIndex(src, "sinks"):], "${")+1 {
+		t.Errorf("got %v", d)
+	}
+}
+
+// Columns after a substitution map back to the original text.
+func TestPosMapAfterSubstitution(t *testing.T) {
+	src := header + "sinks: [{name: o, type: kafka, topic: ${T:-a-much-longer-default-topic}, acks: leaderr}]\n"
+	_, diags := parseString(t, src, nil)
+	if len(diags) != 1 {
+		t.Fatalf("want 1 diagnostic, got %v", diags.Err())
+	}
+	line := strings.Split(src, "\n")[3]
+	if want := strings.Index(line, "leaderr") + 1; diags[0].Pos.Col != want {
+		t.Errorf("col %d, want %d", diags[0].Pos.Col, want)
+	}
+}
+
+// Secrets never appear in diagnostics, even when the value itself is wrong.
+func TestSecretsNotInDiagnostics(t *testing.T) {
+	src := "version: 1\nname: t\nkafka:\n  security:\n    protocol: SSL\n    sasl: {mechanism: PLAIN, username: u, password: ${PW}}\n" +
+		"source: {type: kafka, topics: [in]}\nsinks: [{name: o, type: kafka, topic: out}]\n"
+	_, diags := parseString(t, src, map[string]string{"PW": "hunter2-secret"})
+	if len(diags) == 0 {
+		t.Fatal("want a diagnostic for sasl over SSL")
+	}
+	if strings.Contains(diags.Err().Error(), "hunter2") {
+		t.Errorf("password leaked: %v", diags.Err())
+	}
+}
+
+func TestImplicitEdges(t *testing.T) {
+	cases := []struct {
+		name, stages, sinks string
+		want                map[string]string // stage -> its targets, port by port
+		entry               string
+	}{
+		{"next stage then only sink", "[{name: a, type: decode}, {name: b, type: decode}]", "[{name: o, type: kafka, topic: t}]",
+			map[string]string{"a": "b", "b": "o"}, "a"},
+		{"explicit fan-out", "[{name: a, type: decode, to: [o, p]}]", "[{name: o, type: kafka, topic: t}, {name: p, type: kafka, topic: u}]",
+			map[string]string{"a": "o,p"}, "a"},
+		{"no stages", "[]", "[{name: o, type: kafka, topic: t}]", map[string]string{}, "o"},
+		{"branch ports", "[{name: b, type: branch, routes: [{when: 'key == \"x\"', to: o}, {to: [o, p]}]}]",
+			"[{name: o, type: kafka, topic: t}, {name: p, type: kafka, topic: u}]", map[string]string{"b": "o|o,p"}, "b"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p, diags := parseString(t, header+"stages: "+c.stages+"\nsinks: "+c.sinks+"\n", nil)
+			if len(diags) > 0 {
+				t.Fatal(diags.Err())
+			}
+			for _, st := range p.Stages {
+				var ports []string
+				for _, port := range st.Ports {
+					ports = append(ports, strings.Join(port.To, ","))
+				}
+				if got := strings.Join(ports, "|"); got != c.want[st.Name] {
+					t.Errorf("%s -> %s, want %s", st.Name, got, c.want[st.Name])
+				}
+			}
+			if got := strings.Join(p.Entry, ","); got != c.entry {
+				t.Errorf("entry %s, want %s", got, c.entry)
+			}
+		})
+	}
+}
+
+// Fields set by a map become known downstream with their inferred types.
+func TestTypesFlowDownstream(t *testing.T) {
+	src := header + `stages:
+  - {name: d, type: decode, schema: {price: float, n: int}}
+  - {name: m, type: map, set: {total: msg.price * msg.n, label: 'string(msg.n) + "x"'}}
+  - {name: f, type: filter, when: 'msg.total > 1 && msg.label != ""'}
+  - {name: g, type: filter, when: 'msg.label > 1'}
+sinks: [{name: o, type: kafka, topic: out}]
+`
+	_, diags := parseString(t, src, nil)
+	if len(diags) != 1 || diags[0].Path != "stages[3].when" || !strings.Contains(diags[0].Msg, "mismatched types string and int") {
+		t.Fatalf("want one type error on stages[3].when, got %v", diags.Err())
+	}
+}

@@ -1,0 +1,78 @@
+// Package pipeline reads pipeline files — interpolation, YAML with positions, validation, the
+// DAG and its graph export — and (with the runtime) wires their stages together.
+package pipeline
+
+import (
+	"github.com/pythia-pipe/pythia-pipe/diag"
+	"github.com/pythia-pipe/pythia-pipe/expr"
+	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
+	"github.com/pythia-pipe/pythia-pipe/sinks"
+	"github.com/pythia-pipe/pythia-pipe/sources"
+	"github.com/pythia-pipe/pythia-pipe/spec"
+	"github.com/pythia-pipe/pythia-pipe/stages"
+)
+
+// FileFields is the top level of a pipeline file.
+var FileFields = []spec.Field{
+	spec.Int("version", "Format version of the file: 1.").Require(),
+	spec.String("name", "Pipeline name: the metrics label, and the default consumer group and client id.").Require(),
+	spec.Enum("ordering", "key: records with the same key keep their order end to end; none: any order, for speed. Stages may override it.", "key", "none").WithDefault("key"),
+	kafkaconn.Field,
+	sources.Field.Require(),
+	spec.List("stages", "The stages, in order; records flow from the source to the first one.", spec.Raw("stage", "A stage: name, type and that type's fields.")),
+	spec.List("sinks", "Where records end.", spec.Raw("sink", "A sink: name, type and its fields.")).Require().NotEmpty(),
+	sinks.DLQField,
+}
+
+// Pipeline is a validated pipeline file.
+type Pipeline struct {
+	File     string
+	Name     string
+	Ordering string
+	Kafka    *kafkaconn.Config
+	Source   *sources.Config
+	Stages   []*Stage
+	Sinks    []*sinks.Config
+	DLQ      *sinks.DLQ // nil: failing records stop the pipeline
+	// Entry lists where the source sends records: the first stage, or the sink(s).
+	Entry []string
+}
+
+// Stage is one stage of a pipeline with its place in the graph.
+type Stage struct {
+	Name     string
+	Type     string
+	Pos      diag.Pos
+	Fields   *spec.Value
+	Workers  int
+	Ordering string
+	Ports    []Port       // where outputs go, by port
+	Impl     stages.Stage // nil for stage types whose runtime is not built yet
+	In, Out  *expr.Schema // body schemas in and out, as type-checked
+}
+
+// Port is one way out of a stage: a route's condition (for a branch) and its targets.
+type Port struct {
+	When string // "" for plain stages and default routes
+	To   []string
+}
+
+// StageByName finds a stage.
+func (p *Pipeline) StageByName(name string) *Stage {
+	for _, s := range p.Stages {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// SinkByName finds a sink.
+func (p *Pipeline) SinkByName(name string) *sinks.Config {
+	for _, s := range p.Sinks {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}

@@ -1,0 +1,68 @@
+// Package record is the unit that flows through a pipeline: a Kafka record as consumed,
+// its decoded body, and where it came from.
+package record
+
+import "time"
+
+// Header is a Kafka record header.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Record is one record in flight. Stages may change Msg, Key and Headers; Value keeps the
+// bytes as consumed so that a failure can dead-letter the original.
+type Record struct {
+	Key       []byte
+	Value     []byte // the body as consumed
+	Headers   []Header
+	Timestamp time.Time
+	Topic     string
+	Partition int32
+	Offset    int64
+
+	// Msg is the decoded body. Before a decode stage it is nil and expressions see the raw
+	// bytes; a decode stage sets it (a map for JSON objects, a string for text).
+	Msg any
+	// Decoded reports that a decode stage has run, so sinks re-encode Msg instead of
+	// writing Value unchanged.
+	Decoded bool
+}
+
+// Header returns the value of the last header named key.
+func (r *Record) Header(key string) ([]byte, bool) {
+	for i := len(r.Headers) - 1; i >= 0; i-- {
+		if r.Headers[i].Key == key {
+			return r.Headers[i].Value, true
+		}
+	}
+	return nil, false
+}
+
+// Clone copies r deeply enough that the copy's Msg, Key and Headers can change
+// without touching r (branch fan-out hands one copy to each route).
+func (r *Record) Clone() *Record {
+	c := *r
+	c.Headers = append([]Header(nil), r.Headers...)
+	c.Msg = DeepCopy(r.Msg)
+	return &c
+}
+
+// DeepCopy copies the maps and slices of a decoded body; scalars are shared.
+func DeepCopy(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(t))
+		for k, x := range t {
+			m[k] = DeepCopy(x)
+		}
+		return m
+	case []any:
+		s := make([]any, len(t))
+		for i, x := range t {
+			s[i] = DeepCopy(x)
+		}
+		return s
+	}
+	return v
+}

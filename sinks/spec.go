@@ -1,0 +1,124 @@
+// Package sinks holds where records end: the Kafka sink and the dead-letter queue.
+package sinks
+
+import (
+	"time"
+
+	"github.com/pythia-pipe/pythia-pipe/expr"
+	"github.com/pythia-pipe/pythia-pipe/sources"
+	"github.com/pythia-pipe/pythia-pipe/spec"
+)
+
+// producerFields tune the producer of a sink or of the DLQ.
+var producerFields = []spec.Field{
+	spec.Enum("acks", "Acknowledgement a write waits for: all in-sync replicas, the leader only, or none.", "all", "leader", "none").WithDefault("all"),
+	spec.Enum("compression", "Compression of produced batches.", "none", "gzip", "snappy", "lz4", "zstd").WithDefault("none"),
+	spec.Duration("linger", "How long the producer waits to fill a batch.").WithDefault("5ms"),
+	spec.Size("batch_bytes", "Bytes a batch may grow to before it is sent.").WithDefault("512KiB").AtLeast(1024),
+	spec.Bool("idempotent", "Idempotent producer: broker-side de-duplication of retried writes (needs acks: all).").WithDefault("true"),
+	spec.Size("max_message_bytes", "The largest record the producer sends; a larger one goes to the DLQ.").WithDefault("1MB").AtLeast(1024),
+	createField,
+}
+
+var createField = spec.Object("create", "Topic settings used by `pythia-pipe topics create`.",
+	spec.Int("partitions", "Partitions of the topic.").WithDefault("1").AtLeast(1).AtMost(100000),
+	spec.Int("replication_factor", "Replicas of each partition.").WithDefault("1").AtLeast(1).AtMost(32),
+	spec.Duration("retention", "How long records are kept (retention.ms); leave out for the broker default."),
+	spec.Enum("cleanup_policy", "delete old segments, compact by key, or both.", "delete", "compact", "compact,delete").WithDefault("delete"),
+	spec.Enum("compression", "Topic compression.type.", "producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"),
+	spec.Size("max_message_bytes", "The largest record batch the topic accepts (max.message.bytes)."),
+	spec.Map("configs", "Other topic configs, by their Kafka name.", spec.String("value", "The config value.")),
+)
+
+// SinkFields are the fields of a `sinks` entry of type kafka.
+var SinkFields = append([]spec.Field{
+	spec.String("name", "Unique name of the sink; stages send to it with `to`.").Require(),
+	spec.Enum("type", "The sink type.", "kafka").Require(),
+	spec.String("topic", "The topic written to."),
+	spec.Expr("topic_expr", "string", "Computes the topic per record, instead of topic."),
+	spec.Expr("key", "any", "Computes the output key. Default: the input record's key."),
+	spec.Enum("encode", "How the body is written: json, text (a string body as is) or bytes (raw). Default: JSON for decoded bodies, the consumed bytes otherwise.", "json", "text", "bytes"),
+}, producerFields...)
+
+// DLQFields are the fields of the `dlq` block.
+var DLQFields = append([]spec.Field{
+	spec.Enum("type", "The DLQ type.", "kafka").Require(),
+	spec.String("topic", "The dead-letter topic.").Require(),
+}, producerFields...)
+
+// DLQField is the `dlq` block of a pipeline file.
+var DLQField = spec.Object("dlq", "The dead-letter queue: records that failed a stage, as consumed, with headers saying why. Without it a failing record stops the pipeline.", DLQFields...)
+
+// Config is a validated Kafka sink. TopicExpr and Key are compiled once the schema reaching
+// the sink is known.
+type Config struct {
+	Name      string
+	Topic     string
+	TopicExpr *expr.Program
+	Key       *expr.Program
+	Encode    string // "" = by body: JSON when decoded, the consumed bytes otherwise
+	Producer  Producer
+	Fields    *spec.Value
+}
+
+// FromValue reads a sink and checks what the spec cannot express (not its expressions).
+func FromValue(p *spec.Parser, v *spec.Value) *Config {
+	c := &Config{Name: v.String("name"), Topic: v.String("topic"), Encode: v.String("encode"), Producer: ProducerFromValue(p, v), Fields: v}
+	switch t, te := v.Get("topic"), v.Get("topic_expr"); {
+	case t.Set && te.Set:
+		p.Errorf(te.Pos, te.Path, "topic and topic_expr exclude each other: write the topic, or compute it")
+	case !t.Set && !te.Set:
+		p.Errorf(v.Pos, v.Path+".topic", "missing required field \"topic\" (the topic written to; or topic_expr to compute it)")
+	case t.Set:
+		CheckTopic(p, t)
+	}
+	return c
+}
+
+// DLQ is the validated dead-letter queue.
+type DLQ struct {
+	Topic    string
+	Producer Producer
+}
+
+// DLQFromValue reads the dlq block.
+func DLQFromValue(p *spec.Parser, v *spec.Value) *DLQ {
+	CheckTopic(p, v.Get("topic"))
+	return &DLQ{Topic: v.String("topic"), Producer: ProducerFromValue(p, v)}
+}
+
+// Producer is the validated producer tuning of a sink or DLQ.
+type Producer struct {
+	Acks            string
+	Compression     string
+	Linger          time.Duration
+	BatchBytes      int64
+	Idempotent      bool
+	MaxMessageBytes int64
+	Create          *spec.Value
+}
+
+// ProducerFromValue reads the producer tuning and checks what the spec cannot express.
+func ProducerFromValue(p *spec.Parser, v *spec.Value) Producer {
+	pr := Producer{
+		Acks:            v.String("acks"),
+		Compression:     v.String("compression"),
+		Linger:          v.Duration("linger"),
+		BatchBytes:      v.Int("batch_bytes"),
+		Idempotent:      v.Bool("idempotent"),
+		MaxMessageBytes: v.Int("max_message_bytes"),
+		Create:          v.Get("create"),
+	}
+	if pr.Idempotent && pr.Acks != "all" {
+		at := v.Get("acks")
+		p.Errorf(at.Pos, at.Path, "an idempotent producer needs acks: all (or set idempotent: false)")
+	}
+	return pr
+}
+
+// CheckTopic reports a literal topic name Kafka would refuse.
+func CheckTopic(p *spec.Parser, v *spec.Value) {
+	if msg := sources.TopicNameProblem(v.Str); v.Set && msg != "" {
+		p.Errorf(v.Pos, v.Path, "%s", msg)
+	}
+}

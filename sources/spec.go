@@ -1,0 +1,111 @@
+// Package sources holds the Kafka source: a consumer group that feeds a pipeline.
+package sources
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/pythia-pipe/pythia-pipe/spec"
+)
+
+// Field is the `source` block of a pipeline file.
+var Field = spec.Object("source", "Where records come from: a Kafka consumer group.",
+	spec.Enum("type", "The source type.", "kafka").Require(),
+	spec.Strings("topics", "Topics to consume: a name or a list.").Require().NotEmpty(),
+	spec.String("group", "Consumer group. Default: the pipeline name."),
+	spec.Enum("start", "Where a group without committed offsets starts.", "earliest", "latest").WithDefault("earliest"),
+	spec.Enum("rebalance", "Partition assignment strategy.", "cooperative-sticky", "sticky", "range", "round-robin").WithDefault("cooperative-sticky"),
+	spec.String("instance_id", "Static membership id (group.instance.id): a restart within the session timeout keeps its partitions."),
+	spec.Duration("session_timeout", "A member not heard from for this long leaves the group.").WithDefault("45s"),
+	spec.Duration("heartbeat_interval", "How often the member tells the group it is alive.").WithDefault("3s"),
+	spec.Duration("rebalance_timeout", "Time members have to rejoin during a rebalance.").WithDefault("60s"),
+	spec.Size("fetch_min_bytes", "The broker waits for this much data before answering a fetch.").WithDefault("1").AtLeast(1),
+	spec.Duration("fetch_max_wait", "Longest the broker waits to fill fetch_min_bytes.").WithDefault("250ms"),
+	spec.Size("fetch_default_bytes", "Bytes asked for per partition per fetch.").WithDefault("1MiB").AtLeast(1024),
+	spec.Int("channel_buffer_size", "Records buffered per partition between the fetcher and the pipeline.").WithDefault("256").AtLeast(1),
+	spec.Duration("commit_interval", "How often committed positions are sent to Kafka (and always at revoke and shutdown).").WithDefault("1s"),
+	spec.Int("max_pending", "Records read but not yet committed, per partition, before the partition is paused.").WithDefault("10000").AtLeast(1),
+	spec.Duration("drain_timeout", "On revoke or shutdown, time to let in-flight records finish before committing what is done.").WithDefault("30s"),
+)
+
+// Config is the validated Kafka source.
+type Config struct {
+	Topics            []string
+	Group             string
+	Start             string
+	Rebalance         string
+	InstanceID        string
+	SessionTimeout    time.Duration
+	HeartbeatInterval time.Duration
+	RebalanceTimeout  time.Duration
+	FetchMinBytes     int64
+	FetchMaxWait      time.Duration
+	FetchDefaultBytes int64
+	ChannelBufferSize int
+	CommitInterval    time.Duration
+	MaxPending        int
+	DrainTimeout      time.Duration
+}
+
+// FromValue checks the combinations the spec cannot express and returns the config.
+func FromValue(p *spec.Parser, v *spec.Value, pipelineName string) *Config {
+	c := &Config{
+		Topics:            v.Strings("topics"),
+		Group:             v.String("group"),
+		Start:             v.String("start"),
+		Rebalance:         v.String("rebalance"),
+		InstanceID:        v.String("instance_id"),
+		SessionTimeout:    v.Duration("session_timeout"),
+		HeartbeatInterval: v.Duration("heartbeat_interval"),
+		RebalanceTimeout:  v.Duration("rebalance_timeout"),
+		FetchMinBytes:     v.Int("fetch_min_bytes"),
+		FetchMaxWait:      v.Duration("fetch_max_wait"),
+		FetchDefaultBytes: v.Int("fetch_default_bytes"),
+		ChannelBufferSize: int(v.Int("channel_buffer_size")),
+		CommitInterval:    v.Duration("commit_interval"),
+		MaxPending:        int(v.Int("max_pending")),
+		DrainTimeout:      v.Duration("drain_timeout"),
+	}
+	if c.Group == "" {
+		c.Group = pipelineName
+	}
+	if hb := v.Get("heartbeat_interval"); c.HeartbeatInterval >= c.SessionTimeout {
+		p.Errorf(hb.Pos, hb.Path, "heartbeat_interval (%v) must be shorter than session_timeout (%v); a third of it is usual", c.HeartbeatInterval, c.SessionTimeout)
+	}
+	if dt := v.Get("drain_timeout"); c.DrainTimeout >= c.RebalanceTimeout {
+		p.Errorf(dt.Pos, dt.Path, "drain_timeout (%v) must be shorter than rebalance_timeout (%v), or a rebalance would expel this member while it drains", c.DrainTimeout, c.RebalanceTimeout)
+	}
+	seen := map[string]bool{}
+	for _, t := range v.Get("topics").Items {
+		if seen[t.Str] {
+			p.Errorf(t.Pos, t.Path, "topic %q is listed twice", t.Str)
+		}
+		seen[t.Str] = true
+		checkTopicName(p, t)
+	}
+	return c
+}
+
+func checkTopicName(p *spec.Parser, v *spec.Value) {
+	if msg := TopicNameProblem(v.Str); msg != "" {
+		p.Errorf(v.Pos, v.Path, "%s", msg)
+	}
+}
+
+// TopicNameProblem says what is wrong with a Kafka topic name, or "" when it is valid.
+func TopicNameProblem(name string) string {
+	switch {
+	case name == "":
+		return "a topic name cannot be empty"
+	case name == "." || name == "..":
+		return "a topic cannot be named . or .."
+	case len(name) > 249:
+		return "a topic name has at most 249 characters"
+	}
+	for _, r := range name {
+		if !(r == '.' || r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return "topic " + strconv.Quote(name) + " has a character Kafka does not allow: use letters, digits, '.', '_' and '-'"
+		}
+	}
+	return ""
+}

@@ -1,0 +1,92 @@
+package stages
+
+import (
+	"context"
+
+	"github.com/pythia-pipe/pythia-pipe/expr"
+	"github.com/pythia-pipe/pythia-pipe/record"
+	"github.com/pythia-pipe/pythia-pipe/spec"
+)
+
+const branchDoc = "Routes each record by conditions: with mode first, to the first route whose `when` holds; with mode all, a copy to every route that holds. A route without `when` is the default, taken when no other route matches. A record no route takes is dropped."
+
+var branchFields = []spec.Field{
+	spec.List("routes", "The routes, tried in order.", spec.Object("route", "One route.",
+		spec.Expr("when", "bool", "Condition for this route; leave it out for the default route."),
+		spec.Strings("to", "The stage(s) or sink(s) the route sends to.").Require().NotEmpty(),
+	)).Require().NotEmpty(),
+	spec.Enum("mode", "first: the first matching route only; all: every matching route gets a copy (fan-out).", "first", "all").WithDefault("first"),
+}
+
+type branch struct {
+	when []*expr.Program // nil entry: the default route
+	all  bool
+}
+
+func branchRoutes(f *spec.Value) []Route {
+	items := f.Get("routes").Items
+	out := make([]Route, len(items))
+	for i, r := range items {
+		out[i] = Route{When: r.String("when"), To: r.Get("to")}
+	}
+	return out
+}
+
+func buildBranch(c *Config) Built {
+	b := &branch{all: c.Fields.String("mode") == "all"}
+	ok := true
+	routes := c.Fields.Get("routes").Items
+	for i, r := range routes {
+		w := r.Get("when")
+		if !w.Set {
+			if !b.all && i < len(routes)-1 {
+				c.Parser.Errorf(r.Pos, r.Path, "the default route (no when) must be the last: the routes after it are never taken")
+			}
+			b.when = append(b.when, nil)
+			continue
+		}
+		p := expr.Compile(w, expr.Env{Msg: c.In}, expr.WantBool, c.Diags())
+		ok = ok && p != nil
+		b.when = append(b.when, p)
+	}
+	if !ok {
+		return Built{Out: c.In}
+	}
+	return Built{Stage: b, Out: c.In}
+}
+
+func (b *branch) Process(_ context.Context, rec *record.Record, out []Output) ([]Output, error) {
+	vars := expr.NewVars()
+	vars.Bind(rec)
+	var matched []int
+	deflt := -1
+	for i, w := range b.when {
+		if w == nil {
+			if deflt < 0 {
+				deflt = i
+			}
+			continue
+		}
+		take, err := w.RunBool(vars)
+		if err != nil {
+			return out, err
+		}
+		if take {
+			matched = append(matched, i)
+			if !b.all {
+				break
+			}
+		}
+	}
+	if len(matched) == 0 && deflt >= 0 {
+		matched = append(matched, deflt)
+	}
+	for j, port := range matched {
+		r := rec
+		if j < len(matched)-1 {
+			r = rec.Clone()
+		}
+		out = append(out, Output{Rec: r, Port: port})
+	}
+	return out, nil
+}

@@ -1,0 +1,69 @@
+package stages
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/pythia-pipe/pythia-pipe/expr"
+	"github.com/pythia-pipe/pythia-pipe/record"
+	"github.com/pythia-pipe/pythia-pipe/spec"
+)
+
+const decodeDoc = "Parses the record body so that later stages can read its fields as `msg`."
+
+var decodeFields = []spec.Field{
+	spec.Enum("format", "How the body is parsed: json (msg is the object), text (msg is a string) or bytes (msg is the raw bytes).", "json", "text", "bytes").WithDefault("json"),
+	spec.Raw("schema", "Optional field types (string, int, float, bool, time, bytes, any, [type], nested mappings; `?` marks optional; \"*\": any allows other fields). Expressions downstream are type-checked against it and records that do not match go to the DLQ."),
+}
+
+type decode struct {
+	format string
+	schema *expr.Schema // nil: no schema
+}
+
+func buildDecode(c *Config) Built {
+	d := &decode{format: c.Fields.String("format")}
+	out := map[string]*expr.Schema{"json": expr.AnyMap(), "text": {Kind: expr.String}, "bytes": {Kind: expr.Bytes}}[d.format]
+	if sv := c.Fields.Get("schema"); sv.Set {
+		if d.format != "json" {
+			c.Parser.Errorf(sv.Pos, sv.Path, "a schema applies to format json only (this stage decodes %s)", d.format)
+		} else {
+			d.schema = expr.ParseSchema(c.Parser, sv.Node, sv.Path)
+			out = d.schema
+		}
+	}
+	return Built{Stage: d, Out: out}
+}
+
+// DecodeError is a record body that could not be decoded or does not match the schema.
+type DecodeError struct {
+	Format string
+	Err    error
+}
+
+func (e *DecodeError) Error() string { return fmt.Sprintf("decode %s: %v", e.Format, e.Err) }
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+func (d *decode) Process(_ context.Context, rec *record.Record, out []Output) ([]Output, error) {
+	switch d.format {
+	case "text":
+		rec.Msg = string(rec.Value)
+	case "bytes":
+		rec.Msg = rec.Value
+	default:
+		var v any
+		if err := json.Unmarshal(rec.Value, &v); err != nil {
+			return out, &DecodeError{Format: "json", Err: err}
+		}
+		if d.schema != nil {
+			var err error
+			if v, err = d.schema.Coerce(v, ""); err != nil {
+				return out, &DecodeError{Format: "json", Err: err}
+			}
+		}
+		rec.Msg = v
+	}
+	rec.Decoded = true
+	return append(out, Output{Rec: rec}), nil
+}

@@ -1,0 +1,37 @@
+package stages
+
+import (
+	"context"
+
+	"github.com/pythia-pipe/pythia-pipe/expr"
+	"github.com/pythia-pipe/pythia-pipe/record"
+	"github.com/pythia-pipe/pythia-pipe/spec"
+)
+
+const filterDoc = "Keeps the records for which `when` is true; the others are dropped (and committed)."
+
+var filterFields = []spec.Field{
+	spec.Expr("when", "bool", "Condition; records for which it is true go on, null or false are dropped.").Require(),
+}
+
+type filter struct {
+	when *expr.Program
+}
+
+func buildFilter(c *Config) Built {
+	p := expr.Compile(c.Fields.Get("when"), expr.Env{Msg: c.In}, expr.WantBool, c.Diags())
+	if p == nil {
+		return Built{Out: c.In}
+	}
+	return Built{Stage: &filter{when: p}, Out: c.In}
+}
+
+func (f *filter) Process(_ context.Context, rec *record.Record, out []Output) ([]Output, error) {
+	vars := expr.NewVars()
+	vars.Bind(rec)
+	keep, err := f.when.RunBool(vars)
+	if err != nil || !keep {
+		return out, err
+	}
+	return append(out, Output{Rec: rec}), nil
+}

@@ -1,0 +1,163 @@
+package stages
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/pythia-pipe/pythia-pipe/expr"
+	"github.com/pythia-pipe/pythia-pipe/record"
+	"github.com/pythia-pipe/pythia-pipe/spec"
+)
+
+const mapDoc = "Reshapes records: replaces the body (`value`), sets fields (`set`), removes fields (`drop`), and may change the key and headers. Every expression sees the record as it came in."
+
+var mapFields = []spec.Field{
+	spec.Expr("value", "any", "Replaces the whole body with what this expression computes (applied before set and drop)."),
+	spec.Map("set", "Fields to set on the body, each computed by an expression.", spec.Expr("field", "any", "The new value of the field.")),
+	spec.Strings("drop", "Fields to remove from the body."),
+	spec.Expr("key", "string", "A new record key (null: no key)."),
+	spec.Map("headers", "Headers to set, each computed by an expression (a string, or null to remove the header).", spec.Expr("header", "string", "The header value.")),
+}
+
+type mapStage struct {
+	value   *expr.Program
+	set     []namedProgram
+	drop    []string
+	key     *expr.Program
+	headers []namedProgram
+}
+
+type namedProgram struct {
+	name string
+	prog *expr.Program
+}
+
+func buildMap(c *Config) Built {
+	f := c.Fields
+	if !f.Has("value") && !f.Has("set") && !f.Has("drop") && !f.Has("key") && !f.Has("headers") {
+		c.Parser.Errorf(f.Pos, f.Path, "a map stage needs at least one of value, set, drop, key or headers")
+	}
+	env := expr.Env{Msg: c.In}
+	m := &mapStage{drop: f.Strings("drop")}
+	ok := true
+	out := c.In
+	if v := f.Get("value"); v.Set {
+		m.value = expr.Compile(v, env, expr.WantAny, c.Diags())
+		ok = ok && m.value != nil
+		if m.value != nil {
+			out = m.value.Result
+		}
+	}
+	if f.Has("set") && out != nil && out.Kind != expr.Object && out.Kind != expr.Any {
+		c.Parser.Errorf(f.Get("set").Pos, f.Get("set").Path, "set needs an object body, but the body here is %s", out)
+	}
+	for _, e := range f.Get("set").Entries {
+		p := expr.Compile(e.Value, env, expr.WantAny, c.Diags())
+		ok = ok && p != nil
+		if p == nil { // known downstream all the same, so one mistake is reported once
+			out = out.With(e.Key, &expr.Schema{Kind: expr.Any})
+			continue
+		}
+		m.set = append(m.set, namedProgram{e.Key, p})
+		out = out.With(e.Key, p.Result)
+	}
+	for _, d := range m.drop {
+		out = out.Without(d)
+	}
+	if v := f.Get("key"); v.Set {
+		m.key = expr.Compile(v, env, expr.WantAny, c.Diags())
+		ok = ok && m.key != nil
+	}
+	for _, e := range f.Get("headers").Entries {
+		p := expr.Compile(e.Value, env, expr.WantAny, c.Diags())
+		ok = ok && p != nil
+		m.headers = append(m.headers, namedProgram{e.Key, p})
+	}
+	if !ok {
+		return Built{Out: out}
+	}
+	return Built{Stage: m, Out: out}
+}
+
+func (m *mapStage) Process(_ context.Context, rec *record.Record, out []Output) ([]Output, error) {
+	vars := expr.NewVars()
+	vars.Bind(rec)
+	body := rec.Msg
+	if m.value != nil {
+		v, err := m.value.Run(vars)
+		if err != nil {
+			return out, err
+		}
+		body = v
+	}
+	if len(m.set) > 0 || len(m.drop) > 0 {
+		obj, ok := body.(map[string]any)
+		if !ok {
+			return out, fmt.Errorf("set and drop need an object body, got %T", body)
+		}
+		if m.value == nil { // the body is the input's: copy before changing it while expressions still read it
+			obj = shallowCopy(obj)
+		}
+		for _, s := range m.set {
+			v, err := s.prog.Run(vars)
+			if err != nil {
+				return out, err
+			}
+			obj[s.name] = v
+		}
+		for _, d := range m.drop {
+			delete(obj, d)
+		}
+		body = obj
+	}
+	if m.key != nil {
+		k, err := m.key.Run(vars)
+		if err != nil {
+			return out, err
+		}
+		rec.Key = toBytes(k)
+	}
+	for _, h := range m.headers {
+		v, err := h.prog.Run(vars)
+		if err != nil {
+			return out, err
+		}
+		setHeader(rec, h.name, v)
+	}
+	rec.Msg, rec.Decoded = body, true
+	return append(out, Output{Rec: rec}), nil
+}
+
+func shallowCopy(m map[string]any) map[string]any {
+	c := make(map[string]any, len(m)+4)
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+// toBytes renders a computed key or header value; nil stays nil.
+func toBytes(v any) []byte {
+	switch t := v.(type) {
+	case nil:
+		return nil
+	case string:
+		return []byte(t)
+	case []byte:
+		return t
+	}
+	return fmt.Append(nil, v)
+}
+
+func setHeader(rec *record.Record, name string, v any) {
+	kept := rec.Headers[:0:0]
+	for _, h := range rec.Headers {
+		if h.Key != name {
+			kept = append(kept, h)
+		}
+	}
+	if v != nil {
+		kept = append(kept, record.Header{Key: name, Value: toBytes(v)})
+	}
+	rec.Headers = kept
+}

@@ -1,0 +1,88 @@
+// Package stages holds the stage types a pipeline is made of: one file per type, each with
+// its spec (fields, defaults, docs) and its constructor, listed in Registry.
+package stages
+
+import (
+	"context"
+
+	"github.com/pythia-pipe/pythia-pipe/diag"
+	"github.com/pythia-pipe/pythia-pipe/expr"
+	"github.com/pythia-pipe/pythia-pipe/record"
+	"github.com/pythia-pipe/pythia-pipe/spec"
+)
+
+// Stage is one step of a pipeline.
+//
+// The engine calls Process once per record, from as many goroutines as the stage has
+// workers, so Process must be safe for concurrent use. It appends what the record becomes
+// to out and returns the extended slice:
+//   - no output: the record is filtered out — it is done and its offset may be committed;
+//   - outputs: each goes to the targets of its Port (plain stages use port 0; a branch has a
+//     port per route). An output may be the input record itself, changed in place.
+//   - an error: the record goes to the dead-letter queue with the error, and the pipeline
+//     goes on. Process may block (a lookup over HTTP); ctx ends when the pipeline stops.
+type Stage interface {
+	Process(ctx context.Context, rec *record.Record, out []Output) ([]Output, error)
+}
+
+// Output is a record a stage emits and the port it leaves by.
+type Output struct {
+	Rec  *record.Record
+	Port int
+}
+
+// Config is what a constructor is given: the stage's parsed fields and what reaches it.
+type Config struct {
+	Fields  *spec.Value  // the parsed fields of the stage
+	In      *expr.Schema // the schema of the bodies that reach the stage; nil before decode
+	Parser  *spec.Parser // for diagnostics on fields the stage interprets itself
+	BaseDir string       // the pipeline file's folder, against which file names resolve
+}
+
+// Diags is where constructors report problems.
+func (c *Config) Diags() *diag.List { return c.Parser.Diags }
+
+// Built is a constructed stage and the schema of what it emits.
+type Built struct {
+	Stage Stage        // nil when the configuration had errors
+	Out   *expr.Schema // the body schema downstream expressions are checked against
+}
+
+// Route is an output port of a stage that chooses where records go (a branch).
+type Route struct {
+	When string      // the condition, shown on graph edges; "" for the default route
+	To   *spec.Value // the targets (KindStrings)
+}
+
+// Type describes one stage type: its spec and how to build it.
+type Type struct {
+	Name   string
+	Doc    string
+	Fields []spec.Field
+	// Build constructs the stage; it reports problems through c and never panics on input.
+	Build func(c *Config) Built
+	// Routes, for stages that choose their outputs, lists the ports; nil for plain stages,
+	// whose single port goes to `to` (or the next stage).
+	Routes func(fields *spec.Value) []Route
+}
+
+// Registry lists every stage type by name.
+func Registry() map[string]*Type {
+	return map[string]*Type{
+		"decode": {Name: "decode", Doc: decodeDoc, Fields: decodeFields, Build: buildDecode},
+		"filter": {Name: "filter", Doc: filterDoc, Fields: filterFields, Build: buildFilter},
+		"map":    {Name: "map", Doc: mapDoc, Fields: mapFields, Build: buildMap},
+		"enrich": {Name: "enrich", Doc: enrichDoc, Fields: enrichFields, Build: buildEnrich},
+		"retry":  {Name: "retry", Doc: retryDoc, Fields: retryFields, Build: buildRetry},
+		"branch": {Name: "branch", Doc: branchDoc, Fields: branchFields, Build: buildBranch, Routes: branchRoutes},
+	}
+}
+
+// CommonFields are the fields every stage has, besides those of its type.
+var CommonFields = []spec.Field{
+	spec.String("name", "Unique name of the stage; used by `to`, in metrics and in DLQ headers.").Require(),
+	spec.String("type", "The stage type: decode, filter, map, enrich, retry or branch.").Require(),
+	spec.Strings("to", "Where records go next: a stage or sink name, or a list to send a copy to each. Default: the next stage, or the only sink after the last stage."),
+	spec.Int("workers", "Goroutines processing this stage's records.").WithDefault("1").AtLeast(1).AtMost(1024),
+	spec.Enum("ordering", "key: records with the same key keep their order; none: any order, for speed. Default: the pipeline's ordering.", "key", "none"),
+}
