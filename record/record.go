@@ -27,6 +27,14 @@ type Record struct {
 	// Decoded reports that a decode stage has run, so sinks re-encode Msg instead of
 	// writing Value unchanged.
 	Decoded bool
+
+	// OrigKey and OrigHeaders are the key and headers as consumed, for the dead-letter queue;
+	// stages replace Key and Headers rather than change them in place.
+	OrigKey     []byte
+	OrigHeaders []Header
+
+	// Track counts this record's outstanding copies; shared by the copies of a fan-out.
+	Track *Tracker
 }
 
 // Header returns the value of the last header named key.

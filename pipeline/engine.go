@@ -1,0 +1,441 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/sourcegraph/conc"
+
+	"github.com/pythia-pipe/pythia-pipe/record"
+	"github.com/pythia-pipe/pythia-pipe/sinks"
+	"github.com/pythia-pipe/pythia-pipe/sources"
+	"github.com/pythia-pipe/pythia-pipe/stages"
+)
+
+// Source is where an engine's records come from: the Kafka consumer group in production,
+// records in memory for tests. Run delivers batches until ctx ends, then returns once what it
+// delivered is settled (or its drain timeout passed) and committed. Every record carries a
+// Tracker the engine completes when the record and all its copies are done.
+type Source interface {
+	Run(ctx context.Context, deliver sources.Deliver) error
+}
+
+// Sink is where records end. Write may block while the sink is full; the outcome of every
+// record written reaches the Report given when the sink was opened, exactly once. Close
+// waits for the outstanding outcomes until ctx ends.
+type Sink interface {
+	Write(ctx context.Context, recs []*record.Record) error
+	Close(ctx context.Context) error
+}
+
+// OpenSink opens the sink called name ("dlq" for the dead-letter queue) writing to target.
+type OpenSink func(name string, target sinks.Target, producer sinks.Producer, report sinks.Report) (Sink, error)
+
+// Engine runs a validated pipeline: a goroutine group per stage joined by bounded channels
+// of small batches, sinks fed by one writer each, and the DLQ.
+type Engine struct {
+	p    *Pipeline
+	log  *slog.Logger
+	open OpenSink
+
+	nodes  map[string]*node
+	order  []*node // stages in topological order, then sinks
+	entry  *node
+	intake chan []*record.Record
+	dlq    Sink
+	stats  map[string]*counters
+
+	hard       context.Context // ends at a hard stop: everything still blocked gives up
+	hardStop   context.CancelFunc
+	stopSource context.CancelFunc
+
+	fatalMu sync.Mutex
+	fatal   error
+}
+
+// node is a stage or a sink in the running graph.
+type node struct {
+	name    string
+	stage   stages.Stage // nil for sinks
+	sink    Sink
+	ins     []chan []*record.Record // one per worker with key ordering, else one shared
+	workers int
+	targets []*node // distinct targets of a stage
+	ports   [][]int // for each port, indexes into targets
+	stats   *counters
+	running conc.WaitGroup
+}
+
+const (
+	channelBatches = 16 // batches buffered per input channel
+	closeGrace     = 5 * time.Second
+)
+
+// NewEngine prepares p to run. Every stage must have a runtime.
+func NewEngine(p *Pipeline, open OpenSink, log *slog.Logger) (*Engine, error) {
+	e := &Engine{p: p, log: log, open: open, nodes: map[string]*node{}, stats: map[string]*counters{},
+		intake: make(chan []*record.Record, channelBatches)}
+	for _, st := range p.Stages {
+		if st.Impl == nil {
+			return nil, fmt.Errorf("stage %s: the %s stage type cannot run yet in this build (it validates, but its runtime is not written)", st.Name, st.Type)
+		}
+		n := &node{name: st.Name, stage: st.Impl, workers: st.Workers, stats: e.counter(st.Name)}
+		n.ins = makeInputs(st.Workers, st.Ordering == "key")
+		e.nodes[st.Name] = n
+	}
+	for _, sk := range p.Sinks {
+		e.nodes[sk.Name] = &node{name: sk.Name, workers: 1, ins: makeInputs(1, true), stats: e.counter(sk.Name)}
+	}
+	for _, st := range p.Stages {
+		n := e.nodes[st.Name]
+		index := map[string]int{}
+		for _, port := range st.Ports {
+			var idx []int
+			for _, t := range port.To {
+				i, ok := index[t]
+				if !ok {
+					i = len(n.targets)
+					index[t] = i
+					n.targets = append(n.targets, e.nodes[t])
+				}
+				idx = append(idx, i)
+			}
+			n.ports = append(n.ports, idx)
+		}
+	}
+	for _, st := range topoOrder(p) {
+		e.order = append(e.order, e.nodes[st.Name])
+	}
+	for _, sk := range p.Sinks {
+		e.order = append(e.order, e.nodes[sk.Name])
+	}
+	e.entry = e.nodes[p.Entry[0]]
+	e.counter("dlq")
+	return e, nil
+}
+
+func makeInputs(workers int, keyed bool) []chan []*record.Record {
+	n := 1
+	if keyed {
+		n = workers
+	}
+	ins := make([]chan []*record.Record, n)
+	for i := range ins {
+		ins[i] = make(chan []*record.Record, channelBatches)
+	}
+	return ins
+}
+
+func (e *Engine) counter(name string) *counters {
+	c := &counters{}
+	e.stats[name] = c
+	return c
+}
+
+// Stats reads the counters of every stage and sink.
+func (e *Engine) Stats() Stats {
+	s := Stats{}
+	for name, c := range e.stats {
+		s[name] = c.snapshot()
+	}
+	return s
+}
+
+// Run runs the pipeline until ctx ends (a graceful stop: the source stops reading, what is in
+// flight finishes within drain, what is done is committed) or a fatal error. It returns once
+// every goroutine it started has ended.
+func (e *Engine) Run(ctx context.Context, src Source, drain time.Duration) error {
+	e.hard, e.hardStop = context.WithCancel(context.Background())
+	defer e.hardStop()
+	srcCtx, stopSource := context.WithCancel(ctx)
+	defer stopSource()
+	e.stopSource = stopSource
+	// A stop starts the drain clock; past it (and a grace), whatever still blocks gives up.
+	var hardTimer *time.Timer
+	var timerMu sync.Mutex
+	stopWatch := context.AfterFunc(srcCtx, func() {
+		timerMu.Lock()
+		hardTimer = time.AfterFunc(drain+closeGrace, e.hardStop)
+		timerMu.Unlock()
+	})
+	defer func() {
+		stopWatch()
+		timerMu.Lock()
+		if hardTimer != nil {
+			hardTimer.Stop()
+		}
+		timerMu.Unlock()
+	}()
+
+	if err := e.openSinks(); err != nil {
+		return err
+	}
+	for _, n := range e.order {
+		e.start(n)
+	}
+	var intake conc.WaitGroup
+	intake.Go(e.dispatchIntake)
+
+	srcErr := src.Run(srcCtx, e.deliver)
+	stopSource()
+
+	close(e.intake)
+	intake.Wait()
+	for _, n := range e.order { // predecessors come first: when a node's inputs close, no one sends to it
+		for _, in := range n.ins {
+			close(in)
+		}
+		n.running.Wait()
+	}
+	closeCtx, cancel := context.WithTimeout(e.hard, drain+closeGrace)
+	defer cancel()
+	var closeErr error
+	for _, sk := range e.p.Sinks {
+		closeErr = errors.Join(closeErr, e.nodes[sk.Name].sink.Close(closeCtx))
+	}
+	if e.dlq != nil {
+		closeErr = errors.Join(closeErr, e.dlq.Close(closeCtx))
+	}
+	switch {
+	case e.fatalErr() != nil:
+		return e.fatalErr()
+	case srcErr != nil:
+		return srcErr
+	case closeErr != nil:
+		e.log.Warn("sinks closed with records not acknowledged; they will be read again", "err", closeErr)
+	}
+	return nil
+}
+
+func (e *Engine) openSinks() error {
+	if d := e.p.DLQ; d != nil {
+		sk, err := e.open("dlq", sinks.Target{Name: "dlq", Topic: d.Topic}, d.Producer, e.reportDLQ)
+		if err != nil {
+			return err
+		}
+		e.dlq = sk
+	}
+	for _, c := range e.p.Sinks {
+		n := e.nodes[c.Name]
+		sk, err := e.open(c.Name, sinks.Target{Name: c.Name, Topic: c.Topic, TopicExpr: c.TopicExpr, Key: c.Key, Encode: c.Encode}, c.Producer, e.reporter(n))
+		if err != nil {
+			return err
+		}
+		n.sink = sk
+	}
+	return nil
+}
+
+// deliver is the source's way in: one channel send, so that a batch is taken whole or not at all.
+func (e *Engine) deliver(ctx context.Context, batch []*record.Record) error {
+	select {
+	case e.intake <- batch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-e.hard.Done():
+		return e.hard.Err()
+	}
+}
+
+func (e *Engine) dispatchIntake() {
+	for batch := range e.intake {
+		e.entry.send(e.hard, batch)
+	}
+}
+
+func (e *Engine) start(n *node) {
+	for w := 0; w < n.workers; w++ {
+		in := n.ins[w%len(n.ins)]
+		if n.sink != nil {
+			n.running.Go(func() { e.writeSink(n, in) })
+		} else {
+			n.running.Go(func() { e.work(n, in) })
+		}
+	}
+}
+
+// send hands a batch to a node; with key ordering each key goes to one worker, so records
+// with the same key keep their order. It gives up (dropping the batch, which then is never
+// committed) only when ctx ends.
+func (n *node) send(ctx context.Context, batch []*record.Record) {
+	if len(n.ins) == 1 {
+		select {
+		case n.ins[0] <- batch:
+		case <-ctx.Done():
+		}
+		return
+	}
+	parts := make([][]*record.Record, len(n.ins))
+	for _, r := range batch {
+		i := workerFor(r, len(n.ins))
+		parts[i] = append(parts[i], r)
+	}
+	for i, part := range parts {
+		if len(part) == 0 {
+			continue
+		}
+		select {
+		case n.ins[i] <- part:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// workerFor picks the worker of a record: by key, or by partition for records without one.
+func workerFor(r *record.Record, n int) int {
+	if r.Key == nil {
+		return int(r.Partition) % n
+	}
+	h := fnv.New32a()
+	h.Write(r.Key)
+	return int(h.Sum32() % uint32(n))
+}
+
+// work is one worker of a stage: it processes batches, counts, and passes outputs on.
+func (e *Engine) work(n *node, in <-chan []*record.Record) {
+	outs := make([]stages.Output, 0, 4)
+	bufs := make([][]*record.Record, len(n.targets))
+	for batch := range in {
+		var received, emitted, dropped, failed int64
+		for _, rec := range batch {
+			received++
+			var err error
+			outs, err = n.stage.Process(e.hard, rec, outs[:0])
+			if err != nil {
+				failed++
+				e.failed(n, rec, err)
+				continue
+			}
+			copies := 0
+			for _, o := range outs {
+				copies += len(n.ports[o.Port])
+			}
+			if copies == 0 {
+				dropped++
+				rec.Track.Done()
+				continue
+			}
+			emitted += int64(len(outs))
+			rec.Track.Add(copies - 1) // before any copy moves on
+			for _, o := range outs {
+				for j, t := range n.ports[o.Port] {
+					r := o.Rec
+					if j > 0 {
+						r = o.Rec.Clone()
+					}
+					bufs[t] = append(bufs[t], r)
+				}
+			}
+		}
+		n.stats.received.Add(received)
+		n.stats.emitted.Add(emitted)
+		n.stats.dropped.Add(dropped)
+		n.stats.errors.Add(failed)
+		for t, b := range bufs {
+			if len(b) > 0 {
+				n.targets[t].send(e.hard, b)
+				bufs[t] = nil // the target owns it now
+			}
+		}
+	}
+}
+
+func (e *Engine) writeSink(n *node, in <-chan []*record.Record) {
+	for batch := range in {
+		if err := n.sink.Write(e.hard, batch); err != nil {
+			return // a hard stop: the rest is never acknowledged, so never committed
+		}
+	}
+}
+
+// reporter returns the outcome handler of a sink node.
+func (e *Engine) reporter(n *node) sinks.Report {
+	return func(rec *record.Record, err error) {
+		var recErr *sinks.RecordError
+		switch {
+		case err == nil:
+			n.stats.acked.Add(1)
+			rec.Track.Done()
+		case errors.As(err, &recErr):
+			n.stats.failed.Add(1)
+			e.failed(n, rec, err)
+		default:
+			n.stats.failed.Add(1)
+			e.fail(err)
+		}
+	}
+}
+
+func (e *Engine) reportDLQ(rec *record.Record, err error) {
+	if err != nil {
+		e.fail(fmt.Errorf("cannot write to the dead-letter queue (topic %s): %w; stopping so that nothing is lost", e.p.DLQ.Topic, err))
+		return
+	}
+	e.stats["dlq"].acked.Add(1)
+	rec.Track.Done()
+}
+
+// StageError is a record that failed at a stage of a pipeline without a DLQ.
+type StageError struct {
+	Stage     string
+	Topic     string
+	Partition int32
+	Offset    int64
+	Err       error
+}
+
+func (e *StageError) Error() string {
+	return fmt.Sprintf("%s failed on %s/%d@%d: %v (no dlq is configured, so the pipeline stops here and does not commit this record)",
+		e.Stage, e.Topic, e.Partition, e.Offset, e.Err)
+}
+func (e *StageError) Unwrap() error { return e.Err }
+
+// attempter is an error that knows how often its stage tried (retry stages).
+type attempter interface{ Attempts() int }
+
+// failed sends a record that failed at node n to the DLQ, or stops the pipeline without one.
+func (e *Engine) failed(n *node, rec *record.Record, err error) {
+	if e.dlq == nil {
+		e.fail(&StageError{Stage: n.name, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Err: err})
+		return
+	}
+	attempts := 1
+	var a attempter
+	if errors.As(err, &a) {
+		attempts = a.Attempts()
+	}
+	n.stats.deadLettered.Add(1)
+	e.log.Debug("dead-lettered", "stage", n.name, "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
+	d := sinks.DLQRecord(rec, sinks.Failure{Pipeline: e.p.Name, Stage: n.name, Err: err, Attempts: attempts, At: time.Now()})
+	if werr := e.dlq.Write(e.hard, []*record.Record{d}); werr != nil {
+		e.fail(fmt.Errorf("writing to the dead-letter queue: %w", werr))
+	}
+}
+
+// fail records the first fatal error and stops the source: what is done is still committed,
+// the failed record and what follows it in its partition are not.
+func (e *Engine) fail(err error) {
+	e.fatalMu.Lock()
+	first := e.fatal == nil
+	if first {
+		e.fatal = err
+	}
+	e.fatalMu.Unlock()
+	if first {
+		e.log.Error("stopping the pipeline", "err", err)
+		e.stopSource()
+	}
+}
+
+func (e *Engine) fatalErr() error {
+	e.fatalMu.Lock()
+	defer e.fatalMu.Unlock()
+	return e.fatal
+}

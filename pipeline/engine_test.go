@@ -1,0 +1,233 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/pythia-pipe/pythia-pipe/record"
+	"github.com/pythia-pipe/pythia-pipe/sinks"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func mustParse(t *testing.T, src string) *Pipeline {
+	t.Helper()
+	p, diags := Parse("t.yaml", []byte(src), Options{Env: testEnv, BaseDir: t.TempDir()})
+	if len(diags) > 0 {
+		t.Fatal(diags.Err())
+	}
+	return p
+}
+
+// runMemory runs p over records in memory and returns the sinks and the source.
+func runMemory(t *testing.T, p *Pipeline, recs []*record.Record, fail func(string, *record.Record) error) (*MemorySinks, *MemorySource, *Engine, error) {
+	t.Helper()
+	out := &MemorySinks{Fail: fail}
+	e, err := NewEngine(p, out.Open, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &MemorySource{Records: recs, Batch: 7}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = e.Run(ctx, src, 5*time.Second)
+	if ctx.Err() != nil {
+		t.Fatal("the engine did not finish within 30s")
+	}
+	return out, src, e, err
+}
+
+func orderRecords(n int) []*record.Record {
+	var recs []*record.Record
+	for i := 0; i < n; i++ {
+		var body string
+		switch i % 10 {
+		case 0:
+			body = `{"order_id": "o` + fmt.Sprint(i) + `", "amount": oops}` // bad JSON
+		case 1:
+			body = fmt.Sprintf(`{"order_id": "o%d", "customer_id": "c%d", "amount": -5, "region": "eu"}`, i, i%7) // filtered
+		case 2:
+			body = fmt.Sprintf(`{"order_id": "o%d", "customer_id": "c%d", "amount": 2500, "region": "us"}`, i, i%7) // big
+		default:
+			body = fmt.Sprintf(`{"order_id": "o%d", "customer_id": "c%d", "amount": %d.25, "region": "eu"}`, i, i%7, i%900+1)
+		}
+		recs = append(recs, &record.Record{Key: []byte(fmt.Sprintf("c%d", i%7)), Value: []byte(body), Topic: "orders",
+			Partition: int32(i % 3), Offset: int64(i / 3), Timestamp: time.Unix(1700000000, 0),
+			Headers: []record.Header{{Key: "trace", Value: []byte(fmt.Sprint(i))}}})
+	}
+	return recs
+}
+
+func TestEngineOrdersInMemory(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	_, _, src := parseFile(t, "pipelines/orders.yaml")
+	p := mustParse(t, string(src))
+	out, ms, e, err := runMemory(t, p, orderRecords(1000), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, twice := ms.Settled(); n != 1000 || twice {
+		t.Fatalf("settled %d of 1000 (twice: %v)", n, twice)
+	}
+	outs, bigs, dlq := out.Records("out"), out.Records("big"), out.Records("dlq")
+	if len(dlq) != 100 || len(bigs) != 100 || len(outs) != 700 {
+		t.Fatalf("out %d big %d dlq %d, want 700 100 100", len(outs), len(bigs), len(dlq))
+	}
+	for _, r := range outs {
+		m := r.Msg.(map[string]any)
+		if m["region"] != "EU" || m["total_cents"] == nil || m["amount"].(float64) >= 1000 {
+			t.Fatalf("bad output %v", m)
+		}
+		if v, _ := r.Header("trace"); len(v) == 0 || !strings.HasPrefix(string(r.Key), "c") {
+			t.Fatal("key or headers not carried")
+		}
+	}
+	for _, r := range dlq {
+		if !strings.Contains(string(r.Value), "oops") {
+			t.Fatalf("DLQ record is not the original: %s", r.Value)
+		}
+		for _, h := range []string{"pythia.error", "pythia.stage", "pythia.pipeline", "pythia.source.topic", "pythia.source.partition",
+			"pythia.source.offset", "pythia.source.timestamp", "pythia.attempts", "pythia.failed_at"} {
+			if _, ok := r.Header(h); !ok {
+				t.Fatalf("DLQ record lacks header %s", h)
+			}
+		}
+		if st, _ := r.Header("pythia.stage"); string(st) != "parse" {
+			t.Fatalf("pythia.stage = %s", st)
+		}
+	}
+	s := e.Stats()
+	if s["valid"].Dropped != 100 || s["parse"].DeadLettered != 100 || s["out"].Acked != 700 || s["dlq"].Acked != 100 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+func TestEngineFanOutSettlesOnce(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	p := mustParse(t, `version: 1
+name: fan
+source: {type: kafka, topics: [in]}
+stages:
+  - {name: d, type: decode, format: text, to: [b1, a]}
+  - {name: b1, type: branch, mode: all, routes: [{when: 'msg != "x"', to: [a, b]}, {when: 'len(msg) > 0', to: b}]}
+sinks: [{name: a, type: kafka, topic: a}, {name: b, type: kafka, topic: b}]
+`)
+	var recs []*record.Record
+	for i := 0; i < 300; i++ {
+		recs = append(recs, &record.Record{Value: []byte(fmt.Sprint(i % 3))})
+	}
+	out, ms, _, err := runMemory(t, p, recs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, twice := ms.Settled(); n != 300 || twice {
+		t.Fatalf("settled %d (twice %v)", n, twice)
+	}
+	// d sends each record to a and to b1; b1 matches both routes: a once more, b twice.
+	if a, b := len(out.Records("a")), len(out.Records("b")); a != 600 || b != 600 {
+		t.Errorf("a %d b %d, want 600 600", a, b)
+	}
+}
+
+func TestEngineKeyOrderWithWorkers(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	p := mustParse(t, `version: 1
+name: ordered
+source: {type: kafka, topics: [in]}
+stages:
+  - {name: d, type: decode, format: json, workers: 4}
+  - {name: m, type: map, workers: 3, set: {seen: "true"}}
+sinks: [{name: o, type: kafka, topic: o}]
+`)
+	var recs []*record.Record
+	for i := 0; i < 5000; i++ {
+		recs = append(recs, &record.Record{Key: []byte(fmt.Sprintf("k%d", i%13)), Value: []byte(fmt.Sprintf(`{"n": %d}`, i))})
+	}
+	out, _, _, err := runMemory(t, p, recs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := map[string]float64{}
+	got := out.Records("o")
+	if len(got) != 5000 {
+		t.Fatalf("got %d records", len(got))
+	}
+	for _, r := range got {
+		n := r.Msg.(map[string]any)["n"].(float64)
+		if prev, ok := last[string(r.Key)]; ok && n < prev {
+			t.Fatalf("key %s out of order: %v after %v", r.Key, n, prev)
+		}
+		last[string(r.Key)] = n
+	}
+}
+
+func TestEngineFailures(t *testing.T) {
+	const base = "version: 1\nname: f\nsource: {type: kafka, topics: [in]}\nstages: [{name: d, type: decode}]\nsinks: [{name: o, type: kafka, topic: o}]\n"
+	bad := func() []*record.Record {
+		return []*record.Record{{Value: []byte(`{"a":1}`)}, {Value: []byte(`{bad`), Topic: "in", Offset: 1}, {Value: []byte(`{"a":2}`)}}
+	}
+	t.Run("no dlq stops and does not settle the failed record", func(t *testing.T) {
+		defer goleak.VerifyNone(t)
+		_, ms, _, err := runMemory(t, mustParse(t, base), bad(), nil)
+		var se *StageError
+		if !errors.As(err, &se) || se.Stage != "d" || se.Offset != 1 || !strings.Contains(err.Error(), "no dlq is configured") {
+			t.Fatalf("want a StageError at d, offset 1; got %v", err)
+		}
+		ms.mu.Lock()
+		defer ms.mu.Unlock()
+		if ms.settled[1] != 0 {
+			t.Error("the failed record was settled")
+		}
+	})
+	t.Run("sink record failure goes to the dlq", func(t *testing.T) {
+		defer goleak.VerifyNone(t)
+		p := mustParse(t, base+"dlq: {type: kafka, topic: dlq}\n")
+		out, ms, _, err := runMemory(t, p, bad(), func(sink string, r *record.Record) error {
+			if sink == "o" && strings.Contains(string(r.Value), `"a":2`) {
+				return &sinks.RecordError{Sink: "o", Err: errors.New("too large")}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := ms.Settled(); n != 3 || len(out.Records("dlq")) != 2 || len(out.Records("o")) != 1 {
+			t.Fatalf("settled %d, dlq %d, o %d", n, len(out.Records("dlq")), len(out.Records("o")))
+		}
+		if st, _ := out.Records("dlq")[1].Header("pythia.stage"); string(st) != "o" && string(st) != "d" {
+			t.Errorf("stage header %s", st)
+		}
+	})
+	t.Run("fatal sink error stops the pipeline", func(t *testing.T) {
+		defer goleak.VerifyNone(t)
+		p := mustParse(t, base+"dlq: {type: kafka, topic: dlq}\n")
+		_, ms, _, err := runMemory(t, p, bad(), func(sink string, r *record.Record) error {
+			if sink == "o" {
+				return &sinks.FatalError{Sink: "o", Topic: "o", Err: errors.New("not authorized")}
+			}
+			return nil
+		})
+		var fe *sinks.FatalError
+		if !errors.As(err, &fe) {
+			t.Fatalf("want the fatal error, got %v", err)
+		}
+		if n, _ := ms.Settled(); n != 1 { // only the bad record, dead-lettered
+			t.Errorf("settled %d, want 1", n)
+		}
+	})
+}
+
+func TestEngineRefusesStagesWithoutRuntime(t *testing.T) {
+	p := mustParse(t, "version: 1\nname: e\nsource: {type: kafka, topics: [in]}\nstages: [{name: x, type: enrich, expr: '1', into: y}]\nsinks: [{name: o, type: kafka, topic: o}]\n")
+	if _, err := NewEngine(p, (&MemorySinks{}).Open, quiet); err == nil || !strings.Contains(err.Error(), "cannot run yet") {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -1,0 +1,64 @@
+package pipeline
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/pythia-pipe/pythia-pipe/sinks"
+	"github.com/pythia-pipe/pythia-pipe/sources"
+)
+
+// KafkaRun is a pipeline wired to Kafka and ready to run.
+type KafkaRun struct {
+	Engine *Engine
+	Source *sources.Kafka
+	p      *Pipeline
+}
+
+// Topics lists every topic a pipeline names literally: source topics, sink topics, the DLQ.
+func (p *Pipeline) Topics() []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(t string) {
+		if t != "" && !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	for _, t := range p.Source.Topics {
+		add(t)
+	}
+	for _, s := range p.Sinks {
+		add(s.Topic)
+	}
+	if p.DLQ != nil {
+		add(p.DLQ.Topic)
+	}
+	return out
+}
+
+// ConnectKafka checks that the brokers answer and every topic exists (one clear error
+// otherwise), then prepares the consumer group source and the producers of the sinks.
+func ConnectKafka(p *Pipeline, log *slog.Logger) (*KafkaRun, error) {
+	base, err := p.Kafka.Sarama()
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Kafka.Check(base, p.Topics()); err != nil {
+		return nil, err
+	}
+	src := sources.NewKafka(p.Source, p.Kafka.Brokers, sources.ConsumerConfig(base, p.Source), log)
+	open := func(name string, t sinks.Target, prod sinks.Producer, report sinks.Report) (Sink, error) {
+		return sinks.NewKafka(p.Kafka.Brokers, sinks.ProducerConfig(base, prod), t, report, log)
+	}
+	e, err := NewEngine(p, open, log)
+	if err != nil {
+		return nil, err
+	}
+	return &KafkaRun{Engine: e, Source: src, p: p}, nil
+}
+
+// Run runs until ctx ends (then drains and commits) or a fatal error.
+func (r *KafkaRun) Run(ctx context.Context) error {
+	return r.Engine.Run(ctx, r.Source, r.p.Source.DrainTimeout)
+}

@@ -1,0 +1,29 @@
+package pipeline
+
+import "sync/atomic"
+
+// counters are the engine's per-node counts, kept with atomics and read by Stats.
+type counters struct {
+	received, emitted, dropped, errors atomic.Int64 // stages
+	acked, failed                      atomic.Int64 // sinks
+	deadLettered                       atomic.Int64 // records this node sent to the DLQ
+}
+
+// NodeStats is a snapshot of one stage's or sink's counters.
+type NodeStats struct {
+	Received     int64 // records a stage processed
+	Emitted      int64 // records a stage emitted (before fan-out to targets)
+	Dropped      int64 // records a stage filtered out
+	Errors       int64 // records a stage failed
+	Acked        int64 // records a sink's broker acknowledged
+	Failed       int64 // records a sink could not write (dead-lettered or fatal)
+	DeadLettered int64 // records this node sent to the DLQ
+}
+
+func (c *counters) snapshot() NodeStats {
+	return NodeStats{Received: c.received.Load(), Emitted: c.emitted.Load(), Dropped: c.dropped.Load(), Errors: c.errors.Load(),
+		Acked: c.acked.Load(), Failed: c.failed.Load(), DeadLettered: c.deadLettered.Load()}
+}
+
+// Stats is a snapshot of the engine's counters by stage or sink name ("dlq" for the DLQ).
+type Stats map[string]NodeStats

@@ -1,0 +1,47 @@
+package record
+
+import "sync/atomic"
+
+// Settler is told when a consumed record is done; the Kafka source's partition ledger is one.
+type Settler interface {
+	Settle(seq uint64)
+}
+
+// Tracker counts the outstanding copies of one consumed record. It starts at one; a branch
+// that fans out adds copies; each final outcome (filtered, acknowledged by a sink's broker,
+// dead-lettered) removes one. At zero the record is settled with its owner, exactly once.
+type Tracker struct {
+	n     atomic.Int32
+	owner Settler
+	seq   uint64
+}
+
+// NewTracker returns a tracker with one outstanding copy, settled as seq with owner.
+func NewTracker(owner Settler, seq uint64) *Tracker {
+	t := &Tracker{owner: owner, seq: seq}
+	t.n.Store(1)
+	return t
+}
+
+// Add records n more outstanding copies. It must be called before the copies are handed on.
+func (t *Tracker) Add(n int) {
+	if t != nil && n != 0 {
+		t.n.Add(int32(n))
+	}
+}
+
+// Done records one final outcome; the last one settles the record.
+func (t *Tracker) Done() {
+	if t == nil {
+		return
+	}
+	switch left := t.n.Add(-1); {
+	case left == 0:
+		t.owner.Settle(t.seq)
+	case left < 0:
+		panic("record: Tracker.Done called more often than copies were made") // an engine bug
+	}
+}
+
+// Outstanding reports how many copies are not done yet.
+func (t *Tracker) Outstanding() int { return int(t.n.Load()) }

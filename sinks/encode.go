@@ -1,0 +1,49 @@
+package sinks
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/pythia-pipe/pythia-pipe/record"
+)
+
+// Encode renders a record's body for writing. A record no decode stage touched is written
+// as consumed; a decoded body follows enc (json, text, bytes), or by default its kind: JSON
+// for objects and lists, text for strings, bytes as they are.
+func Encode(rec *record.Record, enc string) ([]byte, error) {
+	if !rec.Decoded {
+		return rec.Value, nil
+	}
+	switch enc {
+	case "text":
+		switch v := rec.Msg.(type) {
+		case string:
+			return []byte(v), nil
+		case []byte:
+			return v, nil
+		case nil:
+			return nil, nil
+		}
+		return fmt.Append(nil, rec.Msg), nil
+	case "bytes":
+		switch v := rec.Msg.(type) {
+		case []byte:
+			return v, nil
+		case string:
+			return []byte(v), nil
+		}
+		return nil, &EncodeError{What: "body", Err: fmt.Errorf("encode: bytes needs a bytes or string body, got %T", rec.Msg)}
+	case "":
+		switch v := rec.Msg.(type) {
+		case []byte:
+			return v, nil
+		case string:
+			return []byte(v), nil
+		}
+	}
+	b, err := json.Marshal(rec.Msg)
+	if err != nil {
+		return nil, &EncodeError{What: "body", Err: err}
+	}
+	return b, nil
+}

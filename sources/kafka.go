@@ -1,0 +1,316 @@
+package sources
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/sourcegraph/conc"
+
+	"github.com/pythia-pipe/pythia-pipe/record"
+)
+
+// Deliver hands a batch to the pipeline. It blocks while the pipeline is full; an error
+// (ctx ended) means the batch was not taken. The pipeline owns the slice afterwards.
+type Deliver func(ctx context.Context, batch []*record.Record) error
+
+// ConsumerConfig adds the source's consumer settings to the connection's sarama config.
+func ConsumerConfig(base *sarama.Config, c *Config) *sarama.Config {
+	sc := *base
+	strategy := map[string]sarama.BalanceStrategy{
+		"cooperative-sticky": sarama.NewBalanceStrategyCooperativeSticky(),
+		"sticky":             sarama.NewBalanceStrategySticky(),
+		"range":              sarama.NewBalanceStrategyRange(),
+		"round-robin":        sarama.NewBalanceStrategyRoundRobin(),
+	}[c.Rebalance]
+	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{strategy}
+	if c.InstanceID != "" {
+		sc.Consumer.Group.InstanceId = c.InstanceID
+	}
+	sc.Consumer.Group.Session.Timeout = c.SessionTimeout
+	sc.Consumer.Group.Heartbeat.Interval = c.HeartbeatInterval
+	sc.Consumer.Group.Rebalance.Timeout = c.RebalanceTimeout
+	sc.Net.ReadTimeout = c.RebalanceTimeout + 10*time.Second // a JoinGroup may wait the whole rebalance timeout
+	sc.Consumer.Fetch.Min = int32(c.FetchMinBytes)
+	sc.Consumer.Fetch.Default = int32(c.FetchDefaultBytes)
+	sc.Consumer.MaxWaitTime = c.FetchMaxWait
+	sc.Consumer.MaxProcessingTime = time.Second
+	sc.ChannelBufferSize = c.ChannelBufferSize
+	sc.Consumer.Return.Errors = true
+	sc.Consumer.Offsets.AutoCommit.Enable = false // committed by the ledger, never before the records are done
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	if c.Start == "latest" {
+		sc.Consumer.Offsets.Initial = sarama.OffsetNewest
+	}
+	return &sc
+}
+
+// Kafka is the consumer-group source. Per assigned partition it keeps a Ledger of the
+// records it delivered; it commits the offset after the longest done prefix, periodically
+// and whenever a partition is revoked or the source stops, and it pauses a partition
+// whose ledger holds MaxPending records.
+type Kafka struct {
+	cfg     *Config
+	brokers []string
+	sc      *sarama.Config
+	log     *slog.Logger
+
+	group sarama.ConsumerGroup
+
+	mu      sync.Mutex
+	ledgers map[partitionKey]*Ledger
+
+	highWater  atomic.Int64 // the most records any ledger held at once
+	commits    atomic.Int64
+	rebalances atomic.Int64
+	assigned   atomic.Int64 // partitions currently claimed
+	joined     atomic.Bool
+}
+
+type partitionKey struct {
+	topic     string
+	partition int32
+}
+
+// NewKafka prepares the source; Run connects.
+func NewKafka(cfg *Config, brokers []string, sc *sarama.Config, log *slog.Logger) *Kafka {
+	return &Kafka{cfg: cfg, brokers: brokers, sc: sc, log: log, ledgers: map[partitionKey]*Ledger{}}
+}
+
+// Run consumes until ctx ends or a fatal error, delivering batches. It returns after every
+// claim has drained (within the drain timeout) and committed what is done.
+func (k *Kafka) Run(ctx context.Context, deliver Deliver) error {
+	group, err := sarama.NewConsumerGroup(k.brokers, k.cfg.Group, k.sc)
+	if err != nil {
+		return fmt.Errorf("source: joining group %s: %w", k.cfg.Group, err)
+	}
+	k.mu.Lock()
+	k.group = group
+	k.mu.Unlock()
+	var wg conc.WaitGroup
+	defer wg.Wait()
+	defer group.Close()
+	wg.Go(func() {
+		for err := range group.Errors() {
+			k.log.Warn("consumer group", "group", k.cfg.Group, "err", err)
+		}
+	})
+	h := &handler{k: k, deliver: deliver}
+	for {
+		err := group.Consume(ctx, k.cfg.Topics, h)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, sarama.ErrClosedConsumerGroup):
+			return nil
+		case err != nil:
+			return fmt.Errorf("source: consuming %v as group %s: %w", k.cfg.Topics, k.cfg.Group, err)
+		}
+		k.rebalances.Add(1) // an eager rebalance ended the session; join the next one
+	}
+}
+
+// Stats are the source's counters, for tests and metrics.
+type Stats struct {
+	HighWater  int64 // the most records one partition's ledger held at once
+	Commits    int64
+	Rebalances int64
+	Assigned   int64
+	Joined     bool
+	Pending    int64 // records read and not committed, over the assigned partitions
+}
+
+// Stats reads the counters.
+func (k *Kafka) Stats() Stats {
+	s := Stats{HighWater: k.highWater.Load(), Commits: k.commits.Load(), Rebalances: k.rebalances.Load(),
+		Assigned: k.assigned.Load(), Joined: k.joined.Load()}
+	k.mu.Lock()
+	for _, l := range k.ledgers {
+		s.Pending += int64(l.Pending())
+	}
+	k.mu.Unlock()
+	return s
+}
+
+type handler struct {
+	k       *Kafka
+	deliver Deliver
+
+	stopCommits context.CancelFunc
+	committer   conc.WaitGroup
+}
+
+func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
+	h.k.joined.Store(true)
+	ctx, cancel := context.WithCancel(sess.Context())
+	h.stopCommits = cancel
+	h.committer.Go(func() { h.commitLoop(ctx, sess) })
+	h.k.log.Info("joined group", "group", h.k.cfg.Group, "member", sess.MemberID(), "generation", sess.GenerationID(), "claims", fmt.Sprint(sess.Claims()))
+	return nil
+}
+
+func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
+	h.stopCommits()
+	h.committer.Wait()
+	h.k.joined.Store(false)
+	return nil
+}
+
+// commitLoop commits the ledgers' commit points every commit interval.
+func (h *handler) commitLoop(ctx context.Context, sess sarama.ConsumerGroupSession) {
+	t := time.NewTicker(h.k.cfg.CommitInterval)
+	defer t.Stop()
+	marked := map[partitionKey]int64{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		h.k.mu.Lock()
+		dirty := false
+		for p, l := range h.k.ledgers {
+			if cp := l.CommitPoint(); cp >= 0 && cp > marked[p] {
+				sess.MarkOffset(p.topic, p.partition, cp, "")
+				marked[p] = cp
+				dirty = true
+			}
+		}
+		h.k.mu.Unlock()
+		if dirty {
+			sess.Commit()
+			h.k.commits.Add(1)
+		}
+	}
+}
+
+func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	k := h.k
+	p := partitionKey{claim.Topic(), claim.Partition()}
+	l := NewLedger()
+	k.mu.Lock()
+	k.ledgers[p] = l
+	k.mu.Unlock()
+	k.assigned.Add(1)
+	log := k.log.With("topic", p.topic, "partition", p.partition)
+	log.Debug("partition assigned", "offset", claim.InitialOffset())
+
+	h.consume(sess, claim, l, p)
+
+	// Revoked or stopping: let what is in flight finish, then commit what is done.
+	deadline := time.NewTimer(k.cfg.DrainTimeout)
+	defer deadline.Stop()
+	for l.Pending() > 0 {
+		select {
+		case <-l.Changed():
+		case <-deadline.C:
+			log.Warn("drain timeout: records still in flight will be delivered again", "in_flight", l.Pending(), "drain_timeout", k.cfg.DrainTimeout)
+			goto commit
+		}
+	}
+commit:
+	if cp := l.CommitPoint(); cp >= 0 {
+		sess.MarkOffset(p.topic, p.partition, cp, "")
+		sess.Commit()
+		k.commits.Add(1)
+		log.Debug("partition released", "committed", cp)
+	}
+	l.Close()
+	k.mu.Lock()
+	delete(k.ledgers, p)
+	k.mu.Unlock()
+	k.assigned.Add(-1)
+	return nil
+}
+
+// consume reads the claim until it ends or the session does, delivering batches and keeping
+// the ledger within MaxPending.
+func (h *handler) consume(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, l *Ledger, p partitionKey) {
+	k := h.k
+	max := k.cfg.MaxPending
+	msgs := claim.Messages()
+	ctx := sess.Context()
+	for {
+		if l.Pending() >= max && !h.waitForRoom(ctx, l, p) {
+			return
+		}
+		var msg *sarama.ConsumerMessage
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				return
+			}
+			msg = m
+		case <-ctx.Done():
+			return
+		}
+		batch := make([]*record.Record, 0, 64)
+		batch = append(batch, newRecord(msg, l))
+		open := true
+	fill:
+		for len(batch) < cap(batch) && l.Pending() < max {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					open = false
+					break fill
+				}
+				batch = append(batch, newRecord(m, l))
+			default:
+				break fill
+			}
+		}
+		raise(&k.highWater, int64(l.Pending()))
+		if err := h.deliver(ctx, batch); err != nil {
+			l.Abandon(len(batch)) // not handed on: not done, and not waited for
+			return
+		}
+		if !open {
+			return
+		}
+	}
+}
+
+// waitForRoom pauses the partition until its ledger is down to half of MaxPending.
+func (h *handler) waitForRoom(ctx context.Context, l *Ledger, p partitionKey) bool {
+	parts := map[string][]int32{p.topic: {p.partition}}
+	h.k.group.Pause(parts)
+	defer h.k.group.Resume(parts)
+	for l.Pending() > h.k.cfg.MaxPending/2 {
+		select {
+		case <-l.Changed():
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
+func newRecord(m *sarama.ConsumerMessage, l *Ledger) *record.Record {
+	var headers []record.Header
+	if len(m.Headers) > 0 {
+		headers = make([]record.Header, len(m.Headers))
+		for i, h := range m.Headers {
+			headers[i] = record.Header{Key: string(h.Key), Value: h.Value}
+		}
+	}
+	rec := &record.Record{Key: m.Key, Value: m.Value, Headers: headers, Timestamp: m.Timestamp,
+		Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, OrigKey: m.Key, OrigHeaders: headers}
+	rec.Track = record.NewTracker(l, l.Add(m.Offset))
+	return rec
+}
+
+// raise sets a to n when n is larger.
+func raise(a *atomic.Int64, n int64) {
+	for {
+		old := a.Load()
+		if n <= old || a.CompareAndSwap(old, n) {
+			return
+		}
+	}
+}

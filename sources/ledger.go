@@ -1,0 +1,106 @@
+package sources
+
+import (
+	"sync"
+)
+
+// Ledger tracks, for one partition, the records read and not yet committed, in delivery
+// order. Offsets are taken as delivered (they may have gaps: transaction markers,
+// compaction); the commit point is the offset after the longest fully-done prefix.
+type Ledger struct {
+	mu      sync.Mutex
+	entries []entry // delivery order; entries[i] has sequence base+i
+	head    int     // entries[:head] were popped (kept to reuse the backing array)
+	base    uint64  // sequence of entries[head]
+	next    uint64  // sequence of the next record added
+	commit  int64   // offset after the done prefix; -1 before anything is done
+	changed chan struct{}
+	closed  bool
+}
+
+type entry struct {
+	offset int64
+	done   bool
+}
+
+// NewLedger returns an empty ledger.
+func NewLedger() *Ledger {
+	return &Ledger{commit: -1, changed: make(chan struct{})}
+}
+
+// Add records a delivered offset and returns its sequence number for Settle.
+func (l *Ledger) Add(offset int64) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.head > 0 && l.head >= len(l.entries)/2 { // compact
+		n := copy(l.entries, l.entries[l.head:])
+		l.entries = l.entries[:n]
+		l.head = 0
+	}
+	l.entries = append(l.entries, entry{offset: offset})
+	seq := l.next
+	l.next++
+	return seq
+}
+
+// Settle marks the record with sequence seq as done and advances the commit point over the
+// done prefix. Records settled after Close are ignored: their partition has moved on.
+func (l *Ledger) Settle(seq uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed || seq < l.base {
+		return
+	}
+	l.entries[l.head+int(seq-l.base)].done = true
+	advanced := false
+	for l.head < len(l.entries) && l.entries[l.head].done {
+		l.commit = l.entries[l.head].offset + 1
+		l.head++
+		l.base++
+		advanced = true
+	}
+	if advanced {
+		close(l.changed)
+		l.changed = make(chan struct{})
+	}
+}
+
+// Pending is how many records were read and are not yet done (or not behind the commit point).
+func (l *Ledger) Pending() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.entries) - l.head
+}
+
+// CommitPoint is the offset to commit (the next one to read), or -1 when nothing is done yet.
+func (l *Ledger) CommitPoint() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.commit
+}
+
+// Changed returns a channel closed at the next advance of the commit point.
+func (l *Ledger) Changed() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.changed
+}
+
+// Close stops the ledger: later settlements are ignored.
+func (l *Ledger) Close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+}
+
+// Abandon removes the last n records added, which were never handed on: they are neither
+// done nor pending, and the commit point cannot pass them.
+func (l *Ledger) Abandon(n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n > len(l.entries)-l.head {
+		n = len(l.entries) - l.head
+	}
+	l.entries = l.entries[:len(l.entries)-n]
+	l.next -= uint64(n)
+}

@@ -1,0 +1,62 @@
+package sources
+
+import "testing"
+
+func TestLedgerCommitPoint(t *testing.T) {
+	cases := []struct {
+		name    string
+		offsets []int64 // delivered, in order
+		settle  []int   // indexes settled, in this order
+		want    int64   // commit point after
+		pending int
+	}{
+		{"nothing done", []int64{0, 1, 2}, nil, -1, 3},
+		{"prefix", []int64{0, 1, 2}, []int{0, 1}, 2, 1},
+		{"hole blocks", []int64{0, 1, 2}, []int{1, 2}, -1, 3},
+		{"hole filled", []int64{0, 1, 2}, []int{2, 1, 0}, 3, 0},
+		{"offsets with gaps", []int64{10, 13, 20}, []int{0, 1}, 14, 1},
+		{"all done with gaps", []int64{5, 9}, []int{1, 0}, 10, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l := NewLedger()
+			seqs := make([]uint64, len(c.offsets))
+			for i, o := range c.offsets {
+				seqs[i] = l.Add(o)
+			}
+			for _, i := range c.settle {
+				l.Settle(seqs[i])
+			}
+			if got := l.CommitPoint(); got != c.want {
+				t.Errorf("commit point %d, want %d", got, c.want)
+			}
+			if got := l.Pending(); got != c.pending {
+				t.Errorf("pending %d, want %d", got, c.pending)
+			}
+		})
+	}
+}
+
+func TestLedgerLongRunCompacts(t *testing.T) {
+	l := NewLedger()
+	var prev uint64
+	for i := 0; i < 100000; i++ {
+		s := l.Add(int64(i))
+		if i > 0 {
+			l.Settle(prev)
+		}
+		prev = s
+	}
+	if l.Pending() != 1 || l.CommitPoint() != 99999 || cap(l.entries) > 1024 {
+		t.Errorf("pending %d commit %d cap %d", l.Pending(), l.CommitPoint(), cap(l.entries))
+	}
+	ch := l.Changed()
+	l.Settle(prev)
+	select {
+	case <-ch:
+	default:
+		t.Error("Changed not signalled")
+	}
+	l.Close()
+	l.Settle(prev) // ignored after close, no panic
+}
