@@ -31,15 +31,8 @@ bench: ## benchmarks (timing lives here, never in tests)
 docs: ## regenerate docs/reference.md from the field specs
 	$(GO) run ./cmd/pythia-pipe docs > docs/reference.md
 
-demo: build ## validate and draw the orders example
-	@echo "== pythia-pipe validate pipelines/*.yaml"
-	@./$(BIN) validate pipelines/*.yaml
-	@echo
-	@echo "== a mistake, as pythia-pipe reports it (testdata/bad/21-expr-unknown-field.yaml)"
-	@./$(BIN) validate testdata/bad/21-expr-unknown-field.yaml || true
-	@echo
-	@echo "== pythia-pipe graph pipelines/orders.yaml --format mermaid"
-	@./$(BIN) graph pipelines/orders.yaml --format mermaid
+demo: build ## run the orders example on an in-process broker with sample records
+	./$(BIN) dev pipelines/orders.yaml --feed testdata/orders-feed.jsonl
 
 clean: ## remove build output
 	rm -rf bin

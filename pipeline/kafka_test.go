@@ -9,9 +9,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/goleak"
 
 	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
+	"github.com/pythia-pipe/pythia-pipe/record"
+	"github.com/pythia-pipe/pythia-pipe/sinks"
+	"github.com/pythia-pipe/pythia-pipe/sources"
 )
 
 // waitFor polls cond until it holds or the deadline passes.
@@ -187,5 +193,202 @@ func TestKafkaOrders100k(t *testing.T) {
 		if committed[part] != end {
 			t.Errorf("partition %d committed %d, log end %d", part, committed[part], end)
 		}
+	}
+}
+
+// Test 5 of the run issue: the output topic refuses writes for a while. Commits advance up to
+// the first record waiting for that sink and not past it; once writes succeed again, nothing
+// is missing.
+func TestKafkaSinkOutage(t *testing.T) {
+	b := startOrdersBroker(t, 3)
+	var feed []devbroker.Record
+	for _, r := range orderFeed(3000) { // first only records for big: commits can move
+		if strings.Contains(string(r.Value), "1500.5") {
+			feed = append(feed, r)
+		}
+	}
+	lead := len(feed)
+	feed = append(feed, orderFeed(5000)...)
+	for i := range feed {
+		feed[i].Headers = map[string]string{"seq": fmt.Sprint(i)}
+	}
+	ctx := context.Background()
+	if err := b.Produce(ctx, "orders", feed); err != nil {
+		t.Fatal(err)
+	}
+	// Where each source record landed, and the first record per partition bound for `out`.
+	src, err := b.Read(ctx, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstOut := map[int32]int64{}
+	for _, r := range src {
+		var seq int
+		fmt.Sscan(r.Headers["seq"], &seq)
+		if seq >= lead && seq%10 >= 3 {
+			if cur, ok := firstOut[r.Partition]; !ok || r.Offset < cur {
+				firstOut[r.Partition] = r.Offset
+			}
+		}
+	}
+	outage := b.Cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "orders-out", Err: kerr.NotEnoughReplicas, Count: -1})
+
+	p := loadOrders(t, b)
+	run, err := ConnectKafka(p, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- run.Run(runCtx) }()
+
+	waitFor(t, 60*time.Second, "commits to reach the first record bound for the failing sink", func() bool {
+		c := b.Committed("order-processors", "orders")
+		for part, first := range firstOut {
+			if c[part] != first {
+				return false
+			}
+		}
+		return true
+	})
+	if n := len(mustRead(t, b, "orders-out")); n != 0 {
+		t.Fatalf("%d records reached orders-out during the outage", n)
+	}
+	// The sink has been retrying all along; commits sit right before its first record.
+	c := b.Committed("order-processors", "orders")
+	for part, first := range firstOut {
+		if c[part] > first {
+			t.Fatalf("partition %d committed %d, past the unacknowledged record at %d", part, c[part], first)
+		}
+	}
+	outage.Remove()
+	waitFor(t, 120*time.Second, "the group to catch up after the outage", func() bool { return b.CaughtUp("order-processors", "orders") })
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, topic := range []string{"orders-out", "orders-big", "orders-dlq"} {
+		for _, r := range mustRead(t, b, topic) {
+			got[r.Headers["seq"]]++
+		}
+	}
+	missing := 0
+	for i := range feed {
+		if i >= lead && i%10 == 1 {
+			continue // filtered
+		}
+		if got[fmt.Sprint(i)] == 0 {
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Fatalf("%d records lost in the outage", missing)
+	}
+}
+
+func mustRead(t *testing.T, b *devbroker.Broker, topic string) []devbroker.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	recs, err := b.Read(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+// slowSinks acknowledge one record per tick of a clock, a sink far slower than the source.
+type slowSinks struct {
+	MemorySinks
+	per time.Duration
+}
+
+func (s *slowSinks) Open(name string, t sinks.Target, p sinks.Producer, report sinks.Report) (Sink, error) {
+	inner, err := s.MemorySinks.Open(name, t, p, report)
+	return &slowSink{Sink: inner, per: s.per}, err
+}
+
+type slowSink struct {
+	Sink
+	per time.Duration
+}
+
+func (s *slowSink) Write(ctx context.Context, recs []*record.Record) error {
+	select {
+	case <-time.After(s.per * time.Duration(len(recs))):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return s.Sink.Write(ctx, recs)
+}
+
+// Test 6 of the run issue: with a backlog of a million records and a slow sink, what the
+// source holds stays bounded by max_pending per partition.
+func TestKafkaBackpressure(t *testing.T) {
+	const backlog, maxPending = 1_000_000, 2000
+	b, err := devbroker.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.CreateTopic("events", 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CreateTopic("events-out", 1); err != nil {
+		t.Fatal(err)
+	}
+	recs := make([]devbroker.Record, backlog)
+	for i := range recs {
+		recs[i] = devbroker.Record{Key: []byte(fmt.Sprint(i % 1000)), Value: []byte(fmt.Sprintf(`{"n":%d}`, i))}
+	}
+	ctx := context.Background()
+	if err := b.Produce(ctx, "events", recs); err != nil {
+		t.Fatal(err)
+	}
+	p := mustParse(t, fmt.Sprintf(`version: 1
+name: slow
+kafka: {brokers: %s}
+source: {type: kafka, topics: [events], max_pending: %d, commit_interval: 100ms}
+stages: [{name: d, type: decode}]
+sinks: [{name: o, type: kafka, topic: events-out}]
+`, strings.Join(b.Addrs(), ","), maxPending))
+	base, err := p.Kafka.Sarama()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := sources.NewKafka(p.Source, p.Kafka.Brokers, sources.ConsumerConfig(base, p.Source), quiet)
+	out := &slowSinks{per: 200 * time.Microsecond}
+	e, err := NewEngine(p, out.Open, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.Run(runCtx, src, 10*time.Second) }()
+
+	// Run until the slow sink has taken many times max_pending: long enough for every
+	// partition to fill its ledger and be paused again and again.
+	waitFor(t, 120*time.Second, "the sink to take 10 × max_pending records", func() bool {
+		s := src.Stats()
+		if s.Pending > 3*maxPending {
+			t.Fatalf("the source holds %d records, more than 3 partitions × max_pending %d", s.Pending, maxPending)
+		}
+		return e.Stats()["o"].Acked >= 10*maxPending
+	})
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	s := src.Stats()
+	if s.HighWater > maxPending {
+		t.Errorf("a partition's ledger held %d records, above max_pending %d", s.HighWater, maxPending)
+	}
+	if s.HighWater < maxPending/2 {
+		t.Errorf("a ledger held at most %d records: the source never came near max_pending %d, so backpressure was not exercised", s.HighWater, maxPending)
+	}
+	if read := e.Stats()["d"].Received; read > int64(backlog/10) {
+		t.Errorf("the pipeline read %d of the %d records: the source did not stop reading", read, backlog)
 	}
 }

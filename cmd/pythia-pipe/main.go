@@ -19,6 +19,8 @@ const usage = `pythia-pipe: declarative Kafka stream pipelines
 Usage:
   pythia-pipe validate FILE...                     check pipeline files without Kafka
   pythia-pipe graph FILE [--format dot|mermaid]    draw a pipeline (Graphviz DOT by default)
+  pythia-pipe run FILE [--log-level LEVEL]         run a pipeline until SIGINT/SIGTERM, then drain
+  pythia-pipe dev FILE [--feed FILE] [--follow]    run it on an in-process broker with sample records
   pythia-pipe schema                               JSON schema of the pipeline file format
   pythia-pipe docs                                 reference of every field, as Markdown
 
@@ -29,6 +31,8 @@ Exit status: 0 ok, 1 invalid pipeline or failed run, 2 usage or I/O error.
 var commands = map[string]func(args []string, stdout, stderr io.Writer) int{
 	"validate": cmdValidate,
 	"graph":    cmdGraph,
+	"run":      cmdRun,
+	"dev":      cmdDev,
 	"schema":   cmdSchema,
 	"docs":     cmdDocs,
 }

@@ -1,0 +1,247 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
+	"github.com/pythia-pipe/pythia-pipe/pipeline"
+)
+
+func cmdDev(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	feedFile := fs.String("feed", "", "records to produce into the source topic: one value per line, or KEY<TAB>VALUE")
+	follow := fs.Bool("follow", false, "keep running after the feed is processed, until Ctrl-C")
+	partitions := fs.Int("partitions", 3, "partitions of the source topics")
+	samples := fs.Int("samples", 3, "sample records shown per sink")
+	level := fs.String("log-level", "warn", "debug, info, warn or error")
+	files, err := parseInterspersed(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	if len(files) != 1 || *partitions < 1 {
+		fmt.Fprintln(stderr, "usage: pythia-pipe dev FILE [--feed FILE.jsonl] [--follow] [--partitions N]")
+		return exitUsage
+	}
+	log, err := newLogger(stderr, *level)
+	if err != nil {
+		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
+		return exitUsage
+	}
+	p, ok, ioErr := load(files[0], stderr)
+	switch {
+	case ioErr:
+		return exitUsage
+	case !ok:
+		return exitInvalid
+	}
+	var feed []devbroker.Record
+	if *feedFile != "" {
+		if feed, err = readFeed(*feedFile); err != nil {
+			fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
+			return exitUsage
+		}
+	}
+
+	b, err := devbroker.Start()
+	if err != nil {
+		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
+		return exitInvalid
+	}
+	defer b.Close()
+	if p.Kafka.SASL != nil || p.Kafka.TLS != nil {
+		fmt.Fprintln(stdout, "note: the in-process broker is plaintext; kafka.security is ignored by dev")
+	}
+	p.Kafka.Brokers, p.Kafka.Protocol, p.Kafka.SASL, p.Kafka.TLS = b.Addrs(), "PLAINTEXT", nil, nil
+	if err := createTopics(b, p, int32(*partitions)); err != nil {
+		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
+		return exitInvalid
+	}
+	ctx, stop := signalContext(log)
+	defer stop()
+	fmt.Fprintf(stdout, "pythia-pipe dev: pipeline %s on an in-process broker at %s\n", p.Name, strings.Join(b.Addrs(), ","))
+	if len(feed) > 0 {
+		if err := b.Produce(ctx, p.Source.Topics[0], feed); err != nil {
+			fmt.Fprintf(stderr, "pythia-pipe: feeding %s: %v\n", p.Source.Topics[0], err)
+			return exitInvalid
+		}
+		fmt.Fprintf(stdout, "fed %d records from %s into topic %s (%d partitions)\n", len(feed), *feedFile, p.Source.Topics[0], *partitions)
+	}
+
+	run, err := pipeline.ConnectKafka(p, log.With("pipeline", p.Name))
+	if err != nil {
+		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
+		return exitInvalid
+	}
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- run.Run(runCtx) }()
+
+	caughtUp := func() bool {
+		for _, t := range p.Source.Topics {
+			if !b.CaughtUp(p.Source.Group, t) {
+				return false
+			}
+		}
+		return true
+	}
+	var runErr error
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case runErr = <-done:
+			done = nil
+			break wait
+		case <-ctx.Done():
+			break wait
+		case <-tick.C:
+			if !*follow && caughtUp() {
+				break wait
+			}
+		}
+	}
+	elapsed := time.Since(start)
+	stopRun()
+	if done != nil {
+		runErr = <-done
+	}
+	if runErr != nil {
+		fmt.Fprintf(stderr, "pythia-pipe: %v\n", runErr)
+	}
+	fmt.Fprintf(stdout, "processed in %v\n\n", elapsed.Round(10*time.Millisecond))
+	if err := summarize(stdout, b, p, run.Engine.Stats(), *samples); err != nil {
+		fmt.Fprintf(stderr, "pythia-pipe: reading the results: %v\n", err)
+		return exitInvalid
+	}
+	if runErr != nil {
+		return exitInvalid
+	}
+	return exitOK
+}
+
+// readFeed reads one record per non-empty line: the value, or KEY<TAB>VALUE.
+func readFeed(path string) ([]devbroker.Record, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []devbroker.Record
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	now := time.Now()
+	for sc.Scan() {
+		line := sc.Bytes()
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		r := devbroker.Record{Timestamp: now}
+		if k, v, ok := bytes.Cut(line, []byte("\t")); ok {
+			r.Key, r.Value = append([]byte(nil), k...), append([]byte(nil), v...)
+		} else {
+			r.Value = append([]byte(nil), line...)
+		}
+		out = append(out, r)
+	}
+	return out, sc.Err()
+}
+
+func createTopics(b *devbroker.Broker, p *pipeline.Pipeline, partitions int32) error {
+	for _, t := range p.Source.Topics {
+		if err := b.CreateTopic(t, partitions); err != nil {
+			return err
+		}
+	}
+	for _, s := range p.Sinks {
+		if s.Topic != "" {
+			if err := b.CreateTopic(s.Topic, int32(s.Producer.Create.Int("partitions"))); err != nil {
+				return err
+			}
+		}
+	}
+	if p.DLQ != nil {
+		return b.CreateTopic(p.DLQ.Topic, int32(p.DLQ.Producer.Create.Int("partitions")))
+	}
+	return nil
+}
+
+// summarize prints what went where: each sink's and the DLQ's records with samples, and what
+// the stages dropped.
+func summarize(w io.Writer, b *devbroker.Broker, p *pipeline.Pipeline, stats pipeline.Stats, samples int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, s := range p.Sinks {
+		if s.Topic == "" {
+			fmt.Fprintf(w, "  sink %-12s %6d records (topic computed per record)\n", s.Name, stats[s.Name].Acked)
+			continue
+		}
+		recs, err := b.Read(ctx, s.Topic)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "  sink %-12s %6d records  → topic %s\n", s.Name, len(recs), s.Topic)
+		for i := 0; i < len(recs) && i < samples; i++ {
+			fmt.Fprintf(w, "      %s\n", sample(recs[i]))
+		}
+	}
+	if p.DLQ != nil {
+		recs, err := b.Read(ctx, p.DLQ.Topic)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "  dlq               %6d records  → topic %s\n", len(recs), p.DLQ.Topic)
+		for i := 0; i < len(recs) && i < samples; i++ {
+			r := recs[i]
+			fmt.Fprintf(w, "      %s/%s@%s %s: %s\n", r.Headers["pythia.source.topic"], r.Headers["pythia.source.partition"],
+				r.Headers["pythia.source.offset"], r.Headers["pythia.stage"], abbreviate(r.Headers["pythia.error"], 90))
+		}
+	}
+	var dropped []string
+	total := int64(0)
+	for _, st := range p.Stages {
+		if n := stats[st.Name].Dropped; n > 0 {
+			total += n
+			why := st.Fields.String("when")
+			if why == "" {
+				why = "no route matched"
+			}
+			dropped = append(dropped, fmt.Sprintf("%s (%s): %d", st.Name, abbreviate(why, 50), n))
+		}
+	}
+	sort.Strings(dropped)
+	fmt.Fprintf(w, "  dropped           %6d records", total)
+	if len(dropped) > 0 {
+		fmt.Fprintf(w, "  by %s", strings.Join(dropped, "; "))
+	}
+	fmt.Fprintln(w)
+	return nil
+}
+
+func sample(r devbroker.Record) string {
+	key := "-"
+	if r.Key != nil {
+		key = string(r.Key)
+	}
+	return fmt.Sprintf("key=%s %s", key, abbreviate(string(r.Value), 100))
+}
+
+func abbreviate(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}

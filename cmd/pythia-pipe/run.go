@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/pythia-pipe/pythia-pipe/pipeline"
+)
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	files, err := parseInterspersed(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	if len(files) != 1 {
+		fmt.Fprintln(stderr, "usage: pythia-pipe run FILE [--log-level LEVEL]")
+		return exitUsage
+	}
+	log, err := newLogger(stderr, *level)
+	if err != nil {
+		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
+		return exitUsage
+	}
+	p, ok, ioErr := load(files[0], stderr)
+	switch {
+	case ioErr:
+		return exitUsage
+	case !ok:
+		return exitInvalid
+	}
+	ctx, stop := signalContext(log)
+	defer stop()
+	log = log.With("pipeline", p.Name)
+	run, err := pipeline.ConnectKafka(p, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
+		return exitInvalid
+	}
+	log.Info("running", "brokers", strings.Join(p.Kafka.Brokers, ","), "group", p.Source.Group, "topics", strings.Join(p.Source.Topics, ","))
+	if err := run.Run(ctx); err != nil {
+		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
+		return exitInvalid
+	}
+	log.Info("stopped cleanly")
+	return exitOK
+}
+
+// signalContext ends at SIGINT or SIGTERM (a graceful drain); a second signal exits at once.
+func signalContext(log *slog.Logger) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-sigs:
+			log.Info("draining: finishing records in flight and committing (signal again to stop at once)", "signal", s.String())
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case <-sigs:
+			log.Warn("second signal: stopping now; records in flight will be read again")
+			os.Exit(exitInvalid)
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel()
+	}
+}
+
+// newLogger logs text to a terminal and JSON otherwise.
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %q is not debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			return slog.New(slog.NewTextHandler(w, opts)), nil
+		}
+	}
+	return slog.New(slog.NewJSONHandler(w, opts)), nil
+}
