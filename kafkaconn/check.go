@@ -58,7 +58,11 @@ func (c *Config) Check(sc *sarama.Config, topics []string) error {
 				late.client.Close()
 			}
 		}()
-		return &ConnectError{Brokers: c.Brokers, Cause: fmt.Sprintf("no broker answered within %v: is the address right and reachable from here?", c.ConnectTimeout)}
+		cause := fmt.Sprintf("no broker answered within %v: is the address right and reachable from here?", c.ConnectTimeout)
+		if c.TLS != nil {
+			cause = fmt.Sprintf("no broker answered within %v: is the address right, and does this port speak TLS?", c.ConnectTimeout)
+		}
+		return &ConnectError{Brokers: c.Brokers, Cause: cause}
 	}
 	if r.err != nil {
 		return c.explain(r.err)
@@ -114,10 +118,12 @@ func (c *Config) explain(err error) error {
 		ce.Cause = "connection refused: is Kafka running there, and is kafka.brokers right?"
 	case isTimeout(err):
 		ce.Cause = "the connection timed out: is the address right and reachable from here?"
+	case errors.Is(err, io.EOF) && c.SASL != nil:
+		ce.Cause = "SASL authentication failed for user " + c.SASL.Username + ": the broker closed the connection (wrong user name or password, or a mechanism it does not enable?)"
 	case errors.Is(err, io.EOF) && c.TLS == nil:
 		ce.Cause = "the broker closed the connection: does this port expect TLS (protocol SSL) or SASL?"
 	case errors.Is(err, io.EOF):
-		ce.Cause = "the broker closed the connection during the handshake: does it expect SASL, or a client certificate?"
+		ce.Cause = "the broker closed the connection during the TLS handshake: does it require a client certificate, or is this port not TLS?"
 	case errors.As(err, &kerr) && (kerr == sarama.ErrTopicAuthorizationFailed || kerr == sarama.ErrClusterAuthorizationFailed):
 		ce.Cause = "not authorized: " + kerr.Error() + " (check the user's ACLs)"
 	default:

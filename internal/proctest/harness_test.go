@@ -1,0 +1,244 @@
+package proctest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
+)
+
+// binary is the pythia-pipe binary under test, built once by TestMain.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "pythia-proctest")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "pythia-pipe")
+	args := []string{"build", "-o", binary}
+	if raceEnabled {
+		args = append(args, "-race") // the processes are checked for data races as well
+	}
+	build := exec.Command("go", append(args, "../../cmd/pythia-pipe")...)
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building pythia-pipe:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// cluster starts an in-process broker whose groups accept short session timeouts, with the
+// orders example's topics.
+func cluster(t *testing.T, partitions int32) *devbroker.Broker {
+	t.Helper()
+	b, err := devbroker.Start(kfake.GroupMinSessionTimeout(500 * time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	for _, topic := range []string{"orders", "orders-out", "orders-big", "orders-dlq"} {
+		if err := b.CreateTopic(topic, partitions); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b
+}
+
+// ordersPipeline writes the orders example with timeouts short enough for tests: a dead
+// process leaves the group within seconds.
+func ordersPipeline(t *testing.T) string {
+	t.Helper()
+	src, err := os.ReadFile("../../pipelines/orders.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(src), "  start: earliest", `  start: earliest
+  session_timeout: 3s
+  heartbeat_interval: 500ms
+  rebalance_timeout: 10s
+  drain_timeout: 5s
+  commit_interval: 200ms`, 1)
+	if text == string(src) {
+		t.Fatal("orders.yaml changed: cannot add the test timeouts")
+	}
+	path := filepath.Join(t.TempDir(), "orders.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// proc is one pythia-pipe process.
+type proc struct {
+	name   string
+	cmd    *exec.Cmd
+	out    *bytes.Buffer
+	exited chan struct{}
+	err    error
+}
+
+func start(t *testing.T, b *devbroker.Broker, name string, args ...string) *proc {
+	t.Helper()
+	var out bytes.Buffer
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), "KAFKA_BROKERS="+strings.Join(b.Addrs(), ","))
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{name: name, cmd: cmd, out: &out, exited: make(chan struct{})}
+	go func() { p.err = cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		if p.running() {
+			_ = cmd.Process.Kill()
+			<-p.exited
+		}
+		if t.Failed() {
+			t.Logf("output of %s:\n%s", name, lastLines(out.String(), 40))
+		}
+	})
+	return p
+}
+
+func (p *proc) running() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+func (p *proc) signal(t *testing.T, s syscall.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(s); err != nil && p.running() {
+		t.Fatalf("signalling %s: %v", p.name, err)
+	}
+}
+
+// wait waits for the process to exit and returns its exit code.
+func (p *proc) wait(t *testing.T, d time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.exited:
+	case <-time.After(d):
+		t.Fatalf("%s did not exit within %v", p.name, d)
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// written counts the records in the orders example's output topics.
+func written(b *devbroker.Broker) int64 {
+	var n int64
+	for _, topic := range []string{"orders-out", "orders-big", "orders-dlq"} {
+		for _, end := range b.EndOffsets(topic) {
+			n += end
+		}
+	}
+	return n
+}
+
+// outcome reads the output topics and counts, by the feed's seq header, how often each
+// record was written.
+func outcome(t *testing.T, b *devbroker.Broker) map[int]int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	counts := map[int]int{}
+	for _, topic := range []string{"orders-out", "orders-big", "orders-dlq"} {
+		recs, err := b.Read(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			var seq int
+			if _, err := fmt.Sscan(r.Headers["seq"], &seq); err != nil {
+				t.Fatalf("%s: a record without its seq header", topic)
+			}
+			counts[seq]++
+		}
+	}
+	return counts
+}
+
+// verify checks that every record of the feed that should come out came out; it returns the
+// number of duplicates.
+func verify(t *testing.T, b *devbroker.Broker, n int) (duplicates int) {
+	t.Helper()
+	counts := outcome(t, b)
+	var missing []int
+	for i := 0; i < n; i++ {
+		c := counts[i]
+		switch {
+		case i%10 == 1 && c > 0:
+			t.Fatalf("record %d was filtered out but written %d times", i, c)
+		case i%10 == 1:
+		case c == 0:
+			missing = append(missing, i)
+		default:
+			duplicates += c - 1
+		}
+	}
+	if len(missing) > 0 {
+		t.Fatalf("%d records lost, the first %v", len(missing), missing[:min(10, len(missing))])
+	}
+	return duplicates
+}
+
+// feed produces n records of the orders example, each with a seq header.
+func feed(t *testing.T, b *devbroker.Broker, n int) {
+	t.Helper()
+	recs := make([]devbroker.Record, n)
+	for i := range recs {
+		var body string
+		switch i % 10 {
+		case 0:
+			body = fmt.Sprintf(`{"order_id": "o%d", "amount": }`, i)
+		case 1:
+			body = fmt.Sprintf(`{"order_id":"o%d","customer_id":"c%d","amount":0,"region":"eu"}`, i, i%97)
+		case 2:
+			body = fmt.Sprintf(`{"order_id":"o%d","customer_id":"c%d","amount":1500.5,"region":"us"}`, i, i%97)
+		default:
+			body = fmt.Sprintf(`{"order_id":"o%d","customer_id":"c%d","amount":%d.5,"region":"eu"}`, i, i%97, i%999)
+		}
+		recs[i] = devbroker.Record{Key: []byte(fmt.Sprintf("c%d", i%97)), Value: []byte(body), Headers: map[string]string{"seq": fmt.Sprint(i)}}
+	}
+	if err := b.Produce(context.Background(), "orders", recs); err != nil {
+		t.Fatal(err)
+	}
+}

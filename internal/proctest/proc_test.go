@@ -1,0 +1,124 @@
+package proctest
+
+import (
+	"math/rand/v2"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const group = "order-processors"
+
+// Test 2 of the run issue: SIGKILL at random moments while 200,000 records are processed,
+// a restart after each; at the end nothing is lost. Duplicates are allowed and reported.
+func TestCrashRecovery(t *testing.T) {
+	const n, kills = 200_000, 5
+	b := cluster(t, 3)
+	feed(t, b, n)
+	file := ordersPipeline(t)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	for k := 0; k < kills; k++ {
+		p := start(t, b, "run", "run", file)
+		// A random moment: after a random amount of further output (1% to 10% of the feed).
+		target := written(b) + int64(n/100+rng.IntN(n/10))
+		waitFor(t, 90*time.Second, "progress before the kill", func() bool { return written(b) >= target || !p.running() })
+		if !p.running() {
+			t.Fatalf("pythia-pipe exited before it was killed")
+		}
+		p.signal(t, syscall.SIGKILL)
+		p.wait(t, 10*time.Second)
+		t.Logf("kill %d at %d records written", k+1, written(b))
+	}
+	last := start(t, b, "final run", "run", file)
+	waitFor(t, 180*time.Second, "the group to commit the end of the feed", func() bool { return b.CaughtUp(group, "orders") })
+	last.signal(t, syscall.SIGTERM)
+	if code := last.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("final run exited %d", code)
+	}
+	dups := verify(t, b, n)
+	t.Logf("after %d SIGKILLs: nothing lost, %d duplicates (%.2f%% of %d records)", kills, dups, 100*float64(dups)/float64(n), n)
+}
+
+// Test 3 of the run issue: three processes in one group; one is killed and another added
+// mid-way; nothing is lost.
+func TestRebalanceAcrossProcesses(t *testing.T) {
+	const n = 150_000
+	b := cluster(t, 6)
+	feed(t, b, n)
+	file := ordersPipeline(t)
+	a := start(t, b, "a", "run", file)
+	bb := start(t, b, "b", "run", file)
+	c := start(t, b, "c", "run", file)
+	waitFor(t, 60*time.Second, "three members sharing the partitions", func() bool {
+		gi := b.Cluster.GroupInfo(group)
+		if gi == nil || len(gi.Members) != 3 {
+			return false
+		}
+		for _, m := range gi.Members {
+			if m.NumAssigned() == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	target := written(b) + n/5
+	waitFor(t, 90*time.Second, "a fifth of the feed", func() bool { return written(b) >= target })
+	bb.signal(t, syscall.SIGKILL)
+	bb.wait(t, 10*time.Second)
+	d := start(t, b, "d", "run", file)
+	waitFor(t, 60*time.Second, "the group to take the new member in", func() bool {
+		gi := b.Cluster.GroupInfo(group)
+		return gi != nil && len(gi.Members) == 3 && written(b) > target
+	})
+	waitFor(t, 180*time.Second, "the group to commit the end of the feed", func() bool { return b.CaughtUp(group, "orders") })
+	for _, p := range []*proc{a, c, d} {
+		p.signal(t, syscall.SIGTERM)
+	}
+	for _, p := range []*proc{a, c, d} {
+		if code := p.wait(t, 30*time.Second); code != 0 {
+			t.Errorf("%s exited %d", p.name, code)
+		}
+	}
+	dups := verify(t, b, n)
+	t.Logf("a member killed and one added: nothing lost, %d duplicates", dups)
+}
+
+// Test 4 of the run issue: SIGTERM drains — exit 0 within the drain deadline, and a restart
+// repeats nothing (only records still in flight at the deadline could repeat).
+func TestSigtermDrains(t *testing.T) {
+	const n = 100_000
+	b := cluster(t, 3)
+	feed(t, b, n)
+	file := ordersPipeline(t)
+	p := start(t, b, "first", "run", file)
+	waitFor(t, 90*time.Second, "a third of the feed", func() bool { return written(b) >= n/3 })
+	stopped := time.Now()
+	p.signal(t, syscall.SIGTERM)
+	code := p.wait(t, 20*time.Second) // drain_timeout is 5s
+	took := time.Since(stopped)
+	if code != 0 {
+		t.Fatalf("exit %d after SIGTERM", code)
+	}
+	if took > 10*time.Second {
+		t.Errorf("took %v to exit after SIGTERM; the drain deadline is 5s", took)
+	}
+	if strings.Contains(p.out.String(), "drain timeout") {
+		t.Fatalf("the drain timed out:\n%s", lastLines(p.out.String(), 20))
+	}
+	atStop := written(b)
+	if b.CaughtUp(group, "orders") {
+		t.Fatal("the first run finished the feed: nothing was in flight at SIGTERM")
+	}
+	again := start(t, b, "restart", "run", file)
+	waitFor(t, 180*time.Second, "the restart to finish the feed", func() bool { return b.CaughtUp(group, "orders") })
+	again.signal(t, syscall.SIGTERM)
+	if code := again.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("restart exited %d", code)
+	}
+	dups := verify(t, b, n)
+	t.Logf("SIGTERM after %d records written, exit 0 in %v; after restart: %d duplicates", atStop, took.Round(time.Millisecond), dups)
+	if dups != 0 {
+		t.Errorf("%d records were written twice although the drain finished", dups)
+	}
+}
