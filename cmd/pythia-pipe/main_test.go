@@ -65,3 +65,26 @@ func TestSchemaIsJSON(t *testing.T) {
 		t.Errorf("title %v", s["title"])
 	}
 }
+
+// dev runs the orders example on the in-process broker and says what went where and why.
+func TestDevOrders(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"dev", "../../pipelines/orders.yaml", "--feed", "../../testdata/orders-feed.jsonl"}, &stdout, &stderr)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{
+		"fed 20 records from ../../testdata/orders-feed.jsonl into topic orders (3 partitions)",
+		"sink out               9 records  → topic orders-out",
+		"sink big               4 records  → topic orders-big",
+		`"region":"US","total_cents":125000`,
+		"dlq                    4 records  → topic orders-dlq",
+		"parse: decode json: amount: expected float, got a string",
+		"dropped                3 records  by valid (msg.amount > 0): 3",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -1,0 +1,284 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
+	"github.com/pythia-pipe/pythia-pipe/pipeline"
+)
+
+// backlog is the number of records each benchmark works through; BENCH_RECORDS overrides it.
+func backlog() int {
+	n := 1_000_000
+	if s := os.Getenv("BENCH_RECORDS"); s != "" {
+		fmt.Sscan(s, &n)
+	}
+	return n
+}
+
+func orders(n int) []devbroker.Record {
+	recs := make([]devbroker.Record, n)
+	for i := range recs {
+		var body string
+		switch i % 10 {
+		case 0:
+			body = fmt.Sprintf(`{"order_id": "o%d", "amount": }`, i)
+		case 1:
+			body = fmt.Sprintf(`{"order_id":"o%d","customer_id":"c%d","amount":0,"region":"eu"}`, i, i%997)
+		case 2:
+			body = fmt.Sprintf(`{"order_id":"o%d","customer_id":"c%d","amount":1500.5,"region":"us"}`, i, i%997)
+		default:
+			body = fmt.Sprintf(`{"order_id":"o%d","customer_id":"c%d","amount":%d.5,"region":"eu"}`, i, i%997, i%999)
+		}
+		recs[i] = devbroker.Record{Key: []byte(fmt.Sprintf("c%d", i%997)), Value: []byte(body)}
+	}
+	return recs
+}
+
+// setup starts a broker with the orders topics and the backlog in `orders`.
+func setup(b *testing.B, n int) *devbroker.Broker {
+	br, err := devbroker.Start()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, topic := range []string{"orders", "orders-out", "orders-big", "orders-dlq"} {
+		if err := br.CreateTopic(topic, 6); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := br.Produce(context.Background(), "orders", orders(n)); err != nil {
+		b.Fatal(err)
+	}
+	return br
+}
+
+func waitCaughtUp(b *testing.B, br *devbroker.Broker, group string) {
+	deadline := time.Now().Add(10 * time.Minute)
+	for !br.CaughtUp(group, "orders") {
+		if time.Now().After(deadline) {
+			b.Fatal("did not catch up within 10 minutes")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func report(b *testing.B, n int, took time.Duration) {
+	b.ReportMetric(float64(n)/took.Seconds(), "records/s")
+	b.ReportMetric(took.Seconds(), "s/backlog")
+}
+
+// BenchmarkOrdersPipeline runs pipelines/orders.yaml over the backlog.
+func BenchmarkOrdersPipeline(b *testing.B) {
+	n := backlog()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		br := setup(b, n)
+		src, err := os.ReadFile("../../pipelines/orders.yaml")
+		if err != nil {
+			b.Fatal(err)
+		}
+		env := func(k string) (string, bool) {
+			if k == "KAFKA_BROKERS" {
+				return strings.Join(br.Addrs(), ","), true
+			}
+			return "", false
+		}
+		p, diags := pipeline.Parse("orders.yaml", src, pipeline.Options{Env: env, BaseDir: "../.."})
+		if len(diags) > 0 {
+			b.Fatal(diags.Err())
+		}
+		run, err := pipeline.ConnectKafka(p, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		b.StartTimer()
+		began := time.Now()
+		go func() { done <- run.Run(ctx) }()
+		waitCaughtUp(b, br, p.Source.Group)
+		took := time.Since(began)
+		b.StopTimer()
+		stop()
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+		br.Close()
+		report(b, n, took)
+	}
+}
+
+// BenchmarkHandWrittenSarama is the number to beat: a careful hand-written loop doing the
+// orders example's work — decode, filter, reshape, route, dead-letter bad JSON — with an
+// idempotent acks=all producer, marking offsets only after the writes are acknowledged.
+func BenchmarkHandWrittenSarama(b *testing.B) {
+	n := backlog()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		br := setup(b, n)
+		cfg := sarama.NewConfig()
+		cfg.Version = sarama.V3_6_0_0
+		cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
+		cfg.Producer.Return.Successes = true
+		cfg.Producer.RequiredAcks = sarama.WaitForAll
+		cfg.Producer.Idempotent = true
+		cfg.Net.MaxOpenRequests = 1
+		cfg.Producer.Flush.Frequency = 5 * time.Millisecond
+		cfg.Producer.Flush.Bytes = 512 << 10
+		group, err := sarama.NewConsumerGroup(br.Addrs(), "hand-written", cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		prod, err := sarama.NewAsyncProducer(br.Addrs(), cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		h := &handWritten{prod: prod, acks: map[int64]chan struct{}{}}
+		go h.dispatchAcks()
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		b.StartTimer()
+		began := time.Now()
+		go func() {
+			for ctx.Err() == nil {
+				if err := group.Consume(ctx, []string{"orders"}, h); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+		waitCaughtUp(b, br, "hand-written")
+		took := time.Since(began)
+		b.StopTimer()
+		stop()
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+		group.Close()
+		prod.Close()
+		br.Close()
+		report(b, n, took)
+	}
+}
+
+type handWritten struct {
+	prod sarama.AsyncProducer
+	mu   sync.Mutex
+	next int64
+	acks map[int64]chan struct{}
+}
+
+func (h *handWritten) Setup(sarama.ConsumerGroupSession) error   { return nil }
+func (h *handWritten) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+
+func (h *handWritten) dispatchAcks() {
+	for {
+		select {
+		case m, ok := <-h.prod.Successes():
+			if !ok {
+				return
+			}
+			h.ack(m.Metadata.(int64))
+		case e, ok := <-h.prod.Errors():
+			if !ok {
+				return
+			}
+			panic(e) // the benchmark's broker does not fail writes
+		}
+	}
+}
+
+func (h *handWritten) ack(batch int64) {
+	h.mu.Lock()
+	ch := h.acks[batch]
+	h.mu.Unlock()
+	ch <- struct{}{}
+}
+
+// ConsumeClaim processes what is available in batches of up to 500, waits for every write of
+// the batch to be acknowledged, then marks the batch's last offset.
+func (h *handWritten) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	msgs := claim.Messages()
+	for {
+		var batch []*sarama.ConsumerMessage
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				return nil
+			}
+			batch = append(batch, m)
+		case <-sess.Context().Done():
+			return nil
+		}
+	fill:
+		for len(batch) < 500 {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, m)
+			default:
+				break fill
+			}
+		}
+		h.mu.Lock()
+		id := h.next
+		h.next++
+		ch := make(chan struct{}, len(batch))
+		h.acks[id] = ch
+		h.mu.Unlock()
+		sent := 0
+		for _, m := range batch {
+			topic, value := transform(m.Value)
+			if topic == "" {
+				continue
+			}
+			h.prod.Input() <- &sarama.ProducerMessage{Topic: topic, Key: sarama.ByteEncoder(m.Key), Value: sarama.ByteEncoder(value), Metadata: id}
+			sent++
+		}
+		for j := 0; j < sent; j++ {
+			<-ch
+		}
+		h.mu.Lock()
+		delete(h.acks, id)
+		h.mu.Unlock()
+		last := batch[len(batch)-1]
+		sess.MarkOffset(last.Topic, last.Partition, last.Offset+1, "")
+	}
+}
+
+// transform does the orders example's work; "" means filtered out.
+func transform(value []byte) (string, []byte) {
+	var m map[string]any
+	if err := json.Unmarshal(value, &m); err != nil {
+		return "orders-dlq", value
+	}
+	amount, ok := m["amount"].(float64)
+	if !ok {
+		return "orders-dlq", value
+	}
+	if amount <= 0 {
+		return "", nil
+	}
+	region, _ := m["region"].(string)
+	m["region"] = strings.ToUpper(region)
+	m["total_cents"] = float64(int64(amount*100 + 0.5))
+	out, _ := json.Marshal(m)
+	if amount >= 1000 {
+		return "orders-big", out
+	}
+	return "orders-out", out
+}
