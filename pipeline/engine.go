@@ -52,7 +52,7 @@ type Engine struct {
 
 	hard       context.Context // ends at a hard stop: everything still blocked gives up
 	hardStop   context.CancelFunc
-	stopSource context.CancelFunc
+	stopSource context.CancelCauseFunc
 
 	fatalMu sync.Mutex
 	fatal   error
@@ -152,8 +152,8 @@ func (e *Engine) Stats() Stats {
 func (e *Engine) Run(ctx context.Context, src Source, drain time.Duration) error {
 	e.hard, e.hardStop = context.WithCancel(context.Background())
 	defer e.hardStop()
-	srcCtx, stopSource := context.WithCancel(ctx)
-	defer stopSource()
+	srcCtx, stopSource := context.WithCancelCause(ctx)
+	defer stopSource(nil)
 	e.stopSource = stopSource
 	// A stop starts the drain clock; past it (and a grace), whatever still blocks gives up.
 	var hardTimer *time.Timer
@@ -182,7 +182,7 @@ func (e *Engine) Run(ctx context.Context, src Source, drain time.Duration) error
 	intake.Go(e.dispatchIntake)
 
 	srcErr := src.Run(srcCtx, e.deliver)
-	stopSource()
+	stopSource(nil)
 
 	close(e.intake)
 	intake.Wait()
@@ -430,7 +430,7 @@ func (e *Engine) fail(err error) {
 	e.fatalMu.Unlock()
 	if first {
 		e.log.Error("stopping the pipeline", "err", err)
-		e.stopSource()
+		e.stopSource(sources.ErrAbort) // no drain: what failed will not finish
 	}
 }
 

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -390,5 +391,35 @@ sinks: [{name: o, type: kafka, topic: events-out}]
 	}
 	if read := e.Stats()["d"].Received; read > int64(backlog/10) {
 		t.Errorf("the pipeline read %d of the %d records: the source did not stop reading", read, backlog)
+	}
+}
+
+// A fatal produce error (no authorization) stops the pipeline with a clear error, and no
+// offset is committed past the record that could not be written.
+func TestKafkaFatalSinkError(t *testing.T) {
+	b := startOrdersBroker(t, 1)
+	feed := orderFeed(200)
+	ctx := context.Background()
+	if err := b.Produce(ctx, "orders", feed); err != nil {
+		t.Fatal(err)
+	}
+	b.Cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "orders-out", Err: kerr.TopicAuthorizationFailed, Count: -1})
+	run, err := ConnectKafka(loadOrders(t, b), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	err = run.Run(runCtx)
+	var fe *sinks.FatalError
+	if !errors.As(err, &fe) || fe.Sink != "out" || !strings.Contains(err.Error(), "check its ACLs") {
+		t.Fatalf("want the sink's fatal error, got %v", err)
+	}
+	if runCtx.Err() != nil {
+		t.Fatal("the pipeline did not stop by itself")
+	}
+	// Records 0-2 (dlq, filtered, big) can be done; record 3 is the first bound for out.
+	if c := b.Committed("order-processors", "orders")[0]; c > 3 {
+		t.Fatalf("committed %d, past the record that could not be written (offset 3)", c)
 	}
 }

@@ -15,6 +15,10 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/record"
 )
 
+// ErrAbort, as the cause of the context given to Run, stops the source without draining:
+// the pipeline has failed, so what is in flight will not finish; what is done is committed.
+var ErrAbort = errors.New("the pipeline stopped on an error")
+
 // Deliver hands a batch to the pipeline. It blocks while the pipeline is full; an error
 // (ctx ended) means the batch was not taken. The pipeline owns the slice afterwards.
 type Deliver func(ctx context.Context, batch []*record.Record) error
@@ -205,7 +209,7 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 	// Revoked or stopping: let what is in flight finish, then commit what is done.
 	deadline := time.NewTimer(k.cfg.DrainTimeout)
 	defer deadline.Stop()
-	for l.Pending() > 0 {
+	for l.Pending() > 0 && !errors.Is(context.Cause(sess.Context()), ErrAbort) {
 		select {
 		case <-l.Changed():
 		case <-deadline.C:
