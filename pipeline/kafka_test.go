@@ -33,28 +33,6 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// orderFeed makes n records of the orders example: every 10th bad JSON, every 10th filtered
-// out (amount <= 0), every 10th big (amount >= 1000), the rest for `out`.
-func orderFeed(n int) []devbroker.Record {
-	recs := make([]devbroker.Record, n)
-	for i := range recs {
-		var body string
-		switch i % 10 {
-		case 0:
-			body = fmt.Sprintf(`{"order_id": "o%d", "amount": }`, i)
-		case 1:
-			body = fmt.Sprintf(`{"order_id":"o%d","customer_id":"c%d","amount":0,"region":"eu"}`, i, i%97)
-		case 2:
-			body = fmt.Sprintf(`{"order_id":"o%d","customer_id":"c%d","amount":1500.5,"region":"us"}`, i, i%97)
-		default:
-			body = fmt.Sprintf(`{"order_id":"o%d","customer_id":"c%d","amount":%d.5,"region":"eu","note":"n%d"}`, i, i%97, i%999, i)
-		}
-		recs[i] = devbroker.Record{Key: []byte(fmt.Sprintf("c%d", i%97)), Value: []byte(body),
-			Headers: map[string]string{"seq": fmt.Sprint(i)}, Timestamp: time.UnixMilli(1700000000000 + int64(i))}
-	}
-	return recs
-}
-
 func startOrdersBroker(t *testing.T, partitions int32) *devbroker.Broker {
 	t.Helper()
 	b, err := devbroker.Start()
@@ -94,7 +72,7 @@ func loadOrders(t *testing.T, b *devbroker.Broker) *Pipeline {
 func TestKafkaOrders100k(t *testing.T) {
 	const n = 100_000
 	b := startOrdersBroker(t, 3)
-	feed := orderFeed(n)
+	feed := devbroker.OrdersFeed(n)
 	ctx := context.Background()
 	if err := b.Produce(ctx, "orders", feed); err != nil {
 		t.Fatal(err)
@@ -182,10 +160,10 @@ func TestKafkaOrders100k(t *testing.T) {
 		check(r, "dlq")
 	}
 	for i := range feed {
-		if i%10 == 1 && seen[i] {
+		if devbroker.OrdersFate(i) == "dropped" && seen[i] {
 			t.Fatalf("filtered record %d was written", i)
 		}
-		if i%10 != 1 && !seen[i] {
+		if devbroker.OrdersFate(i) != "dropped" && !seen[i] {
 			t.Fatalf("record %d is missing", i)
 		}
 	}
@@ -203,13 +181,13 @@ func TestKafkaOrders100k(t *testing.T) {
 func TestKafkaSinkOutage(t *testing.T) {
 	b := startOrdersBroker(t, 3)
 	var feed []devbroker.Record
-	for _, r := range orderFeed(3000) { // first only records for big: commits can move
+	for _, r := range devbroker.OrdersFeed(3000) { // first only records for big: commits can move
 		if strings.Contains(string(r.Value), "1500.5") {
 			feed = append(feed, r)
 		}
 	}
 	lead := len(feed)
-	feed = append(feed, orderFeed(5000)...)
+	feed = append(feed, devbroker.OrdersFeed(5000)...)
 	for i := range feed {
 		feed[i].Headers = map[string]string{"seq": fmt.Sprint(i)}
 	}
@@ -226,7 +204,7 @@ func TestKafkaSinkOutage(t *testing.T) {
 	for _, r := range src {
 		var seq int
 		fmt.Sscan(r.Headers["seq"], &seq)
-		if seq >= lead && seq%10 >= 3 {
+		if seq >= lead && devbroker.OrdersFate(seq-lead) == "out" {
 			if cur, ok := firstOut[r.Partition]; !ok || r.Offset < cur {
 				firstOut[r.Partition] = r.Offset
 			}
@@ -277,7 +255,7 @@ func TestKafkaSinkOutage(t *testing.T) {
 	}
 	missing := 0
 	for i := range feed {
-		if i >= lead && i%10 == 1 {
+		if i >= lead && devbroker.OrdersFate(i-lead) == "dropped" {
 			continue // filtered
 		}
 		if got[fmt.Sprint(i)] == 0 {
@@ -398,7 +376,7 @@ sinks: [{name: o, type: kafka, topic: events-out}]
 // offset is committed past the record that could not be written.
 func TestKafkaFatalSinkError(t *testing.T) {
 	b := startOrdersBroker(t, 1)
-	feed := orderFeed(200)
+	feed := devbroker.OrdersFeed(200)
 	ctx := context.Background()
 	if err := b.Produce(ctx, "orders", feed); err != nil {
 		t.Fatal(err)

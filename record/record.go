@@ -2,7 +2,10 @@
 // its decoded body, and where it came from.
 package record
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Header is a Kafka record header.
 type Header struct {
@@ -73,4 +76,18 @@ func DeepCopy(v any) any {
 		return s
 	}
 	return v
+}
+
+// ToBytes renders a computed key or header value: strings and bytes as they are, nil as
+// nil, anything else in its default text form.
+func ToBytes(v any) []byte {
+	switch t := v.(type) {
+	case nil:
+		return nil
+	case string:
+		return []byte(t)
+	case []byte:
+		return t
+	}
+	return fmt.Append(nil, v)
 }

@@ -135,7 +135,7 @@ func (k *Kafka) message(rec *record.Record, vars expr.Vars) (*sarama.ProducerMes
 		if err != nil {
 			return nil, &EncodeError{What: "key", Err: err}
 		}
-		key = keyBytes(v)
+		key = record.ToBytes(v)
 	}
 	value, err := Encode(rec, k.target.Encode)
 	if err != nil {
@@ -152,18 +152,6 @@ func (k *Kafka) message(rec *record.Record, vars expr.Vars) (*sarama.ProducerMes
 		}
 	}
 	return msg, nil
-}
-
-func keyBytes(v any) []byte {
-	switch t := v.(type) {
-	case nil:
-		return nil
-	case string:
-		return []byte(t)
-	case []byte:
-		return t
-	}
-	return fmt.Append(nil, v)
 }
 
 func (k *Kafka) readSuccesses() {

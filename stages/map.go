@@ -115,7 +115,7 @@ func (m *mapStage) Process(_ context.Context, rec *record.Record, out []Output) 
 		if err != nil {
 			return out, err
 		}
-		rec.Key = toBytes(k)
+		rec.Key = record.ToBytes(k)
 	}
 	for _, h := range m.headers {
 		v, err := h.prog.Run(vars)
@@ -136,19 +136,6 @@ func shallowCopy(m map[string]any) map[string]any {
 	return c
 }
 
-// toBytes renders a computed key or header value; nil stays nil.
-func toBytes(v any) []byte {
-	switch t := v.(type) {
-	case nil:
-		return nil
-	case string:
-		return []byte(t)
-	case []byte:
-		return t
-	}
-	return fmt.Append(nil, v)
-}
-
 func setHeader(rec *record.Record, name string, v any) {
 	kept := rec.Headers[:0:0]
 	for _, h := range rec.Headers {
@@ -157,7 +144,7 @@ func setHeader(rec *record.Record, name string, v any) {
 		}
 	}
 	if v != nil {
-		kept = append(kept, record.Header{Key: name, Value: toBytes(v)})
+		kept = append(kept, record.Header{Key: name, Value: record.ToBytes(v)})
 	}
 	rec.Headers = kept
 }

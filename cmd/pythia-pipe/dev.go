@@ -24,26 +24,15 @@ func cmdDev(args []string, stdout, stderr io.Writer) int {
 	partitions := fs.Int("partitions", 3, "partitions of the source topics")
 	samples := fs.Int("samples", 3, "sample records shown per sink")
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
-	files, err := parseInterspersed(fs, args)
-	if err != nil {
+	p, log, code := prepare(fs, args, level, "pythia-pipe dev FILE [--feed FILE.jsonl] [--follow] [--partitions N]", stderr)
+	if code != exitOK {
+		return code
+	}
+	if *partitions < 1 {
+		fmt.Fprintln(stderr, "pythia-pipe: --partitions must be at least 1")
 		return exitUsage
 	}
-	if len(files) != 1 || *partitions < 1 {
-		fmt.Fprintln(stderr, "usage: pythia-pipe dev FILE [--feed FILE.jsonl] [--follow] [--partitions N]")
-		return exitUsage
-	}
-	log, err := newLogger(stderr, *level)
-	if err != nil {
-		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
-		return exitUsage
-	}
-	p, ok, ioErr := load(files[0], stderr)
-	switch {
-	case ioErr:
-		return exitUsage
-	case !ok:
-		return exitInvalid
-	}
+	var err error
 	var feed []devbroker.Record
 	if *feedFile != "" {
 		if feed, err = readFeed(*feedFile); err != nil {

@@ -18,25 +18,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	level := fs.String("log-level", "info", "debug, info, warn or error")
-	files, err := parseInterspersed(fs, args)
-	if err != nil {
-		return exitUsage
-	}
-	if len(files) != 1 {
-		fmt.Fprintln(stderr, "usage: pythia-pipe run FILE [--log-level LEVEL]")
-		return exitUsage
-	}
-	log, err := newLogger(stderr, *level)
-	if err != nil {
-		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
-		return exitUsage
-	}
-	p, ok, ioErr := load(files[0], stderr)
-	switch {
-	case ioErr:
-		return exitUsage
-	case !ok:
-		return exitInvalid
+	p, log, code := prepare(fs, args, level, "pythia-pipe run FILE [--log-level LEVEL]", stderr)
+	if code != exitOK {
+		return code
 	}
 	ctx, stop := signalContext(log)
 	defer stop()

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -70,4 +71,29 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
+}
+
+// prepare parses the flags of a command that runs one pipeline, sets up logging and loads the
+// pipeline; code is non-zero when the command must exit with it.
+func prepare(fs *flag.FlagSet, args []string, level *string, usage string, stderr io.Writer) (p *pipeline.Pipeline, log *slog.Logger, code int) {
+	files, err := parseInterspersed(fs, args)
+	if err != nil {
+		return nil, nil, exitUsage
+	}
+	if len(files) != 1 {
+		fmt.Fprintln(stderr, "usage: "+usage)
+		return nil, nil, exitUsage
+	}
+	if log, err = newLogger(stderr, *level); err != nil {
+		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
+		return nil, nil, exitUsage
+	}
+	p, ok, ioErr := load(files[0], stderr)
+	switch {
+	case ioErr:
+		return nil, nil, exitUsage
+	case !ok:
+		return nil, nil, exitInvalid
+	}
+	return p, log, exitOK
 }

@@ -27,25 +27,6 @@ func backlog() int {
 	return n
 }
 
-func orders(n int) []devbroker.Record {
-	recs := make([]devbroker.Record, n)
-	for i := range recs {
-		var body string
-		switch i % 10 {
-		case 0:
-			body = fmt.Sprintf(`{"order_id": "o%d", "amount": }`, i)
-		case 1:
-			body = fmt.Sprintf(`{"order_id":"o%d","customer_id":"c%d","amount":0,"region":"eu"}`, i, i%997)
-		case 2:
-			body = fmt.Sprintf(`{"order_id":"o%d","customer_id":"c%d","amount":1500.5,"region":"us"}`, i, i%997)
-		default:
-			body = fmt.Sprintf(`{"order_id":"o%d","customer_id":"c%d","amount":%d.5,"region":"eu"}`, i, i%997, i%999)
-		}
-		recs[i] = devbroker.Record{Key: []byte(fmt.Sprintf("c%d", i%997)), Value: []byte(body)}
-	}
-	return recs
-}
-
 // setup starts a broker with the orders topics and the backlog in `orders`.
 func setup(b *testing.B, n int) *devbroker.Broker {
 	br, err := devbroker.Start()
@@ -57,7 +38,7 @@ func setup(b *testing.B, n int) *devbroker.Broker {
 			b.Fatal(err)
 		}
 	}
-	if err := br.Produce(context.Background(), "orders", orders(n)); err != nil {
+	if err := br.Produce(context.Background(), "orders", devbroker.OrdersFeed(n)); err != nil {
 		b.Fatal(err)
 	}
 	return br
