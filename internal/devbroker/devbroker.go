@@ -1,42 +1,104 @@
-// Package devbroker is an in-process Kafka-protocol broker (franz-go's kfake) for
-// `pythia-pipe dev`, the demo and the tests, with helpers to feed and read topics.
+// Package devbroker gives `pythia-pipe dev`, the demo and the tests a Kafka to talk to — the
+// in-process Kafka-protocol broker (franz-go's kfake) or a real Apache Kafka started by
+// internal/realkafka — with helpers to create, feed and read topics and to read a group's
+// offsets, the same for both.
 package devbroker
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pythia-pipe/pythia-pipe/internal/realkafka"
 )
 
-// Broker is a running in-process cluster listening on 127.0.0.1.
+// Broker is a running cluster listening on 127.0.0.1: in-process (Cluster is set) or a real
+// Apache Kafka (Real is set).
 type Broker struct {
 	Cluster *kfake.Cluster
+	Real    *realkafka.Broker
+	addrs   []string
+	admin   *kadm.Client
+	client  *kgo.Client
 }
 
-// Start starts a cluster of one broker, or of n with NumBrokers.
+// Start starts an in-process cluster of one broker, or of n with kfake.NumBrokers.
 func Start(opts ...kfake.Opt) (*Broker, error) {
 	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("starting the in-process broker: %w", err)
 	}
-	return &Broker{Cluster: c}, nil
+	return connect(&Broker{Cluster: c, addrs: c.ListenAddrs()})
+}
+
+// StartReal starts a real Apache Kafka broker; its PLAINTEXT listener is Addrs.
+func StartReal(o realkafka.Options) (*Broker, error) {
+	r, err := realkafka.Start(o)
+	if err != nil {
+		return nil, err
+	}
+	return connect(&Broker{Real: r, addrs: []string{r.Addr("plaintext")}})
+}
+
+func connect(b *Broker) (*Broker, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.addrs...))
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	b.client, b.admin = cl, kadm.NewClient(cl)
+	return b, nil
 }
 
 // Addrs are the brokers' host:port addresses.
-func (b *Broker) Addrs() []string { return b.Cluster.ListenAddrs() }
+func (b *Broker) Addrs() []string { return b.addrs }
 
-// Close stops the cluster.
-func (b *Broker) Close() { b.Cluster.Close() }
+// Close stops the cluster (a real broker with SIGTERM) and removes a real broker's data.
+func (b *Broker) Close() {
+	if b.client != nil {
+		b.client.Close()
+	}
+	if b.Cluster != nil {
+		b.Cluster.Close()
+	}
+	if b.Real != nil {
+		b.Real.Stop()
+		os.RemoveAll(b.Real.Dir)
+	}
+}
+
+func adminCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 30*time.Second)
+}
 
 // CreateTopic creates a topic unless it exists.
 func (b *Broker) CreateTopic(topic string, partitions int32) error {
-	if b.Cluster.TopicInfo(topic) != nil {
+	if b.Cluster != nil {
+		if b.Cluster.TopicInfo(topic) != nil {
+			return nil
+		}
+		return b.Cluster.CreateTopic(topic, partitions, nil)
+	}
+	ctx, cancel := adminCtx()
+	defer cancel()
+	resp, err := b.admin.CreateTopic(ctx, partitions, 1, nil, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if errors.Is(err, kerr.TopicAlreadyExists) {
 		return nil
 	}
-	return b.Cluster.CreateTopic(topic, partitions, nil)
+	if err != nil {
+		return fmt.Errorf("creating topic %s: %w", topic, err)
+	}
+	return nil
 }
 
 // Record is what Produce writes and Read returns.
@@ -88,22 +150,80 @@ func (b *Broker) Produce(ctx context.Context, topic string, recs []Record) error
 	}
 }
 
-// EndOffsets returns the high watermark of each partition of topic.
+// EndOffsets returns the high watermark of each partition of topic (empty when it cannot
+// be read; callers poll).
 func (b *Broker) EndOffsets(topic string) map[int32]int64 {
 	out := map[int32]int64{}
-	for _, p := range b.Cluster.PartitionInfos(topic) {
-		out[p.Partition] = p.HighWatermark
+	if b.Cluster != nil { // asked inside the in-process broker: no client connection is made
+		for _, p := range b.Cluster.PartitionInfos(topic) {
+			out[p.Partition] = p.HighWatermark
+		}
+		return out
 	}
+	ctx, cancel := adminCtx()
+	defer cancel()
+	listed, err := b.admin.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return out
+	}
+	listed.Each(func(o kadm.ListedOffset) {
+		if o.Err == nil {
+			out[o.Partition] = o.Offset
+		}
+	})
 	return out
 }
 
 // Committed returns the offsets group committed for topic.
 func (b *Broker) Committed(group, topic string) map[int32]int64 {
 	out := map[int32]int64{}
-	if gi := b.Cluster.GroupInfo(group); gi != nil {
-		for p, c := range gi.Commits[topic] {
-			out[p] = c.Offset
+	if b.Cluster != nil {
+		if gi := b.Cluster.GroupInfo(group); gi != nil {
+			for p, c := range gi.Commits[topic] {
+				out[p] = c.Offset
+			}
 		}
+		return out
+	}
+	ctx, cancel := adminCtx()
+	defer cancel()
+	resp, err := b.admin.FetchOffsets(ctx, group)
+	if err != nil {
+		return out
+	}
+	resp.Each(func(o kadm.OffsetResponse) {
+		if o.Err == nil && o.Topic == topic && o.At >= 0 {
+			out[o.Partition] = o.At
+		}
+	})
+	return out
+}
+
+// Members returns, for each member of group, how many partitions it is assigned.
+func (b *Broker) Members(group string) []int {
+	var out []int
+	if b.Cluster != nil {
+		if gi := b.Cluster.GroupInfo(group); gi != nil {
+			for _, m := range gi.Members {
+				out = append(out, m.NumAssigned())
+			}
+		}
+		return out
+	}
+	ctx, cancel := adminCtx()
+	defer cancel()
+	described, err := b.admin.DescribeGroups(ctx, group)
+	if err != nil {
+		return nil
+	}
+	for _, m := range described[group].Members {
+		n := 0
+		if a, ok := m.Assigned.AsConsumer(); ok {
+			for _, t := range a.Topics {
+				n += len(t.Partitions)
+			}
+		}
+		out = append(out, n)
 	}
 	return out
 }

@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
-
 	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
 )
 
@@ -54,15 +52,11 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// cluster starts an in-process broker whose groups accept short session timeouts, with the
-// orders example's topics.
+// cluster starts a broker (newBroker: in-process, or a real Kafka with the e2e build tag)
+// whose groups accept short session timeouts, with the orders example's topics.
 func cluster(t *testing.T, partitions int32) *devbroker.Broker {
 	t.Helper()
-	b, err := devbroker.Start(kfake.GroupMinSessionTimeout(500 * time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
+	b := newBroker(t)
 	for _, topic := range []string{"orders", "orders-out", "orders-big", "orders-dlq"} {
 		if err := b.CreateTopic(topic, partitions); err != nil {
 			t.Fatal(err)

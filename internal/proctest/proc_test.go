@@ -51,12 +51,12 @@ func TestRebalanceAcrossProcesses(t *testing.T) {
 	bb := start(t, b, "b", "run", file)
 	c := start(t, b, "c", "run", file)
 	waitFor(t, 60*time.Second, "three members sharing the partitions", func() bool {
-		gi := b.Cluster.GroupInfo(group)
-		if gi == nil || len(gi.Members) != 3 {
+		members := b.Members(group)
+		if len(members) != 3 {
 			return false
 		}
-		for _, m := range gi.Members {
-			if m.NumAssigned() == 0 {
+		for _, assigned := range members {
+			if assigned == 0 {
 				return false
 			}
 		}
@@ -68,8 +68,7 @@ func TestRebalanceAcrossProcesses(t *testing.T) {
 	bb.wait(t, 10*time.Second)
 	d := start(t, b, "d", "run", file)
 	waitFor(t, 60*time.Second, "the group to take the new member in", func() bool {
-		gi := b.Cluster.GroupInfo(group)
-		return gi != nil && len(gi.Members) == 3 && written(b) > target
+		return len(b.Members(group)) == 3 && written(b) > target
 	})
 	waitFor(t, 180*time.Second, "the group to commit the end of the feed", func() bool { return b.CaughtUp(group, "orders") })
 	for _, p := range []*proc{a, c, d} {

@@ -1,0 +1,274 @@
+// Package realkafka starts a real Apache Kafka 4.x broker (single node, KRaft) from Maven
+// Central jars on 127.0.0.1, for the end-to-end tests and `make kafka-up`. The recipe lives
+// in kafka/ at the repository root: pom.xml (the jars), server.properties (a template),
+// log4j2.properties. Listeners: PLAINTEXT, SASL_PLAINTEXT (PLAIN user alice, SCRAM-SHA-512
+// user carol), SSL, and MTLS (SSL with required client certificates).
+package realkafka
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Users of the SASL listener.
+const (
+	PlainUser     = "alice"
+	PlainPassword = "alice-Pl41n-secret"
+	ScramUser     = "carol"
+	ScramPassword = "carol-Scr4m-secret"
+)
+
+// Ports are the broker's listeners.
+type Ports struct {
+	Plaintext, Controller, SASL, SSL, MTLS int
+}
+
+// FixedPorts are the conventional ports of `make kafka-up`.
+var FixedPorts = Ports{Plaintext: 9092, Controller: 9093, SASL: 9094, SSL: 9095, MTLS: 9096}
+
+// Options configure Start.
+type Options struct {
+	Root  string // repository root (where kafka/ and .kafka/ are); found from the working directory when empty
+	Dir   string // data folder; a new one under .kafka/ when empty
+	Ports Ports  // zero: free ports are picked
+	Log   func(format string, args ...any)
+}
+
+// Broker is a running broker.
+type Broker struct {
+	Dir     string
+	Ports   Ports
+	TLS     TLSFiles
+	Started time.Duration // launch to ready, the last (re)start
+	Log     string        // the broker's output
+
+	root string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// Addr is the address of a listener: "plaintext", "sasl", "ssl" or "mtls".
+func (b *Broker) Addr(listener string) string {
+	port := map[string]int{"plaintext": b.Ports.Plaintext, "sasl": b.Ports.SASL, "ssl": b.Ports.SSL, "mtls": b.Ports.MTLS}[listener]
+	return "127.0.0.1:" + strconv.Itoa(port)
+}
+
+// FindRoot walks up from the working directory to the folder holding kafka/pom.xml.
+func FindRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "kafka", "pom.xml")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("kafka/pom.xml not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Libs resolves the broker's jars with Maven into .kafka/libs, once.
+func Libs(root string) (string, error) {
+	libs := filepath.Join(root, ".kafka", "libs")
+	marker := filepath.Join(libs, ".resolved")
+	pom, err := os.ReadFile(filepath.Join(root, "kafka", "pom.xml"))
+	if err != nil {
+		return "", err
+	}
+	if done, err := os.ReadFile(marker); err == nil && bytes.Equal(done, pom) {
+		return libs, nil
+	}
+	os.RemoveAll(libs)
+	cmd := exec.Command("mvn", "-B", "-q", "-f", filepath.Join(root, "kafka", "pom.xml"),
+		"org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies", "-DincludeScope=runtime", "-DoutputDirectory="+libs)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("resolving the Kafka jars with Maven: %v\n%s", err, out)
+	}
+	return libs, os.WriteFile(marker, pom, 0o644)
+}
+
+// Start formats a fresh KRaft store and starts the broker, waiting (up to 90 s) until it
+// accepts connections.
+func Start(o Options) (*Broker, error) {
+	if o.Root == "" {
+		root, err := FindRoot()
+		if err != nil {
+			return nil, err
+		}
+		o.Root = root
+	}
+	if o.Log == nil {
+		o.Log = func(string, ...any) {}
+	}
+	libs, err := Libs(o.Root)
+	if err != nil {
+		return nil, err
+	}
+	if o.Dir == "" {
+		if err := os.MkdirAll(filepath.Join(o.Root, ".kafka"), 0o755); err != nil {
+			return nil, err
+		}
+		if o.Dir, err = os.MkdirTemp(filepath.Join(o.Root, ".kafka"), "broker-"); err != nil {
+			return nil, err
+		}
+	}
+	if o.Ports == (Ports{}) {
+		if o.Ports, err = freePorts(); err != nil {
+			return nil, err
+		}
+	}
+	b := &Broker{Dir: o.Dir, Ports: o.Ports, root: o.Root, Log: filepath.Join(o.Dir, "broker.log")}
+	if b.TLS, err = writeTLS(filepath.Join(o.Dir, "tls")); err != nil {
+		return nil, err
+	}
+	tmpl, err := os.ReadFile(filepath.Join(o.Root, "kafka", "server.properties"))
+	if err != nil {
+		return nil, err
+	}
+	props := strings.NewReplacer("@DATA@", o.Dir, "@PLAINTEXT_PORT@", strconv.Itoa(b.Ports.Plaintext),
+		"@CONTROLLER_PORT@", strconv.Itoa(b.Ports.Controller), "@SASL_PORT@", strconv.Itoa(b.Ports.SASL),
+		"@SSL_PORT@", strconv.Itoa(b.Ports.SSL), "@MTLS_PORT@", strconv.Itoa(b.Ports.MTLS),
+		"@PLAIN_PASSWORD@", PlainPassword).Replace(string(tmpl))
+	if err := os.WriteFile(b.propsFile(), []byte(props), 0o600); err != nil {
+		return nil, err
+	}
+	format := exec.Command("java", b.log4j(), "-cp", filepath.Join(libs, "*"), "kafka.tools.StorageTool", "format",
+		"-t", clusterID(), "-c", b.propsFile(), "--ignore-formatted",
+		"--add-scram", fmt.Sprintf("SCRAM-SHA-512=[name=%s,password=%s]", ScramUser, ScramPassword))
+	if out, err := format.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("formatting the KRaft store: %v\n%s", err, out)
+	}
+	o.Log("formatted %s", o.Dir)
+	return b, b.launch(libs)
+}
+
+func (b *Broker) propsFile() string { return filepath.Join(b.Dir, "server.properties") }
+func (b *Broker) log4j() string {
+	return "-Dlog4j2.configurationFile=" + filepath.Join(b.root, "kafka", "log4j2.properties")
+}
+
+// launch starts the JVM on the formatted store and waits until the broker is ready.
+func (b *Broker) launch(libs string) error {
+	logf, err := os.OpenFile(b.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("java", "-Xms384m", "-Xmx384m", "-XX:+UseG1GC", "-XX:ParallelGCThreads=2", "-XX:ConcGCThreads=1",
+		"-XX:CICompilerCount=2", "-XX:+ExitOnOutOfMemoryError", b.log4j(), "-cp", filepath.Join(libs, "*"), "kafka.Kafka", b.propsFile())
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // survives the caller of `make kafka-up`; a test stops it
+	began := time.Now()
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("starting java: %w", err)
+	}
+	b.cmd, b.done = cmd, make(chan struct{})
+	go func() { cmd.Wait(); logf.Close(); close(b.done) }()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		select {
+		case <-b.done:
+			return fmt.Errorf("the broker exited while starting (exit %d); the end of %s:\n%s", cmd.ProcessState.ExitCode(), b.Log, tail(b.Log, 30))
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", b.Addr("plaintext"), time.Second); err == nil {
+			c.Close()
+			b.Started = time.Since(began)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			b.Stop()
+			return fmt.Errorf("the broker did not accept connections within 90s; the end of %s:\n%s", b.Log, tail(b.Log, 30))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Stop stops the broker with SIGTERM (a controlled shutdown), killing it after 60 s.
+func (b *Broker) Stop() error {
+	if b.cmd == nil {
+		return nil
+	}
+	select {
+	case <-b.done:
+		return nil
+	default:
+	}
+	_ = b.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-b.done:
+		return nil
+	case <-time.After(60 * time.Second):
+		_ = b.cmd.Process.Kill()
+		<-b.done
+		return errors.New("the broker did not stop within 60s of SIGTERM and was killed")
+	}
+}
+
+// Restart starts the broker again on its data, after Stop.
+func (b *Broker) Restart() error {
+	libs, err := Libs(b.root)
+	if err != nil {
+		return err
+	}
+	return b.launch(libs)
+}
+
+// PID is the broker's process id.
+func (b *Broker) PID() int { return b.cmd.Process.Pid }
+
+func freePorts() (Ports, error) {
+	var ports [5]int
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return Ports{}, err
+		}
+		ls = append(ls, l)
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+	}
+	return Ports{Plaintext: ports[0], Controller: ports[1], SASL: ports[2], SSL: ports[3], MTLS: ports[4]}, nil
+}
+
+// clusterID is a KRaft cluster id: 16 random bytes, base64url without padding, not
+// starting with '-'.
+func clusterID() string {
+	for {
+		b := make([]byte, 16)
+		_, _ = rand.Read(b)
+		id := base64.RawURLEncoding.EncodeToString(b)
+		if id[0] != '-' {
+			return id
+		}
+	}
+}
+
+func tail(path string, n int) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
