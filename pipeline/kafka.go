@@ -4,6 +4,9 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
+	"github.com/pythia-pipe/pythia-pipe/spec"
+
 	"github.com/pythia-pipe/pythia-pipe/sinks"
 	"github.com/pythia-pipe/pythia-pipe/sources"
 )
@@ -61,4 +64,27 @@ func ConnectKafka(p *Pipeline, log *slog.Logger) (*KafkaRun, error) {
 // Run runs until ctx ends (then drains and commits) or a fatal error.
 func (r *KafkaRun) Run(ctx context.Context) error {
 	return r.Engine.Run(ctx, r.Source, r.p.Source.DrainTimeout)
+}
+
+// TopicPlans lists the topics the pipeline names literally with their `create` settings:
+// the source topics, the sink topics and the DLQ.
+func (p *Pipeline) TopicPlans() []kafkaconn.Topic {
+	var out []kafkaconn.Topic
+	seen := map[string]bool{}
+	add := func(name string, create *spec.Value) {
+		if name != "" && !seen[name] {
+			seen[name] = true
+			out = append(out, kafkaconn.TopicFromValue(name, create))
+		}
+	}
+	for _, t := range p.Source.Topics {
+		add(t, p.Source.Create)
+	}
+	for _, s := range p.Sinks {
+		add(s.Topic, s.Producer.Create)
+	}
+	if p.DLQ != nil {
+		add(p.DLQ.Topic, p.DLQ.Producer.Create)
+	}
+	return out
 }

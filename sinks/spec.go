@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/pythia-pipe/pythia-pipe/expr"
+	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
 	"github.com/pythia-pipe/pythia-pipe/sources"
 	"github.com/pythia-pipe/pythia-pipe/spec"
 )
@@ -17,18 +18,8 @@ var producerFields = []spec.Field{
 	spec.Size("batch_bytes", "Bytes a batch may grow to before it is sent.").WithDefault("512KiB").AtLeast(1024),
 	spec.Bool("idempotent", "Idempotent producer: broker-side de-duplication of retried writes (needs acks: all).").WithDefault("true"),
 	spec.Size("max_message_bytes", "The largest record the producer sends; a larger one goes to the DLQ.").WithDefault("1MB").AtLeast(1024),
-	createField,
+	kafkaconn.TopicField,
 }
-
-var createField = spec.Object("create", "Topic settings used by `pythia-pipe topics create`.",
-	spec.Int("partitions", "Partitions of the topic.").WithDefault("1").AtLeast(1).AtMost(100000),
-	spec.Int("replication_factor", "Replicas of each partition.").WithDefault("1").AtLeast(1).AtMost(32),
-	spec.Duration("retention", "How long records are kept (retention.ms); leave out for the broker default."),
-	spec.Enum("cleanup_policy", "delete old segments, compact by key, or both.", "delete", "compact", "compact,delete").WithDefault("delete"),
-	spec.Enum("compression", "Topic compression.type.", "producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"),
-	spec.Size("max_message_bytes", "The largest record batch the topic accepts (max.message.bytes)."),
-	spec.Map("configs", "Other topic configs, by their Kafka name.", spec.String("value", "The config value.")),
-)
 
 // SinkFields are the fields of a `sinks` entry of type kafka.
 var SinkFields = append([]spec.Field{

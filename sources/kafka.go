@@ -105,6 +105,7 @@ func (k *Kafka) Run(ctx context.Context, deliver Deliver) error {
 		}
 	})
 	h := &handler{k: k, deliver: deliver}
+	failures := 0
 	for {
 		err := group.Consume(ctx, k.cfg.Topics, h)
 		switch {
@@ -112,11 +113,37 @@ func (k *Kafka) Run(ctx context.Context, deliver Deliver) error {
 			return nil
 		case errors.Is(err, sarama.ErrClosedConsumerGroup):
 			return nil
-		case err != nil:
+		case fatalGroupError(err):
 			return fmt.Errorf("source: consuming %v as group %s: %w", k.cfg.Topics, k.cfg.Group, err)
+		case err != nil:
+			// The brokers are away (a restart, a network cut): join again when they are back.
+			failures++
+			wait := min(time.Duration(failures)*time.Second, 30*time.Second)
+			k.log.Warn("consumer group session failed, joining again", "group", k.cfg.Group, "in", wait, "err", err)
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				return nil
+			}
+			continue
 		}
+		failures = 0
 		k.rebalances.Add(1) // an eager rebalance ended the session; join the next one
 	}
+}
+
+// fatalGroupError is a consumer-group error that waiting will not cure.
+func fatalGroupError(err error) bool {
+	var kerr sarama.KError
+	if !errors.As(err, &kerr) {
+		return false
+	}
+	switch kerr {
+	case sarama.ErrGroupAuthorizationFailed, sarama.ErrTopicAuthorizationFailed, sarama.ErrClusterAuthorizationFailed,
+		sarama.ErrSASLAuthenticationFailed, sarama.ErrInvalidGroupId, sarama.ErrInconsistentGroupProtocol, sarama.ErrUnsupportedVersion:
+		return true
+	}
+	return false
 }
 
 // Stats are the source's counters, for tests and metrics.

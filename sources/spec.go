@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
 	"github.com/pythia-pipe/pythia-pipe/spec"
 )
 
@@ -26,6 +27,7 @@ var Field = spec.Object("source", "Where records come from: a Kafka consumer gro
 	spec.Duration("commit_interval", "How often committed positions are sent to Kafka (and always at revoke and shutdown).").WithDefault("1s"),
 	spec.Int("max_pending", "Records read but not yet committed, per partition, before the partition is paused.").WithDefault("10000").AtLeast(1),
 	spec.Duration("drain_timeout", "On revoke or shutdown, time to let in-flight records finish before committing what is done.").WithDefault("30s"),
+	kafkaconn.TopicField,
 )
 
 // Config is the validated Kafka source.
@@ -45,6 +47,7 @@ type Config struct {
 	CommitInterval    time.Duration
 	MaxPending        int
 	DrainTimeout      time.Duration
+	Create            *spec.Value // topic settings of the source topics, for `topics create`
 }
 
 // FromValue checks the combinations the spec cannot express and returns the config.
@@ -65,6 +68,7 @@ func FromValue(p *spec.Parser, v *spec.Value, pipelineName string) *Config {
 		CommitInterval:    v.Duration("commit_interval"),
 		MaxPending:        int(v.Int("max_pending")),
 		DrainTimeout:      v.Duration("drain_timeout"),
+		Create:            v.Get("create"),
 	}
 	if c.Group == "" {
 		c.Group = pipelineName

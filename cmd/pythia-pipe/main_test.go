@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
 )
 
 func TestCLI(t *testing.T) {
@@ -86,5 +88,38 @@ func TestDevOrders(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// topics create makes the topics with their settings; a second run changes nothing.
+func TestTopicsCreate(t *testing.T) {
+	b, err := devbroker.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	t.Setenv("KAFKA_BROKERS", strings.Join(b.Addrs(), ","))
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"topics", "create", "../../pipelines/clickstream.yaml"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s%s", code, stdout.String(), stderr.String())
+	}
+	for _, want := range []string{
+		"topic clicks: created (1 partitions, replication factor 1, cleanup.policy=delete)",
+		"topic clicks-pageviews: created (6 partitions, replication factor 1, cleanup.policy=delete, retention.ms=259200000)",
+		"topic clicks-dlq: created (1 partitions, replication factor 1, cleanup.policy=delete, retention.ms=1209600000)",
+	} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	if got := len(b.EndOffsets("clicks-pageviews")); got != 6 {
+		t.Errorf("clicks-pageviews has %d partitions, want 6", got)
+	}
+	stdout.Reset()
+	if code := run([]string{"topics", "create", "../../pipelines/clickstream.yaml"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("second run: exit %d: %s%s", code, stdout.String(), stderr.String())
+	}
+	if strings.Contains(stdout.String(), "created") || strings.Count(stdout.String(), "exists, as configured") != 4 {
+		t.Errorf("second run changed something:\n%s", stdout.String())
 	}
 }

@@ -284,3 +284,21 @@ func (b *Broker) Read(ctx context.Context, topic string) ([]Record, error) {
 	}
 	return out, nil
 }
+
+// TopicConfig returns the value of a topic config as the broker reports it.
+func (b *Broker) TopicConfig(topic, key string) string {
+	ctx, cancel := adminCtx()
+	defer cancel()
+	rcs, err := b.admin.DescribeTopicConfigs(ctx, topic)
+	if err != nil {
+		return ""
+	}
+	for _, rc := range rcs {
+		for _, c := range rc.Configs {
+			if c.Key == key && c.Value != nil {
+				return *c.Value
+			}
+		}
+	}
+	return ""
+}

@@ -1,18 +1,16 @@
 package proctest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
+	"github.com/pythia-pipe/pythia-pipe/internal/testproc"
 )
 
 // binary is the pythia-pipe binary under test, built once by TestMain.
@@ -24,15 +22,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary = filepath.Join(dir, "pythia-pipe")
-	args := []string{"build", "-o", binary}
-	if raceEnabled {
-		args = append(args, "-race") // the processes are checked for data races as well
-	}
-	build := exec.Command("go", append(args, "../../cmd/pythia-pipe")...)
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building pythia-pipe:", err)
+	// With -race, the processes are checked for data races as well.
+	if binary, err = testproc.Build("../..", dir, raceEnabled); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -40,17 +32,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
+var waitFor = testproc.WaitFor
 
 // cluster starts a broker (newBroker: in-process, or a real Kafka with the e2e build tag)
 // whose groups accept short session timeouts, with the orders example's topics.
@@ -89,71 +71,10 @@ func ordersPipeline(t *testing.T) string {
 	return path
 }
 
-// proc is one pythia-pipe process.
-type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	out    *bytes.Buffer
-	exited chan struct{}
-	err    error
-}
-
-func start(t *testing.T, b *devbroker.Broker, name string, args ...string) *proc {
+// start runs pythia-pipe with args against b.
+func start(t *testing.T, b *devbroker.Broker, name string, args ...string) *testproc.Proc {
 	t.Helper()
-	var out bytes.Buffer
-	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), "KAFKA_BROKERS="+strings.Join(b.Addrs(), ","))
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{name: name, cmd: cmd, out: &out, exited: make(chan struct{})}
-	go func() { p.err = cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		if p.running() {
-			_ = cmd.Process.Kill()
-			<-p.exited
-		}
-		if t.Failed() {
-			t.Logf("output of %s:\n%s", name, lastLines(out.String(), 40))
-		}
-	})
-	return p
-}
-
-func (p *proc) running() bool {
-	select {
-	case <-p.exited:
-		return false
-	default:
-		return true
-	}
-}
-
-func (p *proc) signal(t *testing.T, s syscall.Signal) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(s); err != nil && p.running() {
-		t.Fatalf("signalling %s: %v", p.name, err)
-	}
-}
-
-// wait waits for the process to exit and returns its exit code.
-func (p *proc) wait(t *testing.T, d time.Duration) int {
-	t.Helper()
-	select {
-	case <-p.exited:
-	case <-time.After(d):
-		t.Fatalf("%s did not exit within %v", p.name, d)
-	}
-	return p.cmd.ProcessState.ExitCode()
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return testproc.Start(t, binary, name, []string{"KAFKA_BROKERS=" + strings.Join(b.Addrs(), ",")}, args...)
 }
 
 // written counts the records in the orders example's output topics.

@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pythia-pipe/pythia-pipe/internal/testproc"
 )
 
 const group = "order-processors"
@@ -22,18 +24,18 @@ func TestCrashRecovery(t *testing.T) {
 		p := start(t, b, "run", "run", file)
 		// A random moment: after a random amount of further output (1% to 10% of the feed).
 		target := written(b) + int64(n/100+rng.IntN(n/10))
-		waitFor(t, 90*time.Second, "progress before the kill", func() bool { return written(b) >= target || !p.running() })
-		if !p.running() {
+		waitFor(t, 90*time.Second, "progress before the kill", func() bool { return written(b) >= target || !p.Running() })
+		if !p.Running() {
 			t.Fatalf("pythia-pipe exited before it was killed")
 		}
-		p.signal(t, syscall.SIGKILL)
-		p.wait(t, 10*time.Second)
+		p.Signal(t, syscall.SIGKILL)
+		p.Wait(t, 10*time.Second)
 		t.Logf("kill %d at %d records written", k+1, written(b))
 	}
 	last := start(t, b, "final run", "run", file)
 	waitFor(t, 180*time.Second, "the group to commit the end of the feed", func() bool { return b.CaughtUp(group, "orders") })
-	last.signal(t, syscall.SIGTERM)
-	if code := last.wait(t, 30*time.Second); code != 0 {
+	last.Signal(t, syscall.SIGTERM)
+	if code := last.Wait(t, 30*time.Second); code != 0 {
 		t.Fatalf("final run exited %d", code)
 	}
 	dups := verify(t, b, n)
@@ -64,19 +66,19 @@ func TestRebalanceAcrossProcesses(t *testing.T) {
 	})
 	target := written(b) + n/5
 	waitFor(t, 90*time.Second, "a fifth of the feed", func() bool { return written(b) >= target })
-	bb.signal(t, syscall.SIGKILL)
-	bb.wait(t, 10*time.Second)
+	bb.Signal(t, syscall.SIGKILL)
+	bb.Wait(t, 10*time.Second)
 	d := start(t, b, "d", "run", file)
 	waitFor(t, 60*time.Second, "the group to take the new member in", func() bool {
 		return len(b.Members(group)) == 3 && written(b) > target
 	})
 	waitFor(t, 180*time.Second, "the group to commit the end of the feed", func() bool { return b.CaughtUp(group, "orders") })
-	for _, p := range []*proc{a, c, d} {
-		p.signal(t, syscall.SIGTERM)
+	for _, p := range []*testproc.Proc{a, c, d} {
+		p.Signal(t, syscall.SIGTERM)
 	}
-	for _, p := range []*proc{a, c, d} {
-		if code := p.wait(t, 30*time.Second); code != 0 {
-			t.Errorf("%s exited %d", p.name, code)
+	for _, p := range []*testproc.Proc{a, c, d} {
+		if code := p.Wait(t, 30*time.Second); code != 0 {
+			t.Errorf("%s exited %d", p.Name, code)
 		}
 	}
 	dups := verify(t, b, n)
@@ -93,8 +95,8 @@ func TestSigtermDrains(t *testing.T) {
 	p := start(t, b, "first", "run", file)
 	waitFor(t, 90*time.Second, "a third of the feed", func() bool { return written(b) >= n/3 })
 	stopped := time.Now()
-	p.signal(t, syscall.SIGTERM)
-	code := p.wait(t, 20*time.Second) // drain_timeout is 5s
+	p.Signal(t, syscall.SIGTERM)
+	code := p.Wait(t, 20*time.Second) // drain_timeout is 5s
 	took := time.Since(stopped)
 	if code != 0 {
 		t.Fatalf("exit %d after SIGTERM", code)
@@ -102,8 +104,8 @@ func TestSigtermDrains(t *testing.T) {
 	if took > 10*time.Second {
 		t.Errorf("took %v to exit after SIGTERM; the drain deadline is 5s", took)
 	}
-	if strings.Contains(p.out.String(), "drain timeout") {
-		t.Fatalf("the drain timed out:\n%s", lastLines(p.out.String(), 20))
+	if strings.Contains(p.Output(), "drain timeout") {
+		t.Fatalf("the drain timed out:\n%s", testproc.LastLines(p.Output(), 20))
 	}
 	atStop := written(b)
 	if b.CaughtUp(group, "orders") {
@@ -111,8 +113,8 @@ func TestSigtermDrains(t *testing.T) {
 	}
 	again := start(t, b, "restart", "run", file)
 	waitFor(t, 180*time.Second, "the restart to finish the feed", func() bool { return b.CaughtUp(group, "orders") })
-	again.signal(t, syscall.SIGTERM)
-	if code := again.wait(t, 30*time.Second); code != 0 {
+	again.Signal(t, syscall.SIGTERM)
+	if code := again.Wait(t, 30*time.Second); code != 0 {
 		t.Fatalf("restart exited %d", code)
 	}
 	dups := verify(t, b, n)

@@ -55,9 +55,9 @@ func TestStartupErrors(t *testing.T) {
 			}
 			began := time.Now()
 			p := start(t, plain, "run", "run", file)
-			code := p.wait(t, 15*time.Second)
+			code := p.Wait(t, 15*time.Second)
 			took := time.Since(began)
-			out := strings.TrimSpace(p.out.String())
+			out := strings.TrimSpace(p.Output())
 			if code != 1 {
 				t.Errorf("exit %d, want 1", code)
 			}

@@ -1,0 +1,201 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
+	"github.com/pythia-pipe/pythia-pipe/internal/realkafka"
+	"github.com/pythia-pipe/pythia-pipe/internal/testproc"
+)
+
+// The correctness test of the run issue on real Kafka: 100,000 records through the orders
+// example; every record where it belongs, committed offsets at the log end.
+func TestOrders100k(t *testing.T) {
+	const n = 100_000
+	file, topics, group := ordersFile(t, "plain", "  brokers: "+kafka.Real.Addr("plaintext")+"\n")
+	if err := kafka.Produce(context.Background(), topics[0], devbroker.OrdersFeed(n)); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	runUntilDone(t, file, group, topics[0])
+	took := time.Since(began)
+	dups := checkOrders(t, kafka, topics, n)
+	committed, ends := kafka.Committed(group, topics[0]), kafka.EndOffsets(topics[0])
+	for p, end := range ends {
+		if committed[p] != end {
+			t.Errorf("partition %d committed %d, log end %d", p, committed[p], end)
+		}
+	}
+	t.Logf("100,000 records in %v (process start and group join included), %d duplicates", took.Round(time.Millisecond), dups)
+	if dups != 0 {
+		t.Errorf("%d duplicates in a run without failures", dups)
+	}
+}
+
+// The orders example over each security protocol: SASL/PLAIN, SASL/SCRAM-SHA-512, TLS and
+// mutual TLS. The password travels through the environment and appears in no output.
+func TestSecurity(t *testing.T) {
+	tls := kafka.Real.TLS
+	cases := []struct {
+		name, block, password string
+	}{
+		{"sasl-plain", "  brokers: " + kafka.Real.Addr("sasl") + "\n  security:\n    protocol: SASL_PLAINTEXT\n" +
+			"    sasl: {mechanism: PLAIN, username: " + realkafka.PlainUser + ", password: ${KAFKA_PASSWORD}}\n", realkafka.PlainPassword},
+		{"sasl-scram", "  brokers: " + kafka.Real.Addr("sasl") + "\n  security:\n    protocol: SASL_PLAINTEXT\n" +
+			"    sasl: {mechanism: SCRAM-SHA-512, username: " + realkafka.ScramUser + ", password: ${KAFKA_PASSWORD}}\n", realkafka.ScramPassword},
+		{"tls", "  brokers: " + kafka.Real.Addr("ssl") + "\n  security:\n    protocol: SSL\n    tls: {ca_file: " + tls.CA + "}\n", ""},
+		{"mtls", "  brokers: " + kafka.Real.Addr("mtls") + "\n  security:\n    protocol: SSL\n" +
+			"    tls: {ca_file: " + tls.CA + ", cert_file: " + tls.ClientCert + ", key_file: " + tls.ClientKey + "}\n", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			const n = 2000
+			file, topics, group := ordersFile(t, c.name, c.block)
+			if err := kafka.Produce(context.Background(), topics[0], devbroker.OrdersFeed(n)); err != nil {
+				t.Fatal(err)
+			}
+			env := []string{"KAFKA_PASSWORD=" + c.password}
+			p := runUntilDone(t, file, group, topics[0], env...)
+			checkOrders(t, kafka, topics, n)
+			if c.password == "" {
+				return
+			}
+			if strings.Contains(p.Output(), c.password) {
+				t.Errorf("the password is in the logs")
+			}
+			graph := testproc.Start(t, binary, "graph", env, "graph", file)
+			if code := graph.Wait(t, 30*time.Second); code != 0 || !strings.Contains(graph.Output(), "digraph") {
+				t.Fatalf("graph: exit %d\n%s", code, graph.Output())
+			}
+			if strings.Contains(graph.Output(), c.password) {
+				t.Errorf("the password is in the graph")
+			}
+		})
+	}
+}
+
+// A wrong password, an untrusted CA and a missing client certificate each fail within
+// seconds with one line naming the cause, without the secret.
+func TestSecurityFailures(t *testing.T) {
+	tls := kafka.Real.TLS
+	const wrong = "definitely-Wr0ng-password"
+	cases := []struct {
+		name, block, want string
+	}{
+		{"wrong PLAIN password", "  brokers: " + kafka.Real.Addr("sasl") + "\n  security:\n    protocol: SASL_PLAINTEXT\n" +
+			"    sasl: {mechanism: PLAIN, username: alice, password: ${KAFKA_PASSWORD}}\n", "SASL authentication failed for user alice"},
+		{"wrong SCRAM password", "  brokers: " + kafka.Real.Addr("sasl") + "\n  security:\n    protocol: SASL_PLAINTEXT\n" +
+			"    sasl: {mechanism: SCRAM-SHA-512, username: carol, password: ${KAFKA_PASSWORD}}\n", "SASL authentication failed for user carol"},
+		{"untrusted CA", "  brokers: " + kafka.Real.Addr("ssl") + "\n  security:\n    protocol: SSL\n    tls: {ca_file: " + tls.OtherCA + "}\n",
+			"signed by an authority this client does not trust"},
+		{"missing client certificate", "  brokers: " + kafka.Real.Addr("mtls") + "\n  security:\n    protocol: SSL\n    tls: {ca_file: " + tls.CA + "}\n",
+			"requires a client certificate"},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			file, _, _ := ordersFile(t, "fail"+string(rune('a'+i)), strings.Replace(c.block, "  brokers:", "  connect_timeout: 5s\n  brokers:", 1))
+			began := time.Now()
+			p := testproc.Start(t, binary, "run", []string{"KAFKA_PASSWORD=" + wrong}, "run", file)
+			code := p.Wait(t, 30*time.Second)
+			took := time.Since(began)
+			out := strings.TrimSpace(p.Output())
+			if code != 1 || strings.Count(out, "\n") != 0 || !strings.HasPrefix(out, "pythia-pipe: ") || !strings.Contains(out, c.want) {
+				t.Errorf("exit %d, want 1 and one line with %q; got:\n%s", code, c.want, out)
+			}
+			if strings.Contains(out, wrong) {
+				t.Errorf("the password is in the error")
+			}
+			if took > 15*time.Second {
+				t.Errorf("took %v", took)
+			}
+			t.Logf("%s: %v: %s", c.name, took.Round(time.Millisecond), out)
+		})
+	}
+}
+
+// The broker is stopped (SIGTERM) mid-run and started again; the pipeline rides through and
+// nothing is lost.
+func TestBrokerRestart(t *testing.T) {
+	const n = 100_000
+	b, err := devbroker.StartReal(realkafka.Options{Log: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	saved := kafka
+	kafka = b // ordersFile and checkOrders use this broker
+	defer func() { kafka = saved }()
+	file, topics, group := ordersFile(t, "restart", "  brokers: "+b.Real.Addr("plaintext")+"\n")
+	if err := b.Produce(context.Background(), topics[0], devbroker.OrdersFeed(n)); err != nil {
+		t.Fatal(err)
+	}
+	p := testproc.Start(t, binary, "run", nil, "run", file)
+	written := func() int64 {
+		var w int64
+		for _, topic := range topics[1:] {
+			for _, end := range b.EndOffsets(topic) {
+				w += end
+			}
+		}
+		return w
+	}
+	testproc.WaitFor(t, 2*time.Minute, "a fifth of the feed", func() bool { return written() >= n/5 })
+	if err := b.Real.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	testproc.WaitFor(t, time.Minute, "pythia-pipe to notice the broker is gone", func() bool {
+		out := p.Output()
+		return strings.Contains(out, "retrying") || strings.Contains(out, "consumer group") || strings.Contains(out, "connection refused")
+	})
+	if !p.Running() {
+		t.Fatalf("pythia-pipe gave up when the broker stopped:\n%s", testproc.LastLines(p.Output(), 20))
+	}
+	if err := b.Real.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("broker back after a restart of %v", b.Real.Started.Round(time.Millisecond))
+	testproc.WaitFor(t, 5*time.Minute, "the group to commit the end of the feed", func() bool {
+		if !p.Running() {
+			t.Fatalf("pythia-pipe exited:\n%s", testproc.LastLines(p.Output(), 20))
+		}
+		return b.CaughtUp(group, topics[0])
+	})
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.Wait(t, time.Minute); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	dups := checkOrders(t, b, topics, n)
+	t.Logf("broker restarted mid-run: nothing lost, %d duplicates", dups)
+}
+
+// topics create makes the topics with their settings on real Kafka; running it twice changes
+// nothing.
+func TestTopicsCreate(t *testing.T) {
+	env := []string{"KAFKA_BROKERS=" + kafka.Real.Addr("plaintext")}
+	first := testproc.Start(t, binary, "topics create", env, "topics", "create", "../../pipelines/clickstream.yaml")
+	if code := first.Wait(t, time.Minute); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, first.Output())
+	}
+	if strings.Count(first.Output(), ": created") != 4 {
+		t.Fatalf("want 4 topics created:\n%s", first.Output())
+	}
+	if got := kafka.TopicConfig("clicks-pageviews", "retention.ms"); got != "259200000" {
+		t.Errorf("clicks-pageviews retention.ms = %q, want 259200000 (72h)", got)
+	}
+	if got := len(kafka.EndOffsets("clicks-pageviews")); got != 6 {
+		t.Errorf("clicks-pageviews has %d partitions, want 6", got)
+	}
+	second := testproc.Start(t, binary, "topics create again", env, "topics", "create", "../../pipelines/clickstream.yaml")
+	if code := second.Wait(t, time.Minute); code != 0 {
+		t.Fatalf("second run: exit %d:\n%s", code, second.Output())
+	}
+	if strings.Contains(second.Output(), "created") || strings.Count(second.Output(), "exists, as configured") != 4 {
+		t.Errorf("the second run changed something:\n%s", second.Output())
+	}
+}
