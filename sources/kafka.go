@@ -154,15 +154,26 @@ type Stats struct {
 	Assigned   int64
 	Joined     bool
 	Pending    int64 // records read and not committed, over the assigned partitions
+	// Partitions holds, per assigned "topic/partition", the records pending and the commit point.
+	Partitions map[string]PartitionStats
+}
+
+// PartitionStats describe one assigned partition.
+type PartitionStats struct {
+	Pending     int
+	CommitPoint int64 // -1 before a record is done
 }
 
 // Stats reads the counters.
 func (k *Kafka) Stats() Stats {
 	s := Stats{HighWater: k.highWater.Load(), Commits: k.commits.Load(), Rebalances: k.rebalances.Load(),
 		Assigned: k.assigned.Load(), Joined: k.joined.Load()}
+	s.Partitions = map[string]PartitionStats{}
 	k.mu.Lock()
-	for _, l := range k.ledgers {
-		s.Pending += int64(l.Pending())
+	for p, l := range k.ledgers {
+		ps := PartitionStats{Pending: l.Pending(), CommitPoint: l.CommitPoint()}
+		s.Pending += int64(ps.Pending)
+		s.Partitions[fmt.Sprintf("%s/%d", p.topic, p.partition)] = ps
 	}
 	k.mu.Unlock()
 	return s

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
+	"github.com/pythia-pipe/pythia-pipe/internal/realkafka"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 )
 
@@ -27,9 +29,14 @@ func backlog() int {
 	return n
 }
 
-// setup starts a broker with the orders topics and the backlog in `orders`.
+// setup starts a broker with the orders topics and the backlog in `orders`: the in-process
+// one, or a real Apache Kafka with BENCH_KAFKA=real.
 func setup(b *testing.B, n int) *devbroker.Broker {
-	br, err := devbroker.Start()
+	start := func() (*devbroker.Broker, error) { return devbroker.Start() }
+	if os.Getenv("BENCH_KAFKA") == "real" {
+		start = func() (*devbroker.Broker, error) { return devbroker.StartReal(realkafka.Options{}) }
+	}
+	br, err := start()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -44,11 +51,22 @@ func setup(b *testing.B, n int) *devbroker.Broker {
 	return br
 }
 
+// waitCaughtUp waits until group has committed the end of orders. When nothing moves for a
+// minute it writes every goroutine's stack to $TMPDIR/pythia-stall-*.txt and fails.
 func waitCaughtUp(b *testing.B, br *devbroker.Broker, group string) {
-	deadline := time.Now().Add(10 * time.Minute)
+	var last string
+	moved := time.Now()
 	for !br.CaughtUp(group, "orders") {
-		if time.Now().After(deadline) {
-			b.Fatal("did not catch up within 10 minutes")
+		if now := fmt.Sprint(br.Committed(group, "orders")); now != last {
+			last, moved = now, time.Now()
+		}
+		if time.Since(moved) > time.Minute {
+			f, err := os.CreateTemp("", "pythia-stall-*.txt")
+			if err == nil {
+				_ = pprof.Lookup("goroutine").WriteTo(f, 2)
+				f.Close()
+			}
+			b.Fatalf("no commit for a minute: committed %v of %v; goroutines in %s", br.Committed(group, "orders"), br.EndOffsets("orders"), f.Name())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -65,6 +83,7 @@ func BenchmarkOrdersPipeline(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		br := setup(b, n)
+		defer br.Close()
 		src, err := os.ReadFile("../../pipelines/orders.yaml")
 		if err != nil {
 			b.Fatal(err)
@@ -95,7 +114,6 @@ func BenchmarkOrdersPipeline(b *testing.B) {
 		if err := <-done; err != nil {
 			b.Fatal(err)
 		}
-		br.Close()
 		report(b, n, took)
 	}
 }
@@ -108,6 +126,7 @@ func BenchmarkHandWrittenSarama(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		br := setup(b, n)
+		defer br.Close()
 		cfg := sarama.NewConfig()
 		cfg.Version = sarama.V3_6_0_0
 		cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
@@ -149,7 +168,6 @@ func BenchmarkHandWrittenSarama(b *testing.B) {
 		}
 		group.Close()
 		prod.Close()
-		br.Close()
 		report(b, n, took)
 	}
 }

@@ -43,6 +43,9 @@ type Options struct {
 	Dir   string // data folder; a new one under .kafka/ when empty
 	Ports Ports  // zero: free ports are picked
 	Log   func(format string, args ...any)
+	// Detach lets the broker outlive the process that started it (make kafka-up); otherwise
+	// it is stopped when that process dies, so that a crashed test leaves no JVM behind.
+	Detach bool
 }
 
 // Broker is a running broker.
@@ -53,9 +56,10 @@ type Broker struct {
 	Started time.Duration // launch to ready, the last (re)start
 	Log     string        // the broker's output
 
-	root string
-	cmd  *exec.Cmd
-	done chan struct{}
+	root   string
+	detach bool
+	cmd    *exec.Cmd
+	done   chan struct{}
 }
 
 // Addr is the address of a listener: "plaintext", "sasl", "ssl" or "mtls".
@@ -132,7 +136,7 @@ func Start(o Options) (*Broker, error) {
 			return nil, err
 		}
 	}
-	b := &Broker{Dir: o.Dir, Ports: o.Ports, root: o.Root, Log: filepath.Join(o.Dir, "broker.log")}
+	b := &Broker{Dir: o.Dir, Ports: o.Ports, root: o.Root, detach: o.Detach, Log: filepath.Join(o.Dir, "broker.log")}
 	if b.TLS, err = writeTLS(filepath.Join(o.Dir, "tls")); err != nil {
 		return nil, err
 	}
@@ -171,7 +175,11 @@ func (b *Broker) launch(libs string) error {
 	cmd := exec.Command("java", "-Xms384m", "-Xmx384m", "-XX:+UseG1GC", "-XX:ParallelGCThreads=2", "-XX:ConcGCThreads=1",
 		"-XX:CICompilerCount=2", "-XX:+ExitOnOutOfMemoryError", b.log4j(), "-cp", filepath.Join(libs, "*"), "kafka.Kafka", b.propsFile())
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // survives the caller of `make kafka-up`; a test stops it
+	if b.detach {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // survives `make kafka-up`
+	} else {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM} // dies with its test
+	}
 	began := time.Now()
 	if err := cmd.Start(); err != nil {
 		logf.Close()

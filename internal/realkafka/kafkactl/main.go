@@ -57,7 +57,7 @@ func up(root string) error {
 		return err
 	}
 	fmt.Println("starting Apache Kafka (the first time, Maven fetches the jars)...")
-	b, err := realkafka.Start(realkafka.Options{Root: root, Dir: dir, Ports: realkafka.FixedPorts})
+	b, err := realkafka.Start(realkafka.Options{Root: root, Dir: dir, Ports: realkafka.FixedPorts, Detach: true})
 	if err != nil {
 		return err
 	}
