@@ -212,21 +212,31 @@ func (e *Engine) Run(ctx context.Context, src Source, drain time.Duration) error
 	return nil
 }
 
+// openSinks opens the DLQ and the sinks; when one fails, those already open are closed.
 func (e *Engine) openSinks() error {
+	var opened []Sink
+	fail := func(err error) error {
+		for _, sk := range opened {
+			_ = sk.Close(e.hard)
+		}
+		return err
+	}
 	if d := e.p.DLQ; d != nil {
 		sk, err := e.open("dlq", sinks.Target{Name: "dlq", Topic: d.Topic}, d.Producer, e.reportDLQ)
 		if err != nil {
-			return err
+			return fail(err)
 		}
 		e.dlq = sk
+		opened = append(opened, sk)
 	}
 	for _, c := range e.p.Sinks {
 		n := e.nodes[c.Name]
 		sk, err := e.open(c.Name, sinks.Target{Name: c.Name, Topic: c.Topic, TopicExpr: c.TopicExpr, Key: c.Key, Encode: c.Encode}, c.Producer, e.reporter(n))
 		if err != nil {
-			return err
+			return fail(err)
 		}
 		n.sink = sk
+		opened = append(opened, sk)
 	}
 	return nil
 }
