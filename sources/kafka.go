@@ -247,9 +247,13 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 	// Revoked or stopping: let what is in flight finish, then commit what is done.
 	deadline := time.NewTimer(k.cfg.DrainTimeout)
 	defer deadline.Stop()
-	for l.Pending() > 0 && !errors.Is(context.Cause(sess.Context()), ErrAbort) {
+	for !errors.Is(context.Cause(sess.Context()), ErrAbort) {
+		pending, changed := l.Watch()
+		if pending == 0 {
+			break
+		}
 		select {
-		case <-l.Changed():
+		case <-changed:
 		case <-deadline.C:
 			log.Warn("drain timeout: records still in flight will be delivered again", "in_flight", l.Pending(), "drain_timeout", k.cfg.DrainTimeout)
 			goto commit
@@ -323,14 +327,17 @@ func (h *handler) waitForRoom(ctx context.Context, l *Ledger, p partitionKey) bo
 	parts := map[string][]int32{p.topic: {p.partition}}
 	h.k.group.Pause(parts)
 	defer h.k.group.Resume(parts)
-	for l.Pending() > h.k.cfg.MaxPending/2 {
+	for {
+		pending, changed := l.Watch()
+		if pending <= h.k.cfg.MaxPending/2 {
+			return true
+		}
 		select {
-		case <-l.Changed():
+		case <-changed:
 		case <-ctx.Done():
 			return false
 		}
 	}
-	return true
 }
 
 func newRecord(m *sarama.ConsumerMessage, l *Ledger) *record.Record {

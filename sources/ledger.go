@@ -79,11 +79,12 @@ func (l *Ledger) CommitPoint() int64 {
 	return l.commit
 }
 
-// Changed returns a channel closed at the next advance of the commit point.
-func (l *Ledger) Changed() <-chan struct{} {
+// Watch returns the pending count and the channel closed at the next advance, read together,
+// so that a waiter cannot miss an advance between looking at the count and waiting.
+func (l *Ledger) Watch() (pending int, changed <-chan struct{}) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.changed
+	return len(l.entries) - l.head, l.changed
 }
 
 // Close stops the ledger: later settlements are ignored.

@@ -50,7 +50,7 @@ func TestLedgerLongRunCompacts(t *testing.T) {
 	if l.Pending() != 1 || l.CommitPoint() != 99999 || cap(l.entries) > 1024 {
 		t.Errorf("pending %d commit %d cap %d", l.Pending(), l.CommitPoint(), cap(l.entries))
 	}
-	ch := l.Changed()
+	_, ch := l.Watch()
 	l.Settle(prev)
 	select {
 	case <-ch:

@@ -58,9 +58,10 @@ func ordersPipeline(t *testing.T) string {
 	text := strings.Replace(string(src), "  start: earliest", `  start: earliest
   session_timeout: 3s
   heartbeat_interval: 500ms
-  rebalance_timeout: 10s
-  drain_timeout: 5s
-  commit_interval: 200ms`, 1)
+  rebalance_timeout: 30s
+  drain_timeout: 15s
+  commit_interval: 200ms
+  max_pending: 2000`, 1)
 	if text == string(src) {
 		t.Fatal("orders.yaml changed: cannot add the test timeouts")
 	}
