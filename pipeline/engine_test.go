@@ -226,7 +226,7 @@ func TestEngineFailures(t *testing.T) {
 }
 
 func TestEngineRefusesStagesWithoutRuntime(t *testing.T) {
-	p := mustParse(t, "version: 1\nname: e\nsource: {type: kafka, topics: [in]}\nstages: [{name: x, type: enrich, expr: '1', into: y}]\nsinks: [{name: o, type: kafka, topic: o}]\n")
+	p := mustParse(t, "version: 1\nname: e\nsource: {type: kafka, topics: [in]}\nstages: [{name: x, type: retry, stage: {type: map, set: {y: '1'}}}]\nsinks: [{name: o, type: kafka, topic: o}]\n")
 	if _, err := NewEngine(p, (&MemorySinks{}).Open, quiet); err == nil || !strings.Contains(err.Error(), "cannot run yet") {
 		t.Fatalf("got %v", err)
 	}

@@ -401,3 +401,77 @@ func TestKafkaFatalSinkError(t *testing.T) {
 		t.Fatalf("committed %d, past the record that could not be written (offset 3)", c)
 	}
 }
+
+// The clickstream example end to end on the in-process broker: bots filtered, paths tidied,
+// the country looked up in the CSV table, purchases and page events routed apart.
+func TestKafkaClickstreamEnrich(t *testing.T) {
+	b, err := devbroker.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for _, topic := range []string{"clicks", "clicks-pageviews", "clicks-purchases", "clicks-dlq"} {
+		if err := b.CreateTopic(topic, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	events := []string{
+		`{"event":"page_view","session_id":"s1","path":"/Home/","user_agent":"Mozilla/5.0","country":"DE","ts":"2026-01-01T10:00:00Z"}`,
+		`{"event":"page_view","session_id":"s2","path":"/x","user_agent":"Googlebot/2.1","country":"US","ts":"2026-01-01T10:00:00Z"}`,
+		`{"event":"purchase","session_id":"s1","path":"/Cart","user_agent":"Mozilla/5.0","country":"FR","ts":"2026-01-01T11:30:00Z"}`,
+		`{"event":"add_to_cart","session_id":"s3","path":"/p/1","user_agent":"Mozilla/5.0","ts":"2026-01-01T12:00:00Z"}`,
+		`{"event":"page_view","session_id":"s4","path":"/","user_agent":"Mozilla/5.0","country":"DE","ts":"yesterday"}`,
+	}
+	var feed []devbroker.Record
+	for _, e := range events {
+		feed = append(feed, devbroker.Record{Value: []byte(e)})
+	}
+	if err := b.Produce(context.Background(), "clicks", feed); err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("../pipelines/clickstream.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := func(k string) (string, bool) { return strings.Join(b.Addrs(), ","), k == "KAFKA_BROKERS" }
+	p, diags := Parse("clickstream.yaml", src, Options{Env: env, BaseDir: "../pipelines"})
+	if len(diags) > 0 {
+		t.Fatal(diags.Err())
+	}
+	p.Source.Start, p.Source.CommitInterval = "earliest", 100*time.Millisecond // the feed is already there
+	run, err := ConnectKafka(p, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run.Run(ctx) }()
+	waitFor(t, 60*time.Second, "the group to commit the end of clicks", func() bool { return b.CaughtUp("clickstream", "clicks") })
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	views, buys, dlq := mustRead(t, b, "clicks-pageviews"), mustRead(t, b, "clicks-purchases"), mustRead(t, b, "clicks-dlq")
+	if len(views) != 2 || len(buys) != 1 || len(dlq) != 1 {
+		t.Fatalf("pageviews %d purchases %d dlq %d; want 2 1 1", len(views), len(buys), len(dlq))
+	}
+	var first map[string]any
+	if err := json.Unmarshal(views[0].Value, &first); err != nil {
+		t.Fatal(err)
+	}
+	geo, _ := first["geo"].(map[string]any)
+	if first["path"] != "home" || first["hour"] != float64(10) || first["user_agent"] != nil || geo["name"] != "Germany" || geo["vat_rate"] != "0.19" {
+		t.Errorf("page view not tidied and enriched: %v", first)
+	}
+	var second map[string]any
+	_ = json.Unmarshal(views[1].Value, &second)
+	if second["event"] != "add_to_cart" || second["geo"] != nil {
+		t.Errorf("unknown country should go on without geo: %v", second)
+	}
+	if string(buys[0].Key) != "s1" {
+		t.Errorf("purchase key %q, want the session id", buys[0].Key)
+	}
+	if !strings.Contains(dlq[0].Headers["pythia.error"], "RFC 3339") {
+		t.Errorf("dlq error %q", dlq[0].Headers["pythia.error"])
+	}
+}

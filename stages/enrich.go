@@ -1,10 +1,13 @@
 package stages
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"path/filepath"
-	"strings"
 
 	"github.com/pythia-pipe/pythia-pipe/expr"
+	"github.com/pythia-pipe/pythia-pipe/record"
 	"github.com/pythia-pipe/pythia-pipe/spec"
 )
 
@@ -41,8 +44,23 @@ var enrichFields = []spec.Field{
 	spec.Enum("on_missing", "When the lookup finds nothing: keep the record unchanged, drop it, or send it to the DLQ.", "keep", "drop", "dlq").WithDefault("keep"),
 }
 
-// buildEnrich validates an enrich stage. Its runtime comes with the enrich issue; until then
-// Built.Stage is nil and `run` refuses the pipeline with a clear message.
+// enrich looks up a file table or computes an expression per record; the HTTP lookup has
+// no runtime yet (Built.Stage stays nil and `run` refuses the pipeline with a clear message).
+type enrich struct {
+	key       *expr.Program
+	table     *table
+	compute   *expr.Program
+	into      string
+	merge     bool
+	onMissing string
+}
+
+// MissingError is a record whose lookup found nothing, with on_missing: dlq.
+type MissingError struct{ Key string }
+
+func (e *MissingError) Error() string { return fmt.Sprintf("enrich: nothing found for key %q", e.Key) }
+
+// buildEnrich validates an enrich stage and, for file and expression lookups, builds it.
 func buildEnrich(c *Config) Built {
 	f := c.Fields
 	env := expr.Env{Msg: c.In}
@@ -59,13 +77,15 @@ func buildEnrich(c *Config) Built {
 	default:
 		c.Parser.Errorf(f.Get(sources[1]).Pos, f.Get(sources[1]).Path, "an enrich stage has one lookup, but this one also has %s", sources[0])
 	}
+	before := len(*c.Diags())
+	e := &enrich{into: f.String("into"), merge: f.Bool("merge"), onMissing: f.String("on_missing")}
 	if f.Has("key") {
-		expr.Compile(f.Get("key"), env, expr.WantAny, c.Diags())
+		e.key = expr.Compile(f.Get("key"), env, expr.WantAny, c.Diags())
 	} else if f.Has("file") {
 		c.Parser.Errorf(f.Get("file").Pos, f.Path+".key", "a file lookup needs a key expression (the value matched against key_column)")
 	}
 	if file := f.Get("file"); file.Set {
-		checkTableFile(c, file)
+		e.table = checkTableFile(c, file)
 	}
 	if h := f.Get("http"); h.Set {
 		expr.Compile(h.Get("url"), env, expr.WantString, c.Diags())
@@ -74,7 +94,7 @@ func buildEnrich(c *Config) Built {
 		}
 	}
 	if f.Has("expr") {
-		expr.Compile(f.Get("expr"), env, expr.WantAny, c.Diags())
+		e.compute = expr.Compile(f.Get("expr"), env, expr.WantAny, c.Diags())
 	}
 	out := c.In
 	switch into, merge := f.Get("into"), f.Bool("merge"); {
@@ -87,24 +107,95 @@ func buildEnrich(c *Config) Built {
 	default:
 		c.Parser.Errorf(f.Pos, f.Path, "an enrich stage needs into (a field name) or merge: true")
 	}
-	return Built{Out: out}
+	if len(*c.Diags()) > before || f.Has("http") {
+		return Built{Out: out}
+	}
+	return Built{Stage: e, Out: out}
 }
 
-func checkTableFile(c *Config, file *spec.Value) {
+func (e *enrich) Process(_ context.Context, rec *record.Record, out []Output) ([]Output, error) {
+	vars := expr.NewVars()
+	vars.Bind(rec)
+	var found any
+	var key string
+	switch {
+	case e.table != nil:
+		k, err := e.key.Run(vars)
+		if err != nil {
+			return out, err
+		}
+		key = fmt.Sprint(k)
+		if row, ok := e.table.lookup(key); ok {
+			found = record.DeepCopy(row)
+		}
+	default:
+		v, err := e.compute.Run(vars)
+		if err != nil {
+			return out, err
+		}
+		found = v
+	}
+	if found == nil {
+		switch e.onMissing {
+		case "drop":
+			return out, nil
+		case "dlq":
+			return out, &MissingError{Key: key}
+		}
+		return append(out, Output{Rec: rec}), nil
+	}
+	body, ok := rec.Msg.(map[string]any)
+	if !ok {
+		return out, fmt.Errorf("enrich needs an object body, got %T", rec.Msg)
+	}
+	body = shallowCopy(body)
+	if e.merge {
+		fields, ok := found.(map[string]any)
+		if !ok {
+			return out, fmt.Errorf("enrich merge: the lookup gave %T, not an object", found)
+		}
+		for k, v := range fields {
+			body[k] = v
+		}
+	} else {
+		body[e.into] = found
+	}
+	rec.Msg, rec.Decoded = body, true
+	return append(out, Output{Rec: rec}), nil
+}
+
+// checkTableFile loads the lookup file at validate time, so that a bad file, a missing key
+// column or a duplicate key is a diagnostic (naming the line in the file).
+func checkTableFile(c *Config, file *spec.Value) *table {
 	path := file.Get("path")
 	if !path.Set {
-		return
+		return nil
 	}
-	if !file.Has("format") {
-		ext := strings.TrimPrefix(strings.ToLower(filepath.Ext(path.Str)), ".")
-		if ext == "yml" {
-			ext = "yaml"
-		}
-		switch ext {
-		case "csv", "json", "jsonl", "yaml":
-		default:
-			c.Parser.Errorf(path.Pos, path.Path, "cannot tell the table format from %q: set format to csv, json, jsonl or yaml", filepath.Base(path.Str))
-		}
+	format := formatOf(path.Str, file.String("format"))
+	switch format {
+	case "csv", "json", "jsonl", "yaml":
+	default:
+		c.Parser.Errorf(path.Pos, path.Path, "cannot tell the table format from %q: set format to csv, json, jsonl or yaml", filepath.Base(path.Str))
+		return nil
 	}
+	before := len(*c.Diags())
 	c.Parser.CheckFile(path, c.BaseDir)
+	if len(*c.Diags()) > before {
+		return nil
+	}
+	name := path.Str
+	if !filepath.IsAbs(name) {
+		name = filepath.Join(c.BaseDir, name)
+	}
+	t, err := loadTable(name, format, file.String("key_column"), file.Duration("reload"))
+	if err != nil {
+		at := path
+		var te *TableError
+		if errors.As(err, &te) && te.MissingColumn {
+			at = file.Get("key_column")
+		}
+		c.Parser.Errorf(at.Pos, at.Path, "%v", err)
+		return nil
+	}
+	return t
 }
