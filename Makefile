@@ -17,7 +17,7 @@ test: ## vet, then every test with the race detector (needs Graphviz's dot)
 
 e2e: ## the end-to-end suite on a real Apache Kafka (Java 17 and Maven; jars from Maven Central)
 	$(GO) vet -tags e2e ./internal/...
-	$(GO) test -tags e2e -count=1 -timeout 30m ./internal/e2e ./internal/proctest
+	$(GO) test -tags e2e -count=1 -p 1 -timeout 30m ./internal/realkafka ./internal/e2e ./internal/proctest
 
 kafka-up: ## start a real Kafka on 127.0.0.1:9092-9096 (PLAINTEXT, SASL, SSL, mutual TLS)
 	$(GO) run ./internal/realkafka/kafkactl up

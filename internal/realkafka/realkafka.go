@@ -86,24 +86,46 @@ func FindRoot() (string, error) {
 	}
 }
 
-// Libs resolves the broker's jars with Maven into .kafka/libs, once.
+// Libs resolves the broker's jars with Maven into .kafka/libs, once. Several processes may
+// ask at the same time: each resolves into a folder of its own and the first to finish
+// renames it into place.
 func Libs(root string) (string, error) {
 	libs := filepath.Join(root, ".kafka", "libs")
-	marker := filepath.Join(libs, ".resolved")
 	pom, err := os.ReadFile(filepath.Join(root, "kafka", "pom.xml"))
 	if err != nil {
 		return "", err
 	}
-	if done, err := os.ReadFile(marker); err == nil && bytes.Equal(done, pom) {
+	resolved := func() bool {
+		done, err := os.ReadFile(filepath.Join(libs, ".resolved"))
+		return err == nil && bytes.Equal(done, pom)
+	}
+	if resolved() {
 		return libs, nil
 	}
-	os.RemoveAll(libs)
+	if err := os.MkdirAll(filepath.Dir(libs), 0o755); err != nil {
+		return "", err
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(libs), "libs-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
 	cmd := exec.Command("mvn", "-B", "-q", "-f", filepath.Join(root, "kafka", "pom.xml"),
-		"org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies", "-DincludeScope=runtime", "-DoutputDirectory="+libs)
+		"org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies", "-DincludeScope=runtime", "-DoutputDirectory="+tmp)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("resolving the Kafka jars with Maven: %v\n%s", err, out)
 	}
-	return libs, os.WriteFile(marker, pom, 0o644)
+	if err := os.WriteFile(filepath.Join(tmp, ".resolved"), pom, 0o644); err != nil {
+		return "", err
+	}
+	if resolved() { // another process was quicker
+		return libs, nil
+	}
+	os.RemoveAll(libs) // an outdated set, from another pom
+	if err := os.Rename(tmp, libs); err != nil && !resolved() {
+		return "", err
+	}
+	return libs, nil
 }
 
 // Start formats a fresh KRaft store and starts the broker, waiting (up to 90 s) until it
