@@ -44,11 +44,11 @@ var enrichFields = []spec.Field{
 	spec.Enum("on_missing", "When the lookup finds nothing: keep the record unchanged, drop it, or send it to the DLQ.", "keep", "drop", "dlq").WithDefault("keep"),
 }
 
-// enrich looks up a file table or computes an expression per record; the HTTP lookup has
-// no runtime yet (Built.Stage stays nil and `run` refuses the pipeline with a clear message).
+// enrich looks up a file table or an HTTP service, or computes an expression, per record.
 type enrich struct {
 	key       *expr.Program
 	table     *table
+	http      *httpLookup
 	compute   *expr.Program
 	into      string
 	merge     bool
@@ -88,10 +88,7 @@ func buildEnrich(c *Config) Built {
 		e.table = checkTableFile(c, file)
 	}
 	if h := f.Get("http"); h.Set {
-		expr.Compile(h.Get("url"), env, expr.WantString, c.Diags())
-		if h.Has("body") {
-			expr.Compile(h.Get("body"), env, expr.WantAny, c.Diags())
-		}
+		e.http = newHTTPLookup(c, h, env)
 	}
 	if f.Has("expr") {
 		e.compute = expr.Compile(f.Get("expr"), env, expr.WantAny, c.Diags())
@@ -107,13 +104,13 @@ func buildEnrich(c *Config) Built {
 	default:
 		c.Parser.Errorf(f.Pos, f.Path, "an enrich stage needs into (a field name) or merge: true")
 	}
-	if len(*c.Diags()) > before || f.Has("http") {
+	if len(*c.Diags()) > before {
 		return Built{Out: out}
 	}
 	return Built{Stage: e, Out: out}
 }
 
-func (e *enrich) Process(_ context.Context, rec *record.Record, out []Output) ([]Output, error) {
+func (e *enrich) Process(ctx context.Context, rec *record.Record, out []Output) ([]Output, error) {
 	vars := expr.NewVars()
 	vars.Bind(rec)
 	var found any
@@ -128,6 +125,20 @@ func (e *enrich) Process(_ context.Context, rec *record.Record, out []Output) ([
 		if row, ok := e.table.lookup(key); ok {
 			found = record.DeepCopy(row)
 		}
+	case e.http != nil:
+		var k any
+		if e.key != nil {
+			var err error
+			if k, err = e.key.Run(vars); err != nil {
+				return out, err
+			}
+			key = fmt.Sprint(k)
+		}
+		v, err := e.http.lookup(ctx, vars, k)
+		if err != nil {
+			return out, err
+		}
+		found = record.DeepCopy(v)
 	default:
 		v, err := e.compute.Run(vars)
 		if err != nil {
