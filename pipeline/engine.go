@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -65,6 +66,7 @@ type node struct {
 	sink    Sink
 	ins     []chan []*record.Record // one per worker with key ordering, else one shared
 	workers int
+	keyed   bool    // records keep their order by key
 	targets []*node // distinct targets of a stage
 	ports   [][]int // for each port, indexes into targets
 	stats   *counters
@@ -84,7 +86,7 @@ func NewEngine(p *Pipeline, open OpenSink, log *slog.Logger) (*Engine, error) {
 		if st.Impl == nil {
 			return nil, fmt.Errorf("stage %s: the %s stage type cannot run yet in this build (it validates, but its runtime is not written)", st.Name, st.Type)
 		}
-		n := &node{name: st.Name, stage: st.Impl, workers: st.Workers, stats: e.counter(st.Name)}
+		n := &node{name: st.Name, stage: st.Impl, workers: st.Workers, keyed: st.Ordering == "key", stats: e.counter(st.Name)}
 		n.ins = makeInputs(st.Workers, st.Ordering == "key")
 		e.nodes[st.Name] = n
 	}
@@ -191,6 +193,9 @@ func (e *Engine) Run(ctx context.Context, src Source, drain time.Duration) error
 			close(in)
 		}
 		n.running.Wait()
+		if c, ok := n.stage.(stages.Closer); ok {
+			c.Close()
+		}
 	}
 	closeCtx, cancel := context.WithTimeout(e.hard, drain+closeGrace)
 	defer cancel()
@@ -260,11 +265,15 @@ func (e *Engine) dispatchIntake() {
 }
 
 func (e *Engine) start(n *node) {
+	async, isAsync := n.stage.(stages.AsyncStage)
 	for w := 0; w < n.workers; w++ {
 		in := n.ins[w%len(n.ins)]
-		if n.sink != nil {
+		switch {
+		case n.sink != nil:
 			n.running.Go(func() { e.writeSink(n, in) })
-		} else {
+		case isAsync:
+			n.running.Go(func() { e.workAsync(n, in, async, n.keyed) })
+		default:
 			n.running.Go(func() { e.work(n, in) })
 		}
 	}
@@ -313,48 +322,139 @@ func (e *Engine) work(n *node, in <-chan []*record.Record) {
 	outs := make([]stages.Output, 0, 4)
 	bufs := make([][]*record.Record, len(n.targets))
 	for batch := range in {
-		var received, emitted, dropped, failed int64
+		var c tally
 		for _, rec := range batch {
-			received++
 			var err error
 			outs, err = n.stage.Process(e.hard, rec, outs[:0])
-			if err != nil {
-				failed++
-				e.failed(n, rec, err)
+			e.route(n, rec, outs, err, bufs, &c)
+		}
+		c.add(n.stats)
+		e.flush(n, bufs)
+	}
+}
+
+// tally counts a batch's outcomes, added to the node's counters once per batch.
+type tally struct{ received, emitted, dropped, failed int64 }
+
+func (c *tally) add(s *counters) {
+	s.received.Add(c.received)
+	s.emitted.Add(c.emitted)
+	s.dropped.Add(c.dropped)
+	s.errors.Add(c.failed)
+}
+
+// route settles what one record became at stage n: a failure goes to the DLQ, no output is
+// done, outputs are copied to their ports' targets (buffered in bufs until flush).
+func (e *Engine) route(n *node, rec *record.Record, outs []stages.Output, err error, bufs [][]*record.Record, c *tally) {
+	c.received++
+	if err != nil {
+		c.failed++
+		e.failed(n, rec, err)
+		return
+	}
+	copies := 0
+	for _, o := range outs {
+		copies += len(n.ports[o.Port])
+	}
+	if copies == 0 {
+		c.dropped++
+		rec.Track.Done()
+		return
+	}
+	c.emitted += int64(len(outs))
+	rec.Track.Add(copies - 1) // before any copy moves on
+	for _, o := range outs {
+		for j, t := range n.ports[o.Port] {
+			r := o.Rec
+			if j > 0 {
+				r = o.Rec.Clone()
+			}
+			bufs[t] = append(bufs[t], r)
+		}
+	}
+}
+
+func (e *Engine) flush(n *node, bufs [][]*record.Record) {
+	for t, b := range bufs {
+		if len(b) > 0 {
+			n.targets[t].send(e.hard, b)
+			bufs[t] = nil // the target owns it now
+		}
+	}
+}
+
+// asyncLimit bounds the records an asynchronous worker holds (waiting or queued behind one).
+const asyncLimit = 1024
+
+// workAsync is a worker of a stage that can wait without holding the worker (a retry). Each
+// record is started and finishes whenever it does; with key ordering, a record whose key has
+// one in progress waits behind it, so a key keeps its order while other keys go on.
+func (e *Engine) workAsync(n *node, in <-chan []*record.Record, st stages.AsyncStage, keyed bool) {
+	type completion struct {
+		rec  *record.Record
+		outs []stages.Output
+		err  error
+	}
+	done := make(chan completion, asyncLimit)
+	bufs := make([][]*record.Record, len(n.targets))
+	queued := map[string][]*record.Record{} // by key: records waiting behind the one in progress
+	inflight := 0
+	start := func(rec *record.Record) {
+		st.Start(e.hard, rec, func(outs []stages.Output, err error) { done <- completion{rec, outs, err} })
+	}
+	closed := false
+	for !closed || inflight > 0 {
+		intake := in
+		if closed || inflight >= asyncLimit {
+			intake = nil
+		}
+		select {
+		case batch, ok := <-intake:
+			if !ok {
+				closed = true
 				continue
 			}
-			copies := 0
-			for _, o := range outs {
-				copies += len(n.ports[o.Port])
+			for _, rec := range batch {
+				inflight++
+				if !keyed {
+					start(rec)
+					continue
+				}
+				k := orderKey(rec)
+				if q, busy := queued[k]; busy {
+					queued[k] = append(q, rec)
+					continue
+				}
+				queued[k] = nil
+				start(rec)
 			}
-			if copies == 0 {
-				dropped++
-				rec.Track.Done()
-				continue
+		case c := <-done:
+			inflight--
+			if !errors.Is(c.err, context.Canceled) || e.hard.Err() == nil { // a hard stop: not done, read again later
+				var t tally
+				e.route(n, c.rec, c.outs, c.err, bufs, &t)
+				t.add(n.stats)
+				e.flush(n, bufs)
 			}
-			emitted += int64(len(outs))
-			rec.Track.Add(copies - 1) // before any copy moves on
-			for _, o := range outs {
-				for j, t := range n.ports[o.Port] {
-					r := o.Rec
-					if j > 0 {
-						r = o.Rec.Clone()
-					}
-					bufs[t] = append(bufs[t], r)
+			if keyed {
+				k := orderKey(c.rec)
+				if q := queued[k]; len(q) > 0 {
+					queued[k] = q[1:]
+					start(q[0])
+				} else {
+					delete(queued, k)
 				}
 			}
 		}
-		n.stats.received.Add(received)
-		n.stats.emitted.Add(emitted)
-		n.stats.dropped.Add(dropped)
-		n.stats.errors.Add(failed)
-		for t, b := range bufs {
-			if len(b) > 0 {
-				n.targets[t].send(e.hard, b)
-				bufs[t] = nil // the target owns it now
-			}
-		}
 	}
+}
+
+// orderKey is what records must keep their order by: the key, or the partition without one.
+func orderKey(r *record.Record) string {
+	if r.Key == nil {
+		return "\x00partition:" + strconv.Itoa(int(r.Partition))
+	}
+	return string(r.Key)
 }
 
 func (e *Engine) writeSink(n *node, in <-chan []*record.Record) {

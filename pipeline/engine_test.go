@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/pythia-pipe/pythia-pipe/record"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
+	"github.com/pythia-pipe/pythia-pipe/stages"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -226,8 +229,83 @@ func TestEngineFailures(t *testing.T) {
 }
 
 func TestEngineRefusesStagesWithoutRuntime(t *testing.T) {
-	p := mustParse(t, "version: 1\nname: e\nsource: {type: kafka, topics: [in]}\nstages: [{name: x, type: retry, stage: {type: map, set: {y: '1'}}}]\nsinks: [{name: o, type: kafka, topic: o}]\n")
+	p := mustParse(t, "version: 1\nname: e\nsource: {type: kafka, topics: [in]}\nstages: [{name: x, type: decode}]\nsinks: [{name: o, type: kafka, topic: o}]\n")
+	p.Stages[0].Impl = nil // as a stage type without a runtime would leave it
 	if _, err := NewEngine(p, (&MemorySinks{}).Open, quiet); err == nil || !strings.Contains(err.Error(), "cannot run yet") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// gateClock holds every wait until the test opens the gate.
+type gateClock struct{ gate chan time.Time }
+
+func (c *gateClock) After(time.Duration) <-chan time.Time { return c.gate }
+
+// A record waiting for its next attempt holds up only its own key: other keys go on, later
+// records of its key wait behind it, and once its attempts are spent it goes to the DLQ with
+// its attempt count.
+func TestEngineRetryKeepsKeyOrderAndGoesOn(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("id") == "poison" {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintf(w, `{"id": %q}`, r.URL.Query().Get("id"))
+	}))
+	defer svc.Close() // before the leak check: the server's own goroutines end here
+	p := mustParse(t, `version: 1
+name: r
+source: {type: kafka, topics: [in]}
+stages:
+  - {name: d, type: decode, schema: {id: string, n: int}}
+  - name: r
+    type: retry
+    workers: 2
+    attempts: 3
+    retry_on: [http_5xx]
+    stage: {type: enrich, http: {url: '"`+svc.URL+`/?id=" + msg.id', timeout: 2s}, into: got}
+sinks: [{name: o, type: kafka, topic: o}]
+dlq: {type: kafka, topic: dlq}
+`)
+	clock := &gateClock{gate: make(chan time.Time)}
+	p.StageByName("r").Impl.(interface{ SetClock(stages.Clock) }).SetClock(clock)
+
+	recs := []*record.Record{{Key: []byte("p"), Value: []byte(`{"id": "poison", "n": 0}`)}}
+	for i := 1; i <= 50; i++ {
+		recs = append(recs, &record.Record{Key: []byte(fmt.Sprintf("k%d", i%5)), Value: []byte(fmt.Sprintf(`{"id": "ok%d", "n": %d}`, i, i))})
+	}
+	recs = append(recs, &record.Record{Key: []byte("p"), Value: []byte(`{"id": "after", "n": 51}`)})
+	out := &MemorySinks{}
+	e, err := NewEngine(p, out.Open, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &MemorySource{Records: recs, Batch: 10}
+	done := make(chan error, 1)
+	go func() { done <- e.Run(context.Background(), src, 5*time.Second) }()
+
+	waitFor(t, 10*time.Second, "the other keys to pass the waiting record", func() bool { return len(out.Records("o")) == 50 })
+	for _, r := range out.Records("o") {
+		if string(r.Key) == "p" {
+			t.Fatal("a record of the waiting key overtook it")
+		}
+	}
+	close(clock.gate) // let the waits pass: the poison record runs out of attempts
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	dlq, got := out.Records("dlq"), out.Records("o")
+	if len(dlq) != 1 || len(got) != 51 || string(got[50].Key) != "p" {
+		t.Fatalf("dlq %d, out %d (last key %s)", len(dlq), len(got), got[len(got)-1].Key)
+	}
+	if a, _ := dlq[0].Header("pythia.attempts"); string(a) != "3" {
+		t.Errorf("pythia.attempts = %s, want 3", a)
+	}
+	if st, _ := dlq[0].Header("pythia.stage"); string(st) != "r" {
+		t.Errorf("pythia.stage = %s", st)
+	}
+	if n, twice := src.Settled(); n != len(recs) || twice {
+		t.Errorf("settled %d of %d (twice %v)", n, len(recs), twice)
 	}
 }

@@ -110,6 +110,13 @@ func buildEnrich(c *Config) Built {
 	return Built{Stage: e, Out: out}
 }
 
+// Close lets go of the HTTP lookup's idle connections.
+func (e *enrich) Close() {
+	if e.http != nil {
+		e.http.client.CloseIdleConnections()
+	}
+}
+
 func (e *enrich) Process(ctx context.Context, rec *record.Record, out []Output) ([]Output, error) {
 	vars := expr.NewVars()
 	vars.Bind(rec)

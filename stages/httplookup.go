@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/pythia-pipe/pythia-pipe/expr"
@@ -27,9 +27,18 @@ type httpLookup struct {
 	headers   map[string]string
 	client    *http.Client
 	slots     chan struct{}
-	found     *expirable.LRU[string, any]      // nil without a cache
-	missing   *expirable.LRU[string, struct{}] // "not found" answers
-	breaker   *gobreaker.CircuitBreaker[any]   // nil when disabled
+	cache     *lru.Cache[string, cached]     // nil without a cache
+	ttl       time.Duration                  // how long an answer is kept
+	negTTL    time.Duration                  // how long a "not found" is kept
+	breaker   *gobreaker.CircuitBreaker[any] // nil when disabled
+}
+
+// cached is an answer (or a "not found") and when it expires. Expiry is checked when the
+// entry is read, so the cache needs no goroutine of its own.
+type cached struct {
+	value   any
+	missing bool
+	expires time.Time
 }
 
 // HTTPError is a lookup that failed; Class says which retry_on class it belongs to.
@@ -85,9 +94,8 @@ func newHTTPLookup(c *Config, h *spec.Value, env expr.Env) *httpLookup {
 		l.headers[e.Key] = e.Value.Str
 	}
 	if cache := h.Get("cache"); cache.Int("size") > 0 {
-		size := int(cache.Int("size"))
-		l.found = expirable.NewLRU[string, any](size, nil, cache.Duration("ttl"))
-		l.missing = expirable.NewLRU[string, struct{}](size, nil, cache.Duration("negative_ttl"))
+		l.cache, _ = lru.New[string, cached](int(cache.Int("size"))) // only a size below 1 fails
+		l.ttl, l.negTTL = cache.Duration("ttl"), cache.Duration("negative_ttl")
 	}
 	if b := h.Get("breaker"); b.Int("failures") > 0 {
 		failures := uint32(b.Int("failures"))
@@ -111,12 +119,9 @@ func (l *httpLookup) lookup(ctx context.Context, vars expr.Vars, key any) (any, 
 	if key != nil {
 		cacheKey = fmt.Sprint(key)
 	}
-	if l.found != nil {
-		if v, ok := l.found.Get(cacheKey); ok {
-			return v, nil
-		}
-		if _, ok := l.missing.Get(cacheKey); ok {
-			return nil, nil
+	if l.cache != nil {
+		if c, ok := l.cache.Get(cacheKey); ok && time.Now().Before(c.expires) {
+			return c.value, nil
 		}
 	}
 	var body []byte
@@ -138,8 +143,8 @@ func (l *httpLookup) lookup(ctx context.Context, vars expr.Vars, key any) (any, 
 	}
 	switch {
 	case errors.Is(err, errNotFound):
-		if l.missing != nil {
-			l.missing.Add(cacheKey, struct{}{})
+		if l.cache != nil {
+			l.cache.Add(cacheKey, cached{missing: true, expires: time.Now().Add(l.negTTL)})
 		}
 		return nil, nil
 	case err != nil:
@@ -149,8 +154,8 @@ func (l *httpLookup) lookup(ctx context.Context, vars expr.Vars, key any) (any, 
 		}
 		return nil, err
 	}
-	if l.found != nil {
-		l.found.Add(cacheKey, v)
+	if l.cache != nil {
+		l.cache.Add(cacheKey, cached{value: v, expires: time.Now().Add(l.ttl)})
 	}
 	return v, nil
 }

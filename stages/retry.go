@@ -1,6 +1,16 @@
 package stages
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/pythia-pipe/pythia-pipe/record"
 	"github.com/pythia-pipe/pythia-pipe/spec"
 )
 
@@ -27,8 +37,7 @@ var innerFields = []spec.Field{
 	spec.String("type", "The inner stage type.").Require(),
 }
 
-// buildRetry validates a retry stage and its inner stage. Its runtime comes with the retry
-// issue; until then Built.Stage is nil and `run` refuses the pipeline with a clear message.
+// buildRetry validates a retry stage and builds it around its inner stage.
 func buildRetry(c *Config) Built {
 	sv := c.Fields.Get("stage")
 	if !sv.Set {
@@ -45,5 +54,136 @@ func buildRetry(c *Config) Built {
 		c.Parser.Errorf(b.Get("max").Pos, b.Get("max").Path, "max (%v) is shorter than initial (%v)", b.Duration("max"), b.Duration("initial"))
 	}
 	built := typ.Build(&Config{Fields: inner, In: c.In, Parser: c.Parser, BaseDir: c.BaseDir})
-	return Built{Out: built.Out}
+	if built.Stage == nil {
+		return Built{Out: built.Out}
+	}
+	r := &retry{inner: built.Stage, attempts: int(c.Fields.Int("attempts")), initial: b.Duration("initial"), max: b.Duration("max"),
+		multiplier: b.Float("multiplier"), jitter: b.Float("jitter"), retryOn: map[string]bool{}, clock: realClock{}}
+	for _, class := range c.Fields.Strings("retry_on") {
+		r.retryOn[class] = true
+	}
+	return Built{Stage: r, Out: built.Out}
+}
+
+// Clock is the time a retry waits on; tests give their own.
+type Clock interface {
+	After(d time.Duration) <-chan time.Time
+}
+
+type realClock struct{}
+
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// retry runs its inner stage until it succeeds, fails for a reason not in retry_on, or runs
+// out of attempts. It is an AsyncStage: a record waiting for its next attempt holds up only
+// the records of its own key.
+type retry struct {
+	inner      Stage
+	attempts   int
+	initial    time.Duration
+	max        time.Duration
+	multiplier float64
+	jitter     float64
+	retryOn    map[string]bool
+	clock      Clock
+	retries    atomic.Int64
+}
+
+// RetryError is a record its retry stage gave up on, after Attempts attempts.
+type RetryError struct {
+	Tries     int
+	Exhausted bool // false: the error was not one to retry
+	Err       error
+}
+
+func (e *RetryError) Error() string {
+	if e.Exhausted {
+		return fmt.Sprintf("failed %d attempts: %v", e.Tries, e.Err)
+	}
+	return fmt.Sprintf("not retried (%s): %v", classText(e.Err), e.Err)
+}
+func (e *RetryError) Unwrap() error { return e.Err }
+
+// Attempts is how many times the inner stage ran (the DLQ's pythia.attempts).
+func (e *RetryError) Attempts() int { return e.Tries }
+
+func classText(err error) string {
+	if c := ErrorClass(err); c != "" {
+		return c
+	}
+	return "not a retry_on class"
+}
+
+// ErrorClass is the one place that sorts stage errors into retry_on classes: timeout,
+// connection, http_5xx, http_429; "" for errors retrying will not cure.
+func ErrorClass(err error) string {
+	var he *HTTPError
+	var ne net.Error
+	switch {
+	case errors.As(err, &he):
+		return he.Class()
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		return "timeout"
+	case errors.As(err, &ne):
+		return "connection"
+	}
+	return ""
+}
+
+// Close closes the inner stage when it holds resources.
+func (r *retry) Close() {
+	if c, ok := r.inner.(Closer); ok {
+		c.Close()
+	}
+}
+
+// SetClock replaces the clock (tests).
+func (r *retry) SetClock(c Clock) { r.clock = c }
+
+// Retries counts the attempts after the first, so far.
+func (r *retry) Retries() int64 { return r.retries.Load() }
+
+// wait is the backoff before attempt+1: initial·multiplier^(attempt-1), at most max, spread
+// by ±jitter; a 429's Retry-After is honoured when longer.
+func (r *retry) wait(attempt int, err error) time.Duration {
+	d := float64(r.initial) * math.Pow(r.multiplier, float64(attempt-1))
+	if d > float64(r.max) {
+		d = float64(r.max)
+	}
+	d *= 1 + r.jitter*(2*rand.Float64()-1) // #nosec G404 -- jitter, not security
+	var he *HTTPError
+	if errors.As(err, &he) && he.RetryAfter > time.Duration(d) {
+		return he.RetryAfter
+	}
+	return time.Duration(d)
+}
+
+func (r *retry) Start(ctx context.Context, rec *record.Record, done func([]Output, error)) {
+	go func() { done(r.attempt(ctx, rec)) }() // ends with done; the engine waits for every done
+}
+
+func (r *retry) Process(ctx context.Context, rec *record.Record, out []Output) ([]Output, error) {
+	outs, err := r.attempt(ctx, rec)
+	return append(out, outs...), err
+}
+
+func (r *retry) attempt(ctx context.Context, rec *record.Record) ([]Output, error) {
+	for n := 1; ; n++ {
+		outs, err := r.inner.Process(ctx, rec, nil)
+		if err == nil {
+			return outs, nil
+		}
+		if !r.retryOn["any"] && !r.retryOn[ErrorClass(err)] {
+			return nil, &RetryError{Tries: n, Err: err}
+		}
+		if n >= r.attempts {
+			return nil, &RetryError{Tries: n, Exhausted: true, Err: err}
+		}
+		r.retries.Add(1)
+		select {
+		case <-r.clock.After(r.wait(n, err)):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }

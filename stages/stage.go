@@ -25,6 +25,21 @@ type Stage interface {
 	Process(ctx context.Context, rec *record.Record, out []Output) ([]Output, error)
 }
 
+// AsyncStage is a Stage that can wait without holding its worker (a retry waiting for its
+// backoff), so that records of other keys go on meanwhile. Start begins processing rec and
+// returns at once; done is called exactly once, from any goroutine, with what Process would
+// have returned. A stage stopped by ctx reports ctx's error.
+type AsyncStage interface {
+	Stage
+	Start(ctx context.Context, rec *record.Record, done func(out []Output, err error))
+}
+
+// Closer is a Stage holding resources (idle HTTP connections); the engine closes it after
+// its last record.
+type Closer interface {
+	Close()
+}
+
 // Output is a record a stage emits and the port it leaves by.
 type Output struct {
 	Rec  *record.Record
