@@ -143,7 +143,13 @@ func (e *Engine) counter(name string) *counters {
 func (e *Engine) Stats() Stats {
 	s := Stats{}
 	for name, c := range e.stats {
-		s[name] = c.snapshot()
+		ns := c.snapshot()
+		if n := e.nodes[name]; n != nil {
+			if cs, ok := n.stage.(stages.Counting); ok {
+				ns.Stage = cs.Counters()
+			}
+		}
+		s[name] = ns
 	}
 	return s
 }

@@ -308,4 +308,7 @@ dlq: {type: kafka, topic: dlq}
 	if n, twice := src.Settled(); n != len(recs) || twice {
 		t.Errorf("settled %d of %d (twice %v)", n, len(recs), twice)
 	}
+	if r := e.Stats()["r"].Stage["retries"]; r != 2 {
+		t.Errorf("retries = %d, want 2 (the poison record's attempts after the first)", r)
+	}
 }

@@ -5,8 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -473,5 +477,98 @@ func TestKafkaClickstreamEnrich(t *testing.T) {
 	}
 	if !strings.Contains(dlq[0].Headers["pythia.error"], "RFC 3339") {
 		t.Errorf("dlq error %q", dlq[0].Headers["pythia.error"])
+	}
+}
+
+// The payments example end to end on the in-process broker: risk scores from a service that
+// fails now and then arrive in the records; an account the service always fails for ends in
+// the DLQ after its attempts; nothing is lost.
+func TestKafkaPaymentsRetry(t *testing.T) {
+	var calls sync.Map // account -> calls so far
+	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		account := r.URL.Query().Get("account")
+		n, _ := calls.LoadOrStore(account, new(atomic.Int64))
+		switch c := n.(*atomic.Int64).Add(1); {
+		case account == "acct-poison":
+			http.Error(w, "down", http.StatusServiceUnavailable)
+		case c == 1: // every account fails once
+			w.Header().Set("Retry-After", "0")
+			http.Error(w, "busy", http.StatusTooManyRequests)
+		default:
+			fmt.Fprintf(w, `{"score": %s}`, map[bool]string{true: "0.95", false: "0.1"}[strings.HasSuffix(account, "7")])
+		}
+	}))
+	defer svc.Close()
+	b, err := devbroker.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for _, topic := range []string{"payments", "payments-review", "payments-eur", "payments-usd", "payments-dlq"} {
+		if err := b.CreateTopic(topic, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var feed []devbroker.Record
+	for i := 0; i < 40; i++ {
+		account := fmt.Sprintf("acct-%d", i%8)
+		if i == 13 {
+			account = "acct-poison"
+		}
+		currency := map[bool]string{true: "EUR", false: "USD"}[i%2 == 0]
+		feed = append(feed, devbroker.Record{Key: []byte(account), Headers: map[string]string{"seq": fmt.Sprint(i)}, Value: []byte(fmt.Sprintf(
+			`{"payment_id":"p%d","account_id":%q,"amount":%d.5,"currency":%q,"created_at":"2026-01-01T00:00:00Z","card":{"bin":"4111","country":"DE"}}`,
+			i, account, 10+i, currency))})
+	}
+	if err := b.Produce(context.Background(), "payments", feed); err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("../pipelines/payments.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"KAFKA_BROKERS": strings.Join(b.Addrs(), ","), "RISK_URL": svc.URL}
+	p, diags := Parse("payments.yaml", src, Options{Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }, BaseDir: "../pipelines"})
+	if len(diags) > 0 {
+		t.Fatal(diags.Err())
+	}
+	p.Source.CommitInterval = 100 * time.Millisecond
+	run, err := ConnectKafka(p, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run.Run(ctx) }()
+	waitFor(t, 60*time.Second, "the group to commit the end of payments", func() bool { return b.CaughtUp("payment-scorers", "payments") })
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]string{}
+	for _, topic := range []string{"payments-review", "payments-eur", "payments-usd", "payments-dlq"} {
+		for _, r := range mustRead(t, b, topic) {
+			seen[r.Headers["seq"]] = topic
+			if topic == "payments-dlq" {
+				if r.Headers["pythia.attempts"] != "5" || r.Headers["pythia.stage"] != "score" {
+					t.Errorf("dlq record %s: attempts %s stage %s", r.Headers["seq"], r.Headers["pythia.attempts"], r.Headers["pythia.stage"])
+				}
+				continue
+			}
+			var m map[string]any
+			if err := json.Unmarshal(r.Value, &m); err != nil {
+				t.Fatal(err)
+			}
+			risk, _ := m["risk"].(map[string]any)
+			if risk["score"] == nil || (topic == "payments-review") != (risk["score"] == 0.95) {
+				t.Errorf("%s: record %s risk %v", topic, r.Headers["seq"], m["risk"])
+			}
+		}
+	}
+	if len(seen) != len(feed) || seen["13"] != "payments-dlq" {
+		t.Fatalf("%d of %d records arrived; record 13 in %q", len(seen), len(feed), seen["13"])
+	}
+	if r := run.Engine.Stats()["score"].Stage["retries"]; r < 8 {
+		t.Errorf("retries = %d, want at least one per account", r)
 	}
 }

@@ -110,6 +110,14 @@ func buildEnrich(c *Config) Built {
 	return Built{Stage: e, Out: out}
 }
 
+// Counters are the HTTP lookup's cache and breaker numbers.
+func (e *enrich) Counters() map[string]int64 {
+	if e.http == nil {
+		return nil
+	}
+	return e.http.counters()
+}
+
 // Close lets go of the HTTP lookup's idle connections.
 func (e *enrich) Close() {
 	if e.http != nil {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -31,6 +32,8 @@ type httpLookup struct {
 	ttl       time.Duration                  // how long an answer is kept
 	negTTL    time.Duration                  // how long a "not found" is kept
 	breaker   *gobreaker.CircuitBreaker[any] // nil when disabled
+
+	hits, misses atomic.Int64
 }
 
 // cached is an answer (or a "not found") and when it expires. Expiry is checked when the
@@ -84,8 +87,11 @@ func (e *HTTPError) Class() string {
 var errNotFound = errors.New("not found")
 
 func newHTTPLookup(c *Config, h *spec.Value, env expr.Env) *httpLookup {
+	concurrency := int(h.Int("concurrency"))
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConns, transport.MaxIdleConnsPerHost = concurrency, concurrency // keep a connection per call in flight
 	l := &httpLookup{method: h.String("method"), headers: map[string]string{},
-		client: &http.Client{Timeout: h.Duration("timeout")}, slots: make(chan struct{}, h.Int("concurrency"))}
+		client: &http.Client{Timeout: h.Duration("timeout"), Transport: transport}, slots: make(chan struct{}, concurrency)}
 	l.url = expr.Compile(h.Get("url"), env, expr.WantString, c.Diags())
 	if h.Has("body") {
 		l.body = expr.Compile(h.Get("body"), env, expr.WantAny, c.Diags())
@@ -121,8 +127,10 @@ func (l *httpLookup) lookup(ctx context.Context, vars expr.Vars, key any) (any, 
 	}
 	if l.cache != nil {
 		if c, ok := l.cache.Get(cacheKey); ok && time.Now().Before(c.expires) {
+			l.hits.Add(1)
 			return c.value, nil
 		}
+		l.misses.Add(1)
 	}
 	var body []byte
 	if l.body != nil {
@@ -200,4 +208,14 @@ func (l *httpLookup) call(ctx context.Context, url string, body []byte) (any, er
 		return nil, &HTTPError{URL: url, Status: 0, Err: fmt.Errorf("the answer is not JSON: %w", err)}
 	}
 	return v, nil
+}
+
+// counters are the lookup's own numbers: cache hits and misses, and the breaker's state
+// (0 closed, 1 half-open, 2 open).
+func (l *httpLookup) counters() map[string]int64 {
+	c := map[string]int64{"cache_hits": l.hits.Load(), "cache_misses": l.misses.Load()}
+	if l.breaker != nil {
+		c["breaker_state"] = int64(l.breaker.State())
+	}
+	return c
 }

@@ -77,6 +77,10 @@ func TestHTTPLookup(t *testing.T) {
 	if _, err := run(t, p, `{"account": "nobody"}`, "d", "risk"); err != nil || s.calls.Load() != before {
 		t.Fatalf("a cached 404 was looked up again")
 	}
+	c := p.StageByName("risk").Impl.(stages.Counting).Counters()
+	if c["cache_hits"] != 2 || c["cache_misses"] != 2 {
+		t.Errorf("counters %v, want 2 hits and 2 misses", c)
+	}
 }
 
 func TestHTTPLookupErrorClasses(t *testing.T) {
@@ -129,6 +133,9 @@ func TestHTTPLookupBreaker(t *testing.T) {
 	_, err := run(t, p, `{"account": "x"}`, "d", "risk")
 	if classOf(err) != "connection" || s.calls.Load() != 3 {
 		t.Fatalf("the open breaker let a call through (%d calls): %v", s.calls.Load(), err)
+	}
+	if state := p.StageByName("risk").Impl.(stages.Counting).Counters()["breaker_state"]; state != 2 {
+		t.Errorf("breaker_state = %d, want 2 (open)", state)
 	}
 	s.mode.Store("ok")
 	deadline := time.Now().Add(5 * time.Second)

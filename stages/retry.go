@@ -140,8 +140,18 @@ func (r *retry) Close() {
 // SetClock replaces the clock (tests).
 func (r *retry) SetClock(c Clock) { r.clock = c }
 
-// Retries counts the attempts after the first, so far.
-func (r *retry) Retries() int64 { return r.retries.Load() }
+// Counters are the retries so far (attempts after the first), and the inner stage's.
+func (r *retry) Counters() map[string]int64 {
+	c := map[string]int64{}
+	if in, ok := r.inner.(Counting); ok {
+		c = in.Counters()
+		if c == nil {
+			c = map[string]int64{}
+		}
+	}
+	c["retries"] = r.retries.Load()
+	return c
+}
 
 // wait is the backoff before attempt+1: initial·multiplier^(attempt-1), at most max, spread
 // by ±jitter; a 429's Retry-After is honoured when longer.

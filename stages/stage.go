@@ -40,6 +40,12 @@ type Closer interface {
 	Close()
 }
 
+// Counting is a Stage with numbers of its own (cache hits, retries, breaker state); the
+// engine reports them beside the counters it keeps around every stage.
+type Counting interface {
+	Counters() map[string]int64
+}
+
 // Output is a record a stage emits and the port it leaves by.
 type Output struct {
 	Rec  *record.Record
