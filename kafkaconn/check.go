@@ -68,9 +68,30 @@ func (c *Config) Check(sc *sarama.Config, topics []string) error {
 		return c.explain(r.err)
 	}
 	defer r.client.Close()
-	have, err := r.client.Topics()
+	missing, err := missingTopics(r.client, topics)
 	if err != nil {
 		return c.explain(err)
+	}
+	if len(missing) > 0 { // a topic created a moment ago may not be in every broker's metadata yet
+		time.Sleep(500 * time.Millisecond)
+		if err := r.client.RefreshMetadata(); err != nil {
+			return c.explain(err)
+		}
+		if missing, err = missingTopics(r.client, topics); err != nil {
+			return c.explain(err)
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return &MissingTopicsError{Topics: missing}
+	}
+	return nil
+}
+
+func missingTopics(cl sarama.Client, topics []string) ([]string, error) {
+	have, err := cl.Topics()
+	if err != nil {
+		return nil, err
 	}
 	exists := map[string]bool{}
 	for _, t := range have {
@@ -82,11 +103,7 @@ func (c *Config) Check(sc *sarama.Config, topics []string) error {
 			missing = append(missing, t)
 		}
 	}
-	if len(missing) > 0 {
-		sort.Strings(missing)
-		return &MissingTopicsError{Topics: missing}
-	}
-	return nil
+	return missing, nil
 }
 
 // explain turns a client error into a ConnectError with the likely cause.

@@ -98,7 +98,15 @@ func (b *Broker) CreateTopic(topic string, partitions int32) error {
 	if err != nil {
 		return fmt.Errorf("creating topic %s: %w", topic, err)
 	}
-	return nil
+	// Wait until the topic's partitions have leaders: a client that asks sooner may not see it.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if len(b.EndOffsets(topic)) == int(partitions) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("topic %s was created but did not show all %d partitions within 30s", topic, partitions)
+		}
+	}
 }
 
 // Record is what Produce writes and Read returns.
