@@ -34,6 +34,19 @@ type Sink interface {
 	Close(ctx context.Context) error
 }
 
+// Observer is told what the engine measures around every stage and sink (the metrics):
+// how long a stage took over a record, and how old a record was when its sink's broker
+// acknowledged it. Stage code knows nothing of it.
+type Observer interface {
+	StageDuration(stage string, d time.Duration)
+	Latency(sink string, d time.Duration)
+}
+
+type noObserver struct{}
+
+func (noObserver) StageDuration(string, time.Duration) {}
+func (noObserver) Latency(string, time.Duration)       {}
+
 // OpenSink opens the sink called name ("dlq" for the dead-letter queue) writing to target.
 type OpenSink func(name string, target sinks.Target, producer sinks.Producer, report sinks.Report) (Sink, error)
 
@@ -57,7 +70,12 @@ type Engine struct {
 
 	fatalMu sync.Mutex
 	fatal   error
+
+	obs Observer
 }
+
+// Observe sets the observer of stage durations and latencies; call it before Run.
+func (e *Engine) Observe(o Observer) { e.obs = o }
 
 // node is a stage or a sink in the running graph.
 type node struct {
@@ -81,17 +99,17 @@ const (
 // NewEngine prepares p to run. Every stage must have a runtime.
 func NewEngine(p *Pipeline, open OpenSink, log *slog.Logger) (*Engine, error) {
 	e := &Engine{p: p, log: log, open: open, nodes: map[string]*node{}, stats: map[string]*counters{},
-		intake: make(chan []*record.Record, channelBatches)}
+		intake: make(chan []*record.Record, channelBatches), obs: noObserver{}}
 	for _, st := range p.Stages {
 		if st.Impl == nil {
 			return nil, fmt.Errorf("stage %s: the %s stage type cannot run yet in this build (it validates, but its runtime is not written)", st.Name, st.Type)
 		}
-		n := &node{name: st.Name, stage: st.Impl, workers: st.Workers, keyed: st.Ordering == "key", stats: e.counter(st.Name)}
+		n := &node{name: st.Name, stage: st.Impl, workers: st.Workers, keyed: st.Ordering == "key", stats: e.counter(st.Name, "stage")}
 		n.ins = makeInputs(st.Workers, st.Ordering == "key")
 		e.nodes[st.Name] = n
 	}
 	for _, sk := range p.Sinks {
-		e.nodes[sk.Name] = &node{name: sk.Name, workers: 1, ins: makeInputs(1, true), stats: e.counter(sk.Name)}
+		e.nodes[sk.Name] = &node{name: sk.Name, workers: 1, ins: makeInputs(1, true), stats: e.counter(sk.Name, "sink")}
 	}
 	for _, st := range p.Stages {
 		n := e.nodes[st.Name]
@@ -117,7 +135,7 @@ func NewEngine(p *Pipeline, open OpenSink, log *slog.Logger) (*Engine, error) {
 		e.order = append(e.order, e.nodes[sk.Name])
 	}
 	e.entry = e.nodes[p.Entry[0]]
-	e.counter("dlq")
+	e.counter("dlq", "dlq")
 	return e, nil
 }
 
@@ -133,8 +151,8 @@ func makeInputs(workers int, keyed bool) []chan []*record.Record {
 	return ins
 }
 
-func (e *Engine) counter(name string) *counters {
-	c := &counters{}
+func (e *Engine) counter(name, kind string) *counters {
+	c := &counters{kind: kind}
 	e.stats[name] = c
 	return c
 }
@@ -330,8 +348,10 @@ func (e *Engine) work(n *node, in <-chan []*record.Record) {
 	for batch := range in {
 		var c tally
 		for _, rec := range batch {
+			began := time.Now()
 			var err error
 			outs, err = n.stage.Process(e.hard, rec, outs[:0])
+			e.obs.StageDuration(n.name, time.Since(began))
 			e.route(n, rec, outs, err, bufs, &c)
 		}
 		c.add(n.stats)
@@ -397,16 +417,18 @@ const asyncLimit = 1024
 // one in progress waits behind it, so a key keeps its order while other keys go on.
 func (e *Engine) workAsync(n *node, in <-chan []*record.Record, st stages.AsyncStage, keyed bool) {
 	type completion struct {
-		rec  *record.Record
-		outs []stages.Output
-		err  error
+		rec   *record.Record
+		outs  []stages.Output
+		err   error
+		began time.Time
 	}
 	done := make(chan completion, asyncLimit)
 	bufs := make([][]*record.Record, len(n.targets))
 	queued := map[string][]*record.Record{} // by key: records waiting behind the one in progress
 	inflight := 0
 	start := func(rec *record.Record) {
-		st.Start(e.hard, rec, func(outs []stages.Output, err error) { done <- completion{rec, outs, err} })
+		began := time.Now()
+		st.Start(e.hard, rec, func(outs []stages.Output, err error) { done <- completion{rec, outs, err, began} })
 	}
 	closed := false
 	for !closed || inflight > 0 {
@@ -436,6 +458,7 @@ func (e *Engine) workAsync(n *node, in <-chan []*record.Record, st stages.AsyncS
 			}
 		case c := <-done:
 			inflight--
+			e.obs.StageDuration(n.name, time.Since(c.began))
 			if !errors.Is(c.err, context.Canceled) || e.hard.Err() == nil { // a hard stop: not done, read again later
 				var t tally
 				e.route(n, c.rec, c.outs, c.err, bufs, &t)
@@ -478,6 +501,9 @@ func (e *Engine) reporter(n *node) sinks.Report {
 		switch {
 		case err == nil:
 			n.stats.acked.Add(1)
+			if !rec.Timestamp.IsZero() {
+				e.obs.Latency(n.name, time.Since(rec.Timestamp))
+			}
 			rec.Track.Done()
 		case errors.As(err, &recErr):
 			n.stats.failed.Add(1)

@@ -131,7 +131,8 @@ func build(p *spec.Parser, text []byte, baseDir string) *Pipeline {
 	if v := top.Get("version"); v.Set && v.IntVal != 1 {
 		p.Errorf(v.Pos, v.Path, "unsupported version %d: this pythia-pipe reads version 1", v.IntVal)
 	}
-	pl := &Pipeline{File: p.File, Name: top.String("name"), Ordering: top.String("ordering")}
+	pl := &Pipeline{File: p.File, Name: top.String("name"), Ordering: top.String("ordering"),
+		MetricsAddr: top.Get("metrics").String("addr"), Progress: top.Get("metrics").Duration("progress")}
 	if n := top.Get("name"); n.Set && !namePattern.MatchString(n.Str) {
 		p.Errorf(n.Pos, n.Path, "invalid name %q: use letters, digits, '.', '_' and '-'", n.Str)
 	}

@@ -3,6 +3,8 @@
 package pipeline
 
 import (
+	"time"
+
 	"github.com/pythia-pipe/pythia-pipe/diag"
 	"github.com/pythia-pipe/pythia-pipe/expr"
 	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
@@ -22,6 +24,10 @@ var FileFields = []spec.Field{
 	spec.List("stages", "The stages, in order; records flow from the source to the first one.", spec.Raw("stage", "A stage: name, type and that type's fields.")),
 	spec.List("sinks", "Where records end.", spec.Raw("sink", "A sink: name, type and its fields.")).Require().NotEmpty(),
 	sinks.DLQField,
+	spec.Object("metrics", "Prometheus metrics and the progress line of `pythia-pipe run`.",
+		spec.String("addr", "Where to serve /metrics, /healthz and /readyz, e.g. :9100; --metrics-addr overrides it. Empty: not served."),
+		spec.Duration("progress", "How often `run` logs a progress line; 0 turns it off.").WithDefault("10s"),
+	),
 }
 
 // Pipeline is a validated pipeline file.
@@ -34,6 +40,10 @@ type Pipeline struct {
 	Stages   []*Stage
 	Sinks    []*sinks.Config
 	DLQ      *sinks.DLQ // nil: failing records stop the pipeline
+	// MetricsAddr and Progress are the metrics block: where to serve metrics ("" = not
+	// served) and how often to log progress (0 = never).
+	MetricsAddr string
+	Progress    time.Duration
 	// Entry lists where the source sends records: the first stage, or the sink(s).
 	Entry []string
 }

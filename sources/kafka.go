@@ -160,8 +160,13 @@ type Stats struct {
 
 // PartitionStats describe one assigned partition.
 type PartitionStats struct {
+	Topic       string
+	Partition   int32
 	Pending     int
 	CommitPoint int64 // -1 before a record is done
+	Position    int64 // the commit point, or where the claim started
+	HighWater   int64
+	Lag         int64 // records past the position
 }
 
 // Stats reads the counters.
@@ -171,7 +176,8 @@ func (k *Kafka) Stats() Stats {
 	s.Partitions = map[string]PartitionStats{}
 	k.mu.Lock()
 	for p, l := range k.ledgers {
-		ps := PartitionStats{Pending: l.Pending(), CommitPoint: l.CommitPoint()}
+		ps := PartitionStats{Topic: p.topic, Partition: p.partition, Pending: l.Pending(), CommitPoint: l.CommitPoint()}
+		ps.Lag, ps.HighWater, ps.Position = l.Lag()
 		s.Pending += int64(ps.Pending)
 		s.Partitions[fmt.Sprintf("%s/%d", p.topic, p.partition)] = ps
 	}
@@ -312,6 +318,7 @@ func (h *handler) consume(sess sarama.ConsumerGroupSession, claim sarama.Consume
 			}
 		}
 		raise(&k.highWater, int64(l.Pending()))
+		l.SetOffsets(claim.InitialOffset(), claim.HighWaterMarkOffset())
 		if err := h.deliver(ctx, batch); err != nil {
 			l.Abandon(len(batch)) // not handed on: not done, and not waited for
 			return

@@ -16,6 +16,9 @@ type Ledger struct {
 	commit  int64   // offset after the done prefix; -1 before anything is done
 	changed chan struct{}
 	closed  bool
+
+	start     int64 // the offset the claim started at
+	highWater int64 // the partition's high-water mark, as last fetched
 }
 
 type entry struct {
@@ -104,4 +107,26 @@ func (l *Ledger) Abandon(n int) {
 	}
 	l.entries = l.entries[:len(l.entries)-n]
 	l.next -= uint64(n)
+}
+
+// SetOffsets records where the claim started and the partition's high-water mark, for lag.
+func (l *Ledger) SetOffsets(start, highWater int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.start == 0 {
+		l.start = start
+	}
+	l.highWater = highWater
+}
+
+// Lag is how many records the partition holds past the commit point (or past where the
+// claim started, before anything is done).
+func (l *Ledger) Lag() (lag, highWater, position int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	position = l.commit
+	if position < 0 {
+		position = l.start
+	}
+	return max(l.highWater-position, 0), l.highWater, position
 }

@@ -71,6 +71,13 @@ func cmdDev(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitInvalid
 	}
+	url, stopObserving, err := observe(p, run, "127.0.0.1:0", log)
+	if err != nil {
+		fmt.Fprintf(stderr, "pythia-pipe: metrics: %v\n", err)
+		return exitInvalid
+	}
+	defer stopObserving()
+	fmt.Fprintf(stdout, "metrics at %s/metrics (health %s/healthz, readiness %s/readyz)\n", url, url, url)
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
 	start := time.Now()

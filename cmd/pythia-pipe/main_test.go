@@ -123,3 +123,34 @@ func TestTopicsCreate(t *testing.T) {
 		t.Errorf("second run changed something:\n%s", stdout.String())
 	}
 }
+
+// Logs are JSON when not on a terminal; every line parses, and the record-level lines name
+// the topic, partition, offset and stage.
+func TestLogsAreStructured(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"dev", "../../pipelines/orders.yaml", "--feed", "../../testdata/orders-feed.jsonl", "--log-level", "debug"}, &stdout, &stderr)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
+	}
+	records := 0
+	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		var entry map[string]any
+		if err := json.Unmarshal([]byte(line), &entry); err != nil {
+			t.Fatalf("not a JSON log line: %q", line)
+		}
+		if entry["time"] == nil || entry["level"] == nil || entry["msg"] == nil {
+			t.Fatalf("a log line without time, level or msg: %q", line)
+		}
+		if entry["msg"] == "dead-lettered" {
+			records++
+			for _, field := range []string{"pipeline", "stage", "topic", "partition", "offset", "err"} {
+				if _, ok := entry[field]; !ok {
+					t.Errorf("record-level line without %s: %q", field, line)
+				}
+			}
+		}
+	}
+	if records != 4 {
+		t.Errorf("%d dead-lettered lines, want 4 (one per bad record of the feed)", records)
+	}
+}

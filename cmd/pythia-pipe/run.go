@@ -11,6 +11,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/sourcegraph/conc"
+
+	"github.com/pythia-pipe/pythia-pipe/metrics"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 )
 
@@ -18,7 +21,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	level := fs.String("log-level", "info", "debug, info, warn or error")
-	p, log, code := prepare(fs, args, level, "pythia-pipe run FILE [--log-level LEVEL]", stderr)
+	metricsAddr := fs.String("metrics-addr", "", "serve /metrics, /healthz and /readyz here, e.g. :9100 (default: the file's metrics.addr)")
+	p, log, code := prepare(fs, args, level, "pythia-pipe run FILE [--metrics-addr ADDR] [--log-level LEVEL]", stderr)
 	if code != exitOK {
 		return code
 	}
@@ -30,6 +34,15 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitInvalid
 	}
+	if *metricsAddr == "" {
+		*metricsAddr = p.MetricsAddr
+	}
+	_, stopObserving, err := observe(p, run, *metricsAddr, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "pythia-pipe: metrics: %v\n", err)
+		return exitInvalid
+	}
+	defer stopObserving()
 	log.Info("running", "brokers", strings.Join(p.Kafka.Brokers, ","), "group", p.Source.Group, "topics", strings.Join(p.Source.Topics, ","))
 	if err := run.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
@@ -37,6 +50,34 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	log.Info("stopped cleanly")
 	return exitOK
+}
+
+// observe puts the metrics around a run: the observer, the HTTP endpoints when addr is set
+// (url says where), and the progress line. stop ends what it started, after the run.
+func observe(p *pipeline.Pipeline, run *pipeline.KafkaRun, addr string, log *slog.Logger) (url string, stop func(), err error) {
+	m := metrics.New(p)
+	run.Engine.Observe(m)
+	m.Watch(run.Engine, run.Source)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg conc.WaitGroup
+	if addr != "" {
+		bound, done, err := m.Serve(ctx, addr)
+		if err != nil {
+			cancel()
+			return "", nil, err
+		}
+		url = "http://" + bound
+		log.Info("metrics served", "url", url+"/metrics", "health", url+"/healthz", "ready", url+"/readyz")
+		wg.Go(func() {
+			if err := <-done; err != nil {
+				log.Error("metrics server", "err", err)
+			}
+		})
+	}
+	if p.Progress > 0 {
+		wg.Go(func() { m.Progress(ctx, log, p.Progress) })
+	}
+	return url, func() { cancel(); wg.Wait() }, nil
 }
 
 // signalContext ends at SIGINT or SIGTERM (a graceful drain); a second signal exits at once.

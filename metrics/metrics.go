@@ -1,0 +1,163 @@
+// Package metrics exports a running pipeline to Prometheus — the engine's counters around
+// every stage and sink, the source's partitions, stage durations and end-to-end latency —
+// serves /metrics, /healthz and /readyz, and logs a progress line.
+package metrics
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/pythia-pipe/pythia-pipe/pipeline"
+	"github.com/pythia-pipe/pythia-pipe/sources"
+)
+
+// Engine is what the metrics read from the engine.
+type Engine interface{ Stats() pipeline.Stats }
+
+// Source is what the metrics read from the source.
+type Source interface{ Stats() sources.Stats }
+
+// Metrics is one pipeline's registry. It is the engine's Observer and reads the engine's and
+// the source's counters when scraped.
+type Metrics struct {
+	reg      *prometheus.Registry
+	pipeline string
+	engine   Engine
+	source   Source
+	stageDur *prometheus.HistogramVec
+	latency  *prometheus.HistogramVec
+	descs    map[string]*prometheus.Desc
+	entry    []string // where the source's records go first
+}
+
+// New makes the registry of pipeline p, with the Go runtime and process collectors.
+func New(p *pipeline.Pipeline) *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry(), pipeline: p.Name, descs: map[string]*prometheus.Desc{}, entry: p.Entry}
+	labels := prometheus.Labels{"pipeline": p.Name}
+	m.stageDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pythia_pipe_stage_duration_seconds",
+		Help: "Time a stage took over one record.", ConstLabels: labels,
+		Buckets: prometheus.ExponentialBuckets(1e-6, 4, 12)}, []string{"stage"})
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pythia_pipe_end_to_end_latency_seconds",
+		Help: "From a record's timestamp to its sink's acknowledgement.", ConstLabels: labels,
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 18)}, []string{"sink"})
+	for name, help := range map[string]string{
+		"stage_received_total":       "Records a stage processed.",
+		"stage_emitted_total":        "Records a stage emitted.",
+		"stage_dropped_total":        "Records a stage filtered out.",
+		"stage_errors_total":         "Records a stage failed.",
+		"sink_acked_total":           "Records a sink's broker acknowledged.",
+		"sink_failed_total":          "Records a sink could not write.",
+		"dlq_total":                  "Records sent to the dead-letter queue, by the stage or sink that failed them.",
+		"retries_total":              "Attempts after the first, by retry stage.",
+		"enrich_cache_hits_total":    "HTTP lookups answered from the cache.",
+		"enrich_cache_misses_total":  "HTTP lookups not in the cache.",
+		"breaker_state":              "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+		"partition_lag":              "Records in the partition past the committed position.",
+		"partition_pending":          "Records read and not yet committed.",
+		"partition_committed_offset": "The partition's commit point (the next offset to read).",
+		"commits_total":              "Offset commits sent.",
+		"rebalances_total":           "Group rebalances that ended a session.",
+		"assigned_partitions":        "Partitions this member owns.",
+	} {
+		var l []string
+		switch {
+		case name[:6] == "stage_" || name == "retries_total" || name[:6] == "enrich" || name == "breaker_state":
+			l = []string{"stage"}
+		case name[:5] == "sink_":
+			l = []string{"sink"}
+		case name == "dlq_total":
+			l = []string{"stage"}
+		case name[:10] == "partition_":
+			l = []string{"topic", "partition"}
+		}
+		m.descs[name] = prometheus.NewDesc("pythia_pipe_"+name, help, l, labels)
+	}
+	m.reg.MustRegister(m.stageDur, m.latency, m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Names lists the names of the metrics a pipeline exports (histograms without their
+// _bucket, _sum and _count suffixes), for the dashboard and the docs.
+func Names() []string {
+	m := New(&pipeline.Pipeline{Name: "names"})
+	families, _ := m.reg.Gather()
+	var out []string
+	for _, f := range families {
+		out = append(out, f.GetName())
+	}
+	for name := range m.descs {
+		out = append(out, "pythia_pipe_"+name)
+	}
+	return append(out, "pythia_pipe_stage_duration_seconds", "pythia_pipe_end_to_end_latency_seconds")
+}
+
+// Watch points the registry at the running engine and source.
+func (m *Metrics) Watch(e Engine, s Source) { m.engine, m.source = e, s }
+
+// StageDuration implements pipeline.Observer.
+func (m *Metrics) StageDuration(stage string, d time.Duration) {
+	m.stageDur.WithLabelValues(stage).Observe(d.Seconds())
+}
+
+// Latency implements pipeline.Observer.
+func (m *Metrics) Latency(sink string, d time.Duration) {
+	m.latency.WithLabelValues(sink).Observe(d.Seconds())
+}
+
+// Describe implements prometheus.Collector.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range m.descs {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector: it reads the counters at scrape time.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	emit := func(name string, kind prometheus.ValueType, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(m.descs[name], kind, v, labels...)
+	}
+	if m.engine != nil {
+		for name, s := range m.engine.Stats() {
+			switch s.Kind {
+			case "sink", "dlq":
+				emit("sink_acked_total", prometheus.CounterValue, float64(s.Acked), name)
+				emit("sink_failed_total", prometheus.CounterValue, float64(s.Failed), name)
+			default:
+				emit("stage_received_total", prometheus.CounterValue, float64(s.Received), name)
+				emit("stage_emitted_total", prometheus.CounterValue, float64(s.Emitted), name)
+				emit("stage_dropped_total", prometheus.CounterValue, float64(s.Dropped), name)
+				emit("stage_errors_total", prometheus.CounterValue, float64(s.Errors), name)
+			}
+			if s.Kind != "dlq" {
+				emit("dlq_total", prometheus.CounterValue, float64(s.DeadLettered), name)
+			}
+			for k, v := range s.Stage {
+				switch k {
+				case "retries":
+					emit("retries_total", prometheus.CounterValue, float64(v), name)
+				case "cache_hits":
+					emit("enrich_cache_hits_total", prometheus.CounterValue, float64(v), name)
+				case "cache_misses":
+					emit("enrich_cache_misses_total", prometheus.CounterValue, float64(v), name)
+				case "breaker_state":
+					emit("breaker_state", prometheus.GaugeValue, float64(v), name)
+				}
+			}
+		}
+	}
+	if m.source != nil {
+		s := m.source.Stats()
+		emit("commits_total", prometheus.CounterValue, float64(s.Commits))
+		emit("rebalances_total", prometheus.CounterValue, float64(s.Rebalances))
+		emit("assigned_partitions", prometheus.GaugeValue, float64(s.Assigned))
+		for _, p := range s.Partitions {
+			part := strconv.Itoa(int(p.Partition))
+			emit("partition_lag", prometheus.GaugeValue, float64(p.Lag), p.Topic, part)
+			emit("partition_pending", prometheus.GaugeValue, float64(p.Pending), p.Topic, part)
+			emit("partition_committed_offset", prometheus.GaugeValue, float64(p.Position), p.Topic, part)
+		}
+	}
+}

@@ -1,0 +1,217 @@
+package metrics_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
+	"github.com/pythia-pipe/pythia-pipe/internal/testproc"
+	"github.com/pythia-pipe/pythia-pipe/metrics"
+	"github.com/pythia-pipe/pythia-pipe/pipeline"
+)
+
+func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return families
+}
+
+// value finds the metric of family name whose labels include want.
+func value(families map[string]*dto.MetricFamily, name string, want map[string]string) (float64, bool) {
+	f, ok := families[name]
+	if !ok {
+		return 0, false
+	}
+next:
+	for _, m := range f.Metric {
+		labels := map[string]string{}
+		for _, l := range m.Label {
+			labels[l.GetName()] = l.GetValue()
+		}
+		for k, v := range want {
+			if labels[k] != v {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue(), true
+		case m.Gauge != nil:
+			return m.Gauge.GetValue(), true
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount()), true
+		}
+	}
+	return 0, false
+}
+
+func status(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// The metrics of a run of the orders example on the in-process broker tell what happened:
+// the counters equal the records that took each path, lag reaches 0, the latency histogram
+// counts the acknowledged records, /readyz turns 200 once the group is joined.
+func TestMetricsOfARun(t *testing.T) {
+	const n = 1000
+	b, err := devbroker.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for _, topic := range []string{"orders", "orders-out", "orders-big", "orders-dlq"} {
+		if err := b.CreateTopic(topic, 3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Produce(context.Background(), "orders", devbroker.OrdersFeed(n)); err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("../pipelines/orders.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := func(k string) (string, bool) { return strings.Join(b.Addrs(), ","), k == "KAFKA_BROKERS" }
+	p, diags := pipeline.Parse("orders.yaml", src, pipeline.Options{Env: env, BaseDir: "../pipelines"})
+	if len(diags) > 0 {
+		t.Fatal(diags.Err())
+	}
+	p.Source.CommitInterval = 100 * time.Millisecond
+	run, err := pipeline.ConnectKafka(p, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := metrics.New(p)
+	run.Engine.Observe(m)
+	m.Watch(run.Engine, run.Source)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	addr, served, err := m.Serve(ctx, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + addr
+	if got := status(t, url+"/readyz"); got != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz before the group is joined: %d, want 503", got)
+	}
+	if got := status(t, url+"/healthz"); got != http.StatusOK {
+		t.Fatalf("/healthz: %d", got)
+	}
+	runCtx, stopRun := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- run.Run(runCtx) }()
+	testproc.WaitFor(t, 30*time.Second, "/readyz to answer 200", func() bool { return status(t, url+"/readyz") == http.StatusOK })
+	testproc.WaitFor(t, 60*time.Second, "the group to commit the end of orders", func() bool { return b.CaughtUp("order-processors", "orders") })
+	testproc.WaitFor(t, 30*time.Second, "the lag to reach 0 on every partition", func() bool {
+		f := scrape(t, url)
+		total := 0.0
+		for _, part := range []string{"0", "1", "2"} {
+			lag, ok := value(f, "pythia_pipe_partition_lag", map[string]string{"partition": part})
+			if !ok {
+				return false
+			}
+			total += lag
+		}
+		return total == 0
+	})
+	f := scrape(t, url)
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"pythia_pipe_stage_received_total", map[string]string{"stage": "parse", "pipeline": "orders"}, n},
+		{"pythia_pipe_stage_emitted_total", map[string]string{"stage": "parse"}, n * 9 / 10},
+		{"pythia_pipe_dlq_total", map[string]string{"stage": "parse"}, n / 10},
+		{"pythia_pipe_stage_dropped_total", map[string]string{"stage": "valid"}, n / 10},
+		{"pythia_pipe_stage_received_total", map[string]string{"stage": "route"}, n * 8 / 10},
+		{"pythia_pipe_sink_acked_total", map[string]string{"sink": "out"}, n * 7 / 10},
+		{"pythia_pipe_sink_acked_total", map[string]string{"sink": "big"}, n / 10},
+		{"pythia_pipe_sink_acked_total", map[string]string{"sink": "dlq"}, n / 10},
+		{"pythia_pipe_end_to_end_latency_seconds", map[string]string{"sink": "out"}, n * 7 / 10},
+		{"pythia_pipe_end_to_end_latency_seconds", map[string]string{"sink": "big"}, n / 10},
+		{"pythia_pipe_stage_duration_seconds", map[string]string{"stage": "parse"}, n},
+		{"pythia_pipe_assigned_partitions", nil, 3},
+	} {
+		if got, ok := value(f, c.name, c.labels); !ok || got != c.want {
+			t.Errorf("%s%v = %v (found %v), want %v", c.name, c.labels, got, ok, c.want)
+		}
+	}
+	if v, ok := value(f, "pythia_pipe_commits_total", nil); !ok || v == 0 {
+		t.Errorf("no commits counted")
+	}
+	if _, ok := f["go_goroutines"]; !ok {
+		t.Error("the Go runtime collector is missing")
+	}
+	if _, ok := f["process_resident_memory_bytes"]; !ok {
+		t.Error("the process collector is missing")
+	}
+	stopRun()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The Grafana dashboard parses and asks only for metrics this package exports.
+func TestGrafanaDashboard(t *testing.T) {
+	b, err := os.ReadFile("../deploy/grafana/pythia-pipe.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatal(err)
+	}
+	exported := strings.Join(metrics.Names(), " ")
+	found := 0
+	for _, p := range dash.Panels {
+		for _, target := range p.Targets {
+			for _, name := range regexp.MustCompile(`pythia_pipe_[a-z_]+`).FindAllString(target.Expr, -1) {
+				found++
+				base := strings.TrimSuffix(name, "_bucket")
+				if !strings.Contains(" "+exported+" ", " "+base+" ") {
+					t.Errorf("panel %q uses %s, which is not exported", p.Title, name)
+				}
+			}
+		}
+	}
+	if len(dash.Panels) < 5 || found == 0 {
+		t.Errorf("%d panels, %d metric references", len(dash.Panels), found)
+	}
+}

@@ -1,0 +1,97 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Handler serves /metrics, /healthz (the process works) and /readyz (the group is joined,
+// with partitions or with none to own).
+func (m *Metrics) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if m.source == nil || !m.source.Stats().Joined {
+			http.Error(w, "not ready: the consumer group is not joined yet", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	return mux
+}
+
+// Serve listens on addr and serves Handler until ctx ends; it returns the address it
+// listens on (addr may end in :0) once listening, and a channel that reports the server's end.
+func (m *Metrics) Serve(ctx context.Context, addr string) (string, <-chan error, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan error, 1)
+	go func() { // owned by Serve's caller through ctx; it reports its end on done
+		err := srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		done <- err
+	}()
+	context.AfterFunc(ctx, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	})
+	return ln.Addr().String(), done, nil
+}
+
+// Progress logs, every interval until ctx ends, what went in and out per second, the lag,
+// what is pending and what went to the DLQ, so that a person sees the pipeline is alive.
+func (m *Metrics) Progress(ctx context.Context, log *slog.Logger, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var lastIn, lastOut int64
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			var in, out, dlq, lag, pending int64
+			for _, s := range m.engine.Stats() {
+				switch s.Kind {
+				case "sink":
+					out += s.Acked
+				case "dlq":
+					dlq = s.Acked
+				}
+			}
+			src := m.source.Stats()
+			for _, p := range src.Partitions {
+				lag += p.Lag
+				pending += int64(p.Pending)
+			}
+			in = m.read()
+			secs := now.Sub(last).Seconds()
+			log.Info("progress", "in_per_s", int64(float64(in-lastIn)/secs), "out_per_s", int64(float64(out-lastOut)/secs),
+				"lag", lag, "pending", pending, "dlq", dlq, "partitions", src.Assigned)
+			lastIn, lastOut, last = in, out, now
+		}
+	}
+}
+
+// read is how many records the first stages (or sinks, without stages) received: the input.
+func (m *Metrics) read() int64 {
+	var in int64
+	for _, name := range m.entry {
+		s := m.engine.Stats()[name]
+		in += s.Received + s.Acked + s.Failed
+	}
+	return in
+}
