@@ -20,22 +20,13 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
+	"github.com/pythia-pipe/pythia-pipe/internal/testproc"
 	"github.com/pythia-pipe/pythia-pipe/record"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
 	"github.com/pythia-pipe/pythia-pipe/sources"
 )
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+var waitFor = testproc.WaitFor
 
 func startOrdersBroker(t *testing.T, partitions int32) *devbroker.Broker {
 	t.Helper()
@@ -433,28 +424,7 @@ func TestKafkaClickstreamEnrich(t *testing.T) {
 	if err := b.Produce(context.Background(), "clicks", feed); err != nil {
 		t.Fatal(err)
 	}
-	src, err := os.ReadFile("../pipelines/clickstream.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := func(k string) (string, bool) { return strings.Join(b.Addrs(), ","), k == "KAFKA_BROKERS" }
-	p, diags := Parse("clickstream.yaml", src, Options{Env: env, BaseDir: "../pipelines"})
-	if len(diags) > 0 {
-		t.Fatal(diags.Err())
-	}
-	p.Source.Start, p.Source.CommitInterval = "earliest", 100*time.Millisecond // the feed is already there
-	run, err := ConnectKafka(p, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run.Run(ctx) }()
-	waitFor(t, 60*time.Second, "the group to commit the end of clicks", func() bool { return b.CaughtUp("clickstream", "clicks") })
-	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	runExample(t, b, "clickstream.yaml", nil)
 	views, buys, dlq := mustRead(t, b, "clicks-pageviews"), mustRead(t, b, "clicks-purchases"), mustRead(t, b, "clicks-dlq")
 	if len(views) != 2 || len(buys) != 1 || len(dlq) != 1 {
 		t.Fatalf("pageviews %d purchases %d dlq %d; want 2 1 1", len(views), len(buys), len(dlq))
@@ -523,28 +493,7 @@ func TestKafkaPaymentsRetry(t *testing.T) {
 	if err := b.Produce(context.Background(), "payments", feed); err != nil {
 		t.Fatal(err)
 	}
-	src, err := os.ReadFile("../pipelines/payments.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := map[string]string{"KAFKA_BROKERS": strings.Join(b.Addrs(), ","), "RISK_URL": svc.URL}
-	p, diags := Parse("payments.yaml", src, Options{Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }, BaseDir: "../pipelines"})
-	if len(diags) > 0 {
-		t.Fatal(diags.Err())
-	}
-	p.Source.CommitInterval = 100 * time.Millisecond
-	run, err := ConnectKafka(p, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run.Run(ctx) }()
-	waitFor(t, 60*time.Second, "the group to commit the end of payments", func() bool { return b.CaughtUp("payment-scorers", "payments") })
-	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	run := runExample(t, b, "payments.yaml", map[string]string{"RISK_URL": svc.URL})
 	seen := map[string]string{}
 	for _, topic := range []string{"payments-review", "payments-eur", "payments-usd", "payments-dlq"} {
 		for _, r := range mustRead(t, b, topic) {
@@ -571,4 +520,38 @@ func TestKafkaPaymentsRetry(t *testing.T) {
 	if r := run.Engine.Stats()["score"].Stage["retries"]; r < 8 {
 		t.Errorf("retries = %d, want at least one per account", r)
 	}
+}
+
+// runExample runs the example pipeline file on the in-process broker b, with env beside
+// KAFKA_BROKERS, from the earliest offset, until its group has committed the end of its
+// first source topic; it returns the run for its stats.
+func runExample(t *testing.T, b *devbroker.Broker, file string, env map[string]string) *KafkaRun {
+	t.Helper()
+	src, err := os.ReadFile("../pipelines/" + file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{"KAFKA_BROKERS": strings.Join(b.Addrs(), ",")}
+	for k, v := range env {
+		vars[k] = v
+	}
+	p, diags := Parse(file, src, Options{Env: func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, BaseDir: "../pipelines"})
+	if len(diags) > 0 {
+		t.Fatal(diags.Err())
+	}
+	p.Source.Start, p.Source.CommitInterval = "earliest", 100*time.Millisecond // the feed is already there
+	run, err := ConnectKafka(p, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run.Run(ctx) }()
+	topic := p.Source.Topics[0]
+	waitFor(t, 60*time.Second, "the group to commit the end of "+topic, func() bool { return b.CaughtUp(p.Source.Group, topic) })
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	return run
 }
