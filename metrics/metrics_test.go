@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/internal/testproc"
 	"github.com/pythia-pipe/pythia-pipe/metrics"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
+	"github.com/pythia-pipe/pythia-pipe/sources"
 )
 
 func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
@@ -215,3 +217,51 @@ func TestGrafanaDashboard(t *testing.T) {
 		t.Errorf("%d panels, %d metric references", len(dash.Panels), found)
 	}
 }
+
+type fakeEngine struct{ stats pipeline.Stats }
+
+func (f fakeEngine) Stats() pipeline.Stats { return f.stats }
+
+type fakeSource struct{}
+
+func (fakeSource) Stats() sources.Stats {
+	return sources.Stats{Joined: true, Assigned: 2, Partitions: map[string]sources.PartitionStats{
+		"in/0": {Topic: "in", Partition: 0, Pending: 5, Lag: 40}, "in/1": {Topic: "in", Partition: 1, Pending: 1, Lag: 2}}}
+}
+
+// The progress line says, as JSON fields, what went in and out, the lag, pending and DLQ.
+func TestProgressLine(t *testing.T) {
+	p := &pipeline.Pipeline{Name: "p", Entry: []string{"first"}}
+	m := metrics.New(p)
+	m.Watch(fakeEngine{pipeline.Stats{
+		"first": {Kind: "stage", Received: 100},
+		"out":   {Kind: "sink", Acked: 80},
+		"dlq":   {Kind: "dlq", Acked: 7},
+	}}, fakeSource{})
+	var buf syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { m.Progress(ctx, slog.New(slog.NewJSONHandler(&buf, nil)), 10*time.Millisecond); close(done) }()
+	testproc.WaitFor(t, 10*time.Second, "a progress line", func() bool { return strings.Contains(buf.String(), `"msg":"progress"`) })
+	cancel()
+	<-done
+	var line map[string]any
+	if err := json.Unmarshal([]byte(strings.SplitN(buf.String(), "\n", 2)[0]), &line); err != nil {
+		t.Fatal(err)
+	}
+	if line["lag"] != 42.0 || line["pending"] != 6.0 || line["dlq"] != 7.0 || line["partitions"] != 2.0 || line["in_per_s"].(float64) <= 0 || line["out_per_s"].(float64) <= 0 {
+		t.Errorf("progress line %v", line)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
