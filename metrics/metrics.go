@@ -5,6 +5,7 @@ package metrics
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,13 +65,11 @@ func New(p *pipeline.Pipeline) *Metrics {
 	} {
 		var l []string
 		switch {
-		case name[:6] == "stage_" || name == "retries_total" || name[:6] == "enrich" || name == "breaker_state":
+		case strings.HasPrefix(name, "stage_"), strings.HasPrefix(name, "enrich_"), name == "retries_total", name == "breaker_state", name == "dlq_total":
 			l = []string{"stage"}
-		case name[:5] == "sink_":
+		case strings.HasPrefix(name, "sink_"):
 			l = []string{"sink"}
-		case name == "dlq_total":
-			l = []string{"stage"}
-		case name[:10] == "partition_":
+		case strings.HasPrefix(name, "partition_"):
 			l = []string{"topic", "partition"}
 		}
 		m.descs[name] = prometheus.NewDesc("pythia_pipe_"+name, help, l, labels)
