@@ -190,8 +190,8 @@ func (k *Kafka) retry(old *sarama.ProducerMessage, p *pending, cause error) bool
 	p.attempts++
 	k.retries.Add(1)
 	if p.attempts == 2 || p.attempts%10 == 0 {
-		k.log.Warn("write failed, retrying", "topic", old.Topic, "attempt", p.attempts, "in", wait.Round(time.Millisecond), "err", cause,
-			"source_topic", p.rec.Topic, "source_partition", p.rec.Partition, "source_offset", p.rec.Offset)
+		k.log.Warn("write failed, retrying", "stage", k.target.Name, "to_topic", old.Topic, "attempt", p.attempts,
+			"in", wait.Round(time.Millisecond), "err", cause, "topic", p.rec.Topic, "partition", p.rec.Partition, "offset", p.rec.Offset)
 	}
 	msg := &sarama.ProducerMessage{Topic: old.Topic, Key: old.Key, Value: old.Value, Headers: old.Headers, Timestamp: old.Timestamp, Metadata: p}
 	k.mu.Lock()
