@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -49,7 +48,6 @@ type Kafka struct {
 	mu      sync.Mutex
 	timers  map[*time.Timer]*sarama.ProducerMessage // retries waiting for their backoff
 	waiting sync.WaitGroup                          // timer functions not finished
-	retries atomic.Int64
 }
 
 // pending travels with a message through the producer.
@@ -188,7 +186,6 @@ func (k *Kafka) retry(old *sarama.ProducerMessage, p *pending, cause error) bool
 	}
 	wait := Backoff(p.attempts, 100*time.Millisecond, 5*time.Second)
 	p.attempts++
-	k.retries.Add(1)
 	if p.attempts == 2 || p.attempts%10 == 0 {
 		k.log.Warn("write failed, retrying", "stage", k.target.Name, "to_topic", old.Topic, "attempt", p.attempts,
 			"in", wait.Round(time.Millisecond), "err", cause, "topic", p.rec.Topic, "partition", p.rec.Partition, "offset", p.rec.Offset)
@@ -235,9 +232,6 @@ func (k *Kafka) giveUp(msg *sarama.ProducerMessage) {
 	k.report(msg.Metadata.(*pending).rec, &FatalError{Sink: k.target.Name, Topic: msg.Topic, Err: errors.New("not written before shutdown")})
 	k.inflight.Done()
 }
-
-// Retries counts the retried writes so far.
-func (k *Kafka) Retries() int64 { return k.retries.Load() }
 
 // Close waits until every written record has its outcome, or ctx ends; then it gives up
 // the pending retries (reported as not written) and closes the producer.
