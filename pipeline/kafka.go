@@ -20,22 +20,10 @@ type KafkaRun struct {
 
 // Topics lists every topic a pipeline names literally: source topics, sink topics, the DLQ.
 func (p *Pipeline) Topics() []string {
-	seen := map[string]bool{}
-	var out []string
-	add := func(t string) {
-		if t != "" && !seen[t] {
-			seen[t] = true
-			out = append(out, t)
-		}
-	}
-	for _, t := range p.Source.Topics {
-		add(t)
-	}
-	for _, s := range p.Sinks {
-		add(s.Topic)
-	}
-	if p.DLQ != nil {
-		add(p.DLQ.Topic)
+	plans := p.TopicPlans()
+	out := make([]string, len(plans))
+	for i, t := range plans {
+		out[i] = t.Name
 	}
 	return out
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
 	"github.com/pythia-pipe/pythia-pipe/internal/testproc"
 )
 
@@ -32,12 +33,7 @@ func TestCrashRecovery(t *testing.T) {
 		p.Wait(t, 10*time.Second)
 		t.Logf("kill %d at %d records written", k+1, written(b))
 	}
-	last := start(t, b, "final run", "run", file)
-	waitFor(t, 180*time.Second, "the group to commit the end of the feed", func() bool { return b.CaughtUp(group, "orders") })
-	last.Signal(t, syscall.SIGTERM)
-	if code := last.Wait(t, 30*time.Second); code != 0 {
-		t.Fatalf("final run exited %d", code)
-	}
+	finish(t, b, file, "final run")
 	dups := verify(t, b, n)
 	t.Logf("after %d SIGKILLs: nothing lost, %d duplicates (%.2f%% of %d records)", kills, dups, 100*float64(dups)/float64(n), n)
 }
@@ -111,15 +107,22 @@ func TestSigtermDrains(t *testing.T) {
 	if b.CaughtUp(group, "orders") {
 		t.Fatal("the first run finished the feed: nothing was in flight at SIGTERM")
 	}
-	again := start(t, b, "restart", "run", file)
-	waitFor(t, 180*time.Second, "the restart to finish the feed", func() bool { return b.CaughtUp(group, "orders") })
-	again.Signal(t, syscall.SIGTERM)
-	if code := again.Wait(t, 30*time.Second); code != 0 {
-		t.Fatalf("restart exited %d", code)
-	}
+	finish(t, b, file, "restart")
 	dups := verify(t, b, n)
 	t.Logf("SIGTERM after %d records written, exit 0 in %v; after restart: %d duplicates", atStop, took.Round(time.Millisecond), dups)
 	if dups != 0 {
 		t.Errorf("%d records were written twice although the drain finished", dups)
+	}
+}
+
+// finish runs pythia-pipe until the group has committed the end of the feed, then stops it
+// with SIGTERM and expects exit 0.
+func finish(t *testing.T, b *devbroker.Broker, file, name string) {
+	t.Helper()
+	p := start(t, b, name, "run", file)
+	waitFor(t, 180*time.Second, name+" to finish the feed", func() bool { return b.CaughtUp(group, "orders") })
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.Wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("%s exited %d", name, code)
 	}
 }
