@@ -246,7 +246,7 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 	k.mu.Unlock()
 	k.assigned.Add(1)
 	log := k.log.With("topic", p.topic, "partition", p.partition)
-	log.Debug("partition assigned", "offset", claim.InitialOffset())
+	log.Info("partition assigned", "offset", claim.InitialOffset())
 
 	h.consume(sess, claim, l, p)
 
@@ -270,7 +270,9 @@ commit:
 		sess.MarkOffset(p.topic, p.partition, cp, "")
 		sess.Commit()
 		k.commits.Add(1)
-		log.Debug("partition released", "committed", cp)
+		log.Info("partition released", "committed", cp)
+	} else {
+		log.Info("partition released", "committed", "nothing done")
 	}
 	l.Close()
 	k.mu.Lock()

@@ -136,10 +136,10 @@ func verify(t *testing.T, b *devbroker.Broker, n int) (duplicates int) {
 	return duplicates
 }
 
-// feed produces n records of the orders example (devbroker.OrdersFeed).
-func feed(t *testing.T, b *devbroker.Broker, n int) {
+// feed produces the records from..to-1 of the orders example's feed (devbroker.OrdersFeedRange).
+func feed(t *testing.T, b *devbroker.Broker, from, to int) {
 	t.Helper()
-	if err := b.Produce(context.Background(), "orders", devbroker.OrdersFeed(n)); err != nil {
+	if err := b.Produce(context.Background(), "orders", devbroker.OrdersFeedRange(from, to)); err != nil {
 		t.Fatal(err)
 	}
 }
