@@ -9,7 +9,6 @@ import (
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -238,7 +237,7 @@ func TestProgressLine(t *testing.T) {
 		"out":   {Kind: "sink", Acked: 80},
 		"dlq":   {Kind: "dlq", Acked: 7},
 	}}, fakeSource{})
-	var buf syncBuffer
+	var buf testproc.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { m.Progress(ctx, slog.New(slog.NewJSONHandler(&buf, nil)), 10*time.Millisecond); close(done) }()
@@ -253,15 +252,3 @@ func TestProgressLine(t *testing.T) {
 		t.Errorf("progress line %v", line)
 	}
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

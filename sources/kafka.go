@@ -101,6 +101,13 @@ func (k *Kafka) Run(ctx context.Context, deliver Deliver) error {
 	defer group.Close()
 	wg.Go(func() {
 		for err := range group.Errors() {
+			var ce *sarama.ConsumerError
+			if errors.Is(err, sarama.ErrOffsetOutOfRange) && errors.As(err, &ce) {
+				// Sarama ends the session; the next one starts the partition over at `start`.
+				k.log.Error("records were deleted from the log (by retention?) before they were read; they are lost to this group, and the partition resumes at start: "+k.cfg.Start,
+					"group", k.cfg.Group, "topic", ce.Topic, "partition", ce.Partition)
+				continue
+			}
 			k.log.Warn("consumer group", "group", k.cfg.Group, "err", err)
 		}
 	})

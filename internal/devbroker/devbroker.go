@@ -160,17 +160,30 @@ func (b *Broker) Produce(ctx context.Context, topic string, recs []Record) error
 
 // EndOffsets returns the high watermark of each partition of topic (empty when it cannot
 // be read; callers poll).
-func (b *Broker) EndOffsets(topic string) map[int32]int64 {
+func (b *Broker) EndOffsets(topic string) map[int32]int64 { return b.offsets(topic, false) }
+
+// StartOffsets returns the log start offset of each partition of topic: above 0 once records
+// were deleted.
+func (b *Broker) StartOffsets(topic string) map[int32]int64 { return b.offsets(topic, true) }
+
+func (b *Broker) offsets(topic string, start bool) map[int32]int64 {
 	out := map[int32]int64{}
 	if b.Cluster != nil { // asked inside the in-process broker: no client connection is made
 		for _, p := range b.Cluster.PartitionInfos(topic) {
 			out[p.Partition] = p.HighWatermark
+			if start {
+				out[p.Partition] = p.LogStartOffset
+			}
 		}
 		return out
 	}
 	ctx, cancel := adminCtx()
 	defer cancel()
-	listed, err := b.admin.ListEndOffsets(ctx, topic)
+	list := b.admin.ListEndOffsets
+	if start {
+		list = b.admin.ListStartOffsets
+	}
+	listed, err := list(ctx, topic)
 	if err != nil {
 		return out
 	}
@@ -247,6 +260,19 @@ func (b *Broker) CaughtUp(group, topic string) bool {
 	return true
 }
 
+// DeleteRecords deletes the records of topic's partition before offset, as retention would.
+func (b *Broker) DeleteRecords(topic string, partition int32, before int64) error {
+	ctx, cancel := adminCtx()
+	defer cancel()
+	var o kadm.Offsets
+	o.AddOffset(topic, partition, before, -1)
+	resp, err := b.admin.DeleteRecords(ctx, o)
+	if err != nil {
+		return err
+	}
+	return resp.Error()
+}
+
 // Read returns every record in topic, from the start to the high watermark at the call.
 func (b *Broker) Read(ctx context.Context, topic string) ([]Record, error) {
 	ends := b.EndOffsets(topic)
@@ -262,6 +288,11 @@ func (b *Broker) Read(ctx context.Context, topic string) ([]Record, error) {
 	}
 	if total == 0 {
 		return nil, nil
+	}
+	for p, start := range b.StartOffsets(topic) {
+		if start > 0 {
+			return nil, fmt.Errorf("reading %s: partition %d starts at offset %d: its first records were deleted (by retention?)", topic, p, start)
+		}
 	}
 	cl, err := b.Client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}))
 	if err != nil {

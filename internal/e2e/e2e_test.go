@@ -38,6 +38,17 @@ func TestOrders100k(t *testing.T) {
 	}
 }
 
+// The feeds carry timestamps from 2023: a broker with time-based retention would delete them at
+// its first retention check, 30 s after start, in the middle of whichever test is running.
+func TestBrokerKeepsOldRecords(t *testing.T) {
+	if err := kafka.CreateTopic("retention", 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := kafka.TopicConfig("retention", "retention.ms"); got != "-1" {
+		t.Fatalf("retention.ms is %q: kafka/server.properties must set log.retention.ms=-1", got)
+	}
+}
+
 // The orders example over each security protocol: SASL/PLAIN, SASL/SCRAM-SHA-512, TLS and
 // mutual TLS. The password travels through the environment and appears in no output.
 func TestSecurity(t *testing.T) {

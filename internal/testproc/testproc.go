@@ -46,23 +46,29 @@ func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 type Proc struct {
 	Name   string
 	cmd    *exec.Cmd
-	mu     sync.Mutex
-	out    bytes.Buffer
+	out    Buffer // stdout and stderr together
 	exited chan struct{}
 }
 
-// Write collects the process's output (stdout and stderr together).
-func (p *Proc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
+// Output is what the process printed so far.
+func (p *Proc) Output() string { return p.out.String() }
+
+// Buffer collects output that one goroutine writes while another reads it.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
 }
 
-// Output is what the process printed so far.
-func (p *Proc) Output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // Start runs bin with args and extra environment variables; the test's cleanup kills it if it
@@ -72,7 +78,7 @@ func Start(t testing.TB, bin, name string, env []string, args ...string) *Proc {
 	p := &Proc{Name: name, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p, p
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
