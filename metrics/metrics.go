@@ -60,7 +60,7 @@ func New(p *pipeline.Pipeline) *Metrics {
 		"partition_pending":          "Records read and not yet committed.",
 		"partition_committed_offset": "The partition's commit point (the next offset to read).",
 		"commits_total":              "Offset commits sent.",
-		"rebalances_total":           "Group rebalances that ended a session.",
+		"rebalances_total":           "Group rebalances this member took part in (generations joined after its first).",
 		"assigned_partitions":        "Partitions this member owns.",
 	} {
 		var l []string

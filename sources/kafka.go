@@ -72,6 +72,7 @@ type Kafka struct {
 	highWater  atomic.Int64 // the most records any ledger held at once
 	commits    atomic.Int64
 	rebalances atomic.Int64
+	generation atomic.Int32 // the group generation last seen
 	assigned   atomic.Int64 // partitions currently claimed
 	joined     atomic.Bool
 }
@@ -134,8 +135,7 @@ func (k *Kafka) Run(ctx context.Context, deliver Deliver) error {
 			}
 			continue
 		}
-		failures = 0
-		k.rebalances.Add(1) // an eager rebalance ended the session; join the next one
+		failures = 0 // an eager rebalance ended the session; join the next one
 	}
 }
 
@@ -206,7 +206,18 @@ func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 	h.stopCommits = cancel
 	h.committer.Go(func() { h.commitLoop(ctx, sess) })
 	h.k.log.Info("joined group", "group", h.k.cfg.Group, "member", sess.MemberID(), "generation", sess.GenerationID(), "claims", fmt.Sprint(sess.Claims()))
+	h.observeGeneration(sess)
 	return nil
+}
+
+// observeGeneration counts a rebalance when the group generation moved since it was last seen.
+// An eager rebalance starts a new session (Setup); a cooperative one keeps the session and
+// changes its generation, seen when a claim starts or at the next commit tick.
+func (h *handler) observeGeneration(sess sarama.ConsumerGroupSession) {
+	g := sess.GenerationID()
+	if prev := h.k.generation.Swap(g); prev != 0 && prev != g {
+		h.k.rebalances.Add(1)
+	}
 }
 
 func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
@@ -227,6 +238,7 @@ func (h *handler) commitLoop(ctx context.Context, sess sarama.ConsumerGroupSessi
 			return
 		case <-t.C:
 		}
+		h.observeGeneration(sess)
 		h.k.mu.Lock()
 		dirty := false
 		for p, l := range h.k.ledgers {
@@ -252,6 +264,7 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 	k.ledgers[p] = l
 	k.mu.Unlock()
 	k.assigned.Add(1)
+	h.observeGeneration(sess)
 	log := k.log.With("topic", p.topic, "partition", p.partition)
 	log.Info("partition assigned", "offset", claim.InitialOffset())
 
