@@ -19,66 +19,130 @@ import (
 // Records deleted from the log (by retention, or kafka-delete-records) before the pipeline read
 // them are lost to it, but the partition must not stall: the error is logged, the group rejoins
 // and the partition goes on from the log start.
-func TestKafkaRecordsDeletedBeforeRead(t *testing.T) {
+func TestKafkaRecordsDeletedWhileRunning(t *testing.T) {
 	const n, deleted = 20_000, 10_000
-	b, err := devbroker.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if err := b.CreateTopic("events", 1); err != nil {
-		t.Fatal(err)
-	}
-	recs := make([]devbroker.Record, n)
-	for i := range recs {
-		recs[i] = devbroker.Record{Value: []byte(fmt.Sprintf(`{"n":%d}`, i))}
-	}
-	ctx := context.Background()
-	if err := b.Produce(ctx, "events", recs); err != nil {
-		t.Fatal(err)
-	}
+	b := brokerWithEvents(t, map[string]int{"events": n})
 	// Small fetches and buffers: the consumer stays close behind the blocked pipeline, far
 	// from the records that survive the deletion.
-	p := mustParse(t, fmt.Sprintf(`version: 1
-name: deleted
-kafka: {brokers: %s}
-source: {type: kafka, topics: [events], max_pending: 100, commit_interval: 100ms,
-         fetch_default_bytes: 1KiB, channel_buffer_size: 16, session_timeout: 6s, heartbeat_interval: 500ms}
-stages: [{name: d, type: decode}]
-sinks: [{name: o, type: kafka, topic: events-out}]
-`, strings.Join(b.Addrs(), ",")))
-	base, err := p.Kafka.Sarama()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs testproc.Buffer
-	log := slog.New(slog.NewJSONHandler(&logs, nil))
-	src := sources.NewKafka(p.Source, p.Kafka.Brokers, sources.ConsumerConfig(base, p.Source), log)
 	out := &gatedSinks{open: make(chan struct{})}
-	e, err := NewEngine(p, out.Open, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	done := make(chan error, 1)
-	go func() { done <- e.Run(runCtx, src, 10*time.Second) }()
-
+	r := runLogged(t, b, "events", "max_pending: 100, fetch_default_bytes: 1KiB, channel_buffer_size: 16", out.Open)
 	waitFor(t, 30*time.Second, "the source to fill max_pending behind the closed sink", func() bool {
-		return src.Stats().Pending >= 100
+		return r.src.Stats().Pending >= 100
 	})
 	if err := b.DeleteRecords("events", 0, deleted); err != nil {
 		t.Fatal(err)
 	}
 	close(out.open)
-	waitFor(t, 60*time.Second, "the group to commit the end of events", func() bool { return b.CaughtUp("deleted", "events") })
-	stop()
-	if err := <-done; err != nil {
+	r.finish(t, "events")
+	r.expectLog(t, `records were deleted from the log (by retention?) before they were read; they are lost to this group, and the partition resumes at start: earliest","group":"deleted","topic":"events","partition":0`)
+	expectValues(t, &out.MemorySinks, deleted, n)
+}
+
+// A group whose committed offset was deleted while it was away starts at `start`, and says
+// that records were lost; a partition with nothing committed starts there silently.
+func TestKafkaCommittedOffsetDeleted(t *testing.T) {
+	const n, committed, deleted = 2000, 500, 1000
+	b := brokerWithEvents(t, map[string]int{"events": n, "fresh": 10})
+	if err := b.Commit("deleted", "events", map[int32]int64{0: committed}); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(logs.String(), `records were deleted from the log (by retention?) before they were read; they are lost to this group, and the partition resumes at start: earliest","group":"deleted","topic":"events","partition":0`) {
-		t.Errorf("no log line says records were deleted before they were read:\n%s", logs.String())
+	if err := b.DeleteRecords("events", 0, deleted); err != nil {
+		t.Fatal(err)
 	}
+	out := &MemorySinks{}
+	r := runLogged(t, b, "[events, fresh]", "", out.Open)
+	r.finish(t, "events", "fresh")
+	r.expectLog(t, fmt.Sprintf(`"level":"ERROR","msg":"the committed offset is no longer in the log (records deleted by retention before they were read, or the topic recreated?): the records between are lost to this group; starting at start: earliest","topic":"events","partition":0,"group":"deleted","committed":%d,"log_start":%d,"log_end":%d`, committed, deleted, n))
+	if strings.Count(r.logs.String(), "no longer in the log") != 1 {
+		t.Errorf("the partition with nothing committed was reported too:\n%s", r.logs.String())
+	}
+	expectValues(t, out, deleted, n)
+}
+
+// brokerWithEvents starts a broker with one-partition topics, each holding records {"n":0}….
+func brokerWithEvents(t *testing.T, topics map[string]int) *devbroker.Broker {
+	t.Helper()
+	b, err := devbroker.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	for topic, n := range topics {
+		if err := b.CreateTopic(topic, 1); err != nil {
+			t.Fatal(err)
+		}
+		recs := make([]devbroker.Record, n)
+		for i := range recs {
+			recs[i] = devbroker.Record{Value: []byte(fmt.Sprintf(`{"n":%d}`, i))}
+		}
+		if err := b.Produce(context.Background(), topic, recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b
+}
+
+type loggedRun struct {
+	b    *devbroker.Broker
+	src  *sources.Kafka
+	logs *testproc.Buffer
+	stop context.CancelFunc
+	done chan error
+}
+
+// runLogged runs a decode-only pipeline of group "deleted" over topics, logging to a buffer.
+func runLogged(t *testing.T, b *devbroker.Broker, topics, sourceFields string, open OpenSink) *loggedRun {
+	t.Helper()
+	if sourceFields != "" {
+		sourceFields = ", " + sourceFields
+	}
+	p := mustParse(t, fmt.Sprintf(`version: 1
+name: deleted
+kafka: {brokers: %s}
+source: {type: kafka, topics: %s, commit_interval: 100ms%s}
+stages: [{name: d, type: decode}]
+sinks: [{name: o, type: kafka, topic: out}]
+`, strings.Join(b.Addrs(), ","), topics, sourceFields))
+	base, err := p.Kafka.Sarama()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &loggedRun{b: b, logs: &testproc.Buffer{}, done: make(chan error, 1)}
+	log := slog.New(slog.NewJSONHandler(r.logs, nil))
+	r.src = sources.NewKafka(p.Source, p.Kafka.Brokers, sources.ConsumerConfig(base, p.Source), log)
+	e, err := NewEngine(p, open, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	r.stop = stop
+	t.Cleanup(stop)
+	go func() { r.done <- e.Run(ctx, r.src, 10*time.Second) }()
+	return r
+}
+
+// finish waits for the group to commit the end of the topics, then stops the run.
+func (r *loggedRun) finish(t *testing.T, topics ...string) {
+	t.Helper()
+	for _, topic := range topics {
+		waitFor(t, 60*time.Second, "the group to commit the end of "+topic, func() bool { return r.b.CaughtUp("deleted", topic) })
+	}
+	r.stop()
+	if err := <-r.done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (r *loggedRun) expectLog(t *testing.T, want string) {
+	t.Helper()
+	if !strings.Contains(r.logs.String(), want) {
+		t.Errorf("no log line holds %s:\n%s", want, r.logs.String())
+	}
+}
+
+// expectValues checks that sink o received every record {"n":from} to {"n":to-1}.
+func expectValues(t *testing.T, out *MemorySinks, from, to int) {
+	t.Helper()
 	seen := map[int]bool{}
 	for _, r := range out.Records("o") {
 		var v struct{ N int }
@@ -87,7 +151,7 @@ sinks: [{name: o, type: kafka, topic: events-out}]
 		}
 		seen[v.N] = true
 	}
-	for i := deleted; i < n; i++ {
+	for i := from; i < to; i++ {
 		if !seen[i] {
 			t.Fatalf("record %d, after the deleted ones, never reached the sink (%d records did)", i, len(seen))
 		}

@@ -64,7 +64,8 @@ type Kafka struct {
 	sc      *sarama.Config
 	log     *slog.Logger
 
-	group sarama.ConsumerGroup
+	client sarama.Client // the group's, also used to look up committed offsets
+	group  sarama.ConsumerGroup
 
 	mu      sync.Mutex
 	ledgers map[partitionKey]*Ledger
@@ -90,12 +91,17 @@ func NewKafka(cfg *Config, brokers []string, sc *sarama.Config, log *slog.Logger
 // Run consumes until ctx ends or a fatal error, delivering batches. It returns after every
 // claim has drained (within the drain timeout) and committed what is done.
 func (k *Kafka) Run(ctx context.Context, deliver Deliver) error {
-	group, err := sarama.NewConsumerGroup(k.brokers, k.cfg.Group, k.sc)
+	client, err := sarama.NewClient(k.brokers, k.sc)
+	if err != nil {
+		return fmt.Errorf("source: joining group %s: %w", k.cfg.Group, err)
+	}
+	defer client.Close()
+	group, err := sarama.NewConsumerGroupFromClient(k.cfg.Group, client)
 	if err != nil {
 		return fmt.Errorf("source: joining group %s: %w", k.cfg.Group, err)
 	}
 	k.mu.Lock()
-	k.group = group
+	k.client, k.group = client, group
 	k.mu.Unlock()
 	var wg conc.WaitGroup
 	defer wg.Wait()
@@ -267,6 +273,9 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 	h.observeGeneration(sess)
 	log := k.log.With("topic", p.topic, "partition", p.partition)
 	log.Info("partition assigned", "offset", claim.InitialOffset())
+	if claim.InitialOffset() < 0 {
+		k.explainStart(p, log)
+	}
 
 	h.consume(sess, claim, l, p)
 
@@ -300,6 +309,28 @@ commit:
 	k.mu.Unlock()
 	k.assigned.Add(-1)
 	return nil
+}
+
+// explainStart runs when a claim starts at the `start` policy rather than at an offset: either
+// the group never committed one, or sarama found the committed offset out of the log's range
+// and reset it. The second loses records unseen, so it is logged as an error.
+func (k *Kafka) explainStart(p partitionKey, log *slog.Logger) {
+	coordinator, err := k.client.Coordinator(k.cfg.Group)
+	if err != nil {
+		return
+	}
+	resp, err := coordinator.FetchOffset(sarama.NewOffsetFetchRequest(k.sc.Version, k.cfg.Group, map[string][]int32{p.topic: {p.partition}}))
+	if err != nil {
+		return
+	}
+	block := resp.GetBlock(p.topic, p.partition)
+	if block == nil || block.Offset < 0 {
+		return // nothing committed yet
+	}
+	oldest, _ := k.client.GetOffset(p.topic, p.partition, sarama.OffsetOldest)
+	newest, _ := k.client.GetOffset(p.topic, p.partition, sarama.OffsetNewest)
+	log.Error("the committed offset is no longer in the log (records deleted by retention before they were read, or the topic recreated?): the records between are lost to this group; starting at start: "+k.cfg.Start,
+		"group", k.cfg.Group, "committed", block.Offset, "log_start", oldest, "log_end", newest)
 }
 
 // consume reads the claim until it ends or the session does, delivering batches and keeping

@@ -260,6 +260,21 @@ func (b *Broker) CaughtUp(group, topic string) bool {
 	return true
 }
 
+// Commit commits offsets for group, as a group with no member running would.
+func (b *Broker) Commit(group, topic string, offsets map[int32]int64) error {
+	ctx, cancel := adminCtx()
+	defer cancel()
+	var o kadm.Offsets
+	for p, at := range offsets {
+		o.AddOffset(topic, p, at, -1)
+	}
+	resp, err := b.admin.CommitOffsets(ctx, group, o)
+	if err != nil {
+		return err
+	}
+	return resp.Error()
+}
+
 // DeleteRecords deletes the records of topic's partition before offset, as retention would.
 func (b *Broker) DeleteRecords(topic string, partition int32, before int64) error {
 	ctx, cancel := adminCtx()
