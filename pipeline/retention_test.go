@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
 	"github.com/pythia-pipe/pythia-pipe/internal/testproc"
 	"github.com/pythia-pipe/pythia-pipe/record"
@@ -59,7 +61,8 @@ func TestKafkaCommittedOffsetDeleted(t *testing.T) {
 	expectValues(t, out, deleted, n)
 }
 
-// brokerWithEvents starts a broker with one-partition topics, each holding records {"n":0}….
+// brokerWithEvents starts a broker with one-partition topics, each holding records {"n":0}…
+// in batches of a few records: a fetch, which returns at least one whole batch, stays small.
 func brokerWithEvents(t *testing.T, topics map[string]int) *devbroker.Broker {
 	t.Helper()
 	b, err := devbroker.Start()
@@ -75,7 +78,7 @@ func brokerWithEvents(t *testing.T, topics map[string]int) *devbroker.Broker {
 		for i := range recs {
 			recs[i] = devbroker.Record{Value: []byte(fmt.Sprintf(`{"n":%d}`, i))}
 		}
-		if err := b.Produce(context.Background(), topic, recs); err != nil {
+		if err := b.Produce(context.Background(), topic, recs, kgo.ProducerBatchMaxBytes(512)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -125,9 +125,10 @@ func (b *Broker) Client(opts ...kgo.Opt) (*kgo.Client, error) {
 		kgo.ProducerBatchMaxBytes(1 << 20), kgo.MaxBufferedRecords(100000)}, opts...)...)
 }
 
-// Produce writes records to topic, in order, and waits for every acknowledgement.
-func (b *Broker) Produce(ctx context.Context, topic string, recs []Record) error {
-	cl, err := b.Client()
+// Produce writes records to topic, in order, and waits for every acknowledgement. Options
+// change the producing client's (e.g. smaller batches).
+func (b *Broker) Produce(ctx context.Context, topic string, recs []Record, opts ...kgo.Opt) error {
+	cl, err := b.Client(opts...)
 	if err != nil {
 		return err
 	}
