@@ -16,7 +16,6 @@ import (
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/pythia-pipe/pythia-pipe/diag"
-	"github.com/pythia-pipe/pythia-pipe/record"
 	"github.com/pythia-pipe/pythia-pipe/spec"
 )
 
@@ -59,6 +58,7 @@ type Program struct {
 	prog   *vm.Program
 	Result *Schema // the inferred result type (Any when unknown until run time)
 	want   Want
+	uses   uses // the variables it reads
 	vms    sync.Pool
 }
 
@@ -84,7 +84,7 @@ func Compile(v *spec.Value, env Env, want Want, diags *diag.List) *Program {
 		}
 		return nil
 	}
-	p := &Program{prog: prog, Result: inferSchema(prog.Node()), want: want}
+	p := &Program{prog: prog, Result: inferSchema(prog.Node()), want: want, uses: usesOf(prog.Node())}
 	p.vms.New = func() any { return new(vm.VM) }
 	switch k := p.Result.Kind; {
 	case k == Any:
@@ -168,31 +168,6 @@ func schemaOfType(t reflect.Type) *Schema {
 		return AnyMap()
 	}
 	return &Schema{Kind: Any}
-}
-
-// Vars is the runtime environment of one record, reused across evaluations by one worker.
-type Vars map[string]any
-
-// NewVars returns an empty environment to be filled by Bind.
-func NewVars() Vars { return make(Vars, len(varNames)) }
-
-// Bind points the environment at rec.
-func (v Vars) Bind(rec *record.Record) {
-	msg := rec.Msg
-	if !rec.Decoded {
-		msg = rec.Value
-	}
-	headers := make(map[string]string, len(rec.Headers))
-	for _, h := range rec.Headers {
-		headers[h.Key] = string(h.Value)
-	}
-	v["msg"] = msg
-	v["key"] = string(rec.Key)
-	v["headers"] = headers
-	v["topic"] = rec.Topic
-	v["partition"] = int(rec.Partition)
-	v["offset"] = int(rec.Offset)
-	v["timestamp"] = rec.Timestamp
 }
 
 // Run evaluates the program against vars.

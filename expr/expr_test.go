@@ -1,6 +1,7 @@
 package expr
 
 import (
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -133,16 +134,66 @@ func TestRun(t *testing.T) {
 	if p == nil {
 		t.Fatal(diags.Err())
 	}
-	vars := NewVars()
-	vars.Bind(&record.Record{Key: []byte("abc"), Headers: []record.Header{{Key: "h", Value: []byte("xy")}}, Msg: map[string]any{"n": 5}, Decoded: true})
+	env := NewBinder(p)
+	vars := env.Bind(&record.Record{Key: []byte("abc"), Headers: []record.Header{{Key: "h", Value: []byte("xy")}}, Msg: map[string]any{"n": 5}, Decoded: true})
 	out, err := p.Run(vars)
 	if err != nil || out != 15 {
 		t.Fatalf("got %v, %v", out, err)
 	}
-	vars.Bind(&record.Record{Msg: map[string]any{"n": "five"}, Decoded: true})
+	env.Release(vars)
+	vars = env.Bind(&record.Record{Msg: map[string]any{"n": "five"}, Decoded: true})
 	if _, err := p.Run(vars); err == nil {
 		t.Fatal("want a runtime error for a string times two")
 	} else if _, ok := err.(*RuntimeError); !ok {
 		t.Fatalf("want *RuntimeError, got %T", err)
+	}
+}
+
+// A Binder fills in the variables its programs read, and only those.
+func TestBinderBindsWhatIsRead(t *testing.T) {
+	rec := &record.Record{Key: []byte("k"), Topic: "t", Partition: 2, Offset: 7, Value: []byte("raw"),
+		Headers: []record.Header{{Key: "h", Value: []byte("v")}}}
+	cases := []struct {
+		name  string
+		exprs []string
+		bound []string
+	}{
+		{"body only", []string{`msg == nil`}, []string{"msg"}},
+		{"metadata", []string{`key + topic`, `partition + offset > 0`}, []string{"key", "offset", "partition", "topic"}},
+		{"inside a closure", []string{`all([1, 2], {# < len(headers)})`}, []string{"headers"}},
+		{"a let shadowing nothing bound", []string{`let x = 1; x + 1`}, nil},
+		{"timestamp", []string{`timestamp.Year() > 2000`}, []string{"timestamp"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var progs []*Program
+			for _, e := range c.exprs {
+				var diags diag.List
+				p := Compile(exprValue(e), Env{}, WantAny, &diags)
+				if p == nil {
+					t.Fatal(diags.Err())
+				}
+				progs = append(progs, p)
+			}
+			env := NewBinder(progs...)
+			vars := env.Bind(rec)
+			var bound []string
+			for name := range vars {
+				bound = append(bound, name)
+			}
+			sort.Strings(bound)
+			if strings.Join(bound, ",") != strings.Join(c.bound, ",") {
+				t.Errorf("bound %v, want %v", bound, c.bound)
+			}
+			for _, p := range progs {
+				if _, err := p.Run(vars); err != nil {
+					t.Errorf("%v", err)
+				}
+			}
+			env.Release(vars)
+			if len(vars) != 0 {
+				t.Errorf("a released environment still holds %v", vars)
+			}
+		})
 	}
 }

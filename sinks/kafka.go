@@ -35,6 +35,7 @@ type Report func(rec *record.Record, err error)
 // only final outcomes reach Report.
 type Kafka struct {
 	target Target
+	env    *expr.Binder // for topic_expr and key
 	prod   sarama.AsyncProducer
 	report Report
 	log    *slog.Logger
@@ -82,7 +83,7 @@ func NewKafka(brokers []string, cfg *sarama.Config, target Target, report Report
 	if err != nil {
 		return nil, fmt.Errorf("sink %s: %w", target.Name, err)
 	}
-	k := &Kafka{target: target, prod: prod, report: report, log: log.With("sink", target.Name),
+	k := &Kafka{target: target, env: expr.NewBinder(target.TopicExpr, target.Key), prod: prod, report: report, log: log.With("sink", target.Name),
 		quit: make(chan struct{}), resend: make(chan *sarama.ProducerMessage), resent: make(chan struct{}),
 		timers: map[*time.Timer]*sarama.ProducerMessage{}}
 	k.readers.Go(k.readSuccesses)
@@ -93,9 +94,8 @@ func NewKafka(brokers []string, cfg *sarama.Config, target Target, report Report
 
 // Write queues records; it blocks while the producer's buffers are full (backpressure).
 func (k *Kafka) Write(ctx context.Context, recs []*record.Record) error {
-	vars := expr.NewVars()
 	for _, rec := range recs {
-		msg, err := k.message(rec, vars)
+		msg, err := k.message(rec)
 		if err != nil {
 			k.report(rec, &RecordError{Sink: k.target.Name, Err: err})
 			continue
@@ -112,28 +112,13 @@ func (k *Kafka) Write(ctx context.Context, recs []*record.Record) error {
 	return nil
 }
 
-func (k *Kafka) message(rec *record.Record, vars expr.Vars) (*sarama.ProducerMessage, error) {
+func (k *Kafka) message(rec *record.Record) (*sarama.ProducerMessage, error) {
 	topic, key := k.target.Topic, rec.Key
 	if k.target.TopicExpr != nil || k.target.Key != nil {
-		vars.Bind(rec)
-	}
-	if k.target.TopicExpr != nil {
-		v, err := k.target.TopicExpr.Run(vars)
-		if err != nil {
-			return nil, &EncodeError{What: "topic", Err: err}
+		var err error
+		if topic, key, err = k.route(rec); err != nil {
+			return nil, err
 		}
-		s, ok := v.(string)
-		if !ok || s == "" {
-			return nil, &EncodeError{What: "topic", Err: fmt.Errorf("topic_expr computed %v, not a topic name", v)}
-		}
-		topic = s
-	}
-	if k.target.Key != nil {
-		v, err := k.target.Key.Run(vars)
-		if err != nil {
-			return nil, &EncodeError{What: "key", Err: err}
-		}
-		key = record.ToBytes(v)
 	}
 	value, err := Encode(rec, k.target.Encode)
 	if err != nil {
@@ -150,6 +135,33 @@ func (k *Kafka) message(rec *record.Record, vars expr.Vars) (*sarama.ProducerMes
 		}
 	}
 	return msg, nil
+}
+
+// route evaluates topic_expr and key for rec; each left out keeps the sink's topic or the
+// record's key.
+func (k *Kafka) route(rec *record.Record) (topic string, key []byte, err error) {
+	topic, key = k.target.Topic, rec.Key
+	vars := k.env.Bind(rec)
+	defer k.env.Release(vars)
+	if k.target.TopicExpr != nil {
+		v, err := k.target.TopicExpr.Run(vars)
+		if err != nil {
+			return "", nil, &EncodeError{What: "topic", Err: err}
+		}
+		s, ok := v.(string)
+		if !ok || s == "" {
+			return "", nil, &EncodeError{What: "topic", Err: fmt.Errorf("topic_expr computed %v, not a topic name", v)}
+		}
+		topic = s
+	}
+	if k.target.Key != nil {
+		v, err := k.target.Key.Run(vars)
+		if err != nil {
+			return "", nil, &EncodeError{What: "key", Err: err}
+		}
+		key = record.ToBytes(v)
+	}
+	return topic, key, nil
 }
 
 func (k *Kafka) readSuccesses() {

@@ -21,6 +21,7 @@ var branchFields = []spec.Field{
 type branch struct {
 	when []*expr.Program // nil entry: the default route
 	all  bool
+	env  *expr.Binder
 }
 
 func branchRoutes(f *spec.Value) []Route {
@@ -52,12 +53,13 @@ func buildBranch(c *Config) Built {
 	if !ok {
 		return Built{Out: c.In}
 	}
+	b.env = expr.NewBinder(b.when...)
 	return Built{Stage: b, Out: c.In}
 }
 
 func (b *branch) Process(_ context.Context, rec *record.Record, out []Output) ([]Output, error) {
-	vars := expr.NewVars()
-	vars.Bind(rec)
+	vars := b.env.Bind(rec)
+	defer b.env.Release(vars)
 	var matched []int
 	deflt := -1
 	for i, w := range b.when {

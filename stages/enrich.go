@@ -53,6 +53,7 @@ type enrich struct {
 	into      string
 	merge     bool
 	onMissing string
+	env       *expr.Binder
 }
 
 // MissingError is a record whose lookup found nothing, with on_missing: dlq.
@@ -107,6 +108,10 @@ func buildEnrich(c *Config) Built {
 	if len(*c.Diags()) > before {
 		return Built{Out: out}
 	}
+	e.env = expr.NewBinder(e.key, e.compute)
+	if e.http != nil {
+		e.env = expr.NewBinder(e.key, e.compute, e.http.url, e.http.body)
+	}
 	return Built{Stage: e, Out: out}
 }
 
@@ -126,8 +131,8 @@ func (e *enrich) Close() {
 }
 
 func (e *enrich) Process(ctx context.Context, rec *record.Record, out []Output) ([]Output, error) {
-	vars := expr.NewVars()
-	vars.Bind(rec)
+	vars := e.env.Bind(rec)
+	defer e.env.Release(vars)
 	var found any
 	var key string
 	switch {

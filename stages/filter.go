@@ -16,6 +16,7 @@ var filterFields = []spec.Field{
 
 type filter struct {
 	when *expr.Program
+	env  *expr.Binder
 }
 
 func buildFilter(c *Config) Built {
@@ -23,12 +24,12 @@ func buildFilter(c *Config) Built {
 	if p == nil {
 		return Built{Out: c.In}
 	}
-	return Built{Stage: &filter{when: p}, Out: c.In}
+	return Built{Stage: &filter{when: p, env: expr.NewBinder(p)}, Out: c.In}
 }
 
 func (f *filter) Process(_ context.Context, rec *record.Record, out []Output) ([]Output, error) {
-	vars := expr.NewVars()
-	vars.Bind(rec)
+	vars := f.env.Bind(rec)
+	defer f.env.Release(vars)
 	keep, err := f.when.RunBool(vars)
 	if err != nil || !keep {
 		return out, err

@@ -25,6 +25,7 @@ type mapStage struct {
 	drop    []string
 	key     *expr.Program
 	headers []namedProgram
+	env     *expr.Binder
 }
 
 type namedProgram struct {
@@ -76,12 +77,19 @@ func buildMap(c *Config) Built {
 	if !ok {
 		return Built{Out: out}
 	}
+	progs := []*expr.Program{m.value, m.key}
+	for _, named := range [][]namedProgram{m.set, m.headers} {
+		for _, np := range named {
+			progs = append(progs, np.prog)
+		}
+	}
+	m.env = expr.NewBinder(progs...)
 	return Built{Stage: m, Out: out}
 }
 
 func (m *mapStage) Process(_ context.Context, rec *record.Record, out []Output) ([]Output, error) {
-	vars := expr.NewVars()
-	vars.Bind(rec)
+	vars := m.env.Bind(rec)
+	defer m.env.Release(vars)
 	body := rec.Msg
 	if m.value != nil {
 		v, err := m.value.Run(vars)

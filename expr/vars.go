@@ -1,0 +1,98 @@
+package expr
+
+import (
+	"slices"
+	"sync"
+
+	"github.com/expr-lang/expr/ast"
+
+	"github.com/pythia-pipe/pythia-pipe/record"
+)
+
+// Vars is the runtime environment of one record.
+type Vars map[string]any
+
+// uses is a set of variables, bit i standing for varNames[i].
+type uses uint8
+
+func (u uses) has(name string) bool { return u&(1<<slices.Index(varNames, name)) != 0 }
+
+// usesOf walks an expression for the variables it reads.
+func usesOf(n ast.Node) uses {
+	var v usesVisitor
+	ast.Walk(&n, &v)
+	return v.uses
+}
+
+type usesVisitor struct{ uses uses }
+
+func (v *usesVisitor) Visit(n *ast.Node) {
+	if id, ok := (*n).(*ast.IdentifierNode); ok {
+		if i := slices.Index(varNames, id.Value); i >= 0 {
+			v.uses |= 1 << i
+		}
+	}
+}
+
+// Binder makes the environments of a fixed set of programs (one stage's, or one sink's): it
+// fills in only the variables they read, the headers map above all, and reuses environments.
+// It is safe for concurrent use.
+type Binder struct {
+	uses uses
+	pool sync.Pool
+}
+
+// NewBinder returns a Binder for progs; nil programs are skipped.
+func NewBinder(progs ...*Program) *Binder {
+	b := &Binder{}
+	for _, p := range progs {
+		if p != nil {
+			b.uses |= p.uses
+		}
+	}
+	b.pool.New = func() any { return make(Vars, len(varNames)) }
+	return b
+}
+
+// Bind returns rec's environment. Give it back with Release once the programs have run.
+func (b *Binder) Bind(rec *record.Record) Vars {
+	v := b.pool.Get().(Vars)
+	u := b.uses
+	if u.has("msg") {
+		if rec.Decoded {
+			v["msg"] = rec.Msg
+		} else {
+			v["msg"] = rec.Value
+		}
+	}
+	if u.has("key") {
+		v["key"] = string(rec.Key)
+	}
+	if u.has("headers") {
+		headers := make(map[string]string, len(rec.Headers))
+		for _, h := range rec.Headers {
+			headers[h.Key] = string(h.Value)
+		}
+		v["headers"] = headers
+	}
+	if u.has("topic") {
+		v["topic"] = rec.Topic
+	}
+	if u.has("partition") {
+		v["partition"] = int(rec.Partition)
+	}
+	if u.has("offset") {
+		v["offset"] = int(rec.Offset)
+	}
+	if u.has("timestamp") {
+		v["timestamp"] = rec.Timestamp
+	}
+	return v
+}
+
+// Release takes an environment back. It is emptied, so a program left out of the Binder
+// finds nothing rather than another record's values.
+func (b *Binder) Release(v Vars) {
+	clear(v)
+	b.pool.Put(v)
+}
