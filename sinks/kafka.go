@@ -113,12 +113,9 @@ func (k *Kafka) Write(ctx context.Context, recs []*record.Record) error {
 }
 
 func (k *Kafka) message(rec *record.Record) (*sarama.ProducerMessage, error) {
-	topic, key := k.target.Topic, rec.Key
-	if k.target.TopicExpr != nil || k.target.Key != nil {
-		var err error
-		if topic, key, err = k.route(rec); err != nil {
-			return nil, err
-		}
+	topic, key, err := k.route(rec)
+	if err != nil {
+		return nil, err
 	}
 	value, err := Encode(rec, k.target.Encode)
 	if err != nil {
@@ -141,6 +138,9 @@ func (k *Kafka) message(rec *record.Record) (*sarama.ProducerMessage, error) {
 // record's key.
 func (k *Kafka) route(rec *record.Record) (topic string, key []byte, err error) {
 	topic, key = k.target.Topic, rec.Key
+	if k.target.TopicExpr == nil && k.target.Key == nil {
+		return topic, key, nil
+	}
 	vars := k.env.Bind(rec)
 	defer k.env.Release(vars)
 	if k.target.TopicExpr != nil {

@@ -272,8 +272,10 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 	k.assigned.Add(1)
 	h.observeGeneration(sess)
 	log := k.log.With("topic", p.topic, "partition", p.partition)
-	log.Info("partition assigned", "offset", claim.InitialOffset())
-	if claim.InitialOffset() < 0 {
+	if off := claim.InitialOffset(); off >= 0 {
+		log.Info("partition assigned", "offset", off)
+	} else {
+		log.Info("partition assigned", "offset", k.cfg.Start)
 		k.explainStart(p, log)
 	}
 

@@ -108,10 +108,11 @@ func buildEnrich(c *Config) Built {
 	if len(*c.Diags()) > before {
 		return Built{Out: out}
 	}
-	e.env = expr.NewBinder(e.key, e.compute)
+	progs := []*expr.Program{e.key, e.compute}
 	if e.http != nil {
-		e.env = expr.NewBinder(e.key, e.compute, e.http.url, e.http.body)
+		progs = append(progs, e.http.url, e.http.body)
 	}
+	e.env = expr.NewBinder(progs...)
 	return Built{Stage: e, Out: out}
 }
 
