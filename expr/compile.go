@@ -25,7 +25,7 @@ type Env struct {
 	Msg *Schema
 }
 
-// Names are the variables every expression has.
+// Names are the variables every expression has; their order gives the bits of uses (vars.go).
 var varNames = []string{"msg", "key", "headers", "topic", "partition", "offset", "timestamp"}
 
 func (e Env) types() types.Map {

@@ -15,7 +15,16 @@ type Vars map[string]any
 // uses is a set of variables, bit i standing for varNames[i].
 type uses uint8
 
-func (u uses) has(name string) bool { return u&(1<<slices.Index(varNames, name)) != 0 }
+// The bits of uses, in the order of varNames.
+const (
+	usesMsg uses = 1 << iota
+	usesKey
+	usesHeaders
+	usesTopic
+	usesPartition
+	usesOffset
+	usesTimestamp
+)
 
 // usesOf walks an expression for the variables it reads.
 func usesOf(n ast.Node) uses {
@@ -58,33 +67,33 @@ func NewBinder(progs ...*Program) *Binder {
 func (b *Binder) Bind(rec *record.Record) Vars {
 	v := b.pool.Get().(Vars)
 	u := b.uses
-	if u.has("msg") {
+	if u&usesMsg != 0 {
 		if rec.Decoded {
 			v["msg"] = rec.Msg
 		} else {
 			v["msg"] = rec.Value
 		}
 	}
-	if u.has("key") {
+	if u&usesKey != 0 {
 		v["key"] = string(rec.Key)
 	}
-	if u.has("headers") {
+	if u&usesHeaders != 0 {
 		headers := make(map[string]string, len(rec.Headers))
 		for _, h := range rec.Headers {
 			headers[h.Key] = string(h.Value)
 		}
 		v["headers"] = headers
 	}
-	if u.has("topic") {
+	if u&usesTopic != 0 {
 		v["topic"] = rec.Topic
 	}
-	if u.has("partition") {
+	if u&usesPartition != 0 {
 		v["partition"] = int(rec.Partition)
 	}
-	if u.has("offset") {
+	if u&usesOffset != 0 {
 		v["offset"] = int(rec.Offset)
 	}
-	if u.has("timestamp") {
+	if u&usesTimestamp != 0 {
 		v["timestamp"] = rec.Timestamp
 	}
 	return v
