@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
 	"github.com/pythia-pipe/pythia-pipe/record"
 	"github.com/pythia-pipe/pythia-pipe/sources"
 )
@@ -17,14 +16,7 @@ import (
 func TestRebalancesCounted(t *testing.T) {
 	for _, strategy := range []string{"cooperative-sticky", "range"} {
 		t.Run(strategy, func(t *testing.T) {
-			b, err := devbroker.Start()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer b.Close()
-			if err := b.CreateTopic("events", 4); err != nil {
-				t.Fatal(err)
-			}
+			b := startBroker(t, 4, "events")
 			p := mustParse(t, fmt.Sprintf(`version: 1
 name: members
 kafka: {brokers: %s}
@@ -32,12 +24,8 @@ source: {type: kafka, topics: [events], rebalance: %s, commit_interval: 50ms,
          session_timeout: 6s, heartbeat_interval: 200ms, rebalance_timeout: 10s, drain_timeout: 5s}
 sinks: [{name: o, type: kafka, topic: out}]
 `, strings.Join(b.Addrs(), ","), strategy))
-			base, err := p.Kafka.Sarama()
-			if err != nil {
-				t.Fatal(err)
-			}
 			member := func() (*sources.Kafka, func()) {
-				src := sources.NewKafka(p.Source, p.Kafka.Brokers, sources.ConsumerConfig(base, p.Source), quiet)
+				src := newSource(t, p, quiet)
 				ctx, stop := context.WithCancel(context.Background())
 				done := make(chan error, 1)
 				go func() {

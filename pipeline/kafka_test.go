@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -28,19 +29,36 @@ import (
 
 var waitFor = testproc.WaitFor
 
-func startOrdersBroker(t *testing.T, partitions int32) *devbroker.Broker {
+// startBroker starts an in-process broker, closed when the test ends, holding topics of the
+// given number of partitions.
+func startBroker(t *testing.T, partitions int32, topics ...string) *devbroker.Broker {
 	t.Helper()
 	b, err := devbroker.Start()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	for _, topic := range []string{"orders", "orders-out", "orders-big", "orders-dlq"} {
+	for _, topic := range topics {
 		if err := b.CreateTopic(topic, partitions); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return b
+}
+
+func startOrdersBroker(t *testing.T, partitions int32) *devbroker.Broker {
+	t.Helper()
+	return startBroker(t, partitions, "orders", "orders-out", "orders-big", "orders-dlq")
+}
+
+// newSource makes the consumer-group source of p.
+func newSource(t *testing.T, p *Pipeline, log *slog.Logger) *sources.Kafka {
+	t.Helper()
+	base, err := p.Kafka.Sarama()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sources.NewKafka(p.Source, p.Kafka.Brokers, sources.ConsumerConfig(base, p.Source), log)
 }
 
 func loadOrders(t *testing.T, b *devbroker.Broker) *Pipeline {
@@ -273,27 +291,43 @@ func mustRead(t *testing.T, b *devbroker.Broker, topic string) []devbroker.Recor
 	return recs
 }
 
-// slowSinks acknowledge one record per tick of a clock, a sink far slower than the source.
-type slowSinks struct {
+// waitingSinks are MemorySinks whose every write first waits for something.
+type waitingSinks struct {
 	MemorySinks
-	per time.Duration
+	wait <-chan struct{} // nil: ready at once
+	per  time.Duration   // and then this long per record
 }
 
-func (s *slowSinks) Open(name string, t sinks.Target, p sinks.Producer, report sinks.Report) (Sink, error) {
-	inner, err := s.MemorySinks.Open(name, t, p, report)
-	return &slowSink{Sink: inner, per: s.per}, err
+// slowSinks acknowledge one record per tick of a clock, sinks far slower than the source.
+func slowSinks(per time.Duration) *waitingSinks { return &waitingSinks{per: per} }
+
+// gatedSinks hold every write until gate is closed.
+func gatedSinks(gate <-chan struct{}) *waitingSinks { return &waitingSinks{wait: gate} }
+
+func (w *waitingSinks) Open(name string, t sinks.Target, p sinks.Producer, report sinks.Report) (Sink, error) {
+	inner, err := w.MemorySinks.Open(name, t, p, report)
+	return &waitingSink{Sink: inner, w: w}, err
 }
 
-type slowSink struct {
+type waitingSink struct {
 	Sink
-	per time.Duration
+	w *waitingSinks
 }
 
-func (s *slowSink) Write(ctx context.Context, recs []*record.Record) error {
-	select {
-	case <-time.After(s.per * time.Duration(len(recs))):
-	case <-ctx.Done():
-		return ctx.Err()
+func (s *waitingSink) Write(ctx context.Context, recs []*record.Record) error {
+	if s.w.wait != nil {
+		select {
+		case <-s.w.wait:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if s.w.per > 0 {
+		select {
+		case <-time.After(s.w.per * time.Duration(len(recs))):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	return s.Sink.Write(ctx, recs)
 }
@@ -302,14 +336,7 @@ func (s *slowSink) Write(ctx context.Context, recs []*record.Record) error {
 // source holds stays bounded by max_pending per partition.
 func TestKafkaBackpressure(t *testing.T) {
 	const backlog, maxPending = 1_000_000, 2000
-	b, err := devbroker.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if err := b.CreateTopic("events", 3); err != nil {
-		t.Fatal(err)
-	}
+	b := startBroker(t, 3, "events")
 	if err := b.CreateTopic("events-out", 1); err != nil {
 		t.Fatal(err)
 	}
@@ -328,12 +355,8 @@ source: {type: kafka, topics: [events], max_pending: %d, commit_interval: 100ms}
 stages: [{name: d, type: decode}]
 sinks: [{name: o, type: kafka, topic: events-out}]
 `, strings.Join(b.Addrs(), ","), maxPending))
-	base, err := p.Kafka.Sarama()
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := sources.NewKafka(p.Source, p.Kafka.Brokers, sources.ConsumerConfig(base, p.Source), quiet)
-	out := &slowSinks{per: 200 * time.Microsecond}
+	src := newSource(t, p, quiet)
+	out := slowSinks(200 * time.Microsecond)
 	e, err := NewEngine(p, out.Open, quiet)
 	if err != nil {
 		t.Fatal(err)
@@ -400,16 +423,7 @@ func TestKafkaFatalSinkError(t *testing.T) {
 // The clickstream example end to end on the in-process broker: bots filtered, paths tidied,
 // the country looked up in the CSV table, purchases and page events routed apart.
 func TestKafkaClickstreamEnrich(t *testing.T) {
-	b, err := devbroker.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	for _, topic := range []string{"clicks", "clicks-pageviews", "clicks-purchases", "clicks-dlq"} {
-		if err := b.CreateTopic(topic, 1); err != nil {
-			t.Fatal(err)
-		}
-	}
+	b := startBroker(t, 1, "clicks", "clicks-pageviews", "clicks-purchases", "clicks-dlq")
 	events := []string{
 		`{"event":"page_view","session_id":"s1","path":"/Home/","user_agent":"Mozilla/5.0","country":"DE","ts":"2026-01-01T10:00:00Z"}`,
 		`{"event":"page_view","session_id":"s2","path":"/x","user_agent":"Googlebot/2.1","country":"US","ts":"2026-01-01T10:00:00Z"}`,
@@ -469,16 +483,7 @@ func TestKafkaPaymentsRetry(t *testing.T) {
 		}
 	}))
 	defer svc.Close()
-	b, err := devbroker.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	for _, topic := range []string{"payments", "payments-review", "payments-eur", "payments-usd", "payments-dlq"} {
-		if err := b.CreateTopic(topic, 2); err != nil {
-			t.Fatal(err)
-		}
-	}
+	b := startBroker(t, 2, "payments", "payments-review", "payments-eur", "payments-usd", "payments-dlq")
 	var feed []devbroker.Record
 	for i := 0; i < 40; i++ {
 		account := fmt.Sprintf("acct-%d", i%8)

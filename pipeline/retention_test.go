@@ -13,8 +13,6 @@ import (
 
 	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
 	"github.com/pythia-pipe/pythia-pipe/internal/testproc"
-	"github.com/pythia-pipe/pythia-pipe/record"
-	"github.com/pythia-pipe/pythia-pipe/sinks"
 	"github.com/pythia-pipe/pythia-pipe/sources"
 )
 
@@ -26,7 +24,8 @@ func TestKafkaRecordsDeletedWhileRunning(t *testing.T) {
 	b := brokerWithEvents(t, map[string]int{"events": n})
 	// Small fetches and buffers: the consumer stays close behind the blocked pipeline, far
 	// from the records that survive the deletion.
-	out := &gatedSinks{open: make(chan struct{})}
+	gate := make(chan struct{})
+	out := gatedSinks(gate)
 	r := runLogged(t, b, "events", "max_pending: 100, fetch_default_bytes: 1KiB, channel_buffer_size: 16", out.Open)
 	waitFor(t, 30*time.Second, "the source to fill max_pending behind the closed sink", func() bool {
 		return r.src.Stats().Pending >= 100
@@ -34,7 +33,7 @@ func TestKafkaRecordsDeletedWhileRunning(t *testing.T) {
 	if err := b.DeleteRecords("events", 0, deleted); err != nil {
 		t.Fatal(err)
 	}
-	close(out.open)
+	close(gate)
 	r.finish(t, "events")
 	r.expectLog(t, `records were deleted from the log (by retention?) before they were read; they are lost to this group, and the partition resumes at start: earliest","group":"deleted","topic":"events","partition":0`)
 	expectValues(t, &out.MemorySinks, deleted, n)
@@ -65,15 +64,12 @@ func TestKafkaCommittedOffsetDeleted(t *testing.T) {
 // in batches of a few records: a fetch, which returns at least one whole batch, stays small.
 func brokerWithEvents(t *testing.T, topics map[string]int) *devbroker.Broker {
 	t.Helper()
-	b, err := devbroker.Start()
-	if err != nil {
-		t.Fatal(err)
+	var names []string
+	for topic := range topics {
+		names = append(names, topic)
 	}
-	t.Cleanup(b.Close)
+	b := startBroker(t, 1, names...)
 	for topic, n := range topics {
-		if err := b.CreateTopic(topic, 1); err != nil {
-			t.Fatal(err)
-		}
 		recs := make([]devbroker.Record, n)
 		for i := range recs {
 			recs[i] = devbroker.Record{Value: []byte(fmt.Sprintf(`{"n":%d}`, i))}
@@ -106,13 +102,9 @@ source: {type: kafka, topics: %s, commit_interval: 100ms%s}
 stages: [{name: d, type: decode}]
 sinks: [{name: o, type: kafka, topic: out}]
 `, strings.Join(b.Addrs(), ","), topics, sourceFields))
-	base, err := p.Kafka.Sarama()
-	if err != nil {
-		t.Fatal(err)
-	}
 	r := &loggedRun{b: b, logs: &testproc.Buffer{}, done: make(chan error, 1)}
 	log := slog.New(slog.NewJSONHandler(r.logs, nil))
-	r.src = sources.NewKafka(p.Source, p.Kafka.Brokers, sources.ConsumerConfig(base, p.Source), log)
+	r.src = newSource(t, p, log)
 	e, err := NewEngine(p, open, log)
 	if err != nil {
 		t.Fatal(err)
@@ -159,29 +151,4 @@ func expectValues(t *testing.T, out *MemorySinks, from, to int) {
 			t.Fatalf("record %d, after the deleted ones, never reached the sink (%d records did)", i, len(seen))
 		}
 	}
-}
-
-// gatedSinks hold every write until open is closed.
-type gatedSinks struct {
-	MemorySinks
-	open chan struct{}
-}
-
-func (g *gatedSinks) Open(name string, t sinks.Target, p sinks.Producer, report sinks.Report) (Sink, error) {
-	inner, err := g.MemorySinks.Open(name, t, p, report)
-	return &gatedSink{Sink: inner, open: g.open}, err
-}
-
-type gatedSink struct {
-	Sink
-	open chan struct{}
-}
-
-func (s *gatedSink) Write(ctx context.Context, recs []*record.Record) error {
-	select {
-	case <-s.open:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	return s.Sink.Write(ctx, recs)
 }
