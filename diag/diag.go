@@ -27,18 +27,24 @@ func (p Pos) String() string {
 	}
 }
 
-// Diagnostic is one problem found in a pipeline file.
+// Diagnostic is one problem found in a pipeline file: an error, or a warning (the file is
+// valid, but probably does not do what its author wants).
 type Diagnostic struct {
-	Pos  Pos
-	Path string // the field, e.g. "stages[1].when"; empty for file-level problems
-	Msg  string
+	Pos     Pos
+	Path    string // the field, e.g. "stages[1].when"; empty for file-level problems
+	Msg     string
+	Warning bool
 }
 
 func (d Diagnostic) Error() string {
-	if d.Path == "" {
-		return d.Pos.String() + ": " + d.Msg
+	msg := d.Msg
+	if d.Warning {
+		msg = "warning: " + msg
 	}
-	return d.Pos.String() + ": " + d.Path + ": " + d.Msg
+	if d.Path == "" {
+		return d.Pos.String() + ": " + msg
+	}
+	return d.Pos.String() + ": " + d.Path + ": " + msg
 }
 
 // List collects diagnostics; no single problem stops the others from being found.
@@ -47,6 +53,23 @@ type List []Diagnostic
 // Add records a problem at pos.
 func (l *List) Add(pos Pos, path, format string, args ...any) {
 	*l = append(*l, Diagnostic{Pos: pos, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// Warn records a warning at pos.
+func (l *List) Warn(pos Pos, path, format string, args ...any) {
+	*l = append(*l, Diagnostic{Pos: pos, Path: path, Msg: fmt.Sprintf(format, args...), Warning: true})
+}
+
+// Split separates errors from warnings, keeping their order.
+func (l List) Split() (errs, warnings List) {
+	for _, d := range l {
+		if d.Warning {
+			warnings = append(warnings, d)
+		} else {
+			errs = append(errs, d)
+		}
+	}
+	return errs, warnings
 }
 
 // Sort orders the list by file, line, column, then path and message, dropping exact repeats.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -38,6 +39,13 @@ func (e *MissingTopicsError) Error() string {
 // Check connects with sc, within the connect timeout, and verifies that topics exist. Its errors
 // say what is wrong in one line: no broker reachable, TLS or SASL trouble, missing topics.
 func (c *Config) Check(sc *sarama.Config, topics []string) error {
+	_, err := c.CheckTopics(sc, topics)
+	return err
+}
+
+// CheckTopics is Check that also returns the largest record each topic takes (its
+// max.message.bytes), for the topics whose configs could be read.
+func (c *Config) CheckTopics(sc *sarama.Config, topics []string) (maxBytes map[string]int, err error) {
 	type result struct {
 		client sarama.Client
 		err    error
@@ -62,30 +70,52 @@ func (c *Config) Check(sc *sarama.Config, topics []string) error {
 		if c.TLS != nil {
 			cause = fmt.Sprintf("no broker answered within %v: is the address right, and does this port speak TLS?", c.ConnectTimeout)
 		}
-		return &ConnectError{Brokers: c.Brokers, Cause: cause}
+		return nil, &ConnectError{Brokers: c.Brokers, Cause: cause}
 	}
 	if r.err != nil {
-		return c.explain(r.err)
+		return nil, c.explain(r.err)
 	}
 	defer r.client.Close()
 	missing, err := missingTopics(r.client, topics)
 	if err != nil {
-		return c.explain(err)
+		return nil, c.explain(err)
 	}
 	if len(missing) > 0 { // a topic created a moment ago may not be in every broker's metadata yet
 		time.Sleep(500 * time.Millisecond)
 		if err := r.client.RefreshMetadata(); err != nil {
-			return c.explain(err)
+			return nil, c.explain(err)
 		}
 		if missing, err = missingTopics(r.client, topics); err != nil {
-			return c.explain(err)
+			return nil, c.explain(err)
 		}
 	}
 	if len(missing) > 0 {
 		sort.Strings(missing)
-		return &MissingTopicsError{Topics: missing}
+		return nil, &MissingTopicsError{Topics: missing}
 	}
-	return nil
+	return topicMaxBytes(r.client, topics), nil
+}
+
+// topicMaxBytes reads max.message.bytes of each topic; a topic whose configs cannot be read
+// (no DescribeConfigs right) is left out.
+func topicMaxBytes(client sarama.Client, topics []string) map[string]int {
+	admin, err := sarama.NewClusterAdminFromClient(client) // not closed: that would close the client, closed by the caller
+	if err != nil {
+		return nil
+	}
+	out := map[string]int{}
+	for _, t := range topics {
+		entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: t, ConfigNames: []string{"max.message.bytes"}})
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			if n, err := strconv.Atoi(e.Value); e.Name == "max.message.bytes" && err == nil && n > 0 {
+				out[t] = n
+			}
+		}
+	}
+	return out
 }
 
 func missingTopics(cl sarama.Client, topics []string) ([]string, error) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sourcegraph/conc"
 
+	"github.com/pythia-pipe/pythia-pipe/failure"
 	"github.com/pythia-pipe/pythia-pipe/record"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
 	"github.com/pythia-pipe/pythia-pipe/sources"
@@ -71,6 +72,9 @@ type Engine struct {
 	fatalMu sync.Mutex
 	fatal   error
 
+	openMu sync.Mutex
+	opened map[string]stages.Counting // the sinks with numbers of their own, once open
+
 	obs Observer
 }
 
@@ -98,7 +102,7 @@ const (
 
 // NewEngine prepares p to run. Every stage must have a runtime.
 func NewEngine(p *Pipeline, open OpenSink, log *slog.Logger) (*Engine, error) {
-	e := &Engine{p: p, log: log, open: open, nodes: map[string]*node{}, stats: map[string]*counters{},
+	e := &Engine{p: p, log: log, open: open, nodes: map[string]*node{}, stats: map[string]*counters{}, opened: map[string]stages.Counting{},
 		intake: make(chan []*record.Record, channelBatches), obs: noObserver{}}
 	for _, st := range p.Stages {
 		if st.Impl == nil {
@@ -157,15 +161,25 @@ func (e *Engine) counter(name, kind string) *counters {
 	return c
 }
 
+// counting returns the stage or sink called name when it keeps numbers of its own. Sinks are
+// opened by Run, while metrics may already read.
+func (e *Engine) counting(name string) stages.Counting {
+	if n := e.nodes[name]; n != nil && n.stage != nil {
+		cs, _ := n.stage.(stages.Counting)
+		return cs
+	}
+	e.openMu.Lock()
+	defer e.openMu.Unlock()
+	return e.opened[name]
+}
+
 // Stats reads the counters of every stage and sink.
 func (e *Engine) Stats() Stats {
 	s := Stats{}
 	for name, c := range e.stats {
 		ns := c.snapshot()
-		if n := e.nodes[name]; n != nil {
-			if cs, ok := n.stage.(stages.Counting); ok {
-				ns.Stage = cs.Counters()
-			}
+		if cs := e.counting(name); cs != nil {
+			ns.Stage = cs.Counters()
 		}
 		s[name] = ns
 	}
@@ -251,23 +265,34 @@ func (e *Engine) openSinks() error {
 		return err
 	}
 	if d := e.p.DLQ; d != nil {
-		sk, err := e.open("dlq", sinks.Target{Name: "dlq", Topic: d.Topic}, d.Producer, e.reportDLQ)
+		sk, err := e.open("dlq", sinks.Target{Name: "dlq", Topic: d.Topic, DLQ: true}, d.Producer, e.reportDLQ)
 		if err != nil {
 			return fail(err)
 		}
 		e.dlq = sk
 		opened = append(opened, sk)
+		e.count("dlq", sk)
 	}
 	for _, c := range e.p.Sinks {
 		n := e.nodes[c.Name]
-		sk, err := e.open(c.Name, sinks.Target{Name: c.Name, Topic: c.Topic, TopicExpr: c.TopicExpr, Key: c.Key, Encode: c.Encode}, c.Producer, e.reporter(n))
+		sk, err := e.open(c.Name, sinks.Target{Name: c.Name, Topic: c.Topic, TopicExpr: c.TopicExpr, Allow: c.Allow, Key: c.Key, Encode: c.Encode}, c.Producer, e.reporter(n))
 		if err != nil {
 			return fail(err)
 		}
 		n.sink = sk
 		opened = append(opened, sk)
+		e.count(c.Name, sk)
 	}
 	return nil
+}
+
+// count remembers an open sink that keeps numbers of its own.
+func (e *Engine) count(name string, sk Sink) {
+	if cs, ok := sk.(stages.Counting); ok {
+		e.openMu.Lock()
+		e.opened[name] = cs
+		e.openMu.Unlock()
+	}
 }
 
 // deliver is the source's way in: one channel send, so that a batch is taken whole or not at all.
@@ -375,7 +400,7 @@ func (e *Engine) route(n *node, rec *record.Record, outs []stages.Output, err er
 	c.received++
 	if err != nil {
 		c.failed++
-		e.failed(n, rec, err)
+		e.outcome(n, rec, err)
 		return
 	}
 	copies := 0
@@ -418,6 +443,7 @@ const asyncLimit = 1024
 func (e *Engine) workAsync(n *node, in <-chan []*record.Record, st stages.AsyncStage, keyed bool) {
 	type completion struct {
 		rec   *record.Record
+		key   string // the order key the record had when it started: the stage may change its key
 		outs  []stages.Output
 		err   error
 		began time.Time
@@ -426,9 +452,9 @@ func (e *Engine) workAsync(n *node, in <-chan []*record.Record, st stages.AsyncS
 	bufs := make([][]*record.Record, len(n.targets))
 	queued := map[string][]*record.Record{} // by key: records waiting behind the one in progress
 	inflight := 0
-	start := func(rec *record.Record) {
+	start := func(rec *record.Record, key string) {
 		began := time.Now()
-		st.Start(e.hard, rec, func(outs []stages.Output, err error) { done <- completion{rec, outs, err, began} })
+		st.Start(e.hard, rec, func(outs []stages.Output, err error) { done <- completion{rec, key, outs, err, began} })
 	}
 	closed := false
 	for !closed || inflight > 0 {
@@ -445,7 +471,7 @@ func (e *Engine) workAsync(n *node, in <-chan []*record.Record, st stages.AsyncS
 			for _, rec := range batch {
 				inflight++
 				if !keyed {
-					start(rec)
+					start(rec, "")
 					continue
 				}
 				k := orderKey(rec)
@@ -454,24 +480,21 @@ func (e *Engine) workAsync(n *node, in <-chan []*record.Record, st stages.AsyncS
 					continue
 				}
 				queued[k] = nil
-				start(rec)
+				start(rec, k)
 			}
 		case c := <-done:
 			inflight--
 			e.obs.StageDuration(n.name, time.Since(c.began))
-			if !errors.Is(c.err, context.Canceled) || e.hard.Err() == nil { // a hard stop: not done, read again later
-				var t tally
-				e.route(n, c.rec, c.outs, c.err, bufs, &t)
-				t.add(n.stats)
-				e.flush(n, bufs)
-			}
+			var t tally
+			e.route(n, c.rec, c.outs, c.err, bufs, &t)
+			t.add(n.stats)
+			e.flush(n, bufs)
 			if keyed {
-				k := orderKey(c.rec)
-				if q := queued[k]; len(q) > 0 {
-					queued[k] = q[1:]
-					start(q[0])
+				if q := queued[c.key]; len(q) > 0 {
+					queued[c.key] = q[1:]
+					start(q[0], c.key)
 				} else {
-					delete(queued, k)
+					delete(queued, c.key)
 				}
 			}
 		}
@@ -497,34 +520,30 @@ func (e *Engine) writeSink(n *node, in <-chan []*record.Record) {
 // reporter returns the outcome handler of a sink node.
 func (e *Engine) reporter(n *node) sinks.Report {
 	return func(rec *record.Record, err error) {
-		var recErr *sinks.RecordError
-		switch {
-		case err == nil:
-			n.stats.acked.Add(1)
-			if !rec.Timestamp.IsZero() {
-				e.obs.Latency(n.name, time.Since(rec.Timestamp))
-			}
-			rec.Track.Done()
-		case errors.As(err, &recErr):
+		if err != nil {
 			n.stats.failed.Add(1)
-			e.failed(n, rec, err)
-		default:
-			n.stats.failed.Add(1)
-			e.fail(err)
+			e.outcome(n, rec, err)
+			return
 		}
+		n.stats.acked.Add(1)
+		if !rec.Timestamp.IsZero() {
+			e.obs.Latency(n.name, time.Since(rec.Timestamp))
+		}
+		rec.Track.Done()
 	}
 }
 
 func (e *Engine) reportDLQ(rec *record.Record, err error) {
 	if err != nil {
-		e.fail(fmt.Errorf("cannot write to the dead-letter queue (topic %s): %w; stopping so that nothing is lost", e.p.DLQ.Topic, err))
+		e.stats["dlq"].failed.Add(1)
+		e.outcome(nil, rec, err)
 		return
 	}
 	e.stats["dlq"].acked.Add(1)
 	rec.Track.Done()
 }
 
-// StageError is a record that failed at a stage of a pipeline without a DLQ.
+// StageError is a record that failed at a stage (or sink) of a pipeline without a DLQ.
 type StageError struct {
 	Stage     string
 	Topic     string
@@ -542,22 +561,44 @@ func (e *StageError) Unwrap() error { return e.Err }
 // attempter is an error that knows how often its stage tried (retry stages).
 type attempter interface{ Attempts() int }
 
-// failed sends a record that failed at node n to the DLQ, or stops the pipeline without one.
-func (e *Engine) failed(n *node, rec *record.Record, err error) {
-	if e.dlq == nil {
-		e.fail(&StageError{Stage: n.name, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Err: err})
-		return
+// outcome is the one place a failed record's fate is settled, as failure.Judge decided it:
+// dead-lettered (or, without a DLQ, the pipeline stops), the pipeline stopped, or left
+// unsettled while the pipeline stops at once. n is the stage or sink the record failed at;
+// nil when the DLQ itself could not take it. Sinks wait out passing failures themselves:
+// no write they could retry reaches here.
+func (e *Engine) outcome(n *node, rec *record.Record, err error) {
+	var f *failure.Error
+	if !errors.As(err, &f) {
+		f = failure.Judge(failure.Process, "stage "+n.name, "", err)
 	}
+	switch {
+	case f.Outcome == failure.Wait:
+		// Only a stage cut short by a hard stop: not done, so read again after a restart.
+		e.log.Debug("record left unfinished", "stage", n.name, "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
+	case f.Outcome == failure.Stop:
+		e.fail(f)
+	case n == nil:
+		e.fail(fmt.Errorf("the dead-letter queue cannot take the record %s/%d@%d, so the pipeline stops without committing it: %w",
+			rec.Topic, rec.Partition, rec.Offset, f))
+	case e.dlq == nil:
+		e.fail(&StageError{Stage: n.name, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Err: f.Err})
+	default:
+		e.deadLetter(n, rec, f)
+	}
+}
+
+// deadLetter writes the record that failed at n to the DLQ.
+func (e *Engine) deadLetter(n *node, rec *record.Record, f *failure.Error) {
 	attempts := 1
 	var a attempter
-	if errors.As(err, &a) {
+	if errors.As(f.Err, &a) {
 		attempts = a.Attempts()
 	}
 	n.stats.deadLettered.Add(1)
-	e.log.Debug("dead-lettered", "stage", n.name, "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
-	d := sinks.DLQRecord(rec, sinks.Failure{Pipeline: e.p.Name, Stage: n.name, Err: err, Attempts: attempts, At: time.Now()})
+	e.log.Debug("dead-lettered", "stage", n.name, "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", f.Reason())
+	d := sinks.DLQRecord(rec, sinks.Failure{Pipeline: e.p.Name, Stage: n.name, Reason: f.Reason(), Attempts: attempts, At: time.Now()})
 	if werr := e.dlq.Write(e.hard, []*record.Record{d}); werr != nil {
-		e.fail(fmt.Errorf("writing to the dead-letter queue: %w", werr))
+		e.log.Debug("not dead-lettered: the pipeline stops at once", "stage", n.name, "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset)
 	}
 }
 

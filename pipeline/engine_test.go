@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"go.uber.org/goleak"
 
+	"github.com/pythia-pipe/pythia-pipe/failure"
 	"github.com/pythia-pipe/pythia-pipe/record"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
 	"github.com/pythia-pipe/pythia-pipe/stages"
@@ -195,7 +197,7 @@ func TestEngineFailures(t *testing.T) {
 		p := mustParse(t, base+"dlq: {type: kafka, topic: dlq}\n")
 		out, ms, _, err := runMemory(t, p, bad(), func(sink string, r *record.Record) error {
 			if sink == "o" && strings.Contains(string(r.Value), `"a":2`) {
-				return &sinks.RecordError{Sink: "o", Err: errors.New("too large")}
+				return failure.Judge(failure.Produce, "sink o", "o", &sinks.TooLargeError{Topic: "o", Bytes: 2000, Limit: 1000})
 			}
 			return nil
 		})
@@ -214,12 +216,12 @@ func TestEngineFailures(t *testing.T) {
 		p := mustParse(t, base+"dlq: {type: kafka, topic: dlq}\n")
 		_, ms, _, err := runMemory(t, p, bad(), func(sink string, r *record.Record) error {
 			if sink == "o" {
-				return &sinks.FatalError{Sink: "o", Topic: "o", Err: errors.New("not authorized")}
+				return failure.Judge(failure.Produce, "sink o", "o", sarama.ErrTopicAuthorizationFailed)
 			}
 			return nil
 		})
-		var fe *sinks.FatalError
-		if !errors.As(err, &fe) {
+		var fe *failure.Error
+		if !errors.As(err, &fe) || fe.Outcome != failure.Stop {
 			t.Fatalf("want the fatal error, got %v", err)
 		}
 		if n, _ := ms.Settled(); n != 1 { // only the bad record, dead-lettered

@@ -35,12 +35,19 @@ func ConnectKafka(p *Pipeline, log *slog.Logger) (*KafkaRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := p.Kafka.Check(base, p.Topics()); err != nil {
+	maxBytes, err := p.Kafka.CheckTopics(base, p.Topics())
+	if err != nil {
 		return nil, err
 	}
 	src := sources.NewKafka(p.Source, p.Kafka.Brokers, sources.ConsumerConfig(base, p.Source), log)
 	open := func(name string, t sinks.Target, prod sinks.Producer, report sinks.Report) (Sink, error) {
-		return sinks.NewKafka(p.Kafka.Brokers, sinks.ProducerConfig(base, prod), t, report, log)
+		if n, ok := maxBytes[t.Topic]; ok && t.TopicExpr == nil {
+			t.MaxBytes = n
+			if int64(n) < prod.MaxMessageBytes {
+				log.Info("records are held to the topic's max.message.bytes", "sink", name, "to_topic", t.Topic, "max_message_bytes", n)
+			}
+		}
+		return sinks.NewKafka(p.Kafka.Brokers, base, prod, t, report, log)
 	}
 	e, err := NewEngine(p, open, log)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/goleak"
 
+	"github.com/pythia-pipe/pythia-pipe/failure"
 	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
 	"github.com/pythia-pipe/pythia-pipe/internal/testproc"
 	"github.com/pythia-pipe/pythia-pipe/record"
@@ -407,8 +408,8 @@ func TestKafkaFatalSinkError(t *testing.T) {
 	runCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	err = run.Run(runCtx)
-	var fe *sinks.FatalError
-	if !errors.As(err, &fe) || fe.Sink != "out" || !strings.Contains(err.Error(), "check its ACLs") {
+	var fe *failure.Error
+	if !errors.As(err, &fe) || fe.At != "sink out" || fe.Outcome != failure.Stop || !strings.Contains(err.Error(), "check its ACLs") {
 		t.Fatalf("want the sink's fatal error, got %v", err)
 	}
 	if runCtx.Err() != nil {

@@ -40,7 +40,9 @@ func LoadFile(path string, opts Options) (*Pipeline, diag.List, error) {
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
-// Parse validates a pipeline file given as bytes; file names it in diagnostics.
+// Parse validates a pipeline file given as bytes; file names it in diagnostics. It returns
+// the pipeline when the file has no errors (its warnings are in Pipeline.Warnings), else the
+// errors.
 func Parse(file string, src []byte, opts Options) (*Pipeline, diag.List) {
 	if opts.Env == nil {
 		opts.Env = os.LookupEnv
@@ -66,9 +68,11 @@ func Parse(file string, src []byte, opts Options) (*Pipeline, diag.List) {
 		}
 	}
 	fileDiags.Sort()
-	if len(fileDiags) > 0 {
-		return nil, fileDiags
+	errs, warnings := fileDiags.Split()
+	if len(errs) > 0 {
+		return nil, errs
 	}
+	pl.Warnings = warnings
 	return pl, nil
 }
 

@@ -46,6 +46,8 @@ type Pipeline struct {
 	Progress    time.Duration
 	// Entry lists where the source sends records: the first stage, or the sink(s).
 	Entry []string
+	// Warnings are what a valid file likely gets wrong.
+	Warnings diag.List
 }
 
 // Stage is one stage of a pipeline with its place in the graph.

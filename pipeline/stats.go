@@ -20,7 +20,8 @@ type NodeStats struct {
 	Acked        int64  // records a sink's broker acknowledged
 	Failed       int64  // records a sink could not write (dead-lettered or fatal)
 	DeadLettered int64  // records this node sent to the DLQ
-	// Stage are a stage's own numbers: retries, cache_hits, cache_misses, breaker_state.
+	// Stage are a stage's or sink's own numbers: retries, cache_hits, cache_misses,
+	// breaker_state; refused and rewritten for sinks.
 	Stage map[string]int64
 }
 

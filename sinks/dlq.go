@@ -2,7 +2,10 @@ package sinks
 
 import (
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/IBM/sarama"
 
 	"github.com/pythia-pipe/pythia-pipe/record"
 )
@@ -11,7 +14,7 @@ import (
 type Failure struct {
 	Pipeline string
 	Stage    string // the stage (or sink) that failed
-	Err      error
+	Reason   string // why: the error and its likely cause
 	Attempts int
 	At       time.Time
 }
@@ -27,7 +30,7 @@ func DLQRecord(rec *record.Record, f Failure) *record.Record {
 		attempts = 1
 	}
 	for _, h := range [...][2]string{
-		{"pythia.error", f.Err.Error()},
+		{"pythia.error", f.Reason},
 		{"pythia.stage", f.Stage},
 		{"pythia.pipeline", f.Pipeline},
 		{"pythia.source.topic", rec.Topic},
@@ -50,4 +53,38 @@ func DLQRecord(rec *record.Record, f Failure) *record.Record {
 		OrigKey:   rec.OrigKey,
 		Track:     rec.Track,
 	}
+}
+
+// fitDLQ shrinks a dead-letter message to limit bytes (as sarama counts them) rather than let
+// it be refused: first its value is cut, then the original headers go, then the key is cut.
+// Headers say what was cut and how large the record was.
+func fitDLQ(msg *sarama.ProducerMessage, limit int) {
+	size := msg.ByteSize(2)
+	if size <= limit {
+		return
+	}
+	msg.Headers = append(msg.Headers,
+		sarama.RecordHeader{Key: []byte("pythia.truncated"), Value: []byte("value")},
+		sarama.RecordHeader{Key: []byte("pythia.original_bytes"), Value: []byte(strconv.Itoa(size))})
+	over := func() int { return msg.ByteSize(2) - limit }
+	value, _ := msg.Value.Encode()
+	if n := len(value) - over(); n >= 0 {
+		msg.Value = sarama.ByteEncoder(value[:n])
+		return
+	}
+	msg.Value = nil
+	var kept []sarama.RecordHeader // the pythia.* headers say why; the original ones may go
+	for _, h := range msg.Headers {
+		if strings.HasPrefix(string(h.Key), "pythia.") {
+			kept = append(kept, h)
+		}
+	}
+	msg.Headers = kept
+	msg.Headers[len(kept)-2].Value = []byte("value,headers")
+	if over() <= 0 || msg.Key == nil {
+		return
+	}
+	key, _ := msg.Key.Encode()
+	msg.Headers[len(kept)-2].Value = []byte("value,headers,key")
+	msg.Key = sarama.ByteEncoder(key[:max(len(key)-over(), 0)])
 }

@@ -2,63 +2,82 @@ package sinks
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"sync"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/sourcegraph/conc"
 
 	"github.com/pythia-pipe/pythia-pipe/expr"
+	"github.com/pythia-pipe/pythia-pipe/failure"
 	"github.com/pythia-pipe/pythia-pipe/record"
 )
 
-// Target is what a Kafka sink writes: a topic (or an expression computing it), the key
-// (an expression, or the record's key) and the body encoding.
+// Target is what a Kafka sink writes: a topic (or an expression computing it, with the
+// patterns it must match), the key (an expression, or the record's key) and the body
+// encoding; MaxBytes is the largest record it writes (0: the producer's setting). The DLQ
+// truncates a record too large for it rather than refuse it.
 type Target struct {
 	Name      string
 	Topic     string
 	TopicExpr *expr.Program
+	Allow     []string
 	Key       *expr.Program
 	Encode    string
+	MaxBytes  int
+	DLQ       bool
 }
 
-// Report receives the final outcome of every record written to a sink, exactly once: nil
-// when the broker acknowledged it, a *RecordError or a *FatalError otherwise.
+// Report receives the outcome of every record written to a sink, once: nil when the broker
+// acknowledged it, otherwise a *failure.Error judged dead-letter or stop. Writes refused for a
+// passing reason are not reported: the sink writes them again, in order, until they pass.
+// Writes still waiting when the sink closes are never reported: their records are not done,
+// so they are read again after a restart.
 type Report func(rec *record.Record, err error)
 
-// Kafka writes records to Kafka through sarama's async producer. Retryable failures are
-// retried with exponential backoff until the record is written or the sink is closed;
-// only final outcomes reach Report.
+// producerRetries is how often sarama retries a refused write by itself before the sink's
+// order guard takes over. Once: sarama keeps a partition's later writes behind a retried one
+// only while it retries; when it gives up, they go ahead. The guard holds them back instead,
+// so the sooner it takes over, the fewer writes pass a refused one.
+const (
+	producerRetries    = 1
+	producerBackoffMax = time.Second
+	// closeGrace is how long Close lets the producer finish once the sink's wait is over,
+	// before it cuts the connections.
+	closeGrace = 3 * time.Second
+)
+
+// LogEvery is how often a sink whose writes are refused says so.
+var LogEvery = 10 * time.Second
+
+// Kafka writes records to Kafka through sarama's async producer, keeping the order of each
+// output partition through refused writes (see the order guard).
 type Kafka struct {
 	target Target
-	env    *expr.Binder // for topic_expr and key
+	op     failure.Op
+	at     string // "sink NAME" or "dlq", in errors
+	env    *expr.Binder
+	client sarama.Client
 	prod   sarama.AsyncProducer
 	report Report
 	log    *slog.Logger
+	guard  *guard
+	topics *topicChecker // computed topics
+	limit  int
 
-	inflight sync.WaitGroup // written, outcome not reported yet
-	quit     chan struct{}  // closed by Close: no more retries
-	readers  conc.WaitGroup // the Successes and Errors readers
-	resend   chan *sarama.ProducerMessage
-	resent   chan struct{} // closed when the resender has stopped
-
-	mu      sync.Mutex
-	timers  map[*time.Timer]*sarama.ProducerMessage // retries waiting for their backoff
-	waiting sync.WaitGroup                          // timer functions not finished
+	quit    chan struct{} // closed by Close: the resender stops
+	readers conc.WaitGroup
+	loop    conc.WaitGroup
+	closing atomic.Bool
 }
 
-// pending travels with a message through the producer.
-type pending struct {
-	rec      *record.Record
-	attempts int
-}
-
-// ProducerConfig adds a sink's producer settings to the connection's sarama config.
-func ProducerConfig(base *sarama.Config, p Producer) *sarama.Config {
+// ProducerConfig adds a sink's producer settings to the connection's sarama config; maxBytes
+// is the largest record the sink writes.
+func ProducerConfig(base *sarama.Config, p Producer, maxBytes int) *sarama.Config {
 	c := *base
 	c.Producer.Return.Successes = true
 	c.Producer.Return.Errors = true
@@ -67,59 +86,110 @@ func ProducerConfig(base *sarama.Config, p Producer) *sarama.Config {
 		"snappy": sarama.CompressionSnappy, "lz4": sarama.CompressionLZ4, "zstd": sarama.CompressionZSTD}[p.Compression]
 	c.Producer.Flush.Frequency = p.Linger
 	c.Producer.Flush.Bytes = int(p.BatchBytes)
-	c.Producer.MaxMessageBytes = int(p.MaxMessageBytes)
-	c.Producer.Retry.Max = 3
-	c.Producer.Retry.Backoff = 100 * time.Millisecond
-	if p.Idempotent {
-		c.Producer.Idempotent = true
-		c.Net.MaxOpenRequests = 1
+	c.Producer.MaxMessageBytes = maxBytes
+	c.Producer.Partitioner = sarama.NewManualPartitioner // the sink picks partitions: it keeps order per partition
+	c.Producer.Retry.Max = producerRetries
+	c.Producer.Retry.BackoffFunc = func(retries, _ int) time.Duration {
+		return min(100*time.Millisecond<<min(retries, 10), producerBackoffMax)
 	}
+	c.Producer.Idempotent = p.Idempotent
+	c.Net.MaxOpenRequests = 1 // one request in flight per broker: a retry cannot pass a later write
 	return &c
 }
 
 // NewKafka starts a producer for target; report receives every outcome.
-func NewKafka(brokers []string, cfg *sarama.Config, target Target, report Report, log *slog.Logger) (*Kafka, error) {
-	prod, err := sarama.NewAsyncProducer(brokers, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("sink %s: %w", target.Name, err)
+func NewKafka(brokers []string, base *sarama.Config, p Producer, target Target, report Report, log *slog.Logger) (*Kafka, error) {
+	limit := int(p.MaxMessageBytes)
+	if target.MaxBytes > 0 && target.MaxBytes < limit {
+		limit = target.MaxBytes
 	}
-	k := &Kafka{target: target, env: expr.NewBinder(target.TopicExpr, target.Key), prod: prod, report: report, log: log.With("sink", target.Name),
-		quit: make(chan struct{}), resend: make(chan *sarama.ProducerMessage), resent: make(chan struct{}),
-		timers: map[*time.Timer]*sarama.ProducerMessage{}}
+	at := "sink " + target.Name
+	if target.DLQ {
+		at = "dlq"
+	}
+	client, err := sarama.NewClient(brokers, ProducerConfig(base, p, limit))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", at, err)
+	}
+	prod, err := sarama.NewAsyncProducerFromClient(client)
+	if err != nil {
+		client.Close()
+		return nil, fmt.Errorf("%s: %w", at, err)
+	}
+	k := &Kafka{target: target, op: failure.Produce, at: at, env: expr.NewBinder(target.TopicExpr, target.Key),
+		client: client, prod: prod, report: report, log: log.With("sink", target.Name), guard: newGuard(!target.DLQ),
+		limit: limit, quit: make(chan struct{})}
+	if target.TopicExpr != nil {
+		k.op = failure.ProduceComputed
+		k.topics = newTopicChecker(client, target.Allow)
+	}
 	k.readers.Go(k.readSuccesses)
 	k.readers.Go(k.readErrors)
-	go k.resender() // stopped by Close through quit; Close waits for resent
+	k.loop.Go(k.resend)
 	return k, nil
 }
 
-// Write queues records; it blocks while the producer's buffers are full (backpressure).
+// Write queues records; it blocks while the producer's buffers are full (backpressure), or
+// while a computed topic cannot be looked up.
 func (k *Kafka) Write(ctx context.Context, recs []*record.Record) error {
 	for _, rec := range recs {
-		msg, err := k.message(rec)
+		w, err := k.prepare(ctx, rec)
 		if err != nil {
-			k.report(rec, &RecordError{Sink: k.target.Name, Err: err})
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			k.report(rec, err)
 			continue
 		}
-		msg.Metadata = &pending{rec: rec, attempts: 1}
-		k.inflight.Add(1)
+		if !k.guard.add(w, partKey{w.msg.Topic, w.msg.Partition}) {
+			continue // its partition is held: it follows the writes refused before it
+		}
 		select {
-		case k.prod.Input() <- msg:
+		case k.prod.Input() <- w.msg:
 		case <-ctx.Done():
-			k.inflight.Done()
+			k.guard.unsent(w)
 			return ctx.Err()
 		}
 	}
 	return nil
 }
 
-func (k *Kafka) message(rec *record.Record) (*sarama.ProducerMessage, error) {
+// prepare builds the write of rec, or returns the failure that keeps it from being written
+// (dead-letter or stop). A computed topic that cannot be looked up now (brokers away) is
+// waited for until ctx ends.
+func (k *Kafka) prepare(ctx context.Context, rec *record.Record) (*write, error) {
+	for failures := 1; ; failures++ {
+		msg, topic, err := k.message(rec)
+		if err == nil {
+			w := &write{rec: rec, msg: msg}
+			msg.Metadata = w
+			return w, nil
+		}
+		f := failure.Judge(k.op, k.at, topic, err)
+		if f.Outcome != failure.Wait {
+			return nil, f
+		}
+		if failures == 1 {
+			k.log.Warn("cannot look up the computed topic; waiting", "to_topic", topic, "err", err,
+				"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset)
+		}
+		select {
+		case <-time.After(Backoff(failures, 100*time.Millisecond, 5*time.Second)):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// message builds the producer message of rec: topic, partition, key, body, headers.
+func (k *Kafka) message(rec *record.Record) (*sarama.ProducerMessage, string, error) {
 	topic, key, err := k.route(rec)
 	if err != nil {
-		return nil, err
+		return nil, topic, err
 	}
 	value, err := Encode(rec, k.target.Encode)
 	if err != nil {
-		return nil, err
+		return nil, topic, err
 	}
 	msg := &sarama.ProducerMessage{Topic: topic, Value: sarama.ByteEncoder(value), Timestamp: rec.Timestamp}
 	if key != nil {
@@ -131,7 +201,29 @@ func (k *Kafka) message(rec *record.Record) (*sarama.ProducerMessage, error) {
 			msg.Headers[i] = sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value}
 		}
 	}
-	return msg, nil
+	if size := msg.ByteSize(2); size > k.limit {
+		if !k.target.DLQ {
+			return nil, topic, &TooLargeError{Topic: topic, Bytes: size, Limit: k.limit}
+		}
+		fitDLQ(msg, k.limit)
+	}
+	n, err := k.partitions(topic)
+	if err != nil {
+		return nil, topic, err
+	}
+	msg.Partition = partitionFor(key, n)
+	return msg, topic, nil
+}
+
+func (k *Kafka) partitions(topic string) (int32, error) {
+	if k.topics != nil {
+		return k.topics.partitions(topic)
+	}
+	parts, err := k.client.Partitions(topic)
+	if err == nil && len(parts) == 0 {
+		err = sarama.ErrUnknownTopicOrPartition
+	}
+	return int32(len(parts)), err
 }
 
 // route evaluates topic_expr and key for rec; each left out keeps the sink's topic or the
@@ -157,7 +249,7 @@ func (k *Kafka) route(rec *record.Record) (topic string, key []byte, err error) 
 	if k.target.Key != nil {
 		v, err := k.target.Key.Run(vars)
 		if err != nil {
-			return "", nil, &EncodeError{What: "key", Err: err}
+			return topic, nil, &EncodeError{What: "key", Err: err}
 		}
 		key = record.ToBytes(v)
 	}
@@ -166,111 +258,135 @@ func (k *Kafka) route(rec *record.Record) (topic string, key []byte, err error) 
 
 func (k *Kafka) readSuccesses() {
 	for msg := range k.prod.Successes() {
-		k.report(msg.Metadata.(*pending).rec, nil)
-		k.inflight.Done()
+		for _, w := range k.guard.acked(msg.Metadata.(*write)) {
+			k.report(w.rec, nil)
+		}
 	}
 }
 
 func (k *Kafka) readErrors() {
 	for perr := range k.prod.Errors() {
-		p := perr.Msg.Metadata.(*pending)
-		switch Classify(perr.Err) {
-		case Retryable:
-			if k.retry(perr.Msg, p, perr.Err) {
-				continue
-			}
-			k.report(p.rec, &FatalError{Sink: k.target.Name, Topic: perr.Msg.Topic, Err: fmt.Errorf("given up at shutdown: %w", perr.Err)})
-		case RecordFailure:
-			k.report(p.rec, &RecordError{Sink: k.target.Name, Err: perr.Err})
-		default:
-			k.report(p.rec, &FatalError{Sink: k.target.Name, Topic: perr.Msg.Topic, Err: perr.Err})
+		w := perr.Msg.Metadata.(*write)
+		f := failure.Judge(k.op, k.at, perr.Msg.Topic, perr.Err)
+		if f.Outcome == failure.Wait {
+			k.guard.refused(w, perr.Err, k.backoff)
+			continue
 		}
-		k.inflight.Done()
+		settled := k.guard.gone(w)
+		k.report(w.rec, f)
+		for _, s := range settled {
+			k.report(s.rec, nil)
+		}
 	}
 }
 
-// retry schedules the message again after a backoff, unless the sink is closing.
-func (k *Kafka) retry(old *sarama.ProducerMessage, p *pending, cause error) bool {
-	select {
-	case <-k.quit:
-		return false
-	default:
-	}
-	wait := Backoff(p.attempts, 100*time.Millisecond, 5*time.Second)
-	p.attempts++
-	if p.attempts == 2 || p.attempts%10 == 0 {
-		k.log.Warn("write failed, retrying", "stage", k.target.Name, "to_topic", old.Topic, "attempt", p.attempts,
-			"in", wait.Round(time.Millisecond), "err", cause, "topic", p.rec.Topic, "partition", p.rec.Partition, "offset", p.rec.Offset)
-	}
-	msg := &sarama.ProducerMessage{Topic: old.Topic, Key: old.Key, Value: old.Value, Headers: old.Headers, Timestamp: old.Timestamp, Metadata: p}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.waiting.Add(1)
-	var t *time.Timer
-	t = time.AfterFunc(wait, func() {
-		defer k.waiting.Done()
-		k.mu.Lock()
-		delete(k.timers, t)
-		k.mu.Unlock()
-		select {
-		case k.resend <- msg:
-		case <-k.quit:
-			k.giveUp(msg)
-		}
-	})
-	k.timers[t] = msg
-	return true
+func (k *Kafka) backoff(failures int) time.Duration {
+	return Backoff(failures, 100*time.Millisecond, 5*time.Second)
 }
 
-// resender owns the retries' way into the producer, so that nothing is sent once Close
-// has begun closing it.
-func (k *Kafka) resender() {
-	defer close(k.resent)
+// resend hands the writes the order guard releases to the producer, and says every LogEvery
+// when the broker refuses this sink's writes. It ends when Close begins.
+func (k *Kafka) resend() {
+	tick := time.NewTicker(LogEvery)
+	defer tick.Stop()
+	var timer *time.Timer
+	var timerC <-chan time.Time
+	var logged int64 // refusals already reported
 	for {
-		select {
-		case msg := <-k.resend:
-			select {
-			case k.prod.Input() <- msg:
-			case <-k.quit:
-				k.giveUp(msg)
+		if k.closing.Load() {
+			return
+		}
+		send, releasing, next := k.guard.due(time.Now())
+		for len(send) > 0 {
+			for _, w := range send {
+				select {
+				case k.prod.Input() <- w.msg:
+				case <-k.quit:
+					return
+				}
 			}
+			send, releasing = k.guard.released(releasing)
+		}
+		if timer != nil {
+			timer.Stop()
+			timer, timerC = nil, nil
+		}
+		if !next.IsZero() {
+			timer = time.NewTimer(time.Until(next))
+			timerC = timer.C
+		}
+		select {
+		case <-k.guard.wake:
+		case <-timerC:
+		case <-tick.C:
+			logged = k.sayRefused(logged)
 		case <-k.quit:
 			return
 		}
 	}
 }
 
-func (k *Kafka) giveUp(msg *sarama.ProducerMessage) {
-	k.report(msg.Metadata.(*pending).rec, &FatalError{Sink: k.target.Name, Topic: msg.Topic, Err: errors.New("not written before shutdown")})
-	k.inflight.Done()
+// sayRefused logs, once per interval, that the broker refuses writes, with counts and the
+// last error; and once that it takes them again.
+func (k *Kafka) sayRefused(logged int64) int64 {
+	s := k.guard.status()
+	switch {
+	case s.refusals > logged:
+		k.log.Warn("the broker refuses writes: they wait and are written again in order; nothing is dead-lettered",
+			"stage", k.target.Name, "refused", s.refusals-logged, "waiting", s.unsettled, "held", strings.Join(s.held, ","),
+			"rewritten", s.rewritten, "last_err", s.lastErr)
+	case logged > 0 && len(s.held) == 0:
+		k.log.Info("the broker takes writes again", "stage", k.target.Name, "refused", logged, "rewritten", s.rewritten)
+		return 0
+	}
+	return s.refusals
 }
 
-// Close waits until every written record has its outcome, or ctx ends; then it gives up
-// the pending retries (reported as not written) and closes the producer.
+// Counters are the sink's own numbers: writes refused for a passing reason (each written again
+// later), and writes written twice to keep their partition in order.
+func (k *Kafka) Counters() map[string]int64 {
+	s := k.guard.status()
+	return map[string]int64{"refused": s.refusals, "rewritten": s.rewritten}
+}
+
+// Close waits until every written record is settled, or ctx ends; then it stops the
+// producer. Records not acknowledged by then are not reported: they will be read again.
 func (k *Kafka) Close(ctx context.Context) error {
-	idle := make(chan struct{})
-	go func() { k.inflight.Wait(); close(idle) }()
 	var err error
-	select {
-	case <-idle:
-	case <-ctx.Done():
-		err = fmt.Errorf("sink %s: closed with records not acknowledged: %w", k.target.Name, ctx.Err())
-	}
-	close(k.quit)
-	k.mu.Lock()
-	for t, msg := range k.timers {
-		if t.Stop() {
-			k.waiting.Done()
-			k.giveUp(msg)
+	for {
+		n := k.guard.status().unsettled
+		if n == 0 {
+			break
 		}
-		delete(k.timers, t)
+		select {
+		case <-k.guard.settled:
+			continue
+		case <-ctx.Done():
+			err = fmt.Errorf("%s: closed with %d records not acknowledged: %w", k.at, n, ctx.Err())
+		}
+		break
 	}
-	k.mu.Unlock()
-	k.waiting.Wait()
-	<-k.resent
+	k.closing.Store(true)
+	close(k.quit)
+	k.loop.Wait()
+	if s := k.guard.status(); s.refusals > 0 {
+		k.log.Info("closing: writes the broker refused on the way", "stage", k.target.Name, "refused", s.refusals,
+			"rewritten", s.rewritten, "not_acknowledged", s.unsettled, "last_err", s.lastErr)
+	}
 	k.prod.AsyncClose() // nothing sends to the producer any more
-	k.readers.Wait()
-	<-idle
+	done := make(chan struct{})
+	go func() { k.readers.Wait(); close(done) }() // ends with the producer, below
+	select {
+	case <-done:
+	case <-time.After(closeGrace):
+		// Writes the broker still refuses would keep the producer retrying: cutting its
+		// connections fails them at once.
+		k.client.Close()
+		<-done
+	}
+	if !k.client.Closed() {
+		k.client.Close()
+	}
 	return err
 }
 
@@ -285,3 +401,28 @@ func Backoff(attempt int, initial, max time.Duration) time.Duration {
 	}
 	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64())) // #nosec G404 -- jitter, not security
 }
+
+// TooLargeError is a record larger than its topic takes.
+type TooLargeError struct {
+	Topic        string
+	Bytes, Limit int
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("the record is %d bytes, more than the %d topic %s takes (max_message_bytes, or the topic's max.message.bytes)", e.Bytes, e.Limit, e.Topic)
+}
+
+// RecordFault marks the error as its record's fault.
+func (*TooLargeError) RecordFault() {}
+
+// EncodeError is a record whose output could not be computed (key, topic or body).
+type EncodeError struct {
+	What string
+	Err  error
+}
+
+func (e *EncodeError) Error() string { return fmt.Sprintf("computing the %s: %v", e.What, e.Err) }
+func (e *EncodeError) Unwrap() error { return e.Err }
+
+// RecordFault marks the error as its record's fault.
+func (*EncodeError) RecordFault() {}

@@ -1,44 +1,11 @@
 package sinks
 
 import (
-	"errors"
-	"fmt"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
-
 	"github.com/pythia-pipe/pythia-pipe/record"
 )
-
-func TestClassify(t *testing.T) {
-	cases := []struct {
-		err  error
-		want Class
-	}{
-		{sarama.ErrNotEnoughReplicas, Retryable},
-		{sarama.ErrNotLeaderForPartition, Retryable},
-		{sarama.ErrRequestTimedOut, Retryable},
-		{sarama.ErrOutOfBrokers, Retryable},
-		{errors.New("dial tcp: connection refused"), Retryable},
-		{sarama.ErrMessageSizeTooLarge, RecordFailure},
-		{sarama.ErrInvalidRecord, RecordFailure},
-		{&EncodeError{What: "key", Err: errors.New("nil")}, RecordFailure},
-		{sarama.ErrTopicAuthorizationFailed, Fatal},
-		{sarama.ErrUnknownTopicOrPartition, Fatal},
-		{fmt.Errorf("wrapped: %w", sarama.ErrClusterAuthorizationFailed), Fatal},
-	}
-	for _, c := range cases {
-		if got := Classify(c.err); got != c.want {
-			t.Errorf("Classify(%v) = %d, want %d", c.err, got, c.want)
-		}
-	}
-	fe := &FatalError{Sink: "out", Topic: "t", Err: sarama.ErrUnknownTopicOrPartition}
-	if !strings.Contains(fe.Error(), "does the topic exist?") {
-		t.Errorf("no hint: %v", fe)
-	}
-}
 
 func TestEncode(t *testing.T) {
 	cases := []struct {
@@ -71,7 +38,7 @@ func TestDLQRecord(t *testing.T) {
 	in := &record.Record{Key: []byte("changed"), OrigKey: []byte("k"), Value: []byte("raw"), Topic: "orders", Partition: 2, Offset: 41,
 		Timestamp: time.UnixMilli(1700000000000), Headers: []record.Header{{Key: "new", Value: nil}},
 		OrigHeaders: []record.Header{{Key: "trace", Value: []byte("t1")}}, Track: tr}
-	d := DLQRecord(in, Failure{Pipeline: "p", Stage: "parse", Err: errors.New("bad json"), Attempts: 3, At: time.Unix(1800000000, 0)})
+	d := DLQRecord(in, Failure{Pipeline: "p", Stage: "parse", Reason: "bad json", Attempts: 3, At: time.Unix(1800000000, 0)})
 	if string(d.Key) != "k" || string(d.Value) != "raw" || d.Track != tr || d.Decoded {
 		t.Fatalf("not the original record: %+v", d)
 	}

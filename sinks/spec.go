@@ -2,6 +2,9 @@
 package sinks
 
 import (
+	"path"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pythia-pipe/pythia-pipe/expr"
@@ -17,7 +20,7 @@ var producerFields = []spec.Field{
 	spec.Duration("linger", "How long the producer waits to fill a batch.").WithDefault("5ms"),
 	spec.Size("batch_bytes", "Bytes a batch may grow to before it is sent.").WithDefault("512KiB").AtLeast(1024),
 	spec.Bool("idempotent", "Idempotent producer: broker-side de-duplication of retried writes (needs acks: all).").WithDefault("true"),
-	spec.Size("max_message_bytes", "The largest record the producer sends; a larger one goes to the DLQ.").WithDefault("1MB").AtLeast(1024),
+	spec.Size("max_message_bytes", "The largest record written, key, value and headers counted as the producer does; a larger one goes to the DLQ (the DLQ cuts its value instead). Lowered at start to the topic's max.message.bytes.").WithDefault("1048588").AtLeast(1024),
 	kafkaconn.TopicField,
 }
 
@@ -26,7 +29,8 @@ var SinkFields = append([]spec.Field{
 	spec.String("name", "Unique name of the sink; stages send to it with `to`.").Require(),
 	spec.Enum("type", "The sink type.", "kafka").Require(),
 	spec.String("topic", "The topic written to."),
-	spec.Expr("topic_expr", "string", "Computes the topic per record, instead of topic."),
+	spec.Expr("topic_expr", "string", "Computes the topic per record, instead of topic. A computed topic that is not valid, not allowed or missing sends its record to the DLQ; records never create topics."),
+	spec.Strings("topic_allow", "The topics topic_expr may compute: names, or patterns where * stands for any characters (payments-*)."),
 	spec.Expr("key", "any", "Computes the output key. Default: the input record's key."),
 	spec.Enum("encode", "How the body is written: json, text (a string body as is) or bytes (raw). Default: JSON for decoded bodies, the consumed bytes otherwise.", "json", "text", "bytes"),
 }, producerFields...)
@@ -46,6 +50,7 @@ type Config struct {
 	Name      string
 	Topic     string
 	TopicExpr *expr.Program
+	Allow     []string // topic_allow
 	Key       *expr.Program
 	Encode    string // "" = by body: JSON when decoded, the consumed bytes otherwise
 	Producer  Producer
@@ -54,16 +59,37 @@ type Config struct {
 
 // FromValue reads a sink and checks what the spec cannot express (not its expressions).
 func FromValue(p *spec.Parser, v *spec.Value) *Config {
-	c := &Config{Name: v.String("name"), Topic: v.String("topic"), Encode: v.String("encode"), Producer: ProducerFromValue(p, v), Fields: v}
-	switch t, te := v.Get("topic"), v.Get("topic_expr"); {
+	c := &Config{Name: v.String("name"), Topic: v.String("topic"), Allow: v.Strings("topic_allow"), Encode: v.String("encode"), Producer: ProducerFromValue(p, v), Fields: v}
+	switch t, te, ta := v.Get("topic"), v.Get("topic_expr"), v.Get("topic_allow"); {
 	case t.Set && te.Set:
 		p.Errorf(te.Pos, te.Path, "topic and topic_expr exclude each other: write the topic, or compute it")
 	case !t.Set && !te.Set:
 		p.Errorf(v.Pos, v.Path+".topic", "missing required field \"topic\" (the topic written to; or topic_expr to compute it)")
 	case t.Set:
 		CheckTopic(p, t)
+		if ta.Set {
+			p.Errorf(ta.Pos, ta.Path, "topic_allow limits the topics topic_expr computes: with a fixed topic it has nothing to do")
+		}
+	case !ta.Set:
+		p.Warnf(te.Pos, te.Path, "without topic_allow, records can send themselves to any topic this user may write to: list the topics it may compute (topic_allow: [\"orders-*\"])")
+	default:
+		for _, pat := range ta.Items {
+			checkPattern(p, pat)
+		}
 	}
 	return c
+}
+
+// checkPattern reports a topic_allow entry no valid topic name could match.
+func checkPattern(p *spec.Parser, v *spec.Value) {
+	if _, err := path.Match(v.Str, ""); err != nil {
+		p.Errorf(v.Pos, v.Path, "%q is not a valid pattern: %v", v.Str, err)
+		return
+	}
+	plain := strings.NewReplacer("*", "x", "?", "x").Replace(v.Str)
+	if msg := sources.TopicNameProblem(plain); msg != "" {
+		p.Errorf(v.Pos, v.Path, "no topic can match %q: %s", v.Str, strings.Replace(msg, strconv.Quote(plain), strconv.Quote(v.Str), 1))
+	}
 }
 
 // DLQ is the validated dead-letter queue.

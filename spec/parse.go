@@ -45,6 +45,11 @@ func (p *Parser) Errorf(at diag.Pos, path, format string, args ...any) {
 	p.Diags.Add(at, path, format, args...)
 }
 
+// Warnf reports a warning: the file is valid, but likely not what its author meant.
+func (p *Parser) Warnf(at diag.Pos, path, format string, args ...any) {
+	p.Diags.Warn(at, path, format, args...)
+}
+
 // Resolve follows an alias to the node it names.
 func Resolve(n *yaml.Node) *yaml.Node {
 	for n != nil && n.Kind == yaml.AliasNode {

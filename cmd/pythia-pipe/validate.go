@@ -25,7 +25,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	}
 	code := exitOK
 	for _, f := range files {
-		_, ok, ioErr := load(f, stderr)
+		p, ok, ioErr := load(f, stderr)
 		switch {
 		case ioErr:
 			code = exitUsage
@@ -33,6 +33,8 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 			if code == exitOK {
 				code = exitInvalid
 			}
+		case len(p.Warnings) > 0:
+			fmt.Fprintf(stdout, "%s: ok, with %d warning(s)\n", f, len(p.Warnings))
 		default:
 			fmt.Fprintf(stdout, "%s: ok\n", f)
 		}
@@ -40,8 +42,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	return code
 }
 
-// load reads and validates one pipeline file, printing its diagnostics to w. ok is false when
-// the file is invalid; ioErr is true when it could not be read at all.
+// load reads and validates one pipeline file, printing its diagnostics (errors, or the
+// warnings of a valid file) to w. ok is false when the file is invalid; ioErr is true when it
+// could not be read at all.
 func load(file string, w io.Writer) (p *pipeline.Pipeline, ok, ioErr bool) {
 	src, err := os.ReadFile(file)
 	if err != nil {
@@ -54,6 +57,7 @@ func load(file string, w io.Writer) (p *pipeline.Pipeline, ok, ioErr bool) {
 		fmt.Fprintf(w, "%s: %d problem(s)\n", file, len(diags))
 		return nil, false, false
 	}
+	diag.Print(w, p.Warnings, diag.Sources{file: src})
 	return p, true, false
 }
 

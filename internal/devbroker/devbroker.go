@@ -80,15 +80,27 @@ func adminCtx() (context.Context, context.CancelFunc) {
 
 // CreateTopic creates a topic unless it exists.
 func (b *Broker) CreateTopic(topic string, partitions int32) error {
+	return b.CreateTopicWith(topic, partitions, nil)
+}
+
+// CreateTopicWith creates a topic with topic configs (max.message.bytes, ...) unless it exists.
+func (b *Broker) CreateTopicWith(topic string, partitions int32, configs map[string]string) error {
 	if b.Cluster != nil {
 		if b.Cluster.TopicInfo(topic) != nil {
 			return nil
 		}
-		return b.Cluster.CreateTopic(topic, partitions, nil)
+		return b.Cluster.CreateTopic(topic, partitions, configs)
 	}
 	ctx, cancel := adminCtx()
 	defer cancel()
-	resp, err := b.admin.CreateTopic(ctx, partitions, 1, nil, topic)
+	var cfg map[string]*string
+	for k, v := range configs {
+		if cfg == nil {
+			cfg = map[string]*string{}
+		}
+		cfg[k] = &v
+	}
+	resp, err := b.admin.CreateTopic(ctx, partitions, 1, cfg, topic)
 	if err == nil {
 		err = resp.Err
 	}

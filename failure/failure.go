@@ -1,0 +1,276 @@
+// Package failure decides what every failure means for a pipeline, from one table: wait
+// (the world's fault), dead-letter (the record's own) or stop (the pipeline's). Whoever meets
+// a failure asks Judge and acts on its answer; no other code sorts errors.
+package failure
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/IBM/sarama"
+)
+
+// Outcome is what a failure means.
+type Outcome uint8
+
+const (
+	// Wait is the world's fault: a broker refusing writes for a while, a leader election, a
+	// lost connection. Nothing is dead-lettered and no attempt is used up: the write waits
+	// and is retried, in order, until it passes; its partitions pause meanwhile.
+	Wait Outcome = iota
+	// DeadLetter is the record's own fault: it goes to the DLQ with the reason, and the
+	// pipeline goes on.
+	DeadLetter
+	// Stop is the pipeline's fault: its settings or rights are wrong. It stops without
+	// committing the record, so that nothing is lost, and says why in one line.
+	Stop
+)
+
+func (o Outcome) String() string {
+	return [...]string{"wait", "dead-letter", "stop"}[o]
+}
+
+// Op is what was being done when a failure happened: one Kafka error can mean different
+// things (a missing topic stops the pipeline when the file names it, and dead-letters the
+// record when the record computed it).
+type Op uint8
+
+const (
+	// Produce writes to a topic the pipeline file names.
+	Produce Op = iota
+	// ProduceComputed writes to a topic a record computed (a sink's topic_expr).
+	ProduceComputed
+	// Consume reads as a member of the consumer group.
+	Consume
+	// Process is a stage working on a record.
+	Process
+)
+
+// RecordFault is implemented by errors that are their record's fault whatever was being
+// done: too large to write, a computed topic that is invalid or not allowed, a body that
+// cannot be encoded.
+type RecordFault interface {
+	error
+	RecordFault()
+}
+
+// Error is a failure with its judgement: what it means, who met it, doing what, on which
+// topic.
+type Error struct {
+	Outcome Outcome
+	Op      Op
+	At      string // who met it: "sink out", "dlq", "stage parse", "source"
+	Topic   string // the topic written or read, when there is one
+	Err     error
+}
+
+// Judge decides what err means, met by at while doing op on topic.
+func Judge(op Op, at, topic string, err error) *Error {
+	return &Error{Outcome: outcome(op, err), Op: op, At: at, Topic: topic, Err: err}
+}
+
+// Reason is the failure without who met it: the cause and its likely explanation, for the
+// DLQ's pythia.error header.
+func (e *Error) Reason() string {
+	if h := e.hint(); h != "" {
+		return e.Err.Error() + " (" + h + ")"
+	}
+	return e.Err.Error()
+}
+
+func (e *Error) Error() string {
+	switch e.Op {
+	case Produce, ProduceComputed:
+		return fmt.Sprintf("%s cannot write to topic %s: %s", e.At, e.Topic, e.Reason())
+	case Consume:
+		return fmt.Sprintf("%s cannot read: %s", e.At, e.Reason())
+	}
+	return e.At + ": " + e.Reason()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func (e *Error) hint() string {
+	var kerr sarama.KError
+	if !errors.As(e.Err, &kerr) {
+		return ""
+	}
+	r := byCode[kerr]
+	if e.Op == ProduceComputed && r.computedHint != "" {
+		return r.computedHint
+	}
+	return r.hint
+}
+
+// Hint is the likely cause of a Kafka error, or "" when the table has none.
+func Hint(err error) string {
+	var kerr sarama.KError
+	if !errors.As(err, &kerr) {
+		return ""
+	}
+	return byCode[kerr].hint
+}
+
+func outcome(op Op, err error) Outcome {
+	var rf RecordFault
+	switch {
+	case errors.Is(err, context.Canceled):
+		return Wait // the pipeline stops at once: not a judgement on the record
+	case errors.As(err, &rf):
+		return DeadLetter
+	case op == Process:
+		return DeadLetter // a stage failed on this record: its data, not the world
+	}
+	var kerr sarama.KError
+	if errors.As(err, &kerr) {
+		r, ok := byCode[kerr]
+		if !ok {
+			return Wait // a code this table does not know: a newer retriable one, most likely
+		}
+		return r.outcome(op)
+	}
+	var cfg sarama.ConfigurationError
+	switch {
+	case errors.As(err, &cfg):
+		if strings.Contains(string(cfg), "larger than configured Producer.MaxMessageBytes") {
+			return DeadLetter
+		}
+		return Stop // a setting the client refuses: waiting will not change it
+	}
+	return Wait // connections, timeouts, brokers away
+}
+
+// Row is one line of the table: a Kafka error and what it means for each operation.
+type Row struct {
+	Code                       sarama.KError
+	Produce, Computed, Consume Outcome
+	Hint                       string
+}
+
+// Rows is the table, for the reference documentation.
+func Rows() []Row {
+	out := make([]Row, len(table))
+	for i, r := range table {
+		out[i] = Row{Code: r.code, Produce: r.produce, Computed: r.computed, Consume: r.consume, Hint: r.hint}
+	}
+	return out
+}
+
+type rule struct {
+	code                       sarama.KError
+	produce, computed, consume Outcome
+	hint                       string
+	computedHint               string // for topics a record computed, when it differs
+}
+
+func (r rule) outcome(op Op) Outcome {
+	switch op {
+	case ProduceComputed:
+		return r.computed
+	case Consume:
+		return r.consume
+	}
+	return r.produce
+}
+
+// row builders: the same outcome everywhere, or one per operation.
+func all(code sarama.KError, o Outcome, hint string) rule {
+	return rule{code: code, produce: o, computed: o, consume: o, hint: hint}
+}
+
+func written(code sarama.KError, o Outcome, hint string) rule {
+	return rule{code: code, produce: o, computed: o, consume: Wait, hint: hint}
+}
+
+func topicRule(code sarama.KError, static, consume Outcome, hint, computedHint string) rule {
+	return rule{code: code, produce: static, computed: DeadLetter, consume: consume, hint: hint, computedHint: computedHint}
+}
+
+const (
+	leaderMoving = "a leader election or a broker restart under way"
+	noACL        = "may this user use it? check its ACLs"
+)
+
+// table is every Kafka error the pipeline can meet and what it means.
+var table = []rule{
+	// The world's fault: brokers and leaders come and go, replicas catch up.
+	all(sarama.ErrUnknown, Wait, "the broker failed on its side"),
+	all(sarama.ErrLeaderNotAvailable, Wait, leaderMoving),
+	all(sarama.ErrNotLeaderForPartition, Wait, leaderMoving),
+	all(sarama.ErrFencedLeaderEpoch, Wait, leaderMoving),
+	all(sarama.ErrUnknownLeaderEpoch, Wait, leaderMoving),
+	all(sarama.ErrPreferredLeaderNotAvailable, Wait, leaderMoving),
+	all(sarama.ErrEligibleLeadersNotAvailable, Wait, leaderMoving),
+	all(sarama.ErrNotController, Wait, leaderMoving),
+	all(sarama.ErrBrokerNotAvailable, Wait, "a broker is down"),
+	all(sarama.ErrReplicaNotAvailable, Wait, "a replica is down"),
+	all(sarama.ErrRequestTimedOut, Wait, "the broker did not answer in time: overloaded, or its replicas slow?"),
+	all(sarama.ErrNetworkException, Wait, "the connection to the broker broke"),
+	all(sarama.ErrNotEnoughReplicas, Wait, "fewer in-sync replicas than the topic's min.insync.replicas: a broker down or catching up?"),
+	all(sarama.ErrNotEnoughReplicasAfterAppend, Wait, "the write reached the leader but too few replicas: it is sent again, and the broker drops the duplicate"),
+	all(sarama.ErrKafkaStorageError, Wait, "a broker's disk failed"),
+	all(sarama.ErrThrottlingQuotaExceeded, Wait, "a quota throttles this client"),
+	all(sarama.ErrInvalidMessage, Wait, "the batch was damaged on its way: it is sent again"),
+	all(sarama.ErrOutOfOrderSequenceNumber, Wait, "the broker lost track of this producer's sequence: the write is sent again"),
+	all(sarama.ErrUnknownProducerID, Wait, "the broker forgot this producer: the write is sent again"),
+	all(sarama.ErrInvalidProducerEpoch, Wait, "this producer's epoch moved on: the write is sent again"),
+	all(sarama.ErrConcurrentTransactions, Wait, ""),
+	all(sarama.ErrOffsetsLoadInProgress, Wait, "the group coordinator is loading"),
+	all(sarama.ErrConsumerCoordinatorNotAvailable, Wait, "the group coordinator is moving"),
+	all(sarama.ErrNotCoordinatorForConsumer, Wait, "the group coordinator is moving"),
+	all(sarama.ErrRebalanceInProgress, Wait, "the group is rebalancing"),
+	all(sarama.ErrIllegalGeneration, Wait, "the group rebalanced meanwhile"),
+	all(sarama.ErrUnknownMemberId, Wait, "the group forgot this member: it joins again"),
+	all(sarama.ErrUnstableOffsetCommit, Wait, "a transaction on the partition is still open"),
+	all(sarama.ErrOffsetNotAvailable, Wait, leaderMoving),
+	all(sarama.ErrOffsetOutOfRange, Wait, "records were deleted before they were read (retention?)"),
+	all(sarama.ErrReassignmentInProgress, Wait, "the partition is being moved"),
+
+	// The record's own fault.
+	written(sarama.ErrMessageSizeTooLarge, DeadLetter, "the record is larger than the topic's max.message.bytes"),
+	written(sarama.ErrMessageSetSizeTooLarge, DeadLetter, "the batch is larger than the broker accepts"),
+	written(sarama.ErrInvalidTimestamp, DeadLetter, "the record's timestamp is outside what the topic accepts (message.timestamp.*.max.ms)"),
+	written(sarama.ErrInvalidRecord, DeadLetter, "the broker refused the record (a compacted topic needs a key)"),
+
+	// Topics: a topic the file names is the pipeline's business; one a record computed is
+	// the record's.
+	topicRule(sarama.ErrUnknownTopicOrPartition, Stop, Wait, "does the topic exist? pythia-pipe topics create makes it",
+		"the computed topic does not exist, and records never create topics"),
+	topicRule(sarama.ErrInvalidTopic, Stop, Stop, "the topic name is not valid", "the computed topic name is not valid"),
+	topicRule(sarama.ErrTopicAuthorizationFailed, Stop, Stop, noACL, "this user may not write to the computed topic"),
+	topicRule(sarama.ErrPolicyViolation, Stop, Stop, "a broker policy refused the request", "a broker policy refused the computed topic"),
+
+	// The pipeline's fault: settings, rights and versions that waiting will not change.
+	all(sarama.ErrClusterAuthorizationFailed, Stop, noACL),
+	all(sarama.ErrGroupAuthorizationFailed, Stop, "may this user join the consumer group? check its ACLs"),
+	all(sarama.ErrTransactionalIDAuthorizationFailed, Stop, noACL),
+	all(sarama.ErrSASLAuthenticationFailed, Stop, "wrong user name or password?"),
+	all(sarama.ErrUnsupportedSASLMechanism, Stop, "the broker does not enable this SASL mechanism"),
+	all(sarama.ErrIllegalSASLState, Stop, "SASL went wrong: is the protocol right?"),
+	all(sarama.ErrSecurityDisabled, Stop, "the broker has no security configured"),
+	all(sarama.ErrUnsupportedVersion, Stop, "the broker is older than kafka.version says"),
+	all(sarama.ErrUnsupportedForMessageFormat, Stop, "the topic's message format is too old for this request"),
+	all(sarama.ErrUnsupportedCompressionType, Stop, "the broker does not support this compression"),
+	all(sarama.ErrInvalidRequiredAcks, Stop, "the broker refuses this acks setting"),
+	all(sarama.ErrInvalidRequest, Stop, "the broker refused the request as malformed"),
+	all(sarama.ErrInvalidConfig, Stop, "the broker refused a setting"),
+	all(sarama.ErrInvalidGroupId, Stop, "the group name is not valid"),
+	all(sarama.ErrInconsistentGroupProtocol, Stop, "other members of the group use another assignment strategy (source.rebalance)"),
+	all(sarama.ErrInvalidSessionTimeout, Stop, "source.session_timeout is outside the broker's group.min/max.session.timeout.ms"),
+	all(sarama.ErrGroupMaxSizeReached, Stop, "the group has as many members as the broker allows"),
+	all(sarama.ErrFencedInstancedId, Stop, "another process uses the same source.instance_id: give each its own"),
+	all(sarama.ErrProducerFenced, Stop, "another producer took over this one's id"),
+	all(sarama.ErrTransactionCoordinatorFenced, Stop, "another producer took over this one's id"),
+	all(sarama.ErrInvalidProducerIDMapping, Stop, ""),
+	all(sarama.ErrInvalidTxnState, Stop, ""),
+}
+
+var byCode = func() map[sarama.KError]rule {
+	m := make(map[sarama.KError]rule, len(table))
+	for _, r := range table {
+		m[r.code] = r
+	}
+	return m
+}()

@@ -1,0 +1,96 @@
+package failure
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/IBM/sarama"
+)
+
+type tooBig struct{}
+
+func (tooBig) Error() string { return "too big" }
+func (tooBig) RecordFault()  {}
+
+func TestJudge(t *testing.T) {
+	cases := []struct {
+		name string
+		op   Op
+		err  error
+		want Outcome
+	}{
+		{"too few replicas waits", Produce, sarama.ErrNotEnoughReplicas, Wait},
+		{"a leader election waits", Produce, sarama.ErrNotLeaderForPartition, Wait},
+		{"a timeout waits", Produce, sarama.ErrRequestTimedOut, Wait},
+		{"no broker waits", Produce, sarama.ErrOutOfBrokers, Wait},
+		{"a refused connection waits", Produce, &net.OpError{Op: "dial", Err: errors.New("connection refused")}, Wait},
+		{"a code the table does not know waits", Produce, sarama.KError(9999), Wait},
+		{"too large is the record's", Produce, sarama.ErrMessageSizeTooLarge, DeadLetter},
+		{"the client's size check is the record's", Produce, sarama.ConfigurationError("Attempt to produce message larger than configured Producer.MaxMessageBytes: 2 > 1"), DeadLetter},
+		{"an invalid record is the record's", Produce, sarama.ErrInvalidRecord, DeadLetter},
+		{"a record fault is the record's whatever the op", Consume, tooBig{}, DeadLetter},
+		{"a missing named topic stops", Produce, sarama.ErrUnknownTopicOrPartition, Stop},
+		{"a missing computed topic is the record's", ProduceComputed, sarama.ErrUnknownTopicOrPartition, DeadLetter},
+		{"a missing source topic waits", Consume, sarama.ErrUnknownTopicOrPartition, Wait},
+		{"no right to a named topic stops", Produce, fmt.Errorf("wrapped: %w", sarama.ErrTopicAuthorizationFailed), Stop},
+		{"no right to a computed topic is the record's", ProduceComputed, sarama.ErrTopicAuthorizationFailed, DeadLetter},
+		{"no right to the group stops", Consume, sarama.ErrGroupAuthorizationFailed, Stop},
+		{"a fenced static member stops", Consume, sarama.ErrFencedInstancedId, Stop},
+		{"a wrong password stops", Consume, sarama.ErrSASLAuthenticationFailed, Stop},
+		{"a setting the client refuses stops", Produce, sarama.ConfigurationError("Net.MaxOpenRequests must be > 0"), Stop},
+		{"a stage error is the record's", Process, errors.New("bad json"), DeadLetter},
+		{"a stage cut short by a stop is no one's", Process, context.Canceled, Wait},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := Judge(c.op, "sink out", "t", c.err).Outcome; got != c.want {
+				t.Errorf("Judge(%v) = %v, want %v", c.err, got, c.want)
+			}
+		})
+	}
+}
+
+func TestErrorSaysWhyAndWhere(t *testing.T) {
+	cases := []struct {
+		name string
+		e    *Error
+		want []string
+	}{
+		{"a named topic", Judge(Produce, "sink out", "orders-out", sarama.ErrUnknownTopicOrPartition),
+			[]string{"sink out cannot write to topic orders-out", "does the topic exist?"}},
+		{"a computed topic", Judge(ProduceComputed, "sink out", "orders-x", sarama.ErrUnknownTopicOrPartition),
+			[]string{"records never create topics"}},
+		{"no rights", Judge(Produce, "sink out", "t", sarama.ErrTopicAuthorizationFailed), []string{"check its ACLs"}},
+		{"a stage", Judge(Process, "stage parse", "", errors.New("bad json")), []string{"stage parse: bad json"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for _, w := range c.want {
+				if !strings.Contains(c.e.Error(), w) {
+					t.Errorf("%q does not say %q", c.e.Error(), w)
+				}
+			}
+			if !errors.Is(c.e, c.e.Err) {
+				t.Error("the cause does not unwrap")
+			}
+		})
+	}
+	if r := Judge(Produce, "sink out", "t", sarama.ErrMessageSizeTooLarge).Reason(); !strings.Contains(r, "max.message.bytes") {
+		t.Errorf("reason %q gives no likely cause", r)
+	}
+}
+
+// Each Kafka error has one row: a second would be silently ignored.
+func TestTableHasOneRowPerCode(t *testing.T) {
+	seen := map[sarama.KError]bool{}
+	for _, r := range Rows() {
+		if seen[r.Code] {
+			t.Errorf("%v has two rows", r.Code)
+		}
+		seen[r.Code] = true
+	}
+}

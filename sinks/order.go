@@ -1,0 +1,317 @@
+package sinks
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/pythia-pipe/pythia-pipe/record"
+)
+
+// The order guard keeps a sink's writes in order per output partition through failures.
+//
+// The producer retries a refused write itself for a few seconds, holding the partition's
+// later writes behind it. When it gives up, the guard takes over: the partition is held,
+// its later writes wait in the guard instead of entering the producer, and once every write
+// already in the producer has come back, the first waiting write is sent alone as a probe,
+// after a backoff. When the probe is acknowledged the rest follow in order. A write that the
+// broker acknowledged while an earlier one of its partition was refused is written again
+// after it, so that reading the partition, the last copy of each record is in source order;
+// those writes are counted as rewritten. A write settles (its record is done) only once it
+// and every earlier write of its partition are through.
+
+type writeState uint8
+
+const (
+	stWaiting  writeState = iota // in the guard, to be sent once the partition is released
+	stInFlight                   // in the producer, outcome not back yet
+	stAcked                      // acknowledged by the broker
+	stGone                       // not this partition's any more: dead-lettered, or the pipeline stops
+)
+
+// write is one record on its way to a partition; it travels as the producer message's Metadata.
+type write struct {
+	rec      *record.Record
+	msg      *sarama.ProducerMessage
+	part     *partQueue
+	state    writeState
+	again    bool // acknowledged while an earlier write of its partition was refused: write it again
+	attempts int
+}
+
+type partKey struct {
+	topic     string
+	partition int32
+}
+
+// partQueue is one output partition's writes not yet settled, in the order they were written.
+type partQueue struct {
+	key       partKey
+	queue     []*write
+	inFlight  int
+	held      bool      // a write was refused: later writes wait in the guard
+	releasing bool      // the probe got through and the waiting writes are on their way
+	probe     *write    // the write testing a held partition, while in the producer
+	failures  int       // refusals in a row, for the backoff
+	retryAt   time.Time // when to probe next
+}
+
+// guard is the order guard of one sink.
+type guard struct {
+	ordered bool // rewrite writes acknowledged out of order (false for the DLQ: its order is not promised)
+
+	mu        sync.Mutex
+	parts     map[partKey]*partQueue
+	unsettled int
+	settled   chan struct{} // signalled when writes settle, for Close
+	wake      chan struct{} // signalled when a held partition may be due
+	rewritten int64
+	refusals  int64
+	lastErr   error
+}
+
+func newGuard(ordered bool) *guard {
+	return &guard{ordered: ordered, parts: map[partKey]*partQueue{}, settled: make(chan struct{}, 1), wake: make(chan struct{}, 1)}
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// add queues a write for its partition; send says whether to hand it to the producer now
+// (false: the partition is held and the write waits in the guard).
+func (g *guard) add(w *write, key partKey) (send bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	p := g.parts[key]
+	if p == nil {
+		p = &partQueue{key: key}
+		g.parts[key] = p
+	}
+	w.part = p
+	p.queue = append(p.queue, w)
+	g.unsettled++
+	if p.held {
+		w.state = stWaiting
+		return false
+	}
+	p.start(w)
+	return true
+}
+
+func (p *partQueue) start(w *write) {
+	w.state, w.again = stInFlight, false
+	w.attempts++
+	p.inFlight++
+}
+
+// unsent undoes the hand-over of a write that never reached the producer (the pipeline
+// stopped at once): it waits in the guard, never settled.
+func (g *guard) unsent(w *write) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	w.state = stWaiting
+	w.part.inFlight--
+}
+
+// acked records the broker's acknowledgement of w and returns the writes that settle.
+func (g *guard) acked(w *write) []*write {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	p := w.part
+	p.inFlight--
+	w.state = stAcked
+	if w == p.probe {
+		p.probe, p.failures = nil, 0
+		signal(g.wake) // the writes waiting behind it may follow
+	}
+	if g.ordered && p.waitingBefore(w) {
+		w.again = true
+		g.rewritten++
+	}
+	return g.settle(p)
+}
+
+// refused records that the producer gave up on w for a passing reason: its partition is held,
+// and w waits to be written again, followed by every write after it that got through meanwhile.
+func (g *guard) refused(w *write, err error, backoff func(failures int) time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	p := w.part
+	p.inFlight--
+	w.state = stWaiting
+	g.refusals++
+	g.lastErr = err
+	if w == p.probe || !p.held || p.releasing { // once per round of writes, not per write
+		p.failures++
+		p.retryAt = time.Now().Add(backoff(p.failures))
+	}
+	if w == p.probe {
+		p.probe = nil
+	}
+	p.held, p.releasing = true, false
+	if g.ordered {
+		for _, later := range p.queue {
+			if later.state == stAcked && !later.again && p.waitingBefore(later) {
+				later.again = true
+				g.rewritten++
+			}
+		}
+	}
+	signal(g.wake)
+}
+
+// gone records that w leaves its partition (dead-lettered, or the pipeline stops) and
+// returns the writes that settle.
+func (g *guard) gone(w *write) []*write {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	p := w.part
+	if w.state == stInFlight {
+		p.inFlight--
+	}
+	if w == p.probe {
+		p.probe = nil
+	}
+	w.state = stGone
+	return g.settle(p)
+}
+
+// settle pops the partition's done prefix: acknowledged writes (returned, to be reported)
+// and gone ones.
+func (g *guard) settle(p *partQueue) []*write {
+	var done []*write
+	n := 0
+	for _, w := range p.queue {
+		if w.state == stGone {
+			n++
+			continue
+		}
+		if w.state != stAcked || w.again {
+			break
+		}
+		done = append(done, w)
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	clear(p.queue[:n])
+	p.queue = p.queue[n:]
+	g.unsettled -= n
+	if len(p.queue) == 0 && !p.held {
+		delete(g.parts, p.key)
+	}
+	signal(g.settled)
+	return done
+}
+
+// waitingBefore reports whether a write before w in its partition waits to be written.
+func (p *partQueue) waitingBefore(w *write) bool {
+	for _, e := range p.queue {
+		if e == w {
+			return false
+		}
+		if e.state == stWaiting {
+			return true
+		}
+	}
+	return false
+}
+
+// due returns, in order, what to hand the producer now for held partitions: for each one with
+// nothing in the producer, its first waiting write as a probe once its backoff has passed;
+// or, once its probe got through, its waiting and rewritten writes, as it is released (the
+// caller reports with released when they are handed over). next is when to look again
+// (zero: when woken).
+func (g *guard) due(now time.Time) (send []*write, releasing []*partQueue, next time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, p := range g.parts {
+		if !p.held || p.releasing || p.probe != nil || p.inFlight > 0 {
+			continue
+		}
+		if p.failures == 0 {
+			send = p.takeWaiting(send)
+			p.releasing = true
+			releasing = append(releasing, p)
+			continue
+		}
+		if now.Before(p.retryAt) {
+			if next.IsZero() || p.retryAt.Before(next) {
+				next = p.retryAt
+			}
+			continue
+		}
+		for _, w := range p.queue {
+			if w.state == stWaiting {
+				p.start(w)
+				p.probe = w
+				send = append(send, w)
+				break
+			}
+		}
+	}
+	return send, releasing, next
+}
+
+// takeWaiting starts the partition's waiting writes and those to write again, in order.
+func (p *partQueue) takeWaiting(send []*write) []*write {
+	for _, w := range p.queue {
+		if w.state == stWaiting || w.state == stAcked && w.again {
+			p.start(w)
+			send = append(send, w)
+		}
+	}
+	return send
+}
+
+// released is told that the writes of releasing partitions were handed to the producer. It
+// returns the writes that were held back meanwhile, to hand over next; a partition with none
+// left is released (unless a write was refused meanwhile: then it is held again).
+func (g *guard) released(parts []*partQueue) (send []*write, still []*partQueue) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, p := range parts {
+		if !p.releasing {
+			continue
+		}
+		before := len(send)
+		send = p.takeWaiting(send)
+		if len(send) > before {
+			still = append(still, p)
+			continue
+		}
+		p.held, p.releasing = false, false
+		if len(p.queue) == 0 {
+			delete(g.parts, p.key)
+		}
+	}
+	return send, still
+}
+
+// status is what the guard holds, for logs and Close.
+type guardStatus struct {
+	unsettled int
+	held      []string
+	rewritten int64
+	refusals  int64
+	lastErr   error
+}
+
+func (g *guard) status() guardStatus {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s := guardStatus{unsettled: g.unsettled, rewritten: g.rewritten, refusals: g.refusals, lastErr: g.lastErr}
+	for k, p := range g.parts {
+		if p.held {
+			s.held = append(s.held, k.topic+"/"+strconv.Itoa(int(k.partition)))
+		}
+	}
+	return s
+}

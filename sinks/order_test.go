@@ -1,0 +1,274 @@
+package sinks
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/pythia-pipe/pythia-pipe/record"
+)
+
+var errRefused = errors.New("NOT_ENOUGH_REPLICAS")
+
+func noBackoff(int) time.Duration { return 0 }
+
+// guardRun drives a guard the way the sink does, with a fake producer: every write handed to
+// the producer is in flight until the test acknowledges or refuses it.
+type guardRun struct {
+	t        *testing.T
+	g        *guard
+	writes   []*write
+	inFlight []*write // handed to the producer, in order
+	settled  []int    // the seqs settled, in order
+	written  []int    // what the broker stored, in order
+}
+
+func newGuardRun(t *testing.T) *guardRun { return &guardRun{t: t, g: newGuard(true)} }
+
+func (r *guardRun) write(n int) {
+	for i := 0; i < n; i++ {
+		w := &write{rec: &record.Record{Offset: int64(len(r.writes))}, msg: &sarama.ProducerMessage{}}
+		r.writes = append(r.writes, w)
+		if r.g.add(w, partKey{"out", 0}) {
+			r.inFlight = append(r.inFlight, w)
+		}
+	}
+}
+
+func (r *guardRun) seq(w *write) int { return int(w.rec.Offset) }
+
+// ack acknowledges the oldest write in flight.
+func (r *guardRun) ack() {
+	w := r.inFlight[0]
+	r.inFlight = r.inFlight[1:]
+	r.written = append(r.written, r.seq(w))
+	for _, s := range r.g.acked(w) {
+		r.settled = append(r.settled, r.seq(s))
+	}
+}
+
+// refuse refuses the oldest write in flight.
+func (r *guardRun) refuse() {
+	w := r.inFlight[0]
+	r.inFlight = r.inFlight[1:]
+	r.g.refused(w, errRefused, noBackoff)
+}
+
+// resend hands over what the guard releases, as the sink's resender does.
+func (r *guardRun) resend() {
+	send, releasing, _ := r.g.due(time.Now().Add(time.Hour))
+	for len(send) > 0 {
+		r.inFlight = append(r.inFlight, send...)
+		send, releasing = r.g.released(releasing)
+	}
+}
+
+func seqs(n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = i
+	}
+	return s
+}
+
+func TestGuardKeepsOrder(t *testing.T) {
+	t.Run("all acknowledged settle in order", func(t *testing.T) {
+		r := newGuardRun(t)
+		r.write(5)
+		for range 5 {
+			r.ack()
+		}
+		if !slices.Equal(r.settled, seqs(5)) || r.g.status().unsettled != 0 {
+			t.Fatalf("settled %v, %d unsettled", r.settled, r.g.status().unsettled)
+		}
+	})
+	t.Run("a refused write holds its partition and goes first again", func(t *testing.T) {
+		r := newGuardRun(t)
+		r.write(3)
+		r.ack()    // 0
+		r.refuse() // 1: the partition is held
+		r.refuse() // 2
+		r.write(2) // 3, 4 wait in the guard
+		if len(r.inFlight) != 0 {
+			t.Fatalf("%d writes entered the producer while the partition was held", len(r.inFlight))
+		}
+		r.resend() // the probe: 1 alone
+		if len(r.inFlight) != 1 || r.seq(r.inFlight[0]) != 1 {
+			t.Fatalf("probe %v, want write 1 alone", r.inFlight)
+		}
+		r.refuse() // refused again: probe again
+		r.resend()
+		r.ack() // the probe passes
+		r.resend()
+		for len(r.inFlight) > 0 {
+			r.ack()
+		}
+		if !slices.Equal(r.written, seqs(5)) || !slices.Equal(r.settled, seqs(5)) {
+			t.Fatalf("written %v, settled %v", r.written, r.settled)
+		}
+	})
+	t.Run("a write that passed a refused one is written again after it", func(t *testing.T) {
+		r := newGuardRun(t)
+		r.write(3)
+		w1, w2 := r.inFlight[1], r.inFlight[2]
+		r.inFlight = []*write{r.inFlight[0]}
+		r.ack()
+		// 2 is acknowledged before 1 is refused (the producer returns them on two channels).
+		r.inFlight = []*write{w2}
+		r.ack()
+		r.inFlight = []*write{w1}
+		r.refuse()
+		if s := r.g.status(); s.rewritten != 1 || !slices.Equal(r.settled, []int{0}) {
+			t.Fatalf("rewritten %d, settled %v: write 2 must wait to be written again", s.rewritten, r.settled)
+		}
+		r.resend() // probe 1
+		r.ack()
+		r.resend() // 2 again
+		for len(r.inFlight) > 0 {
+			r.ack()
+		}
+		// The broker holds 0 2 1 2: read by last copy, the partition is in order.
+		if !slices.Equal(r.written, []int{0, 2, 1, 2}) || !slices.Equal(r.settled, seqs(3)) {
+			t.Fatalf("written %v, settled %v", r.written, r.settled)
+		}
+	})
+	t.Run("a dead-lettered write leaves its partition", func(t *testing.T) {
+		r := newGuardRun(t)
+		r.write(3)
+		w := r.inFlight[0]
+		r.inFlight = r.inFlight[1:]
+		if s := r.g.gone(w); len(s) != 0 {
+			t.Fatalf("settled %v", s)
+		}
+		r.ack()
+		r.ack()
+		if !slices.Equal(r.settled, []int{1, 2}) || r.g.status().unsettled != 0 {
+			t.Fatalf("settled %v", r.settled)
+		}
+	})
+	t.Run("writes held while a release is handed over follow it", func(t *testing.T) {
+		r := newGuardRun(t)
+		r.write(2)
+		r.refuse()
+		r.refuse()
+		r.resend()
+		r.ack() // the probe (0) passes
+		send, releasing, _ := r.g.due(time.Now())
+		r.write(1) // written while the release is handed over: it must not go first
+		if len(r.inFlight) != 0 {
+			t.Fatal("a new write passed the released ones")
+		}
+		r.inFlight = append(r.inFlight, send...)
+		more, _ := r.g.released(releasing)
+		r.inFlight = append(r.inFlight, more...)
+		for len(r.inFlight) > 0 {
+			r.ack()
+		}
+		if !slices.Equal(r.written, seqs(3)) {
+			t.Fatalf("written %v", r.written)
+		}
+	})
+}
+
+// The backoff between probes of a held partition grows with refusals in a row, once per
+// round of writes, not once per write.
+func TestGuardBacksOffPerRound(t *testing.T) {
+	g := newGuard(true)
+	var ws []*write
+	for i := range 3 {
+		w := &write{rec: &record.Record{Offset: int64(i)}, msg: &sarama.ProducerMessage{}}
+		g.add(w, partKey{"out", 0})
+		ws = append(ws, w)
+	}
+	var failures []int
+	backoff := func(n int) time.Duration { failures = append(failures, n); return time.Hour }
+	for _, w := range ws {
+		g.refused(w, errRefused, backoff)
+	}
+	if !slices.Equal(failures, []int{1}) {
+		t.Fatalf("backoff asked for %v, want once", failures)
+	}
+	if send, _, next := g.due(time.Now()); len(send) != 0 || next.IsZero() {
+		t.Fatalf("probed before the backoff passed: %v", send)
+	}
+}
+
+func TestPartitionForMatchesSarama(t *testing.T) {
+	hp := sarama.NewHashPartitioner("t")
+	for i := range 1000 {
+		key := fmt.Appendf(nil, "key-%d", i)
+		want, _ := hp.Partition(&sarama.ProducerMessage{Key: sarama.ByteEncoder(key)}, 7)
+		if got := partitionFor(key, 7); got != want {
+			t.Fatalf("key %s: partition %d, sarama's hash partitioner %d", key, got, want)
+		}
+	}
+}
+
+func TestAllowed(t *testing.T) {
+	cases := []struct {
+		name     string
+		patterns []string
+		topic    string
+		want     bool
+	}{
+		{"no list allows all", nil, "x", true},
+		{"a name", []string{"orders-eu"}, "orders-eu", true},
+		{"a pattern", []string{"orders-*"}, "orders-eu", true},
+		{"outside the pattern", []string{"orders-*"}, "payments", false},
+		{"one of several", []string{"a", "b-*"}, "b-1", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := Allowed(c.patterns, c.topic); got != c.want {
+				t.Errorf("Allowed(%v, %q) = %v", c.patterns, c.topic, got)
+			}
+		})
+	}
+}
+
+func TestFitDLQ(t *testing.T) {
+	header := func(m *sarama.ProducerMessage, k string) string {
+		for _, h := range m.Headers {
+			if string(h.Key) == k {
+				return string(h.Value)
+			}
+		}
+		return ""
+	}
+	big := make([]byte, 5000)
+	cases := []struct {
+		name string
+		msg  *sarama.ProducerMessage
+		cut  string
+	}{
+		{"small enough stays", &sarama.ProducerMessage{Value: sarama.ByteEncoder("v")}, ""},
+		{"the value is cut", &sarama.ProducerMessage{Key: sarama.ByteEncoder("k"), Value: sarama.ByteEncoder(big),
+			Headers: []sarama.RecordHeader{{Key: []byte("trace"), Value: []byte("t")}, {Key: []byte("pythia.error"), Value: []byte("too large")}}}, "value"},
+		{"then the original headers go", &sarama.ProducerMessage{Value: sarama.ByteEncoder("v"),
+			Headers: []sarama.RecordHeader{{Key: []byte("trace"), Value: big}, {Key: []byte("pythia.error"), Value: []byte("too large")}}}, "value,headers"},
+		{"then the key is cut", &sarama.ProducerMessage{Key: sarama.ByteEncoder(big), Value: sarama.ByteEncoder("v")}, "value,headers,key"},
+	}
+	const limit = 2000
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := c.msg.ByteSize(2)
+			fitDLQ(c.msg, limit)
+			if size := c.msg.ByteSize(2); size > limit {
+				t.Fatalf("%d bytes after fitting, limit %d", size, limit)
+			}
+			if got := header(c.msg, "pythia.truncated"); got != c.cut {
+				t.Fatalf("pythia.truncated %q, want %q", got, c.cut)
+			}
+			if c.cut != "" && header(c.msg, "pythia.original_bytes") != fmt.Sprint(before) {
+				t.Errorf("pythia.original_bytes %q, want %d", header(c.msg, "pythia.original_bytes"), before)
+			}
+			if c.cut == "value" && header(c.msg, "pythia.error") == "" {
+				t.Error("the reason was cut")
+			}
+		})
+	}
+}

@@ -1,0 +1,108 @@
+package sinks
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/pythia-pipe/pythia-pipe/sources"
+)
+
+// missingFor is how long a computed topic found missing is taken as missing before it is
+// looked up again (someone may create it).
+const missingFor = 30 * time.Second
+
+// TopicError is a computed topic a record may not be written to: not a valid name, not in
+// topic_allow, or not existing.
+type TopicError struct {
+	Topic  string
+	Reason string
+}
+
+func (e *TopicError) Error() string { return fmt.Sprintf("computed topic %q: %s", e.Topic, e.Reason) }
+
+// RecordFault marks the error as its record's fault.
+func (*TopicError) RecordFault() {}
+
+// topicChecker decides whether a record may be written to the topic it computed, and how
+// many partitions that topic has. Records never create topics.
+type topicChecker struct {
+	client sarama.Client
+	allow  []string
+
+	mu      sync.Mutex
+	missing map[string]time.Time // topics found missing, and when
+}
+
+func newTopicChecker(client sarama.Client, allow []string) *topicChecker {
+	return &topicChecker{client: client, allow: allow, missing: map[string]time.Time{}}
+}
+
+// partitions returns the partition count of a computed topic, a *TopicError when the record
+// may not go there, or another error (brokers away: try again later).
+func (c *topicChecker) partitions(topic string) (int32, error) {
+	if problem := sources.TopicNameProblem(topic); problem != "" {
+		return 0, &TopicError{Topic: topic, Reason: problem}
+	}
+	if !Allowed(c.allow, topic) {
+		return 0, &TopicError{Topic: topic, Reason: "not in the sink's topic_allow (" + strings.Join(c.allow, ", ") + ")"}
+	}
+	c.mu.Lock()
+	since, known := c.missing[topic]
+	c.mu.Unlock()
+	if known && time.Since(since) < missingFor {
+		return 0, &TopicError{Topic: topic, Reason: "the topic does not exist, and records never create topics"}
+	}
+	parts, err := c.client.Partitions(topic)
+	switch {
+	case errors.Is(err, sarama.ErrUnknownTopicOrPartition), err == nil && len(parts) == 0:
+		c.mu.Lock()
+		c.missing[topic] = time.Now()
+		c.mu.Unlock()
+		return 0, &TopicError{Topic: topic, Reason: "the topic does not exist, and records never create topics"}
+	case err != nil:
+		return 0, err
+	}
+	if known {
+		c.mu.Lock()
+		delete(c.missing, topic)
+		c.mu.Unlock()
+	}
+	return int32(len(parts)), nil
+}
+
+// Allowed reports whether topic matches one of the patterns (* for any characters); with no
+// patterns every topic is allowed.
+func Allowed(patterns []string, topic string) bool {
+	if len(patterns) == 0 {
+		return true
+	}
+	for _, p := range patterns {
+		if ok, _ := path.Match(p, topic); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// partitionFor picks a record's partition: by the hash of its key, as sarama's (and so far
+// pythia-pipe's) hash partitioner does, or at random without a key.
+func partitionFor(key []byte, n int32) int32 {
+	if key == nil {
+		return rand.Int32N(n) // #nosec G404 -- spreading load, not security
+	}
+	h := fnv.New32a()
+	h.Write(key)
+	p := int32(h.Sum32()) % n
+	if p < 0 {
+		p = -p
+	}
+	return p
+}
