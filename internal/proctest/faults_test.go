@@ -73,9 +73,9 @@ type scenario struct {
 	name       string
 	brokerOpts []kfake.Opt
 	topics     []faultTopic // "in" has 3 partitions unless listed
-	rest   string       // the pipeline after faultHead: stages, sinks, dlq
-	feed   []devbroker.Record
-	fate   func(seq int) fate
+	rest       string       // the pipeline after faultHead: stages, sinks, dlq
+	feed       []devbroker.Record
+	fate       func(seq int) fate
 	// during runs while the pipeline runs: it injects the faults.
 	during func(r *faultRun)
 	// check makes the scenario's own checks after the run.
