@@ -45,23 +45,27 @@ func New(p *pipeline.Pipeline) *Metrics {
 		Help: "From a record's timestamp to its sink's acknowledgement.", ConstLabels: labels,
 		Buckets: prometheus.ExponentialBuckets(0.001, 2, 18)}, []string{"sink"})
 	for name, help := range map[string]string{
-		"stage_received_total":       "Records a stage processed.",
-		"stage_emitted_total":        "Records a stage emitted.",
-		"stage_dropped_total":        "Records a stage filtered out.",
-		"stage_errors_total":         "Records a stage failed.",
-		"sink_acked_total":           "Records a sink's broker acknowledged.",
-		"sink_failed_total":          "Records a sink could not write.",
-		"dlq_total":                  "Records sent to the dead-letter queue, by the stage or sink that failed them.",
-		"retries_total":              "Attempts after the first, by retry stage.",
-		"enrich_cache_hits_total":    "HTTP lookups answered from the cache.",
-		"enrich_cache_misses_total":  "HTTP lookups not in the cache.",
-		"breaker_state":              "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
-		"partition_lag":              "Records in the partition past the committed position.",
-		"partition_pending":          "Records read and not yet committed.",
-		"partition_committed_offset": "The partition's commit point (the next offset to read).",
-		"commits_total":              "Offset commits sent.",
-		"rebalances_total":           "Group rebalances this member took part in (generations joined after its first).",
-		"assigned_partitions":        "Partitions this member owns.",
+		"stage_received_total":             "Records a stage processed.",
+		"stage_emitted_total":              "Records a stage emitted.",
+		"stage_dropped_total":              "Records a stage filtered out.",
+		"stage_errors_total":               "Records a stage failed.",
+		"sink_acked_total":                 "Records a sink's broker acknowledged.",
+		"sink_failed_total":                "Records a sink could not write.",
+		"dlq_total":                        "Records sent to the dead-letter queue, by the stage or sink that failed them.",
+		"retries_total":                    "Attempts after the first, by retry stage.",
+		"enrich_cache_hits_total":          "HTTP lookups answered from the cache.",
+		"enrich_cache_misses_total":        "HTTP lookups not in the cache.",
+		"breaker_state":                    "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+		"partition_lag":                    "Records in the partition past the committed position.",
+		"partition_pending":                "Records read and not yet committed.",
+		"partition_committed_offset":       "The partition's commit point (the next offset to read).",
+		"partition_oldest_pending_seconds": "How long ago the oldest record not yet committed was read (0 with none pending).",
+		"partition_stalled":                "1 when the commit point has not moved for stall_timeout while records are pending (and /healthz fails), else 0.",
+		"sink_refused_total":               "Writes the broker refused for a passing reason (each waits and is written again, in order).",
+		"sink_rewritten_total":             "Writes written a second time because the broker took them while an earlier one of their partition was refused.",
+		"commits_total":                    "Offset commits sent.",
+		"rebalances_total":                 "Group rebalances this member took part in (generations joined after its first).",
+		"assigned_partitions":              "Partitions this member owns.",
 	} {
 		var l []string
 		switch {
@@ -143,6 +147,10 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 					emit("enrich_cache_misses_total", prometheus.CounterValue, float64(v), name)
 				case "breaker_state":
 					emit("breaker_state", prometheus.GaugeValue, float64(v), name)
+				case "refused":
+					emit("sink_refused_total", prometheus.CounterValue, float64(v), name)
+				case "rewritten":
+					emit("sink_rewritten_total", prometheus.CounterValue, float64(v), name)
 				}
 			}
 		}
@@ -157,6 +165,12 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 			emit("partition_lag", prometheus.GaugeValue, float64(p.Lag), p.Topic, part)
 			emit("partition_pending", prometheus.GaugeValue, float64(p.Pending), p.Topic, part)
 			emit("partition_committed_offset", prometheus.GaugeValue, float64(p.Position), p.Topic, part)
+			emit("partition_oldest_pending_seconds", prometheus.GaugeValue, p.OldestPending.Seconds(), p.Topic, part)
+			stalled := 0.0
+			if p.Stalled {
+				stalled = 1
+			}
+			emit("partition_stalled", prometheus.GaugeValue, stalled, p.Topic, part)
 		}
 	}
 }

@@ -3,9 +3,11 @@ package metrics_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"regexp"
 	"strings"
@@ -250,5 +252,46 @@ func TestProgressLine(t *testing.T) {
 	}
 	if line["lag"] != 42.0 || line["pending"] != 6.0 || line["dlq"] != 7.0 || line["partitions"] != 2.0 || line["in_per_s"].(float64) <= 0 || line["out_per_s"].(float64) <= 0 {
 		t.Errorf("progress line %v", line)
+	}
+}
+
+type stalledSource struct{ stalled bool }
+
+func (s stalledSource) Stats() sources.Stats {
+	return sources.Stats{Joined: true, Assigned: 1, Partitions: map[string]sources.PartitionStats{
+		"in/3": {Topic: "in", Partition: 3, Pending: 2000, OldestPending: 301 * time.Second, Stalled: s.stalled}}}
+}
+
+// /healthz fails while a partition is stalled, and says which and why; the metrics say it too.
+func TestHealthzFailsOnAStalledPartition(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		stalled bool
+		code    int
+		says    string
+	}{
+		{"stalled", true, http.StatusServiceUnavailable, "partition in/3 has not committed for longer than stall_timeout: 2000 records pending, the oldest read 5m1s ago"},
+		{"moving", false, http.StatusOK, "ok"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := metrics.New(&pipeline.Pipeline{Name: "p"})
+			m.Watch(fakeEngine{pipeline.Stats{}}, stalledSource{c.stalled})
+			srv := httptest.NewServer(m.Handler())
+			defer srv.Close()
+			for path, want := range map[string]string{"/healthz": c.says, "/metrics": fmt.Sprintf(`pythia_pipe_partition_stalled{partition="3",pipeline="p",topic="in"} %d`, map[bool]int{true: 1}[c.stalled])} {
+				resp, err := http.Get(srv.URL + path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if path == "/healthz" && resp.StatusCode != c.code {
+					t.Errorf("/healthz %d, want %d", resp.StatusCode, c.code)
+				}
+				if !strings.Contains(string(body), want) {
+					t.Errorf("%s does not say %q:\n%s", path, want, body)
+				}
+			}
+		})
 	}
 }

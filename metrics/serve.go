@@ -3,20 +3,29 @@ package metrics
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Handler serves /metrics, /healthz (the process works) and /readyz (the group is joined,
-// with partitions or with none to own).
+// Handler serves /metrics, /healthz (the process works: 503 once a partition has stalled)
+// and /readyz (the group is joined, with partitions or with none to own).
 func (m *Metrics) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if why := m.stalled(); why != "" {
+			http.Error(w, "unhealthy: "+why, http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if m.source == nil || !m.source.Stats().Joined {
 			http.Error(w, "not ready: the consumer group is not joined yet", http.StatusServiceUnavailable)
@@ -25,6 +34,23 @@ func (m *Metrics) Handler() http.Handler {
 		w.Write([]byte("ready\n"))
 	})
 	return mux
+}
+
+// stalled names the partitions whose commit point has not moved for stall_timeout while
+// records are pending, or "" when none has stalled.
+func (m *Metrics) stalled() string {
+	if m.source == nil {
+		return ""
+	}
+	var why []string
+	for name, p := range m.source.Stats().Partitions {
+		if p.Stalled {
+			why = append(why, fmt.Sprintf("partition %s has not committed for longer than stall_timeout: %d records pending, the oldest read %v ago",
+				name, p.Pending, p.OldestPending.Round(time.Second)))
+		}
+	}
+	sort.Strings(why)
+	return strings.Join(why, "; ")
 }
 
 // Serve listens on addr and serves Handler until ctx ends; it returns the address it

@@ -20,11 +20,11 @@ import (
 )
 
 // Source is where an engine's records come from: the Kafka consumer group in production,
-// records in memory for tests. Run delivers batches until ctx ends, then returns once what it
-// delivered is settled (or its drain timeout passed) and committed. Every record carries a
+// records in memory for tests. Run hands batches to in until ctx ends, then returns once what
+// it handed on is settled (or its drain timeout passed) and committed. Every record carries a
 // Tracker the engine completes when the record and all its copies are done.
 type Source interface {
-	Run(ctx context.Context, deliver sources.Deliver) error
+	Run(ctx context.Context, in sources.Intake) error
 }
 
 // Sink is where records end. Write may block while the sink is full; the outcome of every
@@ -221,7 +221,7 @@ func (e *Engine) Run(ctx context.Context, src Source, drain time.Duration) error
 	var intake conc.WaitGroup
 	intake.Go(e.dispatchIntake)
 
-	srcErr := src.Run(srcCtx, e.deliver)
+	srcErr := src.Run(srcCtx, sources.Intake{C: e.intake, Stopped: e.hard.Done()})
 	stopSource(nil)
 
 	close(e.intake)
@@ -292,18 +292,6 @@ func (e *Engine) count(name string, sk Sink) {
 		e.openMu.Lock()
 		e.opened[name] = cs
 		e.openMu.Unlock()
-	}
-}
-
-// deliver is the source's way in: one channel send, so that a batch is taken whole or not at all.
-func (e *Engine) deliver(ctx context.Context, batch []*record.Record) error {
-	select {
-	case e.intake <- batch:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-e.hard.Done():
-		return e.hard.Err()
 	}
 }
 

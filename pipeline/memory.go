@@ -32,7 +32,7 @@ func (m *MemorySource) Settle(seq uint64) {
 }
 
 // Run delivers the records and returns when all are settled or ctx ends.
-func (m *MemorySource) Run(ctx context.Context, deliver sources.Deliver) error {
+func (m *MemorySource) Run(ctx context.Context, in sources.Intake) error {
 	m.mu.Lock()
 	m.settled = map[uint64]int{}
 	all := make(chan struct{})
@@ -60,7 +60,7 @@ func (m *MemorySource) Run(ctx context.Context, deliver sources.Deliver) error {
 			r.Track = record.NewTracker(m, uint64(j))
 			batch = append(batch, r)
 		}
-		if err := deliver(ctx, batch); err != nil {
+		if err := in.Deliver(ctx, batch); err != nil {
 			return nil
 		}
 	}

@@ -12,16 +12,12 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/sourcegraph/conc"
 
-	"github.com/pythia-pipe/pythia-pipe/record"
+	"github.com/pythia-pipe/pythia-pipe/failure"
 )
 
 // ErrAbort, as the cause of the context given to Run, stops the source without draining:
 // the pipeline has failed, so what is in flight will not finish; what is done is committed.
 var ErrAbort = errors.New("the pipeline stopped on an error")
-
-// Deliver hands a batch to the pipeline. It blocks while the pipeline is full; an error
-// (ctx ended) means the batch was not taken. The pipeline owns the slice afterwards.
-type Deliver func(ctx context.Context, batch []*record.Record) error
 
 // ConsumerConfig adds the source's consumer settings to the connection's sarama config.
 func ConsumerConfig(base *sarama.Config, c *Config) *sarama.Config {
@@ -46,6 +42,10 @@ func ConsumerConfig(base *sarama.Config, c *Config) *sarama.Config {
 	sc.Consumer.MaxProcessingTime = time.Second
 	sc.ChannelBufferSize = c.ChannelBufferSize
 	sc.Consumer.Return.Errors = true
+	sc.Consumer.IsolationLevel = sarama.ReadCommitted // records of aborted transactions are never read
+	if c.Isolation == "read_uncommitted" {
+		sc.Consumer.IsolationLevel = sarama.ReadUncommitted
+	}
 	sc.Consumer.Offsets.AutoCommit.Enable = false // committed by the ledger, never before the records are done
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
 	if c.Start == "latest" {
@@ -88,9 +88,9 @@ func NewKafka(cfg *Config, brokers []string, sc *sarama.Config, log *slog.Logger
 	return &Kafka{cfg: cfg, brokers: brokers, sc: sc, log: log, ledgers: map[partitionKey]*Ledger{}}
 }
 
-// Run consumes until ctx ends or a fatal error, delivering batches. It returns after every
+// Run consumes until ctx ends or a fatal error, handing batches to in. It returns after every
 // claim has drained (within the drain timeout) and committed what is done.
-func (k *Kafka) Run(ctx context.Context, deliver Deliver) error {
+func (k *Kafka) Run(ctx context.Context, in Intake) error {
 	client, err := sarama.NewClient(k.brokers, k.sc)
 	if err != nil {
 		return fmt.Errorf("source: joining group %s: %w", k.cfg.Group, err)
@@ -118,7 +118,7 @@ func (k *Kafka) Run(ctx context.Context, deliver Deliver) error {
 			k.log.Warn("consumer group", "group", k.cfg.Group, "err", err)
 		}
 	})
-	h := &handler{k: k, deliver: deliver}
+	h := &handler{k: k, in: in}
 	failures := 0
 	for {
 		err := group.Consume(ctx, k.cfg.Topics, h)
@@ -128,7 +128,7 @@ func (k *Kafka) Run(ctx context.Context, deliver Deliver) error {
 		case errors.Is(err, sarama.ErrClosedConsumerGroup):
 			return nil
 		case fatalGroupError(err):
-			return fmt.Errorf("source: consuming %v as group %s: %w", k.cfg.Topics, k.cfg.Group, err)
+			return fmt.Errorf("source: consuming %v as group %s: %w", k.cfg.Topics, k.cfg.Group, failure.Judge(failure.Consume, "source", "", err))
 		case err != nil:
 			// The brokers are away (a restart, a network cut): join again when they are back.
 			failures++
@@ -147,16 +147,7 @@ func (k *Kafka) Run(ctx context.Context, deliver Deliver) error {
 
 // fatalGroupError is a consumer-group error that waiting will not cure.
 func fatalGroupError(err error) bool {
-	var kerr sarama.KError
-	if !errors.As(err, &kerr) {
-		return false
-	}
-	switch kerr {
-	case sarama.ErrGroupAuthorizationFailed, sarama.ErrTopicAuthorizationFailed, sarama.ErrClusterAuthorizationFailed,
-		sarama.ErrSASLAuthenticationFailed, sarama.ErrInvalidGroupId, sarama.ErrInconsistentGroupProtocol, sarama.ErrUnsupportedVersion:
-		return true
-	}
-	return false
+	return failure.Judge(failure.Consume, "source", "", err).Outcome == failure.Stop
 }
 
 // Stats are the source's counters, for tests and metrics.
@@ -180,6 +171,10 @@ type PartitionStats struct {
 	Position    int64 // the commit point, or where the claim started
 	HighWater   int64
 	Lag         int64 // records past the position
+	// OldestPending is how long ago the oldest record not yet committed was read.
+	OldestPending time.Duration
+	// Stalled: the commit point has not moved for stall_timeout while records are pending.
+	Stalled bool
 }
 
 // Stats reads the counters.
@@ -187,10 +182,14 @@ func (k *Kafka) Stats() Stats {
 	s := Stats{HighWater: k.highWater.Load(), Commits: k.commits.Load(), Rebalances: k.rebalances.Load(),
 		Assigned: k.assigned.Load(), Joined: k.joined.Load()}
 	s.Partitions = map[string]PartitionStats{}
+	now := time.Now()
 	k.mu.Lock()
 	for p, l := range k.ledgers {
 		ps := PartitionStats{Topic: p.topic, Partition: p.partition, Pending: l.Pending(), CommitPoint: l.CommitPoint()}
 		ps.Lag, ps.HighWater, ps.Position = l.Lag()
+		var stuck time.Duration
+		stuck, ps.OldestPending = l.Stall(now)
+		ps.Stalled = k.stalled(stuck)
 		s.Pending += int64(ps.Pending)
 		s.Partitions[fmt.Sprintf("%s/%d", p.topic, p.partition)] = ps
 	}
@@ -199,8 +198,8 @@ func (k *Kafka) Stats() Stats {
 }
 
 type handler struct {
-	k       *Kafka
-	deliver Deliver
+	k  *Kafka
+	in Intake
 
 	stopCommits context.CancelFunc
 	committer   conc.WaitGroup
@@ -233,11 +232,18 @@ func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
 	return nil
 }
 
-// commitLoop commits the ledgers' commit points every commit interval.
+// stalled says whether a partition whose commit point has not moved for stuck is stalled.
+func (k *Kafka) stalled(stuck time.Duration) bool {
+	return k.cfg.StallTimeout > 0 && stuck >= k.cfg.StallTimeout
+}
+
+// commitLoop commits the ledgers' commit points every commit interval, and says when a
+// partition stalls and when it moves again.
 func (h *handler) commitLoop(ctx context.Context, sess sarama.ConsumerGroupSession) {
 	t := time.NewTicker(h.k.cfg.CommitInterval)
 	defer t.Stop()
 	marked := map[partitionKey]int64{}
+	stalled := map[partitionKey]bool{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -247,11 +253,23 @@ func (h *handler) commitLoop(ctx context.Context, sess sarama.ConsumerGroupSessi
 		h.observeGeneration(sess)
 		h.k.mu.Lock()
 		dirty := false
+		now := time.Now()
 		for p, l := range h.k.ledgers {
 			if cp := l.CommitPoint(); cp >= 0 && cp > marked[p] {
 				sess.MarkOffset(p.topic, p.partition, cp, "")
 				marked[p] = cp
 				dirty = true
+			}
+			stuck, oldest := l.Stall(now)
+			switch is := h.k.stalled(stuck); {
+			case is && !stalled[p]:
+				h.k.log.Error("partition stalled: its commit point has not moved while records wait; /healthz fails until it moves",
+					"topic", p.topic, "partition", p.partition, "for", stuck.Round(time.Second), "pending", l.Pending(),
+					"oldest_read_ago", oldest.Round(time.Second), "stall_timeout", h.k.cfg.StallTimeout)
+				stalled[p] = true
+			case !is && stalled[p]:
+				h.k.log.Info("partition moves again", "topic", p.topic, "partition", p.partition)
+				delete(stalled, p)
 			}
 		}
 		h.k.mu.Unlock()
@@ -279,24 +297,12 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 		k.explainStart(p, log)
 	}
 
-	h.consume(sess, claim, l, p)
-
-	// Revoked or stopping: let what is in flight finish, then commit what is done.
-	deadline := time.NewTimer(k.cfg.DrainTimeout)
-	defer deadline.Stop()
-	for !errors.Is(context.Cause(sess.Context()), ErrAbort) {
-		pending, changed := l.Watch()
-		if pending == 0 {
-			break
-		}
-		select {
-		case <-changed:
-		case <-deadline.C:
-			log.Warn("drain timeout: records still in flight will be delivered again", "in_flight", l.Pending(), "drain_timeout", k.cfg.DrainTimeout)
-			goto commit
-		}
+	c := &claimReader{h: h, sess: sess, claim: claim, ledger: l, part: p, log: log}
+	c.consume(h.in)
+	if c.revoked {
+		log.Info("partition revoked: finishing what is in flight", "in_flight", l.Pending())
 	}
-commit:
+	c.drain()
 	if cp := l.CommitPoint(); cp >= 0 {
 		sess.MarkOffset(p.topic, p.partition, cp, "")
 		sess.Commit()
@@ -333,87 +339,6 @@ func (k *Kafka) explainStart(p partitionKey, log *slog.Logger) {
 	newest, _ := k.client.GetOffset(p.topic, p.partition, sarama.OffsetNewest)
 	log.Error("the committed offset is no longer in the log (records deleted by retention before they were read, or the topic recreated?): the records between are lost to this group; starting at start: "+k.cfg.Start,
 		"group", k.cfg.Group, "committed", block.Offset, "log_start", oldest, "log_end", newest)
-}
-
-// consume reads the claim until it ends or the session does, delivering batches and keeping
-// the ledger within MaxPending.
-func (h *handler) consume(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, l *Ledger, p partitionKey) {
-	k := h.k
-	max := k.cfg.MaxPending
-	msgs := claim.Messages()
-	ctx := sess.Context()
-	for {
-		if l.Pending() >= max && !h.waitForRoom(ctx, l, p) {
-			return
-		}
-		var msg *sarama.ConsumerMessage
-		select {
-		case m, ok := <-msgs:
-			if !ok {
-				return
-			}
-			msg = m
-		case <-ctx.Done():
-			return
-		}
-		batch := make([]*record.Record, 0, 64)
-		batch = append(batch, newRecord(msg, l))
-		open := true
-	fill:
-		for len(batch) < cap(batch) && l.Pending() < max {
-			select {
-			case m, ok := <-msgs:
-				if !ok {
-					open = false
-					break fill
-				}
-				batch = append(batch, newRecord(m, l))
-			default:
-				break fill
-			}
-		}
-		raise(&k.highWater, int64(l.Pending()))
-		l.SetOffsets(claim.InitialOffset(), claim.HighWaterMarkOffset())
-		if err := h.deliver(ctx, batch); err != nil {
-			l.Abandon(len(batch)) // not handed on: not done, and not waited for
-			return
-		}
-		if !open {
-			return
-		}
-	}
-}
-
-// waitForRoom pauses the partition until its ledger is down to half of MaxPending.
-func (h *handler) waitForRoom(ctx context.Context, l *Ledger, p partitionKey) bool {
-	parts := map[string][]int32{p.topic: {p.partition}}
-	h.k.group.Pause(parts)
-	defer h.k.group.Resume(parts)
-	for {
-		pending, changed := l.Watch()
-		if pending <= h.k.cfg.MaxPending/2 {
-			return true
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return false
-		}
-	}
-}
-
-func newRecord(m *sarama.ConsumerMessage, l *Ledger) *record.Record {
-	var headers []record.Header
-	if len(m.Headers) > 0 {
-		headers = make([]record.Header, len(m.Headers))
-		for i, h := range m.Headers {
-			headers[i] = record.Header{Key: string(h.Key), Value: h.Value}
-		}
-	}
-	rec := &record.Record{Key: m.Key, Value: m.Value, Headers: headers, Timestamp: m.Timestamp,
-		Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, OrigKey: m.Key, OrigHeaders: headers}
-	rec.Track = record.NewTracker(l, l.Add(m.Offset))
-	return rec
 }
 
 // raise sets a to n when n is larger.

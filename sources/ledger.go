@@ -2,6 +2,7 @@ package sources
 
 import (
 	"sync"
+	"time"
 )
 
 // Ledger tracks, for one partition, the records read and not yet committed, in delivery
@@ -19,10 +20,12 @@ type Ledger struct {
 
 	start     int64 // the offset the claim started at
 	highWater int64 // the partition's high-water mark, as last fetched
+	moved     int64 // when the commit point last moved, or records came to an empty ledger (Unix ns)
 }
 
 type entry struct {
 	offset int64
+	read   int64 // when the record was read, in Unix nanoseconds
 	done   bool
 }
 
@@ -31,8 +34,8 @@ func NewLedger() *Ledger {
 	return &Ledger{commit: -1, changed: make(chan struct{})}
 }
 
-// Add records a delivered offset and returns its sequence number for Settle.
-func (l *Ledger) Add(offset int64) uint64 {
+// Add records an offset read at time read and returns its sequence number for Settle.
+func (l *Ledger) Add(offset int64, read time.Time) uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.head > 0 && l.head >= len(l.entries)/2 { // compact
@@ -40,7 +43,10 @@ func (l *Ledger) Add(offset int64) uint64 {
 		l.entries = l.entries[:n]
 		l.head = 0
 	}
-	l.entries = append(l.entries, entry{offset: offset})
+	if l.head == len(l.entries) {
+		l.moved = read.UnixNano() // the wait for a commit starts now
+	}
+	l.entries = append(l.entries, entry{offset: offset, read: read.UnixNano()})
 	seq := l.next
 	l.next++
 	return seq
@@ -63,6 +69,7 @@ func (l *Ledger) Settle(seq uint64) {
 		advanced = true
 	}
 	if advanced {
+		l.moved = time.Now().UnixNano()
 		close(l.changed)
 		l.changed = make(chan struct{})
 	}
@@ -129,4 +136,15 @@ func (l *Ledger) Lag() (lag, highWater, position int64) {
 		position = l.start
 	}
 	return max(l.highWater-position, 0), l.highWater, position
+}
+
+// Stall says how long the commit point has not moved while records are pending (0 when none
+// are), and how long ago the oldest pending record was read.
+func (l *Ledger) Stall(now time.Time) (stuck, oldest time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.head == len(l.entries) {
+		return 0, 0
+	}
+	return time.Duration(now.UnixNano() - l.moved), time.Duration(now.UnixNano() - l.entries[l.head].read)
 }

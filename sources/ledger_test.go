@@ -1,6 +1,9 @@
 package sources
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestLedgerCommitPoint(t *testing.T) {
 	cases := []struct {
@@ -22,7 +25,7 @@ func TestLedgerCommitPoint(t *testing.T) {
 			l := NewLedger()
 			seqs := make([]uint64, len(c.offsets))
 			for i, o := range c.offsets {
-				seqs[i] = l.Add(o)
+				seqs[i] = l.Add(o, time.Now())
 			}
 			for _, i := range c.settle {
 				l.Settle(seqs[i])
@@ -41,7 +44,7 @@ func TestLedgerLongRunCompacts(t *testing.T) {
 	l := NewLedger()
 	var prev uint64
 	for i := 0; i < 100000; i++ {
-		s := l.Add(int64(i))
+		s := l.Add(int64(i), time.Now())
 		if i > 0 {
 			l.Settle(prev)
 		}
@@ -59,4 +62,23 @@ func TestLedgerLongRunCompacts(t *testing.T) {
 	}
 	l.Close()
 	l.Settle(prev) // ignored after close, no panic
+}
+
+func TestLedgerStall(t *testing.T) {
+	start := time.Unix(1000, 0)
+	l := NewLedger()
+	if stuck, _ := l.Stall(start.Add(time.Hour)); stuck != 0 {
+		t.Fatalf("an empty ledger is stuck for %v", stuck)
+	}
+	a := l.Add(0, start)
+	l.Add(1, start.Add(time.Minute))
+	if stuck, oldest := l.Stall(start.Add(10 * time.Minute)); stuck != 10*time.Minute || oldest != 10*time.Minute {
+		t.Fatalf("stuck %v, oldest %v; want 10m, 10m", stuck, oldest)
+	}
+	l.Settle(a)
+	now := time.Now()
+	stuck, oldest := l.Stall(now.Add(time.Second))
+	if stuck < time.Second || stuck > time.Minute || oldest != now.Add(time.Second).Sub(start.Add(time.Minute)) {
+		t.Fatalf("after the commit point moved: stuck %v, oldest %v", stuck, oldest)
+	}
 }

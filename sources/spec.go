@@ -16,7 +16,7 @@ var Field = spec.Object("source", "Where records come from: a Kafka consumer gro
 	spec.String("group", "Consumer group. Default: the pipeline name."),
 	spec.Enum("start", "Where a group without committed offsets starts.", "earliest", "latest").WithDefault("earliest"),
 	spec.Enum("rebalance", "Partition assignment strategy.", "cooperative-sticky", "sticky", "range", "round-robin").WithDefault("cooperative-sticky"),
-	spec.String("instance_id", "Static membership id (group.instance.id): a restart within the session timeout keeps its partitions."),
+	spec.String("instance_id", "Static membership (group.instance.id, KIP-345): a member that comes back with the same id within session_timeout takes its partitions back at once, without a rebalance. One per process, stable across restarts (${HOSTNAME} in a StatefulSet)."),
 	spec.Duration("session_timeout", "A member not heard from for this long leaves the group.").WithDefault("45s"),
 	spec.Duration("heartbeat_interval", "How often the member tells the group it is alive.").WithDefault("3s"),
 	spec.Duration("rebalance_timeout", "Time members have to rejoin during a rebalance.").WithDefault("60s"),
@@ -27,6 +27,8 @@ var Field = spec.Object("source", "Where records come from: a Kafka consumer gro
 	spec.Duration("commit_interval", "How often committed positions are sent to Kafka (and always at revoke and shutdown).").WithDefault("1s"),
 	spec.Int("max_pending", "Records read but not yet committed, per partition, before the partition is paused.").WithDefault("10000").AtLeast(1),
 	spec.Duration("drain_timeout", "On revoke or shutdown, time to let in-flight records finish before committing what is done.").WithDefault("30s"),
+	spec.Duration("stall_timeout", "A partition whose commit point has not moved for this long while records are pending is stalled: logged, exported, and /healthz fails. 0: never.").WithDefault("5m"),
+	spec.Enum("isolation", "read_committed: records of aborted or open transactions are never read; read_uncommitted: every record.", "read_committed", "read_uncommitted").WithDefault("read_committed"),
 	kafkaconn.TopicField,
 )
 
@@ -47,6 +49,8 @@ type Config struct {
 	CommitInterval    time.Duration
 	MaxPending        int
 	DrainTimeout      time.Duration
+	StallTimeout      time.Duration
+	Isolation         string
 	Create            *spec.Value // topic settings of the source topics, for `topics create`
 }
 
@@ -68,6 +72,8 @@ func FromValue(p *spec.Parser, v *spec.Value, pipelineName string) *Config {
 		CommitInterval:    v.Duration("commit_interval"),
 		MaxPending:        int(v.Int("max_pending")),
 		DrainTimeout:      v.Duration("drain_timeout"),
+		StallTimeout:      v.Duration("stall_timeout"),
+		Isolation:         v.String("isolation"),
 		Create:            v.Get("create"),
 	}
 	if c.Group == "" {

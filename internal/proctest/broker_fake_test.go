@@ -13,7 +13,7 @@ import (
 
 // newBroker starts the in-process broker; with the e2e build tag the same tests run on a
 // real Apache Kafka instead.
-func newBroker(t *testing.T) *devbroker.Broker {
+func newBroker(t testing.TB) *devbroker.Broker {
 	t.Helper()
 	b, err := devbroker.Start(kfake.GroupMinSessionTimeout(500 * time.Millisecond))
 	if err != nil {

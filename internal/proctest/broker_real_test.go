@@ -10,7 +10,7 @@ import (
 )
 
 // newBroker starts a real Apache Kafka broker (make e2e), fresh for each test.
-func newBroker(t *testing.T) *devbroker.Broker {
+func newBroker(t testing.TB) *devbroker.Broker {
 	t.Helper()
 	b, err := devbroker.StartReal(realkafka.Options{Log: t.Logf})
 	if err != nil {

@@ -36,7 +36,7 @@ var waitFor = testproc.WaitFor
 
 // cluster starts a broker (newBroker: in-process, or a real Kafka with the e2e build tag)
 // whose groups accept short session timeouts, with the orders example's topics.
-func cluster(t *testing.T, partitions int32) *devbroker.Broker {
+func cluster(t testing.TB, partitions int32) *devbroker.Broker {
 	t.Helper()
 	b := newBroker(t)
 	for _, topic := range []string{"orders", "orders-out", "orders-big", "orders-dlq"} {
@@ -73,7 +73,7 @@ func ordersPipeline(t *testing.T) string {
 }
 
 // start runs pythia-pipe with args against b.
-func start(t *testing.T, b *devbroker.Broker, name string, args ...string) *testproc.Proc {
+func start(t testing.TB, b *devbroker.Broker, name string, args ...string) *testproc.Proc {
 	t.Helper()
 	return testproc.Start(t, binary, name, []string{"KAFKA_BROKERS=" + strings.Join(b.Addrs(), ",")}, args...)
 }
@@ -91,7 +91,7 @@ func written(b *devbroker.Broker) int64 {
 
 // outcome reads the output topics and counts, by the feed's seq header, how often each
 // record was written.
-func outcome(t *testing.T, b *devbroker.Broker) map[int]int {
+func outcome(t testing.TB, b *devbroker.Broker) map[int]int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -114,7 +114,7 @@ func outcome(t *testing.T, b *devbroker.Broker) map[int]int {
 
 // verify checks that every record of the feed that should come out came out; it returns the
 // number of duplicates.
-func verify(t *testing.T, b *devbroker.Broker, n int) (duplicates int) {
+func verify(t testing.TB, b *devbroker.Broker, n int) (duplicates int) {
 	t.Helper()
 	counts := outcome(t, b)
 	var missing []int
@@ -137,7 +137,7 @@ func verify(t *testing.T, b *devbroker.Broker, n int) (duplicates int) {
 }
 
 // feed produces the records from..to-1 of the orders example's feed (devbroker.OrdersFeedRange).
-func feed(t *testing.T, b *devbroker.Broker, from, to int) {
+func feed(t testing.TB, b *devbroker.Broker, from, to int) {
 	t.Helper()
 	if err := b.Produce(context.Background(), "orders", devbroker.OrdersFeedRange(from, to)); err != nil {
 		t.Fatal(err)

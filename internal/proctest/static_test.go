@@ -1,0 +1,87 @@
+package proctest
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// staticPipeline writes the orders example with a session timeout of session and, unless
+// instanceID is empty, static group membership.
+func staticPipeline(t testing.TB, instanceID string, session time.Duration) string {
+	t.Helper()
+	src, err := os.ReadFile("../../pipelines/orders.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := fmt.Sprintf("  start: earliest\n  session_timeout: %v\n  heartbeat_interval: 500ms\n  rebalance_timeout: 30s\n  drain_timeout: 10s\n  commit_interval: 200ms\n  max_pending: 2000\n", session)
+	if instanceID != "" {
+		fields += "  instance_id: " + instanceID + "\n"
+	}
+	text := strings.Replace(string(src), "  start: earliest", strings.TrimSuffix(fields, "\n"), 1)
+	if text == string(src) {
+		t.Fatal("orders.yaml changed: cannot add the test settings")
+	}
+	path := filepath.Join(t.TempDir(), "orders.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// restartToFirstOutput runs the orders example over a backlog, kills it with SIGKILL in the
+// middle, starts it again and returns how long the new process took to write its first
+// record. It checks that nothing was lost.
+func restartToFirstOutput(t testing.TB, instanceID string, session time.Duration) time.Duration {
+	const n = 60_000
+	b := cluster(t, 3)
+	feed(t, b, 0, n)
+	file := staticPipeline(t, instanceID, session)
+	first := start(t, b, "first", "run", file)
+	waitFor(t, 90*time.Second, "a third of the feed written", func() bool { return written(b) >= n/3 })
+	first.Signal(t, syscall.SIGKILL)
+	first.Wait(t, 10*time.Second)
+	before := written(b)
+	restarted := time.Now()
+	second := start(t, b, "second", "run", file)
+	waitFor(t, 3*session, "the restarted process to write", func() bool { return written(b) > before })
+	took := time.Since(restarted)
+	waitFor(t, 120*time.Second, "the feed to be finished", func() bool { return b.CaughtUp(group, "orders") })
+	second.Signal(t, syscall.SIGTERM)
+	if code := second.Wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	verify(t, b, n)
+	return took
+}
+
+// Static membership (source.instance_id): a member killed and restarted takes its partitions
+// back at once, instead of waiting for the group to give up on the dead member after
+// session_timeout (BenchmarkRestartToFirstOutput compares both).
+func TestStaticMemberRestart(t *testing.T) {
+	const session = 30 * time.Second
+	took := restartToFirstOutput(t, "orders-0", session)
+	t.Logf("restart to first output with instance_id: %v (session_timeout %v)", took.Round(time.Millisecond), session)
+	if took > session/3 {
+		t.Errorf("the restarted static member took %v to write, as long as a new member waiting out the session timeout", took)
+	}
+}
+
+// BenchmarkRestartToFirstOutput measures, with and without static membership, how long a
+// process killed and restarted takes to write again (session_timeout 10s, the group's default
+// is 45s).
+func BenchmarkRestartToFirstOutput(b *testing.B) {
+	for _, c := range []struct{ name, id string }{{"static", "orders-0"}, {"dynamic", ""}} {
+		b.Run(c.name, func(b *testing.B) {
+			var total time.Duration
+			for i := 0; i < b.N; i++ {
+				total += restartToFirstOutput(b, c.id, 10*time.Second)
+			}
+			b.ReportMetric(total.Seconds()/float64(b.N), "s/restart")
+		})
+	}
+}
