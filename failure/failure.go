@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // Outcome is what a failure means.
@@ -147,6 +148,15 @@ type Row struct {
 	Code                       sarama.KError
 	Produce, Computed, Consume Outcome
 	Hint                       string
+}
+
+// Name is the error's name in the Kafka protocol (NOT_ENOUGH_REPLICAS).
+func (r Row) Name() string {
+	var e *kerr.Error
+	if errors.As(kerr.ErrorForCode(int16(r.Code)), &e) {
+		return e.Message
+	}
+	return fmt.Sprintf("code %d", r.Code)
 }
 
 // Rows is the table, for the reference documentation.

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/pythia-pipe/pythia-pipe/failure"
 )
 
 // ConnectError is a startup failure with its likely cause, meant to be printed as one line.
@@ -171,8 +173,8 @@ func (c *Config) explain(err error) error {
 		ce.Cause = "the broker closed the connection: does this port expect TLS (protocol SSL) or SASL?"
 	case errors.Is(err, io.EOF):
 		ce.Cause = "the broker closed the connection during the TLS handshake: does it require a client certificate, or is this port not TLS?"
-	case errors.As(err, &kerr) && (kerr == sarama.ErrTopicAuthorizationFailed || kerr == sarama.ErrClusterAuthorizationFailed):
-		ce.Cause = "not authorized: " + kerr.Error() + " (check the user's ACLs)"
+	case errors.As(err, &kerr) && failure.Hint(kerr) != "":
+		ce.Cause = kerr.Error() + " (" + failure.Hint(kerr) + ")"
 	default:
 		ce.Cause = msg
 	}

@@ -29,7 +29,7 @@ func TestExplain(t *testing.T) {
 		{"unknown CA", tlsConf, x509.UnknownAuthorityError{}, "set kafka.security.tls.ca_file"},
 		{"plaintext to TLS port", plain, io.EOF, "does this port expect TLS"},
 		{"client cert required", tlsConf, errors.New("remote error: tls: certificate required"), "requires a client certificate"},
-		{"not authorized", plain, sarama.ErrTopicAuthorizationFailed, "check the user's ACLs"},
+		{"not authorized", plain, sarama.ErrTopicAuthorizationFailed, "check its ACLs"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -32,7 +32,8 @@ func wire(p *spec.Parser, pl *Pipeline, types map[*Stage]*stages.Type, namesOK b
 		targets[s.Name] = true
 		names = append(names, s.Name)
 	}
-	checkTargets := func(v *spec.Value) []string {
+	var edges []edge
+	checkTargets := func(from string, v *spec.Value) []string {
 		var out []string
 		seen := map[string]bool{}
 		for _, t := range v.Items {
@@ -43,6 +44,7 @@ func wire(p *spec.Parser, pl *Pipeline, types map[*Stage]*stages.Type, namesOK b
 				p.Errorf(t.Pos, t.Path, "target %q is listed twice", t.Str)
 			default:
 				out = append(out, t.Str)
+				edges = append(edges, edge{from: from, to: t.Str, pos: t.Pos, path: t.Path})
 			}
 			seen[t.Str] = true
 		}
@@ -64,14 +66,16 @@ func wire(p *spec.Parser, pl *Pipeline, types map[*Stage]*stages.Type, namesOK b
 				p.Errorf(to.Pos, to.Path, "a %s sends records by its routes: move this `to` into a route", st.Type)
 			}
 			for _, r := range typ.Routes(st.Fields) {
-				st.Ports = append(st.Ports, Port{When: r.When, To: checkTargets(r.To)})
+				st.Ports = append(st.Ports, Port{When: r.When, To: checkTargets(st.Name, r.To)})
 			}
 		case to.Set:
-			st.Ports = []Port{{To: checkTargets(to)}}
+			st.Ports = []Port{{To: checkTargets(st.Name, to)}}
 		case i+1 < len(pl.Stages):
 			st.Ports = []Port{{To: []string{pl.Stages[i+1].Name}}}
+			edges = append(edges, edge{from: st.Name, to: pl.Stages[i+1].Name, pos: st.Pos, path: "stages[" + strconv.Itoa(i) + "]"})
 		case len(pl.Sinks) == 1:
 			st.Ports = []Port{{To: []string{pl.Sinks[0].Name}}}
+			edges = append(edges, edge{from: st.Name, to: pl.Sinks[0].Name, pos: st.Pos, path: "stages[" + strconv.Itoa(i) + "]"})
 		case len(pl.Sinks) > 1:
 			p.Errorf(st.Pos, "stages["+strconv.Itoa(i)+"].to", "the last stage %q needs `to`: with several sinks (%s) it cannot tell which one", st.Name, sinkNames())
 		}
@@ -134,7 +138,43 @@ func wire(p *spec.Parser, pl *Pipeline, types map[*Stage]*stages.Type, namesOK b
 		}
 	}
 	g.order = topoOrder(pl)
+	warnJoins(p, pl, edges)
 	return g
+}
+
+// edge is one way records go from a stage to a stage or sink, and where the file says so.
+type edge struct {
+	from, to string
+	pos      diag.Pos
+	path     string
+}
+
+// warnJoins warns where paths meet under ordering: key. Each path keeps the order of a key,
+// but records of one key that take different paths (different routes of a branch, copies of a
+// fan-out) can reach the place where they meet in another order than they were read: the
+// faster path gets there first. pythia-pipe does not hold records back at joins; it says so.
+func warnJoins(p *spec.Parser, pl *Pipeline, edges []edge) {
+	first := map[string]edge{}
+	for _, e := range edges {
+		f, seen := first[e.to]
+		if !seen {
+			first[e.to] = e
+			continue
+		}
+		if f.from == e.from || joinOrdering(pl, e.to) != "key" {
+			continue
+		}
+		p.Warnf(e.pos, e.path, "%q is also reached from %q (line %d): records of one key that take different paths can arrive out of order, since ordering: key holds along each path only (set ordering: none to accept that, or join the paths earlier)",
+			e.to, f.from, f.pos.Line)
+	}
+}
+
+// joinOrdering is the ordering at a stage or sink where paths meet.
+func joinOrdering(pl *Pipeline, name string) string {
+	if st := pl.StageByName(name); st != nil {
+		return st.Ordering
+	}
+	return pl.Ordering
 }
 
 // findCycles reports each cycle once, at the `to` that closes it, and says whether any exist.

@@ -98,6 +98,27 @@ func TestGoodPipelinesValidate(t *testing.T) {
 			if len(diags) > 0 || p == nil {
 				t.Fatalf("want valid, got:\n%v", diags.Err())
 			}
+			if len(p.Warnings) > 0 {
+				t.Fatalf("want no warnings, got:\n%v", p.Warnings.Err())
+			}
+		})
+	}
+}
+
+// Every file in testdata/warn is valid, with exactly the one warning of its golden file.
+func TestWarningsGolden(t *testing.T) {
+	for _, rel := range list(t, "testdata/warn/*.yaml") {
+		t.Run(filepath.Base(rel), func(t *testing.T) {
+			p, diags, src := parseFile(t, rel)
+			if p == nil {
+				t.Fatalf("want valid, got:\n%v", diags.Err())
+			}
+			if len(p.Warnings) != 1 || !p.Warnings[0].Warning {
+				t.Fatalf("want one warning, got:\n%v", p.Warnings.Err())
+			}
+			var out bytes.Buffer
+			diag.Print(&out, p.Warnings, diag.Sources{rel: src})
+			checkGolden(t, strings.TrimSuffix(rel, ".yaml")+".golden", out.Bytes())
 		})
 	}
 }

@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"github.com/pythia-pipe/pythia-pipe/sinks"
+
 	"fmt"
 	"io"
 	"strings"
@@ -35,7 +37,7 @@ func (p *Pipeline) WriteDOT(w io.Writer) error {
 		fmt.Fprintf(b, "  %s [label=%s, shape=%s];\n", dotQuote("stage:"+st.Name), dotQuote(st.Name+"\n"+st.Type+stageDetail(st)), shapes[st.Type])
 	}
 	for _, sk := range p.Sinks {
-		fmt.Fprintf(b, "  %s [label=%s, shape=cylinder, fillcolor=\"#dcfce7\"];\n", dotQuote("sink:"+sk.Name), dotQuote(sk.Name+"\nkafka: "+sinkTopic(sk.Topic, sk.Fields.String("topic_expr"))))
+		fmt.Fprintf(b, "  %s [label=%s, shape=cylinder, fillcolor=\"#dcfce7\"];\n", dotQuote("sink:"+sk.Name), dotQuote(sk.Name+"\nkafka: "+sinkTopic(sk)))
 	}
 	if p.DLQ != nil {
 		fmt.Fprintf(b, "  %s [label=%s, shape=cylinder, fillcolor=\"#fee2e2\"];\n", dotQuote("dlq"), dotQuote("dlq\nkafka: "+p.DLQ.Topic))
@@ -94,7 +96,7 @@ func (p *Pipeline) WriteMermaid(w io.Writer) error {
 		fmt.Fprintf(b, "  %s%s%s%s\n", id(p.nodeID(st.Name)), open, label, close)
 	}
 	for _, sk := range p.Sinks {
-		fmt.Fprintf(b, "  %s[(%s)]\n", id(p.nodeID(sk.Name)), mermaidQuote(sk.Name+"<br/>kafka: "+sinkTopic(sk.Topic, sk.Fields.String("topic_expr"))))
+		fmt.Fprintf(b, "  %s[(%s)]\n", id(p.nodeID(sk.Name)), mermaidQuote(sk.Name+"<br/>kafka: "+sinkTopic(sk)))
 	}
 	if p.DLQ != nil {
 		fmt.Fprintf(b, "  dlq[(%s)]\n", mermaidQuote("dlq<br/>kafka: "+p.DLQ.Topic))
@@ -168,11 +170,17 @@ func routeLabel(when string) string {
 	return abbreviate(when)
 }
 
-func sinkTopic(topic, topicExpr string) string {
-	if topic != "" {
-		return topic
+// sinkTopic is the topic a sink writes, or the expression computing it and the topics it may
+// compute.
+func sinkTopic(sk *sinks.Config) string {
+	if sk.Topic != "" {
+		return sk.Topic
 	}
-	return "= " + abbreviate(topicExpr)
+	allowed := "any topic"
+	if len(sk.Allow) > 0 {
+		allowed = strings.Join(sk.Allow, ", ")
+	}
+	return "= " + abbreviate(sk.Fields.String("topic_expr")) + " ∈ " + allowed
 }
 
 func abbreviate(s string) string {

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"log/slog"
+	"strings"
 
 	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
 	"github.com/pythia-pipe/pythia-pipe/spec"
@@ -82,4 +83,26 @@ func (p *Pipeline) TopicPlans() []kafkaconn.Topic {
 		add(p.DLQ.Topic, p.DLQ.Producer.Create)
 	}
 	return out
+}
+
+// ComputedTopicPlans lists, for the sinks that compute their topic, the names their
+// topic_allow lists with the sink's `create` settings (topics create makes them), and the
+// patterns it cannot make, each with its sink.
+func (p *Pipeline) ComputedTopicPlans() (plans []kafkaconn.Topic, patterns [][2]string) {
+	named := map[string]bool{}
+	for _, t := range p.TopicPlans() {
+		named[t.Name] = true
+	}
+	for _, s := range p.Sinks {
+		for _, a := range s.Allow {
+			switch {
+			case strings.ContainsAny(a, "*?["):
+				patterns = append(patterns, [2]string{a, s.Name})
+			case !named[a]:
+				named[a] = true
+				plans = append(plans, kafkaconn.TopicFromValue(a, s.Producer.Create))
+			}
+		}
+	}
+	return plans, patterns
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/pythia-pipe/pythia-pipe/failure"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
 	"github.com/pythia-pipe/pythia-pipe/spec"
 	"github.com/pythia-pipe/pythia-pipe/stages"
@@ -23,6 +24,20 @@ func WriteReference(w io.Writer) {
 	}
 	fmt.Fprint(w, "\n## Sinks\n\n### `kafka`\n\n")
 	spec.WriteMarkdown(w, "sink", sinks.SinkFields)
+	writeFailures(w)
+}
+
+// writeFailures writes the table that decides what every Kafka error means.
+func writeFailures(w io.Writer) {
+	fmt.Fprint(w, "\n## Failures\n\nWhat each Kafka error means, when writing to a topic the file names, to a topic a record computed (`topic_expr`), and when consuming: "+
+		"**wait** (the world's fault: the write waits and is retried, in order, nothing is dead-lettered; the consumer joins again), "+
+		"**dead-letter** (the record's own fault: it goes to the DLQ with the reason) or **stop** (the pipeline's fault: it stops without committing the record). "+
+		"Errors outside Kafka: records too large, computed topics not valid, not allowed or missing, bodies that cannot be encoded and stage errors dead-letter; "+
+		"lost connections and timeouts wait; settings the client refuses stop. A Kafka error not listed waits.\n\n")
+	fmt.Fprint(w, "| error | write | computed topic | consume | likely cause |\n|---|---|---|---|---|\n")
+	for _, r := range failure.Rows() {
+		fmt.Fprintf(w, "| `%s` | %s | %s | %s | %s |\n", r.Name(), r.Produce, r.Computed, r.Consume, r.Hint)
+	}
 }
 
 // JSONSchema describes the pipeline file format as a JSON Schema, for editors.

@@ -71,7 +71,7 @@ func FromValue(p *spec.Parser, v *spec.Value) *Config {
 			p.Errorf(ta.Pos, ta.Path, "topic_allow limits the topics topic_expr computes: with a fixed topic it has nothing to do")
 		}
 	case !ta.Set:
-		p.Warnf(te.Pos, te.Path, "without topic_allow, records can send themselves to any topic this user may write to: list the topics it may compute (topic_allow: [\"orders-*\"])")
+		p.Warnf(te.Pos, te.Path, "without topic_allow, records can send themselves to any topic this user may write to: list the topics it may compute, e.g. topic_allow: [\"orders-*\"]")
 	default:
 		for _, pat := range ta.Items {
 			checkPattern(p, pat)

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -121,6 +123,42 @@ func TestTopicsCreate(t *testing.T) {
 	}
 	if strings.Contains(stdout.String(), "created") || strings.Count(stdout.String(), "exists, as configured") != 4 {
 		t.Errorf("second run changed something:\n%s", stdout.String())
+	}
+}
+
+// topics create makes the topics a computed topic may name when topic_allow names them, and
+// says which patterns it cannot make.
+func TestTopicsCreateComputed(t *testing.T) {
+	b, err := devbroker.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	t.Setenv("KAFKA_BROKERS", strings.Join(b.Addrs(), ","))
+	file := filepath.Join(t.TempDir(), "regions.yaml")
+	if err := os.WriteFile(file, []byte(`version: 1
+name: regions
+kafka: {brokers: "${KAFKA_BROKERS}"}
+source: {type: kafka, topics: [orders]}
+stages: [{name: parse, type: decode, schema: {region: string}}]
+sinks:
+  - {name: by-region, type: kafka, topic_expr: '"orders-" + msg.region', topic_allow: [orders-eu, orders-us, "orders-test-*"],
+     create: {partitions: 3}}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"topics", "create", file}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s%s", code, stdout.String(), stderr.String())
+	}
+	for _, want := range []string{
+		"topic orders-eu: created (3 partitions",
+		"topic orders-us: created (3 partitions",
+		"topics matching orders-test-* (computed by sink by-region): not created",
+	} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
 	}
 }
 

@@ -23,9 +23,13 @@ func cmdTopics(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitInvalid
 	}
-	results, err := p.Kafka.EnsureTopics(sc, p.TopicPlans())
+	computed, patterns := p.ComputedTopicPlans()
+	results, err := p.Kafka.EnsureTopics(sc, append(p.TopicPlans(), computed...))
 	for _, r := range results {
 		fmt.Fprintln(stdout, r)
+	}
+	for _, pat := range patterns {
+		fmt.Fprintf(stdout, "topics matching %s (computed by sink %s): not created; create each one records may name (a record naming a missing topic goes to the DLQ)\n", pat[0], pat[1])
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)

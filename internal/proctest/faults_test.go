@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -244,7 +242,7 @@ dlq: {type: kafka, topic: dlq}
 			fate:   toOut,
 			during: window("out", kerr.NotEnoughReplicas, int64(n/5), 2*time.Second),
 			check: func(r *faultRun, out map[string][]devbroker.Record) {
-				if inv := inversions(out["out"], false); inv > 0 {
+				if inv := devbroker.Inversions(out["out"], false); inv > 0 {
 					r.t.Errorf("out: %d records first written after a later record of their key", inv)
 				}
 			},
@@ -265,7 +263,7 @@ dlq: {type: kafka, topic: dlq}
 				}
 				// A write the broker took while an earlier one of its partition was refused is
 				// written again after it; only those may first appear out of order.
-				if inv, again := inversions(out["out"], false), rewritten(logs); inv > again {
+				if inv, again := devbroker.Inversions(out["out"], false), rewritten(logs); inv > again {
 					r.t.Errorf("out: %d records first written out of order, but only %d were written again", inv, again)
 				} else {
 					r.t.Logf("out: %d records first written out of order, %d written again after them", inv, again)
@@ -433,7 +431,7 @@ func runScenario(t *testing.T, sc scenario) {
 		if topic == "dlq" {
 			continue
 		}
-		if inv := inversions(out[topic], true); inv > 0 {
+		if inv := devbroker.Inversions(out[topic], true); inv > 0 {
 			t.Errorf("%s: reading the last copy of each record, %d records of a key come after a later record of that key", topic, inv)
 		} else {
 			t.Logf("%s: %d records, per-key order kept", topic, len(out[topic]))
@@ -453,12 +451,7 @@ func readInOrder(t *testing.T, b *devbroker.Broker, topic string) []devbroker.Re
 	if err != nil {
 		t.Fatal(err)
 	}
-	sort.SliceStable(recs, func(i, j int) bool {
-		if recs[i].Partition != recs[j].Partition {
-			return recs[i].Partition < recs[j].Partition
-		}
-		return recs[i].Offset < recs[j].Offset
-	})
+	devbroker.ByPartition(recs)
 	return recs
 }
 
@@ -492,41 +485,4 @@ func checkFates(t *testing.T, sc scenario, out map[string][]devbroker.Record) {
 	if len(missing) > 0 {
 		t.Fatalf("%d records lost, the first %v", len(missing), missing[:min(10, len(missing))])
 	}
-}
-
-// inversions counts the records of a key out of source (seq) order, among the first copies of
-// each record or, with last, among the last copies. A record written again after later ones
-// (a replay after a crash, a rewrite to keep order) is not out of order by its first copy if
-// it came in order the first time, nor by its last if it came in order the last time.
-func inversions(recs []devbroker.Record, last bool) int {
-	type copyOf struct {
-		key string
-		seq int
-	}
-	var copies []copyOf
-	seen := map[int]bool{}
-	for i := range recs {
-		r := recs[i]
-		if last {
-			r = recs[len(recs)-1-i]
-		}
-		seq, _ := strconv.Atoi(r.Headers["seq"])
-		if !seen[seq] {
-			seen[seq] = true
-			copies = append(copies, copyOf{string(r.Key), seq})
-		}
-	}
-	if last {
-		slices.Reverse(copies)
-	}
-	highest := map[string]int{}
-	n := 0
-	for _, c := range copies {
-		if h, ok := highest[c.key]; ok && c.seq < h {
-			n++
-			continue
-		}
-		highest[c.key] = c.seq
-	}
-	return n
 }
