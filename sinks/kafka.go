@@ -51,8 +51,8 @@ const (
 	closeGrace = 3 * time.Second
 )
 
-// LogEvery is how often a sink whose writes are refused says so.
-var LogEvery = 10 * time.Second
+// logEvery is how often a sink whose writes are refused says so.
+const logEvery = 10 * time.Second
 
 // Kafka writes records to Kafka through sarama's async producer, keeping the order of each
 // output partition through refused writes (see the order guard).
@@ -94,6 +94,13 @@ func ProducerConfig(base *sarama.Config, p Producer, maxBytes int) *sarama.Confi
 	}
 	c.Producer.Idempotent = p.Idempotent
 	c.Net.MaxOpenRequests = 1 // one request in flight per broker: a retry cannot pass a later write
+	// While a partition's leader is unknown (a broker restarting), sarama fails the writes that
+	// need it at once, and a later write of the partition can get through before the failed
+	// ones are sent again. Patient metadata lookups keep those writes waiting inside sarama,
+	// in order, instead.
+	c.Metadata.Retry.Max = 20
+	c.Metadata.Retry.BackoffFunc = func(retries, _ int) time.Duration { return min(100*time.Millisecond<<min(retries, 10), time.Second) }
+	c.Metadata.Timeout = 0
 	return &c
 }
 
@@ -120,8 +127,16 @@ func NewKafka(brokers []string, base *sarama.Config, p Producer, target Target, 
 		client: client, prod: prod, report: report, log: log.With("sink", target.Name), guard: newGuard(!target.DLQ),
 		limit: limit, quit: make(chan struct{})}
 	if target.TopicExpr != nil {
+		// Computed topics are looked up with the connection's quick metadata settings: a
+		// missing topic must be told at once, not after the producer's patient retries.
+		lookup, err := sarama.NewClient(brokers, base)
+		if err != nil {
+			prod.Close()
+			client.Close()
+			return nil, fmt.Errorf("%s: %w", at, err)
+		}
 		k.op = failure.ProduceComputed
-		k.topics = newTopicChecker(client, target.Allow)
+		k.topics = newTopicChecker(lookup, target.Allow)
 	}
 	k.readers.Go(k.readSuccesses)
 	k.readers.Go(k.readErrors)
@@ -284,10 +299,10 @@ func (k *Kafka) backoff(failures int) time.Duration {
 	return Backoff(failures, 100*time.Millisecond, 5*time.Second)
 }
 
-// resend hands the writes the order guard releases to the producer, and says every LogEvery
+// resend hands the writes the order guard releases to the producer, and says every logEvery
 // when the broker refuses this sink's writes. It ends when Close begins.
 func (k *Kafka) resend() {
-	tick := time.NewTicker(LogEvery)
+	tick := time.NewTicker(logEvery)
 	defer tick.Stop()
 	var timer *time.Timer
 	var timerC <-chan time.Time
@@ -386,6 +401,9 @@ func (k *Kafka) Close(ctx context.Context) error {
 	}
 	if !k.client.Closed() {
 		k.client.Close()
+	}
+	if k.topics != nil {
+		k.topics.client.Close()
 	}
 	return err
 }

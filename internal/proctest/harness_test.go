@@ -49,21 +49,26 @@ func cluster(t testing.TB, partitions int32) *devbroker.Broker {
 
 // ordersPipeline writes the orders example with timeouts short enough for tests: a dead
 // process leaves the group within seconds.
-func ordersPipeline(t *testing.T) string {
+func ordersPipeline(t testing.TB) string {
+	t.Helper()
+	return ordersWith(t, `  session_timeout: 3s
+  heartbeat_interval: 500ms
+  rebalance_timeout: 30s
+  drain_timeout: 15s
+  commit_interval: 200ms
+  max_pending: 2000`)
+}
+
+// ordersWith writes the orders example with source fields added after its start field.
+func ordersWith(t testing.TB, sourceFields string) string {
 	t.Helper()
 	src, err := os.ReadFile("../../pipelines/orders.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := strings.Replace(string(src), "  start: earliest", `  start: earliest
-  session_timeout: 3s
-  heartbeat_interval: 500ms
-  rebalance_timeout: 30s
-  drain_timeout: 15s
-  commit_interval: 200ms
-  max_pending: 2000`, 1)
+	text := strings.Replace(string(src), "  start: earliest", "  start: earliest\n"+sourceFields, 1)
 	if text == string(src) {
-		t.Fatal("orders.yaml changed: cannot add the test timeouts")
+		t.Fatal("orders.yaml changed: cannot add the test's source fields")
 	}
 	path := filepath.Join(t.TempDir(), "orders.yaml")
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {

@@ -2,9 +2,6 @@ package proctest
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -14,23 +11,11 @@ import (
 // instanceID is empty, static group membership.
 func staticPipeline(t testing.TB, instanceID string, session time.Duration) string {
 	t.Helper()
-	src, err := os.ReadFile("../../pipelines/orders.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fields := fmt.Sprintf("  start: earliest\n  session_timeout: %v\n  heartbeat_interval: 500ms\n  rebalance_timeout: 30s\n  drain_timeout: 10s\n  commit_interval: 200ms\n  max_pending: 2000\n", session)
+	fields := fmt.Sprintf("  session_timeout: %v\n  heartbeat_interval: 500ms\n  rebalance_timeout: 30s\n  drain_timeout: 10s\n  commit_interval: 200ms\n  max_pending: 2000", session)
 	if instanceID != "" {
-		fields += "  instance_id: " + instanceID + "\n"
+		fields += "\n  instance_id: " + instanceID
 	}
-	text := strings.Replace(string(src), "  start: earliest", strings.TrimSuffix(fields, "\n"), 1)
-	if text == string(src) {
-		t.Fatal("orders.yaml changed: cannot add the test settings")
-	}
-	path := filepath.Join(t.TempDir(), "orders.yaml")
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return ordersWith(t, fields)
 }
 
 // restartToFirstOutput runs the orders example over a backlog, kills it with SIGKILL in the

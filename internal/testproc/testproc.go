@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -131,4 +133,15 @@ func LastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// LogMax is the largest value a JSON log line in logs gives the integer field, or 0.
+func LogMax(logs, field string) int {
+	most := 0
+	re := regexp.MustCompile(`"` + regexp.QuoteMeta(field) + `":(\d+)`)
+	for _, m := range re.FindAllStringSubmatch(logs, -1) {
+		n, _ := strconv.Atoi(m[1])
+		most = max(most, n)
+	}
+	return most
 }
