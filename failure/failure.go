@@ -244,10 +244,13 @@ var table = []rule{
 	written(sarama.ErrInvalidTimestamp, DeadLetter, "the record's timestamp is outside what the topic accepts (message.timestamp.*.max.ms)"),
 	written(sarama.ErrInvalidRecord, DeadLetter, "the broker refused the record (a compacted topic needs a key)"),
 
+	// A broker answers this for a moment while a topic is created or its partitions move, so
+	// it waits. Whether a topic exists is decided before writing: at start for the topics the
+	// file names (a missing one stops the pipeline), per record for computed ones (dead-letter).
+	all(sarama.ErrUnknownTopicOrPartition, Wait, "does the topic exist? pythia-pipe topics create makes it"),
+
 	// Topics: a topic the file names is the pipeline's business; one a record computed is
 	// the record's.
-	topicRule(sarama.ErrUnknownTopicOrPartition, Stop, Wait, "does the topic exist? pythia-pipe topics create makes it",
-		"the computed topic does not exist, and records never create topics"),
 	topicRule(sarama.ErrInvalidTopic, Stop, Stop, "the topic name is not valid", "the computed topic name is not valid"),
 	topicRule(sarama.ErrTopicAuthorizationFailed, Stop, Stop, noACL, "this user may not write to the computed topic"),
 	topicRule(sarama.ErrPolicyViolation, Stop, Stop, "a broker policy refused the request", "a broker policy refused the computed topic"),

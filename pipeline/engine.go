@@ -558,11 +558,14 @@ func (e *Engine) outcome(n *node, rec *record.Record, err error) {
 	var f *failure.Error
 	if !errors.As(err, &f) {
 		f = failure.Judge(failure.Process, "stage "+n.name, "", err)
+		if f.Outcome == failure.Wait && e.hard.Err() == nil {
+			f.Outcome = failure.DeadLetter // cancelled by something else than the pipeline's stop: the record's
+		}
 	}
 	switch {
 	case f.Outcome == failure.Wait:
-		// Only a stage cut short by a hard stop: not done, so read again after a restart.
-		e.log.Debug("record left unfinished", "stage", n.name, "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
+		// A stage cut short by a hard stop: not done, so read again after a restart.
+		e.log.Debug("record left unfinished", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
 	case f.Outcome == failure.Stop:
 		e.fail(f)
 	case n == nil:

@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -47,8 +48,10 @@ const (
 	producerRetries    = 1
 	producerBackoffMax = time.Second
 	// closeGrace is how long Close lets the producer finish once the sink's wait is over,
-	// before it cuts the connections.
+	// before it cuts the connections (and again after).
 	closeGrace = 3 * time.Second
+	// patientMetadata bounds the producer's metadata lookups.
+	patientMetadata = 30 * time.Second
 )
 
 // logEvery is how often a sink whose writes are refused says so.
@@ -98,9 +101,9 @@ func ProducerConfig(base *sarama.Config, p Producer, maxBytes int) *sarama.Confi
 	// need it at once, and a later write of the partition can get through before the failed
 	// ones are sent again. Patient metadata lookups keep those writes waiting inside sarama,
 	// in order, instead.
-	c.Metadata.Retry.Max = 20
+	c.Metadata.Retry.Max = 30
 	c.Metadata.Retry.BackoffFunc = func(retries, _ int) time.Duration { return min(100*time.Millisecond<<min(retries, 10), time.Second) }
-	c.Metadata.Timeout = 0
+	c.Metadata.Timeout = patientMetadata
 	return &c
 }
 
@@ -126,17 +129,18 @@ func NewKafka(brokers []string, base *sarama.Config, p Producer, target Target, 
 	k := &Kafka{target: target, op: failure.Produce, at: at, env: expr.NewBinder(target.TopicExpr, target.Key),
 		client: client, prod: prod, report: report, log: log.With("sink", target.Name), guard: newGuard(!target.DLQ),
 		limit: limit, quit: make(chan struct{})}
+	// Topics are looked up with the connection's quick metadata settings, not the producer's
+	// patient ones: a missing computed topic must be told at once, and a lookup must not hold
+	// up a stop for long.
+	lookup, err := sarama.NewClient(brokers, base)
+	if err != nil {
+		prod.Close()
+		client.Close()
+		return nil, fmt.Errorf("%s: %w", at, err)
+	}
+	k.topics = newTopicChecker(lookup, target.Allow)
 	if target.TopicExpr != nil {
-		// Computed topics are looked up with the connection's quick metadata settings: a
-		// missing topic must be told at once, not after the producer's patient retries.
-		lookup, err := sarama.NewClient(brokers, base)
-		if err != nil {
-			prod.Close()
-			client.Close()
-			return nil, fmt.Errorf("%s: %w", at, err)
-		}
 		k.op = failure.ProduceComputed
-		k.topics = newTopicChecker(lookup, target.Allow)
 	}
 	k.readers.Go(k.readSuccesses)
 	k.readers.Go(k.readErrors)
@@ -185,7 +189,7 @@ func (k *Kafka) prepare(ctx context.Context, rec *record.Record) (*write, error)
 			return nil, f
 		}
 		if failures == 1 {
-			k.log.Warn("cannot look up the computed topic; waiting", "to_topic", topic, "err", err,
+			k.log.Warn("cannot look up the topic to write to; waiting", "stage", k.target.Name, "to_topic", topic, "err", err,
 				"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset)
 		}
 		select {
@@ -231,14 +235,10 @@ func (k *Kafka) message(rec *record.Record) (*sarama.ProducerMessage, string, er
 }
 
 func (k *Kafka) partitions(topic string) (int32, error) {
-	if k.topics != nil {
+	if k.target.TopicExpr != nil {
 		return k.topics.partitions(topic)
 	}
-	parts, err := k.client.Partitions(topic)
-	if err == nil && len(parts) == 0 {
-		err = sarama.ErrUnknownTopicOrPartition
-	}
-	return int32(len(parts)), err
+	return k.topics.count(topic)
 }
 
 // route evaluates topic_expr and key for rec; each left out keeps the sink's topic or the
@@ -306,7 +306,7 @@ func (k *Kafka) resend() {
 	defer tick.Stop()
 	var timer *time.Timer
 	var timerC <-chan time.Time
-	var logged int64 // refusals already reported
+	var said refusalLog
 	for {
 		if k.closing.Load() {
 			return
@@ -334,27 +334,33 @@ func (k *Kafka) resend() {
 		case <-k.guard.wake:
 		case <-timerC:
 		case <-tick.C:
-			logged = k.sayRefused(logged)
+			k.sayRefused(&said)
 		case <-k.quit:
 			return
 		}
 	}
 }
 
+// refusalLog is what the refusal lines have said so far.
+type refusalLog struct {
+	refusals int64 // counted in the lines so far
+	open     bool  // the last line said the broker refuses writes
+}
+
 // sayRefused logs, once per interval, that the broker refuses writes, with counts and the
 // last error; and once that it takes them again.
-func (k *Kafka) sayRefused(logged int64) int64 {
+func (k *Kafka) sayRefused(said *refusalLog) {
 	s := k.guard.status()
 	switch {
-	case s.refusals > logged:
+	case s.refusals > said.refusals:
 		k.log.Warn("the broker refuses writes: they wait and are written again in order; nothing is dead-lettered",
-			"stage", k.target.Name, "refused", s.refusals-logged, "waiting", s.unsettled, "held", strings.Join(s.held, ","),
+			"stage", k.target.Name, "refused", s.refusals-said.refusals, "waiting", s.unsettled, "held", strings.Join(s.held, ","),
 			"rewritten", s.rewritten, "last_err", s.lastErr)
-	case logged > 0 && len(s.held) == 0:
-		k.log.Info("the broker takes writes again", "stage", k.target.Name, "refused", logged, "rewritten", s.rewritten)
-		return 0
+		said.refusals, said.open = s.refusals, true
+	case said.open && len(s.held) == 0:
+		k.log.Info("the broker takes writes again", "stage", k.target.Name, "refused", s.refusals, "rewritten", s.rewritten)
+		said.open = false
 	}
-	return s.refusals
 }
 
 // Counters are the sink's own numbers: writes refused for a passing reason (each written again
@@ -389,23 +395,34 @@ func (k *Kafka) Close(ctx context.Context) error {
 			"rewritten", s.rewritten, "not_acknowledged", s.unsettled, "last_err", s.lastErr)
 	}
 	k.prod.AsyncClose() // nothing sends to the producer any more
-	done := make(chan struct{})
-	go func() { k.readers.Wait(); close(done) }() // ends with the producer, below
-	select {
-	case <-done:
-	case <-time.After(closeGrace):
-		// Writes the broker still refuses would keep the producer retrying: cutting its
-		// connections fails them at once.
-		k.client.Close()
-		<-done
+	stopped := make(chan struct{})
+	go func() { k.readers.Wait(); close(stopped) }() // ends with the producer
+	if !within(stopped, closeGrace) {
+		// Writes the broker still refuses keep the producer retrying: cutting its connections
+		// fails them at once.
+		go k.client.Close() // may wait for a metadata lookup under way
+		if !within(stopped, closeGrace+patientMetadata) {
+			k.log.Error("the producer did not stop; giving up on it", "stage", k.target.Name)
+			return errors.Join(err, fmt.Errorf("%s: the producer did not stop", k.at))
+		}
 	}
 	if !k.client.Closed() {
 		k.client.Close()
 	}
-	if k.topics != nil {
-		k.topics.client.Close()
-	}
+	k.topics.client.Close()
 	return err
+}
+
+// within reports whether done closes within d.
+func within(done <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // Backoff is the wait before attempt+1: initial·2^(attempt-1), at most max, with ±20% jitter.

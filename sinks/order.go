@@ -98,10 +98,19 @@ func (g *guard) add(w *write, key partKey) (send bool) {
 	g.unsettled++
 	if p.held {
 		w.state = stWaiting
+		p.wakeIfIdle(g)
 		return false
 	}
 	p.start(w)
 	return true
+}
+
+// wakeIfIdle wakes the resender when a held partition has nothing left in the producer:
+// its probe (or release) may be due.
+func (p *partQueue) wakeIfIdle(g *guard) {
+	if p.held && p.inFlight == 0 {
+		signal(g.wake)
+	}
 }
 
 func (p *partQueue) start(w *write) {
@@ -134,6 +143,7 @@ func (g *guard) acked(w *write) []*write {
 		w.again = true
 		g.rewritten++
 	}
+	p.wakeIfIdle(g)
 	return g.settle(p)
 }
 
@@ -179,7 +189,24 @@ func (g *guard) gone(w *write) []*write {
 		p.probe = nil
 	}
 	w.state = stGone
+	g.unmarkPassed(p)
+	p.wakeIfIdle(g)
 	return g.settle(p)
+}
+
+// unmarkPassed clears the mark of writes to be written again that no waiting write precedes
+// any more (the one they passed left the partition): they are in order as written.
+func (g *guard) unmarkPassed(p *partQueue) {
+	waiting := false
+	for _, w := range p.queue {
+		switch {
+		case w.state == stWaiting:
+			waiting = true
+		case w.again && !waiting:
+			w.again = false
+			g.rewritten--
+		}
+	}
 }
 
 // settle pops the partition's done prefix: acknowledged writes (returned, to be reported)
@@ -236,8 +263,13 @@ func (g *guard) due(now time.Time) (send []*write, releasing []*partQueue, next 
 		if !p.held || p.releasing || p.probe != nil || p.inFlight > 0 {
 			continue
 		}
-		if p.failures == 0 {
+		if p.failures == 0 || !p.hasWaiting() {
+			before := len(send)
 			send = p.takeWaiting(send)
+			if len(send) == before { // nothing held back: the partition is free again
+				g.unhold(p)
+				continue
+			}
 			p.releasing = true
 			releasing = append(releasing, p)
 			continue
@@ -287,12 +319,26 @@ func (g *guard) released(parts []*partQueue) (send []*write, still []*partQueue)
 			still = append(still, p)
 			continue
 		}
-		p.held, p.releasing = false, false
-		if len(p.queue) == 0 {
-			delete(g.parts, p.key)
-		}
+		g.unhold(p)
 	}
 	return send, still
+}
+
+// unhold frees a partition: its writes go straight to the producer again.
+func (g *guard) unhold(p *partQueue) {
+	p.held, p.releasing, p.failures = false, false, 0
+	if len(p.queue) == 0 {
+		delete(g.parts, p.key)
+	}
+}
+
+func (p *partQueue) hasWaiting() bool {
+	for _, w := range p.queue {
+		if w.state == stWaiting {
+			return true
+		}
+	}
+	return false
 }
 
 // status is what the guard holds, for logs and Close.

@@ -174,6 +174,84 @@ func TestGuardKeepsOrder(t *testing.T) {
 	})
 }
 
+// Cases a review found: a held partition must never stay held for good, nor a mark to
+// write again outlive the write it was passed.
+func TestGuardNeverHoldsForGood(t *testing.T) {
+	t.Run("a lone probe gets through", func(t *testing.T) {
+		r := newGuardRun(t)
+		r.write(1)
+		r.refuse()
+		r.resend() // the probe
+		r.ack()    // nothing waits behind it
+		r.resend()
+		r.write(1)
+		if len(r.inFlight) != 1 {
+			t.Fatalf("a later write waits in a partition nothing holds (%d in flight)", len(r.inFlight))
+		}
+		r.ack()
+		if !slices.Equal(r.settled, seqs(2)) || r.g.status().unsettled != 0 {
+			t.Fatalf("settled %v", r.settled)
+		}
+	})
+	t.Run("the probe is dead-lettered and nothing waits", func(t *testing.T) {
+		r := newGuardRun(t)
+		r.write(3)
+		r.refuse() // 0
+		r.ack()    // 1 passed 0
+		r.ack()    // 2 passed 0
+		r.resend()
+		r.goneFirst() // the probe, 0, leaves for the DLQ: 1 and 2 are in order as written
+		r.resend()
+		if s := r.g.status(); s.unsettled != 0 || s.rewritten != 0 || len(s.held) != 0 {
+			t.Fatalf("%d unsettled, %d to rewrite, held %v", s.unsettled, s.rewritten, s.held)
+		}
+		if !slices.Equal(r.settled, []int{1, 2}) {
+			t.Fatalf("settled %v", r.settled)
+		}
+	})
+	t.Run("the probe is dead-lettered and a later write waits", func(t *testing.T) {
+		r := newGuardRun(t)
+		r.write(4)
+		r.refuse() // 0
+		r.ack()    // 1 passed 0
+		r.refuse() // 2
+		r.ack()    // 3 passed 0 and 2
+		r.resend()
+		r.goneFirst() // 0 leaves: 1 is in order, 3 still passed 2
+		r.resend()    // probe 2
+		r.ack()
+		r.resend()
+		for len(r.inFlight) > 0 {
+			r.ack()
+		}
+		if !slices.Equal(r.written, []int{1, 3, 2, 3}) || !slices.Equal(r.settled, []int{1, 2, 3}) {
+			t.Fatalf("written %v, settled %v", r.written, r.settled)
+		}
+	})
+	t.Run("the resender is woken when a round drains", func(t *testing.T) {
+		r := newGuardRun(t)
+		r.write(3)
+		r.refuse()
+		<-r.g.wake
+		r.ack()
+		r.ack()
+		select {
+		case <-r.g.wake:
+		default:
+			t.Fatal("nothing in the producer any more, and the resender sleeps on")
+		}
+	})
+}
+
+// goneFirst dead-letters the oldest write in flight.
+func (r *guardRun) goneFirst() {
+	w := r.inFlight[0]
+	r.inFlight = r.inFlight[1:]
+	for _, s := range r.g.gone(w) {
+		r.settled = append(r.settled, r.seq(s))
+	}
+}
+
 // The backoff between probes of a held partition grows with refusals in a row, once per
 // round of writes, not once per write.
 func TestGuardBacksOffPerRound(t *testing.T) {

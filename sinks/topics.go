@@ -31,8 +31,8 @@ func (e *TopicError) Error() string { return fmt.Sprintf("computed topic %q: %s"
 // RecordFault marks the error as its record's fault.
 func (*TopicError) RecordFault() {}
 
-// topicChecker decides whether a record may be written to the topic it computed, and how
-// many partitions that topic has. Records never create topics.
+// topicChecker looks up how many partitions a topic has, and decides whether a record may be
+// written to the topic it computed. Records never create topics.
 type topicChecker struct {
 	client sarama.Client
 	allow  []string
@@ -60,10 +60,11 @@ func (c *topicChecker) partitions(topic string) (int32, error) {
 	if known && time.Since(since) < missingFor {
 		return 0, &TopicError{Topic: topic, Reason: "the topic does not exist, and records never create topics"}
 	}
-	parts, err := c.client.Partitions(topic)
+	n, err := c.count(topic)
 	switch {
-	case errors.Is(err, sarama.ErrUnknownTopicOrPartition), err == nil && len(parts) == 0:
+	case errors.Is(err, sarama.ErrUnknownTopicOrPartition):
 		c.mu.Lock()
+		c.forgetOld()
 		c.missing[topic] = time.Now()
 		c.mu.Unlock()
 		return 0, &TopicError{Topic: topic, Reason: "the topic does not exist, and records never create topics"}
@@ -75,7 +76,29 @@ func (c *topicChecker) partitions(topic string) (int32, error) {
 		delete(c.missing, topic)
 		c.mu.Unlock()
 	}
-	return int32(len(parts)), nil
+	return n, nil
+}
+
+// count returns the partition count of a topic.
+func (c *topicChecker) count(topic string) (int32, error) {
+	parts, err := c.client.Partitions(topic)
+	if err == nil && len(parts) == 0 {
+		err = sarama.ErrUnknownTopicOrPartition
+	}
+	return int32(len(parts)), err
+}
+
+// forgetOld drops the topics found missing longer ago than missingFor, so that records naming
+// ever new topics do not grow the list without end.
+func (c *topicChecker) forgetOld() {
+	if len(c.missing) < 1024 {
+		return
+	}
+	for t, since := range c.missing {
+		if time.Since(since) >= missingFor {
+			delete(c.missing, t)
+		}
+	}
 }
 
 // Allowed reports whether topic matches one of the patterns (* for any characters); with no

@@ -127,6 +127,9 @@ func (c *claimReader) consume(in Intake) {
 	ctx := c.sess.Context()
 	defer c.resume()
 	for {
+		if ctx.Err() != nil || c.stopped(in) {
+			return // the session ended, or the pipeline stopped: read nothing more
+		}
 		if c.ledger.Pending() >= max && !c.waitForRoom(ctx) {
 			return
 		}
@@ -153,6 +156,15 @@ func (c *claimReader) consume(in Intake) {
 		if c.revoked {
 			return
 		}
+	}
+}
+
+func (c *claimReader) stopped(in Intake) bool {
+	select {
+	case <-in.Stopped:
+		return true
+	default:
+		return false
 	}
 }
 
