@@ -546,7 +546,8 @@ func runExample(t *testing.T, b *devbroker.Broker, file string, env map[string]s
 		t.Fatal(diags.Err())
 	}
 	p.Source.Start, p.Source.CommitInterval = "earliest", 100*time.Millisecond // the feed is already there
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())                         // every goroutine of the run ends with it
+	// Every goroutine of the run ends with it.
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	run, err := ConnectKafka(p, quiet)
 	if err != nil {
 		t.Fatal(err)
