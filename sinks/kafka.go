@@ -69,7 +69,7 @@ type Kafka struct {
 	report Report
 	log    *slog.Logger
 	guard  *guard
-	topics *topicChecker // computed topics
+	topics *topicChecker // partition counts, and the checks of computed topics
 	limit  int
 
 	quit    chan struct{} // closed by Close: the resender stops
@@ -92,9 +92,7 @@ func ProducerConfig(base *sarama.Config, p Producer, maxBytes int) *sarama.Confi
 	c.Producer.MaxMessageBytes = maxBytes
 	c.Producer.Partitioner = sarama.NewManualPartitioner // the sink picks partitions: it keeps order per partition
 	c.Producer.Retry.Max = producerRetries
-	c.Producer.Retry.BackoffFunc = func(retries, _ int) time.Duration {
-		return min(100*time.Millisecond<<min(retries, 10), producerBackoffMax)
-	}
+	c.Producer.Retry.BackoffFunc = cappedBackoff
 	c.Producer.Idempotent = p.Idempotent
 	c.Net.MaxOpenRequests = 1 // one request in flight per broker: a retry cannot pass a later write
 	// While a partition's leader is unknown (a broker restarting), sarama fails the writes that
@@ -102,9 +100,14 @@ func ProducerConfig(base *sarama.Config, p Producer, maxBytes int) *sarama.Confi
 	// ones are sent again. Patient metadata lookups keep those writes waiting inside sarama,
 	// in order, instead.
 	c.Metadata.Retry.Max = 30
-	c.Metadata.Retry.BackoffFunc = func(retries, _ int) time.Duration { return min(100*time.Millisecond<<min(retries, 10), time.Second) }
+	c.Metadata.Retry.BackoffFunc = cappedBackoff
 	c.Metadata.Timeout = patientMetadata
 	return &c
+}
+
+// cappedBackoff is sarama's wait before a retry: 100 ms doubling, at most a second.
+func cappedBackoff(retries, _ int) time.Duration {
+	return min(100*time.Millisecond<<min(retries, 10), producerBackoffMax)
 }
 
 // NewKafka starts a producer for target; report receives every outcome.
