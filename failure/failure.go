@@ -34,7 +34,7 @@ func (o Outcome) String() string {
 }
 
 // Op is what was being done when a failure happened: one Kafka error can mean different
-// things (a missing topic stops the pipeline when the file names it, and dead-letters the
+// things (no right to a topic stops the pipeline when the file names it, and dead-letters the
 // record when the record computed it).
 type Op uint8
 
@@ -94,11 +94,7 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 func (e *Error) hint() string {
-	var kerr sarama.KError
-	if !errors.As(e.Err, &kerr) {
-		return ""
-	}
-	r := byCode[kerr]
+	r := ruleOf(e.Err)
 	if e.Op == ProduceComputed && r.computedHint != "" {
 		return r.computedHint
 	}
@@ -106,12 +102,15 @@ func (e *Error) hint() string {
 }
 
 // Hint is the likely cause of a Kafka error, or "" when the table has none.
-func Hint(err error) string {
+func Hint(err error) string { return ruleOf(err).hint }
+
+// ruleOf is the table's rule for a Kafka error (the zero rule for other errors).
+func ruleOf(err error) rule {
 	var kerr sarama.KError
 	if !errors.As(err, &kerr) {
-		return ""
+		return rule{}
 	}
-	return byCode[kerr].hint
+	return byCode[kerr]
 }
 
 func outcome(op Op, err error) Outcome {
@@ -219,7 +218,7 @@ var table = []rule{
 	all(sarama.ErrRequestTimedOut, Wait, "the broker did not answer in time: overloaded, or its replicas slow?"),
 	all(sarama.ErrNetworkException, Wait, "the connection to the broker broke"),
 	all(sarama.ErrNotEnoughReplicas, Wait, "fewer in-sync replicas than the topic's min.insync.replicas: a broker down or catching up?"),
-	all(sarama.ErrNotEnoughReplicasAfterAppend, Wait, "the write reached the leader but too few replicas: it is sent again, and the broker drops the duplicate"),
+	all(sarama.ErrNotEnoughReplicasAfterAppend, Wait, "the write reached the leader but too few replicas: it is sent again, and may be written twice"),
 	all(sarama.ErrKafkaStorageError, Wait, "a broker's disk failed"),
 	all(sarama.ErrThrottlingQuotaExceeded, Wait, "a quota throttles this client"),
 	all(sarama.ErrInvalidMessage, Wait, "the batch was damaged on its way: it is sent again"),

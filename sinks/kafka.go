@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -75,7 +74,6 @@ type Kafka struct {
 	quit    chan struct{} // closed by Close: the resender stops
 	readers conc.WaitGroup
 	loop    conc.WaitGroup
-	closing atomic.Bool
 }
 
 // ProducerConfig adds a sink's producer settings to the connection's sarama config; maxBytes
@@ -196,7 +194,7 @@ func (k *Kafka) prepare(ctx context.Context, rec *record.Record) (*write, error)
 				"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset)
 		}
 		select {
-		case <-time.After(Backoff(failures, 100*time.Millisecond, 5*time.Second)):
+		case <-time.After(k.backoff(failures)):
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -303,7 +301,7 @@ func (k *Kafka) backoff(failures int) time.Duration {
 }
 
 // resend hands the writes the order guard releases to the producer, and says every logEvery
-// when the broker refuses this sink's writes. It ends when Close begins.
+// when the broker refuses this sink's writes. It ends when Close closes quit.
 func (k *Kafka) resend() {
 	tick := time.NewTicker(logEvery)
 	defer tick.Stop()
@@ -311,9 +309,6 @@ func (k *Kafka) resend() {
 	var timerC <-chan time.Time
 	var said refusalLog
 	for {
-		if k.closing.Load() {
-			return
-		}
 		send, releasing, next := k.guard.due(time.Now())
 		for len(send) > 0 {
 			for _, w := range send {
@@ -378,7 +373,7 @@ func (k *Kafka) Counters() map[string]int64 {
 func (k *Kafka) Close(ctx context.Context) error {
 	var err error
 	for {
-		n := k.guard.status().unsettled
+		n := k.guard.unsettledCount()
 		if n == 0 {
 			break
 		}
@@ -390,7 +385,6 @@ func (k *Kafka) Close(ctx context.Context) error {
 		}
 		break
 	}
-	k.closing.Store(true)
 	close(k.quit)
 	k.loop.Wait()
 	if s := k.guard.status(); s.refusals > 0 {

@@ -12,8 +12,8 @@ import (
 
 // The order guard keeps a sink's writes in order per output partition through failures.
 //
-// The producer retries a refused write itself for a few seconds, holding the partition's
-// later writes behind it. When it gives up, the guard takes over: the partition is held,
+// The producer retries a refused write once itself, holding the partition's later writes
+// behind it. When it gives up, the guard takes over: the partition is held,
 // its later writes wait in the guard instead of entering the producer, and once every write
 // already in the producer has come back, the first waiting write is sent alone as a probe,
 // after a backoff. When the probe is acknowledged the rest follow in order. A write that the
@@ -33,12 +33,11 @@ const (
 
 // write is one record on its way to a partition; it travels as the producer message's Metadata.
 type write struct {
-	rec      *record.Record
-	msg      *sarama.ProducerMessage
-	part     *partQueue
-	state    writeState
-	again    bool // acknowledged while an earlier write of its partition was refused: write it again
-	attempts int
+	rec   *record.Record
+	msg   *sarama.ProducerMessage
+	part  *partQueue
+	state writeState
+	again bool // acknowledged while an earlier write of its partition was refused: write it again
 }
 
 type partKey struct {
@@ -115,7 +114,6 @@ func (p *partQueue) wakeIfIdle(g *guard) {
 
 func (p *partQueue) start(w *write) {
 	w.state, w.again = stInFlight, false
-	w.attempts++
 	p.inFlight++
 }
 
@@ -136,8 +134,7 @@ func (g *guard) acked(w *write) []*write {
 	p.inFlight--
 	w.state = stAcked
 	if w == p.probe {
-		p.probe, p.failures = nil, 0
-		signal(g.wake) // the writes waiting behind it may follow
+		p.probe, p.failures = nil, 0 // the writes waiting behind it may follow: wakeIfIdle below
 	}
 	if g.ordered && p.waitingBefore(w) {
 		w.again = true
@@ -166,8 +163,12 @@ func (g *guard) refused(w *write, err error, backoff func(failures int) time.Dur
 	}
 	p.held, p.releasing = true, false
 	if g.ordered {
+		waiting := false
 		for _, later := range p.queue {
-			if later.state == stAcked && !later.again && p.waitingBefore(later) {
+			switch {
+			case later.state == stWaiting:
+				waiting = true
+			case waiting && later.state == stAcked && !later.again:
 				later.again = true
 				g.rewritten++
 			}
@@ -341,7 +342,14 @@ func (p *partQueue) hasWaiting() bool {
 	return false
 }
 
-// status is what the guard holds, for logs and Close.
+// unsettledCount is how many writes are not settled yet.
+func (g *guard) unsettledCount() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.unsettled
+}
+
+// status is what the guard holds, for logs and counters.
 type guardStatus struct {
 	unsettled int
 	held      []string

@@ -19,6 +19,8 @@ import (
 // looked up again (someone may create it).
 const missingFor = 30 * time.Second
 
+const missingTopic = "the topic does not exist, and records never create topics"
+
 // TopicError is a computed topic a record may not be written to: not a valid name, not in
 // topic_allow, or not existing.
 type TopicError struct {
@@ -58,7 +60,7 @@ func (c *topicChecker) partitions(topic string) (int32, error) {
 	since, known := c.missing[topic]
 	c.mu.Unlock()
 	if known && time.Since(since) < missingFor {
-		return 0, &TopicError{Topic: topic, Reason: "the topic does not exist, and records never create topics"}
+		return 0, &TopicError{Topic: topic, Reason: missingTopic}
 	}
 	n, err := c.count(topic)
 	switch {
@@ -67,7 +69,7 @@ func (c *topicChecker) partitions(topic string) (int32, error) {
 		c.forgetOld()
 		c.missing[topic] = time.Now()
 		c.mu.Unlock()
-		return 0, &TopicError{Topic: topic, Reason: "the topic does not exist, and records never create topics"}
+		return 0, &TopicError{Topic: topic, Reason: missingTopic}
 	case err != nil:
 		return 0, err
 	}
