@@ -210,6 +210,7 @@ func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 	ctx, cancel := context.WithCancel(sess.Context())
 	h.stopCommits = cancel
 	h.committer.Go(func() { h.commitLoop(ctx, sess) })
+	h.committer.Go(func() { h.watchStalls(ctx) })
 	h.k.log.Info("joined group", "group", h.k.cfg.Group, "member", sess.MemberID(), "generation", sess.GenerationID(), "claims", fmt.Sprint(sess.Claims()))
 	h.observeGeneration(sess)
 	return nil
@@ -237,13 +238,11 @@ func (k *Kafka) stalled(stuck time.Duration) bool {
 	return k.cfg.StallTimeout > 0 && stuck >= k.cfg.StallTimeout
 }
 
-// commitLoop commits the ledgers' commit points every commit interval, and says when a
-// partition stalls and when it moves again.
+// commitLoop commits the ledgers' commit points every commit interval.
 func (h *handler) commitLoop(ctx context.Context, sess sarama.ConsumerGroupSession) {
 	t := time.NewTicker(h.k.cfg.CommitInterval)
 	defer t.Stop()
 	marked := map[partitionKey]int64{}
-	stalled := map[partitionKey]bool{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -253,29 +252,47 @@ func (h *handler) commitLoop(ctx context.Context, sess sarama.ConsumerGroupSessi
 		h.observeGeneration(sess)
 		h.k.mu.Lock()
 		dirty := false
-		now := time.Now()
 		for p, l := range h.k.ledgers {
 			if cp := l.CommitPoint(); cp >= 0 && cp > marked[p] {
 				sess.MarkOffset(p.topic, p.partition, cp, "")
 				marked[p] = cp
 				dirty = true
 			}
-			stuck, oldest := l.Stall(now)
-			switch is := h.k.stalled(stuck); {
-			case is && !stalled[p]:
-				h.k.log.Error("partition stalled: its commit point has not moved while records wait; /healthz fails until it moves",
-					"topic", p.topic, "partition", p.partition, "for", stuck.Round(time.Second), "pending", l.Pending(),
-					"oldest_read_ago", oldest.Round(time.Second), "stall_timeout", h.k.cfg.StallTimeout)
-				stalled[p] = true
-			case !is && stalled[p]:
-				h.k.log.Info("partition moves again", "topic", p.topic, "partition", p.partition)
-				delete(stalled, p)
-			}
 		}
 		h.k.mu.Unlock()
 		if dirty {
 			sess.Commit()
 			h.k.commits.Add(1)
+		}
+	}
+}
+
+// watchStalls says, every commit interval, when a partition stalls and when it moves again.
+// It is a loop of its own: a commit waits on the broker, and a hung broker is one way to stall.
+func (h *handler) watchStalls(ctx context.Context) {
+	t := time.NewTicker(h.k.cfg.CommitInterval)
+	defer t.Stop()
+	stalled := map[partitionKey]bool{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			h.k.mu.Lock()
+			for p, l := range h.k.ledgers {
+				stuck, oldest := l.Stall(now)
+				switch is := h.k.stalled(stuck); {
+				case is && !stalled[p]:
+					h.k.log.Error("partition stalled: its commit point has not moved while records wait; /healthz fails until it moves",
+						"topic", p.topic, "partition", p.partition, "for", stuck.Round(time.Second).String(), "pending", l.Pending(),
+						"oldest_read_ago", oldest.Round(time.Second).String(), "stall_timeout", h.k.cfg.StallTimeout.String())
+					stalled[p] = true
+				case !is && stalled[p]:
+					h.k.log.Info("partition moves again", "topic", p.topic, "partition", p.partition)
+					delete(stalled, p)
+				}
+			}
+			h.k.mu.Unlock()
 		}
 	}
 }
