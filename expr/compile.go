@@ -59,6 +59,7 @@ type Program struct {
 	Result *Schema // the inferred result type (Any when unknown until run time)
 	want   Want
 	uses   uses // the variables it reads
+	reads  []string
 	vms    sync.Pool
 }
 
@@ -70,7 +71,7 @@ func Compile(v *spec.Value, env Env, want Want, diags *diag.List) *Program {
 	if v == nil || v.Str == "" {
 		return nil
 	}
-	prog, err := exprlang.Compile(v.Str, exprlang.Env(env.types()))
+	prog, err := exprlang.Compile(v.Str, append([]exprlang.Option{exprlang.Env(env.types())}, functions...)...)
 	if err != nil {
 		var fe *file.Error
 		if errors.As(err, &fe) {
@@ -84,7 +85,7 @@ func Compile(v *spec.Value, env Env, want Want, diags *diag.List) *Program {
 		}
 		return nil
 	}
-	p := &Program{prog: prog, Result: inferSchema(prog.Node()), want: want, uses: usesOf(prog.Node())}
+	p := &Program{prog: prog, Result: inferSchema(prog.Node()), want: want, uses: usesOf(prog.Node()), reads: readsOf(prog.Node())}
 	p.vms.New = func() any { return new(vm.VM) }
 	switch k := p.Result.Kind; {
 	case k == Any:

@@ -57,6 +57,13 @@ type RecordFault interface {
 	RecordFault()
 }
 
+// Stopper is implemented by errors that stop the pipeline whatever was being done: a
+// stage's dependency down for longer than it may wait.
+type Stopper interface {
+	error
+	Stop()
+}
+
 // Error is a failure with its judgement: what it means, who met it, doing what, on which
 // topic.
 type Error struct {
@@ -115,9 +122,12 @@ func ruleOf(err error) rule {
 
 func outcome(op Op, err error) Outcome {
 	var rf RecordFault
+	var st Stopper
 	switch {
 	case errors.Is(err, context.Canceled):
 		return Wait // the pipeline stops at once: not a judgement on the record
+	case errors.As(err, &st):
+		return Stop
 	case errors.As(err, &rf):
 		return DeadLetter
 	case op == Process:

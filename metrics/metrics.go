@@ -55,7 +55,10 @@ func New(p *pipeline.Pipeline) *Metrics {
 		"retries_total":                    "Attempts after the first, by retry stage.",
 		"enrich_cache_hits_total":          "HTTP lookups answered from the cache.",
 		"enrich_cache_misses_total":        "HTTP lookups not in the cache.",
-		"breaker_state":                    "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+		"breaker_state":                    "Circuit breaker state: 0 closed, 1 half-open (a probe is out), 2 open: the stage waits for its service.",
+		"stage_waiting":                    "Records a stage holds while its service is down (its breaker open); they use up no attempt.",
+		"enrich_outages_total":             "Times an enrich stage's breaker opened: its service failed every call.",
+		"enrich_cache_bytes":               "Bytes the answers in an HTTP lookup's cache take.",
 		"partition_lag":                    "Records in the partition past the committed position.",
 		"partition_pending":                "Records read and not yet committed.",
 		"partition_committed_offset":       "The partition's commit point (the next offset to read).",
@@ -147,6 +150,12 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 					emit("enrich_cache_misses_total", prometheus.CounterValue, float64(v), name)
 				case "breaker_state":
 					emit("breaker_state", prometheus.GaugeValue, float64(v), name)
+				case "waiting":
+					emit("stage_waiting", prometheus.GaugeValue, float64(v), name)
+				case "outages":
+					emit("enrich_outages_total", prometheus.CounterValue, float64(v), name)
+				case "cache_bytes":
+					emit("enrich_cache_bytes", prometheus.GaugeValue, float64(v), name)
 				case "refused":
 					emit("sink_refused_total", prometheus.CounterValue, float64(v), name)
 				case "rewritten":

@@ -230,12 +230,14 @@ func (fakeSource) Stats() sources.Stats {
 		"in/0": {Topic: "in", Partition: 0, Pending: 5, Lag: 40}, "in/1": {Topic: "in", Partition: 1, Pending: 1, Lag: 2}}}
 }
 
-// The progress line says, as JSON fields, what went in and out, the lag, pending and DLQ.
+// The progress line says, as JSON fields, what went in and out, the lag, pending and DLQ,
+// and which stage waits for its service.
 func TestProgressLine(t *testing.T) {
 	p := &pipeline.Pipeline{Name: "p", Entry: []string{"first"}}
 	m := metrics.New(p)
 	m.Watch(fakeEngine{pipeline.Stats{
 		"first": {Kind: "stage", Received: 100},
+		"score": {Kind: "stage", Stage: map[string]int64{"breaker_state": 2, "outage_ms": 3200, "waiting": 12}},
 		"out":   {Kind: "sink", Acked: 80},
 		"dlq":   {Kind: "dlq", Acked: 7},
 	}}, fakeSource{})
@@ -250,7 +252,8 @@ func TestProgressLine(t *testing.T) {
 	if err := json.Unmarshal([]byte(strings.SplitN(buf.String(), "\n", 2)[0]), &line); err != nil {
 		t.Fatal(err)
 	}
-	if line["lag"] != 42.0 || line["pending"] != 6.0 || line["dlq"] != 7.0 || line["partitions"] != 2.0 || line["in_per_s"].(float64) <= 0 || line["out_per_s"].(float64) <= 0 {
+	if line["lag"] != 42.0 || line["pending"] != 6.0 || line["dlq"] != 7.0 || line["partitions"] != 2.0 || line["in_per_s"].(float64) <= 0 || line["out_per_s"].(float64) <= 0 ||
+		line["waiting_on"] != "score (its service has failed every call for 3s; 12 records wait)" {
 		t.Errorf("progress line %v", line)
 	}
 }

@@ -90,12 +90,17 @@ func (m *Metrics) Progress(ctx context.Context, log *slog.Logger, interval time.
 			return
 		case now := <-t.C:
 			var in, out, dlq, lag, pending int64
-			for _, s := range m.engine.Stats() {
+			var waitingOn []string
+			for name, s := range m.engine.Stats() {
 				switch s.Kind {
 				case "sink":
 					out += s.Acked
 				case "dlq":
 					dlq = s.Acked
+				}
+				if s.Stage["breaker_state"] != 0 {
+					waitingOn = append(waitingOn, fmt.Sprintf("%s (its service has failed every call for %v; %d records wait)",
+						name, (time.Duration(s.Stage["outage_ms"])*time.Millisecond).Round(time.Second), s.Stage["waiting"]))
 				}
 			}
 			src := m.source.Stats()
@@ -105,8 +110,13 @@ func (m *Metrics) Progress(ctx context.Context, log *slog.Logger, interval time.
 			}
 			in = m.read()
 			secs := now.Sub(last).Seconds()
-			log.Info("progress", "in_per_s", int64(float64(in-lastIn)/secs), "out_per_s", int64(float64(out-lastOut)/secs),
-				"lag", lag, "pending", pending, "dlq", dlq, "partitions", src.Assigned)
+			attrs := []any{"in_per_s", int64(float64(in-lastIn) / secs), "out_per_s", int64(float64(out-lastOut) / secs),
+				"lag", lag, "pending", pending, "dlq", dlq, "partitions", src.Assigned}
+			if len(waitingOn) > 0 {
+				sort.Strings(waitingOn)
+				attrs = append(attrs, "waiting_on", strings.Join(waitingOn, "; "))
+			}
+			log.Info("progress", attrs...)
 			lastIn, lastOut, last = in, out, now
 		}
 	}

@@ -523,8 +523,10 @@ func TestKafkaPaymentsRetry(t *testing.T) {
 	if len(seen) != len(feed) || seen["13"] != "payments-dlq" {
 		t.Fatalf("%d of %d records arrived; record 13 in %q", len(seen), len(feed), seen["13"])
 	}
-	if r := run.Engine.Stats()["score"].Stage["retries"]; r < 8 {
-		t.Errorf("retries = %d, want at least one per account", r)
+	// The poison account's four attempts after its first are retries; an account's one 429
+	// may be one too, or be called again uncounted when no other call was answered meanwhile.
+	if r := run.Engine.Stats()["score"].Stage["retries"]; r < 4 {
+		t.Errorf("retries = %d, want at least the poison account's 4", r)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/pythia-pipe/pythia-pipe/expr"
 	"github.com/pythia-pipe/pythia-pipe/failure"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
 	"github.com/pythia-pipe/pythia-pipe/spec"
@@ -24,7 +25,18 @@ func WriteReference(w io.Writer) {
 	}
 	fmt.Fprint(w, "\n## Sinks\n\n### `kafka`\n\n")
 	spec.WriteMarkdown(w, "sink", sinks.SinkFields)
+	writeExpressions(w)
 	writeFailures(w)
+}
+
+// writeExpressions lists what expressions see beside expr-lang's own builtins.
+func writeExpressions(w io.Writer) {
+	fmt.Fprint(w, "\n## Expressions\n\nExpressions are [expr-lang](https://expr-lang.org/docs/language-definition) with its builtins "+
+		"(`lower`, `upper`, `trim`, `split`, `len`, `string`, `int`, `float`, `now`, `date`, `duration`, …). They see `msg`, `key`, `headers`, "+
+		"`topic`, `partition`, `offset` and `timestamp`, and these functions of pythia-pipe's own:\n\n| function | does |\n|---|---|\n")
+	for _, f := range expr.Functions {
+		fmt.Fprintf(w, "| `%s` | %s |\n", f.Sig, f.Doc)
+	}
 }
 
 // writeFailures writes the table that decides what every Kafka error means.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/pythia-pipe/pythia-pipe/expr"
 	"github.com/pythia-pipe/pythia-pipe/record"
@@ -14,7 +16,7 @@ import (
 const enrichDoc = "Adds data from a lookup — a file table, an HTTP service or an expression — into a field (`into`) or merged into the body (`merge`)."
 
 var enrichFields = []spec.Field{
-	spec.Expr("key", "any", "The lookup key (a file table's key column; an HTTP lookup's cache key, default the URL)."),
+	spec.Expr("key", "any", "The lookup key: a file table's key column; an HTTP lookup's cache key (default: the method, URL and body, so that answers differ when requests do)."),
 	spec.Object("file", "Look up rows of a table file, loaded at start.",
 		spec.String("path", "The file, relative to the pipeline file.").Require(),
 		spec.Enum("format", "csv, json (a list of objects), jsonl or yaml. Default: from the file name's extension.", "csv", "json", "jsonl", "yaml"),
@@ -22,7 +24,7 @@ var enrichFields = []spec.Field{
 		spec.Duration("reload", "Check the file this often and reload it when it changed; 0 never reloads.").WithDefault("0s"),
 	),
 	spec.Object("http", "Look up over HTTP; the response body is decoded as JSON.",
-		spec.Expr("url", "string", "The URL to call, computed per record.").Require(),
+		spec.Expr("url", "string", "The URL to call, computed per record. Escape record data with urlquery() in a query and urlpath() in a path.").Require(),
 		spec.Enum("method", "The HTTP method.", "GET", "POST", "PUT").WithDefault("GET"),
 		spec.Map("headers", "Request headers.", spec.String("header", "The header value.")),
 		spec.Expr("body", "any", "Request body, sent as JSON."),
@@ -30,12 +32,14 @@ var enrichFields = []spec.Field{
 		spec.Int("concurrency", "Calls in flight at once, across the stage's workers.").WithDefault("16").AtLeast(1).AtMost(4096),
 		spec.Object("cache", "An LRU cache of answers, by key.",
 			spec.Int("size", "Entries kept; 0 disables the cache.").WithDefault("10000").AtLeast(0),
+			spec.Size("max_bytes", "Bytes the cached answers may take in all (as received); the least recently used go first, and a larger answer is not cached.").WithDefault("64MiB").AtLeast(1024),
 			spec.Duration("ttl", "How long an answer is kept.").WithDefault("5m"),
 			spec.Duration("negative_ttl", "How long a missing answer (404) is kept.").WithDefault("30s"),
 		),
-		spec.Object("breaker", "A circuit breaker: after `failures` consecutive failures, calls fail fast for `cooldown`, then one probe is let through.",
-			spec.Int("failures", "Consecutive failures that open the breaker; 0 disables it.").WithDefault("5").AtLeast(0),
-			spec.Duration("cooldown", "How long the breaker stays open before a probe.").WithDefault("10s"),
+		spec.Object("breaker", "Outage detection: after `failures` consecutive failures of the service (timeouts, connection errors, 5xx, 429; not 4xx), the service is down for everyone and records wait, using up no attempt, while one probe call at a time backs off from 500ms to `cooldown`; the first answer ends the outage.",
+			spec.Int("failures", "Consecutive service failures that open the breaker; 0 disables it, and then every failure counts against its record.").WithDefault("5").AtLeast(0),
+			spec.Duration("cooldown", "The longest wait between probes while the breaker is open.").WithDefault("10s"),
+			spec.Duration("max_outage", "Stop the pipeline (without committing, so nothing is lost) when an outage lasts this long; 0 waits for as long as it lasts. Records are never dead-lettered for an outage.").WithDefault("0s"),
 		),
 	),
 	spec.Expr("expr", "any", "Computes the enrichment from the record; null counts as missing."),
@@ -111,6 +115,7 @@ func buildEnrich(c *Config) Built {
 	progs := []*expr.Program{e.key, e.compute}
 	if e.http != nil {
 		progs = append(progs, e.http.url, e.http.body)
+		warnKeyGaps(c, e.key, e.http)
 	}
 	e.env = expr.NewBinder(progs...)
 	return Built{Stage: e, Out: out}
@@ -194,6 +199,31 @@ func (e *enrich) Process(ctx context.Context, rec *record.Record, out []Output) 
 	}
 	rec.Msg, rec.Decoded = body, true
 	return append(out, Output{Rec: rec}), nil
+}
+
+// warnKeyGaps warns when an HTTP lookup's cache key leaves out something its request reads:
+// records that differ only there would share one cached answer.
+func warnKeyGaps(c *Config, key *expr.Program, h *httpLookup) {
+	if key == nil || h.cache == nil {
+		return
+	}
+	var gaps []string
+	for _, p := range []*expr.Program{h.url, h.body} {
+		if p == nil {
+			continue
+		}
+		for _, r := range p.Reads() {
+			covered := slices.ContainsFunc(key.Reads(), func(k string) bool { return expr.Covers(k, r) })
+			if !covered && !slices.Contains(gaps, r) {
+				gaps = append(gaps, r)
+			}
+		}
+	}
+	if len(gaps) > 0 {
+		k := c.Fields.Get("key")
+		c.Parser.Warnf(k.Pos, k.Path, "the request reads %s, which the cache key leaves out: records that differ only there share one cached answer (add it to key, or leave key out to cache by the whole request)",
+			strings.Join(gaps, ", "))
+	}
 }
 
 // checkTableFile loads the lookup file at validate time, so that a bad file, a missing key

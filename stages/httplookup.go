@@ -9,42 +9,35 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
-	"github.com/sony/gobreaker/v2"
 
 	"github.com/pythia-pipe/pythia-pipe/expr"
 	"github.com/pythia-pipe/pythia-pipe/spec"
 )
 
 // httpLookup calls a service per record (through an LRU cache with TTL, negative caching of
-// "not found", a concurrency limit and a circuit breaker) and decodes the JSON answer.
+// "not found", a concurrency limit and a breaker that waits out outages) and decodes the
+// JSON answer.
 type httpLookup struct {
 	url, body *expr.Program
 	method    string
 	headers   map[string]string
 	client    *http.Client
 	slots     chan struct{}
-	cache     *lru.Cache[string, cached]     // nil without a cache
-	ttl       time.Duration                  // how long an answer is kept
-	negTTL    time.Duration                  // how long a "not found" is kept
-	breaker   *gobreaker.CircuitBreaker[any] // nil when disabled
+	cache     *answerCache // nil without a cache
+	breaker   *breaker     // nil when disabled
 
 	hits, misses atomic.Int64
 }
 
-// cached is an answer (or a "not found") and when it expires. Expiry is checked when the
-// entry is read, so the cache needs no goroutine of its own.
-type cached struct {
-	value   any
-	missing bool
-	expires time.Time
-}
-
-// HTTPError is a lookup that failed; Class says which retry_on class it belongs to.
+// HTTPError is a lookup that failed; Class says which retry_on class it belongs to. URL has
+// its user info and query values redacted: it ends up in logs and DLQ headers.
 type HTTPError struct {
 	URL        string
 	Status     int           // 0 when no answer came
@@ -73,8 +66,6 @@ func (e *HTTPError) Class() string {
 		return ""
 	case errors.Is(e.Err, context.DeadlineExceeded) || (errors.As(e.Err, &ne) && ne.Timeout()):
 		return "timeout"
-	case errors.Is(e.Err, gobreaker.ErrOpenState) || errors.Is(e.Err, gobreaker.ErrTooManyRequests):
-		return "connection" // the breaker is open: the service is down as far as we know
 	}
 	var oe *net.OpError
 	if errors.As(e.Err, &oe) {
@@ -82,6 +73,10 @@ func (e *HTTPError) Class() string {
 	}
 	return ""
 }
+
+// serviceFault reports a failure of the service rather than of the record: only these count
+// towards the breaker.
+func (e *HTTPError) serviceFault() bool { return e.Class() != "" }
 
 // errNotFound marks a 404: the lookup found nothing (not a failure).
 var errNotFound = errors.New("not found")
@@ -100,16 +95,15 @@ func newHTTPLookup(c *Config, h *spec.Value, env expr.Env) *httpLookup {
 		l.headers[e.Key] = e.Value.Str
 	}
 	if cache := h.Get("cache"); cache.Int("size") > 0 {
-		l.cache, _ = lru.New[string, cached](int(cache.Int("size"))) // only a size below 1 fails
-		l.ttl, l.negTTL = cache.Duration("ttl"), cache.Duration("negative_ttl")
+		l.cache = newAnswerCache(int(cache.Int("size")), cache.Int("max_bytes"), cache.Duration("ttl"), cache.Duration("negative_ttl"))
 	}
-	if b := h.Get("breaker"); b.Int("failures") > 0 {
-		failures := uint32(b.Int("failures"))
-		l.breaker = gobreaker.NewCircuitBreaker[any](gobreaker.Settings{
-			Name: c.Fields.String("name"), MaxRequests: 1, Timeout: b.Duration("cooldown"),
-			ReadyToTrip:  func(n gobreaker.Counts) bool { return n.ConsecutiveFailures >= failures },
-			IsSuccessful: func(err error) bool { return err == nil || errors.Is(err, errNotFound) },
-		})
+	b := h.Get("breaker")
+	switch {
+	case b.Int("failures") > 0:
+		l.breaker = newBreaker(int(b.Int("failures")), b.Duration("cooldown"), b.Duration("max_outage"))
+	case b.Duration("max_outage") > 0:
+		at := b.Get("max_outage")
+		c.Parser.Errorf(at.Pos, at.Path, "max_outage needs the breaker: with failures: 0 no outage is detected, so failures use up attempts instead")
 	}
 	return l
 }
@@ -120,18 +114,7 @@ func (l *httpLookup) lookup(ctx context.Context, vars expr.Vars, key any) (any, 
 	if err != nil {
 		return nil, err
 	}
-	url, _ := u.(string)
-	cacheKey := url
-	if key != nil {
-		cacheKey = fmt.Sprint(key)
-	}
-	if l.cache != nil {
-		if c, ok := l.cache.Get(cacheKey); ok && time.Now().Before(c.expires) {
-			l.hits.Add(1)
-			return c.value, nil
-		}
-		l.misses.Add(1)
-	}
+	target, _ := u.(string)
 	var body []byte
 	if l.body != nil {
 		v, err := l.body.Run(vars)
@@ -142,42 +125,118 @@ func (l *httpLookup) lookup(ctx context.Context, vars expr.Vars, key any) (any, 
 			return nil, err
 		}
 	}
-	call := func() (any, error) { return l.call(ctx, url, body) }
-	var v any
-	if l.breaker != nil {
-		v, err = l.breaker.Execute(call)
-	} else {
-		v, err = call()
+	cacheKey := l.method + " " + target + "\n" + string(body)
+	if key != nil {
+		cacheKey = fmt.Sprint(key)
 	}
+	if l.cache != nil {
+		if v, missing, ok := l.cache.get(cacheKey); ok {
+			l.hits.Add(1)
+			if missing {
+				return nil, nil
+			}
+			return v, nil
+		}
+		l.misses.Add(1)
+	}
+	v, size, err := l.callPatiently(ctx, target, body)
 	switch {
 	case errors.Is(err, errNotFound):
 		if l.cache != nil {
-			l.cache.Add(cacheKey, cached{missing: true, expires: time.Now().Add(l.negTTL)})
+			l.cache.add(cacheKey, nil, true, size)
 		}
 		return nil, nil
 	case err != nil:
-		var he *HTTPError
-		if !errors.As(err, &he) {
-			err = &HTTPError{URL: url, Err: err}
-		}
 		return nil, err
 	}
 	if l.cache != nil {
-		l.cache.Add(cacheKey, cached{value: v, expires: time.Now().Add(l.ttl)})
+		l.cache.add(cacheKey, v, false, size)
 	}
 	return v, nil
 }
 
-func (l *httpLookup) call(ctx context.Context, url string, body []byte) (any, error) {
+// callPatiently calls the service through the breaker. A failure of the service is the
+// record's own only when the service answers others: the error is returned (using up an
+// attempt under retry, and not counted by the breaker) once a call begun after the record's
+// first failure has been answered. Until then nobody can tell, so the record asks again,
+// soon and uncounted, and its failures count towards the breaker; once it opens, the record
+// waits in admit for the service to come back. Without a breaker every failure is returned.
+//
+// A record alone with a service that fails it every time is therefore an outage: nothing
+// tells the two apart, and max_outage bounds the wait.
+func (l *httpLookup) callPatiently(ctx context.Context, target string, body []byte) (any, int, error) {
+	if l.breaker == nil {
+		return l.call(ctx, target, body)
+	}
+	b := l.breaker
+	tr := trialOf(ctx)
+	pause := 10 * time.Millisecond
+	for {
+		probe, err := b.admit(ctx)
+		if err != nil {
+			return nil, 0, err
+		}
+		began := time.Now()
+		v, size, err := l.call(ctx, target, body)
+		var he *HTTPError
+		switch {
+		case ctx.Err() != nil:
+			b.release(probe)
+			return nil, 0, ctx.Err()
+		case err == nil || errors.Is(err, errNotFound) || !errors.As(err, &he) || !he.serviceFault():
+			b.answer(probe, began) // the service answered, whatever it said about this record
+			return v, size, err
+		}
+		if tr.failed.IsZero() {
+			tr.failed = time.Now()
+		}
+		if !probe && b.answeredSince(tr.failed) {
+			return nil, 0, err // others are answered: this failure is the record's own
+		}
+		b.fail(probe, err)
+		if b.isOpen() {
+			continue // an outage: wait in admit, nothing is counted against the record
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-t.C:
+		case <-b.changes():
+		case <-ctx.Done():
+		}
+		t.Stop()
+		pause = min(2*pause, time.Second)
+	}
+}
+
+// trial is what a record's calls have shown so far: when the service first failed it. A
+// retry keeps one per record across its attempts, so that once the service has answered
+// others, the record's later failures count at once.
+type trial struct{ failed time.Time }
+
+type trialKey struct{}
+
+// withTrial gives the calls made under ctx one trial.
+func withTrial(ctx context.Context) context.Context {
+	return context.WithValue(ctx, trialKey{}, &trial{})
+}
+
+func trialOf(ctx context.Context) *trial {
+	if t, ok := ctx.Value(trialKey{}).(*trial); ok {
+		return t
+	}
+	return &trial{}
+}
+
+func (l *httpLookup) call(ctx context.Context, target string, body []byte) (any, int, error) {
 	select {
 	case l.slots <- struct{}{}:
 		defer func() { <-l.slots }()
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, 0, ctx.Err()
 	}
-	req, err := http.NewRequestWithContext(ctx, l.method, url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, l.method, target, bytes.NewReader(body))
 	if err != nil {
-		return nil, &HTTPError{URL: url, Err: err}
+		return nil, 0, &HTTPError{URL: redactURL(target), Err: redactErr(err)}
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -187,35 +246,132 @@ func (l *httpLookup) call(ctx context.Context, url string, body []byte) (any, er
 	}
 	resp, err := l.client.Do(req)
 	if err != nil {
-		return nil, &HTTPError{URL: url, Err: err}
+		return nil, 0, &HTTPError{URL: redactURL(target), Err: redactErr(err)}
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
 	switch {
 	case err != nil:
-		return nil, &HTTPError{URL: url, Err: err}
+		return nil, 0, &HTTPError{URL: redactURL(target), Err: redactErr(err)}
 	case resp.StatusCode == http.StatusNotFound:
-		return nil, errNotFound
+		return nil, len(data), errNotFound
 	case resp.StatusCode >= 300:
-		he := &HTTPError{URL: url, Status: resp.StatusCode}
+		he := &HTTPError{URL: redactURL(target), Status: resp.StatusCode}
 		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
 			he.RetryAfter = time.Duration(s) * time.Second
 		}
-		return nil, he
+		return nil, 0, he
+	case len(data) > maxAnswer:
+		return nil, 0, &HTTPError{URL: redactURL(target), Err: fmt.Errorf("the answer is larger than %d MiB", maxAnswer>>20)}
 	}
 	var v any
 	if err := json.Unmarshal(data, &v); err != nil {
-		return nil, &HTTPError{URL: url, Status: 0, Err: fmt.Errorf("the answer is not JSON: %w", err)}
+		return nil, 0, &HTTPError{URL: redactURL(target), Err: fmt.Errorf("the answer is not JSON: %w", err)}
 	}
-	return v, nil
+	return v, len(data), nil
 }
 
-// counters are the lookup's own numbers: cache hits and misses, and the breaker's state
-// (0 closed, 1 half-open, 2 open).
+// maxAnswer is the largest answer a lookup reads.
+const maxAnswer = 16 << 20
+
+// redactURL hides what a URL may carry as secrets, its user info and query values, keeping
+// the rest (scheme, host, path, query names) to say which call failed.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(an invalid URL)"
+	}
+	if u.User != nil {
+		u.User = url.User("REDACTED")
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q[k] = []string{"REDACTED"}
+		}
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// redactErr redacts the URL net/http puts in its errors.
+func redactErr(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return &url.Error{Op: ue.Op, URL: redactURL(ue.URL), Err: ue.Err}
+	}
+	return err
+}
+
+// counters are the lookup's own numbers: cache hits and misses; the breaker's state (0
+// closed, 1 half-open, 2 open), the records waiting for the service and the outages so far.
 func (l *httpLookup) counters() map[string]int64 {
 	c := map[string]int64{"cache_hits": l.hits.Load(), "cache_misses": l.misses.Load()}
-	if l.breaker != nil {
-		c["breaker_state"] = int64(l.breaker.State())
+	if l.cache != nil {
+		c["cache_bytes"] = l.cache.bytes.Load()
+	}
+	if b := l.breaker; b != nil {
+		c["breaker_state"] = int64(b.stateNow())
+		c["waiting"] = b.waiting.Load()
+		c["outages"] = b.outages.Load()
+		c["outage_ms"] = b.outageFor().Milliseconds()
 	}
 	return c
+}
+
+// answerCache is an LRU cache of answers bounded in entries and in bytes (an answer can be
+// 16 MiB). Expiry is checked when an entry is read, so it needs no goroutine of its own.
+type answerCache struct {
+	lru         *lru.Cache[string, cached]
+	maxBytes    int64
+	ttl, negTTL time.Duration
+	mu          sync.Mutex // serialises adds, so that bytes stays the sum of the entries
+	bytes       atomic.Int64
+}
+
+// cached is an answer (or a "not found"), its size and when it expires.
+type cached struct {
+	value   any
+	missing bool
+	size    int64
+	expires time.Time
+}
+
+func newAnswerCache(entries int, maxBytes int64, ttl, negTTL time.Duration) *answerCache {
+	c := &answerCache{maxBytes: maxBytes, ttl: ttl, negTTL: negTTL}
+	c.lru, _ = lru.NewWithEvict(entries, func(_ string, v cached) { c.bytes.Add(-v.size) }) // only a size below 1 fails
+	return c
+}
+
+func (c *answerCache) get(key string) (v any, missing, ok bool) {
+	e, ok := c.lru.Get(key)
+	if !ok || !time.Now().Before(e.expires) {
+		return nil, false, false
+	}
+	return e.value, e.missing, true
+}
+
+// add keeps an answer of size bytes (the body as received; the key counts too), evicting the
+// least recently used answers past the byte bound. An answer larger than the bound is not kept.
+func (c *answerCache) add(key string, v any, missing bool, size int) {
+	n := int64(size + len(key))
+	if n > c.maxBytes {
+		return
+	}
+	ttl := c.ttl
+	if missing {
+		ttl = c.negTTL
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.lru.Peek(key); ok { // Add replaces without the evict callback
+		c.bytes.Add(-old.size)
+	}
+	c.lru.Add(key, cached{value: v, missing: missing, size: n, expires: time.Now().Add(ttl)})
+	c.bytes.Add(n)
+	for c.bytes.Load() > c.maxBytes {
+		if _, _, ok := c.lru.RemoveOldest(); !ok {
+			break
+		}
+	}
 }

@@ -3,8 +3,11 @@ package stages_test
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,7 +20,8 @@ import (
 type service struct {
 	*httptest.Server
 	calls atomic.Int64
-	mode  atomic.Value // "ok", "404", "500", "429", "hang"
+	mode  atomic.Value // "ok", "404", "400", "notjson", "500", "429", "hang", "bad500" (500 for account "bad")
+	seen  atomic.Value // the last request: method, query a, body
 }
 
 func newService(t *testing.T) *service {
@@ -25,18 +29,24 @@ func newService(t *testing.T) *service {
 	s.mode.Store("ok")
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.calls.Add(1)
-		switch s.mode.Load().(string) {
-		case "404":
+		body, _ := io.ReadAll(r.Body)
+		s.seen.Store(r.Method + " " + r.URL.Query().Get("a") + " " + string(body))
+		switch mode := s.mode.Load().(string); {
+		case mode == "404":
 			http.NotFound(w, r)
-		case "500":
+		case mode == "400":
+			http.Error(w, "bad request", http.StatusBadRequest)
+		case mode == "notjson":
+			fmt.Fprint(w, "<html>")
+		case mode == "500", mode == "bad500" && r.URL.Query().Get("a") == "bad":
 			http.Error(w, "boom", http.StatusInternalServerError)
-		case "429":
+		case mode == "429":
 			w.Header().Set("Retry-After", "2")
 			http.Error(w, "slow down", http.StatusTooManyRequests)
-		case "hang":
+		case mode == "hang":
 			<-r.Context().Done() // answers only when the client gives up
 		default:
-			fmt.Fprintf(w, `{"score": 0.9, "account": %q}`, r.URL.Query().Get("a"))
+			fmt.Fprintf(w, `{"score": 0.9, "account": %q, "body": %q}`, r.URL.Query().Get("a"), body)
 		}
 	}))
 	t.Cleanup(s.Close)
@@ -85,7 +95,7 @@ func TestHTTPLookup(t *testing.T) {
 
 func TestHTTPLookupErrorClasses(t *testing.T) {
 	s := newService(t)
-	p := httpPipeline(t, s, "")
+	p := httpPipeline(t, s, "      breaker: {failures: 0}\n") // every failure is the record's: no outage to wait out
 	cases := []struct {
 		mode, class string
 		retryAfter  time.Duration
@@ -119,36 +129,123 @@ func classOf(err error) string {
 	return ""
 }
 
-// The breaker opens after the configured consecutive failures, fails fast while open, lets
-// one probe through after the cooldown and closes when it succeeds.
-func TestHTTPLookupBreaker(t *testing.T) {
+// A POST's answers are cached by method, URL and body: records with different bodies get
+// their own answers.
+func TestHTTPLookupCacheKeyIsTheRequest(t *testing.T) {
 	s := newService(t)
-	p := httpPipeline(t, s, "      breaker: {failures: 3, cooldown: 50ms}\n")
+	p := build(t, `  - {name: d, type: decode, schema: {account: string, amount: int}}
+  - name: risk
+    type: enrich
+    http:
+      url: '"`+s.URL+`/score?a=" + urlquery(msg.account)'
+      method: POST
+      body: '{"amount": msg.amount}'
+    into: risk
+`)
+	for _, amount := range []string{"10", "5000", "10"} {
+		outs, err := run(t, p, `{"account": "acc", "amount": `+amount+`}`, "d", "risk")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := outs[0].Rec.Msg.(map[string]any)["risk"].(map[string]any)["body"]; got != `{"amount":`+amount+`}` {
+			t.Fatalf("amount %s got the answer for %v", amount, got)
+		}
+	}
+	if s.calls.Load() != 2 {
+		t.Fatalf("%d calls, want 2 (the third request repeats the first)", s.calls.Load())
+	}
+}
+
+// The cache is bounded in bytes: answers past max_bytes push out the least recently used.
+func TestHTTPLookupCacheBytes(t *testing.T) {
+	big := strings.Repeat("x", 1000)
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		fmt.Fprintf(w, `{"pad": %q}`, big)
+	}))
+	t.Cleanup(srv.Close)
+	p := build(t, `  - {name: d, type: decode, schema: {account: string}}
+  - name: risk
+    type: enrich
+    http: {url: '"`+srv.URL+`/?a=" + msg.account', cache: {size: 1000, max_bytes: 3KiB}}
+    into: risk
+`)
+	for i := range 10 {
+		if _, err := run(t, p, fmt.Sprintf(`{"account": "a%d"}`, i), "d", "risk"); err != nil {
+			t.Fatal(err)
+		}
+		if b := stageCounters(p, "risk")["cache_bytes"]; b > 3<<10 || b <= 0 {
+			t.Fatalf("cache_bytes %d after %d answers, want (0, 3KiB]", b, i+1)
+		}
+	}
+	before := calls.Load()
+	if _, err := run(t, p, `{"account": "a9"}`, "d", "risk"); err != nil || calls.Load() != before {
+		t.Fatalf("the newest answer should be cached (%d calls, %v)", calls.Load()-before, err)
+	}
+	if _, err := run(t, p, `{"account": "a0"}`, "d", "risk"); err != nil || calls.Load() != before+1 {
+		t.Fatalf("the oldest answer should have been evicted (%d calls, %v)", calls.Load()-before, err)
+	}
+}
+
+// Record data is escaped where it enters a URL.
+func TestURLEscaping(t *testing.T) {
+	var paths, queries sync.Map
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		paths.Store(r.URL.EscapedPath(), true)
+		queries.Store(r.URL.Query().Get("a")+"|"+r.URL.Query().Get("y"), true)
+		fmt.Fprint(w, `{}`)
+	}))
+	t.Cleanup(srv.Close)
+	p := build(t, `  - {name: d, type: decode, schema: {account: string}}
+  - name: risk
+    type: enrich
+    http: {url: '"`+srv.URL+`/acct/" + urlpath(msg.account) + "?a=" + urlquery(msg.account)'}
+    into: risk
+`)
+	if _, err := run(t, p, `{"account": "acc-2 x&y=1/é"}`, "d", "risk"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := queries.Load("acc-2 x&y=1/é|"); !ok {
+		t.Errorf("the query arrived as %v", keys(&queries))
+	}
+	if _, ok := paths.Load("/acct/acc-2%20x&y=1%2F%C3%A9"); !ok {
+		t.Errorf("the path arrived as %v", keys(&paths))
+	}
+}
+
+func keys(m *sync.Map) []any {
+	var out []any
+	m.Range(func(k, _ any) bool { out = append(out, k); return true })
+	return out
+}
+
+// Secrets in a URL (user info, query values) never reach an error, hence a log or the DLQ.
+func TestHTTPErrorsRedactSecrets(t *testing.T) {
+	s := newService(t)
+	secretURL := strings.Replace(s.URL, "http://", "http://user:PASSWORD1@", 1) + "/score?api_key=TOPSECRET123&a="
+	p := build(t, `  - {name: d, type: decode, schema: {account: string}}
+  - name: risk
+    type: enrich
+    http: {url: '"`+secretURL+`" + msg.account', timeout: 100ms, breaker: {failures: 0}}
+    into: risk
+`)
 	s.mode.Store("500")
-	for i := 0; i < 3; i++ {
-		if _, err := run(t, p, `{"account": "x"}`, "d", "risk"); classOf(err) != "http_5xx" {
-			t.Fatalf("call %d: %v", i, err)
+	_, answered := run(t, p, `{"account": "SECRETACCOUNT"}`, "d", "risk")
+	s.Close()
+	_, refused := run(t, p, `{"account": "SECRETACCOUNT"}`, "d", "risk")
+	for _, err := range []error{answered, refused} {
+		if err == nil {
+			t.Fatal("want an error")
 		}
-	}
-	_, err := run(t, p, `{"account": "x"}`, "d", "risk")
-	if classOf(err) != "connection" || s.calls.Load() != 3 {
-		t.Fatalf("the open breaker let a call through (%d calls): %v", s.calls.Load(), err)
-	}
-	if state := p.StageByName("risk").Impl.(stages.Counting).Counters()["breaker_state"]; state != 2 {
-		t.Errorf("breaker_state = %d, want 2 (open)", state)
-	}
-	s.mode.Store("ok")
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, err := run(t, p, `{"account": "x"}`, "d", "risk"); err == nil {
-			break
+		msg := err.Error()
+		for _, secret := range []string{"PASSWORD1", "TOPSECRET123", "SECRETACCOUNT"} {
+			if strings.Contains(msg, secret) {
+				t.Errorf("%q leaks %s", msg, secret)
+			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the breaker did not close after the cooldown")
+		if !strings.Contains(msg, "api_key=REDACTED") {
+			t.Errorf("%q should still say which call failed", msg)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if _, err := run(t, p, `{"account": "y"}`, "d", "risk"); err != nil {
-		t.Fatalf("after recovery: %v", err)
 	}
 }

@@ -10,11 +10,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pythia-pipe/pythia-pipe/failure"
 	"github.com/pythia-pipe/pythia-pipe/record"
 	"github.com/pythia-pipe/pythia-pipe/spec"
 )
 
-const retryDoc = "Runs one inner stage (`stage`) and retries it with exponential backoff when it fails with a retryable error; after the last attempt, or at once for other errors, the record goes to the DLQ with its attempt count."
+const retryDoc = "Runs one inner stage (`stage`) and retries it with exponential backoff when it fails with a retryable error; after the last attempt, or at once for other errors, the record goes to the DLQ with its attempt count. An outage of an enrich's service (its breaker open) is waited out without using up attempts."
 
 // RetryClasses are the error classes retry_on can name.
 var RetryClasses = []string{"timeout", "connection", "http_5xx", "http_429", "any"}
@@ -178,10 +179,15 @@ func (r *retry) Process(ctx context.Context, rec *record.Record, out []Output) (
 }
 
 func (r *retry) attempt(ctx context.Context, rec *record.Record) ([]Output, error) {
+	ctx = withTrial(ctx)
 	for n := 1; ; n++ {
 		outs, err := r.inner.Process(ctx, rec, nil)
-		if err == nil {
+		var st failure.Stopper
+		switch {
+		case err == nil:
 			return outs, nil
+		case ctx.Err() != nil || errors.As(err, &st):
+			return nil, err // the pipeline stops: no attempt is the record's
 		}
 		if !r.retryOn["any"] && !r.retryOn[ErrorClass(err)] {
 			return nil, &RetryError{Tries: n, Err: err}

@@ -46,6 +46,8 @@ func flaky(t *testing.T, n int64, status int, header map[string]string) (*httpte
 	return s, &calls
 }
 
+// retryPipeline retries an HTTP enrich with the breaker off: a lone record failing every call
+// would otherwise be an outage, and wait (breaker_test.go).
 func retryPipeline(t *testing.T, url, retryOn string) (*fakeClock, stages.Stage) {
 	p := build(t, `  - {name: d, type: decode, schema: {id: string}}
   - name: r
@@ -53,7 +55,7 @@ func retryPipeline(t *testing.T, url, retryOn string) (*fakeClock, stages.Stage)
     attempts: 4
     backoff: {initial: 100ms, max: 1s, multiplier: 2, jitter: 0}
     retry_on: `+retryOn+`
-    stage: {type: enrich, http: {url: '"`+url+`/x?id=" + msg.id', timeout: 1s}, into: got}
+    stage: {type: enrich, http: {url: '"`+url+`/x?id=" + msg.id', timeout: 1s, breaker: {failures: 0}}, into: got}
 `)
 	clock := &fakeClock{}
 	st := p.StageByName("r").Impl

@@ -1,0 +1,91 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
+)
+
+// An outage of the risk service in the middle of the payments example: the records that
+// arrive meanwhile wait (the stage stops taking records, nothing is charged an attempt), the
+// breaker probes, and once the service answers again every record arrives with its score.
+// Before the breaker waited, hundreds of good records went to the DLQ in such an outage.
+func TestKafkaEnrichOutage(t *testing.T) {
+	const records, downAfter = 8000, 2000
+	var answered, failed atomic.Int64
+	var down atomic.Bool
+	var downSince atomic.Int64 // unix nanos
+	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !down.Load() && answered.Load() >= downAfter && downSince.CompareAndSwap(0, time.Now().UnixNano()) {
+			down.Store(true)
+		}
+		if down.Load() {
+			failed.Add(1)
+			http.Error(w, "restarting", http.StatusServiceUnavailable)
+			return
+		}
+		answered.Add(1)
+		fmt.Fprint(w, `{"score": 0.1}`)
+	}))
+	defer svc.Close()
+	b := startBroker(t, 2, "payments", "payments-review", "payments-eur", "payments-usd", "payments-dlq")
+	var feed []devbroker.Record
+	for i := range records {
+		account := fmt.Sprintf("acct-%d", i%100)
+		currency := map[bool]string{true: "EUR", false: "USD"}[i%2 == 0]
+		feed = append(feed, devbroker.Record{Key: []byte(account), Value: []byte(fmt.Sprintf(
+			`{"payment_id":"p%d","account_id":%q,"amount":%d.5,"currency":%q,"created_at":"2026-01-01T00:00:00Z","card":{"bin":"4111","country":"DE"}}`,
+			i, account, 10+i, currency))})
+	}
+	if err := b.Produce(context.Background(), "payments", feed); err != nil {
+		t.Fatal(err)
+	}
+	// The service comes back once the stage waits on it and a probe has found it still down.
+	var waited time.Duration
+	go func() {
+		var failedAtOpen int64 = -1
+		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if !down.Load() {
+				continue
+			}
+			if failedAtOpen < 0 && failed.Load() >= 10 { // payments.yaml opens after 10 failures
+				failedAtOpen = failed.Load()
+			}
+			if failedAtOpen >= 0 && failed.Load() > failedAtOpen+1 { // two probes failed
+				waited = time.Since(time.Unix(0, downSince.Load()))
+				down.Store(false)
+				return
+			}
+		}
+	}()
+	run := runExample(t, b, "payments.yaml", map[string]string{"RISK_URL": svc.URL})
+	if down.Load() || downSince.Load() == 0 {
+		t.Fatal("the outage did not happen as planned")
+	}
+	got := 0
+	for _, topic := range []string{"payments-review", "payments-eur", "payments-usd"} {
+		got += len(mustRead(t, b, topic))
+	}
+	dlq := mustRead(t, b, "payments-dlq")
+	if got != records || len(dlq) != 0 {
+		t.Fatalf("%d of %d records arrived, %d went to the DLQ (first: %v)", got, records, len(dlq), first(dlq))
+	}
+	score := run.Engine.Stats()["score"].Stage
+	if score["outages"] < 1 || score["waiting"] != 0 {
+		t.Errorf("score counters %v: want an outage, and nobody waiting now", score)
+	}
+	t.Logf("outage of %v: %d calls failed, %d answered, %d retries, 0 dead-lettered", waited.Round(time.Millisecond), failed.Load(), answered.Load(), score["retries"])
+}
+
+func first(rs []devbroker.Record) map[string]string {
+	if len(rs) == 0 {
+		return nil
+	}
+	return rs[0].Headers
+}
