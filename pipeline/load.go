@@ -47,23 +47,29 @@ func Parse(file string, src []byte, opts Options) (*Pipeline, diag.List) {
 	if opts.Env == nil {
 		opts.Env = os.LookupEnv
 	}
-	var fileDiags diag.List // already in original coordinates
-	src = []byte(diag.NormalizeNewlines(string(src)))
-	text, pm, missing := interpolate(file, src, opts.Env, &fileDiags)
+	text := diag.NormalizeNewlines(string(src))
+	var fileDiags diag.List // problems of the references themselves
+	masked, refs, open := mask(file, text, &fileDiags)
 
-	var parsed diag.List // in interpolated coordinates, mapped back at the end
-	p := &spec.Parser{File: file, Lines: strings.Split(string(text), "\n"), Diags: &parsed}
-	pl := build(p, text, opts.BaseDir)
+	var parsed diag.List
+	p := &spec.Parser{File: file, Lines: strings.Split(text, "\n"), Diags: &parsed}
+	doc := parseYAML(p, masked)
+	var missing []unresolved
+	if doc != nil {
+		p.Substituted, missing = substitute(doc, refs, open, opts.Env, &fileDiags)
+	} else {
+		reportRefs(refs, open, &fileDiags)
+	}
+	pl := build(p, doc, opts.BaseDir)
 
 	unset := map[string]bool{} // fields holding an unset variable: their other problems follow from it
 	for _, m := range missing {
-		path := fieldAt(p.Scalars, pm, m.pos)
+		path := fieldOf(p.Scalars, m)
 		unset[path] = path != ""
 		fileDiags.Add(m.pos, path, "%s", m.msg)
 	}
 	for _, d := range parsed {
 		if !unset[d.Path] {
-			d.Pos = pm.orig(d.Pos)
 			fileDiags = append(fileDiags, d)
 		}
 	}
@@ -76,14 +82,16 @@ func Parse(file string, src []byte, opts Options) (*Pipeline, diag.List) {
 	return pl, nil
 }
 
-// fieldAt names the field whose scalar holds pos (original coordinates): the last scalar
-// that starts on that line at or before pos.
-func fieldAt(scalars []spec.ScalarRef, pm posMap, pos diag.Pos) string {
+// fieldOf names the field whose scalar holds the reference m: the one parsed from its node,
+// else (a key, a decode schema) the last scalar that starts on its line before it.
+func fieldOf(scalars []spec.ScalarRef, m unresolved) string {
 	best, bestCol := "", 0
 	for _, s := range scalars {
-		o := pm.orig(s.Pos)
-		if o.Line == pos.Line && o.Col <= pos.Col && o.Col >= bestCol {
-			best, bestCol = s.Path, o.Col
+		if s.Node == m.node {
+			return s.Path
+		}
+		if s.Pos.Line == m.pos.Line && s.Pos.Col <= m.pos.Col && s.Pos.Col >= bestCol {
+			best, bestCol = s.Path, s.Pos.Col
 		}
 	}
 	return best
@@ -95,9 +103,11 @@ var questionWord = regexp.MustCompile(`\w+\?[\s,\]}]`)
 
 var yamlLine = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
 
-func build(p *spec.Parser, text []byte, baseDir string) *Pipeline {
+// parseYAML parses the (masked) text into nodes; nil, with the syntax error reported, when it
+// is not YAML.
+func parseYAML(p *spec.Parser, text string) *yaml.Node {
 	var doc yaml.Node
-	if err := yaml.Unmarshal(text, &doc); err != nil {
+	if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
 		line, msg := 1, err.Error()
 		if m := yamlLine.FindStringSubmatch(msg); m != nil {
 			msg = m[2]
@@ -121,12 +131,19 @@ func build(p *spec.Parser, text []byte, baseDir string) *Pipeline {
 		p.Errorf(pos, "", "YAML syntax: %s", msg)
 		return nil
 	}
+	return &doc
+}
+
+func build(p *spec.Parser, doc *yaml.Node, baseDir string) *Pipeline {
+	if doc == nil {
+		return nil
+	}
 	at := diag.Pos{File: p.File, Line: 1, Col: 1}
 	if len(doc.Content) == 0 || spec.IsNull(doc.Content[0]) {
 		p.Errorf(at, "", "the file is empty: a pipeline needs version, name, source, stages and sinks")
 		return nil
 	}
-	root := spec.Resolve(&doc)
+	root := spec.Resolve(doc)
 	if root.Kind != yaml.MappingNode {
 		p.Errorf(p.Pos(root), "", "a pipeline file is a mapping of version, name, source, stages and sinks")
 		return nil
