@@ -2,12 +2,14 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
+	"github.com/pythia-pipe/pythia-pipe/expr"
 	"github.com/pythia-pipe/pythia-pipe/record"
 )
 
@@ -197,5 +199,67 @@ func TestReferenceDiagnostics(t *testing.T) {
 				t.Errorf("got  %s\nwant %s…", got, want)
 			}
 		})
+	}
+}
+
+// A failing expression is quoted as written, with its ${VAR}s: never the values, which may be
+// secrets, neither in the quote, nor in expr-lang's snippet, nor in a message made from a value.
+func TestRuntimeErrorQuotesTheExpressionAsWritten(t *testing.T) {
+	cases := []struct {
+		name, expr, want string
+	}{
+		{"a URL with a key", `'"${RISK_URL}/v1/score?api_key=${KEY}" + msg.id'`,
+			`expression "\"${RISK_URL}/v1/score?api_key=${KEY}\" + msg.id": invalid operation: string + <nil> (1:39)` +
+				"\n | \"${RISK_URL}/v1/score?api_key=${KEY}\" + msg.id\n | ......................................^"},
+		{"a value in the message", `'int("${KEY}") + msg.id'`,
+			`expression "int(\"${KEY}\") + msg.id": invalid operation: int(${KEY}) (1:1)`},
+	}
+	env := map[string]string{"RISK_URL": "http://risk.internal:8080", "KEY": "k3y-s3cr3t"}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			src := header + "stages:\n  - {name: m, type: map, set: {u: " + c.expr + "}}\nsinks: [{name: o, type: kafka, topic: out}]\n"
+			p, diags := parseString(t, src, env)
+			if len(diags) > 0 {
+				t.Fatal(diags.Err())
+			}
+			_, err := p.Stages[0].Impl.Process(context.Background(), &record.Record{Msg: map[string]any{}, Decoded: true}, nil)
+			var rt *expr.RuntimeError
+			if !errors.As(err, &rt) {
+				t.Fatalf("want a *expr.RuntimeError, got %T %v", err, err)
+			}
+			if !strings.HasPrefix(err.Error(), c.want) {
+				t.Errorf("error:\n%s\nwant it to start with:\n%s", err, c.want)
+			}
+			for _, secret := range env {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("the error shows %q: %s", secret, err)
+				}
+			}
+		})
+	}
+}
+
+// The graph draws conditions as written: a ${VAR} in one may hold a secret.
+func TestGraphShowsConditionsAsWritten(t *testing.T) {
+	src := header + `stages:
+  - {name: f, type: filter, when: 'key != "${ADMIN_KEY}"'}
+  - {name: b, type: branch, routes: [{when: 'key == "${VIP_KEY}"', to: o}, {to: o}]}
+sinks: [{name: o, type: kafka, topic: out}]
+`
+	p, diags := parseString(t, src, map[string]string{"ADMIN_KEY": "adm1n-s3cr3t", "VIP_KEY": "v1p-s3cr3t"})
+	if len(diags) > 0 {
+		t.Fatal(diags.Err())
+	}
+	for name, write := range map[string]func(*strings.Builder) error{
+		"dot":     func(b *strings.Builder) error { return p.WriteDOT(b) },
+		"mermaid": func(b *strings.Builder) error { return p.WriteMermaid(b) },
+	} {
+		var b strings.Builder
+		if err := write(&b); err != nil {
+			t.Fatal(err)
+		}
+		if out := b.String(); strings.Contains(out, "s3cr3t") || !strings.Contains(out, "${ADMIN_KEY}") || !strings.Contains(out, "${VIP_KEY}") {
+			t.Errorf("%s: want the conditions as written, got:\n%s", name, out)
+		}
 	}
 }

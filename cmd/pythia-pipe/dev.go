@@ -210,7 +210,7 @@ func summarize(w io.Writer, b *devbroker.Broker, p *pipeline.Pipeline, stats pip
 	for _, st := range p.Stages {
 		if n := stats[st.Name].Dropped; n > 0 {
 			total += n
-			why := st.Fields.String("when")
+			why := st.Fields.Get("when").Written()
 			if why == "" {
 				why = "no route matched"
 			}
