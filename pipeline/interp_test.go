@@ -239,6 +239,58 @@ func TestRuntimeErrorQuotesTheExpressionAsWritten(t *testing.T) {
 	}
 }
 
+// Settings the caller replaces (dev: its in-process broker) need not have their variables set;
+// a block holding such a variable cannot be checked and is not, and everything else still is.
+func TestUnusedSettings(t *testing.T) {
+	unused := []string{"kafka.brokers", "kafka.security"}
+	cases := []struct {
+		name, kafka string
+		unused      []string
+		ignored     string // the variables ignored, or the expected diagnostic's path
+		err         bool
+	}{
+		{"sasl credentials", "security: {protocol: SASL_SSL, sasl: {mechanism: PLAIN, username: ${U}, password: ${PW}}}", unused, "PW,U", false},
+		{"brokers", "brokers: ${BROKERS}", unused, "BROKERS", false},
+		{"brokers in a list", "brokers: [${B1}, 'h:1']", unused, "B1", false},
+		{"protocol, whose placeholder the sasl check refuses", "security: {protocol: ${PROTO}, sasl: {mechanism: PLAIN, username: u, password: p}}", unused, "PROTO", false},
+		{"a certificate file", "security: {protocol: SSL, tls: {ca_file: ${CA}}}", unused, "CA", false},
+		{"a setting dev uses", "client_id: ${CID}", unused, "kafka.client_id", true},
+		{"an invalid name", "security: {protocol: SASL_SSL, sasl: {mechanism: PLAIN, username: u, password: ${1PW}}}", unused, "kafka.security.sasl.password", true},
+		{"a mistake without unset variables", "security: {protocol: SSL, sasl: {mechanism: PLAIN, username: u, password: ${SET}}}", unused, "kafka.security.sasl", true},
+		{"validate and run use them all", "security: {protocol: SASL_SSL, sasl: {mechanism: PLAIN, username: u, password: ${PW}}}", nil, "kafka.security.sasl.password", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			src := "version: 1\nname: t\nkafka: {" + c.kafka + "}\nsource: {type: kafka, topics: [in]}\nsinks: [{name: o, type: kafka, topic: out}]\n"
+			env := func(k string) (string, bool) {
+				if k == "SET" {
+					return "set", true
+				}
+				return "", false
+			}
+			p, diags := Parse("p.yaml", []byte(src), Options{Env: env, BaseDir: t.TempDir(), Unused: c.unused})
+			if c.err {
+				if len(diags) != 1 || diags[0].Path != c.ignored {
+					t.Fatalf("want one diagnostic on %s, got %v", c.ignored, diags.Err())
+				}
+				return
+			}
+			if len(diags) > 0 {
+				t.Fatal(diags.Err())
+			}
+			if got := strings.Join(p.IgnoredVars, ","); got != c.ignored {
+				t.Errorf("ignored %q, want %q", got, c.ignored)
+			}
+		})
+	}
+	// An unset variable outside the replaced settings is an error whatever the caller.
+	src := "version: 1\nname: t\nkafka: {brokers: ${B}}\nsource: {type: kafka, topics: [in]}\nsinks: [{name: o, type: kafka, topic: ${T}}]\n"
+	_, diags := Parse("p.yaml", []byte(src), Options{Env: func(string) (string, bool) { return "", false }, Unused: unused})
+	if len(diags) != 1 || diags[0].Path != "sinks[0].topic" {
+		t.Errorf("want one diagnostic on sinks[0].topic, got %v", diags.Err())
+	}
+}
+
 // The graph draws conditions as written: a ${VAR} in one may hold a secret.
 func TestGraphShowsConditionsAsWritten(t *testing.T) {
 	src := header + `stages:

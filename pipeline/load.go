@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -22,6 +24,11 @@ import (
 type Options struct {
 	Env     LookupEnv // default: os.LookupEnv
 	BaseDir string    // folder that relative file names resolve against; default: the file's
+	// Unused lists the paths of settings the caller replaces with its own (`dev` connects to
+	// its in-process broker: kafka.brokers, kafka.security). A variable left unset there is not
+	// an error, and since such a block cannot be checked without its values, its other problems
+	// are dropped too; Pipeline.IgnoredVars names the variables.
+	Unused []string
 }
 
 // LoadFile reads and validates the pipeline file at path. The error is an I/O error; problems
@@ -62,14 +69,21 @@ func Parse(file string, src []byte, opts Options) (*Pipeline, diag.List) {
 	}
 	pl := build(p, doc, opts.BaseDir)
 
-	unset := map[string]bool{} // fields holding an unset variable: their other problems follow from it
+	unset := map[string]bool{}   // fields holding an unset variable: their other problems follow from it
+	ignored := map[string]bool{} // unused paths holding an unset variable
+	var ignoredVars []string
 	for _, m := range missing {
 		path := fieldOf(p.Scalars, m)
+		if u := unusedPath(path, opts.Unused); u != "" && m.name != "" {
+			ignored[u] = true
+			ignoredVars = append(ignoredVars, m.name)
+			continue
+		}
 		unset[path] = path != ""
 		fileDiags.Add(m.pos, path, "%s", m.msg)
 	}
 	for _, d := range parsed {
-		if !unset[d.Path] {
+		if !unset[d.Path] && !ignored[unusedPath(d.Path, opts.Unused)] {
 			fileDiags = append(fileDiags, d)
 		}
 	}
@@ -79,6 +93,8 @@ func Parse(file string, src []byte, opts Options) (*Pipeline, diag.List) {
 		return nil, errs
 	}
 	pl.Warnings = warnings
+	sort.Strings(ignoredVars)
+	pl.IgnoredVars = slices.Compact(ignoredVars)
 	return pl, nil
 }
 
@@ -95,6 +111,16 @@ func fieldOf(scalars []spec.ScalarRef, m unresolved) string {
 		}
 	}
 	return best
+}
+
+// unusedPath is the path of unused that path is, or is under; "" when none.
+func unusedPath(path string, unused []string) string {
+	for _, u := range unused {
+		if path == u || strings.HasPrefix(path, u+".") || strings.HasPrefix(path, u+"[") {
+			return u
+		}
+	}
+	return ""
 }
 
 var flowQuestion = regexp.MustCompile(`[{\[,][^"'\n]*\w\?[\s,\]}]`)

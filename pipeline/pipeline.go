@@ -48,6 +48,9 @@ type Pipeline struct {
 	Entry []string
 	// Warnings are what a valid file likely gets wrong.
 	Warnings diag.List
+	// IgnoredVars are the variables left unset in settings the caller said it does not use
+	// (Options.Unused), sorted.
+	IgnoredVars []string
 }
 
 // Stage is one stage of a pipeline with its place in the graph.
