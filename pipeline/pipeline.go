@@ -1,4 +1,4 @@
-// Package pipeline reads pipeline files — interpolation, YAML with positions, validation, the
+// Package pipeline reads pipeline files — ${VAR} substitution, YAML with positions, validation, the
 // DAG and its graph export — and (with the runtime) wires their stages together.
 package pipeline
 
