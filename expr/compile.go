@@ -79,9 +79,9 @@ func Compile(v *spec.Value, env Env, want Want, diags *diag.List) *Program {
 			if m := unknownName.FindStringSubmatch(msg); m != nil {
 				msg += diag.DidYouMean(m[2], env.names())
 			}
-			diags.Add(v.ExprPos(fe.Line, fe.Column), v.Path, "%s", msg)
+			diags.Add(v.ExprPos(fe.Line, fe.Column), v.Path, "%s", v.Redact(msg)) // `"x" "${KEY}"` would show the key
 		} else {
-			diags.Add(v.Pos, v.Path, "%v", err)
+			diags.Add(v.Pos, v.Path, "%s", v.Redact(err.Error()))
 		}
 		return nil
 	}
