@@ -55,6 +55,7 @@ const (
 
 // Program is a compiled expression. It is safe for concurrent use: each Run borrows a VM.
 type Program struct {
+	src    *spec.Value // the field: its text as written, before ${VAR} substitution, for errors
 	prog   *vm.Program
 	Result *Schema // the inferred result type (Any when unknown until run time)
 	want   Want
@@ -79,13 +80,13 @@ func Compile(v *spec.Value, env Env, want Want, diags *diag.List) *Program {
 			if m := unknownName.FindStringSubmatch(msg); m != nil {
 				msg += diag.DidYouMean(m[2], env.names())
 			}
-			diags.Add(v.ExprPos(fe.Line, fe.Column), v.Path, "%s", msg)
+			diags.Add(v.ExprPos(fe.Line, fe.Column), v.Path, "%s", v.Redact(msg)) // `"x" "${KEY}"` would show the key
 		} else {
-			diags.Add(v.Pos, v.Path, "%v", err)
+			diags.Add(v.Pos, v.Path, "%s", v.Redact(err.Error()))
 		}
 		return nil
 	}
-	p := &Program{prog: prog, Result: inferSchema(prog.Node()), want: want, uses: usesOf(prog.Node()), reads: readsOf(prog.Node())}
+	p := &Program{src: v, prog: prog, Result: inferSchema(prog.Node()), want: want, uses: usesOf(prog.Node()), reads: readsOf(prog.Node())}
 	p.vms.New = func() any { return new(vm.VM) }
 	switch k := p.Result.Kind; {
 	case k == Any:
@@ -177,7 +178,7 @@ func (p *Program) Run(vars Vars) (any, error) {
 	out, err := m.Run(p.prog, map[string]any(vars))
 	p.vms.Put(m)
 	if err != nil {
-		return nil, &RuntimeError{Expr: p.prog.Source().String(), Err: err}
+		return nil, p.runtimeError(err)
 	}
 	return out, nil
 }
@@ -190,14 +191,29 @@ func (p *Program) RunBool(vars Vars) (bool, error) {
 	}
 	b, ok := out.(bool)
 	if !ok {
-		return false, &RuntimeError{Expr: p.prog.Source().String(), Err: errors.New("computed " + strconv.Quote(reflect.TypeOf(out).String()) + ", not true or false")}
+		return false, p.runtimeError(errors.New("computed " + strconv.Quote(reflect.TypeOf(out).String()) + ", not true or false"))
 	}
 	return b, nil
 }
 
+// runtimeError quotes the expression as written in the file, with ${VAR} where the author put
+// it: the program ran the substituted text, and a variable may hold a secret (an API key in a
+// URL). expr-lang's error shows the line it failed on with a caret; it is pointed at the written
+// text too, and what substitution put into the message itself is named by its reference.
+func (p *Program) runtimeError(err error) *RuntimeError {
+	written := p.src.Written()
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		at := &file.Error{Location: file.Location{From: p.src.WrittenOffset(fe.From), To: p.src.WrittenOffset(fe.To)},
+			Message: p.src.Redact(fe.Message), Prev: fe.Prev}
+		err = at.Bind(file.NewSource(written))
+	}
+	return &RuntimeError{Expr: written, Err: err}
+}
+
 // RuntimeError is an expression that failed on a record (a nil field, a bad conversion).
 type RuntimeError struct {
-	Expr string
+	Expr string // as written in the file
 	Err  error
 }
 

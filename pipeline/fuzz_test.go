@@ -24,6 +24,7 @@ func FuzzParse(f *testing.F) {
 		}
 	}
 	f.Add([]byte("a: ${"))
+	f.Add([]byte("a: {b: ${X}, c: [$${, ${Y:-d}, '${Z'}]}\n${K}: |\n  ${V}\n"))
 	f.Add([]byte("- - - [{]}"))
 	f.Add([]byte("version: 1\nname: x\nsource: {type: kafka, topics: a}\nsinks: [{name: s, type: kafka, topic: t}]\nstages: [{name: r, type: retry, stage: {type: retry}}]\n"))
 	dir := f.TempDir()

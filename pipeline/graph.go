@@ -139,7 +139,7 @@ func stageDetail(st *Stage) string {
 	case "decode":
 		return " " + f.String("format")
 	case "filter":
-		return "\n" + abbreviate(f.String("when"))
+		return "\n" + abbreviate(f.Get("when").Written()) // as written: a ${VAR} may hold a secret
 	case "enrich":
 		for _, src := range []string{"file", "http", "expr"} {
 			if f.Has(src) {

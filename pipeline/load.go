@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -22,6 +24,11 @@ import (
 type Options struct {
 	Env     LookupEnv // default: os.LookupEnv
 	BaseDir string    // folder that relative file names resolve against; default: the file's
+	// Unused lists the paths of settings the caller replaces with its own (`dev` connects to
+	// its in-process broker: kafka.brokers, kafka.security). A variable left unset there is not
+	// an error, and since such a block cannot be checked without its values, its other problems
+	// are dropped too; Pipeline.IgnoredVars names the variables.
+	Unused []string
 }
 
 // LoadFile reads and validates the pipeline file at path. The error is an I/O error; problems
@@ -47,23 +54,36 @@ func Parse(file string, src []byte, opts Options) (*Pipeline, diag.List) {
 	if opts.Env == nil {
 		opts.Env = os.LookupEnv
 	}
-	var fileDiags diag.List // already in original coordinates
-	src = []byte(diag.NormalizeNewlines(string(src)))
-	text, pm, missing := interpolate(file, src, opts.Env, &fileDiags)
+	text := diag.NormalizeNewlines(string(src))
+	var fileDiags diag.List // problems of the references themselves
+	masked, refs, open := mask(file, text, &fileDiags)
 
-	var parsed diag.List // in interpolated coordinates, mapped back at the end
-	p := &spec.Parser{File: file, Lines: strings.Split(string(text), "\n"), Diags: &parsed}
-	pl := build(p, text, opts.BaseDir)
+	var parsed diag.List
+	p := &spec.Parser{File: file, Lines: strings.Split(text, "\n"), Diags: &parsed}
+	doc := parseYAML(p, masked)
+	var missing []unresolved
+	if doc != nil {
+		p.Substituted, missing = substitute(doc, refs, open, opts.Env, &fileDiags)
+	} else {
+		reportRefs(refs, open, &fileDiags)
+	}
+	pl := build(p, doc, opts.BaseDir)
 
-	unset := map[string]bool{} // fields holding an unset variable: their other problems follow from it
+	unset := map[string]bool{}   // fields holding an unset variable: their other problems follow from it
+	ignored := map[string]bool{} // unused paths holding an unset variable
+	var ignoredVars []string
 	for _, m := range missing {
-		path := fieldAt(p.Scalars, pm, m.pos)
+		path := fieldOf(p.Scalars, m)
+		if u := unusedPath(path, opts.Unused); u != "" && m.name != "" {
+			ignored[u] = true
+			ignoredVars = append(ignoredVars, m.name)
+			continue
+		}
 		unset[path] = path != ""
 		fileDiags.Add(m.pos, path, "%s", m.msg)
 	}
 	for _, d := range parsed {
-		if !unset[d.Path] {
-			d.Pos = pm.orig(d.Pos)
+		if !unset[d.Path] && !ignored[unusedPath(d.Path, opts.Unused)] {
 			fileDiags = append(fileDiags, d)
 		}
 	}
@@ -73,20 +93,34 @@ func Parse(file string, src []byte, opts Options) (*Pipeline, diag.List) {
 		return nil, errs
 	}
 	pl.Warnings = warnings
+	sort.Strings(ignoredVars)
+	pl.IgnoredVars = slices.Compact(ignoredVars)
 	return pl, nil
 }
 
-// fieldAt names the field whose scalar holds pos (original coordinates): the last scalar
-// that starts on that line at or before pos.
-func fieldAt(scalars []spec.ScalarRef, pm posMap, pos diag.Pos) string {
+// fieldOf names the field whose scalar holds the reference m: the one parsed from its node,
+// else (a key, a decode schema) the last scalar that starts on its line before it.
+func fieldOf(scalars []spec.ScalarRef, m unresolved) string {
 	best, bestCol := "", 0
 	for _, s := range scalars {
-		o := pm.orig(s.Pos)
-		if o.Line == pos.Line && o.Col <= pos.Col && o.Col >= bestCol {
-			best, bestCol = s.Path, o.Col
+		if s.Node == m.node {
+			return s.Path
+		}
+		if s.Pos.Line == m.pos.Line && s.Pos.Col <= m.pos.Col && s.Pos.Col >= bestCol {
+			best, bestCol = s.Path, s.Pos.Col
 		}
 	}
 	return best
+}
+
+// unusedPath is the path of unused that path is, or is under; "" when none.
+func unusedPath(path string, unused []string) string {
+	for _, u := range unused {
+		if path == u || strings.HasPrefix(path, u+".") || strings.HasPrefix(path, u+"[") {
+			return u
+		}
+	}
+	return ""
 }
 
 var flowQuestion = regexp.MustCompile(`[{\[,][^"'\n]*\w\?[\s,\]}]`)
@@ -95,9 +129,11 @@ var questionWord = regexp.MustCompile(`\w+\?[\s,\]}]`)
 
 var yamlLine = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
 
-func build(p *spec.Parser, text []byte, baseDir string) *Pipeline {
+// parseYAML parses the (masked) text into nodes; nil, with the syntax error reported, when it
+// is not YAML.
+func parseYAML(p *spec.Parser, text string) *yaml.Node {
 	var doc yaml.Node
-	if err := yaml.Unmarshal(text, &doc); err != nil {
+	if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
 		line, msg := 1, err.Error()
 		if m := yamlLine.FindStringSubmatch(msg); m != nil {
 			msg = m[2]
@@ -121,12 +157,19 @@ func build(p *spec.Parser, text []byte, baseDir string) *Pipeline {
 		p.Errorf(pos, "", "YAML syntax: %s", msg)
 		return nil
 	}
+	return &doc
+}
+
+func build(p *spec.Parser, doc *yaml.Node, baseDir string) *Pipeline {
+	if doc == nil {
+		return nil
+	}
 	at := diag.Pos{File: p.File, Line: 1, Col: 1}
 	if len(doc.Content) == 0 || spec.IsNull(doc.Content[0]) {
 		p.Errorf(at, "", "the file is empty: a pipeline needs version, name, source, stages and sinks")
 		return nil
 	}
-	root := spec.Resolve(&doc)
+	root := spec.Resolve(doc)
 	if root.Kind != yaml.MappingNode {
 		p.Errorf(p.Pos(root), "", "a pipeline file is a mapping of version, name, source, stages and sinks")
 		return nil

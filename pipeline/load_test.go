@@ -15,7 +15,7 @@ func parseString(t *testing.T, src string, env map[string]string) (*Pipeline, di
 }
 
 // A misspelt field in a filter under a schema is reported at the column of the field name,
-// inside the expression — also when interpolation earlier on the line shifted the text.
+// inside the expression — also on a line holding a ${VAR}.
 func TestUnknownFieldColumn(t *testing.T) {
 	cases := []struct {
 		name, line string
@@ -54,7 +54,7 @@ func TestInterpolation(t *testing.T) {
 	env := map[string]string{"TOPIC": "from-env", "EMPTY": "", "WEIRD": "a: b, {c}"}
 	cases := []struct {
 		name, value string
-		want        string // the sink topic after interpolation, or a diagnostic fragment
+		want        string // the sink topic after substitution, or a diagnostic fragment
 		wantErr     bool
 	}{
 		{"set", "${TOPIC}", "from-env", false},
@@ -104,8 +104,8 @@ func TestUnsetVariableNamesField(t *testing.T) {
 	}
 }
 
-// Columns after a substitution map back to the original text.
-func TestPosMapAfterSubstitution(t *testing.T) {
+// Columns after a substitution of another length are those of the file.
+func TestColumnsAfterSubstitution(t *testing.T) {
 	src := header + "sinks: [{name: o, type: kafka, topic: ${T:-a-much-longer-default-topic}, acks: leaderr}]\n"
 	_, diags := parseString(t, src, nil)
 	if len(diags) != 1 {

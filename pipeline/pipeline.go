@@ -1,4 +1,4 @@
-// Package pipeline reads pipeline files — interpolation, YAML with positions, validation, the
+// Package pipeline reads pipeline files — ${VAR} substitution, YAML with positions, validation, the
 // DAG and its graph export — and (with the runtime) wires their stages together.
 package pipeline
 
@@ -48,6 +48,9 @@ type Pipeline struct {
 	Entry []string
 	// Warnings are what a valid file likely gets wrong.
 	Warnings diag.List
+	// IgnoredVars are the variables left unset in settings the caller said it does not use
+	// (Options.Unused), sorted.
+	IgnoredVars []string
 }
 
 // Stage is one stage of a pipeline with its place in the graph.

@@ -19,18 +19,23 @@ import (
 // Parser turns YAML nodes into Values against Field specs, collecting every problem in Diags.
 type Parser struct {
 	File  string
-	Lines []string // the parsed text, for the indentation of block scalars
+	Lines []string // the file's lines as written, for the indentation of block scalars
 	Diags *diag.List
 
-	// Scalars records every scalar value parsed, so that a problem known only by its position
-	// (an unset ${VAR}) can be attributed to its field.
+	// Scalars records every scalar value parsed, so that a problem known only by its node or
+	// position (an unset ${VAR}) can be attributed to its field.
 	Scalars []ScalarRef
+
+	// Substituted holds the scalars that ${VAR} substitution changed, with their text as written
+	// (Value.Written, Value.ExprPos).
+	Substituted map[*yaml.Node]*Substitution
 
 	parsingDefault bool // a default is being parsed: a bad one must not fall back to itself
 }
 
-// ScalarRef is where a scalar value was written and which field it belongs to.
+// ScalarRef is a scalar value: its node, where it was written and which field it belongs to.
 type ScalarRef struct {
+	Node *yaml.Node
 	Pos  diag.Pos
 	Path string
 }
@@ -221,7 +226,8 @@ func (p *Parser) Parse(n *yaml.Node, f *Field, path string, keyPos diag.Pos) *Va
 	}
 	v.Pos = p.Pos(n)
 	if n.Kind == yaml.ScalarNode {
-		p.Scalars = append(p.Scalars, ScalarRef{Pos: v.Pos, Path: path})
+		p.Scalars = append(p.Scalars, ScalarRef{Node: n, Pos: v.Pos, Path: path})
+		v.subst = p.Substituted[n]
 	}
 	switch f.Kind {
 	case KindObject:
@@ -300,6 +306,9 @@ func (p *Parser) parseStrings(n *yaml.Node, f *Field, v *Value) {
 				v.Items = append(v.Items, &Value{Field: elem, Node: n, Pos: v.Pos, Path: v.Path, Set: true, Str: s})
 			}
 		}
+		if len(v.Items) == 1 && v.Items[0].Str == n.Value {
+			v.Items[0].subst = v.subst
+		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
 			c = Resolve(c)
@@ -308,8 +317,9 @@ func (p *Parser) parseStrings(n *yaml.Node, f *Field, v *Value) {
 				p.Errorf(p.Pos(c), ipath, "expected a string, got %s", describe(c))
 				continue
 			}
-			p.Scalars = append(p.Scalars, ScalarRef{Pos: p.Pos(c), Path: ipath})
-			v.Items = append(v.Items, &Value{Field: elem, Node: c, Pos: p.Pos(c), Path: ipath, Set: true, Str: c.Value})
+			p.Scalars = append(p.Scalars, ScalarRef{Node: c, Pos: p.Pos(c), Path: ipath})
+			v.Items = append(v.Items, &Value{Field: elem, Node: c, Pos: p.Pos(c), Path: ipath, Set: true, Str: c.Value,
+				subst: p.Substituted[c]})
 		}
 	default:
 		p.Errorf(v.Pos, v.Path, "expected a string or a list of strings, got %s", describe(n))

@@ -26,7 +26,8 @@ type Value struct {
 	Entries  []Entry           // Map, in file order
 	Fields   map[string]*Value // Object
 
-	expr exprOrigin // Expr: where the expression text starts
+	expr  exprOrigin    // Expr: where the expression text starts
+	subst *Substitution // what ${VAR} substitution changed in a scalar; nil when nothing
 }
 
 // Entry is one key of a KindMap value.
@@ -90,6 +91,9 @@ func (v *Value) ExprPos(line, col int) diag.Pos {
 	p := v.Pos
 	if v.expr.line == 0 {
 		return p
+	}
+	if v.subst != nil { // the expression compiled is the substituted text: back to the written one
+		line, col = lineCol(v.subst.Written, v.subst.toWritten(runeOffset(v.Str, line, col)))
 	}
 	switch {
 	case v.expr.block:

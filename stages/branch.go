@@ -28,7 +28,7 @@ func branchRoutes(f *spec.Value) []Route {
 	items := f.Get("routes").Items
 	out := make([]Route, len(items))
 	for i, r := range items {
-		out[i] = Route{When: r.String("when"), To: r.Get("to")}
+		out[i] = Route{When: r.Get("when").Written(), To: r.Get("to")} // as written: a ${VAR} may hold a secret
 	}
 	return out
 }

@@ -24,7 +24,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) int {
 	partitions := fs.Int("partitions", 3, "partitions of the source topics")
 	samples := fs.Int("samples", 3, "sample records shown per sink")
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
-	p, log, code := prepare(fs, args, level, "pythia-pipe dev FILE [--feed FILE.jsonl] [--follow] [--partitions N]", stderr)
+	p, log, code := prepare(fs, args, level, "pythia-pipe dev FILE [--feed FILE.jsonl] [--follow] [--partitions N]", devReplaced, stderr)
 	if code != exitOK {
 		return code
 	}
@@ -47,9 +47,17 @@ func cmdDev(args []string, stdout, stderr io.Writer) int {
 		return exitInvalid
 	}
 	defer b.Close()
-	if p.Kafka.SASL != nil || p.Kafka.TLS != nil {
+	switch {
+	case len(p.IgnoredVars) > 0:
+		verb := " is"
+		if len(p.IgnoredVars) > 1 {
+			verb = " are"
+		}
+		fmt.Fprintln(stdout, "note: "+varList(p.IgnoredVars)+verb+" unset: fine for dev, which ignores kafka.brokers and kafka.security")
+	case p.Kafka.SASL != nil || p.Kafka.TLS != nil:
 		fmt.Fprintln(stdout, "note: the in-process broker is plaintext; kafka.security is ignored by dev")
 	}
+	// These are the settings of devReplaced.
 	p.Kafka.Brokers, p.Kafka.Protocol, p.Kafka.SASL, p.Kafka.TLS = b.Addrs(), "PLAINTEXT", nil, nil
 	if err := createTopics(b, p, int32(*partitions)); err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
@@ -126,6 +134,22 @@ wait:
 		return exitInvalid
 	}
 	return exitOK
+}
+
+// devReplaced are the settings dev replaces by its in-process broker's: production secrets
+// there (${KAFKA_PASSWORD}) need not be set to try a pipeline.
+var devReplaced = []string{"kafka.brokers", "kafka.security"}
+
+// varList writes names as ${A}, ${B} and ${C}.
+func varList(names []string) string {
+	refs := make([]string, len(names))
+	for i, n := range names {
+		refs[i] = "${" + n + "}"
+	}
+	if len(refs) == 1 {
+		return refs[0]
+	}
+	return strings.Join(refs[:len(refs)-1], ", ") + " and " + refs[len(refs)-1]
 }
 
 // readFeed reads one record per non-empty line: the value, or KEY<TAB>VALUE.
@@ -210,7 +234,7 @@ func summarize(w io.Writer, b *devbroker.Broker, p *pipeline.Pipeline, stats pip
 	for _, st := range p.Stages {
 		if n := stats[st.Name].Dropped; n > 0 {
 			total += n
-			why := st.Fields.String("when")
+			why := st.Fields.Get("when").Written()
 			if why == "" {
 				why = "no route matched"
 			}

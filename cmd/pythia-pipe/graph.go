@@ -18,7 +18,7 @@ func cmdGraph(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: pythia-pipe graph FILE [--format dot|mermaid]")
 		return exitUsage
 	}
-	p, ok, ioErr := load(files[0], stderr)
+	p, ok, ioErr := load(files[0], nil, stderr)
 	switch {
 	case ioErr:
 		return exitUsage

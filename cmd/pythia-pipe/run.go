@@ -22,7 +22,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	metricsAddr := fs.String("metrics-addr", "", "serve /metrics, /healthz and /readyz here, e.g. :9100 (default: the file's metrics.addr)")
-	p, log, code := prepare(fs, args, level, "pythia-pipe run FILE [--metrics-addr ADDR] [--log-level LEVEL]", stderr)
+	p, log, code := prepare(fs, args, level, "pythia-pipe run FILE [--metrics-addr ADDR] [--log-level LEVEL]", nil, stderr)
 	if code != exitOK {
 		return code
 	}

@@ -14,7 +14,7 @@ func cmdTopics(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("topics create", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
-	p, _, code := prepare(fs, args[1:], level, "pythia-pipe topics create FILE", stderr)
+	p, _, code := prepare(fs, args[1:], level, "pythia-pipe topics create FILE", nil, stderr)
 	if code != exitOK {
 		return code
 	}

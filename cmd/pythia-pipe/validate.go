@@ -25,7 +25,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	}
 	code := exitOK
 	for _, f := range files {
-		p, ok, ioErr := load(f, stderr)
+		p, ok, ioErr := load(f, nil, stderr)
 		switch {
 		case ioErr:
 			code = exitUsage
@@ -43,15 +43,16 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 }
 
 // load reads and validates one pipeline file, printing its diagnostics (errors, or the
-// warnings of a valid file) to w. ok is false when the file is invalid; ioErr is true when it
-// could not be read at all.
-func load(file string, w io.Writer) (p *pipeline.Pipeline, ok, ioErr bool) {
+// warnings of a valid file) to w. unused are the settings the command replaces
+// (pipeline.Options.Unused). ok is false when the file is invalid; ioErr is true when it could
+// not be read at all.
+func load(file string, unused []string, w io.Writer) (p *pipeline.Pipeline, ok, ioErr bool) {
 	src, err := os.ReadFile(file)
 	if err != nil {
 		fmt.Fprintf(w, "pythia-pipe: %v\n", err)
 		return nil, false, true
 	}
-	p, diags := pipeline.Parse(file, src, pipeline.Options{BaseDir: filepath.Dir(file)})
+	p, diags := pipeline.Parse(file, src, pipeline.Options{BaseDir: filepath.Dir(file), Unused: unused})
 	if len(diags) > 0 {
 		diag.Print(w, diags, diag.Sources{file: src})
 		fmt.Fprintf(w, "%s: %d problem(s)\n", file, len(diags))
@@ -78,8 +79,8 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 // prepare parses the flags of a command that runs one pipeline, sets up logging and loads the
-// pipeline; code is non-zero when the command must exit with it.
-func prepare(fs *flag.FlagSet, args []string, level *string, usage string, stderr io.Writer) (p *pipeline.Pipeline, log *slog.Logger, code int) {
+// pipeline (unused: as for load); code is non-zero when the command must exit with it.
+func prepare(fs *flag.FlagSet, args []string, level *string, usage string, unused []string, stderr io.Writer) (p *pipeline.Pipeline, log *slog.Logger, code int) {
 	files, err := parseInterspersed(fs, args)
 	if err != nil {
 		return nil, nil, exitUsage
@@ -92,7 +93,7 @@ func prepare(fs *flag.FlagSet, args []string, level *string, usage string, stder
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return nil, nil, exitUsage
 	}
-	p, ok, ioErr := load(files[0], stderr)
+	p, ok, ioErr := load(files[0], unused, stderr)
 	switch {
 	case ioErr:
 		return nil, nil, exitUsage
