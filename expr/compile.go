@@ -70,7 +70,8 @@ func Compile(v *spec.Value, env Env, want Want, diags *diag.List) *Program {
 	if v == nil || v.Str == "" {
 		return nil
 	}
-	prog, err := exprlang.Compile(v.Str, exprlang.Env(env.types()))
+	opts := append(append(numberFuncs(), overflowFuncs()...), exprlang.Env(env.types()))
+	prog, err := exprlang.Compile(v.Str, opts...)
 	if err != nil {
 		var fe *file.Error
 		if errors.As(err, &fe) {
@@ -170,6 +171,9 @@ func schemaOfType(t reflect.Type) *Schema {
 	return &Schema{Kind: Any}
 }
 
+// Source is the expression as written.
+func (p *Program) Source() string { return p.prog.Source().String() }
+
 // Run evaluates the program against vars.
 func (p *Program) Run(vars Vars) (any, error) {
 	m := p.vms.Get().(*vm.VM)
@@ -201,6 +205,13 @@ type RuntimeError struct {
 }
 
 func (e *RuntimeError) Error() string {
-	return "expression " + strconv.Quote(e.Expr) + ": " + e.Err.Error()
+	msg := e.Err.Error()
+	var fe *file.Error
+	if errors.As(e.Err, &fe) {
+		// Without expr-lang's snippet of the source under a caret: the expression is quoted
+		// already, and the reason goes into one DLQ header and one log line.
+		msg = fe.Message
+	}
+	return "expression " + strconv.Quote(e.Expr) + ": " + msg
 }
 func (e *RuntimeError) Unwrap() error { return e.Err }

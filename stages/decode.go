@@ -2,7 +2,6 @@ package stages
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/pythia-pipe/pythia-pipe/expr"
@@ -52,12 +51,11 @@ func (d *decode) Process(_ context.Context, rec *record.Record, out []Output) ([
 	case "bytes":
 		rec.Msg = rec.Value
 	default:
-		var v any
-		if err := json.Unmarshal(rec.Value, &v); err != nil {
+		v, err := record.DecodeJSON(rec.Value)
+		if err != nil {
 			return out, &DecodeError{Format: "json", Err: err}
 		}
 		if d.schema != nil {
-			var err error
 			if v, err = d.schema.Coerce(v, ""); err != nil {
 				return out, &DecodeError{Format: "json", Err: err}
 			}

@@ -51,6 +51,7 @@ type enrich struct {
 	http      *httpLookup
 	compute   *expr.Program
 	into      string
+	label     string // for errors in expr: "into risk" or "merge"
 	merge     bool
 	onMissing string
 	env       *expr.Binder
@@ -79,7 +80,10 @@ func buildEnrich(c *Config) Built {
 		c.Parser.Errorf(f.Get(sources[1]).Pos, f.Get(sources[1]).Path, "an enrich stage has one lookup, but this one also has %s", sources[0])
 	}
 	before := len(*c.Diags())
-	e := &enrich{into: f.String("into"), merge: f.Bool("merge"), onMissing: f.String("on_missing")}
+	e := &enrich{into: f.String("into"), label: "into " + f.String("into"), merge: f.Bool("merge"), onMissing: f.String("on_missing")}
+	if e.merge {
+		e.label = "merge"
+	}
 	if f.Has("key") {
 		e.key = expr.Compile(f.Get("key"), env, expr.WantAny, c.Diags())
 	} else if f.Has("file") {
@@ -161,7 +165,7 @@ func (e *enrich) Process(ctx context.Context, rec *record.Record, out []Output) 
 		}
 		found = record.DeepCopy(v)
 	default:
-		v, err := e.compute.Run(vars)
+		v, err := storable(e.label, e.compute, vars)
 		if err != nil {
 			return out, err
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/pythia-pipe/pythia-pipe/expr"
+	"github.com/pythia-pipe/pythia-pipe/record"
 	"github.com/pythia-pipe/pythia-pipe/spec"
 )
 
@@ -204,7 +205,7 @@ func (l *httpLookup) call(ctx context.Context, url string, body []byte) (any, er
 		return nil, he
 	}
 	var v any
-	if err := json.Unmarshal(data, &v); err != nil {
+	if v, err = record.DecodeJSON(data); err != nil {
 		return nil, &HTTPError{URL: url, Status: 0, Err: fmt.Errorf("the answer is not JSON: %w", err)}
 	}
 	return v, nil
