@@ -34,9 +34,13 @@ func (e Env) types() types.Map {
 		msg = e.Msg.Type()
 	}
 	return types.Map{
-		"msg":       msg,
-		"key":       types.String,
-		"headers":   types.TypeOf(map[string]string{}),
+		"msg": msg,
+		// key and headers["x"] are nil for a null key and a missing (or null) header, so
+		// that `key == nil` and `headers["x"] ?? "none"` mean what they say. Their static
+		// type cannot be string: expr-lang compiles `key == "a"` on a string to an opcode
+		// that fails on nil rather than compare.
+		"key":       types.Any,
+		"headers":   types.TypeOf(map[string]any{}),
 		"topic":     types.String,
 		"partition": types.Int,
 		"offset":    types.Int,

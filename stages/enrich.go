@@ -136,6 +136,10 @@ func (e *enrich) Close() {
 }
 
 func (e *enrich) Process(ctx context.Context, rec *record.Record, out []Output) ([]Output, error) {
+	if rec.Tombstone() {
+		// A delete has no body to add to, and nothing worth a lookup: it goes on as it is.
+		return append(out, Output{Rec: rec}), nil
+	}
 	vars := e.env.Bind(rec)
 	defer e.env.Release(vars)
 	var found any

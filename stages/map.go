@@ -101,6 +101,9 @@ func (m *mapStage) Process(_ context.Context, rec *record.Record, out []Output) 
 	}
 	switch {
 	case len(m.set) == 0 && len(m.drop) == 0:
+	case body == nil && rec.Value == nil:
+		// A tombstone has no fields to set or drop, and stays a tombstone (a delete) rather
+		// than become a body of the fields set; `value` can give it a body on purpose.
 	default:
 		obj, ok := body.(map[string]any)
 		if !ok {
