@@ -34,9 +34,13 @@ func (e Env) types() types.Map {
 		msg = e.Msg.Type()
 	}
 	return types.Map{
-		"msg":       msg,
-		"key":       types.String,
-		"headers":   types.TypeOf(map[string]string{}),
+		"msg": msg,
+		// key and headers["x"] are nil for a null key and a missing (or null) header, so
+		// that `key == nil` and `headers["x"] ?? "none"` mean what they say. Their static
+		// type cannot be string: expr-lang compiles `key == "a"` on a string to an opcode
+		// that fails on nil rather than compare.
+		"key":       types.Any,
+		"headers":   types.TypeOf(map[string]any{}),
 		"topic":     types.String,
 		"partition": types.Int,
 		"offset":    types.Int,
@@ -72,7 +76,8 @@ func Compile(v *spec.Value, env Env, want Want, diags *diag.List) *Program {
 	if v == nil || v.Str == "" {
 		return nil
 	}
-	prog, err := exprlang.Compile(v.Str, append([]exprlang.Option{exprlang.Env(env.types())}, functions...)...)
+	opts := append(append(numberFuncs(), overflowFuncs()...), functions...)
+	prog, err := exprlang.Compile(v.Str, append(opts, exprlang.Env(env.types()))...)
 	if err != nil {
 		var fe *file.Error
 		if errors.As(err, &fe) {
@@ -172,6 +177,9 @@ func schemaOfType(t reflect.Type) *Schema {
 	return &Schema{Kind: Any}
 }
 
+// Source is the expression as written.
+func (p *Program) Source() string { return p.prog.Source().String() }
+
 // Run evaluates the program against vars.
 func (p *Program) Run(vars Vars) (any, error) {
 	m := p.vms.Get().(*vm.VM)
@@ -218,6 +226,13 @@ type RuntimeError struct {
 }
 
 func (e *RuntimeError) Error() string {
-	return "expression " + strconv.Quote(e.Expr) + ": " + e.Err.Error()
+	msg := e.Err.Error()
+	var fe *file.Error
+	if errors.As(e.Err, &fe) {
+		// Without expr-lang's snippet of the source under a caret: the expression is quoted
+		// already, and the reason goes into one DLQ header and one log line.
+		msg = fe.Message
+	}
+	return "expression " + strconv.Quote(e.Expr) + ": " + msg
 }
 func (e *RuntimeError) Unwrap() error { return e.Err }

@@ -46,7 +46,9 @@ func TestCompileChecksTypes(t *testing.T) {
 		{"nested field", "msg.user.name", WantAny, "string", ""},
 		{"time method", "msg.when.Hour()", WantAny, "int", ""},
 		{"map literal keeps fields", `{"a": 1, "b": msg.region}`, WantAny, "{a: int, b: string}", ""},
-		{"metadata", `key + topic + headers["x"]`, WantString, "string", ""},
+		// key and headers["x"] may be nil (a null key, a missing header), so not strings.
+		{"metadata", `key + topic + headers["x"]`, WantString, "any", ""},
+		{"metadata through a string function", `upper(key ?? "") + topic`, WantString, "string", ""},
 		{"unknown field", "msg.ammount > 1", WantBool, "", "unknown field ammount (did you mean amount?)"},
 		{"unknown nested field", "msg.user.nmae", WantAny, "", "unknown field nmae (did you mean name?)"},
 		{"mismatch", `msg.amount > "x"`, WantBool, "", "mismatched types float64 and string"},

@@ -3,8 +3,8 @@
 package expr
 
 import (
+	"encoding/json"
 	"fmt"
-	"math"
 	"sort"
 	"strings"
 	"time"
@@ -208,8 +208,10 @@ func ParseSchema(p *spec.Parser, n *yaml.Node, path string) *Schema {
 	}
 }
 
-// Coerce checks a decoded JSON value against the schema and converts it where JSON is looser
-// than the schema: whole floats to int, RFC 3339 strings to time. It returns the value to keep.
+// Coerce checks a decoded JSON value (record.DecodeJSON's) against the schema and converts it
+// where JSON is looser than the schema: whole numbers to int, numbers to float, RFC 3339
+// strings to time. It returns the value to keep. A number an int field cannot hold exactly
+// is an error, never a rounded or wrapped value.
 func (s *Schema) Coerce(v any, path string) (any, error) {
 	if s == nil || s.Kind == Any {
 		return v, nil
@@ -226,20 +228,20 @@ func (s *Schema) Coerce(v any, path string) (any, error) {
 			return v, nil
 		}
 	case Int:
-		switch x := v.(type) {
-		case int:
-			return x, nil
-		case float64:
-			if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
-				return int(x), nil
-			}
+		i, why := toInt(v)
+		if why == "" {
+			return i, nil
+		}
+		if why != notANumber {
+			return nil, fmt.Errorf("%s: expected int, got %s", pathOr(path), why)
 		}
 	case Float:
-		switch x := v.(type) {
-		case float64:
-			return x, nil
-		case int:
-			return float64(x), nil
+		f, why := toFloat(v)
+		if why == "" {
+			return f, nil
+		}
+		if why != notANumber {
+			return nil, fmt.Errorf("%s: expected float, got %s", pathOr(path), why)
 		}
 	case Bool:
 		if _, ok := v.(bool); ok {
@@ -330,7 +332,7 @@ func jsonKind(v any) string {
 	switch v.(type) {
 	case string:
 		return "a string"
-	case float64, int:
+	case float64, float32, int, int64, uint64, json.Number:
 		return "a number"
 	case bool:
 		return "a boolean"

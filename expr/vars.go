@@ -68,19 +68,22 @@ func (b *Binder) Bind(rec *record.Record) Vars {
 	v := b.pool.Get().(Vars)
 	u := b.uses
 	if u&usesMsg != 0 {
-		if rec.Decoded {
+		switch {
+		case rec.Decoded:
 			v["msg"] = rec.Msg
-		} else {
+		case rec.Value != nil:
 			v["msg"] = rec.Value
+		default:
+			v["msg"] = nil // a tombstone: a nil []byte in an interface would not be == nil
 		}
 	}
 	if u&usesKey != 0 {
-		v["key"] = string(rec.Key)
+		v["key"] = bytesOrNil(rec.Key)
 	}
 	if u&usesHeaders != 0 {
-		headers := make(map[string]string, len(rec.Headers))
+		headers := make(map[string]any, len(rec.Headers))
 		for _, h := range rec.Headers {
-			headers[h.Key] = string(h.Value)
+			headers[h.Key] = bytesOrNil(h.Value)
 		}
 		v["headers"] = headers
 	}
@@ -104,4 +107,13 @@ func (b *Binder) Bind(rec *record.Record) Vars {
 func (b *Binder) Release(v Vars) {
 	clear(v)
 	b.pool.Put(v)
+}
+
+// bytesOrNil is a key or header value as expressions see it: a string, or nil when Kafka
+// has null (an empty value is "").
+func bytesOrNil(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return string(b)
 }

@@ -160,13 +160,13 @@ sinks: [{name: o, type: kafka, topic: o}]
 	if err != nil {
 		t.Fatal(err)
 	}
-	last := map[string]float64{}
+	last := map[string]int{}
 	got := out.Records("o")
 	if len(got) != 5000 {
 		t.Fatalf("got %d records", len(got))
 	}
 	for _, r := range got {
-		n := r.Msg.(map[string]any)["n"].(float64)
+		n := r.Msg.(map[string]any)["n"].(int) // JSON integers decode to int
 		if prev, ok := last[string(r.Key)]; ok && n < prev {
 			t.Fatalf("key %s out of order: %v after %v", r.Key, n, prev)
 		}

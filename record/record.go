@@ -25,7 +25,8 @@ type Record struct {
 	Offset    int64
 
 	// Msg is the decoded body. Before a decode stage it is nil and expressions see the raw
-	// bytes; a decode stage sets it (a map for JSON objects, a string for text).
+	// bytes; a decode stage sets it (a map for JSON objects, a string for text; nil for a
+	// tombstone, a null value).
 	Msg any
 	// Decoded reports that a decode stage has run, so sinks re-encode Msg instead of
 	// writing Value unchanged.
@@ -39,6 +40,11 @@ type Record struct {
 	// Track counts this record's outstanding copies; shared by the copies of a fan-out.
 	Track *Tracker
 }
+
+// Tombstone reports whether the record has no body: it was consumed with a null value (a
+// delete, on a compacted topic) and no stage has given it one since. Sinks write it with a
+// null value, and stages that set or merge fields leave it as it is.
+func (r *Record) Tombstone() bool { return r.Value == nil && r.Msg == nil }
 
 // Header returns the value of the last header named key.
 func (r *Record) Header(key string) ([]byte, bool) {

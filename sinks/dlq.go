@@ -67,7 +67,10 @@ func fitDLQ(msg *sarama.ProducerMessage, limit int) {
 		sarama.RecordHeader{Key: []byte("pythia.truncated"), Value: []byte("value")},
 		sarama.RecordHeader{Key: []byte("pythia.original_bytes"), Value: []byte(strconv.Itoa(size))})
 	over := func() int { return msg.ByteSize(2) - limit }
-	value, _ := msg.Value.Encode()
+	var value []byte
+	if msg.Value != nil { // nil for a tombstone
+		value, _ = msg.Value.Encode()
+	}
 	if n := len(value) - over(); n >= 0 {
 		msg.Value = sarama.ByteEncoder(value[:n])
 		return

@@ -9,9 +9,10 @@ import (
 
 // Encode renders a record's body for writing. A record no decode stage touched is written
 // as consumed; a decoded body follows enc (json, text, bytes), or by default its kind: JSON
-// for objects and lists, text for strings, bytes as they are.
+// for objects and lists, text for strings, bytes as they are. A tombstone is nil whatever
+// enc says (not "null", not ""), so that it is written with a null value and still deletes.
 func Encode(rec *record.Record, enc string) ([]byte, error) {
-	if !rec.Decoded {
+	if !rec.Decoded || rec.Tombstone() {
 		return rec.Value, nil
 	}
 	switch enc {

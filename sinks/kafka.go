@@ -211,7 +211,10 @@ func (k *Kafka) message(rec *record.Record) (*sarama.ProducerMessage, string, er
 	if err != nil {
 		return nil, topic, err
 	}
-	msg := &sarama.ProducerMessage{Topic: topic, Value: sarama.ByteEncoder(value), Timestamp: rec.Timestamp}
+	msg := &sarama.ProducerMessage{Topic: topic, Timestamp: rec.Timestamp}
+	if value != nil { // nil is a null value (a tombstone); an empty body is []byte{}
+		msg.Value = sarama.ByteEncoder(value)
+	}
 	if key != nil {
 		msg.Key = sarama.ByteEncoder(key)
 	}

@@ -329,6 +329,7 @@ func TestFitDLQ(t *testing.T) {
 		{"then the original headers go", &sarama.ProducerMessage{Value: sarama.ByteEncoder("v"),
 			Headers: []sarama.RecordHeader{{Key: []byte("trace"), Value: big}, {Key: []byte("pythia.error"), Value: []byte("too large")}}}, "value,headers"},
 		{"then the key is cut", &sarama.ProducerMessage{Key: sarama.ByteEncoder(big), Value: sarama.ByteEncoder("v")}, "value,headers,key"},
+		{"a tombstone has no value to cut", &sarama.ProducerMessage{Key: sarama.ByteEncoder(big)}, "value,headers,key"},
 	}
 	const limit = 2000
 	for _, c := range cases {

@@ -12,7 +12,17 @@ import (
 // BenchmarkOrdersStages runs one record at a time through the orders example's stages
 // (decode with schema, filter, map, branch), as one worker would.
 func BenchmarkOrdersStages(b *testing.B) {
-	p := build(b, `  - {name: parse, type: decode, schema: {order_id: string, customer_id: string, amount: float, region: string, "*": any}}
+	benchOrders(b, `{name: parse, type: decode, schema: {order_id: string, customer_id: string, amount: float, region: string, "*": any}}`)
+}
+
+// BenchmarkOrdersStagesNoSchema is the same without a schema: numbers as decoded, and the
+// arithmetic on them checked for int overflow.
+func BenchmarkOrdersStagesNoSchema(b *testing.B) {
+	benchOrders(b, `{name: parse, type: decode}`)
+}
+
+func benchOrders(b *testing.B, decode string) {
+	p := build(b, `  - `+decode+`
   - {name: valid, type: filter, when: msg.amount > 0}
   - {name: shape, type: map, set: {total_cents: round(msg.amount * 100), region: upper(msg.region)}}
   - {name: route, type: branch, routes: [{when: msg.amount >= 1000, to: b}, {to: a}]}

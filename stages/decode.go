@@ -2,7 +2,7 @@ package stages
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/pythia-pipe/pythia-pipe/expr"
@@ -14,16 +14,18 @@ const decodeDoc = "Parses the record body so that later stages can read its fiel
 
 var decodeFields = []spec.Field{
 	spec.Enum("format", "How the body is parsed: json (msg is the object), text (msg is a string) or bytes (msg is the raw bytes).", "json", "text", "bytes").WithDefault("json"),
+	spec.Enum("on_null", "A record whose value is null (a tombstone: a delete on a compacted topic): pass it on with msg nil, unchecked by the schema, to reach its sinks with a null value; drop it; or send it to the DLQ.", "pass", "drop", "dlq").WithDefault("pass"),
 	spec.Raw("schema", "Optional field types (string, int, float, bool, time, bytes, any, [type], nested mappings; `?` marks optional; \"*\": any allows other fields). Expressions downstream are type-checked against it and records that do not match go to the DLQ."),
 }
 
 type decode struct {
 	format string
+	onNull string
 	schema *expr.Schema // nil: no schema
 }
 
 func buildDecode(c *Config) Built {
-	d := &decode{format: c.Fields.String("format")}
+	d := &decode{format: c.Fields.String("format"), onNull: c.Fields.String("on_null")}
 	out := map[string]*expr.Schema{"json": expr.AnyMap(), "text": {Kind: expr.String}, "bytes": {Kind: expr.Bytes}}[d.format]
 	if sv := c.Fields.Get("schema"); sv.Set {
 		if d.format != "json" {
@@ -45,19 +47,33 @@ type DecodeError struct {
 func (e *DecodeError) Error() string { return fmt.Sprintf("decode %s: %v", e.Format, e.Err) }
 func (e *DecodeError) Unwrap() error { return e.Err }
 
+// ErrNullValue is a tombstone met by a decode stage with on_null: dlq.
+var ErrNullValue = errors.New("the value is null (a tombstone) and on_null is dlq")
+
 func (d *decode) Process(_ context.Context, rec *record.Record, out []Output) ([]Output, error) {
+	if rec.Value == nil {
+		// A tombstone has no body to parse or check: text would make it "" and JSON an
+		// error, and either way the delete it stands for would be lost.
+		switch d.onNull {
+		case "drop":
+			return out, nil
+		case "dlq":
+			return out, &DecodeError{Format: d.format, Err: ErrNullValue}
+		}
+		rec.Msg, rec.Decoded = nil, true
+		return append(out, Output{Rec: rec}), nil
+	}
 	switch d.format {
 	case "text":
 		rec.Msg = string(rec.Value)
 	case "bytes":
 		rec.Msg = rec.Value
 	default:
-		var v any
-		if err := json.Unmarshal(rec.Value, &v); err != nil {
+		v, err := record.DecodeJSON(rec.Value)
+		if err != nil {
 			return out, &DecodeError{Format: "json", Err: err}
 		}
 		if d.schema != nil {
-			var err error
 			if v, err = d.schema.Coerce(v, ""); err != nil {
 				return out, &DecodeError{Format: "json", Err: err}
 			}

@@ -55,6 +55,7 @@ type enrich struct {
 	http      *httpLookup
 	compute   *expr.Program
 	into      string
+	label     string // for errors in expr: "into risk" or "merge"
 	merge     bool
 	onMissing string
 	env       *expr.Binder
@@ -83,7 +84,10 @@ func buildEnrich(c *Config) Built {
 		c.Parser.Errorf(f.Get(sources[1]).Pos, f.Get(sources[1]).Path, "an enrich stage has one lookup, but this one also has %s", sources[0])
 	}
 	before := len(*c.Diags())
-	e := &enrich{into: f.String("into"), merge: f.Bool("merge"), onMissing: f.String("on_missing")}
+	e := &enrich{into: f.String("into"), label: "into " + f.String("into"), merge: f.Bool("merge"), onMissing: f.String("on_missing")}
+	if e.merge {
+		e.label = "merge"
+	}
 	if f.Has("key") {
 		e.key = expr.Compile(f.Get("key"), env, expr.WantAny, c.Diags())
 	} else if f.Has("file") {
@@ -137,6 +141,10 @@ func (e *enrich) Close() {
 }
 
 func (e *enrich) Process(ctx context.Context, rec *record.Record, out []Output) ([]Output, error) {
+	if rec.Tombstone() {
+		// A delete has no body to add to, and nothing worth a lookup: it goes on as it is.
+		return append(out, Output{Rec: rec}), nil
+	}
 	vars := e.env.Bind(rec)
 	defer e.env.Release(vars)
 	var found any
@@ -166,7 +174,7 @@ func (e *enrich) Process(ctx context.Context, rec *record.Record, out []Output) 
 		}
 		found = record.DeepCopy(v)
 	default:
-		v, err := e.compute.Run(vars)
+		v, err := storable(e.label, e.compute, vars)
 		if err != nil {
 			return out, err
 		}

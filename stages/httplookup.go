@@ -18,6 +18,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/pythia-pipe/pythia-pipe/expr"
+	"github.com/pythia-pipe/pythia-pipe/record"
 	"github.com/pythia-pipe/pythia-pipe/spec"
 )
 
@@ -264,8 +265,8 @@ func (l *httpLookup) call(ctx context.Context, target string, body []byte) (any,
 	case len(data) > maxAnswer:
 		return nil, 0, &HTTPError{URL: redactURL(target), Err: fmt.Errorf("the answer is larger than %d MiB", maxAnswer>>20)}
 	}
-	var v any
-	if err := json.Unmarshal(data, &v); err != nil {
+	v, err := record.DecodeJSON(data)
+	if err != nil {
 		return nil, 0, &HTTPError{URL: redactURL(target), Err: fmt.Errorf("the answer is not JSON: %w", err)}
 	}
 	return v, len(data), nil

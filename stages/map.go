@@ -29,8 +29,9 @@ type mapStage struct {
 }
 
 type namedProgram struct {
-	name string
-	prog *expr.Program
+	name  string
+	label string // for errors: "set total", "headers x"
+	prog  *expr.Program
 }
 
 func buildMap(c *Config) Built {
@@ -59,7 +60,7 @@ func buildMap(c *Config) Built {
 			out = out.With(e.Key, &expr.Schema{Kind: expr.Any})
 			continue
 		}
-		m.set = append(m.set, namedProgram{e.Key, p})
+		m.set = append(m.set, namedProgram{e.Key, "set " + e.Key, p})
 		out = out.With(e.Key, p.Result)
 	}
 	for _, d := range m.drop {
@@ -72,7 +73,7 @@ func buildMap(c *Config) Built {
 	for _, e := range f.Get("headers").Entries {
 		p := expr.Compile(e.Value, env, expr.WantAny, c.Diags())
 		ok = ok && p != nil
-		m.headers = append(m.headers, namedProgram{e.Key, p})
+		m.headers = append(m.headers, namedProgram{e.Key, "headers " + e.Key, p})
 	}
 	if !ok {
 		return Built{Out: out}
@@ -92,13 +93,18 @@ func (m *mapStage) Process(_ context.Context, rec *record.Record, out []Output) 
 	defer m.env.Release(vars)
 	body := rec.Msg
 	if m.value != nil {
-		v, err := m.value.Run(vars)
+		v, err := storable("value", m.value, vars)
 		if err != nil {
 			return out, err
 		}
 		body = v
 	}
-	if len(m.set) > 0 || len(m.drop) > 0 {
+	switch {
+	case len(m.set) == 0 && len(m.drop) == 0:
+	case body == nil && rec.Value == nil:
+		// A tombstone has no fields to set or drop, and stays a tombstone (a delete) rather
+		// than become a body of the fields set; `value` can give it a body on purpose.
+	default:
 		obj, ok := body.(map[string]any)
 		if !ok {
 			return out, fmt.Errorf("set and drop need an object body, got %T", body)
@@ -107,7 +113,7 @@ func (m *mapStage) Process(_ context.Context, rec *record.Record, out []Output) 
 			obj = shallowCopy(obj)
 		}
 		for _, s := range m.set {
-			v, err := s.prog.Run(vars)
+			v, err := storable(s.label, s.prog, vars)
 			if err != nil {
 				return out, err
 			}
@@ -121,14 +127,14 @@ func (m *mapStage) Process(_ context.Context, rec *record.Record, out []Output) 
 	if m.key != nil {
 		k, err := m.key.Run(vars)
 		if err != nil {
-			return out, err
+			return out, &FieldError{Field: "key", Err: err}
 		}
 		rec.Key = record.ToBytes(k)
 	}
 	for _, h := range m.headers {
 		v, err := h.prog.Run(vars)
 		if err != nil {
-			return out, err
+			return out, &FieldError{Field: h.label, Err: err}
 		}
 		setHeader(rec, h.name, v)
 	}

@@ -33,6 +33,12 @@ func build(t testing.TB, stagesYAML string) *pipeline.Pipeline {
 func run(t testing.TB, p *pipeline.Pipeline, body string, names ...string) ([]stages.Output, error) {
 	t.Helper()
 	rec := &record.Record{Key: []byte("k1"), Value: []byte(body), Topic: "in", Headers: []record.Header{{Key: "h", Value: []byte("v")}}}
+	return runRecord(t, p, rec, names...)
+}
+
+// runRecord is run with a record of the test's own (a tombstone, a null key).
+func runRecord(t testing.TB, p *pipeline.Pipeline, rec *record.Record, names ...string) ([]stages.Output, error) {
+	t.Helper()
 	outs := []stages.Output{{Rec: rec}}
 	for _, n := range names {
 		st := p.StageByName(n)

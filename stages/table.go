@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/pythia-pipe/pythia-pipe/record"
 )
 
 // table is a lookup file loaded into memory, keyed by one column. With a reload interval
@@ -144,9 +145,13 @@ func parseRows(path, format string, data []byte) (rows []map[string]any, lines [
 			if len(bytes.TrimSpace(sc.Bytes())) == 0 {
 				continue
 			}
-			var row map[string]any
-			if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
+			v, err := record.DecodeJSON(sc.Bytes())
+			if err != nil {
 				return bad(n, fmt.Errorf("not a JSON object: %w", err))
+			}
+			row, ok := v.(map[string]any)
+			if !ok {
+				return bad(n, errors.New("not a JSON object"))
 			}
 			rows, lines = append(rows, row), append(lines, n)
 		}
@@ -154,19 +159,26 @@ func parseRows(path, format string, data []byte) (rows []map[string]any, lines [
 			return bad(0, err)
 		}
 	case "json":
-		var list []map[string]any
-		if err := json.Unmarshal(data, &list); err != nil {
+		v, err := record.DecodeJSON(data)
+		if err != nil {
 			line := 0
-			var se *json.SyntaxError
-			if errors.As(err, &se) {
-				line = bytes.Count(data[:se.Offset], []byte("\n")) + 1
+			var je *record.JSONError
+			if errors.As(err, &je) {
+				line = bytes.Count(data[:min(je.Offset, int64(len(data)))], []byte("\n")) + 1
 			}
 			return bad(line, fmt.Errorf("expected a JSON list of objects: %w", err))
 		}
-		for range list {
-			lines = append(lines, 0) // encoding/json keeps no positions
+		list, ok := v.([]any)
+		if !ok {
+			return bad(1, errors.New("expected a JSON list of objects"))
 		}
-		rows = list
+		for i, item := range list {
+			row, ok := item.(map[string]any)
+			if !ok {
+				return bad(0, fmt.Errorf("expected a JSON list of objects, but item %d is not an object", i+1))
+			}
+			rows, lines = append(rows, row), append(lines, 0) // the decoder keeps no positions
+		}
 	case "yaml":
 		var doc yaml.Node
 		if err := yaml.Unmarshal(data, &doc); err != nil {
@@ -179,6 +191,10 @@ func parseRows(path, format string, data []byte) (rows []map[string]any, lines [
 			var row map[string]any
 			if err := item.Decode(&row); err != nil {
 				return bad(item.Line, fmt.Errorf("expected a mapping: %w", err))
+			}
+			// YAML has .inf and .nan, which a JSON body cannot hold: found here, not by a sink.
+			if where, what, found := unstorable(row); found {
+				return bad(item.Line, fmt.Errorf("%s is %s, which a record body cannot hold", strings.TrimPrefix(where, "."), what))
 			}
 			rows, lines = append(rows, row), append(lines, item.Line)
 		}

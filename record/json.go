@@ -1,0 +1,377 @@
+package record
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// ErrInvalidUTF8 is a JSON document with bytes that are not UTF-8. encoding/json would turn
+// them into U+FFFD without a word, so a record would come out changed; it is an error instead.
+var ErrInvalidUTF8 = errors.New("invalid UTF-8")
+
+// JSONError is a document that is not JSON: a syntax error, an early end, data after the
+// value, or bytes that are not UTF-8. Offset is the byte where, for reporting a line.
+type JSONError struct {
+	Offset int64
+	Err    error
+}
+
+func (e *JSONError) Error() string { return e.Err.Error() }
+func (e *JSONError) Unwrap() error { return e.Err }
+
+// maxDepth is encoding/json's limit on nesting, so that a document it takes is taken here.
+const maxDepth = 10000
+
+// DecodeJSON parses one JSON document into the values expressions work with: objects as
+// map[string]any, lists as []any, strings, booleans and nil, and numbers by how they are
+// written (see Number), so that writing them again gives the same number. The decode stage,
+// HTTP lookups and JSON lookup tables all read JSON through it.
+//
+// It is a parser of its own rather than encoding/json with UseNumber, which gave the same
+// values at twice the cost (a Decoder, its buffer and a string per number, then a pass to
+// convert them) on the hottest path of a pipeline; FuzzDecodeJSON checks the two agree.
+// Like encoding/json it keeps the last of duplicate keys and turns invalid \u surrogate
+// escapes into U+FFFD; unlike it, bytes that are not UTF-8 are an error.
+func DecodeJSON(data []byte) (any, error) {
+	if !utf8.Valid(data) {
+		return nil, invalidUTF8(data)
+	}
+	d := decoder{data: data}
+	v, err := d.value()
+	if err != nil {
+		return nil, err
+	}
+	if d.space(); d.pos < len(d.data) {
+		return nil, d.syntax("after top-level value")
+	}
+	return v, nil
+}
+
+func invalidUTF8(data []byte) error {
+	off := 0
+	for off < len(data) {
+		r, n := utf8.DecodeRune(data[off:])
+		if r == utf8.RuneError && n <= 1 {
+			break
+		}
+		off += n
+	}
+	return &JSONError{Offset: int64(off), Err: fmt.Errorf("%w at byte %d", ErrInvalidUTF8, off)}
+}
+
+type decoder struct {
+	data  []byte
+	pos   int
+	depth int
+}
+
+// syntax is an error at the current byte, in encoding/json's words.
+func (d *decoder) syntax(context string) error {
+	if d.pos >= len(d.data) {
+		return d.end()
+	}
+	r, _ := utf8.DecodeRune(d.data[d.pos:])
+	return &JSONError{Offset: int64(d.pos), Err: fmt.Errorf("invalid character %s %s", strconv.QuoteRune(r), context)}
+}
+
+func (d *decoder) end() error {
+	return &JSONError{Offset: int64(len(d.data)), Err: errors.New("unexpected end of JSON input")}
+}
+
+func (d *decoder) space() {
+	for d.pos < len(d.data) {
+		switch d.data[d.pos] {
+		case ' ', '\t', '\n', '\r':
+			d.pos++
+		default:
+			return
+		}
+	}
+}
+
+// next skips space and returns the byte there, or 0 at the end (never valid JSON there).
+func (d *decoder) next() byte {
+	if d.space(); d.pos < len(d.data) {
+		return d.data[d.pos]
+	}
+	return 0
+}
+
+func (d *decoder) value() (any, error) {
+	switch c := d.next(); {
+	case c == '{':
+		return d.object()
+	case c == '[':
+		return d.array()
+	case c == '"':
+		return d.str()
+	case c == '-' || (c >= '0' && c <= '9'):
+		return d.number()
+	case c == 't':
+		return true, d.literal("true")
+	case c == 'f':
+		return false, d.literal("false")
+	case c == 'n':
+		return nil, d.literal("null")
+	}
+	return nil, d.syntax("looking for beginning of value")
+}
+
+func (d *decoder) literal(word string) error {
+	for i := 1; i < len(word); i++ { // word[0] was seen by value
+		d.pos++
+		if d.pos >= len(d.data) {
+			return d.end()
+		}
+		if d.data[d.pos] != word[i] {
+			return d.syntax(fmt.Sprintf("in literal %s (expecting %q)", word, word[i]))
+		}
+	}
+	d.pos++
+	return nil
+}
+
+func (d *decoder) enter() error {
+	if d.depth++; d.depth > maxDepth {
+		return d.syntax("exceeded max depth")
+	}
+	d.pos++
+	return nil
+}
+
+func (d *decoder) object() (any, error) {
+	if err := d.enter(); err != nil {
+		return nil, err
+	}
+	m := map[string]any{}
+	if d.next() == '}' {
+		d.pos++
+		d.depth--
+		return m, nil
+	}
+	for {
+		if d.next() != '"' {
+			return nil, d.syntax("looking for beginning of object key string")
+		}
+		k, err := d.str()
+		if err != nil {
+			return nil, err
+		}
+		if d.next() != ':' {
+			return nil, d.syntax("after object key")
+		}
+		d.pos++
+		v, err := d.value()
+		if err != nil {
+			return nil, err
+		}
+		m[k] = v
+		switch d.next() {
+		case ',':
+			d.pos++
+		case '}':
+			d.pos++
+			d.depth--
+			return m, nil
+		default:
+			return nil, d.syntax("after object key:value pair")
+		}
+	}
+}
+
+func (d *decoder) array() (any, error) {
+	if err := d.enter(); err != nil {
+		return nil, err
+	}
+	a := []any{}
+	if d.next() == ']' {
+		d.pos++
+		d.depth--
+		return a, nil
+	}
+	for {
+		v, err := d.value()
+		if err != nil {
+			return nil, err
+		}
+		a = append(a, v)
+		switch d.next() {
+		case ',':
+			d.pos++
+		case ']':
+			d.pos++
+			d.depth--
+			return a, nil
+		default:
+			return nil, d.syntax("after array element")
+		}
+	}
+}
+
+// str reads a string; most have no escapes and are one copy of their bytes.
+func (d *decoder) str() (string, error) {
+	d.pos++
+	start := d.pos
+	for d.pos < len(d.data) {
+		switch c := d.data[d.pos]; {
+		case c == '"':
+			d.pos++
+			return string(d.data[start : d.pos-1]), nil
+		case c == '\\':
+			return d.escaped(append([]byte(nil), d.data[start:d.pos]...))
+		case c < 0x20:
+			return "", d.syntax("in string literal")
+		}
+		d.pos++
+	}
+	return "", d.end()
+}
+
+var escapes = [256]byte{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}
+
+func (d *decoder) escaped(buf []byte) (string, error) {
+	for d.pos < len(d.data) {
+		c := d.data[d.pos]
+		switch {
+		case c == '"':
+			d.pos++
+			return string(buf), nil
+		case c < 0x20:
+			return "", d.syntax("in string literal")
+		case c != '\\':
+			buf = append(buf, c)
+			d.pos++
+			continue
+		}
+		if d.pos++; d.pos >= len(d.data) {
+			return "", d.end()
+		}
+		e := d.data[d.pos]
+		if e != 'u' {
+			if escapes[e] == 0 {
+				return "", d.syntax("in string escape code")
+			}
+			buf = append(buf, escapes[e])
+			d.pos++
+			continue
+		}
+		d.pos++
+		r, err := d.hex4()
+		if err != nil {
+			return "", err
+		}
+		if utf16.IsSurrogate(r) {
+			// A pair makes one rune; anything else is U+FFFD, and what follows is read as itself.
+			r2, ok, err := d.lowSurrogate(r)
+			if err != nil {
+				return "", err
+			}
+			if r = utf8.RuneError; ok {
+				r = r2
+			}
+		}
+		buf = utf8.AppendRune(buf, r)
+	}
+	return "", d.end()
+}
+
+// lowSurrogate reads the \uXXXX after the high surrogate hi when it completes a pair.
+func (d *decoder) lowSurrogate(hi rune) (rune, bool, error) {
+	if d.pos+1 >= len(d.data) || d.data[d.pos] != '\\' || d.data[d.pos+1] != 'u' {
+		return 0, false, nil
+	}
+	save := d.pos
+	d.pos += 2
+	lo, err := d.hex4()
+	if err != nil {
+		return 0, false, err
+	}
+	if r := utf16.DecodeRune(hi, lo); r != utf8.RuneError {
+		return r, true, nil
+	}
+	d.pos = save
+	return 0, false, nil
+}
+
+func (d *decoder) hex4() (rune, error) {
+	var r rune
+	for range 4 {
+		if d.pos >= len(d.data) {
+			return 0, d.end()
+		}
+		c := d.data[d.pos]
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, d.syntax("in \\u hexadecimal character escape")
+		}
+		r = r*16 + rune(c)
+		d.pos++
+	}
+	return r, nil
+}
+
+// digits skips a run of digits and says how many there were.
+func (d *decoder) digits() int {
+	start := d.pos
+	for d.pos < len(d.data) && d.data[d.pos] >= '0' && d.data[d.pos] <= '9' {
+		d.pos++
+	}
+	return d.pos - start
+}
+
+func (d *decoder) number() (any, error) {
+	start := d.pos
+	if d.data[d.pos] == '-' {
+		if d.pos++; d.pos >= len(d.data) {
+			return nil, d.end()
+		}
+	}
+	switch c := d.data[d.pos]; {
+	case c == '0':
+		d.pos++
+	case c >= '1' && c <= '9':
+		d.digits()
+	default:
+		return nil, d.syntax("in numeric literal")
+	}
+	integer := true
+	if d.pos < len(d.data) && d.data[d.pos] == '.' {
+		integer = false
+		if d.pos++; d.digits() == 0 {
+			return nil, d.syntax("after decimal point in numeric literal")
+		}
+	}
+	if d.pos < len(d.data) && (d.data[d.pos] == 'e' || d.data[d.pos] == 'E') {
+		integer = false
+		if d.pos++; d.pos < len(d.data) && (d.data[d.pos] == '+' || d.data[d.pos] == '-') {
+			d.pos++
+		}
+		if d.digits() == 0 {
+			return nil, d.syntax("in exponent of numeric literal")
+		}
+	}
+	lit := d.data[start:d.pos]
+	if integer && len(lit) <= 18 { // at most 18 digits: below 10^18, within int64
+		var n int64
+		for _, c := range lit {
+			if c != '-' {
+				n = n*10 + int64(c-'0')
+			}
+		}
+		if lit[0] == '-' {
+			n = -n
+		}
+		return intOrInt64(n), nil
+	}
+	return Number(json.Number(lit)), nil
+}
