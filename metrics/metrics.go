@@ -120,6 +120,23 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
+// ownMetrics maps the numbers a stage or sink keeps of its own (stages.Counting) to the
+// metrics that export them; numbers not listed are not exported.
+var ownMetrics = map[string]struct {
+	name string
+	kind prometheus.ValueType
+}{
+	"retries":       {"retries_total", prometheus.CounterValue},
+	"cache_hits":    {"enrich_cache_hits_total", prometheus.CounterValue},
+	"cache_misses":  {"enrich_cache_misses_total", prometheus.CounterValue},
+	"breaker_state": {"breaker_state", prometheus.GaugeValue},
+	"waiting":       {"stage_waiting", prometheus.GaugeValue},
+	"outages":       {"enrich_outages_total", prometheus.CounterValue},
+	"cache_bytes":   {"enrich_cache_bytes", prometheus.GaugeValue},
+	"refused":       {"sink_refused_total", prometheus.CounterValue},
+	"rewritten":     {"sink_rewritten_total", prometheus.CounterValue},
+}
+
 // Collect implements prometheus.Collector: it reads the counters at scrape time.
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	emit := func(name string, kind prometheus.ValueType, v float64, labels ...string) {
@@ -141,25 +158,8 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 				emit("dlq_total", prometheus.CounterValue, float64(s.DeadLettered), name)
 			}
 			for k, v := range s.Stage {
-				switch k {
-				case "retries":
-					emit("retries_total", prometheus.CounterValue, float64(v), name)
-				case "cache_hits":
-					emit("enrich_cache_hits_total", prometheus.CounterValue, float64(v), name)
-				case "cache_misses":
-					emit("enrich_cache_misses_total", prometheus.CounterValue, float64(v), name)
-				case "breaker_state":
-					emit("breaker_state", prometheus.GaugeValue, float64(v), name)
-				case "waiting":
-					emit("stage_waiting", prometheus.GaugeValue, float64(v), name)
-				case "outages":
-					emit("enrich_outages_total", prometheus.CounterValue, float64(v), name)
-				case "cache_bytes":
-					emit("enrich_cache_bytes", prometheus.GaugeValue, float64(v), name)
-				case "refused":
-					emit("sink_refused_total", prometheus.CounterValue, float64(v), name)
-				case "rewritten":
-					emit("sink_rewritten_total", prometheus.CounterValue, float64(v), name)
+				if sm, ok := ownMetrics[k]; ok {
+					emit(sm.name, sm.kind, float64(v), name)
 				}
 			}
 		}

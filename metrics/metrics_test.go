@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -296,5 +297,39 @@ func TestHealthzFailsOnAStalledPartition(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The numbers stages and sinks keep of their own are exported with their stage's or sink's
+// name: an outage shows as a waiting stage with its breaker open.
+func TestOwnNumbersExported(t *testing.T) {
+	m := metrics.New(&pipeline.Pipeline{Name: "p"})
+	m.Watch(fakeEngine{pipeline.Stats{
+		"score": {Kind: "stage", Stage: map[string]int64{"breaker_state": 2, "waiting": 12, "outages": 1, "cache_bytes": 4096, "retries": 3}},
+		"out":   {Kind: "sink", Stage: map[string]int64{"refused": 5}},
+	}}, fakeSource{})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, mt := range f.Metric {
+			for _, l := range mt.Label {
+				if l.GetName() == "stage" || l.GetName() == "sink" {
+					got[f.GetName()+"/"+l.GetValue()] = mt.GetGauge().GetValue() + mt.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	for name, want := range map[string]float64{
+		"pythia_pipe_breaker_state/score": 2, "pythia_pipe_stage_waiting/score": 12, "pythia_pipe_enrich_outages_total/score": 1,
+		"pythia_pipe_enrich_cache_bytes/score": 4096, "pythia_pipe_retries_total/score": 3, "pythia_pipe_sink_refused_total/out": 5,
+	} {
+		if got[name] != want {
+			t.Errorf("%s = %v, want %v", name, got[name], want)
+		}
 	}
 }

@@ -531,19 +531,26 @@ func TestKafkaPaymentsRetry(t *testing.T) {
 }
 
 // runExample runs the example pipeline file on the in-process broker b, with env beside
-// KAFKA_BROKERS, from the earliest offset, until its group has committed the end of its
-// first source topic; it returns the run for its stats.
+// KAFKA_BROKERS; see runSource.
 func runExample(t *testing.T, b *devbroker.Broker, file string, env map[string]string) *KafkaRun {
 	t.Helper()
 	src, err := os.ReadFile("../pipelines/" + file)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return runSource(t, b, file, src, env, "../pipelines")
+}
+
+// runSource runs the pipeline src on the in-process broker b, with env beside KAFKA_BROKERS,
+// from the earliest offset, until its group has committed the end of its first source topic;
+// it returns the run for its stats.
+func runSource(t *testing.T, b *devbroker.Broker, name string, src []byte, env map[string]string, baseDir string) *KafkaRun {
+	t.Helper()
 	vars := map[string]string{"KAFKA_BROKERS": strings.Join(b.Addrs(), ",")}
 	for k, v := range env {
 		vars[k] = v
 	}
-	p, diags := Parse(file, src, Options{Env: func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, BaseDir: "../pipelines"})
+	p, diags := Parse(name, src, Options{Env: func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, BaseDir: baseDir})
 	if len(diags) > 0 {
 		t.Fatal(diags.Err())
 	}

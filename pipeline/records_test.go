@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
@@ -108,7 +107,7 @@ func TestKafkaTombstoneAndNumbers(t *testing.T) {
 	if err := b.Produce(context.Background(), "keep-in", feed); err != nil {
 		t.Fatal(err)
 	}
-	runPipelineSource(t, b, "keep.yaml", keepPipeline)
+	runSource(t, b, "keep.yaml", []byte(keepPipeline), nil, t.TempDir())
 	outs, dlq := mustRead(t, b, "keep-out"), mustRead(t, b, "keep-dlq")
 	if len(outs) != 3 || len(dlq) != 1 {
 		t.Fatalf("out %d dlq %d; want 3 1", len(outs), len(dlq))
@@ -128,32 +127,5 @@ func TestKafkaTombstoneAndNumbers(t *testing.T) {
 		case w != "<null>" && string(r.Value) != w:
 			t.Errorf("%s: written %s, want %s", r.Key, r.Value, w)
 		}
-	}
-}
-
-// runPipelineSource runs the pipeline src on the in-process broker b from the earliest offset
-// until its group has committed the end of its first source topic.
-func runPipelineSource(t *testing.T, b *devbroker.Broker, name, src string) {
-	t.Helper()
-	brokers := strings.Join(b.Addrs(), ",")
-	env := func(k string) (string, bool) { return brokers, k == "KAFKA_BROKERS" }
-	p, diags := Parse(name, []byte(src), Options{Env: env, BaseDir: t.TempDir()})
-	if len(diags) > 0 {
-		t.Fatal(diags.Err())
-	}
-	p.Source.Start, p.Source.CommitInterval = "earliest", 100*time.Millisecond
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	run, err := ConnectKafka(p, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run.Run(ctx) }()
-	topic := p.Source.Topics[0]
-	waitFor(t, 60*time.Second, "the group to commit the end of "+topic, func() bool { return b.CaughtUp(p.Source.Group, topic) })
-	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
 	}
 }
