@@ -199,7 +199,7 @@ func build(p *spec.Parser, doc *yaml.Node, baseDir string) *Pipeline {
 		pl.Stages = append(pl.Stages, st)
 	}
 	for i, item := range top.Get("sinks").Items {
-		fields := p.ParseObject(item.Node, sinks.SinkFields, "sinks["+strconv.Itoa(i)+"]", item.Pos)
+		fields := p.ParseObject(item.Node, sinks.KafkaFields, "sinks["+strconv.Itoa(i)+"]", item.Pos)
 		pl.Sinks = append(pl.Sinks, sinks.FromValue(p, fields))
 	}
 	if d := top.Get("dlq"); d.Set {

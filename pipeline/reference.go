@@ -24,7 +24,7 @@ func WriteReference(w io.Writer) {
 		spec.WriteMarkdown(w, name, t.Fields)
 	}
 	fmt.Fprint(w, "\n## Sinks\n\n### `kafka`\n\n")
-	spec.WriteMarkdown(w, "sink", sinks.SinkFields)
+	spec.WriteMarkdown(w, "sink", sinks.KafkaFields)
 	writeExpressions(w)
 	writeFailures(w)
 }
@@ -67,6 +67,6 @@ func JSONSchema() map[string]any {
 	}
 	props := root["properties"].(map[string]any)
 	props["stages"] = map[string]any{"type": "array", "description": "The stages, in order.", "items": map[string]any{"oneOf": variants}}
-	props["sinks"] = map[string]any{"type": "array", "description": "Where records end.", "items": spec.ObjectSchema("A Kafka sink.", sinks.SinkFields), "minItems": 1}
+	props["sinks"] = map[string]any{"type": "array", "description": "Where records end.", "items": spec.ObjectSchema("A Kafka sink.", sinks.KafkaFields), "minItems": 1}
 	return root
 }

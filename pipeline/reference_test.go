@@ -14,7 +14,7 @@ import (
 func TestAllDefaultsParse(t *testing.T) {
 	all := append([]spec.Field(nil), FileFields...)
 	all = append(all, stages.CommonFields...)
-	all = append(all, sinks.SinkFields...)
+	all = append(all, sinks.KafkaFields...)
 	for _, typ := range stages.Registry() {
 		all = append(all, typ.Fields...)
 	}

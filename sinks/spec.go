@@ -21,11 +21,11 @@ var producerFields = []spec.Field{
 	spec.Size("batch_bytes", "Bytes a batch may grow to before it is sent.").WithDefault("512KiB").AtLeast(1024),
 	spec.Bool("idempotent", "Idempotent producer: broker-side de-duplication of retried writes (needs acks: all).").WithDefault("true"),
 	spec.Size("max_message_bytes", "The largest record written, key, value and headers counted as the producer does; a larger one goes to the DLQ (the DLQ cuts its value instead). Lowered at start to the topic's max.message.bytes.").WithDefault("1048588").AtLeast(1024),
-	kafkaconn.TopicField,
+	kafkaconn.CreateField,
 }
 
-// SinkFields are the fields of a `sinks` entry of type kafka.
-var SinkFields = append([]spec.Field{
+// KafkaFields are the fields of a `sinks` entry of type kafka.
+var KafkaFields = append([]spec.Field{
 	spec.String("name", "Unique name of the sink; stages send to it with `to`.").Require(),
 	spec.Enum("type", "The sink type.", "kafka").Require(),
 	spec.String("topic", "The topic written to."),

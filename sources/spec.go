@@ -29,7 +29,7 @@ var Field = spec.Object("source", "Where records come from: a Kafka consumer gro
 	spec.Duration("drain_timeout", "On revoke or shutdown, time to let in-flight records finish before committing what is done.").WithDefault("30s"),
 	spec.Duration("stall_timeout", "A partition whose commit point has not moved for this long while records are pending is stalled: logged, exported, and /healthz fails. 0: never.").WithDefault("5m"),
 	spec.Enum("isolation", "read_committed: records of aborted or open transactions are never read; read_uncommitted: every record.", "read_committed", "read_uncommitted").WithDefault("read_committed"),
-	kafkaconn.TopicField,
+	kafkaconn.CreateField,
 )
 
 // Config is the validated Kafka source.
