@@ -9,7 +9,6 @@ import (
 
 	"github.com/pythia-pipe/pythia-pipe/expr"
 	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
-	"github.com/pythia-pipe/pythia-pipe/sources"
 	"github.com/pythia-pipe/pythia-pipe/spec"
 )
 
@@ -66,7 +65,7 @@ func FromValue(p *spec.Parser, v *spec.Value) *Config {
 	case !t.Set && !te.Set:
 		p.Errorf(v.Pos, v.Path+".topic", "missing required field \"topic\" (the topic written to; or topic_expr to compute it)")
 	case t.Set:
-		CheckTopic(p, t)
+		kafkaconn.CheckTopicName(p, t)
 		if ta.Set {
 			p.Errorf(ta.Pos, ta.Path, "topic_allow limits the topics topic_expr computes: with a fixed topic it has nothing to do")
 		}
@@ -87,7 +86,7 @@ func checkPattern(p *spec.Parser, v *spec.Value) {
 		return
 	}
 	plain := strings.NewReplacer("*", "x", "?", "x").Replace(v.Str)
-	if msg := sources.TopicNameProblem(plain); msg != "" {
+	if msg := kafkaconn.TopicNameProblem(plain); msg != "" {
 		p.Errorf(v.Pos, v.Path, "no topic can match %q: %s", v.Str, strings.Replace(msg, strconv.Quote(plain), strconv.Quote(v.Str), 1))
 	}
 }
@@ -100,7 +99,7 @@ type DLQ struct {
 
 // DLQFromValue reads the dlq block.
 func DLQFromValue(p *spec.Parser, v *spec.Value) *DLQ {
-	CheckTopic(p, v.Get("topic"))
+	kafkaconn.CheckTopicName(p, v.Get("topic"))
 	return &DLQ{Topic: v.String("topic"), Producer: ProducerFromValue(p, v)}
 }
 
@@ -131,11 +130,4 @@ func ProducerFromValue(p *spec.Parser, v *spec.Value) Producer {
 		p.Errorf(at.Pos, at.Path, "an idempotent producer needs acks: all (or set idempotent: false)")
 	}
 	return pr
-}
-
-// CheckTopic reports a literal topic name Kafka would refuse.
-func CheckTopic(p *spec.Parser, v *spec.Value) {
-	if msg := sources.TopicNameProblem(v.Str); v.Set && msg != "" {
-		p.Errorf(v.Pos, v.Path, "%s", msg)
-	}
 }
