@@ -225,7 +225,7 @@ func toValue(st *Stage) *spec.Value {
 	if v := st.Fields.Get("to"); v.Set {
 		return v
 	}
-	if v := st.Fields.Get("routes"); v.Set {
+	if v, ok := st.Fields.Lookup("routes"); ok && v.Set { // only stages that choose routes have them
 		return v
 	}
 	return st.Fields.Get("name")

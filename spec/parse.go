@@ -122,7 +122,7 @@ func (p *Parser) ParseObject(n *yaml.Node, fields []Field, path string, at diag.
 	if IsNull(n) {
 		n = nil
 	}
-	obj := &Value{Node: n, Pos: at, Path: path, Set: n != nil, Fields: map[string]*Value{}}
+	obj := &Value{Node: n, Pos: at, Path: path, Set: n != nil, Fields: map[string]*Value{}, spec: objectSpec(fields)}
 	suggested := map[string]bool{} // fields offered for a misspelt key: not also "missing"
 	if n != nil && n.Kind != yaml.MappingNode {
 		p.Errorf(p.Pos(n), path, "expected a mapping of %s, got %s", fieldList(fields), describe(n))

@@ -1,6 +1,8 @@
 package spec
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -28,6 +30,9 @@ type Value struct {
 
 	expr  exprOrigin    // Expr: where the expression text starts
 	subst *Substitution // what ${VAR} substitution changed in a scalar; nil when nothing
+	// spec is the fields an object was parsed against (nil for other values), so that Get
+	// can tell a field left out of the file from a name no spec has.
+	spec []Field
 }
 
 // Entry is one key of a KindMap value.
@@ -37,20 +42,61 @@ type Entry struct {
 	Value  *Value
 }
 
-// Get returns the named field of an object; an absent field reads as an empty Value placed
-// at the object, so its position still points somewhere useful.
+// Get returns the named field of an object; a field of its spec that is absent from the file
+// (and has no default) reads as an empty Value placed at the object, so its position still
+// points somewhere useful.
+//
+// A name the object's spec does not have panics. Field names are constants in pythia-pipe's
+// code, never taken from the file, so such a name is a programming error (a typo, a field
+// renamed in its spec but not where it is read) that would otherwise read as "not set" and
+// pass silently; the panic fails the first test that reads it, naming the field. An error
+// value would put a check after each of the hundred reads of fields, for a case no file can
+// cause. Code that reads a field only some specs have (a stage of any type) asks Lookup.
 func (v *Value) Get(name string) *Value {
+	f, ok := v.Lookup(name)
+	if !ok {
+		panic(fmt.Sprintf("spec: %s has no field %q (its fields: %s); a programming error", v.describe(), name, strings.Join(Names(v.spec), ", ")))
+	}
+	return f
+}
+
+// Lookup is Get for a name the object's spec may not have: false then, with an empty Value.
+func (v *Value) Lookup(name string) (*Value, bool) {
 	if v != nil && v.Fields != nil {
 		if f, ok := v.Fields[name]; ok {
-			return f
+			return f, true
 		}
 	}
 	empty := &Value{Path: name}
-	if v != nil {
-		empty.Pos = v.Pos
-		empty.Path = join(v.Path, name)
+	if v == nil {
+		return empty, true
 	}
-	return empty
+	empty.Pos, empty.Path = v.Pos, join(v.Path, name)
+	if v.spec == nil { // not an object parsed against a spec (a Value a test made): nothing to check
+		return empty, true
+	}
+	f, ok := Lookup(v.spec, name)
+	if ok && f.Kind == KindObject {
+		empty.spec = objectSpec(f.Fields) // an absent object: its fields are still known
+	}
+	return empty, ok
+}
+
+// objectSpec is fields as the spec of an object Value: never nil, so that an object with no
+// fields still refuses every name.
+func objectSpec(fields []Field) []Field {
+	if fields == nil {
+		return []Field{}
+	}
+	return fields
+}
+
+// describe names a value in a panic: its path, or "the top level".
+func (v *Value) describe() string {
+	if v.Path == "" {
+		return "the top level"
+	}
+	return v.Path
 }
 
 // Has reports whether the named field was written in the file.

@@ -234,7 +234,10 @@ func summarize(w io.Writer, b *devbroker.Broker, p *pipeline.Pipeline, stats pip
 	for _, st := range p.Stages {
 		if n := stats[st.Name].Dropped; n > 0 {
 			total += n
-			why := st.Fields.Get("when").Written()
+			why := ""
+			if when, ok := st.Fields.Lookup("when"); ok { // a filter's condition; other types drop for other reasons
+				why = when.Written()
+			}
 			if why == "" {
 				why = "no route matched"
 			}

@@ -93,6 +93,38 @@ func TestDevOrders(t *testing.T) {
 	}
 }
 
+// dev says which stage dropped records whatever its type: a filter by its condition, others
+// (an enrich that found nothing, with on_missing: drop) without one.
+func TestDevDropsOfEveryType(t *testing.T) {
+	dir := t.TempDir()
+	file, feed := filepath.Join(dir, "drops.yaml"), filepath.Join(dir, "feed.jsonl")
+	src := `version: 1
+name: drops
+source: {type: kafka, topics: [in]}
+stages:
+  - {name: parse, type: decode}
+  - {name: tier, type: enrich, expr: 'msg.n > 1 ? {"gold": true} : nil', into: tier, on_missing: drop}
+  - {name: big, type: filter, when: msg.n > 2}
+sinks:
+  - {name: out, type: kafka, topic: out}
+`
+	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(feed, []byte("{\"n\": 1}\n{\"n\": 2}\n{\"n\": 3}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"dev", file, "--feed", feed}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	for _, want := range []string{"dropped                2 records  by", "big (msg.n > 2): 1", "tier (", "sink out               1 records"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}
+
 // topics create makes the topics with their settings; a second run changes nothing.
 func TestTopicsCreate(t *testing.T) {
 	b, err := devbroker.Start()
