@@ -5,7 +5,6 @@ package metrics
 
 import (
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,13 +29,14 @@ type Metrics struct {
 	source   Source
 	stageDur *prometheus.HistogramVec
 	latency  *prometheus.HistogramVec
-	descs    map[string]*prometheus.Desc
-	entry    []string // where the source's records go first
+	descs    map[string]*prometheus.Desc // by name after pythia_pipe_
+	own      map[string]ownMetric        // by the key of a number a stage or sink keeps of its own
+	entry    []string                    // where the source's records go first
 }
 
 // New makes the registry of pipeline p, with the Go runtime and process collectors.
 func New(p *pipeline.Pipeline) *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry(), pipeline: p.Name, descs: map[string]*prometheus.Desc{}, entry: p.Entry}
+	m := &Metrics{reg: prometheus.NewRegistry(), pipeline: p.Name, descs: map[string]*prometheus.Desc{}, own: map[string]ownMetric{}, entry: p.Entry}
 	labels := prometheus.Labels{"pipeline": p.Name}
 	m.stageDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pythia_pipe_stage_duration_seconds",
 		Help: "Time a stage took over one record.", ConstLabels: labels,
@@ -44,42 +44,16 @@ func New(p *pipeline.Pipeline) *Metrics {
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pythia_pipe_end_to_end_latency_seconds",
 		Help: "From a record's timestamp to its sink's acknowledgement.", ConstLabels: labels,
 		Buckets: prometheus.ExponentialBuckets(0.001, 2, 18)}, []string{"sink"})
-	for name, help := range map[string]string{
-		"stage_received_total":             "Records a stage processed.",
-		"stage_emitted_total":              "Records a stage emitted.",
-		"stage_dropped_total":              "Records a stage filtered out.",
-		"stage_errors_total":               "Records a stage failed.",
-		"sink_acked_total":                 "Records a sink's broker acknowledged.",
-		"sink_failed_total":                "Records a sink could not write.",
-		"dlq_total":                        "Records sent to the dead-letter queue, by the stage or sink that failed them.",
-		"retries_total":                    "Attempts after the first, by retry stage.",
-		"enrich_cache_hits_total":          "HTTP lookups answered from the cache.",
-		"enrich_cache_misses_total":        "HTTP lookups not in the cache.",
-		"breaker_state":                    "Circuit breaker state: 0 closed, 1 half-open (a probe is out), 2 open: the stage waits for its service.",
-		"stage_waiting":                    "Records a stage holds while its service is down (its breaker open); they use up no attempt.",
-		"enrich_outages_total":             "Times an enrich stage's breaker opened: its service failed every call.",
-		"enrich_cache_bytes":               "Bytes the answers in an HTTP lookup's cache take.",
-		"partition_lag":                    "Records in the partition past the committed position.",
-		"partition_pending":                "Records read and not yet committed.",
-		"partition_committed_offset":       "The partition's commit point (the next offset to read).",
-		"partition_oldest_pending_seconds": "How long ago the oldest record not yet committed was read (0 with none pending).",
-		"partition_stalled":                "1 when the commit point has not moved for stall_timeout while records are pending (and /healthz fails), else 0.",
-		"sink_refused_total":               "Writes the broker refused for a passing reason (each waits and is written again, in order).",
-		"sink_rewritten_total":             "Writes written a second time because the broker took them while an earlier one of their partition was refused.",
-		"commits_total":                    "Offset commits sent.",
-		"rebalances_total":                 "Group rebalances this member took part in (generations joined after its first).",
-		"assigned_partitions":              "Partitions this member owns.",
-	} {
-		var l []string
-		switch {
-		case strings.HasPrefix(name, "stage_"), strings.HasPrefix(name, "enrich_"), name == "retries_total", name == "breaker_state", name == "dlq_total":
-			l = []string{"stage"}
-		case strings.HasPrefix(name, "sink_"):
-			l = []string{"sink"}
-		case strings.HasPrefix(name, "partition_"):
-			l = []string{"topic", "partition"}
+	for _, f := range fixedMetrics {
+		m.descs[f.name] = prometheus.NewDesc("pythia_pipe_"+f.name, f.help, f.labels, labels)
+	}
+	for _, o := range ownNumbers() {
+		kind := prometheus.CounterValue
+		if o.Gauge {
+			kind = prometheus.GaugeValue
 		}
-		m.descs[name] = prometheus.NewDesc("pythia_pipe_"+name, help, l, labels)
+		m.own[o.Key] = ownMetric{name: o.Metric, kind: kind}
+		m.descs[o.Metric] = prometheus.NewDesc("pythia_pipe_"+o.Metric, o.Help, []string{o.label}, labels)
 	}
 	m.reg.MustRegister(m.stageDur, m.latency, m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -120,23 +94,6 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// ownMetrics maps the numbers a stage or sink keeps of its own (stages.Counting) to the
-// metrics that export them; numbers not listed are not exported.
-var ownMetrics = map[string]struct {
-	name string
-	kind prometheus.ValueType
-}{
-	"retries":       {"retries_total", prometheus.CounterValue},
-	"cache_hits":    {"enrich_cache_hits_total", prometheus.CounterValue},
-	"cache_misses":  {"enrich_cache_misses_total", prometheus.CounterValue},
-	"breaker_state": {"breaker_state", prometheus.GaugeValue},
-	"waiting":       {"stage_waiting", prometheus.GaugeValue},
-	"outages":       {"enrich_outages_total", prometheus.CounterValue},
-	"cache_bytes":   {"enrich_cache_bytes", prometheus.GaugeValue},
-	"refused":       {"sink_refused_total", prometheus.CounterValue},
-	"rewritten":     {"sink_rewritten_total", prometheus.CounterValue},
-}
-
 // Collect implements prometheus.Collector: it reads the counters at scrape time.
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	emit := func(name string, kind prometheus.ValueType, v float64, labels ...string) {
@@ -158,7 +115,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 				emit("dlq_total", prometheus.CounterValue, float64(s.DeadLettered), name)
 			}
 			for k, v := range s.Stage {
-				if sm, ok := ownMetrics[k]; ok {
+				if sm, ok := m.own[k]; ok {
 					emit(sm.name, sm.kind, float64(v), name)
 				}
 			}

@@ -23,7 +23,9 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/internal/testproc"
 	"github.com/pythia-pipe/pythia-pipe/metrics"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
+	"github.com/pythia-pipe/pythia-pipe/sinks"
 	"github.com/pythia-pipe/pythia-pipe/sources"
+	"github.com/pythia-pipe/pythia-pipe/stages"
 )
 
 func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
@@ -331,5 +333,54 @@ func TestOwnNumbersExported(t *testing.T) {
 		if got[name] != want {
 			t.Errorf("%s = %v, want %v", name, got[name], want)
 		}
+	}
+}
+
+// Every number a stage type or the sinks describe is exported as the metric they name, as a
+// counter or a gauge as they say, labelled with its stage or sink: a new type's numbers need
+// nothing in this package.
+func TestDescribedNumbersExported(t *testing.T) {
+	type want struct {
+		label string
+		gauge bool
+	}
+	wanted := map[string]want{} // by metric
+	stageNumbers, sinkNumbers := map[string]int64{}, map[string]int64{}
+	for _, typ := range stages.Types() {
+		for _, c := range typ.Counters {
+			stageNumbers[c.Key] = 7
+			if c.Metric != "" {
+				wanted["pythia_pipe_"+c.Metric] = want{"stage", c.Gauge}
+			}
+		}
+	}
+	for _, c := range sinks.KafkaCounters {
+		sinkNumbers[c.Key] = 7
+		wanted["pythia_pipe_"+c.Metric] = want{"sink", c.Gauge}
+	}
+	m := metrics.New(&pipeline.Pipeline{Name: "p"})
+	m.Watch(fakeEngine{pipeline.Stats{"s": {Kind: "stage", Stage: stageNumbers}, "k": {Kind: "sink", Stage: sinkNumbers}}}, fakeSource{})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		w, ok := wanted[f.GetName()]
+		if !ok {
+			continue
+		}
+		delete(wanted, f.GetName())
+		if gauge := f.GetType() == dto.MetricType_GAUGE; gauge != w.gauge {
+			t.Errorf("%s is a %v", f.GetName(), f.GetType())
+		}
+		owner := map[string]string{"stage": "s", "sink": "k"}[w.label]
+		if len(f.Metric) != 1 || len(f.Metric[0].Label) != 2 || f.Metric[0].Label[1].GetName() != w.label || f.Metric[0].Label[1].GetValue() != owner {
+			t.Errorf("%s: %v, want one metric labelled %s=%s", f.GetName(), f.Metric, w.label, owner)
+		}
+	}
+	for name := range wanted {
+		t.Errorf("%s is not exported", name)
 	}
 }

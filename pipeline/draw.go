@@ -1,26 +1,13 @@
 package pipeline
 
 import (
-	"github.com/pythia-pipe/pythia-pipe/sinks"
-
 	"fmt"
 	"io"
 	"strings"
 
-	"gopkg.in/yaml.v3"
-
-	"github.com/pythia-pipe/pythia-pipe/spec"
+	"github.com/pythia-pipe/pythia-pipe/sinks"
+	"github.com/pythia-pipe/pythia-pipe/stages"
 )
-
-// shapes gives each stage type its Graphviz node shape.
-var shapes = map[string]string{
-	"decode": "parallelogram",
-	"filter": "invtrapezium",
-	"map":    "box",
-	"enrich": "component",
-	"retry":  "doubleoctagon",
-	"branch": "diamond",
-}
 
 // WriteDOT writes the pipeline's graph as Graphviz DOT: source, stages (a shape per type),
 // sinks and DLQ; branch conditions on edges; dashed edges from stages that can fail to the DLQ.
@@ -34,7 +21,7 @@ func (p *Pipeline) WriteDOT(w io.Writer) error {
 	fmt.Fprintf(b, "  %s [label=%s, shape=cylinder, fillcolor=\"#dbeafe\"];\n", dotQuote("source"),
 		dotQuote("source\nkafka: "+strings.Join(p.Source.Topics, ", ")))
 	for _, st := range p.Stages {
-		fmt.Fprintf(b, "  %s [label=%s, shape=%s];\n", dotQuote("stage:"+st.Name), dotQuote(st.Name+"\n"+st.Type+stageDetail(st)), shapes[st.Type])
+		fmt.Fprintf(b, "  %s [label=%s, shape=%s];\n", dotQuote("stage:"+st.Name), dotQuote(st.Name+"\n"+st.Type+stageDetail(st)), typeOf(st).Look.DOTShape)
 	}
 	for _, sk := range p.Sinks {
 		fmt.Fprintf(b, "  %s [label=%s, shape=cylinder, fillcolor=\"#dcfce7\"];\n", dotQuote("sink:"+sk.Name), dotQuote(sk.Name+"\nkafka: "+sinkTopic(sk)))
@@ -49,7 +36,7 @@ func (p *Pipeline) WriteDOT(w io.Writer) error {
 		for _, port := range st.Ports {
 			for _, t := range port.To {
 				attrs := ""
-				if st.Type == "branch" {
+				if typeOf(st).Routes != nil {
 					attrs = fmt.Sprintf(" [label=%s]", dotQuote(routeLabel(port.When)))
 				}
 				fmt.Fprintf(b, "  %s -> %s%s;\n", dotQuote("stage:"+st.Name), dotQuote(p.nodeID(t)), attrs)
@@ -82,16 +69,9 @@ func (p *Pipeline) WriteMermaid(w io.Writer) error {
 	fmt.Fprintf(b, "  source[(%s)]\n", mermaidQuote("source<br/>kafka: "+strings.Join(p.Source.Topics, ", ")))
 	for _, st := range p.Stages {
 		label := mermaidQuote(st.Name + "<br/>" + st.Type + strings.ReplaceAll(stageDetail(st), "\n", "<br/>"))
-		open, close := "[", "]"
-		switch st.Type {
-		case "branch":
-			open, close = "{", "}"
-		case "decode":
-			open, close = "[/", "/]"
-		case "filter":
-			open, close = "[\\", "/]"
-		case "retry":
-			open, close = "[[", "]]"
+		open, close := "[", "]" // a plain box unless the type says otherwise
+		if l := typeOf(st).Look; l.MermaidOpen != "" {
+			open, close = l.MermaidOpen, l.MermaidClose
 		}
 		fmt.Fprintf(b, "  %s%s%s%s\n", id(p.nodeID(st.Name)), open, label, close)
 	}
@@ -107,7 +87,7 @@ func (p *Pipeline) WriteMermaid(w io.Writer) error {
 	for _, st := range p.Stages {
 		for _, port := range st.Ports {
 			for _, t := range port.To {
-				if st.Type == "branch" {
+				if typeOf(st).Routes != nil {
 					fmt.Fprintf(b, "  %s -->|%s| %s\n", id(p.nodeID(st.Name)), mermaidQuote(routeLabel(port.When)), id(p.nodeID(t)))
 				} else {
 					fmt.Fprintf(b, "  %s --> %s\n", id(p.nodeID(st.Name)), id(p.nodeID(t)))
@@ -132,30 +112,26 @@ func (p *Pipeline) nodeID(name string) string {
 	return "sink:" + name
 }
 
-// stageDetail is the second line of a stage's label: what it does, briefly.
+// typeOf is the type of a stage, which says how to draw it; a zero Type for a type unknown
+// (in a pipeline a test made by hand: a loaded one knows all its types).
+func typeOf(st *Stage) *stages.Type {
+	if t := stages.Registry()[st.Type]; t != nil {
+		return t
+	}
+	return &stages.Type{}
+}
+
+// stageDetail is what follows the type on a stage's label: what it does, briefly, as its
+// type sums it up, else its workers.
 func stageDetail(st *Stage) string {
-	f := st.Fields
-	switch st.Type {
-	case "decode":
-		return " " + f.String("format")
-	case "filter":
-		return "\n" + abbreviate(f.Get("when").Written()) // as written: a ${VAR} may hold a secret
-	case "enrich":
-		for _, src := range []string{"file", "http", "expr"} {
-			if f.Has(src) {
-				return " (" + src + ")"
-			}
+	if detail := typeOf(st).Look.Detail; detail != nil {
+		suffix, line := detail(st.Fields)
+		if line != "" {
+			suffix += "\n" + abbreviate(line)
 		}
-	case "retry":
-		inner := ""
-		if n := f.Get("stage").Node; n != nil && n.Kind == yaml.MappingNode {
-			for _, kv := range spec.MappingPairs(n) {
-				if kv[0].Value == "type" {
-					inner = kv[1].Value
-				}
-			}
+		if suffix != "" {
+			return suffix
 		}
-		return fmt.Sprintf(" ×%d: %s", f.Int("attempts"), inner)
 	}
 	if st.Workers > 1 {
 		return fmt.Sprintf(" ×%d workers", st.Workers)

@@ -189,7 +189,7 @@ func build(p *spec.Parser, doc *yaml.Node, baseDir string) *Pipeline {
 	types := map[*Stage]*stages.Type{}
 	for i, item := range top.Get("stages").Items {
 		path := "stages[" + strconv.Itoa(i) + "]"
-		typ, fields := stages.ParseStage(p, item.Node, path, item.Pos, stages.CommonFields, func(string) bool { return true })
+		typ, fields := stages.ParseStage(p, item.Node, path, item.Pos, stages.CommonFields, func(*stages.Type) bool { return true })
 		st := &Stage{Name: fields.String("name"), Type: fields.String("type"), Pos: fields.Pos, Fields: fields,
 			Workers: int(fields.Int("workers")), Ordering: fields.String("ordering")}
 		if st.Ordering == "" {

@@ -34,6 +34,14 @@ var KafkaFields = append([]spec.Field{
 	spec.Enum("encode", "How the body is written: json, text (a string body as is) or bytes (raw). Default: JSON for decoded bodies, the consumed bytes otherwise.", "json", "text", "bytes"),
 }, producerFields...)
 
+// KafkaCounters describes the numbers a Kafka sink (and the DLQ's) keeps of its own
+// (Kafka.Counters), for the metrics that export them. It becomes part of the Kafka sink's
+// type once sinks are registered types like stages.
+var KafkaCounters = []spec.Counter{
+	{Key: "refused", Metric: "sink_refused_total", Help: "Writes the broker refused for a passing reason (each waits and is written again, in order)."},
+	{Key: "rewritten", Metric: "sink_rewritten_total", Help: "Writes written a second time because the broker took them while an earlier one of their partition was refused."},
+}
+
 // DLQFields are the fields of the `dlq` block.
 var DLQFields = append([]spec.Field{
 	spec.Enum("type", "The DLQ type.", "kafka").Require(),

@@ -1,6 +1,7 @@
 // Package spec describes configuration fields once — name, kind, default, one-line doc — and
 // uses that description to parse YAML with positions, validate it, and generate the JSON
-// schema and the reference documentation. Every stage, source and sink declares its fields here.
+// schema and the reference documentation. Every stage, source and sink declares its fields here,
+// and the numbers it keeps of its own (Counter), from which the metrics are made.
 package spec
 
 // Kind is the type of a field's value.

@@ -18,6 +18,12 @@ var branchFields = []spec.Field{
 	spec.Enum("mode", "first: the first matching route only; all: every matching route gets a copy (fan-out).", "first", "all").WithDefault("first"),
 }
 
+// branchType is the branch stage type as the registry knows it: the one that chooses routes.
+func branchType() *Type {
+	return &Type{Name: "branch", Doc: branchDoc, Fields: branchFields, Build: buildBranch, Routes: branchRoutes,
+		Look: Look{DOTShape: "diamond", MermaidOpen: "{", MermaidClose: "}"}}
+}
+
 type branch struct {
 	when []*expr.Program // nil entry: the default route
 	all  bool

@@ -18,6 +18,14 @@ var decodeFields = []spec.Field{
 	spec.Raw("schema", "Optional field types (string, int, float, bool, time, bytes, any, [type], nested mappings; `?` marks optional; \"*\": any allows other fields). Expressions downstream are type-checked against it and records that do not match go to the DLQ."),
 }
 
+// decodeType is the decode stage type as the registry knows it.
+func decodeType() *Type {
+	return &Type{Name: "decode", Doc: decodeDoc, Fields: decodeFields, Build: buildDecode, Retryable: true,
+		Look: Look{DOTShape: "parallelogram", MermaidOpen: "[/", MermaidClose: "/]", Detail: func(f *spec.Value) (string, string) {
+			return " " + f.String("format"), ""
+		}}}
+}
+
 type decode struct {
 	format string
 	onNull string

@@ -48,6 +48,20 @@ var enrichFields = []spec.Field{
 	spec.Enum("on_missing", "When the lookup finds nothing: keep the record unchanged, drop it, or send it to the DLQ.", "keep", "drop", "dlq").WithDefault("keep"),
 }
 
+// enrichType is the enrich stage type as the registry knows it; its numbers are its HTTP
+// lookup's.
+func enrichType() *Type {
+	return &Type{Name: "enrich", Doc: enrichDoc, Fields: enrichFields, Build: buildEnrich, Retryable: true, Counters: httpLookupCounters,
+		Look: Look{DOTShape: "component", MermaidOpen: "[", MermaidClose: "]", Detail: func(f *spec.Value) (string, string) {
+			for _, src := range []string{"file", "http", "expr"} {
+				if f.Has(src) {
+					return " (" + src + ")", ""
+				}
+			}
+			return "", ""
+		}}}
+}
+
 // enrich looks up a file table or an HTTP service, or computes an expression, per record.
 type enrich struct {
 	key       *expr.Program

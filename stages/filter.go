@@ -14,6 +14,15 @@ var filterFields = []spec.Field{
 	spec.Expr("when", "bool", "Condition; records for which it is true go on, null or false are dropped.").Require(),
 }
 
+// filterType is the filter stage type as the registry knows it. Its label shows the condition
+// as written: a ${VAR} in it may hold a secret.
+func filterType() *Type {
+	return &Type{Name: "filter", Doc: filterDoc, Fields: filterFields, Build: buildFilter, Retryable: true,
+		Look: Look{DOTShape: "invtrapezium", MermaidOpen: `[\`, MermaidClose: "/]", Detail: func(f *spec.Value) (string, string) {
+			return "", f.Get("when").Written()
+		}}}
+}
+
 type filter struct {
 	when *expr.Program
 	env  *expr.Binder

@@ -304,8 +304,20 @@ func redactErr(err error) error {
 	return err
 }
 
+// httpLookupCounters describes the numbers counters returns, for the metrics that export them.
+var httpLookupCounters = []spec.Counter{
+	{Key: "cache_hits", Metric: "enrich_cache_hits_total", Help: "HTTP lookups answered from the cache."},
+	{Key: "cache_misses", Metric: "enrich_cache_misses_total", Help: "HTTP lookups not in the cache."},
+	{Key: "cache_bytes", Metric: "enrich_cache_bytes", Help: "Bytes the answers in an HTTP lookup's cache take.", Gauge: true},
+	{Key: "breaker_state", Metric: "breaker_state", Help: "Circuit breaker state: 0 closed, 1 half-open (a probe is out), 2 open: the stage waits for its service.", Gauge: true},
+	{Key: "waiting", Metric: "stage_waiting", Help: "Records a stage holds while its service is down (its breaker open); they use up no attempt.", Gauge: true},
+	{Key: "outages", Metric: "enrich_outages_total", Help: "Times an enrich stage's breaker opened: its service failed every call."},
+	{Key: "outage_ms", Help: "How long the current outage has lasted, in milliseconds: the progress line says it."},
+}
+
 // counters are the lookup's own numbers: cache hits and misses; the breaker's state (0
-// closed, 1 half-open, 2 open), the records waiting for the service and the outages so far.
+// closed, 1 half-open, 2 open), the records waiting for the service, the outages so far and
+// how long the current one has lasted.
 func (l *httpLookup) counters() map[string]int64 {
 	c := map[string]int64{"cache_hits": l.hits.Load(), "cache_misses": l.misses.Load()}
 	if l.cache != nil {

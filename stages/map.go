@@ -19,6 +19,12 @@ var mapFields = []spec.Field{
 	spec.Map("headers", "Headers to set, each computed by an expression (a string, or null to remove the header).", spec.Expr("header", "string", "The header value.")),
 }
 
+// mapType is the map stage type as the registry knows it.
+func mapType() *Type {
+	return &Type{Name: "map", Doc: mapDoc, Fields: mapFields, Build: buildMap, Retryable: true,
+		Look: Look{DOTShape: "box", MermaidOpen: "[", MermaidClose: "]"}}
+}
+
 type mapStage struct {
 	value   *expr.Program
 	set     []namedProgram

@@ -13,8 +13,8 @@ import (
 // TypeNames lists the registered stage types, sorted.
 func TypeNames() []string {
 	var names []string
-	for n := range Registry() {
-		names = append(names, n)
+	for _, t := range Types() {
+		names = append(names, t.Name)
 	}
 	sort.Strings(names)
 	return names
@@ -22,8 +22,9 @@ func TypeNames() []string {
 
 // ParseStage reads a stage mapping: its `type` picks the spec, and the mapping is parsed
 // against common plus that type's fields. An unknown type is reported (with a suggestion)
-// and yields a nil Type; the common fields are still parsed so other checks can go on.
-func ParseStage(p *spec.Parser, n *yaml.Node, path string, at diag.Pos, common []spec.Field, allowed func(string) bool) (*Type, *spec.Value) {
+// and yields a nil Type, as does a type allowed does not take here (a retry inside a retry);
+// the common fields are still parsed so other checks can go on.
+func ParseStage(p *spec.Parser, n *yaml.Node, path string, at diag.Pos, common []spec.Field, allowed func(*Type) bool) (*Type, *spec.Value) {
 	n = spec.Resolve(n)
 	var typ *Type
 	fields := common
@@ -36,13 +37,13 @@ func ParseStage(p *spec.Parser, n *yaml.Node, path string, at diag.Pos, common [
 			reg := Registry()
 			var candidates []string
 			for _, t := range TypeNames() {
-				if allowed(t) {
+				if allowed(reg[t]) {
 					candidates = append(candidates, t)
 				}
 			}
 			t, ok := reg[name]
 			switch {
-			case ok && allowed(name):
+			case ok && allowed(t):
 				typ = t
 				fields = append(append([]spec.Field(nil), common...), t.Fields...)
 			case ok:

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/pythia-pipe/pythia-pipe/failure"
 	"github.com/pythia-pipe/pythia-pipe/record"
 	"github.com/pythia-pipe/pythia-pipe/spec"
@@ -18,17 +20,41 @@ const retryDoc = "Runs one inner stage (`stage`) and retries it with exponential
 // RetryClasses are the error classes retry_on can name.
 var RetryClasses = []string{"timeout", "connection", "http_5xx", "http_429", "any"}
 
-var retryFields = []spec.Field{
-	spec.Raw("stage", "The inner stage: a mapping with `type` (decode, filter, map or enrich) and that type's fields.").Require(),
-	spec.Int("attempts", "Attempts in all, the first included.").WithDefault("3").AtLeast(1).AtMost(1000),
-	spec.Object("backoff", "Wait between attempts: initial, then times multiplier each time, at most max, spread by ±jitter.",
-		spec.Duration("initial", "The first wait.").WithDefault("100ms"),
-		spec.Duration("max", "The longest wait.").WithDefault("10s"),
-		spec.Float("multiplier", "Growth of the wait from one attempt to the next.").WithDefault("2").AtLeast(1),
-		spec.Float("jitter", "Random spread of each wait, as a fraction of it (0.2 = ±20%).").WithDefault("0.2").AtLeast(0).AtMost(1),
-	),
-	spec.List("retry_on", "Error classes that are retried; other errors go to the DLQ at once.",
-		spec.Enum("class", "An error class.", RetryClasses...)).WithDefault("[timeout, connection, http_5xx, http_429]"),
+// retryType is the retry stage type as the registry knows it; Types adds its fields, which
+// name the types it may wrap.
+func retryType() *Type {
+	return &Type{Name: "retry", Doc: retryDoc, Build: buildRetry,
+		Counters: []spec.Counter{{Key: "retries", Metric: "retries_total", Help: "Attempts after the first, by retry stage."}},
+		Look:     Look{DOTShape: "doubleoctagon", MermaidOpen: "[[", MermaidClose: "]]", Detail: retryDetail}}
+}
+
+// retryDetail shows the attempts and the inner stage's type on a retry's label.
+func retryDetail(f *spec.Value) (string, string) {
+	inner := ""
+	if n := f.Get("stage").Node; n != nil && n.Kind == yaml.MappingNode {
+		for _, kv := range spec.MappingPairs(n) {
+			if kv[0].Value == "type" {
+				inner = kv[1].Value
+			}
+		}
+	}
+	return fmt.Sprintf(" ×%d: %s", f.Int("attempts"), inner), ""
+}
+
+// retryFields are a retry's fields; its `stage` names the types (of all types) it may wrap.
+func retryFields(types []*Type) []spec.Field {
+	return []spec.Field{
+		spec.Raw("stage", "The inner stage: a mapping with `type` ("+typeList(types, func(t *Type) bool { return t.Retryable })+") and that type's fields.").Require(),
+		spec.Int("attempts", "Attempts in all, the first included.").WithDefault("3").AtLeast(1).AtMost(1000),
+		spec.Object("backoff", "Wait between attempts: initial, then times multiplier each time, at most max, spread by ±jitter.",
+			spec.Duration("initial", "The first wait.").WithDefault("100ms"),
+			spec.Duration("max", "The longest wait.").WithDefault("10s"),
+			spec.Float("multiplier", "Growth of the wait from one attempt to the next.").WithDefault("2").AtLeast(1),
+			spec.Float("jitter", "Random spread of each wait, as a fraction of it (0.2 = ±20%).").WithDefault("0.2").AtLeast(0).AtMost(1),
+		),
+		spec.List("retry_on", "Error classes that are retried; other errors go to the DLQ at once.",
+			spec.Enum("class", "An error class.", RetryClasses...)).WithDefault("[timeout, connection, http_5xx, http_429]"),
+	}
 }
 
 // innerFields are the fields a retry's inner stage has besides its type's.
@@ -42,9 +68,7 @@ func buildRetry(c *Config) Built {
 	if !sv.Set {
 		return Built{Out: c.In}
 	}
-	typ, inner := ParseStage(c.Parser, sv.Node, sv.Path, sv.Pos, innerFields, func(t string) bool {
-		return t != "retry" && t != "branch"
-	})
+	typ, inner := ParseStage(c.Parser, sv.Node, sv.Path, sv.Pos, innerFields, func(t *Type) bool { return t.Retryable })
 	if typ == nil {
 		return Built{Out: c.In}
 	}

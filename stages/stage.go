@@ -1,9 +1,11 @@
 // Package stages holds the stage types a pipeline is made of: one file per type, each with
-// its spec (fields, defaults, docs) and its constructor, listed in Registry.
+// everything the rest of pythia-pipe knows of it (its Type: spec, constructor, how graphs
+// draw it, the numbers it keeps, whether a retry may wrap it), listed in Types.
 package stages
 
 import (
 	"context"
+	"strings"
 
 	"github.com/pythia-pipe/pythia-pipe/diag"
 	"github.com/pythia-pipe/pythia-pipe/expr"
@@ -41,7 +43,8 @@ type Closer interface {
 }
 
 // Counting is a Stage with numbers of its own (cache hits, retries, breaker state); the
-// engine reports them beside the counters it keeps around every stage.
+// engine reports them beside the counters it keeps around every stage. Each key is described
+// in its Type's Counters, from which the metrics are made.
 type Counting interface {
 	Counters() map[string]int64
 }
@@ -75,7 +78,8 @@ type Route struct {
 	To   *spec.Value // the targets (KindStrings)
 }
 
-// Type describes one stage type: its spec and how to build it.
+// Type describes one stage type: all that the rest of pythia-pipe knows of it, so that a new
+// type is its own file plus a line in Types.
 type Type struct {
 	Name   string
 	Doc    string
@@ -85,24 +89,61 @@ type Type struct {
 	// Routes, for stages that choose their outputs, lists the ports; nil for plain stages,
 	// whose single port goes to `to` (or the next stage).
 	Routes func(fields *spec.Value) []Route
+	// Retryable: a retry may wrap a stage of this type. A retry has one way out and runs its
+	// stage again, so neither a retry nor a stage choosing routes can be wrapped.
+	Retryable bool
+	// Look is how `pythia-pipe graph` draws a stage of this type.
+	Look Look
+	// Counters describes the numbers a stage of this type keeps of its own (Counting), for
+	// the metrics that export them; a number not described is not exported.
+	Counters []spec.Counter
+}
+
+// Look is how graphs draw a stage type, as plain data: the drawing knows no type by name.
+type Look struct {
+	DOTShape                  string // a Graphviz node shape
+	MermaidOpen, MermaidClose string // the brackets of a Mermaid node: [/ and /] for a parallelogram
+	// Detail, when set, sums up a stage's fields on its label: suffix follows the type on the
+	// first line (" json", " ×3: enrich"); line is a second line, which the drawing shortens
+	// (a filter's condition). When both are empty the label shows the workers instead.
+	Detail func(fields *spec.Value) (suffix, line string)
+}
+
+// Types lists every stage type, in the order the docs name them.
+func Types() []*Type {
+	retry := retryType()
+	types := []*Type{decodeType(), filterType(), mapType(), enrichType(), retry, branchType()}
+	retry.Fields = retryFields(types) // its `stage` field names the types a retry may wrap
+	return types
 }
 
 // Registry lists every stage type by name.
 func Registry() map[string]*Type {
-	return map[string]*Type{
-		"decode": {Name: "decode", Doc: decodeDoc, Fields: decodeFields, Build: buildDecode},
-		"filter": {Name: "filter", Doc: filterDoc, Fields: filterFields, Build: buildFilter},
-		"map":    {Name: "map", Doc: mapDoc, Fields: mapFields, Build: buildMap},
-		"enrich": {Name: "enrich", Doc: enrichDoc, Fields: enrichFields, Build: buildEnrich},
-		"retry":  {Name: "retry", Doc: retryDoc, Fields: retryFields, Build: buildRetry},
-		"branch": {Name: "branch", Doc: branchDoc, Fields: branchFields, Build: buildBranch, Routes: branchRoutes},
+	reg := map[string]*Type{}
+	for _, t := range Types() {
+		reg[t.Name] = t
 	}
+	return reg
+}
+
+// typeList names the types that keep, in the order of Types: "decode, filter or map".
+func typeList(types []*Type, keep func(*Type) bool) string {
+	var names []string
+	for _, t := range types {
+		if keep(t) {
+			names = append(names, t.Name)
+		}
+	}
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
 // CommonFields are the fields every stage has, besides those of its type.
 var CommonFields = []spec.Field{
 	spec.String("name", "Unique name of the stage; used by `to`, in metrics and in DLQ headers.").Require(),
-	spec.String("type", "The stage type: decode, filter, map, enrich, retry or branch.").Require(),
+	spec.String("type", "The stage type: "+typeList(Types(), func(*Type) bool { return true })+".").Require(),
 	spec.Strings("to", "Where records go next: a stage or sink name, or a list to send a copy to each. Default: the next stage, or the only sink after the last stage."),
 	spec.Int("workers", "Goroutines processing this stage's records.").WithDefault("1").AtLeast(1).AtMost(1024),
 	spec.Enum("ordering", "key: records with the same key keep their order; none: any order, for speed. Default: the pipeline's ordering.", "key", "none"),
