@@ -58,3 +58,21 @@ func TestDLQRecord(t *testing.T) {
 type nopSettler struct{}
 
 func (nopSettler) Settle(uint64) {}
+
+// Every number a Kafka sink reports is described in KafkaCounters, so that the metrics
+// export it.
+func TestKafkaNumbersDescribed(t *testing.T) {
+	described := map[string]bool{}
+	for _, c := range KafkaCounters {
+		described[c.Key] = true
+	}
+	k := &Kafka{guard: newGuard(true)}
+	for key := range k.Counters() {
+		if !described[key] {
+			t.Errorf("the Kafka sink reports %q, which KafkaCounters does not describe", key)
+		}
+	}
+	if len(k.Counters()) != len(KafkaCounters) {
+		t.Errorf("KafkaCounters describes %d numbers, the sink reports %d", len(KafkaCounters), len(k.Counters()))
+	}
+}
