@@ -231,6 +231,9 @@ func toValue(st *Stage) *spec.Value {
 	return st.Fields.Get("name")
 }
 
+// InOrder lists the stages in topological order: every stage after those that send to it.
+func (pl *Pipeline) InOrder() []*Stage { return topoOrder(pl) }
+
 func topoOrder(pl *Pipeline) []*Stage {
 	var order []*Stage
 	done := map[string]bool{}

@@ -1,5 +1,5 @@
 // Package pipeline reads pipeline files — ${VAR} substitution, YAML with positions, validation, the
-// DAG and its graph export — and (with the runtime) wires their stages together.
+// DAG and its graph export — into a validated model; package engine runs it.
 package pipeline
 
 import (

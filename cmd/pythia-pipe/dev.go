@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pythia-pipe/pythia-pipe/engine"
+
 	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 )
@@ -74,7 +76,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "fed %d records from %s into topic %s (%d partitions)\n", len(feed), *feedFile, p.Source.Topics[0], *partitions)
 	}
 
-	run, err := pipeline.ConnectKafka(p, log.With("pipeline", p.Name))
+	run, err := engine.ConnectKafka(p, log.With("pipeline", p.Name))
 	if err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitInvalid
@@ -200,7 +202,7 @@ func createTopics(b *devbroker.Broker, p *pipeline.Pipeline, partitions int32) e
 
 // summarize prints what went where: each sink's and the DLQ's records with samples, and what
 // the stages dropped.
-func summarize(w io.Writer, b *devbroker.Broker, p *pipeline.Pipeline, stats pipeline.Stats, samples int) error {
+func summarize(w io.Writer, b *devbroker.Broker, p *pipeline.Pipeline, stats engine.Stats, samples int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, s := range p.Sinks {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pythia-pipe/pythia-pipe/engine"
+
 	"github.com/IBM/sarama"
 
 	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
@@ -98,7 +100,7 @@ func BenchmarkOrdersPipeline(b *testing.B) {
 		if len(diags) > 0 {
 			b.Fatal(diags.Err())
 		}
-		run, err := pipeline.ConnectKafka(p, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		run, err := engine.ConnectKafka(p, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
 			b.Fatal(err)
 		}

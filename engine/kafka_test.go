@@ -1,4 +1,4 @@
-package pipeline
+package engine
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pythia-pipe/pythia-pipe/pipeline"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -53,7 +55,7 @@ func startOrdersBroker(t *testing.T, partitions int32) *devbroker.Broker {
 }
 
 // newSource makes the consumer-group source of p.
-func newSource(t *testing.T, p *Pipeline, log *slog.Logger) *sources.Kafka {
+func newSource(t *testing.T, p *pipeline.Pipeline, log *slog.Logger) *sources.Kafka {
 	t.Helper()
 	base, err := p.Kafka.Sarama()
 	if err != nil {
@@ -62,7 +64,7 @@ func newSource(t *testing.T, p *Pipeline, log *slog.Logger) *sources.Kafka {
 	return sources.NewKafka(p.Source, p.Kafka.Brokers, sources.ConsumerConfig(base, p.Source), log)
 }
 
-func loadOrders(t *testing.T, b *devbroker.Broker) *Pipeline {
+func loadOrders(t *testing.T, b *devbroker.Broker) *pipeline.Pipeline {
 	t.Helper()
 	src, err := os.ReadFile("../pipelines/orders.yaml")
 	if err != nil {
@@ -74,7 +76,7 @@ func loadOrders(t *testing.T, b *devbroker.Broker) *Pipeline {
 		}
 		return "", false
 	}
-	p, diags := Parse("orders.yaml", src, Options{Env: env, BaseDir: ".."})
+	p, diags := pipeline.Parse("orders.yaml", src, pipeline.Options{Env: env, BaseDir: ".."})
 	if len(diags) > 0 {
 		t.Fatal(diags.Err())
 	}
@@ -550,7 +552,7 @@ func runSource(t *testing.T, b *devbroker.Broker, name string, src []byte, env m
 	for k, v := range env {
 		vars[k] = v
 	}
-	p, diags := Parse(name, src, Options{Env: func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, BaseDir: baseDir})
+	p, diags := pipeline.Parse(name, src, pipeline.Options{Env: func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, BaseDir: baseDir})
 	if len(diags) > 0 {
 		t.Fatal(diags.Err())
 	}
