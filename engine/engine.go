@@ -22,14 +22,6 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/stages"
 )
 
-// Sink is where records end. Write may block while the sink is full; the outcome of every
-// record written reaches the Report given when the sink was opened, exactly once. Close
-// waits for the outstanding outcomes until ctx ends.
-type Sink interface {
-	Write(ctx context.Context, recs []*record.Record) error
-	Close(ctx context.Context) error
-}
-
 // Observer is told what the engine measures around every stage and sink (the metrics):
 // how long a stage took over a record, and how old a record was when its sink's broker
 // acknowledged it. Stage code knows nothing of it.
@@ -43,8 +35,9 @@ type noObserver struct{}
 func (noObserver) StageDuration(string, time.Duration) {}
 func (noObserver) Latency(string, time.Duration)       {}
 
-// OpenSink opens the sink called name ("dlq" for the dead-letter queue) writing to target.
-type OpenSink func(name string, target sinks.Target, producer sinks.Producer, report sinks.Report) (Sink, error)
+// OpenSink opens the sink called name ("dlq" for the dead-letter queue) as sk describes it;
+// every outcome goes to report. Tests open sinks of their own in its place.
+type OpenSink func(name string, sk sinks.Compiled, report sinks.Report) (sinks.Sink, error)
 
 // Engine runs a validated pipeline: a goroutine group per stage joined by bounded channels
 // of small batches, sinks fed by one writer each, and the DLQ.
@@ -57,7 +50,7 @@ type Engine struct {
 	order  []*node // stages in topological order, then sinks
 	entry  *node
 	intake chan []*record.Record
-	dlq    Sink
+	dlq    sinks.Sink
 	stats  map[string]*counters
 
 	hard       context.Context // ends at a hard stop: everything still blocked gives up
@@ -80,7 +73,7 @@ func (e *Engine) Observe(o Observer) { e.obs = o }
 type node struct {
 	name    string
 	stage   stages.Stage // nil for sinks
-	sink    Sink
+	sink    sinks.Sink
 	ins     []chan []*record.Record // one per worker with key ordering, else one shared
 	workers int
 	keyed   bool    // records keep their order by key

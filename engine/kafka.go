@@ -29,14 +29,8 @@ func ConnectKafka(p *pipeline.Pipeline, log *slog.Logger) (*KafkaRun, error) {
 		return nil, err
 	}
 	src := sources.NewKafka(p.Source, p.Kafka.Brokers, sources.ConsumerConfig(base, p.Source), log)
-	open := func(name string, t sinks.Target, prod sinks.Producer, report sinks.Report) (Sink, error) {
-		if n, ok := maxBytes[t.Topic]; ok && t.TopicExpr == nil {
-			t.MaxBytes = n
-			if int64(n) < prod.MaxMessageBytes {
-				log.Info("records are held to the topic's max.message.bytes", "sink", name, "to_topic", t.Topic, "max_message_bytes", n)
-			}
-		}
-		return sinks.NewKafka(p.Kafka.Brokers, base, prod, t, report, log)
+	open := func(name string, sk sinks.Compiled, report sinks.Report) (sinks.Sink, error) {
+		return sk.Open(sinks.Env{Name: name, Brokers: p.Kafka.Brokers, Base: base, MaxBytes: maxBytes, Log: log}, report)
 	}
 	e, err := NewEngine(p, open, log)
 	if err != nil {

@@ -307,13 +307,13 @@ func slowSinks(per time.Duration) *waitingSinks { return &waitingSinks{per: per}
 // gatedSinks hold every write until gate is closed.
 func gatedSinks(gate <-chan struct{}) *waitingSinks { return &waitingSinks{wait: gate} }
 
-func (w *waitingSinks) Open(name string, t sinks.Target, p sinks.Producer, report sinks.Report) (Sink, error) {
-	inner, err := w.MemorySinks.Open(name, t, p, report)
+func (w *waitingSinks) Open(name string, sk sinks.Compiled, report sinks.Report) (sinks.Sink, error) {
+	inner, err := w.MemorySinks.Open(name, sk, report)
 	return &waitingSink{Sink: inner, w: w}, err
 }
 
 type waitingSink struct {
-	Sink
+	sinks.Sink
 	w *waitingSinks
 }
 

@@ -84,7 +84,7 @@ func (e *Engine) Run(ctx context.Context, src sources.Source, drain time.Duratio
 
 // openSinks opens the DLQ and the sinks; when one fails, those already open are closed.
 func (e *Engine) openSinks() error {
-	var opened []Sink
+	var opened []sinks.Sink
 	fail := func(err error) error {
 		for _, sk := range opened {
 			_ = sk.Close(e.hard)
@@ -92,7 +92,7 @@ func (e *Engine) openSinks() error {
 		return err
 	}
 	if d := e.p.DLQ; d != nil {
-		sk, err := e.open("dlq", sinks.Target{Name: "dlq", Topic: d.Topic, DLQ: true}, d.Producer, e.reportDLQ)
+		sk, err := e.open("dlq", d.Impl, e.reportDLQ)
 		if err != nil {
 			return fail(err)
 		}
@@ -102,7 +102,7 @@ func (e *Engine) openSinks() error {
 	}
 	for _, c := range e.p.Sinks {
 		n := e.nodes[c.Name]
-		sk, err := e.open(c.Name, sinks.Target{Name: c.Name, Topic: c.Topic, TopicExpr: c.TopicExpr, Allow: c.Allow, Key: c.Key, Encode: c.Encode}, c.Producer, e.reporter(n))
+		sk, err := e.open(c.Name, c.Impl, e.reporter(n))
 		if err != nil {
 			return fail(err)
 		}
@@ -114,7 +114,7 @@ func (e *Engine) openSinks() error {
 }
 
 // count remembers an open sink that keeps numbers of its own.
-func (e *Engine) count(name string, sk Sink) {
+func (e *Engine) count(name string, sk sinks.Sink) {
 	if cs, ok := sk.(stages.Counting); ok {
 		e.openMu.Lock()
 		e.opened[name] = cs

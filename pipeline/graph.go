@@ -1,8 +1,6 @@
 package pipeline
 
 import (
-	"github.com/pythia-pipe/pythia-pipe/sinks"
-
 	"fmt"
 	"io"
 	"strings"
@@ -37,10 +35,10 @@ func (p *Pipeline) WriteDOT(w io.Writer) error {
 		fmt.Fprintf(b, "  %s [label=%s, shape=%s];\n", dotQuote("stage:"+st.Name), dotQuote(st.Name+"\n"+st.Type+stageDetail(st)), shapes[st.Type])
 	}
 	for _, sk := range p.Sinks {
-		fmt.Fprintf(b, "  %s [label=%s, shape=cylinder, fillcolor=\"#dcfce7\"];\n", dotQuote("sink:"+sk.Name), dotQuote(sk.Name+"\nkafka: "+sinkTopic(sk)))
+		fmt.Fprintf(b, "  %s [label=%s, shape=cylinder, fillcolor=\"#dcfce7\"];\n", dotQuote("sink:"+sk.Name), dotQuote(sk.Name+"\n"+sk.Impl.Label()))
 	}
 	if p.DLQ != nil {
-		fmt.Fprintf(b, "  %s [label=%s, shape=cylinder, fillcolor=\"#fee2e2\"];\n", dotQuote("dlq"), dotQuote("dlq\nkafka: "+p.DLQ.Topic))
+		fmt.Fprintf(b, "  %s [label=%s, shape=cylinder, fillcolor=\"#fee2e2\"];\n", dotQuote("dlq"), dotQuote("dlq\n"+p.DLQ.Impl.Label()))
 	}
 	for _, e := range p.Entry {
 		fmt.Fprintf(b, "  %s -> %s;\n", dotQuote("source"), dotQuote(p.nodeID(e)))
@@ -96,10 +94,10 @@ func (p *Pipeline) WriteMermaid(w io.Writer) error {
 		fmt.Fprintf(b, "  %s%s%s%s\n", id(p.nodeID(st.Name)), open, label, close)
 	}
 	for _, sk := range p.Sinks {
-		fmt.Fprintf(b, "  %s[(%s)]\n", id(p.nodeID(sk.Name)), mermaidQuote(sk.Name+"<br/>kafka: "+sinkTopic(sk)))
+		fmt.Fprintf(b, "  %s[(%s)]\n", id(p.nodeID(sk.Name)), mermaidQuote(sk.Name+"<br/>"+sk.Impl.Label()))
 	}
 	if p.DLQ != nil {
-		fmt.Fprintf(b, "  dlq[(%s)]\n", mermaidQuote("dlq<br/>kafka: "+p.DLQ.Topic))
+		fmt.Fprintf(b, "  dlq[(%s)]\n", mermaidQuote("dlq<br/>"+p.DLQ.Impl.Label()))
 	}
 	for _, e := range p.Entry {
 		fmt.Fprintf(b, "  source --> %s\n", id(p.nodeID(e)))
@@ -168,19 +166,6 @@ func routeLabel(when string) string {
 		return "default"
 	}
 	return abbreviate(when)
-}
-
-// sinkTopic is the topic a sink writes, or the expression computing it and the topics it may
-// compute.
-func sinkTopic(sk *sinks.Config) string {
-	if sk.Topic != "" {
-		return sk.Topic
-	}
-	allowed := "any topic"
-	if len(sk.Allow) > 0 {
-		allowed = strings.Join(sk.Allow, ", ")
-	}
-	return "= " + abbreviate(sk.Fields.String("topic_expr")) + " ∈ " + allowed
 }
 
 func abbreviate(s string) string {

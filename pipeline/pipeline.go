@@ -38,8 +38,8 @@ type Pipeline struct {
 	Kafka    *kafkaconn.Config
 	Source   *sources.Config
 	Stages   []*Stage
-	Sinks    []*sinks.Config
-	DLQ      *sinks.DLQ // nil: failing records stop the pipeline
+	Sinks    []*Sink
+	DLQ      *Sink // nil: failing records stop the pipeline
 	// MetricsAddr and Progress are the metrics block: where to serve metrics ("" = not
 	// served) and how often to log progress (0 = never).
 	MetricsAddr string
@@ -82,8 +82,16 @@ func (p *Pipeline) StageByName(name string) *Stage {
 	return nil
 }
 
+// Sink is a `sinks` entry, or the `dlq` block (named "dlq"), and what its type built.
+type Sink struct {
+	Name   string
+	Type   string
+	Fields *spec.Value
+	Impl   sinks.Compiled // nil when its type is unknown
+}
+
 // SinkByName finds a sink.
-func (p *Pipeline) SinkByName(name string) *sinks.Config {
+func (p *Pipeline) SinkByName(name string) *Sink {
 	for _, s := range p.Sinks {
 		if s.Name == name {
 			return s

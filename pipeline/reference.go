@@ -23,8 +23,17 @@ func WriteReference(w io.Writer) {
 		fmt.Fprintf(w, "\n### `%s`\n\n%s\n\n", name, t.Doc)
 		spec.WriteMarkdown(w, name, t.Fields)
 	}
-	fmt.Fprint(w, "\n## Sinks\n\n### `kafka`\n\n")
-	spec.WriteMarkdown(w, "sink", sinks.SinkFields)
+	fmt.Fprint(w, "\n## Sinks\n\nEvery sink has these fields:\n\n")
+	spec.WriteMarkdown(w, "sink", sinks.CommonFields)
+	for _, name := range sinks.TypeNames() {
+		t := sinks.Registry()[name]
+		fmt.Fprintf(w, "\n### `%s`\n\n%s\n\n", name, t.Doc)
+		spec.WriteMarkdown(w, name, t.Fields)
+		if t.DLQFields != nil {
+			fmt.Fprintf(w, "\nAs the `dlq` (`type: %s`):\n\n", name)
+			spec.WriteMarkdown(w, "dlq", t.DLQFields)
+		}
+	}
 	writeExpressions(w)
 	writeFailures(w)
 }
@@ -67,6 +76,19 @@ func JSONSchema() map[string]any {
 	}
 	props := root["properties"].(map[string]any)
 	props["stages"] = map[string]any{"type": "array", "description": "The stages, in order.", "items": map[string]any{"oneOf": variants}}
-	props["sinks"] = map[string]any{"type": "array", "description": "Where records end.", "items": spec.ObjectSchema("A Kafka sink.", sinks.SinkFields), "minItems": 1}
+	var sinkVariants, dlqVariants []any
+	for _, name := range sinks.TypeNames() {
+		t := sinks.Registry()[name]
+		s := spec.ObjectSchema(t.Doc, append(append([]spec.Field(nil), sinks.CommonFields...), t.Fields...))
+		s["properties"].(map[string]any)["type"] = map[string]any{"const": name}
+		sinkVariants = append(sinkVariants, s)
+		if t.DLQFields != nil {
+			d := spec.ObjectSchema(t.Doc, append([]spec.Field{spec.String("type", "The DLQ type.").Require()}, t.DLQFields...))
+			d["properties"].(map[string]any)["type"] = map[string]any{"const": name}
+			dlqVariants = append(dlqVariants, d)
+		}
+	}
+	props["sinks"] = map[string]any{"type": "array", "description": "Where records end.", "items": map[string]any{"oneOf": sinkVariants}, "minItems": 1}
+	props["dlq"] = map[string]any{"description": "The dead-letter queue.", "oneOf": dlqVariants}
 	return root
 }

@@ -1,10 +1,8 @@
 package pipeline
 
 import (
-	"strings"
-
 	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
-	"github.com/pythia-pipe/pythia-pipe/spec"
+	"github.com/pythia-pipe/pythia-pipe/sinks"
 )
 
 // Topics lists every topic a pipeline names literally: source topics, sink topics, the DLQ.
@@ -18,24 +16,25 @@ func (p *Pipeline) Topics() []string {
 }
 
 // TopicPlans lists the topics the pipeline names literally with their `create` settings:
-// the source topics, the sink topics and the DLQ.
+// the source topics, the sink topics and the DLQ's.
 func (p *Pipeline) TopicPlans() []kafkaconn.Topic {
 	var out []kafkaconn.Topic
 	seen := map[string]bool{}
-	add := func(name string, create *spec.Value) {
-		if name != "" && !seen[name] {
-			seen[name] = true
-			out = append(out, kafkaconn.TopicFromValue(name, create))
+	add := func(t kafkaconn.Topic) {
+		if t.Name != "" && !seen[t.Name] {
+			seen[t.Name] = true
+			out = append(out, t)
 		}
 	}
 	for _, t := range p.Source.Topics {
-		add(t, p.Source.Create)
+		add(kafkaconn.TopicFromValue(t, p.Source.Create))
 	}
-	for _, s := range p.Sinks {
-		add(s.Topic, s.Producer.Create)
-	}
-	if p.DLQ != nil {
-		add(p.DLQ.Topic, p.DLQ.Producer.Create)
+	for _, s := range p.sinksAndDLQ() {
+		if tw, ok := s.Impl.(sinks.TopicWriter); ok {
+			for _, t := range tw.Topics() {
+				add(t)
+			}
+		}
 	}
 	return out
 }
@@ -49,15 +48,28 @@ func (p *Pipeline) ComputedTopicPlans() (plans []kafkaconn.Topic, patterns [][2]
 		named[t.Name] = true
 	}
 	for _, s := range p.Sinks {
-		for _, a := range s.Allow {
-			switch {
-			case strings.ContainsAny(a, "*?["):
-				patterns = append(patterns, [2]string{a, s.Name})
-			case !named[a]:
-				named[a] = true
-				plans = append(plans, kafkaconn.TopicFromValue(a, s.Producer.Create))
+		tw, ok := s.Impl.(sinks.TopicWriter)
+		if !ok {
+			continue
+		}
+		names, pats := tw.Computed()
+		for _, pat := range pats {
+			patterns = append(patterns, [2]string{pat, s.Name})
+		}
+		for _, t := range names {
+			if !named[t.Name] {
+				named[t.Name] = true
+				plans = append(plans, t)
 			}
 		}
 	}
 	return plans, patterns
+}
+
+// sinksAndDLQ lists the sinks, then the DLQ when there is one.
+func (p *Pipeline) sinksAndDLQ() []*Sink {
+	if p.DLQ == nil {
+		return p.Sinks
+	}
+	return append(append([]*Sink(nil), p.Sinks...), p.DLQ)
 }
