@@ -51,6 +51,7 @@ type Type struct {
 func Registry() map[string]*Type {
 	return map[string]*Type{
 		"kafka": kafkaType,
+		"file":  fileType,
 	}
 }
 
