@@ -13,18 +13,41 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/spec"
 )
 
+// schemaOf builds a schema from the notation of a decode stage's schema, written as flow
+// YAML. The decode stage reads it from the file (with positions and diagnostics); expr itself
+// knows no YAML, so this is the tests' own short reading of it.
 func schemaOf(t *testing.T, text string) *Schema {
 	t.Helper()
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
+	var v any
+	if err := yaml.Unmarshal([]byte(text), &v); err != nil {
 		t.Fatal(err)
 	}
-	var diags diag.List
-	s := ParseSchema(&spec.Parser{File: "t", Diags: &diags}, &doc, "schema")
-	if len(diags) > 0 {
-		t.Fatal(diags.Err())
+	var build func(v any) *Schema
+	build = func(v any) *Schema {
+		switch x := v.(type) {
+		case string:
+			if s, ok := NamedSchema(x); ok {
+				return s
+			}
+		case []any:
+			if len(x) == 1 {
+				return &Schema{Kind: List, Elem: build(x[0])}
+			}
+		case map[string]any:
+			s := &Schema{Kind: Object, Fields: map[string]*Schema{}}
+			for k, f := range x {
+				if k == "*" {
+					s.Open = build(f)
+				} else {
+					s.Fields[k] = build(f)
+				}
+			}
+			return s
+		}
+		t.Fatalf("not a schema: %v", v)
+		return nil
 	}
-	return s
+	return build(v)
 }
 
 func exprValue(src string) *spec.Value {

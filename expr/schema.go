@@ -10,10 +10,6 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr/types"
-	"gopkg.in/yaml.v3"
-
-	"github.com/pythia-pipe/pythia-pipe/diag"
-	"github.com/pythia-pipe/pythia-pipe/spec"
 )
 
 // Kind is the kind of a schema node.
@@ -162,50 +158,26 @@ func (s *Schema) copyObject() *Schema {
 // Equal reports whether two schemas describe the same shape.
 func (s *Schema) Equal(o *Schema) bool { return s.String() == o.String() }
 
-// ParseSchema reads a decode schema: a type name (string, int, float, bool, time, bytes, any,
-// with a trailing ? for optional), a one-element list for a list type, or a mapping for an
-// object whose "*" key, when present, admits other fields of its type.
-func ParseSchema(p *spec.Parser, n *yaml.Node, path string) *Schema {
-	n = spec.Resolve(n)
-	switch {
-	case spec.IsNull(n):
-		p.Errorf(p.Pos(n), path, "missing type: write one of string, int, float, bool, time, bytes, any, [type] or a mapping")
-		return &Schema{Kind: Any}
-	case n.Kind == yaml.ScalarNode:
-		name, opt := strings.CutSuffix(strings.TrimSpace(n.Value), "?")
-		k, ok := kindNames[name]
-		if !ok {
-			names := make([]string, 0, len(kindNames))
-			for k := range kindNames {
-				names = append(names, k)
-			}
-			sort.Strings(names)
-			p.Errorf(p.Pos(n), path, "unknown type %q: use one of %s, [type] or a mapping%s", n.Value, strings.Join(names, ", "), diag.DidYouMean(name, names))
-			return &Schema{Kind: Any}
-		}
-		return &Schema{Kind: k, Optional: opt}
-	case n.Kind == yaml.SequenceNode:
-		if len(n.Content) != 1 {
-			p.Errorf(p.Pos(n), path, "a list type has exactly one element type, like [string]")
-			return &Schema{Kind: List, Elem: &Schema{Kind: Any}}
-		}
-		return &Schema{Kind: List, Elem: ParseSchema(p, n.Content[0], path+"[]")}
-	default:
-		s := &Schema{Kind: Object, Fields: map[string]*Schema{}}
-		for _, kv := range spec.MappingPairs(n) {
-			k := kv[0].Value
-			f := ParseSchema(p, kv[1], path+"."+k)
-			if k == "*" {
-				s.Open = f
-				continue
-			}
-			if _, dup := s.Fields[k]; dup {
-				p.Errorf(p.Pos(kv[0]), path+"."+k, "duplicate field %q", k)
-			}
-			s.Fields[k] = f
-		}
-		return s
+// NamedSchema is the schema a type name stands for (string, int, float, bool, time, bytes,
+// any, with a trailing ? for optional); false when the name is none of these. Reading the
+// rest of a schema (lists, mappings, positions) is the decode stage's, which knows YAML.
+func NamedSchema(text string) (*Schema, bool) {
+	name, opt := strings.CutSuffix(strings.TrimSpace(text), "?")
+	k, ok := kindNames[name]
+	if !ok {
+		return nil, false
 	}
+	return &Schema{Kind: k, Optional: opt}, true
+}
+
+// KindNames lists the type names NamedSchema knows, sorted.
+func KindNames() []string {
+	names := make([]string, 0, len(kindNames))
+	for k := range kindNames {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
 }
 
 // Coerce checks a decoded JSON value (record.DecodeJSON's) against the schema and converts it

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"sort"
 	"strconv"
 	"strings"
@@ -165,7 +164,7 @@ func (c *Config) explain(err error) error {
 		ce.Cause = "the broker requires a client certificate: set kafka.security.tls.cert_file and key_file"
 	case errors.Is(err, syscall.ECONNREFUSED):
 		ce.Cause = "connection refused: is Kafka running there, and is kafka.brokers right?"
-	case isTimeout(err):
+	case failure.IsTimeout(err):
 		ce.Cause = "the connection timed out: is the address right and reachable from here?"
 	case errors.Is(err, io.EOF) && c.SASL != nil:
 		ce.Cause = "SASL authentication failed for user " + c.SASL.Username + ": the broker closed the connection (wrong user name or password, or a mechanism it does not enable?)"
@@ -179,9 +178,4 @@ func (c *Config) explain(err error) error {
 		ce.Cause = msg
 	}
 	return ce
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }

@@ -12,9 +12,9 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/spec"
 )
 
-// TopicField is the `create` block of a source, sink or DLQ: how `pythia-pipe topics create`
+// CreateField is the `create` block of a source, sink or DLQ: how `pythia-pipe topics create`
 // makes the topic.
-var TopicField = spec.Object("create", "Topic settings used by `pythia-pipe topics create`.",
+var CreateField = spec.Object("create", "Topic settings used by `pythia-pipe topics create`.",
 	spec.Int("partitions", "Partitions of the topic.").WithDefault("1").AtLeast(1).AtMost(100000),
 	spec.Int("replication_factor", "Replicas of each partition.").WithDefault("1").AtLeast(1).AtMost(32),
 	spec.Duration("retention", "How long records are kept (retention.ms); leave out for the broker default."),

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -98,7 +97,7 @@ func ProducerConfig(base *sarama.Config, p Producer, maxBytes int) *sarama.Confi
 
 // cappedBackoff is sarama's wait before a retry: 100 ms doubling, at most a second.
 func cappedBackoff(retries, _ int) time.Duration {
-	return min(100*time.Millisecond<<min(retries, 10), producerBackoffMax)
+	return failure.Backoff(retries+1, 100*time.Millisecond, producerBackoffMax, 2, 0)
 }
 
 // NewKafka starts a producer for target; report receives every outcome.
@@ -293,7 +292,7 @@ func (k *Kafka) readErrors() {
 }
 
 func (k *Kafka) backoff(failures int) time.Duration {
-	return Backoff(failures, 100*time.Millisecond, 5*time.Second)
+	return failure.Backoff(failures, 100*time.Millisecond, 5*time.Second, 2, 0.2)
 }
 
 // resend hands the writes the order guard releases to the producer, and says every logEvery
@@ -416,18 +415,6 @@ func within(done <-chan struct{}, d time.Duration) bool {
 	case <-t.C:
 		return false
 	}
-}
-
-// Backoff is the wait before attempt+1: initial·2^(attempt-1), at most max, with ±20% jitter.
-func Backoff(attempt int, initial, max time.Duration) time.Duration {
-	d := initial
-	for i := 1; i < attempt && d < max; i++ {
-		d *= 2
-	}
-	if d > max {
-		d = max
-	}
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64())) // #nosec G404 -- jitter, not security
 }
 
 // TooLargeError is a record larger than its topic takes.

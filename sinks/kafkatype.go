@@ -27,7 +27,7 @@ var kafkaType = &Type{
 
 func buildKafka(c *Config) Compiled {
 	if c.DLQ {
-		CheckTopic(c.Parser, c.Fields.Get("topic"))
+		kafkaconn.CheckTopicName(c.Parser, c.Fields.Get("topic"))
 		return &KafkaSink{Name: "dlq", Topic: c.Fields.String("topic"), Producer: ProducerFromValue(c.Parser, c.Fields), Fields: c.Fields, DLQ: true}
 	}
 	return FromValue(c.Parser, c.Fields)

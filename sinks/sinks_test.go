@@ -58,14 +58,3 @@ func TestDLQRecord(t *testing.T) {
 type nopSettler struct{}
 
 func (nopSettler) Settle(uint64) {}
-
-func TestBackoff(t *testing.T) {
-	for attempt, base := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 4: 800 * time.Millisecond, 10: 5 * time.Second} {
-		for i := 0; i < 50; i++ {
-			d := Backoff(attempt, 100*time.Millisecond, 5*time.Second)
-			if d < base*8/10 || d > base*12/10 {
-				t.Fatalf("attempt %d: %v outside %v ± 20%%", attempt, d, base)
-			}
-		}
-	}
-}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
-	"github.com/pythia-pipe/pythia-pipe/sources"
 	"github.com/pythia-pipe/pythia-pipe/spec"
 )
 
@@ -19,7 +18,7 @@ var producerFields = []spec.Field{
 	spec.Size("batch_bytes", "Bytes a batch may grow to before it is sent.").WithDefault("512KiB").AtLeast(1024),
 	spec.Bool("idempotent", "Idempotent producer: broker-side de-duplication of retried writes (needs acks: all).").WithDefault("true"),
 	spec.Size("max_message_bytes", "The largest record written, key, value and headers counted as the producer does; a larger one goes to the DLQ (the DLQ cuts its value instead). Lowered at start to the topic's max.message.bytes.").WithDefault("1048588").AtLeast(1024),
-	kafkaconn.TopicField,
+	kafkaconn.CreateField,
 }
 
 // FromValue reads a sink and checks what the spec cannot express (not its expressions).
@@ -31,7 +30,7 @@ func FromValue(p *spec.Parser, v *spec.Value) *KafkaSink {
 	case !t.Set && !te.Set:
 		p.Errorf(v.Pos, v.Path+".topic", "missing required field \"topic\" (the topic written to; or topic_expr to compute it)")
 	case t.Set:
-		CheckTopic(p, t)
+		kafkaconn.CheckTopicName(p, t)
 		if ta.Set {
 			p.Errorf(ta.Pos, ta.Path, "topic_allow limits the topics topic_expr computes: with a fixed topic it has nothing to do")
 		}
@@ -52,7 +51,7 @@ func checkPattern(p *spec.Parser, v *spec.Value) {
 		return
 	}
 	plain := strings.NewReplacer("*", "x", "?", "x").Replace(v.Str)
-	if msg := sources.TopicNameProblem(plain); msg != "" {
+	if msg := kafkaconn.TopicNameProblem(plain); msg != "" {
 		p.Errorf(v.Pos, v.Path, "no topic can match %q: %s", v.Str, strings.Replace(msg, strconv.Quote(plain), strconv.Quote(v.Str), 1))
 	}
 }
@@ -84,11 +83,4 @@ func ProducerFromValue(p *spec.Parser, v *spec.Value) Producer {
 		p.Errorf(at.Pos, at.Path, "an idempotent producer needs acks: all (or set idempotent: false)")
 	}
 	return pr
-}
-
-// CheckTopic reports a literal topic name Kafka would refuse.
-func CheckTopic(p *spec.Parser, v *spec.Value) {
-	if msg := sources.TopicNameProblem(v.Str); v.Set && msg != "" {
-		p.Errorf(v.Pos, v.Path, "%s", msg)
-	}
 }

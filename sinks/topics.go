@@ -12,7 +12,7 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/pythia-pipe/pythia-pipe/sources"
+	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
 )
 
 // missingFor is how long a computed topic found missing is taken as missing before it is
@@ -50,7 +50,7 @@ func newTopicChecker(client sarama.Client, allow []string) *topicChecker {
 // partitions returns the partition count of a computed topic, a *TopicError when the record
 // may not go there, or another error (brokers away: try again later).
 func (c *topicChecker) partitions(topic string) (int32, error) {
-	if problem := sources.TopicNameProblem(topic); problem != "" {
+	if problem := kafkaconn.TopicNameProblem(topic); problem != "" {
 		return 0, &TopicError{Topic: topic, Reason: problem}
 	}
 	if !Allowed(c.allow, topic) {

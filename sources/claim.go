@@ -124,7 +124,7 @@ func (c *claimReader) consume(in Intake) {
 			}
 			batch = append(batch, newRecord(m, c.ledger, now))
 		}
-		raise(&k.highWater, int64(c.ledger.Pending()))
+		raise(&k.mostPending, int64(c.ledger.Pending()))
 		c.ledger.SetOffsets(c.claim.InitialOffset(), c.claim.HighWaterMarkOffset())
 		if !c.handOn(ctx, in, batch) {
 			c.ledger.Abandon(len(batch)) // not handed on: not done, and not waited for

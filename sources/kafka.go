@@ -66,12 +66,12 @@ type Kafka struct {
 	mu      sync.Mutex
 	ledgers map[partitionKey]*Ledger
 
-	highWater  atomic.Int64 // the most records any ledger held at once
-	commits    atomic.Int64
-	rebalances atomic.Int64
-	generation atomic.Int32 // the group generation last seen
-	assigned   atomic.Int64 // partitions currently claimed
-	joined     atomic.Bool
+	mostPending atomic.Int64 // the most records any ledger held at once
+	commits     atomic.Int64
+	rebalances  atomic.Int64
+	generation  atomic.Int32 // the group generation last seen
+	assigned    atomic.Int64 // partitions currently claimed
+	joined      atomic.Bool
 }
 
 type partitionKey struct {
@@ -148,12 +148,12 @@ func fatalGroupError(err error) bool {
 
 // Stats are the source's counters, for tests and metrics.
 type Stats struct {
-	HighWater  int64 // the most records one partition's ledger held at once
-	Commits    int64
-	Rebalances int64
-	Assigned   int64
-	Joined     bool
-	Pending    int64 // records read and not committed, over the assigned partitions
+	MostPending int64 // the most records one partition's ledger held at once
+	Commits     int64
+	Rebalances  int64
+	Assigned    int64
+	Joined      bool
+	Pending     int64 // records read and not committed, over the assigned partitions
 	// Partitions holds, per assigned "topic/partition", the records pending and the commit point.
 	Partitions map[string]PartitionStats
 }
@@ -165,7 +165,7 @@ type PartitionStats struct {
 	Pending     int
 	CommitPoint int64 // -1 before a record is done
 	Position    int64 // the commit point, or where the claim started
-	HighWater   int64
+	HighWater   int64 // the partition's high-water mark, as last fetched
 	Lag         int64 // records past the position
 	// OldestPending is how long ago the oldest record not yet committed was read.
 	OldestPending time.Duration
@@ -175,7 +175,7 @@ type PartitionStats struct {
 
 // Stats reads the counters.
 func (k *Kafka) Stats() Stats {
-	s := Stats{HighWater: k.highWater.Load(), Commits: k.commits.Load(), Rebalances: k.rebalances.Load(),
+	s := Stats{MostPending: k.mostPending.Load(), Commits: k.commits.Load(), Rebalances: k.rebalances.Load(),
 		Assigned: k.assigned.Load(), Joined: k.joined.Load()}
 	s.Partitions = map[string]PartitionStats{}
 	now := time.Now()

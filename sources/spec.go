@@ -2,7 +2,6 @@
 package sources
 
 import (
-	"strconv"
 	"time"
 
 	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
@@ -29,7 +28,7 @@ var Field = spec.Object("source", "Where records come from: a Kafka consumer gro
 	spec.Duration("drain_timeout", "On revoke or shutdown, time to let in-flight records finish before committing what is done.").WithDefault("30s"),
 	spec.Duration("stall_timeout", "A partition whose commit point has not moved for this long while records are pending is stalled: logged, exported, and /healthz fails. 0: never.").WithDefault("5m"),
 	spec.Enum("isolation", "read_committed: records of aborted or open transactions are never read; read_uncommitted: every record.", "read_committed", "read_uncommitted").WithDefault("read_committed"),
-	kafkaconn.TopicField,
+	kafkaconn.CreateField,
 )
 
 // Config is the validated Kafka source.
@@ -91,31 +90,7 @@ func FromValue(p *spec.Parser, v *spec.Value, pipelineName string) *Config {
 			p.Errorf(t.Pos, t.Path, "topic %q is listed twice", t.Str)
 		}
 		seen[t.Str] = true
-		checkTopicName(p, t)
+		kafkaconn.CheckTopicName(p, t)
 	}
 	return c
-}
-
-func checkTopicName(p *spec.Parser, v *spec.Value) {
-	if msg := TopicNameProblem(v.Str); msg != "" {
-		p.Errorf(v.Pos, v.Path, "%s", msg)
-	}
-}
-
-// TopicNameProblem says what is wrong with a Kafka topic name, or "" when it is valid.
-func TopicNameProblem(name string) string {
-	switch {
-	case name == "":
-		return "a topic name cannot be empty"
-	case name == "." || name == "..":
-		return "a topic cannot be named . or .."
-	case len(name) > 249:
-		return "a topic name has at most 249 characters"
-	}
-	for _, r := range name {
-		if !(r == '.' || r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
-			return "topic " + strconv.Quote(name) + " has a character Kafka does not allow: use letters, digits, '.', '_' and '-'"
-		}
-	}
-	return ""
 }

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pythia-pipe/pythia-pipe/failure"
 )
 
 // breaker watches the health of an enrich stage's service and makes records wait through its
@@ -29,7 +31,7 @@ type breaker struct {
 	consecutive int
 	openedAt    time.Time     // when the current outage began
 	probeAt     time.Time     // when the next probe may go out
-	probeDelay  time.Duration // the wait before the next probe
+	probesLost  int           // probes of this outage that failed: the next waits longer
 	probing     bool          // a probe is in flight
 	changed     chan struct{} // closed (and replaced) on every change waiters care about
 	last        error         // the last service failure, for the outage error
@@ -51,6 +53,12 @@ const (
 // probeFirst is the wait before the first probe of an outage: a restarting service is often
 // back within seconds, and a probe a second is no load on one that is not.
 const probeFirst = 500 * time.Millisecond
+
+// probeWait is the wait before the next probe: probeFirst, doubling with each probe lost, at
+// most cooldown (failure.Backoff, without jitter: one probe per stage is no crowd).
+func (b *breaker) probeWait() time.Duration {
+	return failure.Backoff(b.probesLost+1, probeFirst, b.cooldown, 2, 0)
+}
 
 func newBreaker(failures int, cooldown, maxOutage time.Duration) *breaker {
 	return &breaker{failures: failures, cooldown: cooldown, maxOutage: maxOutage, changed: make(chan struct{})}
@@ -173,15 +181,15 @@ func (b *breaker) fail(probe bool, err error) {
 	switch {
 	case probe:
 		b.probing, b.state = false, open
-		b.probeDelay = min(2*b.probeDelay, b.cooldown)
-		b.probeAt = now.Add(b.probeDelay)
+		b.probesLost++
+		b.probeAt = now.Add(b.probeWait())
 		b.broadcast()
 	case b.state == closed:
 		b.consecutive++
 		if b.consecutive >= b.failures {
 			b.state, b.openedAt = open, now
-			b.probeDelay = min(probeFirst, b.cooldown)
-			b.probeAt = now.Add(b.probeDelay)
+			b.probesLost = 0
+			b.probeAt = now.Add(b.probeWait())
 			b.outages.Add(1)
 			b.broadcast()
 		}

@@ -31,7 +31,7 @@ func buildDecode(c *Config) Built {
 		if d.format != "json" {
 			c.Parser.Errorf(sv.Pos, sv.Path, "a schema applies to format json only (this stage decodes %s)", d.format)
 		} else {
-			d.schema = expr.ParseSchema(c.Parser, sv.Node, sv.Path)
+			d.schema = parseSchema(c.Parser, sv.Node, sv.Path)
 			out = d.schema
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/pythia-pipe/pythia-pipe/expr"
+	"github.com/pythia-pipe/pythia-pipe/failure"
 	"github.com/pythia-pipe/pythia-pipe/record"
 	"github.com/pythia-pipe/pythia-pipe/spec"
 )
@@ -57,7 +58,6 @@ func (e *HTTPError) Unwrap() error { return e.Err }
 // Class is the retry_on class of a lookup failure: timeout, connection, http_5xx, http_429,
 // or "" for failures that retrying will not cure (a 4xx, an answer that is not JSON).
 func (e *HTTPError) Class() string {
-	var ne net.Error
 	switch {
 	case e.Status == http.StatusTooManyRequests:
 		return "http_429"
@@ -65,7 +65,7 @@ func (e *HTTPError) Class() string {
 		return "http_5xx"
 	case e.Status != 0:
 		return ""
-	case errors.Is(e.Err, context.DeadlineExceeded) || (errors.As(e.Err, &ne) && ne.Timeout()):
+	case failure.IsTimeout(e.Err):
 		return "timeout"
 	}
 	var oe *net.OpError
@@ -171,7 +171,7 @@ func (l *httpLookup) callPatiently(ctx context.Context, target string, body []by
 	}
 	b := l.breaker
 	tr := trialOf(ctx)
-	pause := 10 * time.Millisecond
+	pauses := 0 // how often the record has waited to ask again: 10ms, doubling up to a second
 	for {
 		probe, err := b.admit(ctx)
 		if err != nil {
@@ -198,14 +198,14 @@ func (l *httpLookup) callPatiently(ctx context.Context, target string, body []by
 		if b.isOpen() {
 			continue // an outage: wait in admit, nothing is counted against the record
 		}
-		t := time.NewTimer(pause)
+		pauses++
+		t := time.NewTimer(failure.Backoff(pauses, 10*time.Millisecond, time.Second, 2, 0))
 		select {
 		case <-t.C:
 		case <-b.changes():
 		case <-ctx.Done():
 		}
 		t.Stop()
-		pause = min(2*pause, time.Second)
 	}
 }
 

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
-	"math/rand/v2"
 	"net"
 	"sync/atomic"
 	"time"
@@ -123,7 +121,7 @@ func ErrorClass(err error) string {
 	switch {
 	case errors.As(err, &he):
 		return he.Class()
-	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+	case failure.IsTimeout(err):
 		return "timeout"
 	case errors.As(err, &ne):
 		return "connection"
@@ -154,19 +152,15 @@ func (r *retry) Counters() map[string]int64 {
 	return c
 }
 
-// wait is the backoff before attempt+1: initial·multiplier^(attempt-1), at most max, spread
-// by ±jitter; a 429's Retry-After is honoured when longer.
+// wait is the backoff before attempt+1 (failure.Backoff); a 429's Retry-After is honoured
+// when longer.
 func (r *retry) wait(attempt int, err error) time.Duration {
-	d := float64(r.initial) * math.Pow(r.multiplier, float64(attempt-1))
-	if d > float64(r.max) {
-		d = float64(r.max)
-	}
-	d *= 1 + r.jitter*(2*rand.Float64()-1) // #nosec G404 -- jitter, not security
+	d := failure.Backoff(attempt, r.initial, r.max, r.multiplier, r.jitter)
 	var he *HTTPError
-	if errors.As(err, &he) && he.RetryAfter > time.Duration(d) {
+	if errors.As(err, &he) && he.RetryAfter > d {
 		return he.RetryAfter
 	}
-	return time.Duration(d)
+	return d
 }
 
 func (r *retry) Start(ctx context.Context, rec *record.Record, done func([]Output, error)) {
