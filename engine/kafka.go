@@ -10,10 +10,11 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/sources"
 )
 
-// KafkaRun is a pipeline wired to Kafka and ready to run.
+// KafkaRun is a pipeline wired to Kafka and ready to run: the source and sinks the file
+// describes, opened on the kafka: block's connection.
 type KafkaRun struct {
 	Engine *Engine
-	Source *sources.Kafka
+	Source sources.Runner
 	p      *pipeline.Pipeline
 }
 
@@ -28,7 +29,10 @@ func ConnectKafka(p *pipeline.Pipeline, log *slog.Logger) (*KafkaRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	src := sources.NewKafka(p.Source, p.Kafka.Brokers, sources.ConsumerConfig(base, p.Source), log)
+	src, err := p.Source.Impl.Open(sources.Env{Brokers: p.Kafka.Brokers, Base: base, Log: log})
+	if err != nil {
+		return nil, err
+	}
 	open := func(name string, sk sinks.Compiled, report sinks.Report) (sinks.Sink, error) {
 		return sk.Open(sinks.Env{Name: name, Brokers: p.Kafka.Brokers, Base: base, MaxBytes: maxBytes, Log: log}, report)
 	}
@@ -41,5 +45,5 @@ func ConnectKafka(p *pipeline.Pipeline, log *slog.Logger) (*KafkaRun, error) {
 
 // Run runs until ctx ends (then drains and commits) or a fatal error.
 func (r *KafkaRun) Run(ctx context.Context) error {
-	return r.Engine.Run(ctx, r.Source, r.p.Source.DrainTimeout)
+	return r.Engine.Run(ctx, r.Source, r.p.Source.Impl.Drain())
 }

@@ -61,7 +61,7 @@ func newSource(t *testing.T, p *pipeline.Pipeline, log *slog.Logger) *sources.Ka
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sources.NewKafka(p.Source, p.Kafka.Brokers, sources.ConsumerConfig(base, p.Source), log)
+	return sources.NewKafka(p.KafkaSource(), p.Kafka.Brokers, sources.ConsumerConfig(base, p.KafkaSource()), log)
 }
 
 func loadOrders(t *testing.T, b *devbroker.Broker) *pipeline.Pipeline {
@@ -80,7 +80,7 @@ func loadOrders(t *testing.T, b *devbroker.Broker) *pipeline.Pipeline {
 	if len(diags) > 0 {
 		t.Fatal(diags.Err())
 	}
-	p.Source.CommitInterval = 100 * time.Millisecond
+	p.KafkaSource().CommitInterval = 100 * time.Millisecond
 	return p
 }
 
@@ -556,7 +556,7 @@ func runSource(t *testing.T, b *devbroker.Broker, name string, src []byte, env m
 	if len(diags) > 0 {
 		t.Fatal(diags.Err())
 	}
-	p.Source.Start, p.Source.CommitInterval = "earliest", 100*time.Millisecond // the feed is already there
+	p.KafkaSource().Start, p.KafkaSource().CommitInterval = "earliest", 100*time.Millisecond // the feed is already there
 	// Every goroutine of the run ends with it.
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	run, err := ConnectKafka(p, quiet)
@@ -566,8 +566,8 @@ func runSource(t *testing.T, b *devbroker.Broker, name string, src []byte, env m
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run.Run(ctx) }()
-	topic := p.Source.Topics[0]
-	waitFor(t, 60*time.Second, "the group to commit the end of "+topic, func() bool { return b.CaughtUp(p.Source.Group, topic) })
+	topic := p.KafkaSource().Topics[0]
+	waitFor(t, 60*time.Second, "the group to commit the end of "+topic, func() bool { return b.CaughtUp(p.KafkaSource().Group, topic) })
 	stop()
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -109,7 +109,7 @@ func TestMetricsOfARun(t *testing.T) {
 	if len(diags) > 0 {
 		t.Fatal(diags.Err())
 	}
-	p.Source.CommitInterval = 100 * time.Millisecond
+	p.KafkaSource().CommitInterval = 100 * time.Millisecond
 	run, err := engine.ConnectKafka(p, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

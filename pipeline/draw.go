@@ -30,7 +30,7 @@ func (p *Pipeline) WriteDOT(w io.Writer) error {
 	b.WriteString("  node [fontname=\"Helvetica\", fontsize=11, style=filled, fillcolor=\"#ffffff\"];\n")
 	b.WriteString("  edge [fontname=\"Helvetica\", fontsize=10];\n")
 	fmt.Fprintf(b, "  %s [label=%s, shape=cylinder, fillcolor=\"#dbeafe\"];\n", dotQuote("source"),
-		dotQuote("source\nkafka: "+strings.Join(p.Source.Topics, ", ")))
+		dotQuote("source\n"+p.Source.Impl.Label()))
 	for _, st := range p.Stages {
 		fmt.Fprintf(b, "  %s [label=%s, shape=%s];\n", dotQuote("stage:"+st.Name), dotQuote(st.Name+"\n"+st.Type+stageDetail(st)), shapes[st.Type])
 	}
@@ -77,7 +77,7 @@ func (p *Pipeline) WriteMermaid(w io.Writer) error {
 		ids[name] = v
 		return v
 	}
-	fmt.Fprintf(b, "  source[(%s)]\n", mermaidQuote("source<br/>kafka: "+strings.Join(p.Source.Topics, ", ")))
+	fmt.Fprintf(b, "  source[(%s)]\n", mermaidQuote("source<br/>"+p.Source.Impl.Label()))
 	for _, st := range p.Stages {
 		label := mermaidQuote(st.Name + "<br/>" + st.Type + strings.ReplaceAll(stageDetail(st), "\n", "<br/>"))
 		open, close := "[", "]"

@@ -130,7 +130,7 @@ func TestOrdersExampleShape(t *testing.T) {
 	if len(diags) > 0 {
 		t.Fatal(diags.Err())
 	}
-	if p.Name != "orders" || p.Source.Group != "order-processors" || p.Source.Start != "earliest" || kafkaSink(p.DLQ).Topic != "orders-dlq" {
+	if p.Name != "orders" || p.KafkaSource().Group != "order-processors" || p.KafkaSource().Start != "earliest" || kafkaSink(p.DLQ).Topic != "orders-dlq" {
 		t.Errorf("unexpected pipeline header: %+v %+v", p.Source, p.DLQ)
 	}
 	var names []string

@@ -79,8 +79,8 @@ sinks: [{name: o, type: kafka, topic: out}]
 			for what, got := range map[string]string{
 				"kafka.security.sasl.password": p.Kafka.SASL.Password,
 				"kafka.client_id":              p.Kafka.ClientID,
-				"source.group":                 p.Source.Group,
-				"source.instance_id":           p.Source.InstanceID,
+				"source.group":                 p.KafkaSource().Group,
+				"source.instance_id":           p.KafkaSource().InstanceID,
 			} {
 				if got != c.value {
 					t.Errorf("%s = %q, want %q", what, got, c.value)

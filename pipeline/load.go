@@ -184,7 +184,11 @@ func build(p *spec.Parser, doc *yaml.Node, baseDir string) *Pipeline {
 		p.Errorf(n.Pos, n.Path, "invalid name %q: use letters, digits, '.', '_' and '-'", n.Str)
 	}
 	pl.Kafka = kafkaconn.FromValue(p, top.Get("kafka"), pl.Name, baseDir)
-	pl.Source = sources.FromValue(p, top.Get("source"), pl.Name)
+	pl.Source = &Source{}
+	if src := top.Get("source"); src.Set {
+		fields, impl := sources.Parse(p, src.Node, src.Path, src.Pos, pl.Name)
+		pl.Source = &Source{Type: fields.String("type"), Fields: fields, Impl: impl}
+	}
 
 	types := map[*Stage]*stages.Type{}
 	for i, item := range top.Get("stages").Items {

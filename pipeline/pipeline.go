@@ -36,7 +36,7 @@ type Pipeline struct {
 	Name     string
 	Ordering string
 	Kafka    *kafkaconn.Config
-	Source   *sources.Config
+	Source   *Source
 	Stages   []*Stage
 	Sinks    []*Sink
 	DLQ      *Sink // nil: failing records stop the pipeline
@@ -80,6 +80,19 @@ func (p *Pipeline) StageByName(name string) *Stage {
 		}
 	}
 	return nil
+}
+
+// Source is the `source` block and what its type built.
+type Source struct {
+	Type   string
+	Fields *spec.Value
+	Impl   sources.Compiled // nil when its type is unknown
+}
+
+// KafkaSource is the source's Kafka consumer group settings; nil for another source type.
+func (p *Pipeline) KafkaSource() *sources.Config {
+	k, _ := p.Source.Impl.(*sources.Config)
+	return k
 }
 
 // Sink is a `sinks` entry, or the `dlq` block (named "dlq"), and what its type built.

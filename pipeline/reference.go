@@ -7,6 +7,7 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/expr"
 	"github.com/pythia-pipe/pythia-pipe/failure"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
+	"github.com/pythia-pipe/pythia-pipe/sources"
 	"github.com/pythia-pipe/pythia-pipe/spec"
 	"github.com/pythia-pipe/pythia-pipe/stages"
 )
@@ -22,6 +23,12 @@ func WriteReference(w io.Writer) {
 		t := stages.Registry()[name]
 		fmt.Fprintf(w, "\n### `%s`\n\n%s\n\n", name, t.Doc)
 		spec.WriteMarkdown(w, name, t.Fields)
+	}
+	fmt.Fprint(w, "\n## Sources\n")
+	for _, name := range sources.TypeNames() {
+		t := sources.Registry()[name]
+		fmt.Fprintf(w, "\n### `%s`\n\n%s\n\n", name, t.Doc)
+		spec.WriteMarkdown(w, "source", t.Fields)
 	}
 	fmt.Fprint(w, "\n## Sinks\n\nEvery sink has these fields:\n\n")
 	spec.WriteMarkdown(w, "sink", sinks.CommonFields)
@@ -88,6 +95,14 @@ func JSONSchema() map[string]any {
 			dlqVariants = append(dlqVariants, d)
 		}
 	}
+	var sourceVariants []any
+	for _, name := range sources.TypeNames() {
+		t := sources.Registry()[name]
+		v := spec.ObjectSchema(t.Doc, append([]spec.Field{spec.String("type", "The source type.").Require()}, t.Fields...))
+		v["properties"].(map[string]any)["type"] = map[string]any{"const": name}
+		sourceVariants = append(sourceVariants, v)
+	}
+	props["source"] = map[string]any{"description": "Where records come from.", "oneOf": sourceVariants}
 	props["sinks"] = map[string]any{"type": "array", "description": "Where records end.", "items": map[string]any{"oneOf": sinkVariants}, "minItems": 1}
 	props["dlq"] = map[string]any{"description": "The dead-letter queue.", "oneOf": dlqVariants}
 	return root

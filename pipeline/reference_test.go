@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/pythia-pipe/pythia-pipe/sinks"
+	"github.com/pythia-pipe/pythia-pipe/sources"
 	"github.com/pythia-pipe/pythia-pipe/spec"
 	"github.com/pythia-pipe/pythia-pipe/stages"
 )
@@ -22,6 +23,9 @@ func TestAllDefaultsParse(t *testing.T) {
 		all = append(all, typ.Fields...)
 		all = append(all, typ.DLQFields...)
 	}
+	for _, typ := range sources.Registry() {
+		all = append(all, typ.Fields...)
+	}
 	if err := spec.CheckDefaults(all); err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +36,7 @@ func TestReferenceDocsUpToDate(t *testing.T) {
 	var got bytes.Buffer
 	WriteReference(&got)
 	checkGolden(t, "docs/reference.md", got.Bytes())
-	for _, name := range append(stages.TypeNames(), sinks.TypeNames()...) {
+	for _, name := range append(append(stages.TypeNames(), sinks.TypeNames()...), sources.TypeNames()...) {
 		if !bytes.Contains(got.Bytes(), []byte("### `"+name+"`")) {
 			t.Errorf("reference lacks type %s", name)
 		}

@@ -26,8 +26,8 @@ func (p *Pipeline) TopicPlans() []kafkaconn.Topic {
 			out = append(out, t)
 		}
 	}
-	for _, t := range p.Source.Topics {
-		add(kafkaconn.TopicFromValue(t, p.Source.Create))
+	for _, t := range p.Source.Impl.TopicPlans() {
+		add(t)
 	}
 	for _, s := range p.sinksAndDLQ() {
 		if tw, ok := s.Impl.(sinks.TopicWriter); ok {

@@ -129,31 +129,15 @@ type Env struct {
 // and the type builds it. An unknown type is reported with a suggestion, and yields a nil
 // Compiled; the common fields are still parsed so other checks can go on.
 func Parse(p *spec.Parser, n *yaml.Node, path string, at diag.Pos, dlq bool, baseDir string) (*spec.Value, Compiled) {
-	common, names := CommonFields, TypeNames()
+	common, names, what := CommonFields, TypeNames(), "sink"
 	fieldsOf := func(t *Type) []spec.Field { return t.Fields }
 	if dlq {
-		common, names = dlqCommon, dlqTypes()
+		common, names, what = dlqCommon, dlqTypes(), "dlq"
 		fieldsOf = func(t *Type) []spec.Field { return t.DLQFields }
 	}
-	var typ *Type
-	if n = spec.Resolve(n); n != nil && n.Kind == yaml.MappingNode {
-		for _, kv := range spec.MappingPairs(n) {
-			if kv[0].Value != "type" {
-				continue
-			}
-			t, ok := Registry()[kv[1].Value]
-			switch {
-			case ok && fieldsOf(t) != nil:
-				typ = t
-			case ok:
-				p.Errorf(p.Pos(kv[1]), path+".type", "a %s sink cannot be the dead-letter queue (use one of %s)", kv[1].Value, strings.Join(names, ", "))
-			default:
-				p.Errorf(p.Pos(kv[1]), path+".type", "unknown sink type %q: use one of %s%s", kv[1].Value, strings.Join(names, ", "), diag.DidYouMean(kv[1].Value, names))
-			}
-		}
-	}
+	typ := Registry()[p.TypeOf(n, path, what, names)]
 	if typ == nil {
-		return p.ParseObject(commonOnly(n, common), common, path, at), nil
+		return p.ParseObject(spec.KnownOnly(n, common), common, path, at), nil
 	}
 	v := p.ParseObject(n, append(append([]spec.Field(nil), common...), fieldsOf(typ)...), path, at)
 	name := v.String("name")
@@ -161,20 +145,4 @@ func Parse(p *spec.Parser, n *yaml.Node, path string, at diag.Pos, dlq bool, bas
 		name = "dlq"
 	}
 	return v, typ.Build(&Config{Name: name, DLQ: dlq, Fields: v, Parser: p, BaseDir: baseDir})
-}
-
-// commonOnly keeps the common fields of a mapping whose type is unknown, so that nothing is
-// said of the others.
-func commonOnly(n *yaml.Node, common []spec.Field) *yaml.Node {
-	if n == nil || n.Kind != yaml.MappingNode {
-		return n
-	}
-	known := *n
-	known.Content = nil
-	for _, kv := range spec.MappingPairs(n) {
-		if _, ok := spec.Lookup(common, kv[0].Value); ok {
-			known.Content = append(known.Content, kv[0], kv[1])
-		}
-	}
-	return &known
 }

@@ -70,11 +70,11 @@ func cmdDev(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	fmt.Fprintf(stdout, "pythia-pipe dev: pipeline %s on an in-process broker at %s\n", p.Name, strings.Join(b.Addrs(), ","))
 	if len(feed) > 0 {
-		if err := b.Produce(ctx, p.Source.Topics[0], feed); err != nil {
-			fmt.Fprintf(stderr, "pythia-pipe: feeding %s: %v\n", p.Source.Topics[0], err)
+		if err := b.Produce(ctx, p.KafkaSource().Topics[0], feed); err != nil {
+			fmt.Fprintf(stderr, "pythia-pipe: feeding %s: %v\n", p.KafkaSource().Topics[0], err)
 			return exitInvalid
 		}
-		fmt.Fprintf(stdout, "fed %d records from %s into topic %s (%d partitions)\n", len(feed), *feedFile, p.Source.Topics[0], *partitions)
+		fmt.Fprintf(stdout, "fed %d records from %s into topic %s (%d partitions)\n", len(feed), *feedFile, p.KafkaSource().Topics[0], *partitions)
 	}
 
 	run, err := engine.ConnectKafka(p, log.With("pipeline", p.Name))
@@ -96,8 +96,8 @@ func cmdDev(args []string, stdout, stderr io.Writer) int {
 	go func() { done <- run.Run(runCtx) }()
 
 	caughtUp := func() bool {
-		for _, t := range p.Source.Topics {
-			if !b.CaughtUp(p.Source.Group, t) {
+		for _, t := range p.KafkaSource().Topics {
+			if !b.CaughtUp(p.KafkaSource().Group, t) {
 				return false
 			}
 		}
@@ -184,7 +184,7 @@ func readFeed(path string) ([]devbroker.Record, error) {
 
 func createTopics(b *devbroker.Broker, p *pipeline.Pipeline, partitions int32) error {
 	source := map[string]bool{}
-	for _, t := range p.Source.Topics {
+	for _, t := range p.KafkaSource().Topics {
 		source[t] = true
 		if err := b.CreateTopic(t, partitions); err != nil {
 			return err

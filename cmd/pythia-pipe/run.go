@@ -45,7 +45,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return exitInvalid
 	}
 	defer stopObserving()
-	log.Info("running", "brokers", strings.Join(p.Kafka.Brokers, ","), "group", p.Source.Group, "topics", strings.Join(p.Source.Topics, ","))
+	log.Info("running", "brokers", strings.Join(p.Kafka.Brokers, ","), "group", p.KafkaSource().Group, "topics", strings.Join(p.KafkaSource().Topics, ","))
 	if err := run.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitInvalid

@@ -109,7 +109,7 @@ func BenchmarkOrdersPipeline(b *testing.B) {
 		b.StartTimer()
 		began := time.Now()
 		go func() { done <- run.Run(ctx) }()
-		waitCaughtUp(b, br, p.Source.Group)
+		waitCaughtUp(b, br, p.KafkaSource().Group)
 		took := time.Since(began)
 		b.StopTimer()
 		stop()
