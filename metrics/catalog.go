@@ -77,6 +77,8 @@ func ownNumbers() []ownNumber {
 	for _, t := range stages.Types() {
 		add("stage", t.Counters)
 	}
-	add("sink", sinks.KafkaCounters)
+	for _, name := range sinks.TypeNames() {
+		add("sink", sinks.Registry()[name].Counters)
+	}
 	return out
 }

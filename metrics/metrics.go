@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/pythia-pipe/pythia-pipe/engine"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -15,7 +17,7 @@ import (
 )
 
 // Engine is what the metrics read from the engine.
-type Engine interface{ Stats() pipeline.Stats }
+type Engine interface{ Stats() engine.Stats }
 
 // Source is what the metrics read from the source.
 type Source interface{ Stats() sources.Stats }
@@ -77,12 +79,12 @@ func Names() []string {
 // Watch points the registry at the running engine and source.
 func (m *Metrics) Watch(e Engine, s Source) { m.engine, m.source = e, s }
 
-// StageDuration implements pipeline.Observer.
+// StageDuration implements engine.Observer.
 func (m *Metrics) StageDuration(stage string, d time.Duration) {
 	m.stageDur.WithLabelValues(stage).Observe(d.Seconds())
 }
 
-// Latency implements pipeline.Observer.
+// Latency implements engine.Observer.
 func (m *Metrics) Latency(sink string, d time.Duration) {
 	m.latency.WithLabelValues(sink).Observe(d.Seconds())
 }

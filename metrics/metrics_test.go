@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pythia-pipe/pythia-pipe/engine"
+
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -109,8 +111,8 @@ func TestMetricsOfARun(t *testing.T) {
 	if len(diags) > 0 {
 		t.Fatal(diags.Err())
 	}
-	p.Source.CommitInterval = 100 * time.Millisecond
-	run, err := pipeline.ConnectKafka(p, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p.KafkaSource().CommitInterval = 100 * time.Millisecond
+	run, err := engine.ConnectKafka(p, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,9 +224,9 @@ func TestGrafanaDashboard(t *testing.T) {
 	}
 }
 
-type fakeEngine struct{ stats pipeline.Stats }
+type fakeEngine struct{ stats engine.Stats }
 
-func (f fakeEngine) Stats() pipeline.Stats { return f.stats }
+func (f fakeEngine) Stats() engine.Stats { return f.stats }
 
 type fakeSource struct{}
 
@@ -238,7 +240,7 @@ func (fakeSource) Stats() sources.Stats {
 func TestProgressLine(t *testing.T) {
 	p := &pipeline.Pipeline{Name: "p", Entry: []string{"first"}}
 	m := metrics.New(p)
-	m.Watch(fakeEngine{pipeline.Stats{
+	m.Watch(fakeEngine{engine.Stats{
 		"first": {Kind: "stage", Received: 100},
 		"score": {Kind: "stage", Stage: map[string]int64{"breaker_state": 2, "outage_ms": 3200, "waiting": 12}},
 		"out":   {Kind: "sink", Acked: 80},
@@ -281,7 +283,7 @@ func TestHealthzFailsOnAStalledPartition(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			m := metrics.New(&pipeline.Pipeline{Name: "p"})
-			m.Watch(fakeEngine{pipeline.Stats{}}, stalledSource{c.stalled})
+			m.Watch(fakeEngine{engine.Stats{}}, stalledSource{c.stalled})
 			srv := httptest.NewServer(m.Handler())
 			defer srv.Close()
 			for path, want := range map[string]string{"/healthz": c.says, "/metrics": fmt.Sprintf(`pythia_pipe_partition_stalled{partition="3",pipeline="p",topic="in"} %d`, map[bool]int{true: 1}[c.stalled])} {
@@ -306,7 +308,7 @@ func TestHealthzFailsOnAStalledPartition(t *testing.T) {
 // name: an outage shows as a waiting stage with its breaker open.
 func TestOwnNumbersExported(t *testing.T) {
 	m := metrics.New(&pipeline.Pipeline{Name: "p"})
-	m.Watch(fakeEngine{pipeline.Stats{
+	m.Watch(fakeEngine{engine.Stats{
 		"score": {Kind: "stage", Stage: map[string]int64{"breaker_state": 2, "waiting": 12, "outages": 1, "cache_bytes": 4096, "retries": 3}},
 		"out":   {Kind: "sink", Stage: map[string]int64{"refused": 5}},
 	}}, fakeSource{})
@@ -354,12 +356,14 @@ func TestDescribedNumbersExported(t *testing.T) {
 			}
 		}
 	}
-	for _, c := range sinks.KafkaCounters {
-		sinkNumbers[c.Key] = 7
-		wanted["pythia_pipe_"+c.Metric] = want{"sink", c.Gauge}
+	for _, typ := range sinks.Registry() {
+		for _, c := range typ.Counters {
+			sinkNumbers[c.Key] = 7
+			wanted["pythia_pipe_"+c.Metric] = want{"sink", c.Gauge}
+		}
 	}
 	m := metrics.New(&pipeline.Pipeline{Name: "p"})
-	m.Watch(fakeEngine{pipeline.Stats{"s": {Kind: "stage", Stage: stageNumbers}, "k": {Kind: "sink", Stage: sinkNumbers}}}, fakeSource{})
+	m.Watch(fakeEngine{engine.Stats{"s": {Kind: "stage", Stage: stageNumbers}, "k": {Kind: "sink", Stage: sinkNumbers}}}, fakeSource{})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(m)
 	families, err := reg.Gather()

@@ -231,6 +231,9 @@ func toValue(st *Stage) *spec.Value {
 	return st.Fields.Get("name")
 }
 
+// InOrder lists the stages in topological order: every stage after those that send to it.
+func (pl *Pipeline) InOrder() []*Stage { return topoOrder(pl) }
+
 func topoOrder(pl *Pipeline) []*Stage {
 	var order []*Stage
 	done := map[string]bool{}
@@ -295,12 +298,8 @@ func typeCheck(p *spec.Parser, pl *Pipeline, g *graph, types map[*Stage]*stages.
 		outOf[st.Name] = built.Out
 	}
 	for _, sk := range pl.Sinks {
-		env := expr.Env{Msg: inOf(sk.Name)}
-		if v := sk.Fields.Get("topic_expr"); v.Set {
-			sk.TopicExpr = expr.Compile(v, env, expr.WantString, p.Diags)
-		}
-		if v := sk.Fields.Get("key"); v.Set {
-			sk.Key = expr.Compile(v, env, expr.WantAny, p.Diags)
+		if sk.Impl != nil {
+			sk.Impl.Compile(inOf(sk.Name), p.Diags)
 		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"io"
 	"strings"
 
-	"github.com/pythia-pipe/pythia-pipe/sinks"
 	"github.com/pythia-pipe/pythia-pipe/stages"
 )
 
@@ -19,15 +18,15 @@ func (p *Pipeline) WriteDOT(w io.Writer) error {
 	b.WriteString("  node [fontname=\"Helvetica\", fontsize=11, style=filled, fillcolor=\"#ffffff\"];\n")
 	b.WriteString("  edge [fontname=\"Helvetica\", fontsize=10];\n")
 	fmt.Fprintf(b, "  %s [label=%s, shape=cylinder, fillcolor=\"#dbeafe\"];\n", dotQuote("source"),
-		dotQuote("source\nkafka: "+strings.Join(p.Source.Topics, ", ")))
+		dotQuote("source\n"+p.Source.Impl.Label()))
 	for _, st := range p.Stages {
 		fmt.Fprintf(b, "  %s [label=%s, shape=%s];\n", dotQuote("stage:"+st.Name), dotQuote(st.Name+"\n"+st.Type+stageDetail(st)), typeOf(st).Look.DOTShape)
 	}
 	for _, sk := range p.Sinks {
-		fmt.Fprintf(b, "  %s [label=%s, shape=cylinder, fillcolor=\"#dcfce7\"];\n", dotQuote("sink:"+sk.Name), dotQuote(sk.Name+"\nkafka: "+sinkTopic(sk)))
+		fmt.Fprintf(b, "  %s [label=%s, shape=cylinder, fillcolor=\"#dcfce7\"];\n", dotQuote("sink:"+sk.Name), dotQuote(sk.Name+"\n"+sk.Impl.Label()))
 	}
 	if p.DLQ != nil {
-		fmt.Fprintf(b, "  %s [label=%s, shape=cylinder, fillcolor=\"#fee2e2\"];\n", dotQuote("dlq"), dotQuote("dlq\nkafka: "+p.DLQ.Topic))
+		fmt.Fprintf(b, "  %s [label=%s, shape=cylinder, fillcolor=\"#fee2e2\"];\n", dotQuote("dlq"), dotQuote("dlq\n"+p.DLQ.Impl.Label()))
 	}
 	for _, e := range p.Entry {
 		fmt.Fprintf(b, "  %s -> %s;\n", dotQuote("source"), dotQuote(p.nodeID(e)))
@@ -66,7 +65,7 @@ func (p *Pipeline) WriteMermaid(w io.Writer) error {
 		ids[name] = v
 		return v
 	}
-	fmt.Fprintf(b, "  source[(%s)]\n", mermaidQuote("source<br/>kafka: "+strings.Join(p.Source.Topics, ", ")))
+	fmt.Fprintf(b, "  source[(%s)]\n", mermaidQuote("source<br/>"+p.Source.Impl.Label()))
 	for _, st := range p.Stages {
 		label := mermaidQuote(st.Name + "<br/>" + st.Type + strings.ReplaceAll(stageDetail(st), "\n", "<br/>"))
 		open, close := "[", "]" // a plain box unless the type says otherwise
@@ -76,10 +75,10 @@ func (p *Pipeline) WriteMermaid(w io.Writer) error {
 		fmt.Fprintf(b, "  %s%s%s%s\n", id(p.nodeID(st.Name)), open, label, close)
 	}
 	for _, sk := range p.Sinks {
-		fmt.Fprintf(b, "  %s[(%s)]\n", id(p.nodeID(sk.Name)), mermaidQuote(sk.Name+"<br/>kafka: "+sinkTopic(sk)))
+		fmt.Fprintf(b, "  %s[(%s)]\n", id(p.nodeID(sk.Name)), mermaidQuote(sk.Name+"<br/>"+sk.Impl.Label()))
 	}
 	if p.DLQ != nil {
-		fmt.Fprintf(b, "  dlq[(%s)]\n", mermaidQuote("dlq<br/>kafka: "+p.DLQ.Topic))
+		fmt.Fprintf(b, "  dlq[(%s)]\n", mermaidQuote("dlq<br/>"+p.DLQ.Impl.Label()))
 	}
 	for _, e := range p.Entry {
 		fmt.Fprintf(b, "  source --> %s\n", id(p.nodeID(e)))
@@ -144,19 +143,6 @@ func routeLabel(when string) string {
 		return "default"
 	}
 	return abbreviate(when)
-}
-
-// sinkTopic is the topic a sink writes, or the expression computing it and the topics it may
-// compute.
-func sinkTopic(sk *sinks.Config) string {
-	if sk.Topic != "" {
-		return sk.Topic
-	}
-	allowed := "any topic"
-	if len(sk.Allow) > 0 {
-		allowed = strings.Join(sk.Allow, ", ")
-	}
-	return "= " + abbreviate(sk.Fields.String("topic_expr")) + " ∈ " + allowed
 }
 
 func abbreviate(s string) string {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/pythia-pipe/pythia-pipe/diag"
+	"github.com/pythia-pipe/pythia-pipe/sinks"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -129,7 +130,7 @@ func TestOrdersExampleShape(t *testing.T) {
 	if len(diags) > 0 {
 		t.Fatal(diags.Err())
 	}
-	if p.Name != "orders" || p.Source.Group != "order-processors" || p.Source.Start != "earliest" || p.DLQ.Topic != "orders-dlq" {
+	if p.Name != "orders" || p.KafkaSource().Group != "order-processors" || p.KafkaSource().Start != "earliest" || kafkaSink(p.DLQ).Topic != "orders-dlq" {
 		t.Errorf("unexpected pipeline header: %+v %+v", p.Source, p.DLQ)
 	}
 	var names []string
@@ -231,3 +232,6 @@ func TestGraphHasNoSecrets(t *testing.T) {
 		t.Error("the SASL password appears in the graph")
 	}
 }
+
+// kafkaSink is the Kafka sink s built.
+func kafkaSink(s *Sink) *sinks.KafkaSink { return s.Impl.(*sinks.KafkaSink) }

@@ -184,7 +184,11 @@ func build(p *spec.Parser, doc *yaml.Node, baseDir string) *Pipeline {
 		p.Errorf(n.Pos, n.Path, "invalid name %q: use letters, digits, '.', '_' and '-'", n.Str)
 	}
 	pl.Kafka = kafkaconn.FromValue(p, top.Get("kafka"), pl.Name, baseDir)
-	pl.Source = sources.FromValue(p, top.Get("source"), pl.Name)
+	pl.Source = &Source{}
+	if src := top.Get("source"); src.Set {
+		fields, impl := sources.Parse(p, src.Node, src.Path, src.Pos, pl.Name)
+		pl.Source = &Source{Type: fields.String("type"), Fields: fields, Impl: impl}
+	}
 
 	types := map[*Stage]*stages.Type{}
 	for i, item := range top.Get("stages").Items {
@@ -199,11 +203,12 @@ func build(p *spec.Parser, doc *yaml.Node, baseDir string) *Pipeline {
 		pl.Stages = append(pl.Stages, st)
 	}
 	for i, item := range top.Get("sinks").Items {
-		fields := p.ParseObject(item.Node, sinks.KafkaFields, "sinks["+strconv.Itoa(i)+"]", item.Pos)
-		pl.Sinks = append(pl.Sinks, sinks.FromValue(p, fields))
+		fields, impl := sinks.Parse(p, item.Node, "sinks["+strconv.Itoa(i)+"]", item.Pos, false, baseDir)
+		pl.Sinks = append(pl.Sinks, &Sink{Name: fields.String("name"), Type: fields.String("type"), Fields: fields, Impl: impl})
 	}
 	if d := top.Get("dlq"); d.Set {
-		pl.DLQ = sinks.DLQFromValue(p, d)
+		fields, impl := sinks.Parse(p, d.Node, d.Path, d.Pos, true, baseDir)
+		pl.DLQ = &Sink{Name: "dlq", Type: fields.String("type"), Fields: fields, Impl: impl}
 	}
 	namesOK := checkNames(p, pl)
 	g := wire(p, pl, types, namesOK)

@@ -83,8 +83,8 @@ func TestInterpolation(t *testing.T) {
 			if len(diags) > 0 {
 				t.Fatal(diags.Err())
 			}
-			if p.Sinks[0].Topic != c.want {
-				t.Errorf("topic = %q, want %q", p.Sinks[0].Topic, c.want)
+			if kafkaSink(p.Sinks[0]).Topic != c.want {
+				t.Errorf("topic = %q, want %q", kafkaSink(p.Sinks[0]).Topic, c.want)
 			}
 		})
 	}

@@ -1,5 +1,5 @@
 // Package pipeline reads pipeline files — ${VAR} substitution, YAML with positions, validation, the
-// DAG and its graph export — and (with the runtime) wires their stages together.
+// DAG and its graph export — into a validated model; package engine runs it.
 package pipeline
 
 import (
@@ -36,10 +36,10 @@ type Pipeline struct {
 	Name     string
 	Ordering string
 	Kafka    *kafkaconn.Config
-	Source   *sources.Config
+	Source   *Source
 	Stages   []*Stage
-	Sinks    []*sinks.Config
-	DLQ      *sinks.DLQ // nil: failing records stop the pipeline
+	Sinks    []*Sink
+	DLQ      *Sink // nil: failing records stop the pipeline
 	// MetricsAddr and Progress are the metrics block: where to serve metrics ("" = not
 	// served) and how often to log progress (0 = never).
 	MetricsAddr string
@@ -82,8 +82,29 @@ func (p *Pipeline) StageByName(name string) *Stage {
 	return nil
 }
 
+// Source is the `source` block and what its type built.
+type Source struct {
+	Type   string
+	Fields *spec.Value
+	Impl   sources.Compiled // nil when its type is unknown
+}
+
+// KafkaSource is the source's Kafka consumer group settings; nil for another source type.
+func (p *Pipeline) KafkaSource() *sources.Config {
+	k, _ := p.Source.Impl.(*sources.Config)
+	return k
+}
+
+// Sink is a `sinks` entry, or the `dlq` block (named "dlq"), and what its type built.
+type Sink struct {
+	Name   string
+	Type   string
+	Fields *spec.Value
+	Impl   sinks.Compiled // nil when its type is unknown
+}
+
 // SinkByName finds a sink.
-func (p *Pipeline) SinkByName(name string) *sinks.Config {
+func (p *Pipeline) SinkByName(name string) *Sink {
 	for _, s := range p.Sinks {
 		if s.Name == name {
 			return s

@@ -7,6 +7,7 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/expr"
 	"github.com/pythia-pipe/pythia-pipe/failure"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
+	"github.com/pythia-pipe/pythia-pipe/sources"
 	"github.com/pythia-pipe/pythia-pipe/spec"
 	"github.com/pythia-pipe/pythia-pipe/stages"
 )
@@ -23,8 +24,23 @@ func WriteReference(w io.Writer) {
 		fmt.Fprintf(w, "\n### `%s`\n\n%s\n\n", name, t.Doc)
 		spec.WriteMarkdown(w, name, t.Fields)
 	}
-	fmt.Fprint(w, "\n## Sinks\n\n### `kafka`\n\n")
-	spec.WriteMarkdown(w, "sink", sinks.KafkaFields)
+	fmt.Fprint(w, "\n## Sources\n")
+	for _, name := range sources.TypeNames() {
+		t := sources.Registry()[name]
+		fmt.Fprintf(w, "\n### `%s`\n\n%s\n\n", name, t.Doc)
+		spec.WriteMarkdown(w, "source", t.Fields)
+	}
+	fmt.Fprint(w, "\n## Sinks\n\nEvery sink has these fields:\n\n")
+	spec.WriteMarkdown(w, "sink", sinks.CommonFields)
+	for _, name := range sinks.TypeNames() {
+		t := sinks.Registry()[name]
+		fmt.Fprintf(w, "\n### `%s`\n\n%s\n\n", name, t.Doc)
+		spec.WriteMarkdown(w, name, t.Fields)
+		if t.DLQFields != nil {
+			fmt.Fprintf(w, "\nAs the `dlq` (`type: %s`):\n\n", name)
+			spec.WriteMarkdown(w, "dlq", t.DLQFields)
+		}
+	}
 	writeExpressions(w)
 	writeFailures(w)
 }
@@ -67,6 +83,27 @@ func JSONSchema() map[string]any {
 	}
 	props := root["properties"].(map[string]any)
 	props["stages"] = map[string]any{"type": "array", "description": "The stages, in order.", "items": map[string]any{"oneOf": variants}}
-	props["sinks"] = map[string]any{"type": "array", "description": "Where records end.", "items": spec.ObjectSchema("A Kafka sink.", sinks.KafkaFields), "minItems": 1}
+	var sinkVariants, dlqVariants []any
+	for _, name := range sinks.TypeNames() {
+		t := sinks.Registry()[name]
+		s := spec.ObjectSchema(t.Doc, append(append([]spec.Field(nil), sinks.CommonFields...), t.Fields...))
+		s["properties"].(map[string]any)["type"] = map[string]any{"const": name}
+		sinkVariants = append(sinkVariants, s)
+		if t.DLQFields != nil {
+			d := spec.ObjectSchema(t.Doc, append([]spec.Field{spec.String("type", "The DLQ type.").Require()}, t.DLQFields...))
+			d["properties"].(map[string]any)["type"] = map[string]any{"const": name}
+			dlqVariants = append(dlqVariants, d)
+		}
+	}
+	var sourceVariants []any
+	for _, name := range sources.TypeNames() {
+		t := sources.Registry()[name]
+		v := spec.ObjectSchema(t.Doc, append([]spec.Field{spec.String("type", "The source type.").Require()}, t.Fields...))
+		v["properties"].(map[string]any)["type"] = map[string]any{"const": name}
+		sourceVariants = append(sourceVariants, v)
+	}
+	props["source"] = map[string]any{"description": "Where records come from.", "oneOf": sourceVariants}
+	props["sinks"] = map[string]any{"type": "array", "description": "Where records end.", "items": map[string]any{"oneOf": sinkVariants}, "minItems": 1}
+	props["dlq"] = map[string]any{"description": "The dead-letter queue.", "oneOf": dlqVariants}
 	return root
 }

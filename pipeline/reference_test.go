@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/pythia-pipe/pythia-pipe/sinks"
+	"github.com/pythia-pipe/pythia-pipe/sources"
 	"github.com/pythia-pipe/pythia-pipe/spec"
 	"github.com/pythia-pipe/pythia-pipe/stages"
 )
@@ -14,8 +15,15 @@ import (
 func TestAllDefaultsParse(t *testing.T) {
 	all := append([]spec.Field(nil), FileFields...)
 	all = append(all, stages.CommonFields...)
-	all = append(all, sinks.KafkaFields...)
+	all = append(all, sinks.CommonFields...)
 	for _, typ := range stages.Registry() {
+		all = append(all, typ.Fields...)
+	}
+	for _, typ := range sinks.Registry() {
+		all = append(all, typ.Fields...)
+		all = append(all, typ.DLQFields...)
+	}
+	for _, typ := range sources.Registry() {
 		all = append(all, typ.Fields...)
 	}
 	if err := spec.CheckDefaults(all); err != nil {
@@ -28,9 +36,9 @@ func TestReferenceDocsUpToDate(t *testing.T) {
 	var got bytes.Buffer
 	WriteReference(&got)
 	checkGolden(t, "docs/reference.md", got.Bytes())
-	for _, name := range stages.TypeNames() {
+	for _, name := range append(append(stages.TypeNames(), sinks.TypeNames()...), sources.TypeNames()...) {
 		if !bytes.Contains(got.Bytes(), []byte("### `"+name+"`")) {
-			t.Errorf("reference lacks stage type %s", name)
+			t.Errorf("reference lacks type %s", name)
 		}
 	}
 }
@@ -54,5 +62,8 @@ func TestJSONSchema(t *testing.T) {
 	variants := props["stages"].(map[string]any)["items"].(map[string]any)["oneOf"].([]any)
 	if len(variants) != len(stages.Registry()) {
 		t.Errorf("%d stage variants, want %d", len(variants), len(stages.Registry()))
+	}
+	if sv := props["sinks"].(map[string]any)["items"].(map[string]any)["oneOf"].([]any); len(sv) != len(sinks.Registry()) {
+		t.Errorf("%d sink variants, want %d", len(sv), len(sinks.Registry()))
 	}
 }

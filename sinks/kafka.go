@@ -31,13 +31,6 @@ type Target struct {
 	DLQ       bool
 }
 
-// Report receives the outcome of every record written to a sink, once: nil when the broker
-// acknowledged it, otherwise a *failure.Error judged dead-letter or stop. Writes refused for a
-// passing reason are not reported: the sink writes them again, in order, until they pass.
-// Writes still waiting when the sink closes are never reported: their records are not done,
-// so they are read again after a restart.
-type Report func(rec *record.Record, err error)
-
 // producerRetries is how often sarama retries a refused write by itself before the sink's
 // order guard takes over. Once: sarama keeps a partition's later writes behind a retried one
 // only while it retries; when it gives up, they go ahead. The guard holds them back instead,

@@ -1,4 +1,3 @@
-// Package sinks holds where records end: the Kafka sink and the dead-letter queue.
 package sinks
 
 import (
@@ -7,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pythia-pipe/pythia-pipe/expr"
 	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
 	"github.com/pythia-pipe/pythia-pipe/spec"
 )
@@ -23,50 +21,9 @@ var producerFields = []spec.Field{
 	kafkaconn.CreateField,
 }
 
-// KafkaFields are the fields of a `sinks` entry of type kafka.
-var KafkaFields = append([]spec.Field{
-	spec.String("name", "Unique name of the sink; stages send to it with `to`.").Require(),
-	spec.Enum("type", "The sink type.", "kafka").Require(),
-	spec.String("topic", "The topic written to."),
-	spec.Expr("topic_expr", "string", "Computes the topic per record, instead of topic. A computed topic that is not valid, not allowed or missing sends its record to the DLQ; records never create topics."),
-	spec.Strings("topic_allow", "The topics topic_expr may compute: names, or patterns where * stands for any characters (payments-*)."),
-	spec.Expr("key", "any", "Computes the output key. Default: the input record's key."),
-	spec.Enum("encode", "How the body is written: json, text (a string body as is) or bytes (raw). Default: JSON for decoded bodies, the consumed bytes otherwise.", "json", "text", "bytes"),
-}, producerFields...)
-
-// KafkaCounters describes the numbers a Kafka sink (and the DLQ's) keeps of its own
-// (Kafka.Counters), for the metrics that export them. It becomes part of the Kafka sink's
-// type once sinks are registered types like stages.
-var KafkaCounters = []spec.Counter{
-	{Key: "refused", Metric: "sink_refused_total", Help: "Writes the broker refused for a passing reason (each waits and is written again, in order)."},
-	{Key: "rewritten", Metric: "sink_rewritten_total", Help: "Writes written a second time because the broker took them while an earlier one of their partition was refused."},
-}
-
-// DLQFields are the fields of the `dlq` block.
-var DLQFields = append([]spec.Field{
-	spec.Enum("type", "The DLQ type.", "kafka").Require(),
-	spec.String("topic", "The dead-letter topic.").Require(),
-}, producerFields...)
-
-// DLQField is the `dlq` block of a pipeline file.
-var DLQField = spec.Object("dlq", "The dead-letter queue: records that failed a stage, as consumed, with headers saying why. Without it a failing record stops the pipeline.", DLQFields...)
-
-// Config is a validated Kafka sink. TopicExpr and Key are compiled once the schema reaching
-// the sink is known.
-type Config struct {
-	Name      string
-	Topic     string
-	TopicExpr *expr.Program
-	Allow     []string // topic_allow
-	Key       *expr.Program
-	Encode    string // "" = by body: JSON when decoded, the consumed bytes otherwise
-	Producer  Producer
-	Fields    *spec.Value
-}
-
 // FromValue reads a sink and checks what the spec cannot express (not its expressions).
-func FromValue(p *spec.Parser, v *spec.Value) *Config {
-	c := &Config{Name: v.String("name"), Topic: v.String("topic"), Allow: v.Strings("topic_allow"), Encode: v.String("encode"), Producer: ProducerFromValue(p, v), Fields: v}
+func FromValue(p *spec.Parser, v *spec.Value) *KafkaSink {
+	c := &KafkaSink{Name: v.String("name"), Topic: v.String("topic"), Allow: v.Strings("topic_allow"), Encode: v.String("encode"), Producer: ProducerFromValue(p, v), Fields: v}
 	switch t, te, ta := v.Get("topic"), v.Get("topic_expr"), v.Get("topic_allow"); {
 	case t.Set && te.Set:
 		p.Errorf(te.Pos, te.Path, "topic and topic_expr exclude each other: write the topic, or compute it")
@@ -97,18 +54,6 @@ func checkPattern(p *spec.Parser, v *spec.Value) {
 	if msg := kafkaconn.TopicNameProblem(plain); msg != "" {
 		p.Errorf(v.Pos, v.Path, "no topic can match %q: %s", v.Str, strings.Replace(msg, strconv.Quote(plain), strconv.Quote(v.Str), 1))
 	}
-}
-
-// DLQ is the validated dead-letter queue.
-type DLQ struct {
-	Topic    string
-	Producer Producer
-}
-
-// DLQFromValue reads the dlq block.
-func DLQFromValue(p *spec.Parser, v *spec.Value) *DLQ {
-	kafkaconn.CheckTopicName(p, v.Get("topic"))
-	return &DLQ{Topic: v.String("topic"), Producer: ProducerFromValue(p, v)}
 }
 
 // Producer is the validated producer tuning of a sink or DLQ.

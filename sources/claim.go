@@ -11,29 +11,6 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/record"
 )
 
-// Intake is the pipeline's way in. A source hands it a batch with one send on C, so that a
-// batch is taken whole or not at all; Stopped closes when the pipeline stops at once, after
-// which nothing is taken. The pipeline owns a batch once it is sent.
-type Intake struct {
-	C       chan<- []*record.Record
-	Stopped <-chan struct{}
-}
-
-// Deliver hands batch to the pipeline, waiting while it is full; an error means the batch
-// was not taken (ctx ended, or the pipeline stopped).
-func (in Intake) Deliver(ctx context.Context, batch []*record.Record) error {
-	select {
-	case in.C <- batch:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-in.Stopped:
-		return errStopped
-	}
-}
-
-var errStopped = errors.New("the pipeline stopped")
-
 // claimReader is one assigned partition being read. Sarama tells a claim it is revoked (a
 // cooperative rebalance) only by closing its Messages channel, so every wait of a claim —
 // paused at max_pending, or handing a batch to a full pipeline — keeps reading the channel:

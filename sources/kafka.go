@@ -15,10 +15,6 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/failure"
 )
 
-// ErrAbort, as the cause of the context given to Run, stops the source without draining:
-// the pipeline has failed, so what is in flight will not finish; what is done is committed.
-var ErrAbort = errors.New("the pipeline stopped on an error")
-
 // ConsumerConfig adds the source's consumer settings to the connection's sarama config.
 func ConsumerConfig(base *sarama.Config, c *Config) *sarama.Config {
 	sc := *base

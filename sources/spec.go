@@ -1,4 +1,5 @@
-// Package sources holds the Kafka source: a consumer group that feeds a pipeline.
+// Package sources holds where records come from: the registered source types (kafka, a
+// consumer group) and the contract between a source and the engine (contract.go).
 package sources
 
 import (
@@ -8,9 +9,8 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/spec"
 )
 
-// Field is the `source` block of a pipeline file.
-var Field = spec.Object("source", "Where records come from: a Kafka consumer group.",
-	spec.Enum("type", "The source type.", "kafka").Require(),
+// kafkaFields are the fields of a source of type kafka.
+var kafkaFields = []spec.Field{
 	spec.Strings("topics", "Topics to consume: a name or a list.").Require().NotEmpty(),
 	spec.String("group", "Consumer group. Default: the pipeline name."),
 	spec.Enum("start", "Where a group without committed offsets starts.", "earliest", "latest").WithDefault("earliest"),
@@ -29,7 +29,7 @@ var Field = spec.Object("source", "Where records come from: a Kafka consumer gro
 	spec.Duration("stall_timeout", "A partition whose commit point has not moved for this long while records are pending is stalled: logged, exported, and /healthz fails. 0: never.").WithDefault("5m"),
 	spec.Enum("isolation", "read_committed: records of aborted or open transactions are never read; read_uncommitted: every record.", "read_committed", "read_uncommitted").WithDefault("read_committed"),
 	kafkaconn.CreateField,
-)
+}
 
 // Config is the validated Kafka source.
 type Config struct {
@@ -51,6 +51,11 @@ type Config struct {
 	StallTimeout      time.Duration
 	Isolation         string
 	Create            *spec.Value // topic settings of the source topics, for `topics create`
+}
+
+// buildKafka checks the combinations the spec cannot express and returns the config.
+func buildKafka(p *spec.Parser, v *spec.Value, pipelineName string) Compiled {
+	return FromValue(p, v, pipelineName)
 }
 
 // FromValue checks the combinations the spec cannot express and returns the config.

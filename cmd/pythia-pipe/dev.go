@@ -12,6 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pythia-pipe/pythia-pipe/engine"
+	"github.com/pythia-pipe/pythia-pipe/sinks"
+
 	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 )
@@ -67,14 +70,14 @@ func cmdDev(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	fmt.Fprintf(stdout, "pythia-pipe dev: pipeline %s on an in-process broker at %s\n", p.Name, strings.Join(b.Addrs(), ","))
 	if len(feed) > 0 {
-		if err := b.Produce(ctx, p.Source.Topics[0], feed); err != nil {
-			fmt.Fprintf(stderr, "pythia-pipe: feeding %s: %v\n", p.Source.Topics[0], err)
+		if err := b.Produce(ctx, p.KafkaSource().Topics[0], feed); err != nil {
+			fmt.Fprintf(stderr, "pythia-pipe: feeding %s: %v\n", p.KafkaSource().Topics[0], err)
 			return exitInvalid
 		}
-		fmt.Fprintf(stdout, "fed %d records from %s into topic %s (%d partitions)\n", len(feed), *feedFile, p.Source.Topics[0], *partitions)
+		fmt.Fprintf(stdout, "fed %d records from %s into topic %s (%d partitions)\n", len(feed), *feedFile, p.KafkaSource().Topics[0], *partitions)
 	}
 
-	run, err := pipeline.ConnectKafka(p, log.With("pipeline", p.Name))
+	run, err := engine.ConnectKafka(p, log.With("pipeline", p.Name))
 	if err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitInvalid
@@ -93,8 +96,8 @@ func cmdDev(args []string, stdout, stderr io.Writer) int {
 	go func() { done <- run.Run(runCtx) }()
 
 	caughtUp := func() bool {
-		for _, t := range p.Source.Topics {
-			if !b.CaughtUp(p.Source.Group, t) {
+		for _, t := range p.KafkaSource().Topics {
+			if !b.CaughtUp(p.KafkaSource().Group, t) {
 				return false
 			}
 		}
@@ -180,49 +183,64 @@ func readFeed(path string) ([]devbroker.Record, error) {
 }
 
 func createTopics(b *devbroker.Broker, p *pipeline.Pipeline, partitions int32) error {
-	for _, t := range p.Source.Topics {
+	source := map[string]bool{}
+	for _, t := range p.KafkaSource().Topics {
+		source[t] = true
 		if err := b.CreateTopic(t, partitions); err != nil {
 			return err
 		}
 	}
-	for _, s := range p.Sinks {
-		if s.Topic != "" {
-			if err := b.CreateTopic(s.Topic, int32(s.Producer.Create.Int("partitions"))); err != nil {
+	for _, t := range p.TopicPlans() {
+		if !source[t.Name] {
+			if err := b.CreateTopic(t.Name, t.Partitions); err != nil {
 				return err
 			}
 		}
 	}
-	if p.DLQ != nil {
-		return b.CreateTopic(p.DLQ.Topic, int32(p.DLQ.Producer.Create.Int("partitions")))
-	}
 	return nil
+}
+
+// namedTopic is the one topic a sink names, "" when it computes its topic or writes elsewhere.
+func namedTopic(s *pipeline.Sink) string {
+	if tw, ok := s.Impl.(sinks.TopicWriter); ok && len(tw.Topics()) == 1 {
+		return tw.Topics()[0].Name
+	}
+	return ""
 }
 
 // summarize prints what went where: each sink's and the DLQ's records with samples, and what
 // the stages dropped.
-func summarize(w io.Writer, b *devbroker.Broker, p *pipeline.Pipeline, stats pipeline.Stats, samples int) error {
+func summarize(w io.Writer, b *devbroker.Broker, p *pipeline.Pipeline, stats engine.Stats, samples int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, s := range p.Sinks {
-		if s.Topic == "" {
+		topic := namedTopic(s)
+		_, toKafka := s.Impl.(sinks.TopicWriter)
+		switch {
+		case topic == "" && toKafka:
 			fmt.Fprintf(w, "  sink %-12s %6d records (topic computed per record)\n", s.Name, stats[s.Name].Acked)
 			continue
+		case topic == "":
+			fmt.Fprintf(w, "  sink %-12s %6d records  → %s\n", s.Name, stats[s.Name].Acked, s.Impl.Label())
+			continue
 		}
-		recs, err := b.Read(ctx, s.Topic)
+		recs, err := b.Read(ctx, topic)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "  sink %-12s %6d records  → topic %s\n", s.Name, len(recs), s.Topic)
+		fmt.Fprintf(w, "  sink %-12s %6d records  → topic %s\n", s.Name, len(recs), topic)
 		for i := 0; i < len(recs) && i < samples; i++ {
 			fmt.Fprintf(w, "      %s\n", sample(recs[i]))
 		}
 	}
-	if p.DLQ != nil {
-		recs, err := b.Read(ctx, p.DLQ.Topic)
+	if p.DLQ != nil && namedTopic(p.DLQ) == "" {
+		fmt.Fprintf(w, "  dlq               %6d records  → %s\n", stats["dlq"].Acked, p.DLQ.Impl.Label())
+	} else if p.DLQ != nil {
+		recs, err := b.Read(ctx, namedTopic(p.DLQ))
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "  dlq               %6d records  → topic %s\n", len(recs), p.DLQ.Topic)
+		fmt.Fprintf(w, "  dlq               %6d records  → topic %s\n", len(recs), namedTopic(p.DLQ))
 		for i := 0; i < len(recs) && i < samples; i++ {
 			r := recs[i]
 			fmt.Fprintf(w, "      %s/%s@%s %s: %s\n", r.Headers["pythia.source.topic"], r.Headers["pythia.source.partition"],

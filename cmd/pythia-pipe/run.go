@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/pythia-pipe/pythia-pipe/engine"
+
 	"github.com/sourcegraph/conc"
 
 	"github.com/pythia-pipe/pythia-pipe/metrics"
@@ -29,7 +31,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signalContext(log)
 	defer stop()
 	log = log.With("pipeline", p.Name)
-	run, err := pipeline.ConnectKafka(p, log)
+	run, err := engine.ConnectKafka(p, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitInvalid
@@ -43,7 +45,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return exitInvalid
 	}
 	defer stopObserving()
-	log.Info("running", "brokers", strings.Join(p.Kafka.Brokers, ","), "group", p.Source.Group, "topics", strings.Join(p.Source.Topics, ","))
+	log.Info("running", "brokers", strings.Join(p.Kafka.Brokers, ","), "group", p.KafkaSource().Group, "topics", strings.Join(p.KafkaSource().Topics, ","))
 	if err := run.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitInvalid
@@ -54,7 +56,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 
 // observe puts the metrics around a run: the observer, the HTTP endpoints when addr is set
 // (url says where), and the progress line. stop ends what it started, after the run.
-func observe(p *pipeline.Pipeline, run *pipeline.KafkaRun, addr string, log *slog.Logger) (url string, stop func(), err error) {
+func observe(p *pipeline.Pipeline, run *engine.KafkaRun, addr string, log *slog.Logger) (url string, stop func(), err error) {
 	m := metrics.New(p)
 	run.Engine.Observe(m)
 	m.Watch(run.Engine, run.Source)

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pythia-pipe/pythia-pipe/engine"
+
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 	"github.com/pythia-pipe/pythia-pipe/record"
 )
@@ -45,14 +47,14 @@ sinks: [{name: o, type: kafka, topic: o}]
 		for j := range recs {
 			recs[j] = &record.Record{Key: []byte(fmt.Sprint(j % 1000)), Value: []byte(fmt.Sprintf(`{"id": %d}`, j))}
 		}
-		out := &pipeline.MemorySinks{}
-		e, err := pipeline.NewEngine(p, out.Open, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		out := &engine.MemorySinks{}
+		e, err := engine.NewEngine(p, out.Open, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
 		began := time.Now()
-		if err := e.Run(context.Background(), &pipeline.MemorySource{Records: recs}, 10*time.Second); err != nil {
+		if err := e.Run(context.Background(), &engine.MemorySource{Records: recs}, 10*time.Second); err != nil {
 			b.Fatal(err)
 		}
 		took := time.Since(began)

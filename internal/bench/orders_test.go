@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pythia-pipe/pythia-pipe/engine"
+
 	"github.com/IBM/sarama"
 
 	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
@@ -98,7 +100,7 @@ func BenchmarkOrdersPipeline(b *testing.B) {
 		if len(diags) > 0 {
 			b.Fatal(diags.Err())
 		}
-		run, err := pipeline.ConnectKafka(p, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		run, err := engine.ConnectKafka(p, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -107,7 +109,7 @@ func BenchmarkOrdersPipeline(b *testing.B) {
 		b.StartTimer()
 		began := time.Now()
 		go func() { done <- run.Run(ctx) }()
-		waitCaughtUp(b, br, p.Source.Group)
+		waitCaughtUp(b, br, p.KafkaSource().Group)
 		took := time.Since(began)
 		b.StopTimer()
 		stop()

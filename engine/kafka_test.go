@@ -1,4 +1,4 @@
-package pipeline
+package engine
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pythia-pipe/pythia-pipe/pipeline"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -53,16 +55,16 @@ func startOrdersBroker(t *testing.T, partitions int32) *devbroker.Broker {
 }
 
 // newSource makes the consumer-group source of p.
-func newSource(t *testing.T, p *Pipeline, log *slog.Logger) *sources.Kafka {
+func newSource(t *testing.T, p *pipeline.Pipeline, log *slog.Logger) *sources.Kafka {
 	t.Helper()
 	base, err := p.Kafka.Sarama()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sources.NewKafka(p.Source, p.Kafka.Brokers, sources.ConsumerConfig(base, p.Source), log)
+	return sources.NewKafka(p.KafkaSource(), p.Kafka.Brokers, sources.ConsumerConfig(base, p.KafkaSource()), log)
 }
 
-func loadOrders(t *testing.T, b *devbroker.Broker) *Pipeline {
+func loadOrders(t *testing.T, b *devbroker.Broker) *pipeline.Pipeline {
 	t.Helper()
 	src, err := os.ReadFile("../pipelines/orders.yaml")
 	if err != nil {
@@ -74,11 +76,11 @@ func loadOrders(t *testing.T, b *devbroker.Broker) *Pipeline {
 		}
 		return "", false
 	}
-	p, diags := Parse("orders.yaml", src, Options{Env: env, BaseDir: ".."})
+	p, diags := pipeline.Parse("orders.yaml", src, pipeline.Options{Env: env, BaseDir: ".."})
 	if len(diags) > 0 {
 		t.Fatal(diags.Err())
 	}
-	p.Source.CommitInterval = 100 * time.Millisecond
+	p.KafkaSource().CommitInterval = 100 * time.Millisecond
 	return p
 }
 
@@ -305,13 +307,13 @@ func slowSinks(per time.Duration) *waitingSinks { return &waitingSinks{per: per}
 // gatedSinks hold every write until gate is closed.
 func gatedSinks(gate <-chan struct{}) *waitingSinks { return &waitingSinks{wait: gate} }
 
-func (w *waitingSinks) Open(name string, t sinks.Target, p sinks.Producer, report sinks.Report) (Sink, error) {
-	inner, err := w.MemorySinks.Open(name, t, p, report)
+func (w *waitingSinks) Open(name string, sk sinks.Compiled, report sinks.Report) (sinks.Sink, error) {
+	inner, err := w.MemorySinks.Open(name, sk, report)
 	return &waitingSink{Sink: inner, w: w}, err
 }
 
 type waitingSink struct {
-	Sink
+	sinks.Sink
 	w *waitingSinks
 }
 
@@ -550,11 +552,11 @@ func runSource(t *testing.T, b *devbroker.Broker, name string, src []byte, env m
 	for k, v := range env {
 		vars[k] = v
 	}
-	p, diags := Parse(name, src, Options{Env: func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, BaseDir: baseDir})
+	p, diags := pipeline.Parse(name, src, pipeline.Options{Env: func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, BaseDir: baseDir})
 	if len(diags) > 0 {
 		t.Fatal(diags.Err())
 	}
-	p.Source.Start, p.Source.CommitInterval = "earliest", 100*time.Millisecond // the feed is already there
+	p.KafkaSource().Start, p.KafkaSource().CommitInterval = "earliest", 100*time.Millisecond // the feed is already there
 	// Every goroutine of the run ends with it.
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	run, err := ConnectKafka(p, quiet)
@@ -564,8 +566,8 @@ func runSource(t *testing.T, b *devbroker.Broker, name string, src []byte, env m
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run.Run(ctx) }()
-	topic := p.Source.Topics[0]
-	waitFor(t, 60*time.Second, "the group to commit the end of "+topic, func() bool { return b.CaughtUp(p.Source.Group, topic) })
+	topic := p.KafkaSource().Topics[0]
+	waitFor(t, 60*time.Second, "the group to commit the end of "+topic, func() bool { return b.CaughtUp(p.KafkaSource().Group, topic) })
 	stop()
 	if err := <-done; err != nil {
 		t.Fatal(err)

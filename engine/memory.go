@@ -1,4 +1,4 @@
-package pipeline
+package engine
 
 import (
 	"context"
@@ -90,13 +90,13 @@ type MemorySinks struct {
 }
 
 // Open is an OpenSink.
-func (m *MemorySinks) Open(name string, t sinks.Target, _ sinks.Producer, report sinks.Report) (Sink, error) {
+func (m *MemorySinks) Open(name string, _ sinks.Compiled, report sinks.Report) (sinks.Sink, error) {
 	m.mu.Lock()
 	if m.Got == nil {
 		m.Got = map[string][]*record.Record{}
 	}
 	m.mu.Unlock()
-	return &memorySink{m: m, name: name, target: t, report: report}, nil
+	return &memorySink{m: m, name: name, report: report}, nil
 }
 
 // Records returns what sink name received.
@@ -109,7 +109,6 @@ func (m *MemorySinks) Records(name string) []*record.Record {
 type memorySink struct {
 	m      *MemorySinks
 	name   string
-	target sinks.Target
 	report sinks.Report
 }
 

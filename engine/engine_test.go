@@ -1,4 +1,4 @@
-package pipeline
+package engine
 
 import (
 	"context"
@@ -8,9 +8,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pythia-pipe/pythia-pipe/pipeline"
 
 	"github.com/IBM/sarama"
 	"go.uber.org/goleak"
@@ -23,9 +27,25 @@ import (
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func mustParse(t *testing.T, src string) *Pipeline {
+// testEnv is the environment every test pipeline sees, whatever the machine's.
+func testEnv(name string) (string, bool) {
+	v, ok := map[string]string{"KAFKA_USER": "alice", "KAFKA_PASSWORD": "s3cret-pw"}[name]
+	return v, ok
+}
+
+// repoFile reads a file by its path from the repository root.
+func repoFile(t testing.TB, rel string) []byte {
 	t.Helper()
-	p, diags := Parse("t.yaml", []byte(src), Options{Env: testEnv, BaseDir: t.TempDir()})
+	src, err := os.ReadFile(filepath.Join("..", rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
+}
+
+func mustParse(t *testing.T, src string) *pipeline.Pipeline {
+	t.Helper()
+	p, diags := pipeline.Parse("t.yaml", []byte(src), pipeline.Options{Env: testEnv, BaseDir: t.TempDir()})
 	if len(diags) > 0 {
 		t.Fatal(diags.Err())
 	}
@@ -33,7 +53,7 @@ func mustParse(t *testing.T, src string) *Pipeline {
 }
 
 // runMemory runs p over records in memory and returns the sinks and the source.
-func runMemory(t *testing.T, p *Pipeline, recs []*record.Record, fail func(string, *record.Record) error) (*MemorySinks, *MemorySource, *Engine, error) {
+func runMemory(t *testing.T, p *pipeline.Pipeline, recs []*record.Record, fail func(string, *record.Record) error) (*MemorySinks, *MemorySource, *Engine, error) {
 	t.Helper()
 	out := &MemorySinks{Fail: fail}
 	e, err := NewEngine(p, out.Open, quiet)
@@ -73,7 +93,7 @@ func orderRecords(n int) []*record.Record {
 
 func TestEngineOrdersInMemory(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	_, _, src := parseFile(t, "pipelines/orders.yaml")
+	src := repoFile(t, "pipelines/orders.yaml")
 	p := mustParse(t, string(src))
 	out, ms, e, err := runMemory(t, p, orderRecords(1000), nil)
 	if err != nil {

@@ -1,0 +1,49 @@
+package engine
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/pythia-pipe/pythia-pipe/pipeline"
+
+	"github.com/pythia-pipe/pythia-pipe/sinks"
+	"github.com/pythia-pipe/pythia-pipe/sources"
+)
+
+// KafkaRun is a pipeline wired to Kafka and ready to run: the source and sinks the file
+// describes, opened on the kafka: block's connection.
+type KafkaRun struct {
+	Engine *Engine
+	Source sources.Runner
+	p      *pipeline.Pipeline
+}
+
+// ConnectKafka checks that the brokers answer and every topic exists (one clear error
+// otherwise), then prepares the consumer group source and the producers of the sinks.
+func ConnectKafka(p *pipeline.Pipeline, log *slog.Logger) (*KafkaRun, error) {
+	base, err := p.Kafka.Sarama()
+	if err != nil {
+		return nil, err
+	}
+	maxBytes, err := p.Kafka.CheckTopics(base, p.Topics())
+	if err != nil {
+		return nil, err
+	}
+	src, err := p.Source.Impl.Open(sources.Env{Brokers: p.Kafka.Brokers, Base: base, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	open := func(name string, sk sinks.Compiled, report sinks.Report) (sinks.Sink, error) {
+		return sk.Open(sinks.Env{Name: name, Brokers: p.Kafka.Brokers, Base: base, MaxBytes: maxBytes, Log: log}, report)
+	}
+	e, err := NewEngine(p, open, log)
+	if err != nil {
+		return nil, err
+	}
+	return &KafkaRun{Engine: e, Source: src, p: p}, nil
+}
+
+// Run runs until ctx ends (then drains and commits) or a fatal error.
+func (r *KafkaRun) Run(ctx context.Context) error {
+	return r.Engine.Run(ctx, r.Source, r.p.Source.Impl.Drain())
+}

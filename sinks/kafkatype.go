@@ -1,0 +1,117 @@
+package sinks
+
+import (
+	"strings"
+
+	"github.com/pythia-pipe/pythia-pipe/diag"
+	"github.com/pythia-pipe/pythia-pipe/expr"
+	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
+	"github.com/pythia-pipe/pythia-pipe/spec"
+)
+
+var kafkaType = &Type{
+	Name: "kafka",
+	Doc:  "Writes records to a Kafka topic, or to one computed per record, keeping each output partition's order through refused writes.",
+	Fields: append([]spec.Field{
+		spec.String("topic", "The topic written to."),
+		spec.Expr("topic_expr", "string", "Computes the topic per record, instead of topic. A computed topic that is not valid, not allowed or missing sends its record to the DLQ; records never create topics."),
+		spec.Strings("topic_allow", "The topics topic_expr may compute: names, or patterns where * stands for any characters (payments-*)."),
+		spec.Expr("key", "any", "Computes the output key. Default: the input record's key."),
+		spec.Enum("encode", "How the body is written: json, text (a string body as is) or bytes (raw). Default: JSON for decoded bodies, the consumed bytes otherwise.", "json", "text", "bytes"),
+	}, producerFields...),
+	DLQFields: append([]spec.Field{
+		spec.String("topic", "The dead-letter topic.").Require(),
+	}, producerFields...),
+	Build: buildKafka,
+	Counters: []spec.Counter{
+		{Key: "refused", Metric: "sink_refused_total", Help: "Writes the broker refused for a passing reason (each waits and is written again, in order)."},
+		{Key: "rewritten", Metric: "sink_rewritten_total", Help: "Writes written a second time because the broker took them while an earlier one of their partition was refused."},
+	},
+}
+
+func buildKafka(c *Config) Compiled {
+	if c.DLQ {
+		kafkaconn.CheckTopicName(c.Parser, c.Fields.Get("topic"))
+		return &KafkaSink{Name: "dlq", Topic: c.Fields.String("topic"), Producer: ProducerFromValue(c.Parser, c.Fields), Fields: c.Fields, DLQ: true}
+	}
+	return FromValue(c.Parser, c.Fields)
+}
+
+// KafkaSink is a validated Kafka sink (or DLQ). TopicExpr and Key are compiled once the
+// schema reaching the sink is known.
+type KafkaSink struct {
+	Name      string
+	Topic     string
+	TopicExpr *expr.Program
+	Allow     []string // topic_allow
+	Key       *expr.Program
+	Encode    string // "" = by body: JSON when decoded, the consumed bytes otherwise
+	Producer  Producer
+	Fields    *spec.Value
+	DLQ       bool
+}
+
+// Compile compiles topic_expr and key against the bodies that reach the sink.
+func (k *KafkaSink) Compile(in *expr.Schema, diags *diag.List) {
+	env := expr.Env{Msg: in}
+	if v := k.Fields.Get("topic_expr"); v.Set {
+		k.TopicExpr = expr.Compile(v, env, expr.WantString, diags)
+	}
+	if v := k.Fields.Get("key"); v.Set {
+		k.Key = expr.Compile(v, env, expr.WantAny, diags)
+	}
+}
+
+// Label is the topic, or the expression computing it and the topics it may compute.
+func (k *KafkaSink) Label() string {
+	if k.Topic != "" {
+		return "kafka: " + k.Topic
+	}
+	allowed := "any topic"
+	if len(k.Allow) > 0 {
+		allowed = strings.Join(k.Allow, ", ")
+	}
+	return "kafka: = " + abbreviate(k.Fields.String("topic_expr")) + " ∈ " + allowed
+}
+
+// abbreviate shortens a label to 40 runes on one line.
+func abbreviate(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > 40 {
+		return string(r[:39]) + "…"
+	}
+	return s
+}
+
+// Topics is the topic the sink names, with its create settings.
+func (k *KafkaSink) Topics() []kafkaconn.Topic {
+	if k.Topic == "" {
+		return nil
+	}
+	return []kafkaconn.Topic{kafkaconn.TopicFromValue(k.Topic, k.Producer.Create)}
+}
+
+// Computed lists the names topic_allow gives, with the sink's create settings, and its
+// patterns.
+func (k *KafkaSink) Computed() (names []kafkaconn.Topic, patterns []string) {
+	for _, a := range k.Allow {
+		if strings.ContainsAny(a, "*?[") {
+			patterns = append(patterns, a)
+		} else {
+			names = append(names, kafkaconn.TopicFromValue(a, k.Producer.Create))
+		}
+	}
+	return names, patterns
+}
+
+// Open starts the producer; a named topic's max.message.bytes lowers the largest record.
+func (k *KafkaSink) Open(env Env, report Report) (Sink, error) {
+	t := Target{Name: k.Name, Topic: k.Topic, TopicExpr: k.TopicExpr, Allow: k.Allow, Key: k.Key, Encode: k.Encode, DLQ: k.DLQ}
+	if n, ok := env.MaxBytes[t.Topic]; ok && t.TopicExpr == nil {
+		t.MaxBytes = n
+		if int64(n) < k.Producer.MaxMessageBytes {
+			env.Log.Info("records are held to the topic's max.message.bytes", "sink", k.Name, "to_topic", t.Topic, "max_message_bytes", n)
+		}
+	}
+	return NewKafka(env.Brokers, env.Base, k.Producer, t, report, env.Log)
+}
