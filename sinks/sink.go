@@ -5,7 +5,8 @@ package sinks
 import (
 	"context"
 	"log/slog"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/IBM/sarama"
@@ -59,14 +60,7 @@ func Registry() map[string]*Type {
 }
 
 // TypeNames lists the registered sink types, sorted.
-func TypeNames() []string {
-	var names []string
-	for n := range Registry() {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func TypeNames() []string { return slices.Sorted(maps.Keys(Registry())) }
 
 // CommonFields are the fields every `sinks` entry has, besides those of its type.
 var CommonFields = []spec.Field{

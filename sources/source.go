@@ -2,7 +2,8 @@ package sources
 
 import (
 	"log/slog"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,14 +33,7 @@ func Registry() map[string]*Type {
 }
 
 // TypeNames lists the registered source types, sorted.
-func TypeNames() []string {
-	var names []string
-	for n := range Registry() {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func TypeNames() []string { return slices.Sorted(maps.Keys(Registry())) }
 
 // commonFields are the fields every source has, besides those of its type.
 var commonFields = []spec.Field{
