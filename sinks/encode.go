@@ -1,7 +1,6 @@
 package sinks
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/pythia-pipe/pythia-pipe/record"
@@ -42,7 +41,7 @@ func Encode(rec *record.Record, enc string) ([]byte, error) {
 			return []byte(v), nil
 		}
 	}
-	b, err := json.Marshal(rec.Msg)
+	b, err := record.AppendJSON(make([]byte, 0, len(rec.Value)+64), rec.Msg)
 	if err != nil {
 		return nil, &EncodeError{What: "body", Err: err}
 	}

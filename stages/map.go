@@ -97,6 +97,8 @@ func buildMap(c *Config) Built {
 func (m *mapStage) Process(_ context.Context, rec *record.Record, out []Output) ([]Output, error) {
 	vars := m.env.Bind(rec)
 	defer m.env.Release(vars)
+	// Every expression reads the record as it came in, and nothing changes until all have
+	// run: a failure leaves the record as it was (for the DLQ, or a retry's next attempt).
 	body := rec.Msg
 	if m.value != nil {
 		v, err := storable("value", m.value, vars)
@@ -105,25 +107,49 @@ func (m *mapStage) Process(_ context.Context, rec *record.Record, out []Output) 
 		}
 		body = v
 	}
+	var obj map[string]any
+	var sets []any
 	switch {
 	case len(m.set) == 0 && len(m.drop) == 0:
 	case body == nil && rec.Value == nil:
 		// A tombstone has no fields to set or drop, and stays a tombstone (a delete) rather
 		// than become a body of the fields set; `value` can give it a body on purpose.
 	default:
-		obj, ok := body.(map[string]any)
-		if !ok {
+		var ok bool
+		if obj, ok = body.(map[string]any); !ok {
 			return out, fmt.Errorf("set and drop need an object body, got %T", body)
 		}
-		if m.value == nil { // the body is the input's: copy before changing it while expressions still read it
-			obj = shallowCopy(obj)
-		}
-		for _, s := range m.set {
+		sets = make([]any, len(m.set))
+		for i, s := range m.set {
 			v, err := storable(s.label, s.prog, vars)
 			if err != nil {
 				return out, err
 			}
-			obj[s.name] = v
+			sets[i] = v
+		}
+	}
+	var key []byte
+	if m.key != nil {
+		k, err := m.key.Run(vars)
+		if err != nil {
+			return out, &FieldError{Field: "key", Err: err}
+		}
+		key = record.ToBytes(k)
+	}
+	headers := make([]any, len(m.headers))
+	for i, h := range m.headers {
+		v, err := h.prog.Run(vars)
+		if err != nil {
+			return out, &FieldError{Field: h.label, Err: err}
+		}
+		headers[i] = v
+	}
+	if obj != nil {
+		if m.value == nil && holdsContainer(sets) {
+			obj = shallowCopy(obj) // a value may be (or hold) the body itself: do not make it hold itself
+		}
+		for i, s := range m.set {
+			obj[s.name] = sets[i]
 		}
 		for _, d := range m.drop {
 			delete(obj, d)
@@ -131,21 +157,25 @@ func (m *mapStage) Process(_ context.Context, rec *record.Record, out []Output) 
 		body = obj
 	}
 	if m.key != nil {
-		k, err := m.key.Run(vars)
-		if err != nil {
-			return out, &FieldError{Field: "key", Err: err}
-		}
-		rec.Key = record.ToBytes(k)
+		rec.Key = key
 	}
-	for _, h := range m.headers {
-		v, err := h.prog.Run(vars)
-		if err != nil {
-			return out, &FieldError{Field: h.label, Err: err}
-		}
-		setHeader(rec, h.name, v)
+	for i, h := range m.headers {
+		setHeader(rec, h.name, headers[i])
 	}
 	rec.Msg, rec.Decoded = body, true
 	return append(out, Output{Rec: rec}), nil
+}
+
+// holdsContainer reports a value that is an object or a list: it may share the body's maps.
+// Scalars, the usual case, let the body change in place.
+func holdsContainer(vs []any) bool {
+	for _, v := range vs {
+		switch v.(type) {
+		case map[string]any, []any:
+			return true
+		}
+	}
+	return false
 }
 
 func shallowCopy(m map[string]any) map[string]any {

@@ -207,3 +207,31 @@ func TestRegistryIsComplete(t *testing.T) {
 		}
 	}
 }
+
+// A map changes nothing until all its expressions ran, every one of which reads the record
+// as it came in; a value that holds the body itself does not make the body hold itself.
+func TestMapAllOrNothing(t *testing.T) {
+	p := build(t, `  - {name: d, type: decode}
+  - {name: m, type: map, set: {a: msg.a + 1, b: msg.a * 10, c: msg.n / msg.zero}}
+  - {name: self, type: map, set: {copy: msg, a: 2}}
+`)
+	rec := &record.Record{Value: []byte(`{"a": 1, "n": 1, "zero": 0}`)}
+	if _, err := p.StageByName("d").Impl.Process(context.Background(), rec, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.StageByName("m").Impl.Process(context.Background(), rec, nil); err == nil {
+		t.Fatal("a division by zero should fail the record")
+	}
+	if got := rec.Msg.(map[string]any); got["a"] != 1 || got["b"] != nil {
+		t.Fatalf("a failed map changed the body: %v", got)
+	}
+	outs, err := p.StageByName("self").Impl.Process(context.Background(), rec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := outs[0].Rec.Msg.(map[string]any)
+	inner, _ := body["copy"].(map[string]any)
+	if body["a"] != 2 || inner["a"] != 1 || inner["copy"] != nil {
+		t.Fatalf("body %v", body)
+	}
+}

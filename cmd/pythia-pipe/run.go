@@ -24,7 +24,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	metricsAddr := fs.String("metrics-addr", "", "serve /metrics, /healthz and /readyz here, e.g. :9100 (default: the file's metrics.addr)")
-	p, log, code := prepare(fs, args, level, "pythia-pipe run FILE [--metrics-addr ADDR] [--log-level LEVEL]", nil, stderr)
+	pprofAddr := fs.String("pprof", "", "serve Go's CPU, heap and goroutine profiles (/debug/pprof/) here, e.g. 127.0.0.1:6060")
+	p, log, code := prepare(fs, args, level, "pythia-pipe run FILE [--metrics-addr ADDR] [--pprof ADDR] [--log-level LEVEL]", nil, stderr)
 	if code != exitOK {
 		return code
 	}
@@ -45,6 +46,15 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return exitInvalid
 	}
 	defer stopObserving()
+	if *pprofAddr != "" {
+		url, stopPprof, err := servePprof(*pprofAddr)
+		if err != nil {
+			fmt.Fprintf(stderr, "pythia-pipe: pprof: %v\n", err)
+			return exitInvalid
+		}
+		defer stopPprof()
+		log.Info("profiles served", "url", url)
+	}
 	log.Info("running", "brokers", strings.Join(p.Kafka.Brokers, ","), "group", p.KafkaSource().Group, "topics", strings.Join(p.KafkaSource().Topics, ","))
 	if err := run.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
