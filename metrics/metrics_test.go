@@ -270,20 +270,24 @@ func (s stalledSource) Stats() sources.Stats {
 		"in/3": {Topic: "in", Partition: 3, Pending: 2000, OldestPending: 301 * time.Second, Stalled: s.stalled}}}
 }
 
-// /healthz fails while a partition is stalled, and says which and why; the metrics say it too.
+// /healthz fails while a partition is stalled, and says which and why (unless it waits for a
+// service that is down, which a restart would not cure); the metrics say it too.
 func TestHealthzFailsOnAStalledPartition(t *testing.T) {
+	waiting := engine.Stats{"score": {Kind: "stage", Stage: map[string]int64{"breaker_state": 2, "outage_ms": 400_000, "waiting": 9}}}
 	for _, c := range []struct {
 		name    string
 		stalled bool
+		stats   engine.Stats
 		code    int
 		says    string
 	}{
-		{"stalled", true, http.StatusServiceUnavailable, "partition in/3 has not committed for longer than stall_timeout: 2000 records pending, the oldest read 5m1s ago"},
-		{"moving", false, http.StatusOK, "ok"},
+		{"stalled", true, engine.Stats{}, http.StatusServiceUnavailable, "partition in/3 has not committed for longer than stall_timeout: 2000 records pending, the oldest read 5m1s ago"},
+		{"moving", false, engine.Stats{}, http.StatusOK, "ok"},
+		{"stalled behind a service outage", true, waiting, http.StatusOK, "ok: waiting for a service: score (its service has failed every call for 6m40s; 9 records wait); meanwhile partition in/3"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			m := metrics.New(&pipeline.Pipeline{Name: "p"})
-			m.Watch(fakeEngine{engine.Stats{}}, stalledSource{c.stalled})
+			m.Watch(fakeEngine{c.stats}, stalledSource{c.stalled})
 			srv := httptest.NewServer(m.Handler())
 			defer srv.Close()
 			for path, want := range map[string]string{"/healthz": c.says, "/metrics": fmt.Sprintf(`pythia_pipe_partition_stalled{partition="3",pipeline="p",topic="in"} %d`, map[bool]int{true: 1}[c.stalled])} {

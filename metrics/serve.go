@@ -14,17 +14,23 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Handler serves /metrics, /healthz (the process works: 503 once a partition has stalled)
+// Handler serves /metrics, /healthz (the process works: 503 once a partition has stalled,
+// unless a stage waits for its service to come back, which a restart would not cure)
 // and /readyz (the group is joined, with partitions or with none to own).
 func (m *Metrics) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		if why := m.stalled(); why != "" {
+		why := m.stalled()
+		switch waiting := m.waitingOn(); {
+		case why != "" && len(waiting) > 0:
+			// Stalled behind a service that is down: a restart would not bring it back.
+			fmt.Fprintf(w, "ok: waiting for a service: %s; meanwhile %s\n", strings.Join(waiting, "; "), why)
+		case why != "":
 			http.Error(w, "unhealthy: "+why, http.StatusServiceUnavailable)
-			return
+		default:
+			w.Write([]byte("ok\n"))
 		}
-		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if m.source == nil || !m.source.Stats().Joined {
@@ -34,6 +40,23 @@ func (m *Metrics) Handler() http.Handler {
 		w.Write([]byte("ready\n"))
 	})
 	return mux
+}
+
+// waitingOn names the stages waiting for their service to come back (their breaker open),
+// with how long and how many records, sorted.
+func (m *Metrics) waitingOn() []string {
+	if m.engine == nil {
+		return nil
+	}
+	var out []string
+	for name, s := range m.engine.Stats() {
+		if s.Stage["breaker_state"] != 0 {
+			out = append(out, fmt.Sprintf("%s (its service has failed every call for %v; %d records wait)",
+				name, (time.Duration(s.Stage["outage_ms"])*time.Millisecond).Round(time.Second), s.Stage["waiting"]))
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // stalled names the partitions whose commit point has not moved for stall_timeout while
@@ -90,17 +113,12 @@ func (m *Metrics) Progress(ctx context.Context, log *slog.Logger, interval time.
 			return
 		case now := <-t.C:
 			var in, out, dlq, lag, pending int64
-			var waitingOn []string
-			for name, s := range m.engine.Stats() {
+			for _, s := range m.engine.Stats() {
 				switch s.Kind {
 				case "sink":
 					out += s.Acked
 				case "dlq":
 					dlq = s.Acked
-				}
-				if s.Stage["breaker_state"] != 0 {
-					waitingOn = append(waitingOn, fmt.Sprintf("%s (its service has failed every call for %v; %d records wait)",
-						name, (time.Duration(s.Stage["outage_ms"])*time.Millisecond).Round(time.Second), s.Stage["waiting"]))
 				}
 			}
 			src := m.source.Stats()
@@ -112,9 +130,8 @@ func (m *Metrics) Progress(ctx context.Context, log *slog.Logger, interval time.
 			secs := now.Sub(last).Seconds()
 			attrs := []any{"in_per_s", int64(float64(in-lastIn) / secs), "out_per_s", int64(float64(out-lastOut) / secs),
 				"lag", lag, "pending", pending, "dlq", dlq, "partitions", src.Assigned}
-			if len(waitingOn) > 0 {
-				sort.Strings(waitingOn)
-				attrs = append(attrs, "waiting_on", strings.Join(waitingOn, "; "))
+			if waiting := m.waitingOn(); len(waiting) > 0 {
+				attrs = append(attrs, "waiting_on", strings.Join(waiting, "; "))
 			}
 			log.Info("progress", attrs...)
 			lastIn, lastOut, last = in, out, now
