@@ -178,9 +178,12 @@ func (b *breaker) fail(probe bool, err error) {
 	defer b.mu.Unlock()
 	b.last = err
 	now := time.Now()
+	if probe {
+		b.probing = false
+	}
 	switch {
-	case probe:
-		b.probing, b.state = false, open
+	case probe && b.state != closed: // (another call's answer may have closed it meanwhile)
+		b.state = open
 		b.probesLost++
 		b.probeAt = now.Add(b.probeWait())
 		b.broadcast()
@@ -203,7 +206,10 @@ func (b *breaker) release(probe bool) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.probing, b.state = false, open
+	b.probing = false
+	if b.state == halfOpen {
+		b.state = open
+	}
 	b.broadcast()
 }
 
