@@ -35,8 +35,11 @@ fmt: ## format the code
 fuzz: ## fuzz the loader and validator for FUZZTIME (default 60s)
 	$(GO) test ./pipeline -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 5s
 
-bench: ## benchmarks, incl. the orders example over a 1M backlog vs a hand-written sarama loop (BENCH_RECORDS=n)
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+bench: ## the orders example over a 1M backlog beside a hand-written sarama loop, as a table (BENCH_RECORDS=n, BENCH_KAFKA=real); then the other benchmarks
+	$(GO) test -c -o bin/bench.test ./internal/bench
+	$(GO) run ./internal/bench/table bin/bench.test
+	$(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v /internal/bench)
+	$(GO) test -run '^$$' -bench Enrich -benchmem ./internal/bench
 
 docs: ## regenerate docs/reference.md from the field specs
 	$(GO) run ./cmd/pythia-pipe docs > docs/reference.md

@@ -77,6 +77,27 @@ func waitCaughtUp(b *testing.B, br *devbroker.Broker, group string) {
 func report(b *testing.B, n int, took time.Duration) {
 	b.ReportMetric(float64(n)/took.Seconds(), "records/s")
 	b.ReportMetric(took.Seconds(), "s/backlog")
+	if mb := peakRSS(); mb > 0 {
+		b.ReportMetric(mb, "peak-RSS-MB")
+	}
+}
+
+// peakRSS is the process's peak resident memory in MB (VmHWM), 0 where /proc does not say.
+// It covers the whole process: run one benchmark per process (make bench does) and mind that
+// the in-process broker holds the backlog in it too.
+func peakRSS() float64 {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb float64
+			fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), &kb)
+			return kb / 1024
+		}
+	}
+	return 0
 }
 
 // BenchmarkOrdersPipeline runs pipelines/orders.yaml over the backlog.

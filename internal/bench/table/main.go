@@ -1,0 +1,86 @@
+// Command table runs the orders benchmark and the hand-written loop, each in a process of its
+// own (so that peak memory is each one's), and prints them side by side with their ratio:
+// `make bench` runs it on the in-process broker, `BENCH_KAFKA=real make bench` on a real Kafka.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+type result struct{ perSec, rssMB float64 }
+
+func main() {
+	if len(os.Args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: table BENCH-TEST-BINARY")
+		os.Exit(2)
+	}
+	rows := []struct{ label, bench string }{
+		{"pythia-pipe (pipelines/orders.yaml)", "BenchmarkOrdersPipeline"},
+		{"hand-written sarama loop", "BenchmarkHandWrittenSarama"},
+	}
+	binary, err := filepath.Abs(os.Args[1])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	results := make([]result, len(rows))
+	for i, r := range rows {
+		res, err := run(binary, r.bench)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", r.bench, err)
+			os.Exit(1)
+		}
+		results[i] = res
+	}
+	broker := "in-process (kfake; its backlog counts in peak RSS)"
+	if os.Getenv("BENCH_KAFKA") == "real" {
+		broker = "Apache Kafka (make kafka-up recipe)"
+	}
+	fmt.Printf("\nbroker: %s\n\n| | records/s | peak RSS |\n|---|---|---|\n", broker)
+	for i, r := range rows {
+		fmt.Printf("| %s | %.0f | %.0f MB |\n", r.label, results[i].perSec, results[i].rssMB)
+	}
+	fmt.Printf("| ratio | %.2f× | |\n", results[0].perSec/results[1].perSec)
+}
+
+// run runs one benchmark once in its own process and reads its metrics.
+func run(binary, bench string) (result, error) {
+	cmd := exec.Command(binary, "-test.run", "^$", "-test.bench", "^"+bench+"$", "-test.benchtime", "1x") // #nosec G204 -- the Makefile's own test binary
+	cmd.Dir = "internal/bench"
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return result{}, fmt.Errorf("%v\n%s", err, out.String())
+	}
+	var res result
+	sc := bufio.NewScanner(&out)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 || !strings.HasPrefix(f[0], bench) {
+			continue
+		}
+		for j := 1; j+1 < len(f); j++ {
+			v, err := strconv.ParseFloat(f[j], 64)
+			if err != nil {
+				continue
+			}
+			switch f[j+1] {
+			case "records/s":
+				res.perSec = v
+			case "peak-RSS-MB":
+				res.rssMB = v
+			}
+		}
+	}
+	if res.perSec == 0 {
+		return res, fmt.Errorf("no records/s in its output:\n%s", out.String())
+	}
+	return res, nil
+}
