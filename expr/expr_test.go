@@ -54,6 +54,26 @@ func exprValue(src string) *spec.Value {
 	return &spec.Value{Str: src, Path: "when", Pos: diag.Pos{File: "t", Line: 1, Col: 1}}
 }
 
+// checkCompile compiles src against env: it must fail with a message holding err, or (err
+// "") compute result.
+func checkCompile(t *testing.T, env Env, want Want, src, result, err string) {
+	t.Helper()
+	var diags diag.List
+	p := Compile(exprValue(src), env, want, &diags)
+	if err != "" {
+		if p != nil || len(diags) != 1 || !strings.Contains(diags[0].Msg, err) {
+			t.Fatalf("want error %q, got %v", err, diags.Err())
+		}
+		return
+	}
+	if p == nil {
+		t.Fatal(diags.Err())
+	}
+	if got := p.Result.String(); got != result {
+		t.Errorf("result %s, want %s", got, result)
+	}
+}
+
 func TestCompileChecksTypes(t *testing.T) {
 	env := Env{Msg: schemaOf(t, "{amount: float, region: string, tags: [string], when: time, user: {name: string}}")}
 	cases := []struct {
@@ -81,22 +101,7 @@ func TestCompileChecksTypes(t *testing.T) {
 		{"syntax", "msg.amount >", WantAny, "", "unexpected token EOF"},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			var diags diag.List
-			p := Compile(exprValue(c.src), env, c.want, &diags)
-			if c.err != "" {
-				if p != nil || len(diags) != 1 || !strings.Contains(diags[0].Msg, c.err) {
-					t.Fatalf("want error %q, got %v", c.err, diags.Err())
-				}
-				return
-			}
-			if p == nil {
-				t.Fatal(diags.Err())
-			}
-			if got := p.Result.String(); got != c.result {
-				t.Errorf("result %s, want %s", got, c.result)
-			}
-		})
+		t.Run(c.name, func(t *testing.T) { checkCompile(t, env, c.want, c.src, c.result, c.err) })
 	}
 }
 
