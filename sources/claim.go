@@ -110,6 +110,9 @@ func (c *claimReader) consume(in Intake) {
 		if c.ledger.Pending() >= max && !c.waitForRoom(ctx) {
 			return
 		}
+		if k.budget.spent() && !c.waitForBudget(ctx) {
+			return
+		}
 		msg, ok := c.next(ctx)
 		if !ok {
 			return
@@ -117,7 +120,7 @@ func (c *claimReader) consume(in Intake) {
 		now := time.Now()
 		batch := make([]*record.Record, 0, 64)
 		batch = append(batch, newRecord(msg, c.ledger, now))
-		for len(batch) < cap(batch) && c.ledger.Pending() < max {
+		for len(batch) < cap(batch) && c.ledger.Pending() < max && !k.budget.spent() {
 			m, ok := c.poll()
 			if !ok {
 				break
@@ -192,6 +195,28 @@ func (c *claimReader) waitForRoom(ctx context.Context) bool {
 	}
 }
 
+// waitForBudget pauses the partition until half of max_pending_bytes is free again, or the
+// claim ends (false).
+func (c *claimReader) waitForBudget(ctx context.Context) bool {
+	c.pause()
+	defer c.resume()
+	for {
+		free, changed := c.h.k.budget.watch()
+		if free {
+			return true
+		}
+		select {
+		case <-changed:
+		case m, ok := <-c.msgs():
+			if c.hold(m, ok); c.revoked {
+				return false
+			}
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
 // drain lets what is in flight finish, up to the drain timeout, unless the pipeline failed.
 func (c *claimReader) drain() {
 	k := c.h.k
@@ -221,6 +246,15 @@ func newRecord(m *sarama.ConsumerMessage, l *Ledger, now time.Time) *record.Reco
 	}
 	rec := &record.Record{Key: m.Key, Value: m.Value, Headers: headers, Timestamp: m.Timestamp,
 		Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, OrigKey: m.Key, OrigHeaders: headers}
-	rec.Track = record.NewTracker(l, l.Add(m.Offset, now))
+	rec.Track = record.NewTracker(l, l.Add(m.Offset, now, recordSize(m)))
 	return rec
+}
+
+// recordSize is what a record weighs against max_pending_bytes: its key, value and headers.
+func recordSize(m *sarama.ConsumerMessage) int64 {
+	n := len(m.Key) + len(m.Value)
+	for _, h := range m.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return int64(n)
 }

@@ -53,7 +53,7 @@ func ConsumerConfig(base *sarama.Config, c *Config) *sarama.Config {
 // Kafka is the consumer-group source. Per assigned partition it keeps a Ledger of the
 // records it delivered; it commits the offset after the longest done prefix, periodically
 // and whenever a partition is revoked or the source stops, and it pauses a partition
-// whose ledger holds MaxPending records.
+// whose ledger holds MaxPending records, and every partition while MaxPendingBytes are held.
 type Kafka struct {
 	cfg     *Config
 	brokers []string
@@ -66,6 +66,7 @@ type Kafka struct {
 	mu      sync.Mutex
 	ledgers map[partitionKey]*Ledger
 
+	budget      *Budget      // max_pending_bytes, shared by the claims
 	mostPending atomic.Int64 // the most records any ledger held at once
 	commits     atomic.Int64
 	rebalances  atomic.Int64
@@ -81,7 +82,7 @@ type partitionKey struct {
 
 // NewKafka prepares the source; Run connects.
 func NewKafka(cfg *Config, brokers []string, sc *sarama.Config, log *slog.Logger) *Kafka {
-	return &Kafka{cfg: cfg, brokers: brokers, sc: sc, log: log, ledgers: map[partitionKey]*Ledger{}}
+	return &Kafka{cfg: cfg, brokers: brokers, sc: sc, log: log, ledgers: map[partitionKey]*Ledger{}, budget: NewBudget(cfg.MaxPendingBytes)}
 }
 
 // Run consumes until ctx ends or a fatal error, handing batches to in. It returns after every
@@ -149,11 +150,14 @@ func fatalGroupError(err error) bool {
 // Stats are the source's counters, for tests and metrics.
 type Stats struct {
 	MostPending int64 // the most records one partition's ledger held at once
-	Commits     int64
-	Rebalances  int64
-	Assigned    int64
-	Joined      bool
-	Pending     int64 // records read and not committed, over the assigned partitions
+	// PendingBytes and PeakPendingBytes are the bytes of the records read and not yet done,
+	// now and at most so far (max_pending_bytes bounds them).
+	PendingBytes, PeakPendingBytes int64
+	Commits                        int64
+	Rebalances                     int64
+	Assigned                       int64
+	Joined                         bool
+	Pending                        int64 // records read and not committed, over the assigned partitions
 	// Partitions holds, per assigned "topic/partition", the records pending and the commit point.
 	Partitions map[string]PartitionStats
 }
@@ -176,7 +180,7 @@ type PartitionStats struct {
 // Stats reads the counters.
 func (k *Kafka) Stats() Stats {
 	s := Stats{MostPending: k.mostPending.Load(), Commits: k.commits.Load(), Rebalances: k.rebalances.Load(),
-		Assigned: k.assigned.Load(), Joined: k.joined.Load()}
+		Assigned: k.assigned.Load(), Joined: k.joined.Load(), PendingBytes: k.budget.Used(), PeakPendingBytes: k.budget.Peak()}
 	s.Partitions = map[string]PartitionStats{}
 	now := time.Now()
 	k.mu.Lock()
@@ -296,7 +300,7 @@ func (h *handler) watchStalls(ctx context.Context) {
 func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	k := h.k
 	p := partitionKey{claim.Topic(), claim.Partition()}
-	l := NewLedger()
+	l := NewLedger(k.budget)
 	k.mu.Lock()
 	k.ledgers[p] = l
 	k.mu.Unlock()

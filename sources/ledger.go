@@ -18,6 +18,8 @@ type Ledger struct {
 	changed chan struct{}
 	closed  bool
 
+	budget *Budget // bytes of the records not yet done, for the whole process; may be nil
+
 	start     int64 // the offset the claim started at
 	highWater int64 // the partition's high-water mark, as last fetched
 	moved     int64 // when the commit point last moved, or records came to an empty ledger (Unix ns)
@@ -26,18 +28,21 @@ type Ledger struct {
 type entry struct {
 	offset int64
 	read   int64 // when the record was read, in Unix nanoseconds
+	size   int64 // its bytes, held against the budget until it is done
 	done   bool
 }
 
-// NewLedger returns an empty ledger.
-func NewLedger() *Ledger {
-	return &Ledger{commit: -1, changed: make(chan struct{})}
+// NewLedger returns an empty ledger whose records count against budget (nil: none).
+func NewLedger(budget *Budget) *Ledger {
+	return &Ledger{commit: -1, changed: make(chan struct{}), budget: budget}
 }
 
-// Add records an offset read at time read and returns its sequence number for Settle.
-func (l *Ledger) Add(offset int64, read time.Time) uint64 {
+// Add records an offset of size bytes read at time read and returns its sequence number for
+// Settle.
+func (l *Ledger) Add(offset int64, read time.Time, size int64) uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.budget.take(size)
 	if l.head > 0 && l.head >= len(l.entries)/2 { // compact
 		n := copy(l.entries, l.entries[l.head:])
 		l.entries = l.entries[:n]
@@ -46,7 +51,7 @@ func (l *Ledger) Add(offset int64, read time.Time) uint64 {
 	if l.head == len(l.entries) {
 		l.moved = read.UnixNano() // the wait for a commit starts now
 	}
-	l.entries = append(l.entries, entry{offset: offset, read: read.UnixNano()})
+	l.entries = append(l.entries, entry{offset: offset, read: read.UnixNano(), size: size})
 	seq := l.next
 	l.next++
 	return seq
@@ -60,7 +65,11 @@ func (l *Ledger) Settle(seq uint64) {
 	if l.closed || seq < l.base {
 		return
 	}
-	l.entries[l.head+int(seq-l.base)].done = true
+	e := &l.entries[l.head+int(seq-l.base)]
+	if !e.done {
+		l.budget.give(e.size)
+	}
+	e.done = true
 	advanced := false
 	for l.head < len(l.entries) && l.entries[l.head].done {
 		l.commit = l.entries[l.head].offset + 1
@@ -97,11 +106,20 @@ func (l *Ledger) Watch() (pending int, changed <-chan struct{}) {
 	return len(l.entries) - l.head, l.changed
 }
 
-// Close stops the ledger: later settlements are ignored.
+// Close stops the ledger: later settlements are ignored, so the bytes of the records not yet
+// done go back to the budget now.
 func (l *Ledger) Close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
 	l.closed = true
+	for _, e := range l.entries[l.head:] {
+		if !e.done {
+			l.budget.give(e.size)
+		}
+	}
 }
 
 // Abandon removes the last n records added, which were never handed on: they are neither
@@ -111,6 +129,9 @@ func (l *Ledger) Abandon(n int) {
 	defer l.mu.Unlock()
 	if n > len(l.entries)-l.head {
 		n = len(l.entries) - l.head
+	}
+	for _, e := range l.entries[len(l.entries)-n:] {
+		l.budget.give(e.size)
 	}
 	l.entries = l.entries[:len(l.entries)-n]
 	l.next -= uint64(n)

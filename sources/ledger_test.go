@@ -22,10 +22,10 @@ func TestLedgerCommitPoint(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			l := NewLedger()
+			l := NewLedger(nil)
 			seqs := make([]uint64, len(c.offsets))
 			for i, o := range c.offsets {
-				seqs[i] = l.Add(o, time.Now())
+				seqs[i] = l.Add(o, time.Now(), 0)
 			}
 			for _, i := range c.settle {
 				l.Settle(seqs[i])
@@ -41,10 +41,10 @@ func TestLedgerCommitPoint(t *testing.T) {
 }
 
 func TestLedgerLongRunCompacts(t *testing.T) {
-	l := NewLedger()
+	l := NewLedger(nil)
 	var prev uint64
 	for i := 0; i < 100000; i++ {
-		s := l.Add(int64(i), time.Now())
+		s := l.Add(int64(i), time.Now(), 0)
 		if i > 0 {
 			l.Settle(prev)
 		}
@@ -66,12 +66,12 @@ func TestLedgerLongRunCompacts(t *testing.T) {
 
 func TestLedgerStall(t *testing.T) {
 	start := time.Unix(1000, 0)
-	l := NewLedger()
+	l := NewLedger(nil)
 	if stuck, _ := l.Stall(start.Add(time.Hour)); stuck != 0 {
 		t.Fatalf("an empty ledger is stuck for %v", stuck)
 	}
-	a := l.Add(0, start)
-	l.Add(1, start.Add(time.Minute))
+	a := l.Add(0, start, 0)
+	l.Add(1, start.Add(time.Minute), 0)
 	if stuck, oldest := l.Stall(start.Add(10 * time.Minute)); stuck != 10*time.Minute || oldest != 10*time.Minute {
 		t.Fatalf("stuck %v, oldest %v; want 10m, 10m", stuck, oldest)
 	}
@@ -80,5 +80,44 @@ func TestLedgerStall(t *testing.T) {
 	stuck, oldest := l.Stall(now.Add(time.Second))
 	if stuck < time.Second || stuck > time.Minute || oldest != now.Add(time.Second).Sub(start.Add(time.Minute)) {
 		t.Fatalf("after the commit point moved: stuck %v, oldest %v", stuck, oldest)
+	}
+}
+
+// A ledger holds its records' bytes against the budget until they are done, abandoned, or
+// the ledger closes; the budget wakes its waiters once half of it is free.
+func TestLedgerBudget(t *testing.T) {
+	b := NewBudget(100)
+	l := NewLedger(b)
+	now := time.Now()
+	s1 := l.Add(0, now, 40)
+	l.Add(1, now, 30)
+	l.Add(2, now, 40)
+	if b.Used() != 110 || !b.spent() || b.Peak() != 110 {
+		t.Fatalf("used %d peak %d spent %v, want 110 110 true", b.Used(), b.Peak(), b.spent())
+	}
+	free, changed := b.watch()
+	if free {
+		t.Fatal("free with 110 of 100 used")
+	}
+	l.Settle(s1)
+	l.Settle(s1) // once only
+	if b.Used() != 70 {
+		t.Fatalf("used %d after settling 40, want 70", b.Used())
+	}
+	l.Abandon(1)
+	select {
+	case <-changed:
+	default:
+		t.Fatal("half the budget is free and no waiter was woken")
+	}
+	if b.Used() != 30 {
+		t.Fatalf("used %d after abandoning 40, want 30", b.Used())
+	}
+	l.Close()
+	if b.Used() != 0 {
+		t.Fatalf("used %d after close, want 0", b.Used())
+	}
+	if NewBudget(0).spent() {
+		t.Fatal("a budget of 0 bounds nothing")
 	}
 }

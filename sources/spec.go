@@ -25,6 +25,7 @@ var kafkaFields = []spec.Field{
 	spec.Int("channel_buffer_size", "Records buffered per partition between the fetcher and the pipeline.").WithDefault("256").AtLeast(1),
 	spec.Duration("commit_interval", "How often committed positions are sent to Kafka (and always at revoke and shutdown).").WithDefault("1s"),
 	spec.Int("max_pending", "Records read but not yet committed, per partition, before the partition is paused.").WithDefault("10000").AtLeast(1),
+	spec.Size("max_pending_bytes", "Bytes of records (keys, values, headers) read and not yet done, across every partition of the process, before every partition is paused until half of it is free; 0: no bound in bytes. Bounds memory whatever the record size and the number of partitions (plus what one fetch holds).").WithDefault("256MiB").AtLeast(0),
 	spec.Duration("drain_timeout", "On revoke or shutdown, time to let in-flight records finish before committing what is done.").WithDefault("30s"),
 	spec.Duration("stall_timeout", "A partition whose commit point has not moved for this long while records are pending is stalled: logged, exported, and /healthz fails. 0: never.").WithDefault("5m"),
 	spec.Enum("isolation", "read_committed: records of aborted or open transactions are never read; read_uncommitted: every record.", "read_committed", "read_uncommitted").WithDefault("read_committed"),
@@ -47,6 +48,7 @@ type Config struct {
 	ChannelBufferSize int
 	CommitInterval    time.Duration
 	MaxPending        int
+	MaxPendingBytes   int64
 	DrainTimeout      time.Duration
 	StallTimeout      time.Duration
 	Isolation         string
@@ -75,6 +77,7 @@ func FromValue(p *spec.Parser, v *spec.Value, pipelineName string) *Config {
 		ChannelBufferSize: int(v.Int("channel_buffer_size")),
 		CommitInterval:    v.Duration("commit_interval"),
 		MaxPending:        int(v.Int("max_pending")),
+		MaxPendingBytes:   v.Int("max_pending_bytes"),
 		DrainTimeout:      v.Duration("drain_timeout"),
 		StallTimeout:      v.Duration("stall_timeout"),
 		Isolation:         v.String("isolation"),
