@@ -1,18 +1,22 @@
 package sources
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // Budget bounds the bytes of the records read and not yet done, across every partition of the
 // process (max_pending_bytes): max_pending bounds a partition in records, which says nothing
 // of memory when records are large or partitions many. A claim takes a record's bytes as it
 // reads it and waits, paused, while the budget is spent; the ledger gives them back when the
-// record is done, or when the claim ends.
+// record is done, or when the claim ends. Taking and giving are atomic adds: they happen for
+// every record, from every claim and every sink.
 type Budget struct {
-	max int64 // 0: no bound
+	max  int64 // 0: no bound
+	used atomic.Int64
+	peak atomic.Int64
 
 	mu      sync.Mutex
-	used    int64
-	peak    int64
 	changed chan struct{} // closed when used falls to half of max or below
 }
 
@@ -25,52 +29,44 @@ func (b *Budget) take(n int64) {
 	if b == nil || b.max == 0 {
 		return
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.used += n
-	b.peak = max(b.peak, b.used)
+	used := b.used.Add(n)
+	for peak := b.peak.Load(); used > peak && !b.peak.CompareAndSwap(peak, used); peak = b.peak.Load() {
+	}
 }
 
 func (b *Budget) give(n int64) {
 	if b == nil || b.max == 0 || n == 0 {
 		return
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	before := b.used
-	b.used -= n
-	if before > b.max/2 && b.used <= b.max/2 { // the waiters' mark: wake them
+	if used := b.used.Add(-n); used <= b.max/2 && used+n > b.max/2 { // crossed the waiters' mark
+		b.mu.Lock()
 		close(b.changed)
 		b.changed = make(chan struct{})
+		b.mu.Unlock()
 	}
 }
 
 // spent reports a budget used up: a claim reads nothing more until it is half free.
 func (b *Budget) spent() bool {
-	if b == nil || b.max == 0 {
-		return false
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.used >= b.max
+	return b != nil && b.max != 0 && b.used.Load() >= b.max
 }
 
 // watch returns whether half the budget is free, and the channel closed when it next
-// becomes so, read together so that no change is missed in between.
+// becomes so. The channel is read first: a give that crosses the mark after it closes it, so
+// that no change is missed in between.
 func (b *Budget) watch() (free bool, changed <-chan struct{}) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.used <= b.max/2, b.changed
+	changed = b.changed
+	b.mu.Unlock()
+	return b.used.Load() <= b.max/2, changed
 }
 
-// Used and Peak are the bytes pending now and at most so far.
+// Used is the bytes pending now.
 func (b *Budget) Used() int64 {
 	if b == nil {
 		return 0
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.used
+	return b.used.Load()
 }
 
 // Peak is the most bytes pending at once so far.
@@ -78,7 +74,5 @@ func (b *Budget) Peak() int64 {
 	if b == nil {
 		return 0
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.peak
+	return b.peak.Load()
 }
