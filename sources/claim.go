@@ -176,33 +176,28 @@ func (c *claimReader) handOn(ctx context.Context, in Intake, batch []*record.Rec
 // waitForRoom pauses the partition until its ledger is down to half of max_pending, or the
 // claim ends (false).
 func (c *claimReader) waitForRoom(ctx context.Context) bool {
-	c.pause()
-	defer c.resume()
-	for {
+	return c.waitPaused(ctx, func() (bool, <-chan struct{}) {
 		pending, changed := c.ledger.Watch()
-		if pending <= c.h.k.cfg.MaxPending/2 {
-			return true
-		}
-		select {
-		case <-changed:
-		case m, ok := <-c.msgs():
-			if c.hold(m, ok); c.revoked {
-				return false
-			}
-		case <-ctx.Done():
-			return false
-		}
-	}
+		return pending <= c.h.k.cfg.MaxPending/2, changed
+	})
 }
 
 // waitForBudget pauses the partition until half of max_pending_bytes is free again, or the
 // claim ends (false).
 func (c *claimReader) waitForBudget(ctx context.Context) bool {
+	return c.waitPaused(ctx, c.h.k.budget.watch)
+}
+
+// waitPaused pauses the partition until ready says so, holding what the claim still reads
+// meanwhile; it gives up (false) when the claim is revoked or the session ends. ready returns
+// its answer and the channel closed at its next change, read together, so that no change is
+// missed between the two.
+func (c *claimReader) waitPaused(ctx context.Context, ready func() (bool, <-chan struct{})) bool {
 	c.pause()
 	defer c.resume()
 	for {
-		free, changed := c.h.k.budget.watch()
-		if free {
+		done, changed := ready()
+		if done {
 			return true
 		}
 		select {
