@@ -55,14 +55,7 @@ func ParseStage(p *spec.Parser, n *yaml.Node, path string, at diag.Pos, common [
 	}
 	if typ == nil && n != nil && n.Kind == yaml.MappingNode {
 		// Without a type, parse the common fields only, and say nothing of the others.
-		known := *n
-		known.Content = nil
-		for _, kv := range spec.MappingPairs(n) {
-			if _, ok := spec.Lookup(common, kv[0].Value); ok {
-				known.Content = append(known.Content, kv[0], kv[1])
-			}
-		}
-		return nil, p.ParseObject(&known, common, path, at)
+		return nil, p.ParseObject(spec.KnownOnly(n, common), common, path, at)
 	}
 	return typ, p.ParseObject(n, fields, path, at)
 }
