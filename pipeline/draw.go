@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/pythia-pipe/pythia-pipe/diag"
 	"github.com/pythia-pipe/pythia-pipe/stages"
 )
 
@@ -126,7 +127,7 @@ func stageDetail(st *Stage) string {
 	if detail := typeOf(st).Look.Detail; detail != nil {
 		suffix, line := detail(st.Fields)
 		if line != "" {
-			suffix += "\n" + abbreviate(line)
+			suffix += "\n" + diag.Abbreviate(line, 40)
 		}
 		if suffix != "" {
 			return suffix
@@ -142,15 +143,7 @@ func routeLabel(when string) string {
 	if when == "" {
 		return "default"
 	}
-	return abbreviate(when)
-}
-
-func abbreviate(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > 40 {
-		return string(r[:39]) + "…"
-	}
-	return s
+	return diag.Abbreviate(when, 40)
 }
 
 // dotQuote quotes a DOT identifier or label; newlines become centred line breaks.

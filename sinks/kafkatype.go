@@ -71,16 +71,7 @@ func (k *KafkaSink) Label() string {
 	if len(k.Allow) > 0 {
 		allowed = strings.Join(k.Allow, ", ")
 	}
-	return "kafka: = " + abbreviate(k.Fields.String("topic_expr")) + " ∈ " + allowed
-}
-
-// abbreviate shortens a label to 40 runes on one line.
-func abbreviate(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > 40 {
-		return string(r[:39]) + "…"
-	}
-	return s
+	return "kafka: = " + diag.Abbreviate(k.Fields.String("topic_expr"), 40) + " ∈ " + allowed
 }
 
 // Topics is the topic the sink names, with its create settings.

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pythia-pipe/pythia-pipe/diag"
 	"github.com/pythia-pipe/pythia-pipe/engine"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
 
@@ -244,7 +245,7 @@ func summarize(w io.Writer, b *devbroker.Broker, p *pipeline.Pipeline, stats eng
 		for i := 0; i < len(recs) && i < samples; i++ {
 			r := recs[i]
 			fmt.Fprintf(w, "      %s/%s@%s %s: %s\n", r.Headers["pythia.source.topic"], r.Headers["pythia.source.partition"],
-				r.Headers["pythia.source.offset"], r.Headers["pythia.stage"], abbreviate(r.Headers["pythia.error"], 90))
+				r.Headers["pythia.source.offset"], r.Headers["pythia.stage"], diag.Abbreviate(r.Headers["pythia.error"], 90))
 		}
 	}
 	var dropped []string
@@ -259,7 +260,7 @@ func summarize(w io.Writer, b *devbroker.Broker, p *pipeline.Pipeline, stats eng
 			if why == "" {
 				why = "no route matched"
 			}
-			dropped = append(dropped, fmt.Sprintf("%s (%s): %d", st.Name, abbreviate(why, 50), n))
+			dropped = append(dropped, fmt.Sprintf("%s (%s): %d", st.Name, diag.Abbreviate(why, 50), n))
 		}
 	}
 	sort.Strings(dropped)
@@ -276,13 +277,5 @@ func sample(r devbroker.Record) string {
 	if r.Key != nil {
 		key = string(r.Key)
 	}
-	return fmt.Sprintf("key=%s %s", key, abbreviate(string(r.Value), 100))
-}
-
-func abbreviate(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > n {
-		return string(r[:n-1]) + "…"
-	}
-	return s
+	return fmt.Sprintf("key=%s %s", key, diag.Abbreviate(string(r.Value), 100))
 }
