@@ -139,13 +139,6 @@ func (b *breaker) answeredSince(t time.Time) bool {
 	return b.answeredAt.After(t)
 }
 
-// isOpen reports an outage: records wait.
-func (b *breaker) isOpen() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.state != closed
-}
-
 // changes returns a channel closed at the breaker's next change.
 func (b *breaker) changes() <-chan struct{} {
 	b.mu.Lock()
@@ -172,8 +165,8 @@ func (b *breaker) answer(probe bool, began time.Time) {
 }
 
 // fail records a failure of the service; the failures-th in a row opens the breaker, and a
-// failed probe puts the next one off.
-func (b *breaker) fail(probe bool, err error) {
+// failed probe puts the next one off. It reports an outage: the breaker is not closed.
+func (b *breaker) fail(probe bool, err error) (outage bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.last = err
@@ -197,6 +190,7 @@ func (b *breaker) fail(probe bool, err error) {
 			b.broadcast()
 		}
 	}
+	return b.state != closed
 }
 
 // release gives back a probe that ended without an answer either way (the pipeline stopped).

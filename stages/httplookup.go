@@ -3,7 +3,6 @@ package stages
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -122,7 +121,7 @@ func (l *httpLookup) lookup(ctx context.Context, vars expr.Vars, key any) (any, 
 		if err != nil {
 			return nil, err
 		}
-		if body, err = json.Marshal(v); err != nil {
+		if body, err = record.AppendJSON(nil, v); err != nil {
 			return nil, err
 		}
 	}
@@ -194,8 +193,7 @@ func (l *httpLookup) callPatiently(ctx context.Context, target string, body []by
 		if !probe && b.answeredSince(tr.failed) {
 			return nil, 0, err // others are answered: this failure is the record's own
 		}
-		b.fail(probe, err)
-		if b.isOpen() {
+		if b.fail(probe, err) {
 			continue // an outage: wait in admit, nothing is counted against the record
 		}
 		pauses++
