@@ -11,11 +11,14 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/record"
 )
 
-// claimReader is one assigned partition being read. Sarama tells a claim it is revoked (a
-// cooperative rebalance) only by closing its Messages channel, so every wait of a claim —
-// paused at max_pending, or handing a batch to a full pipeline — keeps reading the channel:
-// what it reads meanwhile is held for later, and a close ends the wait at once, so that the
-// revoked partition drains and commits well within the rebalance timeout.
+// claimReader is one assigned partition being read. Whenever it waits, it reads the claim's
+// channel: Sarama tells a claim it is revoked (a cooperative rebalance) only by closing that
+// channel, and a revoked partition must drain and commit well within the rebalance timeout.
+// What it reads goes into the ledger and a queue, and the queue goes to the pipeline in
+// batches. Reading is bounded by pausing the partition, never by leaving the channel unread:
+// see pace. Once paused, only what the consumer had already fetched still arrives; what comes
+// while the partition is over its bounds is held aside, outside the ledger, until there is
+// room for it.
 type claimReader struct {
 	h       *handler
 	sess    sarama.ConsumerGroupSession
@@ -23,14 +26,15 @@ type claimReader struct {
 	ledger  *Ledger
 	part    partitionKey
 	log     *slog.Logger
-	held    []*sarama.ConsumerMessage // read while waiting, not yet in the ledger
+	queue   []*record.Record // read and in the ledger, not yet handed on: queue[queueAt:]
+	queueAt int
+	held    []*sarama.ConsumerMessage // read over the bounds: not in the ledger yet
 	revoked bool
 	paused  bool
 }
 
-// holdMax is how many messages a waiting claim reads before it pauses its partition; once
-// paused, only what the consumer had fetched still arrives.
-const holdMax = 256
+// batchMax is the most records handed to the pipeline at once.
+const batchMax = 64
 
 // msgs is the claim's channel, or nil once it is closed (so that a select ignores it).
 func (c *claimReader) msgs() <-chan *sarama.ConsumerMessage {
@@ -40,16 +44,73 @@ func (c *claimReader) msgs() <-chan *sarama.ConsumerMessage {
 	return c.claim.Messages()
 }
 
-// hold keeps a message read while waiting, or notes the revoke when the channel closed.
-func (c *claimReader) hold(m *sarama.ConsumerMessage, ok bool) {
+// read takes in what a receive from the channel gave: a message is queued, or held while the
+// partition is over its bounds; a close is the revoke.
+func (c *claimReader) read(m *sarama.ConsumerMessage, ok bool) {
 	if !ok {
 		c.revoked = true
 		return
 	}
-	c.held = append(c.held, m)
-	if len(c.held) >= holdMax {
-		c.pause()
+	if len(c.held) > 0 || c.over() {
+		c.held = append(c.held, m)
+		return
 	}
+	c.queue = append(c.queue, newRecord(m, c.ledger, time.Now()))
+}
+
+// over reports a partition at its bounds: max_pending records, or the budget spent.
+func (c *claimReader) over() bool {
+	return c.ledger.Pending() >= c.h.k.cfg.MaxPending || c.h.k.budget.spent()
+}
+
+// admitHeld queues the held messages there is room for now, in order.
+func (c *claimReader) admitHeld() {
+	n := 0
+	for n < len(c.held) && !c.over() {
+		c.queue = append(c.queue, newRecord(c.held[n], c.ledger, time.Now()))
+		n++
+	}
+	if n > 0 {
+		c.held = append(c.held[:0], c.held[n:]...)
+	}
+}
+
+// readAvailable queues what is held and what the channel holds now, up to a batch.
+func (c *claimReader) readAvailable() {
+	c.admitHeld()
+	for c.queued() < batchMax && !c.revoked {
+		select {
+		case m, ok := <-c.msgs():
+			c.read(m, ok)
+		default:
+			return
+		}
+	}
+}
+
+func (c *claimReader) queued() int { return len(c.queue) - c.queueAt }
+
+// pace pauses the partition when its pending records reach max_pending or the process's
+// byte budget is spent, and resumes it once both are down to half. The low mark leaves the
+// pipeline work while the next fetch comes: a resumed partition waits a fetch round trip for
+// its records (fetch_max_wait, when the fetch under way holds nothing), and resuming at the
+// last record would stall it that long every time. It returns the channels that close at the
+// next change of either, for a paused claim to wait on.
+func (c *claimReader) pace() (pendingChanged, budgetChanged <-chan struct{}) {
+	k := c.h.k
+	c.admitHeld()
+	pending, pendingChanged := c.ledger.Watch()
+	free, budgetChanged := k.budget.watch()
+	switch {
+	case pending >= k.cfg.MaxPending || k.budget.spent() || len(c.held) > 0:
+		c.pause()
+	case c.paused && pending <= k.cfg.MaxPending/2 && free:
+		c.resume()
+	}
+	if !c.paused {
+		return nil, nil
+	}
+	return pendingChanged, budgetChanged
 }
 
 func (c *claimReader) pause() {
@@ -66,75 +127,57 @@ func (c *claimReader) resume() {
 	}
 }
 
-// next returns the next message, waiting for it; false when the claim ends.
-func (c *claimReader) next(ctx context.Context) (*sarama.ConsumerMessage, bool) {
-	if m, ok := c.poll(); ok || c.revoked {
-		return m, ok
-	}
-	select {
-	case m, ok := <-c.msgs():
-		c.revoked = !ok
-		return m, ok
-	case <-ctx.Done():
-		return nil, false
-	}
-}
-
-// poll returns the next message if one is there.
-func (c *claimReader) poll() (*sarama.ConsumerMessage, bool) {
-	if len(c.held) > 0 {
-		m := c.held[0]
-		c.held = c.held[1:]
-		return m, true
-	}
-	select {
-	case m, ok := <-c.msgs():
-		c.revoked = !ok
-		return m, ok
-	default:
-		return nil, false
-	}
-}
-
 // consume reads the claim until it is revoked, the session ends or the pipeline stops,
-// delivering batches and keeping the ledger within max_pending.
+// handing what it reads to the pipeline in batches.
 func (c *claimReader) consume(in Intake) {
 	k := c.h.k
-	max := k.cfg.MaxPending
 	ctx := c.sess.Context()
-	defer c.resume()
-	for {
-		if ctx.Err() != nil || c.stopped(in) {
-			return // the session ended, or the pipeline stopped: read nothing more
+	defer c.release()
+	for !c.revoked && ctx.Err() == nil && !c.stopped(in) {
+		c.readAvailable()
+		if c.queued() == 0 {
+			c.wait(ctx, in, nil)
+			continue
 		}
-		if c.ledger.Pending() >= max && !c.waitForRoom(ctx) {
-			return
-		}
-		if k.budget.spent() && !c.waitForBudget(ctx) {
-			return
-		}
-		msg, ok := c.next(ctx)
-		if !ok {
-			return
-		}
-		now := time.Now()
-		batch := make([]*record.Record, 0, 64)
-		batch = append(batch, newRecord(msg, c.ledger, now))
-		for len(batch) < cap(batch) && c.ledger.Pending() < max && !k.budget.spent() {
-			m, ok := c.poll()
-			if !ok {
-				break
-			}
-			batch = append(batch, newRecord(m, c.ledger, now))
-		}
+		batch := append(make([]*record.Record, 0, batchMax), c.queue[c.queueAt:c.queueAt+min(batchMax, c.queued())]...)
 		raise(&k.mostPending, int64(c.ledger.Pending()))
 		c.ledger.SetOffsets(c.claim.InitialOffset(), c.claim.HighWaterMarkOffset())
-		if !c.handOn(ctx, in, batch) {
-			c.ledger.Abandon(len(batch)) // not handed on: not done, and not waited for
-			return
+		if !c.wait(ctx, in, batch) {
+			continue // revoked or ending: the loop's test says which
 		}
-		if c.revoked {
-			return
+		clear(c.queue[c.queueAt : c.queueAt+len(batch)])
+		if c.queueAt += len(batch); c.queueAt == len(c.queue) {
+			c.queue, c.queueAt = c.queue[:0], 0
+		}
+	}
+}
+
+// wait hands batch to the pipeline (true), or with no batch waits for a message to come; all
+// the while it reads the channel and paces the partition. It gives up (false) when the claim
+// is revoked, the session ends or the pipeline stops.
+func (c *claimReader) wait(ctx context.Context, in Intake, batch []*record.Record) bool {
+	var give chan<- []*record.Record
+	if batch != nil {
+		give = in.C
+	}
+	for {
+		pendingChanged, budgetChanged := c.pace()
+		if batch == nil && c.queued() > 0 {
+			return true
+		}
+		select {
+		case give <- batch:
+			return true
+		case m, ok := <-c.msgs():
+			if c.read(m, ok); c.revoked {
+				return false
+			}
+		case <-pendingChanged:
+		case <-budgetChanged:
+		case <-ctx.Done():
+			return false
+		case <-in.Stopped:
+			return false
 		}
 	}
 }
@@ -148,68 +191,13 @@ func (c *claimReader) stopped(in Intake) bool {
 	}
 }
 
-// handOn gives batch to the pipeline. While the pipeline is full it keeps watching the claim;
-// it gives up (false) when the claim is revoked, the session ends or the pipeline stops.
-func (c *claimReader) handOn(ctx context.Context, in Intake, batch []*record.Record) bool {
-	select {
-	case in.C <- batch:
-		return true
-	default:
-	}
-	for {
-		select {
-		case in.C <- batch:
-			c.resume()
-			return true
-		case m, ok := <-c.msgs():
-			if c.hold(m, ok); c.revoked {
-				return false
-			}
-		case <-ctx.Done():
-			return false
-		case <-in.Stopped:
-			return false
-		}
-	}
-}
-
-// waitForRoom pauses the partition until its ledger is down to half of max_pending, or the
-// claim ends (false).
-func (c *claimReader) waitForRoom(ctx context.Context) bool {
-	return c.waitPaused(ctx, func() (bool, <-chan struct{}) {
-		pending, changed := c.ledger.Watch()
-		return pending <= c.h.k.cfg.MaxPending/2, changed
-	})
-}
-
-// waitForBudget pauses the partition until half of max_pending_bytes is free again, or the
-// claim ends (false).
-func (c *claimReader) waitForBudget(ctx context.Context) bool {
-	return c.waitPaused(ctx, c.h.k.budget.watch)
-}
-
-// waitPaused pauses the partition until ready says so, holding what the claim still reads
-// meanwhile; it gives up (false) when the claim is revoked or the session ends. ready returns
-// its answer and the channel closed at its next change, read together, so that no change is
-// missed between the two.
-func (c *claimReader) waitPaused(ctx context.Context, ready func() (bool, <-chan struct{})) bool {
-	c.pause()
-	defer c.resume()
-	for {
-		done, changed := ready()
-		if done {
-			return true
-		}
-		select {
-		case <-changed:
-		case m, ok := <-c.msgs():
-			if c.hold(m, ok); c.revoked {
-				return false
-			}
-		case <-ctx.Done():
-			return false
-		}
-	}
+// release ends the claim's reading: the queued records were never handed on, so the ledger
+// forgets them (they are neither done nor waited for), and the partition is resumed, so that
+// a later claim of it starts unpaused.
+func (c *claimReader) release() {
+	c.ledger.Abandon(c.queued())
+	c.queue, c.queueAt, c.held = nil, 0, nil
+	c.resume()
 }
 
 // drain lets what is in flight finish, up to the drain timeout, unless the pipeline failed.
@@ -245,11 +233,17 @@ func newRecord(m *sarama.ConsumerMessage, l *Ledger, now time.Time) *record.Reco
 	return rec
 }
 
-// recordSize is what a record weighs against max_pending_bytes: its key, value and headers.
+// recordSize is what a record weighs against max_pending_bytes: its key, value and headers,
+// and recordOverhead.
 func recordSize(m *sarama.ConsumerMessage) int64 {
-	n := len(m.Key) + len(m.Value)
+	n := len(m.Key) + len(m.Value) + recordOverhead
 	for _, h := range m.Headers {
 		n += len(h.Key) + len(h.Value)
 	}
 	return int64(n)
 }
+
+// recordOverhead estimates what the engine holds of a record besides its bytes: the record,
+// its place in the ledger and the queues, and its decoded body (measured: 300 to 700 bytes
+// for a 200-byte JSON order, depending on the stage it is at).
+const recordOverhead = 512

@@ -34,6 +34,7 @@ func ConsumerConfig(base *sarama.Config, c *Config) *sarama.Config {
 	sc.Net.ReadTimeout = c.RebalanceTimeout + 10*time.Second // a JoinGroup may wait the whole rebalance timeout
 	sc.Consumer.Fetch.Min = int32(c.FetchMinBytes)
 	sc.Consumer.Fetch.Default = int32(c.FetchDefaultBytes)
+	sc.Consumer.Fetch.MaxBytes = int32(c.FetchMaxBytes)
 	sc.Consumer.MaxWaitTime = c.FetchMaxWait
 	sc.Consumer.MaxProcessingTime = time.Second
 	sc.ChannelBufferSize = c.ChannelBufferSize

@@ -21,11 +21,12 @@ var kafkaFields = []spec.Field{
 	spec.Duration("rebalance_timeout", "Time members have to rejoin during a rebalance.").WithDefault("60s"),
 	spec.Size("fetch_min_bytes", "The broker waits for this much data before answering a fetch.").WithDefault("1").AtLeast(1),
 	spec.Duration("fetch_max_wait", "Longest the broker waits to fill fetch_min_bytes.").WithDefault("250ms"),
-	spec.Size("fetch_default_bytes", "Bytes asked for per partition per fetch.").WithDefault("1MiB").AtLeast(1024),
+	spec.Size("fetch_default_bytes", "Bytes asked for per partition per fetch.").WithDefault("1MiB").AtLeast(1024).AtMost(1 << 30),
+	spec.Size("fetch_max_bytes", "Bytes a fetch response may hold across all its partitions (a partition's first batch comes whatever its size): with max_pending_bytes, what bounds the consumer's memory.").WithDefault("4MiB").AtLeast(1024).AtMost(1 << 30),
 	spec.Int("channel_buffer_size", "Records buffered per partition between the fetcher and the pipeline.").WithDefault("256").AtLeast(1),
 	spec.Duration("commit_interval", "How often committed positions are sent to Kafka (and always at revoke and shutdown).").WithDefault("1s"),
 	spec.Int("max_pending", "Records read but not yet committed, per partition, before the partition is paused.").WithDefault("10000").AtLeast(1),
-	spec.Size("max_pending_bytes", "Bytes of records (keys, values, headers) read and not yet done, across every partition of the process, before every partition is paused until half of it is free; 0: no bound in bytes. Bounds memory whatever the record size and the number of partitions (plus what one fetch holds).").WithDefault("256MiB").AtLeast(0),
+	spec.Size("max_pending_bytes", "Memory of the records read and not yet done, across every partition of the process, before every partition is paused until half of it is free; 0: no bound in bytes. A record weighs its key, value and headers plus 512 bytes for what the engine holds of it. Bounds memory whatever the record size and the number of partitions (plus fetch_max_bytes); run sets the Go memory limit (GOMEMLIMIT) from it.").WithDefault("16MiB").AtLeast(0),
 	spec.Duration("drain_timeout", "On revoke or shutdown, time to let in-flight records finish before committing what is done.").WithDefault("30s"),
 	spec.Duration("stall_timeout", "A partition whose commit point has not moved for this long while records are pending is stalled: logged, exported, and /healthz fails. 0: never.").WithDefault("5m"),
 	spec.Enum("isolation", "read_committed: records of aborted or open transactions are never read; read_uncommitted: every record.", "read_committed", "read_uncommitted").WithDefault("read_committed"),
@@ -45,6 +46,7 @@ type Config struct {
 	FetchMinBytes     int64
 	FetchMaxWait      time.Duration
 	FetchDefaultBytes int64
+	FetchMaxBytes     int64
 	ChannelBufferSize int
 	CommitInterval    time.Duration
 	MaxPending        int
@@ -74,6 +76,7 @@ func FromValue(p *spec.Parser, v *spec.Value, pipelineName string) *Config {
 		FetchMinBytes:     v.Int("fetch_min_bytes"),
 		FetchMaxWait:      v.Duration("fetch_max_wait"),
 		FetchDefaultBytes: v.Int("fetch_default_bytes"),
+		FetchMaxBytes:     v.Int("fetch_max_bytes"),
 		ChannelBufferSize: int(v.Int("channel_buffer_size")),
 		CommitInterval:    v.Duration("commit_interval"),
 		MaxPending:        int(v.Int("max_pending")),

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -24,17 +25,10 @@ import (
 )
 
 // backlog is the number of records each benchmark works through; BENCH_RECORDS overrides it.
-func backlog() int {
-	n := 1_000_000
-	if s := os.Getenv("BENCH_RECORDS"); s != "" {
-		fmt.Sscan(s, &n)
-	}
-	return n
-}
+func backlog() int { return envInt("BENCH_RECORDS", 1_000_000) }
 
-// setup starts a broker with the orders topics and the backlog in `orders`: the in-process
-// one, or a real Apache Kafka with BENCH_KAFKA=real.
-func setup(b *testing.B, n int) *devbroker.Broker {
+// startBroker starts the in-process broker, or a real Apache Kafka with BENCH_KAFKA=real.
+func startBroker(b *testing.B) *devbroker.Broker {
 	start := func() (*devbroker.Broker, error) { return devbroker.Start() }
 	if os.Getenv("BENCH_KAFKA") == "real" {
 		start = func() (*devbroker.Broker, error) { return devbroker.StartReal(realkafka.Options{}) }
@@ -43,13 +37,19 @@ func setup(b *testing.B, n int) *devbroker.Broker {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return br
+}
+
+// setup starts a broker with the orders topics and the backlog in `orders`.
+func setup(b *testing.B, n int) *devbroker.Broker {
+	br := startBroker(b)
 	for _, topic := range []string{"orders", "orders-out", "orders-big", "orders-dlq"} {
-		if err := br.CreateTopic(topic, 6); err != nil {
+		if err := br.CreateTopic(topic, partitions()); err != nil {
 			b.Fatal(err)
 		}
 	}
 	for from := 0; from < n; from += feedChunk { // in chunks: the feed is not the pipeline's memory
-		if err := br.Produce(context.Background(), "orders", devbroker.OrdersFeedRange(from, min(from+feedChunk, n))); err != nil {
+		if err := br.Produce(context.Background(), "orders", ordersFeed(from, min(from+feedChunk, n), recordBytes())); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -66,14 +66,17 @@ func resetPeakRSS() {
 	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 }
 
-// waitCaughtUp waits until group has committed the end of orders. When nothing moves for a
+// waitCaughtUp waits until group has committed the end of topic. When nothing moves for a
 // minute it writes every goroutine's stack to $TMPDIR/pythia-stall-*.txt and fails.
-func waitCaughtUp(b *testing.B, br *devbroker.Broker, group string) {
+func waitCaughtUp(b *testing.B, br *devbroker.Broker, group, topic string) {
 	var last string
 	moved := time.Now()
-	for !br.CaughtUp(group, "orders") {
-		if now := fmt.Sprint(br.Committed(group, "orders")); now != last {
+	for !br.CaughtUp(group, topic) {
+		if now := fmt.Sprint(br.Committed(group, topic)); now != last {
 			last, moved = now, time.Now()
+			if os.Getenv("BENCH_DEBUG") != "" {
+				fmt.Println("DBG", time.Now().Format("05.000"), now)
+			}
 		}
 		if time.Since(moved) > time.Minute {
 			f, err := os.CreateTemp("", "pythia-stall-*.txt")
@@ -81,15 +84,74 @@ func waitCaughtUp(b *testing.B, br *devbroker.Broker, group string) {
 				_ = pprof.Lookup("goroutine").WriteTo(f, 2)
 				f.Close()
 			}
-			b.Fatalf("no commit for a minute: committed %v of %v; goroutines in %s", br.Committed(group, "orders"), br.EndOffsets("orders"), f.Name())
+			b.Fatalf("no commit for a minute: committed %v of %v; goroutines in %s", br.Committed(group, topic), br.EndOffsets(topic), f.Name())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 }
 
-func report(b *testing.B, n int, took time.Duration) {
-	b.ReportMetric(float64(n)/took.Seconds(), "records/s")
-	b.ReportMetric(took.Seconds(), "s/backlog")
+// clock measures a run: its wall time, the CPU time this process spent meanwhile and, on a
+// real broker, the broker's.
+type clock struct {
+	wall           time.Time
+	cpu, brokerCPU time.Duration
+	broker         *devbroker.Broker
+	profile        *os.File
+}
+
+type measured struct{ wall, cpu, brokerCPU time.Duration }
+
+// startClock starts measuring; with BENCH_CPUPROFILE=FILE it also profiles the run's CPU.
+func startClock(br *devbroker.Broker) clock {
+	c := clock{wall: time.Now(), cpu: cpuTime(os.Getpid()), broker: br}
+	if br.Real != nil {
+		c.brokerCPU = cpuTime(br.Real.PID())
+	}
+	if path := os.Getenv("BENCH_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
+			c.profile = f
+		}
+	}
+	return c
+}
+
+func (c clock) stop() measured {
+	m := measured{wall: time.Since(c.wall), cpu: cpuTime(os.Getpid()) - c.cpu}
+	if c.broker.Real != nil {
+		m.brokerCPU = cpuTime(c.broker.Real.PID()) - c.brokerCPU
+	}
+	if c.profile != nil {
+		pprof.StopCPUProfile()
+		c.profile.Close()
+	}
+	return m
+}
+
+// cpuTime is the user and system CPU time process pid has used so far (/proc), 0 where
+// /proc does not say.
+func cpuTime(pid int) time.Duration {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command (which may hold spaces) start after its ')'.
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	var utime, stime int64
+	fmt.Sscan(f[11], &utime)
+	fmt.Sscan(f[12], &stime)
+	return time.Duration(utime+stime) * time.Second / 100 // clock ticks: USER_HZ is 100 on Linux
+}
+
+func report(b *testing.B, n int, t measured) {
+	b.ReportMetric(float64(n)/t.wall.Seconds(), "records/s")
+	b.ReportMetric(t.wall.Seconds(), "s/backlog")
+	b.ReportMetric(float64(t.cpu.Microseconds())/float64(n), "cpu-µs/record")
+	if t.brokerCPU > 0 {
+		b.ReportMetric(float64(t.brokerCPU.Microseconds())/float64(n), "broker-cpu-µs/record")
+	}
 	if mb := peakRSS(); mb > 0 {
 		b.ReportMetric(mb, "peak-RSS-MB")
 	}
@@ -120,7 +182,11 @@ func BenchmarkOrdersPipeline(b *testing.B) {
 		b.StopTimer()
 		br := setup(b, n)
 		defer br.Close()
-		src, err := os.ReadFile("../../pipelines/orders.yaml")
+		file := "../../pipelines/orders.yaml"
+		if f := os.Getenv("BENCH_PIPELINE"); f != "" {
+			file = f
+		}
+		src, err := os.ReadFile(file)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -134,17 +200,25 @@ func BenchmarkOrdersPipeline(b *testing.B) {
 		if len(diags) > 0 {
 			b.Fatal(diags.Err())
 		}
+		if os.Getenv("GOMEMLIMIT") == "" {
+			debug.SetMemoryLimit(p.Source.Impl.MemoryLimit()) // as run does
+		}
 		run, err := engine.ConnectKafka(p, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
 			b.Fatal(err)
 		}
 		ctx, stop := context.WithCancel(context.Background())
 		done := make(chan error, 1)
+		if path := os.Getenv("BENCH_HEAPPROFILE"); path != "" {
+			stopWatch := make(chan struct{})
+			defer close(stopWatch)
+			go watchHeap(path, stopWatch)
+		}
 		b.StartTimer()
-		began := time.Now()
+		began := startClock(br)
 		go func() { done <- run.Run(ctx) }()
-		waitCaughtUp(b, br, p.KafkaSource().Group)
-		took := time.Since(began)
+		waitCaughtUp(b, br, p.KafkaSource().Group, "orders")
+		took := began.stop()
 		b.StopTimer()
 		stop()
 		if err := <-done; err != nil {
@@ -185,7 +259,7 @@ func BenchmarkHandWrittenSarama(b *testing.B) {
 		ctx, stop := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		b.StartTimer()
-		began := time.Now()
+		began := startClock(br)
 		go func() {
 			for ctx.Err() == nil {
 				if err := group.Consume(ctx, []string{"orders"}, h); err != nil {
@@ -195,8 +269,8 @@ func BenchmarkHandWrittenSarama(b *testing.B) {
 			}
 			done <- nil
 		}()
-		waitCaughtUp(b, br, "hand-written")
-		took := time.Since(began)
+		waitCaughtUp(b, br, "hand-written", "orders")
+		took := began.stop()
 		b.StopTimer()
 		stop()
 		if err := <-done; err != nil {
