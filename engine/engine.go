@@ -23,17 +23,17 @@ import (
 )
 
 // Observer is told what the engine measures around every stage and sink (the metrics):
-// how long a stage took over a record, and how old a record was when its sink's broker
-// acknowledged it. Stage code knows nothing of it.
+// how long a stage took per record, and how old a record was when its sink's broker
+// acknowledged it. The engine asks once per stage and sink for the function it then tells;
+// stage code knows nothing of it.
 type Observer interface {
-	StageDuration(stage string, d time.Duration)
-	Latency(sink string, d time.Duration)
+	// StageDurations is told, once per batch, the time stage took per record of it.
+	StageDurations(stage string) func(time.Duration)
+	// Latencies is told, per record acknowledged, how old the record was.
+	Latencies(sink string) func(time.Duration)
 }
 
-type noObserver struct{}
-
-func (noObserver) StageDuration(string, time.Duration) {}
-func (noObserver) Latency(string, time.Duration)       {}
+func ignore(time.Duration) {}
 
 // OpenSink opens the sink called name ("dlq" for the dead-letter queue) as sk describes it;
 // every outcome goes to report. Tests open sinks of their own in its place.
@@ -62,12 +62,18 @@ type Engine struct {
 
 	openMu sync.Mutex
 	opened map[string]stages.Counting // the sinks with numbers of their own, once open
-
-	obs Observer
 }
 
 // Observe sets the observer of stage durations and latencies; call it before Run.
-func (e *Engine) Observe(o Observer) { e.obs = o }
+func (e *Engine) Observe(o Observer) {
+	for _, n := range e.nodes {
+		if n.stage != nil {
+			n.observe = o.StageDurations(n.name)
+		} else {
+			n.observe = o.Latencies(n.name)
+		}
+	}
+}
 
 // node is a stage or a sink in the running graph.
 type node struct {
@@ -78,6 +84,7 @@ type node struct {
 	workers int
 	keyed   bool    // records keep their order by key
 	targets []*node // distinct targets of a stage
+	observe func(time.Duration) // a stage's time per record, a sink's latencies (the metrics)
 	ports   [][]int // for each port, indexes into targets
 	stats   *counters
 	running conc.WaitGroup
@@ -91,17 +98,17 @@ const (
 // NewEngine prepares p to run. Every stage must have a runtime.
 func NewEngine(p *pipeline.Pipeline, open OpenSink, log *slog.Logger) (*Engine, error) {
 	e := &Engine{p: p, log: log, open: open, nodes: map[string]*node{}, stats: map[string]*counters{}, opened: map[string]stages.Counting{},
-		intake: make(chan []*record.Record, channelBatches), obs: noObserver{}}
+		intake: make(chan []*record.Record, channelBatches)}
 	for _, st := range p.Stages {
 		if st.Impl == nil {
 			return nil, fmt.Errorf("stage %s: the %s stage type cannot run yet in this build (it validates, but its runtime is not written)", st.Name, st.Type)
 		}
-		n := &node{name: st.Name, stage: st.Impl, workers: st.Workers, keyed: st.Ordering == "key", stats: e.counter(st.Name, "stage")}
+		n := &node{name: st.Name, stage: st.Impl, observe: ignore, workers: st.Workers, keyed: st.Ordering == "key", stats: e.counter(st.Name, "stage")}
 		n.ins = makeInputs(st.Workers, st.Ordering == "key")
 		e.nodes[st.Name] = n
 	}
 	for _, sk := range p.Sinks {
-		e.nodes[sk.Name] = &node{name: sk.Name, workers: 1, ins: makeInputs(1, true), stats: e.counter(sk.Name, "sink")}
+		e.nodes[sk.Name] = &node{name: sk.Name, observe: ignore, workers: 1, ins: makeInputs(1, true), stats: e.counter(sk.Name, "sink")}
 	}
 	for _, st := range p.Stages {
 		n := e.nodes[st.Name]

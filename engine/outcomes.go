@@ -21,7 +21,7 @@ func (e *Engine) reporter(n *node) sinks.Report {
 		}
 		n.stats.acked.Add(1)
 		if !rec.Timestamp.IsZero() {
-			e.obs.Latency(n.name, time.Since(rec.Timestamp))
+			n.observe(time.Since(rec.Timestamp))
 		}
 		rec.Track.Done()
 	}

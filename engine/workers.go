@@ -54,13 +54,13 @@ func (e *Engine) work(n *node, in <-chan []*record.Record) {
 	bufs := make([][]*record.Record, len(n.targets))
 	for batch := range in {
 		var c tally
+		began := time.Now()
 		for _, rec := range batch {
-			began := time.Now()
 			var err error
 			outs, err = n.stage.Process(e.hard, rec, outs[:0])
-			e.obs.StageDuration(n.name, time.Since(began))
 			e.route(n, rec, outs, err, bufs, &c)
 		}
+		n.observe(time.Since(began) / time.Duration(max(len(batch), 1))) // once per batch: a clock read per record costs
 		c.add(n.stats)
 		e.flush(n, bufs)
 	}
@@ -166,7 +166,7 @@ func (e *Engine) workAsync(n *node, in <-chan []*record.Record, st stages.AsyncS
 			}
 		case c := <-done:
 			inflight--
-			e.obs.StageDuration(n.name, time.Since(c.began))
+			n.observe(time.Since(c.began))
 			var t tally
 			e.route(n, c.rec, c.outs, c.err, bufs, &t)
 			t.add(n.stats)

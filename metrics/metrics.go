@@ -41,7 +41,7 @@ func New(p *pipeline.Pipeline) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry(), pipeline: p.Name, descs: map[string]*prometheus.Desc{}, own: map[string]ownMetric{}, entry: p.Entry}
 	labels := prometheus.Labels{"pipeline": p.Name}
 	m.stageDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pythia_pipe_stage_duration_seconds",
-		Help: "Time a stage took over one record.", ConstLabels: labels,
+		Help: "Time a stage took per record, observed once per batch (its time over the batch divided by its records; a retry: once per record).", ConstLabels: labels,
 		Buckets: prometheus.ExponentialBuckets(1e-6, 4, 12)}, []string{"stage"})
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pythia_pipe_end_to_end_latency_seconds",
 		Help: "From a record's timestamp to its sink's acknowledgement.", ConstLabels: labels,
@@ -79,14 +79,16 @@ func Names() []string {
 // Watch points the registry at the running engine and source.
 func (m *Metrics) Watch(e Engine, s Source) { m.engine, m.source = e, s }
 
-// StageDuration implements engine.Observer.
-func (m *Metrics) StageDuration(stage string, d time.Duration) {
-	m.stageDur.WithLabelValues(stage).Observe(d.Seconds())
+// StageDurations implements engine.Observer.
+func (m *Metrics) StageDurations(stage string) func(time.Duration) {
+	h := m.stageDur.WithLabelValues(stage)
+	return func(d time.Duration) { h.Observe(d.Seconds()) }
 }
 
-// Latency implements engine.Observer.
-func (m *Metrics) Latency(sink string, d time.Duration) {
-	m.latency.WithLabelValues(sink).Observe(d.Seconds())
+// Latencies implements engine.Observer.
+func (m *Metrics) Latencies(sink string) func(time.Duration) {
+	h := m.latency.WithLabelValues(sink)
+	return func(d time.Duration) { h.Observe(d.Seconds()) }
 }
 
 // Describe implements prometheus.Collector.

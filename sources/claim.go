@@ -28,7 +28,8 @@ type claimReader struct {
 	log     *slog.Logger
 	queue   []*record.Record // read and in the ledger, not yet handed on: queue[queueAt:]
 	queueAt int
-	held    []*sarama.ConsumerMessage // read over the bounds: not in the ledger yet
+	held    []*sarama.ConsumerMessage // read over the bounds, not in the ledger yet: held[heldAt:]
+	heldAt  int
 	revoked bool
 	paused  bool
 }
@@ -51,7 +52,7 @@ func (c *claimReader) read(m *sarama.ConsumerMessage, ok bool) {
 		c.revoked = true
 		return
 	}
-	if len(c.held) > 0 || c.over() {
+	if c.heldAt < len(c.held) || c.over() {
 		c.held = append(c.held, m)
 		return
 	}
@@ -65,13 +66,13 @@ func (c *claimReader) over() bool {
 
 // admitHeld queues the held messages there is room for now, in order.
 func (c *claimReader) admitHeld() {
-	n := 0
-	for n < len(c.held) && !c.over() {
-		c.queue = append(c.queue, newRecord(c.held[n], c.ledger, time.Now()))
-		n++
+	for c.heldAt < len(c.held) && !c.over() {
+		c.queue = append(c.queue, newRecord(c.held[c.heldAt], c.ledger, time.Now()))
+		c.held[c.heldAt] = nil
+		c.heldAt++
 	}
-	if n > 0 {
-		c.held = append(c.held[:0], c.held[n:]...)
+	if c.heldAt == len(c.held) {
+		c.held, c.heldAt = c.held[:0], 0
 	}
 }
 
@@ -102,7 +103,7 @@ func (c *claimReader) pace() (pendingChanged, budgetChanged <-chan struct{}) {
 	pending, pendingChanged := c.ledger.Watch()
 	free, budgetChanged := k.budget.watch()
 	switch {
-	case pending >= k.cfg.MaxPending || k.budget.spent() || len(c.held) > 0:
+	case pending >= k.cfg.MaxPending || k.budget.spent() || c.heldAt < len(c.held):
 		c.pause()
 	case c.paused && pending <= k.cfg.MaxPending/2 && free:
 		c.resume()
@@ -196,7 +197,7 @@ func (c *claimReader) stopped(in Intake) bool {
 // a later claim of it starts unpaused.
 func (c *claimReader) release() {
 	c.ledger.Abandon(c.queued())
-	c.queue, c.queueAt, c.held = nil, 0, nil
+	c.queue, c.queueAt, c.held, c.heldAt = nil, 0, nil, 0
 	c.resume()
 }
 

@@ -6,8 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"os"
-	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -58,9 +56,7 @@ dlq: {type: file, path: /dev/null}
 		if len(diags) > 0 {
 			b.Fatal(diags.Err())
 		}
-		if os.Getenv("GOMEMLIMIT") == "" {
-			debug.SetMemoryLimit(p.Source.Impl.MemoryLimit()) // as run does
-		}
+		setMemoryLimit(br, p)
 		run, err := engine.ConnectKafka(p, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
 			b.Fatal(err)
