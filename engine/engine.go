@@ -82,10 +82,10 @@ type node struct {
 	sink    sinks.Sink
 	ins     []chan []*record.Record // one per worker with key ordering, else one shared
 	workers int
-	keyed   bool    // records keep their order by key
-	targets []*node // distinct targets of a stage
+	keyed   bool                // records keep their order by key
+	targets []*node             // distinct targets of a stage
 	observe func(time.Duration) // a stage's time per record, a sink's latencies (the metrics)
-	ports   [][]int // for each port, indexes into targets
+	ports   [][]int             // for each port, indexes into targets
 	stats   *counters
 	running conc.WaitGroup
 }
