@@ -53,9 +53,6 @@ type Compiled interface {
 	Drain() time.Duration
 	// Open makes the source for a run.
 	Open(env Env) (Runner, error)
-	// MemoryLimit is the Go memory limit (GOMEMLIMIT) that fits what the source may hold
-	// at once, for run to set; 0: none.
-	MemoryLimit() int64
 }
 
 // Runner is an open source: it runs (Source) and says how it is doing.
@@ -99,15 +96,6 @@ func (c *Config) TopicPlans() []kafkaconn.Topic {
 
 // Drain is drain_timeout.
 func (c *Config) Drain() time.Duration { return c.DrainTimeout }
-
-// MemoryLimit leaves room for twice max_pending_bytes (the records, and the garbage
-// collector's room to work) and four fetches; 0 without a byte budget.
-func (c *Config) MemoryLimit() int64 {
-	if c.MaxPendingBytes == 0 {
-		return 0
-	}
-	return 2*c.MaxPendingBytes + 4*c.FetchMaxBytes + 32<<20
-}
 
 // Open makes the consumer group.
 func (c *Config) Open(env Env) (Runner, error) {

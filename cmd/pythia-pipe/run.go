@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -33,7 +32,6 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signalContext(log)
 	defer stop()
 	log = log.With("pipeline", p.Name)
-	memLimit := setMemoryLimit(p)
 	run, err := engine.ConnectKafka(p, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
@@ -57,8 +55,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		defer stopPprof()
 		log.Info("profiles served", "url", url)
 	}
-	log.Info("running", "brokers", strings.Join(p.Kafka.Brokers, ","), "group", p.KafkaSource().Group, "topics", strings.Join(p.KafkaSource().Topics, ","),
-		"memory_limit", memLimit)
+	log.Info("running", "brokers", strings.Join(p.Kafka.Brokers, ","), "group", p.KafkaSource().Group, "topics", strings.Join(p.KafkaSource().Topics, ","))
 	if err := run.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitInvalid
@@ -136,19 +133,4 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 		}
 	}
 	return slog.New(slog.NewJSONHandler(w, opts)), nil
-}
-
-// setMemoryLimit sets the Go memory limit from the source's byte budget, unless GOMEMLIMIT
-// says otherwise: the garbage collector then works harder as the process nears it, rather
-// than let the heap grow to twice what is live. It says what limit holds, for the log.
-func setMemoryLimit(p *pipeline.Pipeline) string {
-	if env := os.Getenv("GOMEMLIMIT"); env != "" {
-		return env + " (GOMEMLIMIT)"
-	}
-	limit := p.Source.Impl.MemoryLimit()
-	if limit == 0 {
-		return "none (max_pending_bytes: 0)"
-	}
-	debug.SetMemoryLimit(limit)
-	return fmt.Sprintf("%dMiB (from max_pending_bytes and fetch_max_bytes)", limit>>20)
 }

@@ -56,7 +56,6 @@ dlq: {type: file, path: /dev/null}
 		if len(diags) > 0 {
 			b.Fatal(diags.Err())
 		}
-		setMemoryLimit(br, p)
 		run, err := engine.ConnectKafka(p, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
 			b.Fatal(err)

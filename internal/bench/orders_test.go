@@ -40,15 +40,6 @@ func startBroker(b *testing.B) *devbroker.Broker {
 	return br
 }
 
-// setMemoryLimit sets the Go memory limit from the pipeline as run does, unless GOMEMLIMIT is
-// set or the broker is in process: like dev, a process that holds the broker's log must not
-// be limited to what the pipeline needs.
-func setMemoryLimit(br *devbroker.Broker, p *pipeline.Pipeline) {
-	if br.Real != nil && os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(p.Source.Impl.MemoryLimit())
-	}
-}
-
 // setup starts a broker with the orders topics and the backlog in `orders`.
 func setup(b *testing.B, n int) *devbroker.Broker {
 	br := startBroker(b)
@@ -209,7 +200,6 @@ func BenchmarkOrdersPipeline(b *testing.B) {
 		if len(diags) > 0 {
 			b.Fatal(diags.Err())
 		}
-		setMemoryLimit(br, p)
 		run, err := engine.ConnectKafka(p, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
 			b.Fatal(err)
