@@ -3,13 +3,10 @@ package bench
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"testing"
 
-	"github.com/pythia-pipe/pythia-pipe/engine"
 	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 )
@@ -56,22 +53,7 @@ dlq: {type: file, path: /dev/null}
 		if len(diags) > 0 {
 			b.Fatal(diags.Err())
 		}
-		run, err := engine.ConnectKafka(p, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		if err != nil {
-			b.Fatal(err)
-		}
-		ctx, stop := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		b.StartTimer()
-		began := startClock(br)
-		go func() { done <- run.Run(ctx) }()
-		waitCaughtUp(b, br, "large", "large")
-		took := began.stop()
-		b.StopTimer()
-		stop()
-		if err := <-done; err != nil {
-			b.Fatal(err)
-		}
+		took := runPipeline(b, br, p, "large")
 		report(b, n, took)
 		b.ReportMetric(float64(n)*recordBytes/1e6/took.wall.Seconds(), "MB/s")
 		cfg := p.KafkaSource()
