@@ -71,9 +71,21 @@ func (c *claimReader) admitHeld() {
 		c.held[c.heldAt] = nil
 		c.heldAt++
 	}
-	if c.heldAt == len(c.held) {
-		c.held, c.heldAt = c.held[:0], 0
+	c.held, c.heldAt = compact(c.held, c.heldAt)
+}
+
+// compact drops the first at elements of s once they are all of it or half of it, so that a
+// queue taken from the front does not grow with what went through it.
+func compact[T any](s []T, at int) ([]T, int) {
+	if at == len(s) {
+		return s[:0], 0
 	}
+	if at < len(s)/2 {
+		return s, at
+	}
+	n := copy(s, s[at:])
+	clear(s[n:])
+	return s[:n], 0
 }
 
 // readAvailable queues what is held and what the channel holds now, up to a batch.
@@ -147,9 +159,7 @@ func (c *claimReader) consume(in Intake) {
 			continue // revoked or ending: the loop's test says which
 		}
 		clear(c.queue[c.queueAt : c.queueAt+len(batch)])
-		if c.queueAt += len(batch); c.queueAt == len(c.queue) {
-			c.queue, c.queueAt = c.queue[:0], 0
-		}
+		c.queue, c.queueAt = compact(c.queue, c.queueAt+len(batch))
 	}
 }
 
