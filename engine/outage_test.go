@@ -18,12 +18,22 @@ import (
 // Before the breaker waited, hundreds of good records went to the DLQ in such an outage.
 func TestKafkaEnrichOutage(t *testing.T) {
 	const records, downAfter = 8000, 2000
-	var answered, failed atomic.Int64
+	// A call after a quiet this long is a probe: while the breaker is closed, thousands of
+	// waiting records call without a pause; once it is open, only probes call, the first
+	// after half a second (stages.probeFirst), then less and less often.
+	const probeGap = 400 * time.Millisecond
+	var answered, failed, probesFailed, lastCall, downSince, waited atomic.Int64
 	var down atomic.Bool
-	var downSince atomic.Int64 // unix nanos
+	// The service goes down after downAfter answers, and comes back once two probes failed.
 	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !down.Load() && answered.Load() >= downAfter && downSince.CompareAndSwap(0, time.Now().UnixNano()) {
+		now := time.Now().UnixNano()
+		gap := time.Duration(now - lastCall.Swap(now))
+		if !down.Load() && answered.Load() >= downAfter && downSince.CompareAndSwap(0, now) {
 			down.Store(true)
+		}
+		if down.Load() && gap >= probeGap && probesFailed.Add(1) > 2 {
+			waited.Store(now - downSince.Load())
+			down.Store(false)
 		}
 		if down.Load() {
 			failed.Add(1)
@@ -46,24 +56,6 @@ func TestKafkaEnrichOutage(t *testing.T) {
 	if err := b.Produce(context.Background(), "payments", feed); err != nil {
 		t.Fatal(err)
 	}
-	// The service comes back once the stage waits on it and a probe has found it still down.
-	var waited time.Duration
-	go func() {
-		var failedAtOpen int64 = -1
-		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-			if !down.Load() {
-				continue
-			}
-			if failedAtOpen < 0 && failed.Load() >= 10 { // payments.yaml opens after 10 failures
-				failedAtOpen = failed.Load()
-			}
-			if failedAtOpen >= 0 && failed.Load() > failedAtOpen+1 { // two probes failed
-				waited = time.Since(time.Unix(0, downSince.Load()))
-				down.Store(false)
-				return
-			}
-		}
-	}()
 	run := runExample(t, b, "payments.yaml", map[string]string{"RISK_URL": svc.URL})
 	if down.Load() || downSince.Load() == 0 {
 		t.Fatal("the outage did not happen as planned")
@@ -80,7 +72,7 @@ func TestKafkaEnrichOutage(t *testing.T) {
 	if score["outages"] < 1 || score["waiting"] != 0 {
 		t.Errorf("score counters %v: want an outage, and nobody waiting now", score)
 	}
-	t.Logf("outage of %v: %d calls failed, %d answered, %d retries, 0 dead-lettered", waited.Round(time.Millisecond), failed.Load(), answered.Load(), score["retries"])
+	t.Logf("outage of %v: %d calls failed, %d answered, %d retries, 0 dead-lettered", time.Duration(waited.Load()).Round(time.Millisecond), failed.Load(), answered.Load(), score["retries"])
 }
 
 func first(rs []devbroker.Record) map[string]string {
