@@ -175,6 +175,29 @@ func peakRSS() float64 {
 	return 0
 }
 
+// ordersPipeline is pipelines/orders.yaml (or BENCH_PIPELINE's file) on br.
+func ordersPipeline(b *testing.B, br *devbroker.Broker) *pipeline.Pipeline {
+	file := "../../pipelines/orders.yaml"
+	if f := os.Getenv("BENCH_PIPELINE"); f != "" {
+		file = f
+	}
+	src, err := os.ReadFile(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	env := func(k string) (string, bool) {
+		if k == "KAFKA_BROKERS" {
+			return strings.Join(br.Addrs(), ","), true
+		}
+		return "", false
+	}
+	p, diags := pipeline.Parse("orders.yaml", src, pipeline.Options{Env: env, BaseDir: "../.."})
+	if len(diags) > 0 {
+		b.Fatal(diags.Err())
+	}
+	return p
+}
+
 // BenchmarkOrdersPipeline runs pipelines/orders.yaml over the backlog.
 func BenchmarkOrdersPipeline(b *testing.B) {
 	n := backlog()
@@ -182,24 +205,7 @@ func BenchmarkOrdersPipeline(b *testing.B) {
 		b.StopTimer()
 		br := setup(b, n)
 		defer br.Close()
-		file := "../../pipelines/orders.yaml"
-		if f := os.Getenv("BENCH_PIPELINE"); f != "" {
-			file = f
-		}
-		src, err := os.ReadFile(file)
-		if err != nil {
-			b.Fatal(err)
-		}
-		env := func(k string) (string, bool) {
-			if k == "KAFKA_BROKERS" {
-				return strings.Join(br.Addrs(), ","), true
-			}
-			return "", false
-		}
-		p, diags := pipeline.Parse("orders.yaml", src, pipeline.Options{Env: env, BaseDir: "../.."})
-		if len(diags) > 0 {
-			b.Fatal(diags.Err())
-		}
+		p := ordersPipeline(b, br)
 		report(b, n, runPipeline(b, br, p, "orders"))
 	}
 }
@@ -207,12 +213,6 @@ func BenchmarkOrdersPipeline(b *testing.B) {
 // runPipeline runs p until its group has committed the end of topic, timing that, and stops
 // it. With BENCH_HEAPPROFILE=FILE it writes the heap profile at the run's peak there.
 func runPipeline(b *testing.B, br *devbroker.Broker, p *pipeline.Pipeline, topic string) measured {
-	run, err := engine.ConnectKafka(p, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
 	if path := os.Getenv("BENCH_HEAPPROFILE"); path != "" {
 		stopWatch := make(chan struct{})
 		defer close(stopWatch)
@@ -220,15 +220,29 @@ func runPipeline(b *testing.B, br *devbroker.Broker, p *pipeline.Pipeline, topic
 	}
 	b.StartTimer()
 	began := startClock(br)
-	go func() { done <- run.Run(ctx) }()
+	stop := startPipeline(b, p)
 	waitCaughtUp(b, br, p.KafkaSource().Group, topic)
 	took := began.stop()
 	b.StopTimer()
 	stop()
-	if err := <-done; err != nil {
+	return took
+}
+
+// startPipeline runs p; the function it returns stops it.
+func startPipeline(b *testing.B, p *pipeline.Pipeline) (stop func()) {
+	run, err := engine.ConnectKafka(p, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
 		b.Fatal(err)
 	}
-	return took
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run.Run(ctx) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 // BenchmarkHandWrittenSarama is the number to beat: a careful hand-written loop doing the
@@ -240,48 +254,57 @@ func BenchmarkHandWrittenSarama(b *testing.B) {
 		b.StopTimer()
 		br := setup(b, n)
 		defer br.Close()
-		cfg := sarama.NewConfig()
-		cfg.Version = sarama.V3_6_0_0
-		cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
-		cfg.Producer.Return.Successes = true
-		cfg.Producer.RequiredAcks = sarama.WaitForAll
-		cfg.Producer.Idempotent = true
-		cfg.Net.MaxOpenRequests = 1
-		cfg.Producer.Flush.Frequency = 5 * time.Millisecond
-		cfg.Producer.Flush.Bytes = 512 << 10
-		group, err := sarama.NewConsumerGroup(br.Addrs(), "hand-written", cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		prod, err := sarama.NewAsyncProducer(br.Addrs(), cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		h := &handWritten{prod: prod, acks: map[int64]chan struct{}{}}
-		go h.dispatchAcks()
-		ctx, stop := context.WithCancel(context.Background())
-		done := make(chan error, 1)
 		b.StartTimer()
 		began := startClock(br)
-		go func() {
-			for ctx.Err() == nil {
-				if err := group.Consume(ctx, []string{"orders"}, h); err != nil {
-					done <- err
-					return
-				}
-			}
-			done <- nil
-		}()
+		stop := startLoop(b, br)
 		waitCaughtUp(b, br, "hand-written", "orders")
 		took := began.stop()
 		b.StopTimer()
 		stop()
+		report(b, n, took)
+	}
+}
+
+// startLoop starts the hand-written loop on orders (group hand-written); the function it
+// returns stops it.
+func startLoop(b *testing.B, br *devbroker.Broker) (stop func()) {
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V3_6_0_0
+	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.RequiredAcks = sarama.WaitForAll
+	cfg.Producer.Idempotent = true
+	cfg.Net.MaxOpenRequests = 1
+	cfg.Producer.Flush.Frequency = 5 * time.Millisecond
+	cfg.Producer.Flush.Bytes = 512 << 10
+	group, err := sarama.NewConsumerGroup(br.Addrs(), "hand-written", cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	prod, err := sarama.NewAsyncProducer(br.Addrs(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := &handWritten{prod: prod, acks: map[int64]chan struct{}{}}
+	go h.dispatchAcks()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		for ctx.Err() == nil {
+			if err := group.Consume(ctx, []string{"orders"}, h); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	return func() {
+		cancel()
 		if err := <-done; err != nil {
 			b.Fatal(err)
 		}
 		group.Close()
 		prod.Close()
-		report(b, n, took)
 	}
 }
 
@@ -358,7 +381,7 @@ func (h *handWritten) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 			if topic == "" {
 				continue
 			}
-			h.prod.Input() <- &sarama.ProducerMessage{Topic: topic, Key: sarama.ByteEncoder(m.Key), Value: sarama.ByteEncoder(value), Metadata: id}
+			h.prod.Input() <- &sarama.ProducerMessage{Topic: topic, Key: sarama.ByteEncoder(m.Key), Value: sarama.ByteEncoder(value), Timestamp: m.Timestamp, Metadata: id}
 			sent++
 		}
 		for j := 0; j < sent; j++ {

@@ -1,6 +1,7 @@
 // Command table runs the orders benchmark and the hand-written loop, each in a process of its
-// own (so that peak memory is each one's), and prints them side by side with their ratio:
-// `make bench` runs it on the in-process broker, `BENCH_KAFKA=real make bench` on a real Kafka.
+// own (so that peak memory is each one's), and prints them side by side with their ratio; then
+// their end-to-end latency at a steady 20,000 records a second. `make bench` runs it on the
+// in-process broker, `BENCH_KAFKA=real make bench` on a real Kafka.
 package main
 
 import (
@@ -14,7 +15,8 @@ import (
 	"strings"
 )
 
-type result struct{ perSec, rssMB float64 }
+// result is a benchmark's metrics by unit: records/s, peak-RSS-MB, p99-ms...
+type result map[string]float64
 
 func main() {
 	if len(os.Args) != 2 {
@@ -32,12 +34,10 @@ func main() {
 	}
 	results := make([]result, len(rows))
 	for i, r := range rows {
-		res, err := run(binary, r.bench)
-		if err != nil {
+		if results[i], err = run(binary, r.bench); err != nil {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", r.bench, err)
 			os.Exit(1)
 		}
-		results[i] = res
 	}
 	broker := "in-process (kfake; its backlog counts in peak RSS)"
 	if os.Getenv("BENCH_KAFKA") == "real" {
@@ -45,9 +45,20 @@ func main() {
 	}
 	fmt.Printf("\nbroker: %s\n\n| | records/s | peak RSS |\n|---|---|---|\n", broker)
 	for i, r := range rows {
-		fmt.Printf("| %s | %.0f | %.0f MB |\n", r.label, results[i].perSec, results[i].rssMB)
+		fmt.Printf("| %s | %.0f | %.0f MB |\n", r.label, results[i]["records/s"], results[i]["peak-RSS-MB"])
 	}
-	fmt.Printf("| ratio | %.2f× | |\n", results[0].perSec/results[1].perSec)
+	fmt.Printf("| ratio | %.2f× | |\n", results[0]["records/s"]/results[1]["records/s"])
+
+	paced := []string{"BenchmarkLatencyPipeline", "BenchmarkLatencyHandWritten"}
+	fmt.Printf("\nend to end at a steady 20,000 records/s (BENCH_RATE), after a warm-up:\n\n| | p50 | p99 |\n|---|---|---|\n")
+	for i, bench := range paced {
+		res, err := run(binary, bench)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", bench, err)
+			os.Exit(1)
+		}
+		fmt.Printf("| %s | %.1f ms | %.1f ms |\n", rows[i].label, res["p50-ms"], res["p99-ms"])
+	}
 }
 
 // run runs one benchmark once in its own process and reads its metrics.
@@ -59,7 +70,7 @@ func run(binary, bench string) (result, error) {
 	if err := cmd.Run(); err != nil {
 		return result{}, fmt.Errorf("%v\n%s", err, out.String())
 	}
-	var res result
+	res := result{}
 	sc := bufio.NewScanner(&out)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
@@ -67,19 +78,12 @@ func run(binary, bench string) (result, error) {
 			continue
 		}
 		for j := 1; j+1 < len(f); j++ {
-			v, err := strconv.ParseFloat(f[j], 64)
-			if err != nil {
-				continue
-			}
-			switch f[j+1] {
-			case "records/s":
-				res.perSec = v
-			case "peak-RSS-MB":
-				res.rssMB = v
+			if v, err := strconv.ParseFloat(f[j], 64); err == nil {
+				res[f[j+1]] = v
 			}
 		}
 	}
-	if res.perSec == 0 {
+	if res["records/s"] == 0 {
 		return res, fmt.Errorf("no records/s in its output:\n%s", out.String())
 	}
 	return res, nil

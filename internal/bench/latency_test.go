@@ -1,0 +1,154 @@
+package bench
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
+)
+
+// The paced run: BENCH_RATE records a second (default 20,000) for BENCH_SECONDS (default 15)
+// into orders while the consumer under test runs; the first latencyWarmup of them only warm
+// it up (the group joins, the broker's JIT compiles) and are not counted.
+const latencyWarmup = 3 * time.Second
+
+// BenchmarkLatencyPipeline is the end-to-end latency of pipelines/orders.yaml at a steady
+// rate: from a record's timestamp, taken as it is produced, to its copy arriving at a reader
+// of orders-out and orders-big. It reports p50 and p99.
+func BenchmarkLatencyPipeline(b *testing.B) {
+	benchLatency(b, func(br *devbroker.Broker) func() { return startPipeline(b, ordersPipeline(b, br)) })
+}
+
+// BenchmarkLatencyHandWritten is the same for the hand-written loop.
+func BenchmarkLatencyHandWritten(b *testing.B) {
+	benchLatency(b, func(br *devbroker.Broker) func() { return startLoop(b, br) })
+}
+
+func benchLatency(b *testing.B, start func(*devbroker.Broker) (stop func())) {
+	rate, seconds := envInt("BENCH_RATE", 20_000), envInt("BENCH_SECONDS", 15)
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		br := setup(b, 0)
+		defer br.Close()
+		stop := start(br)
+		lat := &latencies{}
+		ctx, cancel := context.WithCancel(context.Background())
+		read := make(chan error, 1)
+		go func() { read <- lat.read(ctx, br) }()
+		began := time.Now()
+		n := producePaced(b, br, rate, time.Duration(seconds)*time.Second)
+		outputs := 0
+		for seq := range n {
+			if fate := devbroker.OrdersFate(seq); fate == "out" || fate == "big" {
+				outputs++
+			}
+		}
+		measured := lat.waitFor(b, outputs, time.Minute)
+		cancel()
+		<-read
+		stop()
+		b.ReportMetric(float64(n)/time.Since(began).Seconds(), "records/s")
+		b.ReportMetric(measured.percentile(50).Seconds()*1000, "p50-ms")
+		b.ReportMetric(measured.percentile(99).Seconds()*1000, "p99-ms")
+		b.ReportMetric(float64(len(measured)), "measured")
+	}
+}
+
+// producePaced produces the orders feed into orders at rate records a second for d, in
+// slices of a millisecond, each record stamped as it is produced; it returns how many.
+func producePaced(b *testing.B, br *devbroker.Broker, rate int, d time.Duration) int {
+	cl, err := br.Client(kgo.ProducerLinger(0)) // stamped as produced: sent at once
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	began, n := time.Now(), 0
+	for now := range tick.C {
+		if now.Sub(began) >= d {
+			break
+		}
+		due := int(now.Sub(began).Seconds() * float64(rate))
+		for _, r := range ordersFeed(n, due, recordBytes()) {
+			rec := &kgo.Record{Topic: "orders", Key: r.Key, Value: r.Value, Timestamp: time.Now(),
+				Headers: []kgo.RecordHeader{{Key: "seq", Value: []byte(r.Headers["seq"])}}}
+			cl.Produce(context.Background(), rec, func(_ *kgo.Record, err error) {
+				if err != nil {
+					b.Error(err)
+				}
+			})
+		}
+		n = max(n, due)
+	}
+	if err := cl.Flush(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
+
+// latencies collects how long each output record took, from its timestamp to its arrival.
+type latencies struct {
+	mu     sync.Mutex
+	all    durations // of the records produced after the warm-up
+	seen   int
+	warmed time.Time
+}
+
+type durations []time.Duration
+
+// read reads orders-out and orders-big from their start until ctx ends.
+func (l *latencies) read(ctx context.Context, br *devbroker.Broker) error {
+	cl, err := br.Client(kgo.ConsumeTopics("orders-out", "orders-big"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxWait(10*time.Millisecond))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	for ctx.Err() == nil {
+		fs := cl.PollFetches(ctx)
+		now := time.Now()
+		l.mu.Lock()
+		fs.EachRecord(func(r *kgo.Record) {
+			l.seen++
+			if l.warmed.IsZero() {
+				l.warmed = r.Timestamp // the first record's: the warm-up counts from it
+			}
+			if r.Timestamp.Sub(l.warmed) >= latencyWarmup {
+				l.all = append(l.all, now.Sub(r.Timestamp))
+			}
+		})
+		l.mu.Unlock()
+	}
+	return nil
+}
+
+// waitFor waits until n records were read, and returns the measured ones.
+func (l *latencies) waitFor(b *testing.B, n int, d time.Duration) durations {
+	deadline := time.Now().Add(d)
+	for {
+		l.mu.Lock()
+		seen, all := l.seen, slices.Clone(l.all)
+		l.mu.Unlock()
+		if seen >= n {
+			return all
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("read %d of %d output records in %v", seen, n, d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (d durations) percentile(p int) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	slices.Sort(d)
+	return d[min(len(d)*p/100, len(d)-1)]
+}
