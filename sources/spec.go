@@ -21,7 +21,7 @@ var kafkaFields = []spec.Field{
 	spec.Duration("rebalance_timeout", "Time members have to rejoin during a rebalance.").WithDefault("60s"),
 	spec.Size("fetch_min_bytes", "The broker waits for this much data before answering a fetch.").WithDefault("1").AtLeast(1),
 	spec.Duration("fetch_max_wait", "Longest the broker waits to fill fetch_min_bytes.").WithDefault("250ms"),
-	spec.Size("fetch_default_bytes", "Bytes asked for per partition per fetch.").WithDefault("1MiB").AtLeast(1024).AtMost(1 << 30),
+	spec.Size("fetch_default_bytes", "Bytes asked for per partition per fetch: what each partition may hold beyond max_pending_bytes when paused.").WithDefault("256KiB").AtLeast(1024).AtMost(1 << 30),
 	spec.Size("fetch_max_bytes", "Bytes a fetch response may hold across all its partitions (a partition's first batch comes whatever its size): with max_pending_bytes, what bounds the consumer's memory.").WithDefault("4MiB").AtLeast(1024).AtMost(1 << 30),
 	spec.Int("channel_buffer_size", "Records buffered per partition between the fetcher and the pipeline.").WithDefault("256").AtLeast(1),
 	spec.Duration("commit_interval", "How often committed positions are sent to Kafka (and always at revoke and shutdown).").WithDefault("1s"),
