@@ -74,8 +74,8 @@ func waitCaughtUp(b *testing.B, br *devbroker.Broker, group, topic string) {
 	for !br.CaughtUp(group, topic) {
 		if now := fmt.Sprint(br.Committed(group, topic)); now != last {
 			last, moved = now, time.Now()
-			if os.Getenv("BENCH_DEBUG") != "" {
-				fmt.Println("DBG", time.Now().Format("05.000"), now)
+			if os.Getenv("BENCH_PROGRESS") != "" { // the committed offsets as they move: where a run slows
+				fmt.Fprintln(os.Stderr, time.Now().Format("15:04:05.000"), "committed", now)
 			}
 		}
 		if time.Since(moved) > time.Minute {
