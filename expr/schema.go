@@ -266,9 +266,13 @@ func (s *Schema) coerceObject(m map[string]any, path string) (map[string]any, er
 		if err != nil {
 			return nil, err
 		}
-		if ok || c != nil {
-			m[name] = c
+		if (ok && f.keepsValue()) || (!ok && c == nil) {
+			continue // nothing to change
 		}
+		m[name] = c
+	}
+	if s.Open != nil && s.Open.Kind == Any {
+		return m, nil // "*": any takes every other field as it is
 	}
 	for name, x := range m {
 		if _, known := s.Fields[name]; known {
@@ -284,6 +288,12 @@ func (s *Schema) coerceObject(m map[string]any, path string) (map[string]any, er
 		m[name] = c
 	}
 	return m, nil
+}
+
+// keepsValue reports a type whose Coerce returns a present value as it is, when it returns no
+// error: a field of it needs no writing back.
+func (s *Schema) keepsValue() bool {
+	return s.Kind == Any || s.Kind == String || s.Kind == Bool
 }
 
 func joinPath(path, name string) string {
