@@ -115,7 +115,7 @@ func (c *claimReader) pace() (pendingChanged, budgetChanged <-chan struct{}) {
 	pending, pendingChanged := c.ledger.Watch()
 	free, budgetChanged := k.budget.watch()
 	switch {
-	case pending >= k.cfg.MaxPending || k.budget.spent() || c.heldAt < len(c.held):
+	case c.over() || c.heldAt < len(c.held):
 		c.pause()
 	case c.paused && pending <= k.cfg.MaxPending/2 && free:
 		c.resume()
