@@ -31,7 +31,7 @@ var fixedMetrics = []struct {
 	{"commits_total", "Offset commits sent.", nil},
 	{"rebalances_total", "Group rebalances this member took part in (generations joined after its first).", nil},
 	{"assigned_partitions", "Partitions this member owns.", nil},
-	{"pending_bytes", "Bytes of records (keys, values, headers) read and not yet done, over every partition; max_pending_bytes bounds them.", nil},
+	{"pending_bytes", "Weight of the records read and not yet done, over every partition: their keys, values and headers plus 512 bytes each; max_pending_bytes bounds it.", nil},
 }
 
 var (

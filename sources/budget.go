@@ -5,10 +5,11 @@ import (
 	"sync/atomic"
 )
 
-// Budget bounds the bytes of the records read and not yet done, across every partition of the
-// process (max_pending_bytes): max_pending bounds a partition in records, which says nothing
-// of memory when records are large or partitions many. A claim takes a record's bytes as it
-// reads it and waits, paused, while the budget is spent; the ledger gives them back when the
+// Budget bounds the weight of the records read and not yet done (recordSize: their bytes plus
+// recordOverhead), across every partition of the process (max_pending_bytes): max_pending
+// bounds a partition in records, which says nothing of memory when records are large or
+// partitions many. A claim takes a record's weight as it reads it, and its partition is
+// paused while the budget is spent (see claimReader.pace); the ledger gives it back when the
 // record is done, or when the claim ends. Taking and giving are atomic adds: they happen for
 // every record, from every claim and every sink.
 type Budget struct {
