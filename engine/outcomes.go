@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/pythia-pipe/pythia-pipe/failure"
@@ -92,8 +93,11 @@ func (e *Engine) deadLetter(n *node, rec *record.Record, f *failure.Error) {
 		attempts = a.Attempts()
 	}
 	n.stats.deadLettered.Add(1)
-	e.log.Debug("dead-lettered", "stage", n.name, "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", f.Reason())
-	d := sinks.DLQRecord(rec, sinks.Failure{Pipeline: e.p.Name, Stage: n.name, Reason: f.Reason(), Attempts: attempts, At: time.Now()})
+	reason := f.Reason()
+	if e.log.Enabled(e.hard, slog.LevelDebug) { // its arguments cost when a tenth of records fail
+		e.log.Debug("dead-lettered", "stage", n.name, "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", reason)
+	}
+	d := sinks.DLQRecord(rec, sinks.Failure{Pipeline: e.p.Name, Stage: n.name, Reason: reason, Attempts: attempts, At: time.Now()})
 	if werr := e.dlq.Write(e.hard, []*record.Record{d}); werr != nil {
 		e.log.Debug("not dead-lettered: the pipeline stops at once", "stage", n.name, "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset)
 	}

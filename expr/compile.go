@@ -22,7 +22,8 @@ import (
 // Env is what an expression can see: the body's schema (nil before a decode stage) and the
 // record's metadata, which is the same for every expression.
 type Env struct {
-	Msg *Schema
+	Msg   *Schema
+	Reads *BodyReads // where what the expressions read is gathered; nil: nowhere
 }
 
 // Names are the variables every expression has; their order gives the bits of uses (vars.go).
@@ -93,6 +94,7 @@ func Compile(v *spec.Value, env Env, want Want, diags *diag.List) *Program {
 	}
 	p := &Program{src: v, prog: prog, Result: inferSchema(prog.Node()), want: want, uses: usesOf(prog.Node()), reads: readsOf(prog.Node())}
 	p.vms.New = func() any { return new(vm.VM) }
+	env.Reads.add(p.reads)
 	switch k := p.Result.Kind; {
 	case k == Any:
 	case want == WantBool && k != Bool:

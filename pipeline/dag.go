@@ -265,6 +265,8 @@ func topoOrder(pl *Pipeline) []*Stage {
 // emit, so expressions are checked against the fields that really reach them.
 func typeCheck(p *spec.Parser, pl *Pipeline, g *graph, types map[*Stage]*stages.Type, baseDir string) {
 	outOf := map[string]*expr.Schema{"source": nil}
+	reads := expr.NewBodyReads()
+	defer reads.Done()
 	inOf := func(name string) *expr.Schema {
 		var in *expr.Schema
 		first := true
@@ -293,13 +295,13 @@ func typeCheck(p *spec.Parser, pl *Pipeline, g *graph, types map[*Stage]*stages.
 			outOf[st.Name] = nil
 			continue
 		}
-		built := typ.Build(&stages.Config{Fields: st.Fields, In: st.In, Parser: p, BaseDir: baseDir})
+		built := typ.Build(&stages.Config{Fields: st.Fields, In: st.In, Parser: p, BaseDir: baseDir, Reads: reads})
 		st.Impl, st.Out = built.Stage, built.Out
 		outOf[st.Name] = built.Out
 	}
 	for _, sk := range pl.Sinks {
 		if sk.Impl != nil {
-			sk.Impl.Compile(inOf(sk.Name), p.Diags)
+			sk.Impl.Compile(expr.Env{Msg: inOf(sk.Name), Reads: reads}, p.Diags)
 		}
 	}
 }

@@ -41,6 +41,8 @@ func AppendJSON(dst []byte, v any) ([]byte, error) {
 		return append(dst, t...), nil
 	case map[string]any:
 		return appendObject(dst, t)
+	case Raw:
+		return append(dst, t...), nil
 	case []any:
 		dst = append(dst, '[')
 		for i, x := range t {
@@ -78,7 +80,11 @@ func appendObject(dst []byte, m map[string]any) ([]byte, error) {
 	if m == nil {
 		return append(dst, "null"...), nil
 	}
-	keys := make([]string, 0, len(m))
+	var small [16]string // most bodies have few fields: no allocation for their names
+	keys := small[:0]
+	if len(m) > len(small) {
+		keys = make([]string, 0, len(m))
+	}
 	for k := range m {
 		keys = append(keys, k)
 	}
@@ -118,6 +124,14 @@ func appendFloat(dst []byte, f float64) ([]byte, error) {
 
 const hexDigits = "0123456789abcdef"
 
+// plain marks the ASCII bytes a JSON string holds as they are: not a quote, a backslash, <, >, & or a control.
+var plain = func() (t [utf8.RuneSelf]bool) {
+	for b := 0x20; b < utf8.RuneSelf; b++ {
+		t[b] = b != '"' && b != '\\' && b != '<' && b != '>' && b != '&'
+	}
+	return t
+}()
+
 // appendString quotes s as encoding/json does with HTML escaping: <, > and & as \u00XX,
 // control bytes escaped, bytes that are not UTF-8 as \ufffd, U+2028 and U+2029 escaped.
 func appendString(dst []byte, s string) []byte {
@@ -125,7 +139,7 @@ func appendString(dst []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		if b := s[i]; b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
+			if plain[b] {
 				i++
 				continue
 			}

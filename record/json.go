@@ -51,6 +51,36 @@ func DecodeJSON(data []byte) (any, error) {
 	return v, nil
 }
 
+// Raw is a field of a decoded body kept as written: checked as JSON but neither decoded nor
+// encoded again, because no expression of the pipeline reads it (see DecodeJSONReading).
+// Sinks write it as it came, escapes and spacing included.
+type Raw []byte
+
+// String is the JSON as written, which is what fmt shows of a body holding it.
+func (r Raw) String() string { return string(r) }
+
+// MarshalJSON writes the field as it came, for bodies that go through encoding/json.
+func (r Raw) MarshalJSON() ([]byte, error) { return r, nil }
+
+// DecodeJSONReading is DecodeJSON for a body of which expressions read only some fields: a
+// top-level field of an object for which unread says true is checked as DecodeJSON checks it
+// (the same errors, at the same offsets) but kept as a Raw slice of data. Skipping what no
+// one reads saves its allocations and, in sinks, its encoding.
+func DecodeJSONReading(data []byte, unread func(field string) bool) (any, error) {
+	if !utf8.Valid(data) {
+		return nil, invalidUTF8(data)
+	}
+	d := decoder{data: data, unread: unread}
+	v, err := d.value()
+	if err != nil {
+		return nil, err
+	}
+	if d.space(); d.pos < len(d.data) {
+		return nil, d.syntax("after top-level value")
+	}
+	return v, nil
+}
+
 func invalidUTF8(data []byte) error {
 	off := 0
 	for off < len(data) {
@@ -64,9 +94,11 @@ func invalidUTF8(data []byte) error {
 }
 
 type decoder struct {
-	data  []byte
-	pos   int
-	depth int
+	data   []byte
+	pos    int
+	depth  int
+	unread func(field string) bool // top-level fields to keep as Raw; nil: none
+	spaced bool                    // space was passed over (a Raw with space inside is compacted)
 }
 
 // syntax is an error at the current byte, in encoding/json's words.
@@ -87,6 +119,7 @@ func (d *decoder) space() {
 		switch d.data[d.pos] {
 		case ' ', '\t', '\n', '\r':
 			d.pos++
+			d.spaced = true
 		default:
 			return
 		}
@@ -165,7 +198,12 @@ func (d *decoder) object() (any, error) {
 			return nil, d.syntax("after object key")
 		}
 		d.pos++
-		v, err := d.value()
+		var v any
+		if d.depth == 1 && d.unread != nil && d.unread(k) {
+			v, err = d.raw()
+		} else {
+			v, err = d.value()
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -330,37 +368,10 @@ func (d *decoder) digits() int {
 }
 
 func (d *decoder) number() (any, error) {
-	start := d.pos
-	if d.data[d.pos] == '-' {
-		if d.pos++; d.pos >= len(d.data) {
-			return nil, d.end()
-		}
+	lit, integer, err := d.numeral()
+	if err != nil {
+		return nil, err
 	}
-	switch c := d.data[d.pos]; {
-	case c == '0':
-		d.pos++
-	case c >= '1' && c <= '9':
-		d.digits()
-	default:
-		return nil, d.syntax("in numeric literal")
-	}
-	integer := true
-	if d.pos < len(d.data) && d.data[d.pos] == '.' {
-		integer = false
-		if d.pos++; d.digits() == 0 {
-			return nil, d.syntax("after decimal point in numeric literal")
-		}
-	}
-	if d.pos < len(d.data) && (d.data[d.pos] == 'e' || d.data[d.pos] == 'E') {
-		integer = false
-		if d.pos++; d.pos < len(d.data) && (d.data[d.pos] == '+' || d.data[d.pos] == '-') {
-			d.pos++
-		}
-		if d.digits() == 0 {
-			return nil, d.syntax("in exponent of numeric literal")
-		}
-	}
-	lit := d.data[start:d.pos]
 	if integer && len(lit) <= 18 { // at most 18 digits: below 10^18, within int64
 		var n int64
 		for _, c := range lit {
@@ -374,4 +385,39 @@ func (d *decoder) number() (any, error) {
 		return intOrInt64(n), nil
 	}
 	return Number(json.Number(lit)), nil
+}
+
+// numeral reads a number literal, saying whether it is written as an integer.
+func (d *decoder) numeral() (lit []byte, integer bool, err error) {
+	start := d.pos
+	if d.data[d.pos] == '-' {
+		if d.pos++; d.pos >= len(d.data) {
+			return nil, false, d.end()
+		}
+	}
+	switch c := d.data[d.pos]; {
+	case c == '0':
+		d.pos++
+	case c >= '1' && c <= '9':
+		d.digits()
+	default:
+		return nil, false, d.syntax("in numeric literal")
+	}
+	integer = true
+	if d.pos < len(d.data) && d.data[d.pos] == '.' {
+		integer = false
+		if d.pos++; d.digits() == 0 {
+			return nil, false, d.syntax("after decimal point in numeric literal")
+		}
+	}
+	if d.pos < len(d.data) && (d.data[d.pos] == 'e' || d.data[d.pos] == 'E') {
+		integer = false
+		if d.pos++; d.pos < len(d.data) && (d.data[d.pos] == '+' || d.data[d.pos] == '-') {
+			d.pos++
+		}
+		if d.digits() == 0 {
+			return nil, false, d.syntax("in exponent of numeric literal")
+		}
+	}
+	return d.data[start:d.pos], integer, nil
 }

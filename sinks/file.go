@@ -54,7 +54,7 @@ type fileSink struct {
 	encode string
 }
 
-func (f *fileSink) Compile(*expr.Schema, *diag.List) {}
+func (f *fileSink) Compile(expr.Env, *diag.List) {}
 
 func (f *fileSink) Label() string {
 	if f.path == "-" {

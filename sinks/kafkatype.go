@@ -52,8 +52,7 @@ type KafkaSink struct {
 }
 
 // Compile compiles topic_expr and key against the bodies that reach the sink.
-func (k *KafkaSink) Compile(in *expr.Schema, diags *diag.List) {
-	env := expr.Env{Msg: in}
+func (k *KafkaSink) Compile(env expr.Env, diags *diag.List) {
 	if v := k.Fields.Get("topic_expr"); v.Set {
 		k.TopicExpr = expr.Compile(v, env, expr.WantString, diags)
 	}

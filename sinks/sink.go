@@ -99,7 +99,7 @@ type Config struct {
 type Compiled interface {
 	// Compile compiles the sink's own expressions against the schema of the bodies that
 	// reach it (nil before a decode stage).
-	Compile(in *expr.Schema, diags *diag.List)
+	Compile(env expr.Env, diags *diag.List)
 	// Label says in a graph where records go: "kafka: orders-out".
 	Label() string
 	// Open starts the sink for a run; every outcome goes to report.

@@ -52,7 +52,7 @@ func buildBranch(c *Config) Built {
 			b.when = append(b.when, nil)
 			continue
 		}
-		p := expr.Compile(w, expr.Env{Msg: c.In}, expr.WantBool, c.Diags())
+		p := expr.Compile(w, c.Env(), expr.WantBool, c.Diags())
 		ok = ok && p != nil
 		b.when = append(b.when, p)
 	}

@@ -30,10 +30,11 @@ type decode struct {
 	format string
 	onNull string
 	schema *expr.Schema // nil: no schema
+	reads  *expr.BodyReads
 }
 
 func buildDecode(c *Config) Built {
-	d := &decode{format: c.Fields.String("format"), onNull: c.Fields.String("on_null")}
+	d := &decode{format: c.Fields.String("format"), onNull: c.Fields.String("on_null"), reads: c.Reads}
 	out := map[string]*expr.Schema{"json": expr.AnyMap(), "text": {Kind: expr.String}, "bytes": {Kind: expr.Bytes}}[d.format]
 	if sv := c.Fields.Get("schema"); sv.Set {
 		if d.format != "json" {
@@ -77,7 +78,7 @@ func (d *decode) Process(_ context.Context, rec *record.Record, out []Output) ([
 	case "bytes":
 		rec.Msg = rec.Value
 	default:
-		v, err := record.DecodeJSON(rec.Value)
+		v, err := record.DecodeJSONReading(rec.Value, d.unread)
 		if err != nil {
 			return out, &DecodeError{Format: "json", Err: err}
 		}
@@ -90,4 +91,15 @@ func (d *decode) Process(_ context.Context, rec *record.Record, out []Output) ([
 	}
 	rec.Decoded = true
 	return append(out, Output{Rec: rec}), nil
+}
+
+// unread reports a field that may stay as written (record.Raw): no expression reads it and
+// the schema does not check it (it is not named, and "*" is any).
+func (d *decode) unread(field string) bool {
+	if s := d.schema; s != nil && s.Kind != expr.Any {
+		if _, named := s.Fields[field]; named || s.Open == nil || s.Open.Kind != expr.Any {
+			return false
+		}
+	}
+	return d.reads.Unread(field)
 }

@@ -83,7 +83,7 @@ func (e *MissingError) Error() string { return fmt.Sprintf("enrich: nothing foun
 // buildEnrich validates an enrich stage and, for file and expression lookups, builds it.
 func buildEnrich(c *Config) Built {
 	f := c.Fields
-	env := expr.Env{Msg: c.In}
+	env := c.Env()
 	var sources []string
 	for _, s := range []string{"file", "http", "expr"} {
 		if f.Has(s) {

@@ -29,7 +29,7 @@ type filter struct {
 }
 
 func buildFilter(c *Config) Built {
-	p := expr.Compile(c.Fields.Get("when"), expr.Env{Msg: c.In}, expr.WantBool, c.Diags())
+	p := expr.Compile(c.Fields.Get("when"), c.Env(), expr.WantBool, c.Diags())
 	if p == nil {
 		return Built{Out: c.In}
 	}

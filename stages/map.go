@@ -45,7 +45,7 @@ func buildMap(c *Config) Built {
 	if !f.Has("value") && !f.Has("set") && !f.Has("drop") && !f.Has("key") && !f.Has("headers") {
 		c.Parser.Errorf(f.Pos, f.Path, "a map stage needs at least one of value, set, drop, key or headers")
 	}
-	env := expr.Env{Msg: c.In}
+	env := c.Env()
 	m := &mapStage{drop: f.Strings("drop")}
 	ok := true
 	out := c.In

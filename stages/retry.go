@@ -76,7 +76,9 @@ func buildRetry(c *Config) Built {
 	if b.Duration("max") < b.Duration("initial") {
 		c.Parser.Errorf(b.Get("max").Pos, b.Get("max").Path, "max (%v) is shorter than initial (%v)", b.Duration("max"), b.Duration("initial"))
 	}
-	built := typ.Build(&Config{Fields: inner, In: c.In, Parser: c.Parser, BaseDir: c.BaseDir})
+	ic := *c // the wrapped stage reads what the retry reads
+	ic.Fields = inner
+	built := typ.Build(&ic)
 	if built.Stage == nil {
 		return Built{Out: built.Out}
 	}

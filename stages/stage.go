@@ -61,7 +61,11 @@ type Config struct {
 	In      *expr.Schema // the schema of the bodies that reach the stage; nil before decode
 	Parser  *spec.Parser // for diagnostics on fields the stage interprets itself
 	BaseDir string       // the pipeline file's folder, against which file names resolve
+	Reads   *expr.BodyReads
 }
+
+// Env is what the stage's expressions see; compiling against it tells Reads what they read.
+func (c *Config) Env() expr.Env { return expr.Env{Msg: c.In, Reads: c.Reads} }
 
 // Diags is where constructors report problems.
 func (c *Config) Diags() *diag.List { return c.Parser.Diags }

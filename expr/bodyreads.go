@@ -1,0 +1,39 @@
+package expr
+
+import "strings"
+
+// BodyReads gathers, as a pipeline's expressions are compiled, what they read of decoded
+// bodies, so that a decode stage can keep the fields no one reads as written (record.Raw)
+// instead of decoding and encoding them again. It is filled while the pipeline is built and
+// only read once Done.
+type BodyReads struct {
+	fields map[string]bool // top-level fields read: msg.card.bin reads card
+	whole  bool            // the body as a whole: msg, msg[name], keys(msg), "x" in msg
+	done   bool
+}
+
+// NewBodyReads starts gathering for one pipeline.
+func NewBodyReads() *BodyReads { return &BodyReads{fields: map[string]bool{}} }
+
+func (r *BodyReads) add(paths []string) {
+	if r == nil {
+		return
+	}
+	for _, p := range paths {
+		if p == "msg" {
+			r.whole = true
+		} else if rest, ok := strings.CutPrefix(p, "msg."); ok {
+			field, _, _ := strings.Cut(rest, ".")
+			r.fields[field] = true
+		}
+	}
+}
+
+// Done ends the gathering: every expression has been compiled.
+func (r *BodyReads) Done() { r.done = true }
+
+// Unread reports that no expression reads top-level field name of a body. Until Done, and
+// for a nil BodyReads (a stage built outside a pipeline), every field counts as read.
+func (r *BodyReads) Unread(name string) bool {
+	return r != nil && r.done && !r.whole && !r.fields[name]
+}
