@@ -36,24 +36,11 @@ const maxDepth = 10000
 // convert them) on the hottest path of a pipeline; FuzzDecodeJSON checks the two agree.
 // Like encoding/json it keeps the last of duplicate keys and turns invalid \u surrogate
 // escapes into U+FFFD; unlike it, bytes that are not UTF-8 are an error.
-func DecodeJSON(data []byte) (any, error) {
-	if !utf8.Valid(data) {
-		return nil, invalidUTF8(data)
-	}
-	d := decoder{data: data}
-	v, err := d.value()
-	if err != nil {
-		return nil, err
-	}
-	if d.space(); d.pos < len(d.data) {
-		return nil, d.syntax("after top-level value")
-	}
-	return v, nil
-}
+func DecodeJSON(data []byte) (any, error) { return DecodeJSONReading(data, nil) }
 
 // Raw is a field of a decoded body kept as written: checked as JSON but neither decoded nor
 // encoded again, because no expression of the pipeline reads it (see DecodeJSONReading).
-// Sinks write it as it came, escapes and spacing included.
+// Sinks write it as it came, escapes included, less the spaces between its tokens.
 type Raw []byte
 
 // String is the JSON as written, which is what fmt shows of a body holding it.

@@ -96,10 +96,13 @@ func (d *decode) Process(_ context.Context, rec *record.Record, out []Output) ([
 // unread reports a field that may stay as written (record.Raw): no expression reads it and
 // the schema does not check it (it is not named, and "*" is any).
 func (d *decode) unread(field string) bool {
+	if !d.reads.Unread(field) {
+		return false
+	}
 	if s := d.schema; s != nil && s.Kind != expr.Any {
 		if _, named := s.Fields[field]; named || s.Open == nil || s.Open.Kind != expr.Any {
 			return false
 		}
 	}
-	return d.reads.Unread(field)
+	return true
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -37,22 +38,35 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	results := make([]result, len(rows))
-	for i, r := range rows {
-		if results[i], err = run(binary, r.bench); err != nil {
-			fmt.Fprintf(os.Stderr, "%s: %v\n", r.bench, err)
-			os.Exit(1)
+	runs := 1
+	if n, err := strconv.Atoi(os.Getenv("BENCH_RUNS")); err == nil && n > 0 {
+		runs = n
+	}
+	// Round after round, each peer once a round: the machine's moods fall on all of them.
+	results := make([][]result, len(rows))
+	for range runs {
+		for i, r := range rows {
+			res, err := run(binary, r.bench)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "%s: %v\n", r.bench, err)
+				os.Exit(1)
+			}
+			results[i] = append(results[i], res)
 		}
 	}
 	broker := "in-process (kfake; its backlog counts in peak RSS)"
 	if os.Getenv("BENCH_KAFKA") == "real" {
 		broker = "Apache Kafka (make kafka-up recipe)"
 	}
-	fmt.Printf("\nbroker: %s\n\n| | records/s | peak RSS |\n|---|---|---|\n", broker)
+	fmt.Printf("\nbroker: %s; %d run(s) each, alternated (BENCH_RUNS): the median, and the range\n\n| | records/s | peak RSS |\n|---|---|---|\n", broker, runs)
 	for i, r := range rows {
-		fmt.Printf("| %s | %.0f | %.0f MB |\n", r.label, results[i]["records/s"], results[i]["peak-RSS-MB"])
+		fmt.Printf("| %s | %s | %s MB |\n", r.label, spread(results[i], "records/s"), spread(results[i], "peak-RSS-MB"))
 	}
-	fmt.Printf("| ratio pythia-pipe / loop | %.2f× | |\n", results[0]["records/s"]/results[1]["records/s"])
+	ratios := make([]result, runs)
+	for j := range ratios {
+		ratios[j] = result{"ratio": results[0][j]["records/s"] / results[1][j]["records/s"]}
+	}
+	fmt.Printf("| ratio pythia-pipe / loop, run by run | %s× | |\n", spreadf(ratios, "ratio", "%.2f"))
 
 	paced := []string{"BenchmarkLatencyPipeline", "BenchmarkLatencyHandWritten"}
 	fmt.Printf("\nend to end at a steady 20,000 records/s (BENCH_RATE), after a warm-up:\n\n| | p50 | p99 |\n|---|---|---|\n")
@@ -92,4 +106,23 @@ func run(binary, bench string) (result, error) {
 		return res, fmt.Errorf("no records/s in its output:\n%s", out.String())
 	}
 	return res, nil
+}
+
+// spread is the median of unit over results, and their range when there are several.
+func spread(results []result, unit string) string { return spreadf(results, unit, "%.0f") }
+
+func spreadf(results []result, unit, format string) string {
+	vs := make([]float64, len(results))
+	for i, r := range results {
+		vs[i] = r[unit]
+	}
+	slices.Sort(vs)
+	median := vs[len(vs)/2]
+	if len(vs)%2 == 0 {
+		median = (vs[len(vs)/2-1] + vs[len(vs)/2]) / 2
+	}
+	if len(vs) == 1 {
+		return fmt.Sprintf(format, median)
+	}
+	return fmt.Sprintf(format+" ("+format+"–"+format+")", median, vs[0], vs[len(vs)-1])
 }
