@@ -262,11 +262,13 @@ func topoOrder(pl *Pipeline) []*Stage {
 }
 
 // typeCheck builds every stage in graph order, handing each the schema its predecessors
-// emit, so expressions are checked against the fields that really reach them.
-func typeCheck(p *spec.Parser, pl *Pipeline, g *graph, types map[*Stage]*stages.Type, baseDir string) {
+// emit, so expressions are checked against the fields that really reach them; common holds
+// what every stage gets.
+func typeCheck(p *spec.Parser, pl *Pipeline, g *graph, types map[*Stage]*stages.Type, common stages.Config) {
 	outOf := map[string]*expr.Schema{"source": nil}
 	reads := expr.NewBodyReads()
 	defer reads.Done()
+	common.Reads = reads
 	inOf := func(name string) *expr.Schema {
 		var in *expr.Schema
 		first := true
@@ -295,7 +297,9 @@ func typeCheck(p *spec.Parser, pl *Pipeline, g *graph, types map[*Stage]*stages.
 			outOf[st.Name] = nil
 			continue
 		}
-		built := typ.Build(&stages.Config{Fields: st.Fields, In: st.In, Parser: p, BaseDir: baseDir, Reads: reads})
+		c := common
+		c.Fields, c.In = st.Fields, st.In
+		built := typ.Build(&c)
 		st.Impl, st.Out = built.Stage, built.Out
 		outOf[st.Name] = built.Out
 	}

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -29,6 +30,9 @@ type Options struct {
 	// an error, and since such a block cannot be checked without its values, its other problems
 	// are dropped too; Pipeline.IgnoredVars names the variables.
 	Unused []string
+	// HTTP, when set, carries the calls of HTTP enrichments (`pythia-pipe test` answers them
+	// from its mocks); default: the network.
+	HTTP http.RoundTripper
 }
 
 // LoadFile reads and validates the pipeline file at path. The error is an I/O error; problems
@@ -67,7 +71,7 @@ func Parse(file string, src []byte, opts Options) (*Pipeline, diag.List) {
 	} else {
 		reportRefs(refs, open, &fileDiags)
 	}
-	pl := build(p, doc, opts.BaseDir)
+	pl := build(p, doc, opts)
 
 	unset := map[string]bool{}   // fields holding an unset variable: their other problems follow from it
 	ignored := map[string]bool{} // unused paths holding an unset variable
@@ -160,7 +164,8 @@ func parseYAML(p *spec.Parser, text string) *yaml.Node {
 	return &doc
 }
 
-func build(p *spec.Parser, doc *yaml.Node, baseDir string) *Pipeline {
+func build(p *spec.Parser, doc *yaml.Node, opts Options) *Pipeline {
+	baseDir := opts.BaseDir
 	if doc == nil {
 		return nil
 	}
@@ -212,7 +217,7 @@ func build(p *spec.Parser, doc *yaml.Node, baseDir string) *Pipeline {
 	}
 	namesOK := checkNames(p, pl)
 	g := wire(p, pl, types, namesOK)
-	typeCheck(p, pl, g, types, baseDir)
+	typeCheck(p, pl, g, types, stages.Config{Parser: p, BaseDir: baseDir, HTTP: opts.HTTP})
 	return pl
 }
 

@@ -237,17 +237,21 @@ func (k *Kafka) partitions(topic string) (int32, error) {
 	return k.topics.count(topic)
 }
 
+func (k *Kafka) route(rec *record.Record) (topic string, key []byte, err error) {
+	return route(&k.target, k.env, rec)
+}
+
 // route evaluates topic_expr and key for rec; each left out keeps the sink's topic or the
 // record's key.
-func (k *Kafka) route(rec *record.Record) (topic string, key []byte, err error) {
-	topic, key = k.target.Topic, rec.Key
-	if k.target.TopicExpr == nil && k.target.Key == nil {
+func route(t *Target, env *expr.Binder, rec *record.Record) (topic string, key []byte, err error) {
+	topic, key = t.Topic, rec.Key
+	if t.TopicExpr == nil && t.Key == nil {
 		return topic, key, nil
 	}
-	vars := k.env.Bind(rec)
-	defer k.env.Release(vars)
-	if k.target.TopicExpr != nil {
-		v, err := k.target.TopicExpr.Run(vars)
+	vars := env.Bind(rec)
+	defer env.Release(vars)
+	if t.TopicExpr != nil {
+		v, err := t.TopicExpr.Run(vars)
 		if err != nil {
 			return "", nil, &EncodeError{What: "topic", Err: err}
 		}
@@ -257,8 +261,8 @@ func (k *Kafka) route(rec *record.Record) (topic string, key []byte, err error) 
 		}
 		topic = s
 	}
-	if k.target.Key != nil {
-		v, err := k.target.Key.Run(vars)
+	if t.Key != nil {
+		v, err := t.Key.Run(vars)
 		if err != nil {
 			return topic, nil, &EncodeError{What: "key", Err: err}
 		}

@@ -50,11 +50,8 @@ func newTopicChecker(client sarama.Client, allow []string) *topicChecker {
 // partitions returns the partition count of a computed topic, a *TopicError when the record
 // may not go there, or another error (brokers away: try again later).
 func (c *topicChecker) partitions(topic string) (int32, error) {
-	if problem := kafkaconn.TopicNameProblem(topic); problem != "" {
-		return 0, &TopicError{Topic: topic, Reason: problem}
-	}
-	if !Allowed(c.allow, topic) {
-		return 0, &TopicError{Topic: topic, Reason: "not in the sink's topic_allow (" + strings.Join(c.allow, ", ") + ")"}
+	if err := mayWrite(c.allow, topic); err != nil {
+		return 0, err
 	}
 	c.mu.Lock()
 	since, known := c.missing[topic]
@@ -101,6 +98,18 @@ func (c *topicChecker) forgetOld() {
 			delete(c.missing, t)
 		}
 	}
+}
+
+// mayWrite is the TopicError of a computed topic that is no topic name, or that allow does not
+// list; nil when the topic may be written to, if it exists.
+func mayWrite(allow []string, topic string) error {
+	if problem := kafkaconn.TopicNameProblem(topic); problem != "" {
+		return &TopicError{Topic: topic, Reason: problem}
+	}
+	if !Allowed(allow, topic) {
+		return &TopicError{Topic: topic, Reason: "not in the sink's topic_allow (" + strings.Join(allow, ", ") + ")"}
+	}
+	return nil
 }
 
 // Allowed reports whether topic matches one of the patterns (* for any characters); with no

@@ -85,8 +85,12 @@ func newHTTPLookup(c *Config, h *spec.Value, env expr.Env) *httpLookup {
 	concurrency := int(h.Int("concurrency"))
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConns, transport.MaxIdleConnsPerHost = concurrency, concurrency // keep a connection per call in flight
+	var rt http.RoundTripper = transport
+	if c.HTTP != nil {
+		rt = c.HTTP
+	}
 	l := &httpLookup{method: h.String("method"), headers: map[string]string{},
-		client: &http.Client{Timeout: h.Duration("timeout"), Transport: transport}, slots: make(chan struct{}, concurrency)}
+		client: &http.Client{Timeout: h.Duration("timeout"), Transport: rt}, slots: make(chan struct{}, concurrency)}
 	l.url = expr.Compile(h.Get("url"), env, expr.WantString, c.Diags())
 	if h.Has("body") {
 		l.body = expr.Compile(h.Get("body"), env, expr.WantAny, c.Diags())

@@ -5,6 +5,7 @@ package stages
 
 import (
 	"context"
+	"net/http"
 	"strings"
 
 	"github.com/pythia-pipe/pythia-pipe/diag"
@@ -62,6 +63,7 @@ type Config struct {
 	Parser  *spec.Parser // for diagnostics on fields the stage interprets itself
 	BaseDir string       // the pipeline file's folder, against which file names resolve
 	Reads   *expr.BodyReads
+	HTTP    http.RoundTripper // carries HTTP lookups' calls; nil: the network
 }
 
 // Env is what the stage's expressions see; compiling against it tells Reads what they read.

@@ -21,6 +21,7 @@ Usage:
   pythia-pipe graph FILE [--format dot|mermaid]    draw a pipeline (Graphviz DOT by default)
   pythia-pipe run FILE [--log-level LEVEL]         run a pipeline until SIGINT/SIGTERM, then drain
   pythia-pipe dev FILE [--feed FILE] [--follow]    run it on an in-process broker with sample records
+  pythia-pipe test [FILE|DIR]... [--junit FILE]    run pipeline test files (NAME.test.yaml) in memory, no broker
   pythia-pipe topics create FILE                   create the topics the pipeline names, with their create settings
   pythia-pipe schema                               JSON schema of the pipeline file format
   pythia-pipe docs                                 reference of every field, as Markdown
@@ -34,6 +35,7 @@ var commands = map[string]func(args []string, stdout, stderr io.Writer) int{
 	"graph":    cmdGraph,
 	"run":      cmdRun,
 	"dev":      cmdDev,
+	"test":     cmdTest,
 	"topics":   cmdTopics,
 	"schema":   cmdSchema,
 	"docs":     cmdDocs,

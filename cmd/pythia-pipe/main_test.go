@@ -35,6 +35,12 @@ func TestCLI(t *testing.T) {
 		{"graph bad format", []string{"graph", "../../pipelines/orders.yaml", "--format", "svg"}, exitUsage, "", "usage: pythia-pipe graph", ""},
 		{"graph invalid pipeline", []string{"graph", "../../testdata/bad/09-cycle.yaml"}, exitInvalid, "", "cycle: parse -> valid -> parse", "digraph"},
 		{"docs", []string{"docs"}, exitOK, "# Pipeline file reference", "", ""},
+		{"validate a test file", []string{"validate", "../../pipelines/orders.test.yaml"}, exitOK, "orders.test.yaml: ok (5 test case(s) of ../../pipelines/orders.yaml", "", ""},
+		{"test the examples", []string{"test", "../../pipelines"}, exitOK, "3 file(s), 16 case(s): 16 passed, 0 failed", "", "FAIL"},
+		{"test a pipeline by its file", []string{"test", "../../pipelines/orders.yaml"}, exitOK, "ok   ../../pipelines/orders.test.yaml: 5 case(s)", "", ""},
+		{"test failing cases", []string{"test", "../../pipetest/testdata/failing.test.yaml"}, exitInvalid,
+			"FAIL ../../pipetest/testdata/failing.test.yaml:4: a field differs\n    out record 1 (line 7), from input 1: value.region: expected \"eu\", got \"EU\"", "", ""},
+		{"test a pipeline without tests", []string{"test", "../../testdata/good"}, exitUsage, "", "holds no *.test.yaml", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -222,5 +228,20 @@ func TestLogsAreStructured(t *testing.T) {
 	}
 	if records != 4 {
 		t.Errorf("%d dead-lettered lines, want 4 (one per bad record of the feed)", records)
+	}
+}
+
+func TestTestWritesJUnit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "report.xml")
+	var out, errOut bytes.Buffer
+	if code := run([]string{"test", "../../pipelines", "--junit", path}, &out, &errOut); code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	report, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(report), `<testsuite name="../../pipelines/orders.test.yaml" tests="5" failures="0"`) {
+		t.Fatalf("report:\n%s", report)
 	}
 }

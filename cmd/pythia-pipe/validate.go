@@ -1,15 +1,19 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/pythia-pipe/pythia-pipe/diag"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
+	"github.com/pythia-pipe/pythia-pipe/pipetest"
 )
 
 func cmdValidate(args []string, stdout, stderr io.Writer) int {
@@ -25,6 +29,12 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	}
 	code := exitOK
 	for _, f := range files {
+		if isTestFile(f) {
+			if c := validateTest(f, stdout, stderr); c > code {
+				code = c
+			}
+			continue
+		}
 		p, ok, ioErr := load(f, nil, stderr)
 		switch {
 		case ioErr:
@@ -40,6 +50,30 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return code
+}
+
+// isTestFile reports a pipeline test file (NAME.test.yaml), which validate checks as one.
+func isTestFile(name string) bool {
+	return strings.HasSuffix(name, ".test.yaml") || strings.HasSuffix(name, ".test.yml")
+}
+
+// validateTest checks a test file without running it: its form, its pipeline, the sinks it
+// names.
+func validateTest(file string, stdout, stderr io.Writer) int {
+	f, err := pipetest.Load(file)
+	if err == nil {
+		err = pipetest.Check(f)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
+		return exitUsage
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitInvalid
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d test case(s) of %s; pythia-pipe test runs them)\n", file, len(f.Cases), f.Pipeline)
+	return exitOK
 }
 
 // load reads and validates one pipeline file, printing its diagnostics (errors, or the

@@ -1,0 +1,181 @@
+package pipetest
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// Every example pipeline has a test file, and every case of it passes.
+func TestExamples(t *testing.T) {
+	pipelines, err := filepath.Glob("../pipelines/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tested := 0
+	for _, p := range pipelines {
+		if strings.HasSuffix(p, ".test.yaml") {
+			continue
+		}
+		tested++
+		test := strings.TrimSuffix(p, ".yaml") + ".test.yaml"
+		t.Run(filepath.Base(p), func(t *testing.T) {
+			f, err := Load(test)
+			if err != nil {
+				t.Fatalf("%s has no test file that loads: %v", p, err)
+			}
+			results, err := Run(context.Background(), f, quiet)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range results {
+				if len(r.Failures) > 0 {
+					t.Errorf("%s:%d %s:\n%s", test, r.Case.Line, r.Case.Name, strings.Join(r.Failures, "\n"))
+				}
+			}
+		})
+	}
+	if tested < 3 {
+		t.Fatalf("found %d example pipelines", tested)
+	}
+}
+
+// Each kind of difference is said, naming what was expected and what came.
+func TestFailuresAreSaid(t *testing.T) {
+	f, err := Load("testdata/failing.test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	results, err := Run(context.Background(), f, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{
+		"a field differs":                             {`out record 1 (line 7), from input 1: value.region: expected "eu", got "EU"`},
+		"a record too few":                            {"out: expected 0 record(s), got 1", "out record 1: not expected, got {"},
+		"a record too many":                           {"out: expected 1 record(s), got 0", "out record 1 (line 13): missing"},
+		"an exact value with a field left out":        {"value.total_cents: not expected, got 1250"},
+		"the key, a header, the reason and the stage": {`key: expected "c2", got "c1"`, `headers.h: expected "2", got "1"`, `reason: expected it to say "timeout"`, `stage: expected "valid", got "parse"`},
+		"a count of dropped":                          {"dropped: expected 1 input record(s) to reach no sink, 0 did"},
+		"a stop that does not come":                   {`the pipeline did not stop (expected it to stop with "no dlq")`},
+	}
+	if len(results) != len(want) {
+		t.Fatalf("%d results for %d cases", len(results), len(want))
+	}
+	for _, r := range results {
+		said := strings.Join(r.Failures, "\n")
+		for _, w := range want[r.Case.Name] {
+			if !strings.Contains(said, w) {
+				t.Errorf("%s: the failures do not say %q:\n%s", r.Case.Name, w, said)
+			}
+		}
+		if len(want[r.Case.Name]) == 0 {
+			t.Errorf("no expectation for case %q", r.Case.Name)
+		}
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	cases := []struct{ name, file, err string }{
+		{"unknown field", "cases: [{name: x, input: [{value: 1, bogus: 2}]}]", "line 1: unknown field bogus"},
+		{"no cases", "env: {A: b}", "no cases"},
+		{"a case without a name", "cases: [{input: [{value: 1}]}]", "every case needs a name"},
+		{"no input", "cases: [{name: x}]", `case "x": no input records`},
+		{"no value", "cases: [{name: x, input: [{key: a}]}]", "input 1: value is missing (null for a tombstone)"},
+		{"a bad timestamp", "cases: [{name: x, input: [{value: 1, timestamp: yesterday}]}]", "timestamp:"},
+		{"a mock's failure", "mocks: [{url: 'http://x/*', fail: slow}]\ncases: [{name: x, input: [{value: 1}]}]", `fail: "slow" is not timeout or connection`},
+		{"a mock without url", "mocks: [{status: 500}]\ncases: [{name: x, input: [{value: 1}]}]", "a mock needs a url"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "p.test.yaml")
+			if err := os.WriteFile(path, []byte(c.file), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(path)
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Fatalf("got %v, want an error saying %q", err, c.err)
+			}
+		})
+	}
+}
+
+// A case that expects records of a sink the pipeline does not have is found before anything runs.
+func TestCheckNamesUnknownSinks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "orders.test.yaml")
+	src := "pipeline: " + filepath.Join(mustAbs(t, "../pipelines"), "orders.yaml") + "\ncases:\n  - name: x\n    input: [{value: 1}]\n    expect: {nowhere: []}\n"
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := path + `:3: case "x": expect names "nowhere", which is no sink of`
+	if err := Check(f); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "(out, big, dlq)") {
+		t.Fatalf("got %v, want %q", err, want)
+	}
+	if _, err := Run(context.Background(), f, quiet); err == nil {
+		t.Fatal("Run ran a file that Check refuses")
+	}
+}
+
+func mustAbs(t *testing.T, p string) string {
+	t.Helper()
+	a, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestWildcard(t *testing.T) {
+	cases := []struct {
+		pattern, s string
+		want       bool
+	}{
+		{"http://a/x", "http://a/x", true},
+		{"http://a/x", "http://a/xy", false},
+		{"http://a/*", "http://a/b/c?d=e", true},
+		{"http://a/*?id=1&*", "http://a/v1/s?id=1&amount=2", true},
+		{"http://a/*?id=1&*", "http://a/v1/s?id=12&amount=2", false},
+		{"*", "", true},
+		{"*x*y", "axbxy", true},
+		{"*x*y", "axbx", false},
+	}
+	for _, c := range cases {
+		if got := wildcard(c.pattern, c.s); got != c.want {
+			t.Errorf("wildcard(%q, %q) = %v, want %v", c.pattern, c.s, got, c.want)
+		}
+	}
+}
+
+func TestJUnit(t *testing.T) {
+	f, err := Load("testdata/failing.test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	results, err := Run(context.Background(), f, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := WriteJUnit(&b, []Suite{{File: f.Path, Results: results}}); err != nil {
+		t.Fatal(err)
+	}
+	var got junitSuites
+	if err := xml.Unmarshal(b.Bytes(), &got); err != nil {
+		t.Fatalf("%v\n%s", err, b.String())
+	}
+	if s := got.Suites[0]; s.Tests != 7 || s.Failures != 7 || len(s.Cases) != 7 || s.Cases[0].Failure == nil {
+		t.Fatalf("got %+v", s)
+	}
+}
