@@ -22,6 +22,7 @@ Usage:
   pythia-pipe run FILE [--log-level LEVEL]         run a pipeline until SIGINT/SIGTERM, then drain
   pythia-pipe dev FILE [--feed FILE] [--follow]    run it on an in-process broker with sample records
   pythia-pipe test [FILE|DIR]... [--junit FILE]    run pipeline test files (NAME.test.yaml) in memory, no broker
+  pythia-pipe tap FILE [SINK|dlq|source] [-n N]    print a topic's records: key, headers, time, partition, offset
   pythia-pipe topics create FILE                   create the topics the pipeline names, with their create settings
   pythia-pipe schema                               JSON schema of the pipeline file format
   pythia-pipe docs                                 reference of every field, as Markdown
@@ -36,6 +37,7 @@ var commands = map[string]func(args []string, stdout, stderr io.Writer) int{
 	"run":      cmdRun,
 	"dev":      cmdDev,
 	"test":     cmdTest,
+	"tap":      cmdTap,
 	"topics":   cmdTopics,
 	"schema":   cmdSchema,
 	"docs":     cmdDocs,

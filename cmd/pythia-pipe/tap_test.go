@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
+)
+
+// tap prints the records of a pipeline's DLQ, a sink or its source, newest last.
+func TestTap(t *testing.T) {
+	b, err := devbroker.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	t.Setenv("KAFKA_BROKERS", strings.Join(b.Addrs(), ","))
+	for _, topic := range []string{"orders", "orders-out", "orders-big", "orders-dlq"} {
+		if err := b.CreateTopic(topic, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var dlq []devbroker.Record
+	for i := range 5 {
+		dlq = append(dlq, devbroker.Record{Key: fmt.Appendf(nil, "c%d", i), Value: fmt.Appendf(nil, `{"n": %d}`, i), Partition: int32(i % 2),
+			Headers:   map[string]string{"pythia.stage": "parse", "pythia.error": fmt.Sprintf("bad %d", i)},
+			Timestamp: time.Date(2026, 11, 26, 10, 0, i, 0, time.UTC)})
+	}
+	if err := b.Produce(context.Background(), "orders-dlq", dlq); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Produce(context.Background(), "orders", []devbroker.Record{{Key: []byte("k"), Value: []byte("not json"), Timestamp: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		args   []string
+		code   int
+		want   []string
+		absent []string
+	}{
+		{"the DLQ's last two", []string{"../../pipelines/orders.yaml", "-n", "2"}, exitOK,
+			[]string{"  2026-11-26T10:00:03Z  key=c3\n    pythia.stage: parse\n    pythia.error: bad 3\n    value: {\"n\": 3}\norders-dlq/", "2026-11-26T10:00:04Z  key=c4"},
+			[]string{"key=c2"}},
+		{"the first from the beginning", []string{"../../pipelines/orders.yaml", "dlq", "--from-beginning", "-n", "1"}, exitOK,
+			[]string{"@0  2026-11-26T10:00:00Z  key=c0"}, []string{"key=c1"}},
+		{"the source", []string{"../../pipelines/orders.yaml", "source"}, exitOK, []string{"key=k\n    value: not json\n"}, nil},
+		{"an empty sink", []string{"../../pipelines/orders.yaml", "out"}, exitOK, nil, []string{"key="}},
+		{"no such sink", []string{"../../pipelines/orders.yaml", "nope"}, exitUsage, []string{"nope is neither a sink of orders nor source (choose one of: out, big, dlq, source)"}, nil},
+		{"a bad format", []string{"../../pipelines/orders.yaml", "--format", "xml"}, exitUsage, []string{"usage: pythia-pipe tap"}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(append([]string{"tap"}, c.args...), &stdout, &stderr)
+			out := stdout.String() + stderr.String()
+			if code != c.code {
+				t.Fatalf("exit %d, want %d\n%s", code, c.code, out)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			for _, a := range c.absent {
+				if strings.Contains(out, a) {
+					t.Errorf("output has %q:\n%s", a, out)
+				}
+			}
+		})
+	}
+	t.Run("json", func(t *testing.T) {
+		var stdout, stderr bytes.Buffer
+		if code := run([]string{"tap", "../../pipelines/orders.yaml", "--format", "json", "-n", "0", "--from-beginning"}, &stdout, &stderr); code != exitOK {
+			t.Fatalf("exit %d\n%s", code, stderr.String())
+		}
+		lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+		if len(lines) != 5 {
+			t.Fatalf("%d lines, want 5:\n%s", len(lines), stdout.String())
+		}
+		var first struct {
+			Topic     string            `json:"topic"`
+			Offset    int64             `json:"offset"`
+			Key       string            `json:"key"`
+			Value     map[string]int    `json:"value"`
+			Headers   map[string]string `json:"headers"`
+			Timestamp string            `json:"timestamp"`
+		}
+		if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
+			t.Fatal(err)
+		}
+		if first.Topic != "orders-dlq" || first.Key != "c0" || first.Value["n"] != 0 || first.Headers["pythia.error"] != "bad 0" || first.Timestamp != "2026-11-26T10:00:00Z" {
+			t.Fatalf("got %+v", first)
+		}
+	})
+}
