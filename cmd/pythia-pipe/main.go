@@ -23,6 +23,7 @@ Usage:
   pythia-pipe dev FILE [--feed FILE] [--follow]    run it on an in-process broker with sample records
   pythia-pipe test [FILE|DIR]... [--junit FILE]    run pipeline test files (NAME.test.yaml) in memory, no broker
   pythia-pipe tap FILE [SINK|dlq|source] [-n N]    print a topic's records: key, headers, time, partition, offset
+  pythia-pipe dlq replay FILE [--stage S] [--dry-run] write dead-lettered records back to their source topic
   pythia-pipe topics create FILE                   create the topics the pipeline names, with their create settings
   pythia-pipe schema                               JSON schema of the pipeline file format
   pythia-pipe docs                                 reference of every field, as Markdown
@@ -38,6 +39,7 @@ var commands = map[string]func(args []string, stdout, stderr io.Writer) int{
 	"dev":      cmdDev,
 	"test":     cmdTest,
 	"tap":      cmdTap,
+	"dlq":      cmdDLQ,
 	"topics":   cmdTopics,
 	"schema":   cmdSchema,
 	"docs":     cmdDocs,

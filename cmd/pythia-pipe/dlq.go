@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/sourcegraph/conc"
+
+	"github.com/pythia-pipe/pythia-pipe/replay"
+	"github.com/pythia-pipe/pythia-pipe/sinks"
+)
+
+func cmdDLQ(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "replay" {
+		fmt.Fprintln(stderr, "usage: pythia-pipe dlq replay FILE [flags]  (pythia-pipe dlq replay --help lists them)")
+		return exitUsage
+	}
+	return cmdReplay(args[1:], stdout, stderr)
+}
+
+func cmdReplay(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("dlq replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o replay.Options
+	fs.StringVar(&o.Stage, "stage", "", "only records that failed at this stage")
+	fs.StringVar(&o.Error, "error", "", "only records whose error (pythia.error) holds this text")
+	since := fs.String("since", "", "only records that failed at or after this time (RFC 3339)")
+	until := fs.String("until", "", "only records that failed before this time (RFC 3339)")
+	fs.IntVar(&o.MaxReplays, "max-replays", 1, "skip records already replayed this often (they failed again)")
+	fs.Float64Var(&o.Rate, "rate", 0, "records written a second at most; 0: as fast as the broker takes them")
+	fs.BoolVar(&o.DryRun, "dry-run", false, "print what would be replayed; write and commit nothing")
+	fs.StringVar(&o.Group, "group", "", "the consumer group that keeps the replay's progress (default: the source's group + \"-dlq-replay\")")
+	level := fs.String("log-level", "warn", "debug, info, warn or error")
+	p, log, code := prepare(fs, args, level, "pythia-pipe dlq replay FILE [--stage S] [--error TEXT] [--since T] [--until T] [--rate N] [--dry-run]", nil, stderr)
+	if code != exitOK {
+		return code
+	}
+	for _, t := range []struct {
+		text string
+		to   *time.Time
+	}{{*since, &o.Since}, {*until, &o.Until}} {
+		if t.text == "" {
+			continue
+		}
+		v, err := time.Parse(time.RFC3339Nano, t.text)
+		if err != nil {
+			fmt.Fprintf(stderr, "pythia-pipe: %q is not an RFC 3339 time (2026-11-26T10:00:00Z)\n", t.text)
+			return exitUsage
+		}
+		*t.to = v
+	}
+	if p.DLQ == nil {
+		fmt.Fprintf(stderr, "pythia-pipe: %s has no dlq\n", p.Name)
+		return exitUsage
+	}
+	dlq, ok := p.DLQ.Impl.(*sinks.KafkaSink)
+	if !ok {
+		fmt.Fprintf(stderr, "pythia-pipe: the dlq of %s is a %s, not a Kafka topic\n", p.Name, p.DLQ.Type)
+		return exitUsage
+	}
+	if o.Group == "" {
+		o.Group = p.KafkaSource().Group + "-dlq-replay"
+	}
+	base, err := p.Kafka.Sarama()
+	if err != nil {
+		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
+		return exitInvalid
+	}
+	if _, err := p.Kafka.CheckTopics(base, append([]string{dlq.Topic}, p.KafkaSource().Topics...)); err != nil {
+		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
+		return exitInvalid
+	}
+	consumer := *base
+	consumer.Consumer.Offsets.Initial = sarama.OffsetOldest
+	consumer.Consumer.Offsets.AutoCommit.Interval = time.Second
+	// No linger and no batch size: sarama then sends each write at once, which the sync
+	// producer waits for anyway (with a batch size alone it would wait for the batch to fill).
+	producer := sinks.ProducerConfig(base, sinks.Producer{Acks: "all", Compression: "none", Idempotent: true,
+		MaxMessageBytes: 1048588}, 1048588)
+	producer.Producer.Partitioner = replay.Partitioner
+	if o.DryRun {
+		o.Show = func(m *sarama.ProducerMessage) {
+			fmt.Fprintf(stdout, "would replay to %s/%d: key=%s\n", m.Topic, m.Partition, shownEncoder(m.Key))
+		}
+	}
+	r, err := replay.New(p.Kafka.Brokers, &consumer, producer, dlq.Topic, o)
+	if err != nil {
+		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
+		return exitInvalid
+	}
+	defer r.Close()
+	ctx, stop := signalContext(log)
+	defer stop()
+	progress, quit := time.NewTicker(time.Second), make(chan struct{})
+	defer progress.Stop()
+	var said conc.WaitGroup
+	said.Go(func() {
+		for {
+			select {
+			case <-progress.C:
+				fmt.Fprintf(stderr, "replaying %s (group %s): %s\n", dlq.Topic, o.Group, r.Stats())
+			case <-quit:
+				return
+			}
+		}
+	})
+	err = r.Run(ctx)
+	close(quit)
+	said.Wait()
+	verb := "replayed"
+	if o.DryRun {
+		verb = "dry run, nothing written or committed"
+	}
+	fmt.Fprintf(stdout, "%s (%s, group %s): %s\n", dlq.Topic, verb, o.Group, r.Stats())
+	switch {
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintln(stdout, "interrupted: run it again to go on from here")
+		return exitInvalid
+	case err != nil:
+		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
+		return exitInvalid
+	}
+	return exitOK
+}
+
+// shownEncoder is a key or value for reading.
+func shownEncoder(e sarama.Encoder) string {
+	if e == nil {
+		return "null"
+	}
+	b, _ := e.Encode()
+	return shown(b)
+}
