@@ -50,14 +50,7 @@ func TestExamples(t *testing.T) {
 
 // Each kind of difference is said, naming what was expected and what came.
 func TestFailuresAreSaid(t *testing.T) {
-	f, err := Load("testdata/failing.test.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	results, err := Run(context.Background(), f, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, results := runFailing(t)
 	want := map[string][]string{
 		"a field differs":                             {`out record 1 (line 7), from input 1: value.region: expected "eu", got "EU"`},
 		"a record too few":                            {"out: expected 0 record(s), got 1", "out record 1: not expected, got {"},
@@ -158,7 +151,9 @@ func TestWildcard(t *testing.T) {
 	}
 }
 
-func TestJUnit(t *testing.T) {
+// runFailing runs testdata/failing.test.yaml, whose every case fails.
+func runFailing(t *testing.T) (*File, []Result) {
+	t.Helper()
 	f, err := Load("testdata/failing.test.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -167,6 +162,11 @@ func TestJUnit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return f, results
+}
+
+func TestJUnit(t *testing.T) {
+	f, results := runFailing(t)
 	var b bytes.Buffer
 	if err := WriteJUnit(&b, []Suite{{File: f.Path, Results: results}}); err != nil {
 		t.Fatal(err)

@@ -54,17 +54,7 @@ func replayCLI(t *testing.T, args ...string) string {
 // Poison records are dead-lettered; the pipeline is fixed; the records are replayed and come
 // out; a second replay goes on from where the first ended.
 func TestDLQReplay(t *testing.T) {
-	b, err := devbroker.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	t.Setenv("KAFKA_BROKERS", strings.Join(b.Addrs(), ","))
-	for _, topic := range []string{"orders", "orders-out", "orders-big", "orders-dlq"} {
-		if err := b.CreateTopic(topic, 3); err != nil {
-			t.Fatal(err)
-		}
-	}
+	b := ordersBroker(t, 3)
 	feed := []devbroker.Record{
 		{Key: []byte("c1"), Value: []byte(`{"order_id":"o1","customer_id":"c1","amount":10,"region":"eu"}`)},
 		{Key: []byte("c2"), Value: []byte(`{"order_id":"o2","customer_id":"c2","amount":"12.5","region":"eu"}`), Headers: map[string]string{"trace": "t-2"}},

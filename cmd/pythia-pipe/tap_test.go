@@ -14,17 +14,7 @@ import (
 
 // tap prints the records of a pipeline's DLQ, a sink or its source, newest last.
 func TestTap(t *testing.T) {
-	b, err := devbroker.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	t.Setenv("KAFKA_BROKERS", strings.Join(b.Addrs(), ","))
-	for _, topic := range []string{"orders", "orders-out", "orders-big", "orders-dlq"} {
-		if err := b.CreateTopic(topic, 2); err != nil {
-			t.Fatal(err)
-		}
-	}
+	b := ordersBroker(t, 2)
 	var dlq []devbroker.Record
 	for i := range 5 {
 		dlq = append(dlq, devbroker.Record{Key: fmt.Appendf(nil, "c%d", i), Value: fmt.Appendf(nil, `{"n": %d}`, i), Partition: int32(i % 2),
@@ -98,4 +88,22 @@ func TestTap(t *testing.T) {
 			t.Fatalf("got %+v", first)
 		}
 	})
+}
+
+// ordersBroker is an in-process broker with the orders example's topics, in partitions each,
+// that KAFKA_BROKERS names for the test; it stops with the test.
+func ordersBroker(t *testing.T, partitions int32) *devbroker.Broker {
+	t.Helper()
+	b, err := devbroker.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	t.Setenv("KAFKA_BROKERS", strings.Join(b.Addrs(), ","))
+	for _, topic := range []string{"orders", "orders-out", "orders-big", "orders-dlq"} {
+		if err := b.CreateTopic(topic, partitions); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b
 }

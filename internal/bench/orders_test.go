@@ -164,20 +164,7 @@ func report(b *testing.B, n int, t measured) {
 // peakRSS is the process's peak resident memory in MB since setup (VmHWM), 0 where /proc
 // does not say. It covers the whole process: run one benchmark per process (make bench does)
 // and mind that the in-process broker holds the backlog in it too.
-func peakRSS() float64 {
-	status, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			var kb float64
-			fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), &kb)
-			return kb / 1024
-		}
-	}
-	return 0
-}
+func peakRSS() float64 { return vmHWM(os.Getpid()) }
 
 // ordersPipeline is pipelines/orders.yaml (or BENCH_PIPELINE's file) on br.
 func ordersPipeline(b *testing.B, br *devbroker.Broker) *pipeline.Pipeline {

@@ -207,7 +207,7 @@ func (j *streamsJVM) kill() {
 	<-j.done
 }
 
-// vmHWM is process pid's peak resident memory in MB (as peakRSS is this process's).
+// vmHWM is process pid's peak resident memory in MB, 0 where /proc does not say.
 func vmHWM(pid int) float64 {
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
