@@ -8,8 +8,9 @@ PKGS    := ./...
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
+# -buildvcs=auto: `pythia-pipe version` names the commit when built in a clone, whatever GOFLAGS says.
 build: ## build bin/pythia-pipe
-	$(GO) build -o $(BIN) ./cmd/pythia-pipe
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/pythia-pipe
 
 test: ## vet, then every test with the race detector (needs Graphviz's dot)
 	$(GO) vet $(PKGS)

@@ -16,6 +16,10 @@ import (
 )
 
 func cmdDLQ(args []string, stdout, stderr io.Writer) int {
+	if isHelp(args) {
+		fmt.Fprintln(stdout, "usage: pythia-pipe dlq replay FILE [flags] (pythia-pipe dlq replay --help lists them)")
+		return exitHelp
+	}
 	if len(args) == 0 || args[0] != "replay" {
 		fmt.Fprintln(stderr, "usage: pythia-pipe dlq replay FILE [flags]  (pythia-pipe dlq replay --help lists them)")
 		return exitUsage

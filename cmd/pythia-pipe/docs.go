@@ -9,6 +9,10 @@ import (
 )
 
 func cmdDocs(args []string, stdout, stderr io.Writer) int {
+	if isHelp(args) {
+		fmt.Fprintln(stdout, "usage: pythia-pipe docs (the reference of every field, as Markdown; no flags)")
+		return exitHelp
+	}
 	if len(args) != 0 {
 		fmt.Fprintln(stderr, "usage: pythia-pipe docs")
 		return exitUsage
@@ -18,6 +22,10 @@ func cmdDocs(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdSchema(args []string, stdout, stderr io.Writer) int {
+	if isHelp(args) {
+		fmt.Fprintln(stdout, "usage: pythia-pipe schema (the JSON Schema of the pipeline file; no flags)")
+		return exitHelp
+	}
 	if len(args) != 0 {
 		fmt.Fprintln(stderr, "usage: pythia-pipe schema")
 		return exitUsage

@@ -12,7 +12,7 @@ func cmdGraph(args []string, stdout, stderr io.Writer) int {
 	format := fs.String("format", "dot", "output format: dot or mermaid")
 	files, err := parseInterspersed(fs, args)
 	if err != nil {
-		return exitUsage
+		return flagsFailed(err)
 	}
 	if len(files) != 1 || (*format != "dot" && *format != "mermaid") {
 		fmt.Fprintln(stderr, "usage: pythia-pipe graph FILE [--format dot|mermaid]")

@@ -12,6 +12,8 @@ const (
 	exitOK      = 0
 	exitInvalid = 1 // invalid pipeline, failed run
 	exitUsage   = 2 // bad arguments, unreadable file
+	// exitHelp is a command's --help, which it has answered: run exits 0.
+	exitHelp = -1
 )
 
 const usage = `pythia-pipe: declarative Kafka stream pipelines
@@ -27,6 +29,9 @@ Usage:
   pythia-pipe topics create FILE                   create the topics the pipeline names, with their create settings
   pythia-pipe schema                               JSON schema of the pipeline file format
   pythia-pipe docs                                 reference of every field, as Markdown
+  pythia-pipe version                              version, commit, Go and sarama versions
+
+Each command's --help lists its flags.
 
 Exit status: 0 ok, 1 invalid pipeline or failed run, 2 usage or I/O error.
 `
@@ -40,6 +45,7 @@ var commands = map[string]func(args []string, stdout, stderr io.Writer) int{
 	"test":     cmdTest,
 	"tap":      cmdTap,
 	"dlq":      cmdDLQ,
+	"version":  cmdVersion,
 	"topics":   cmdTopics,
 	"schema":   cmdSchema,
 	"docs":     cmdDocs,
@@ -50,7 +56,7 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 || isHelp(args[:1]) || args[0] == "help" {
 		fmt.Fprint(stdout, usage)
 		if len(args) == 0 {
 			return exitUsage
@@ -62,5 +68,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pythia-pipe: unknown command %q\n\n%s", args[0], usage)
 		return exitUsage
 	}
-	return cmd(args[1:], stdout, stderr)
+	if code := cmd(args[1:], stdout, stderr); code != exitHelp {
+		return code
+	}
+	return exitOK
+}
+
+// isHelp reports a command asked for its help alone.
+func isHelp(args []string) bool {
+	return len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help")
 }

@@ -35,7 +35,7 @@ func cmdTap(args []string, stdout, stderr io.Writer) int {
 	const usage = "pythia-pipe tap FILE [SINK|dlq|source] [-n N] [--from-beginning] [--follow] [--format table|json]"
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
-		return exitUsage
+		return flagsFailed(err)
 	}
 	if len(pos) < 1 || len(pos) > 2 || *n < 0 || (*format != "table" && *format != "json") {
 		fmt.Fprintln(stderr, "usage: "+usage)

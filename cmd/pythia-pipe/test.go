@@ -22,7 +22,7 @@ func cmdTest(args []string, stdout, stderr io.Writer) int {
 	}
 	targets, err := parseInterspersed(fs, args)
 	if err != nil {
-		return exitUsage
+		return flagsFailed(err)
 	}
 	if len(targets) == 0 {
 		targets = []string{"."}

@@ -7,6 +7,10 @@ import (
 )
 
 func cmdTopics(args []string, stdout, stderr io.Writer) int {
+	if isHelp(args) {
+		fmt.Fprintln(stdout, "usage: pythia-pipe topics create FILE (pythia-pipe topics create --help lists its flags)")
+		return exitHelp
+	}
 	if len(args) == 0 || args[0] != "create" {
 		fmt.Fprintln(stderr, "usage: pythia-pipe topics create FILE")
 		return exitUsage

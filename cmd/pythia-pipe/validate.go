@@ -21,7 +21,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	files, err := parseInterspersed(fs, args)
 	if err != nil {
-		return exitUsage
+		return flagsFailed(err)
 	}
 	if len(files) == 0 {
 		fmt.Fprintln(stderr, "usage: pythia-pipe validate FILE...")
@@ -96,6 +96,15 @@ func load(file string, unused []string, w io.Writer) (p *pipeline.Pipeline, ok, 
 	return p, true, false
 }
 
+// flagsFailed is the exit of a command whose flags did not parse: exitHelp for --help (the
+// flag package has printed the flags), exitUsage otherwise.
+func flagsFailed(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return exitHelp
+	}
+	return exitUsage
+}
+
 // parseInterspersed parses flags wherever they stand among the positional arguments.
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
@@ -117,7 +126,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 func prepare(fs *flag.FlagSet, args []string, level *string, usage string, unused []string, stderr io.Writer) (p *pipeline.Pipeline, log *slog.Logger, code int) {
 	files, err := parseInterspersed(fs, args)
 	if err != nil {
-		return nil, nil, exitUsage
+		return nil, nil, flagsFailed(err)
 	}
 	if len(files) != 1 {
 		fmt.Fprintln(stderr, "usage: "+usage)
