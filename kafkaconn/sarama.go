@@ -31,7 +31,7 @@ func (c *Config) Sarama() (*sarama.Config, error) {
 	sc.Net.DialTimeout = c.ConnectTimeout
 	sc.Metadata.Retry.Max = 2
 	sc.Metadata.Timeout = c.ConnectTimeout
-	sc.Metadata.AllowAutoTopicCreation = false // a topic a record names must exist: records never create topics
+	sc.Metadata.AllowAutoTopicCreation = c.CreateOnWrite // false from a file: a topic a record names must exist
 	if c.TLS != nil {
 		tc, err := c.TLS.config()
 		if err != nil {

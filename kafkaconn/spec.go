@@ -43,6 +43,10 @@ type Config struct {
 	Protocol       string
 	SASL           *SASL // nil without SASL
 	TLS            *TLS  // nil without TLS
+	// CreateOnWrite lets a write to a missing topic create it, where the broker allows it.
+	// Never from a file (records never create topics): `dev` sets it, so that the topics a
+	// topic_expr computes appear in its in-process broker as they are written.
+	CreateOnWrite bool
 }
 
 // SASL holds credentials; Password is never printed.

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
+
 	"github.com/pythia-pipe/pythia-pipe/diag"
 	"github.com/pythia-pipe/pythia-pipe/engine"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
@@ -45,7 +47,9 @@ func cmdDev(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	b, err := devbroker.Start()
+	// Topics a topic_expr computes are made when first written to, as a real cluster with
+	// auto.create.topics.enable would: dev shows where records go, not which topics exist.
+	b, err := devbroker.Start(kfake.AllowAutoTopicCreation())
 	if err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitInvalid
@@ -61,8 +65,15 @@ func cmdDev(args []string, stdout, stderr io.Writer) int {
 	case p.Kafka.SASL != nil || p.Kafka.TLS != nil:
 		fmt.Fprintln(stdout, "note: the in-process broker is plaintext; kafka.security is ignored by dev")
 	}
+	if src := p.KafkaSource(); src.Start == "latest" && len(feed) > 0 {
+		// The feed goes in before the pipeline joins its group: latest would start after it,
+		// and wait for ever for records that are already there.
+		fmt.Fprintln(stdout, "note: start: latest would skip the feed, which is in the topic before the pipeline starts; dev reads from the earliest")
+		src.Start = "earliest"
+	}
 	// These are the settings of devReplaced.
 	p.Kafka.Brokers, p.Kafka.Protocol, p.Kafka.SASL, p.Kafka.TLS = b.Addrs(), "PLAINTEXT", nil, nil
+	p.Kafka.CreateOnWrite = true
 	if err := createTopics(b, p, int32(*partitions)); err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitInvalid

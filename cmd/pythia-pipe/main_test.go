@@ -249,3 +249,53 @@ func TestTestWritesJUnit(t *testing.T) {
 		t.Fatalf("report:\n%s", report)
 	}
 }
+
+// The examples run under dev: clickstream starts at latest, which dev reads from the
+// earliest (the feed is in before the group joins), saying so.
+func TestDevClickstream(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"dev", "../../pipelines/clickstream.yaml", "--feed", "../../testdata/clicks-feed.jsonl"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	for _, want := range []string{
+		"note: start: latest would skip the feed",
+		"sink pageviews         1 records  → topic clicks-pageviews",
+		"sink purchases         1 records  → topic clicks-purchases",
+		"parse: decode json: ts: missing time",
+		"dropped                1 records  by humans",
+	} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}
+
+// Under dev, the topics a topic_expr computes are made as they are written to.
+func TestDevCreatesComputedTopics(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "routed.yaml")
+	src := `version: 1
+name: routed
+kafka: {brokers: localhost:9092}
+source: {type: kafka, topics: [in]}
+stages:
+  - {name: d, type: decode}
+sinks:
+  - {name: by-kind, type: kafka, topic_expr: '"kind-" + msg.kind', topic_allow: ["kind-*"]}
+dlq: {type: kafka, topic: in-dlq}
+`
+	feed := filepath.Join(dir, "feed.jsonl")
+	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(feed, []byte("{\"kind\":\"a\"}\n{\"kind\":\"b\"}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"dev", file, "--feed", feed}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	if out := stdout.String(); !strings.Contains(out, "sink by-kind           2 records") || !strings.Contains(out, "dlq                    0 records") {
+		t.Fatalf("output:\n%s", out)
+	}
+}
