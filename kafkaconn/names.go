@@ -2,6 +2,7 @@ package kafkaconn
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/pythia-pipe/pythia-pipe/spec"
 )
@@ -20,7 +21,11 @@ func TopicNameProblem(name string) string {
 	}
 	for _, r := range name {
 		if !(r == '.' || r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
-			return "topic " + strconv.Quote(name) + " has a character Kafka does not allow: use letters, digits, '.', '_' and '-'"
+			problem := "topic " + strconv.Quote(name) + " has a character Kafka does not allow: use letters, digits, '.', '_' and '-'"
+			if strings.Contains(name, ",") {
+				problem += " (several topics? write a list: [" + strings.Join(strings.Fields(strings.ReplaceAll(name, ",", " ")), ", ") + "])"
+			}
+			return problem
 		}
 	}
 	return ""

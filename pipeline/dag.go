@@ -38,6 +38,8 @@ func wire(p *spec.Parser, pl *Pipeline, types map[*Stage]*stages.Type, namesOK b
 		seen := map[string]bool{}
 		for _, t := range v.Items {
 			switch {
+			case t.Str == "dlq" && !targets[t.Str]:
+				p.Errorf(t.Pos, t.Path, "the DLQ is not a target: records reach it by failing (a stage error, a record its sink refuses); to send records there on purpose, add a sink writing to the DLQ's topic")
 			case !targets[t.Str]:
 				p.Errorf(t.Pos, t.Path, "unknown target %q: no stage or sink has that name%s", t.Str, diag.DidYouMean(t.Str, names))
 			case seen[t.Str]:

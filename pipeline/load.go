@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -156,6 +157,15 @@ func parseYAML(p *spec.Parser, text string) *yaml.Node {
 					msg += `: a ? inside {…} or […] must be quoted, e.g. "int?"`
 					break
 				}
+			}
+		}
+		if strings.HasPrefix(msg, "mapping values are not allowed") && line <= len(p.Lines) {
+			// A plain value holding ": " (an expression's `? :`, a message) reads as a second key.
+			if l := p.Lines[line-1]; strings.Count(l, ": ") > 1 {
+				at := strings.Index(l, ": ") + 2
+				rest := strings.TrimSpace(l[at:])
+				pos.Col = utf8.RuneCountInString(l[:at]) + 1
+				msg += fmt.Sprintf(": this value holds \": \", which YAML reads as another key; quote it: '%s'", strings.ReplaceAll(rest, "'", "''"))
 			}
 		}
 		p.Errorf(pos, "", "YAML syntax: %s", msg)
