@@ -36,14 +36,14 @@ var replaced = []string{"kafka.brokers", "kafka.security"}
 const caseTimeout = 30 * time.Second
 
 // Run runs every case of f, each on the pipeline built afresh, so that no state (caches,
-// breakers) passes from one to the next. The error is a pipeline that does not load: its
-// diagnostics, printed.
+// breakers) passes from one to the next. The error is what Check finds: a pipeline that does
+// not load (its diagnostics, printed), a sink that is not the pipeline's.
 func Run(ctx context.Context, f *File, log *slog.Logger) ([]Result, error) {
-	if err := Check(f); err != nil {
+	src, opts, p, err := f.pipeline()
+	if err != nil {
 		return nil, err
 	}
-	src, opts, err := f.pipeline()
-	if err != nil {
+	if err := f.checkSinks(p); err != nil {
 		return nil, err
 	}
 	var results []Result
@@ -64,11 +64,15 @@ func Run(ctx context.Context, f *File, log *slog.Logger) ([]Result, error) {
 // Check is what can be known of f without running it: its pipeline is valid and every sink
 // its cases expect records of is one of the pipeline's.
 func Check(f *File) error {
-	src, opts, err := f.pipeline()
+	_, _, p, err := f.pipeline()
 	if err != nil {
 		return err
 	}
-	p, _ := pipeline.Parse(f.Pipeline, src, opts)
+	return f.checkSinks(p)
+}
+
+// checkSinks says every case that expects records of a sink p does not have.
+func (f *File) checkSinks(p *pipeline.Pipeline) error {
 	names := sinkNames(p)
 	var problems []string
 	for _, c := range f.Cases {
@@ -86,11 +90,12 @@ func Check(f *File) error {
 	return nil
 }
 
-// pipeline reads f's pipeline and checks it: its text and the options it is built with.
-func (f *File) pipeline() ([]byte, pipeline.Options, error) {
+// pipeline reads f's pipeline and builds it: its text, the options it is built with (a case
+// adds its mocks) and the pipeline, or its diagnostics as the error.
+func (f *File) pipeline() ([]byte, pipeline.Options, *pipeline.Pipeline, error) {
 	src, err := os.ReadFile(f.Pipeline)
 	if err != nil {
-		return nil, pipeline.Options{}, fmt.Errorf("%s: %v", f.Path, err)
+		return nil, pipeline.Options{}, nil, fmt.Errorf("%s: %v", f.Path, err)
 	}
 	opts := pipeline.Options{BaseDir: filepath.Dir(f.Pipeline), Unused: replaced, Env: func(name string) (string, bool) {
 		if v, ok := f.Env[name]; ok {
@@ -98,12 +103,13 @@ func (f *File) pipeline() ([]byte, pipeline.Options, error) {
 		}
 		return os.LookupEnv(name)
 	}}
-	if _, diags := pipeline.Parse(f.Pipeline, src, opts); len(diags) > 0 {
+	p, diags := pipeline.Parse(f.Pipeline, src, opts)
+	if len(diags) > 0 {
 		var b bytes.Buffer
 		diag.Print(&b, diags, diag.Sources{f.Pipeline: src})
-		return nil, opts, fmt.Errorf("%s tests %s, which is not valid:\n%s", f.Path, f.Pipeline, strings.TrimRight(b.String(), "\n"))
+		return nil, opts, nil, fmt.Errorf("%s tests %s, which is not valid:\n%s", f.Path, f.Pipeline, strings.TrimRight(b.String(), "\n"))
 	}
-	return src, opts, nil
+	return src, opts, p, nil
 }
 
 // output is a record a sink received, with the input it came from.

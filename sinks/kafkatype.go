@@ -94,9 +94,14 @@ func (k *KafkaSink) Computed() (names []kafkaconn.Topic, patterns []string) {
 	return names, patterns
 }
 
+// target is what the sink writes, as its Write and Render see it.
+func (k *KafkaSink) target() Target {
+	return Target{Name: k.Name, Topic: k.Topic, TopicExpr: k.TopicExpr, Allow: k.Allow, Key: k.Key, Encode: k.Encode, DLQ: k.DLQ}
+}
+
 // Open starts the producer; a named topic's max.message.bytes lowers the largest record.
 func (k *KafkaSink) Open(env Env, report Report) (Sink, error) {
-	t := Target{Name: k.Name, Topic: k.Topic, TopicExpr: k.TopicExpr, Allow: k.Allow, Key: k.Key, Encode: k.Encode, DLQ: k.DLQ}
+	t := k.target()
 	if n, ok := env.MaxBytes[t.Topic]; ok && t.TopicExpr == nil {
 		t.MaxBytes = n
 		if int64(n) < k.Producer.MaxMessageBytes {

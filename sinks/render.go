@@ -23,7 +23,7 @@ type Renderer interface {
 
 // Render is what the Kafka sink would write for rec.
 func (k *KafkaSink) Render(rec *record.Record) (Written, error) {
-	t := Target{Name: k.Name, Topic: k.Topic, TopicExpr: k.TopicExpr, Allow: k.Allow, Key: k.Key, Encode: k.Encode, DLQ: k.DLQ}
+	t := k.target()
 	topic, key, err := route(&t, expr.NewBinder(t.TopicExpr, t.Key), rec)
 	if err != nil {
 		return Written{}, err

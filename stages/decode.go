@@ -31,10 +31,12 @@ type decode struct {
 	onNull string
 	schema *expr.Schema // nil: no schema
 	reads  *expr.BodyReads
+	raw    func(field string) bool // unread, made once: a method value per record is an allocation
 }
 
 func buildDecode(c *Config) Built {
 	d := &decode{format: c.Fields.String("format"), onNull: c.Fields.String("on_null"), reads: c.Reads}
+	d.raw = d.unread
 	out := map[string]*expr.Schema{"json": expr.AnyMap(), "text": {Kind: expr.String}, "bytes": {Kind: expr.Bytes}}[d.format]
 	if sv := c.Fields.Get("schema"); sv.Set {
 		if d.format != "json" {
@@ -78,7 +80,7 @@ func (d *decode) Process(_ context.Context, rec *record.Record, out []Output) ([
 	case "bytes":
 		rec.Msg = rec.Value
 	default:
-		v, err := record.DecodeJSONReading(rec.Value, d.unread)
+		v, err := record.DecodeJSONReading(rec.Value, d.raw)
 		if err != nil {
 			return out, &DecodeError{Format: "json", Err: err}
 		}

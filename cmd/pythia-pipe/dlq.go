@@ -70,12 +70,8 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 	if o.Group == "" {
 		o.Group = p.KafkaSource().Group + "-dlq-replay"
 	}
-	base, err := p.Kafka.Sarama()
+	base, err := connect(p, append([]string{dlq.Topic}, p.KafkaSource().Topics...))
 	if err != nil {
-		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
-		return exitInvalid
-	}
-	if _, err := p.Kafka.CheckTopics(base, append([]string{dlq.Topic}, p.KafkaSource().Topics...)); err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitInvalid
 	}

@@ -9,26 +9,16 @@ import (
 )
 
 func cmdDocs(args []string, stdout, stderr io.Writer) int {
-	if isHelp(args) {
-		fmt.Fprintln(stdout, "usage: pythia-pipe docs (the reference of every field, as Markdown; no flags)")
-		return exitHelp
-	}
-	if len(args) != 0 {
-		fmt.Fprintln(stderr, "usage: pythia-pipe docs")
-		return exitUsage
+	if code, ok := noArgs(args, "pythia-pipe docs", "the reference of every field, as Markdown", stdout, stderr); !ok {
+		return code
 	}
 	pipeline.WriteReference(stdout)
 	return exitOK
 }
 
 func cmdSchema(args []string, stdout, stderr io.Writer) int {
-	if isHelp(args) {
-		fmt.Fprintln(stdout, "usage: pythia-pipe schema (the JSON Schema of the pipeline file; no flags)")
-		return exitHelp
-	}
-	if len(args) != 0 {
-		fmt.Fprintln(stderr, "usage: pythia-pipe schema")
-		return exitUsage
+	if code, ok := noArgs(args, "pythia-pipe schema", "the JSON Schema of the pipeline file", stdout, stderr); !ok {
+		return code
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
@@ -37,4 +27,18 @@ func cmdSchema(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	return exitOK
+}
+
+// noArgs answers the arguments of a command that takes none: its --help on stdout (exitHelp),
+// anything else with its usage on stderr (exitUsage); ok when there are none.
+func noArgs(args []string, usage, does string, stdout, stderr io.Writer) (code int, ok bool) {
+	switch {
+	case isHelp(args):
+		fmt.Fprintf(stdout, "usage: %s (%s; no flags)\n", usage, does)
+		return exitHelp, false
+	case len(args) != 0:
+		fmt.Fprintln(stderr, "usage: "+usage)
+		return exitUsage, false
+	}
+	return exitOK, true
 }

@@ -62,12 +62,8 @@ func cmdTap(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitUsage
 	}
-	base, err := p.Kafka.Sarama()
+	base, err := connect(p, topics)
 	if err != nil {
-		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
-		return exitInvalid
-	}
-	if _, err := p.Kafka.CheckTopics(base, topics); err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitInvalid
 	}

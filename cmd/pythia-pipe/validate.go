@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/IBM/sarama"
+
 	"github.com/pythia-pipe/pythia-pipe/diag"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 	"github.com/pythia-pipe/pythia-pipe/pipetest"
@@ -94,6 +96,16 @@ func load(file string, unused []string, w io.Writer) (p *pipeline.Pipeline, ok, 
 	}
 	diag.Print(w, p.Warnings, diag.Sources{file: src})
 	return p, true, false
+}
+
+// connect is the sarama config of p's kafka: block, once the brokers have answered and
+// topics are found to exist (kafkaconn's one-line explanations otherwise).
+func connect(p *pipeline.Pipeline, topics []string) (*sarama.Config, error) {
+	base, err := p.Kafka.Sarama()
+	if err != nil {
+		return nil, err
+	}
+	return base, p.Kafka.Check(base, topics)
 }
 
 // flagsFailed is the exit of a command whose flags did not parse: exitHelp for --help (the

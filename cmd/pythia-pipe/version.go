@@ -9,13 +9,8 @@ import (
 // cmdVersion says which pythia-pipe this is: its version, the commit it was built from (with
 // "+changes" when the tree had some), the Go that built it and the sarama it speaks Kafka with.
 func cmdVersion(args []string, stdout, stderr io.Writer) int {
-	if isHelp(args) {
-		fmt.Fprintln(stdout, "usage: pythia-pipe version (no flags)")
-		return exitHelp
-	}
-	if len(args) != 0 {
-		fmt.Fprintln(stderr, "usage: pythia-pipe version")
-		return exitUsage
+	if code, ok := noArgs(args, "pythia-pipe version", "version, commit, Go and sarama", stdout, stderr); !ok {
+		return code
 	}
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
