@@ -60,6 +60,18 @@ func (l *List) Warn(pos Pos, path, format string, args ...any) {
 	*l = append(*l, Diagnostic{Pos: pos, Path: path, Msg: fmt.Sprintf(format, args...), Warning: true})
 }
 
+// Errors counts the errors, leaving out the warnings: what a step compares before and after
+// to learn whether it found a problem.
+func (l List) Errors() int {
+	n := 0
+	for _, d := range l {
+		if !d.Warning {
+			n++
+		}
+	}
+	return n
+}
+
 // Split separates errors from warnings, keeping their order.
 func (l List) Split() (errs, warnings List) {
 	for _, d := range l {

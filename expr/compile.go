@@ -4,6 +4,7 @@ import (
 	"errors"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -78,18 +79,22 @@ func Compile(v *spec.Value, env Env, want Want, diags *diag.List) *Program {
 		return nil
 	}
 	opts := append(append(numberFuncs(), overflowFuncs()...), functions...)
+	opts = append(opts, nullableFunc, exprlang.Patch(nullableEquality{env.Msg}))
 	prog, err := exprlang.Compile(v.Str, append(opts, exprlang.Env(env.types()))...)
 	if err != nil {
 		var fe *file.Error
 		if errors.As(err, &fe) {
 			msg := fe.Message
 			if m := unknownName.FindStringSubmatch(msg); m != nil {
-				msg += diag.DidYouMean(m[2], env.names())
+				msg += env.hint(m[1], m[2])
 			}
 			diags.Add(v.ExprPos(fe.Line, fe.Column), v.Path, "%s", v.Redact(msg)) // `"x" "${KEY}"` would show the key
 		} else {
 			diags.Add(v.Pos, v.Path, "%s", v.Redact(err.Error()))
 		}
+		return nil
+	}
+	if !checkReads(prog.Node(), env, v, diags) {
 		return nil
 	}
 	p := &Program{src: v, prog: prog, Result: inferSchema(prog.Node()), want: want, uses: usesOf(prog.Node()), reads: readsOf(prog.Node())}
@@ -105,6 +110,30 @@ func Compile(v *spec.Value, env Env, want Want, diags *diag.List) *Program {
 		return nil
 	}
 	return p
+}
+
+// hint is what to add to expr-lang's "unknown name x" or "unknown field x" (what is "name" or
+// "field"): a field of msg written without msg., a field a map stage dropped, or the likely
+// intended name; "" when there is none.
+func (e Env) hint(what, word string) string {
+	if what == "name" {
+		if _, ok := e.Msg.Field(word); ok {
+			return " (did you mean msg." + word + "?)"
+		}
+		var fields []string
+		if e.Msg != nil && e.Msg.Kind == Object {
+			fields = e.Msg.FieldNames()
+		}
+		s := diag.Suggest(word, append(slices.Clone(varNames), fields...))
+		if slices.Contains(fields, s) && !slices.Contains(varNames, s) {
+			s = "msg." + s
+		}
+		return diag.SuggestionText(s)
+	}
+	if by := e.Msg.droppedBy(word); by != "" {
+		return " (it was dropped by " + by + ")"
+	}
+	return didYouMean(word, e.names())
 }
 
 // names lists every name an expression may mean: the variables and the known fields of msg.

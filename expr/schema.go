@@ -46,11 +46,17 @@ type Schema struct {
 	Elem     *Schema            // List
 	Fields   map[string]*Schema // Object
 	Open     *Schema            // Object: the type of fields not listed ("*"); nil = closed
+	// Dropped names the fields a map stage dropped, with where ("stage tidy (line 37)"):
+	// reading one is an error even where Open admits other fields.
+	Dropped map[string]string
+	// Unchecked: no schema declares the fields not listed (a decode without a schema, an HTTP
+	// answer merged in), so reading one is not reported as undeclared.
+	Unchecked bool
 }
 
 // AnyMap is an object about which nothing is known: every field is allowed.
 func AnyMap() *Schema {
-	return &Schema{Kind: Object, Fields: map[string]*Schema{}, Open: &Schema{Kind: Any}}
+	return &Schema{Kind: Object, Fields: map[string]*Schema{}, Open: &Schema{Kind: Any}, Unchecked: true}
 }
 
 // Type is the schema as an expr-lang type: closed objects reject unknown fields.
@@ -126,33 +132,71 @@ func (s *Schema) FieldNames() []string {
 func (s *Schema) With(name string, f *Schema) *Schema {
 	c := s.copyObject()
 	c.Fields[name] = f
+	delete(c.Dropped, name)
 	return c
 }
 
-// Without returns a copy of an object schema without field name (a map's `drop`).
-func (s *Schema) Without(name string) *Schema {
+// Without returns a copy of an object schema without field name (a map's `drop`), which
+// remembers that it was dropped by, e.g., "stage tidy (line 37)".
+func (s *Schema) Without(name, by string) *Schema {
 	c := s.copyObject()
 	delete(c.Fields, name)
+	c.Dropped[name] = by
 	return c
 }
 
-// Opened returns a copy of an object schema that admits fields it does not list
-// (after a merge of unknown data).
+// Opened returns a copy of an object schema that admits fields it does not list, after a
+// merge of data no schema describes (an HTTP answer): any field may be there now.
 func (s *Schema) Opened() *Schema {
 	c := s.copyObject()
 	c.Open = &Schema{Kind: Any}
+	c.Unchecked = true
+	clear(c.Dropped)
 	return c
 }
 
 func (s *Schema) copyObject() *Schema {
 	if s == nil || s.Kind != Object {
-		return AnyMap()
+		s = AnyMap()
 	}
-	c := &Schema{Kind: Object, Fields: make(map[string]*Schema, len(s.Fields)+1), Open: s.Open}
+	c := &Schema{Kind: Object, Fields: make(map[string]*Schema, len(s.Fields)+1), Open: s.Open, Unchecked: s.Unchecked,
+		Dropped: make(map[string]string, len(s.Dropped))}
 	for k, v := range s.Fields {
 		c.Fields[k] = v
 	}
+	for k, v := range s.Dropped {
+		c.Dropped[k] = v
+	}
 	return c
+}
+
+// droppedBy is where a field name was dropped, in this object or one inside it; "" when
+// it was not.
+func (s *Schema) droppedBy(name string) string {
+	if s == nil {
+		return ""
+	}
+	if by, ok := s.Dropped[name]; ok {
+		return by
+	}
+	for _, f := range s.Fields {
+		if f.Kind == List {
+			f = f.Elem
+		}
+		if by := f.droppedBy(name); by != "" {
+			return by
+		}
+	}
+	return ""
+}
+
+// Field is the schema of the field name of an object: found when the object lists it.
+func (s *Schema) Field(name string) (*Schema, bool) {
+	if s == nil || s.Kind != Object {
+		return nil, false
+	}
+	f, ok := s.Fields[name]
+	return f, ok
 }
 
 // Equal reports whether two schemas describe the same shape.

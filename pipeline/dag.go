@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -21,7 +22,7 @@ type graph struct {
 // sink. The checks of the whole graph run only when its parts are sound (namesOK, every
 // target known), so that one mistake is reported once.
 func wire(p *spec.Parser, pl *Pipeline, types map[*Stage]*stages.Type, namesOK bool) *graph {
-	before := len(*p.Diags)
+	before := p.Diags.Errors()
 	targets := map[string]bool{}
 	var names []string
 	for _, s := range pl.Stages {
@@ -106,7 +107,7 @@ func wire(p *spec.Parser, pl *Pipeline, types map[*Stage]*stages.Type, namesOK b
 		return &graph{preds: g.preds, order: pl.Stages}
 	}
 	cyclic := findCycles(p, pl)
-	if cyclic || len(*p.Diags) > before {
+	if cyclic || p.Diags.Errors() > before {
 		g.order = pl.Stages
 		return g
 	}
@@ -140,7 +141,7 @@ func wire(p *spec.Parser, pl *Pipeline, types map[*Stage]*stages.Type, namesOK b
 		}
 	}
 	g.order = topoOrder(pl)
-	warnJoins(p, pl, edges)
+	warnJoins(p, pl, slices.DeleteFunc(edges, func(e edge) bool { return !reached[e.from] }))
 	return g
 }
 

@@ -54,7 +54,7 @@ var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 // Parse validates a pipeline file given as bytes; file names it in diagnostics. It returns
 // the pipeline when the file has no errors (its warnings are in Pipeline.Warnings), else the
-// errors.
+// errors and warnings.
 func Parse(file string, src []byte, opts Options) (*Pipeline, diag.List) {
 	if opts.Env == nil {
 		opts.Env = os.LookupEnv
@@ -95,7 +95,7 @@ func Parse(file string, src []byte, opts Options) (*Pipeline, diag.List) {
 	fileDiags.Sort()
 	errs, warnings := fileDiags.Split()
 	if len(errs) > 0 {
-		return nil, errs
+		return nil, fileDiags // the warnings too: they may tell why
 	}
 	pl.Warnings = warnings
 	sort.Strings(ignoredVars)

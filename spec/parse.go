@@ -247,9 +247,9 @@ func (p *Parser) Parse(n *yaml.Node, f *Field, path string, keyPos diag.Pos) *Va
 			p.Errorf(v.Pos, path, "expected %s, got %s", expectText(f), describe(n))
 			return v
 		}
-		before := len(*p.Diags)
+		before := p.Diags.Errors()
 		p.parseScalar(n, f, v)
-		if len(*p.Diags) > before && f.Default != "" && !p.parsingDefault {
+		if p.Diags.Errors() > before && f.Default != "" && !p.parsingDefault {
 			// Reported; go on with the default so that checks between fields stay quiet.
 			d := p.defaultValue(f, path, v.Pos)
 			d.Node, d.Set = n, true

@@ -97,7 +97,7 @@ func buildEnrich(c *Config) Built {
 	default:
 		c.Parser.Errorf(f.Get(sources[1]).Pos, f.Get(sources[1]).Path, "an enrich stage has one lookup, but this one also has %s", sources[0])
 	}
-	before := len(*c.Diags())
+	before := c.Diags().Errors()
 	e := &enrich{into: f.String("into"), label: "into " + f.String("into"), merge: f.Bool("merge"), onMissing: f.String("on_missing")}
 	if e.merge {
 		e.label = "merge"
@@ -121,13 +121,15 @@ func buildEnrich(c *Config) Built {
 	case into.Set && merge:
 		c.Parser.Errorf(into.Pos, into.Path, "into and merge: true exclude each other: store the enrichment in one field, or merge its fields")
 	case into.Set:
-		out = out.With(into.Str, &expr.Schema{Kind: expr.Any, Optional: true})
+		found := *e.found() // unless on_missing keeps the records it found nothing for, it is there
+		found.Optional = e.onMissing == "keep"
+		out = out.With(into.Str, &found)
 	case merge:
-		out = out.Opened()
+		out = e.merged(c, out)
 	default:
 		c.Parser.Errorf(f.Pos, f.Path, "an enrich stage needs into (a field name) or merge: true")
 	}
-	if len(*c.Diags()) > before {
+	if c.Diags().Errors() > before {
 		return Built{Out: out}
 	}
 	progs := []*expr.Program{e.key, e.compute}
@@ -137,6 +139,56 @@ func buildEnrich(c *Config) Built {
 	}
 	e.env = expr.NewBinder(progs...)
 	return Built{Stage: e, Out: out}
+}
+
+// found is the schema of what the lookup finds: a table's row, what the expression computes,
+// or (an HTTP answer) anything.
+func (e *enrich) found() *expr.Schema {
+	switch {
+	case e.table != nil:
+		return e.table.schema()
+	case e.compute != nil:
+		return e.compute.Result
+	}
+	return &expr.Schema{Kind: expr.Any}
+}
+
+// merged is the schema of a body with the lookup's fields merged in. Fields of an unknown
+// answer may be anything; known ones (a table's columns) replace those of the body, or, where
+// on_missing keeps records that found nothing, join them. A column that changes a declared
+// field's type is worth a warning: the stages after it see the new type.
+func (e *enrich) merged(c *Config, body *expr.Schema) *expr.Schema {
+	fields := e.found()
+	if fields.Kind != expr.Object || fields.Unchecked {
+		return body.Opened()
+	}
+	mayMiss := e.onMissing == "keep"
+	merge := c.Fields.Get("merge")
+	for _, name := range fields.FieldNames() {
+		col := fields.Fields[name]
+		prev, had := body.Field(name)
+		if had && prev.Kind != col.Kind && prev.Kind != expr.Any && col.Kind != expr.Any {
+			hint := ""
+			if e.table != nil && e.table.format == "csv" {
+				hint = " (CSV columns are text: convert where it is read, as with int(msg." + name + "), or use a JSON or YAML table)"
+			}
+			c.Parser.Warnf(merge.Pos, merge.Path, "the lookup's %s holds a %s, which replaces the field msg.%s (%s): the stages after this one see a %s%s",
+				name, col.Kind, name, prev, col.Kind, hint)
+		}
+		next := col
+		switch {
+		case mayMiss && had && !prev.Equal(col):
+			next = &expr.Schema{Kind: expr.Any, Optional: prev.Optional || col.Optional}
+		case mayMiss && had:
+			next = prev
+		case mayMiss:
+			optional := *col
+			optional.Optional = true
+			next = &optional
+		}
+		body = body.With(name, next)
+	}
+	return body
 }
 
 // Counters are the HTTP lookup's cache and breaker numbers.
@@ -262,9 +314,9 @@ func checkTableFile(c *Config, file *spec.Value) *table {
 		c.Parser.Errorf(path.Pos, path.Path, "cannot tell the table format from %q: set format to csv, json, jsonl or yaml", filepath.Base(path.Str))
 		return nil
 	}
-	before := len(*c.Diags())
+	before := c.Diags().Errors()
 	c.Parser.CheckFile(path, c.BaseDir)
-	if len(*c.Diags()) > before {
+	if c.Diags().Errors() > before {
 		return nil
 	}
 	name := path.Str

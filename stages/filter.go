@@ -33,7 +33,7 @@ func buildFilter(c *Config) Built {
 	if p == nil {
 		return Built{Out: c.In}
 	}
-	return Built{Stage: &filter{when: p, env: expr.NewBinder(p)}, Out: c.In}
+	return Built{Stage: &filter{when: p, env: expr.NewBinder(p)}, Out: p.Narrow(c.In)}
 }
 
 func (f *filter) Process(_ context.Context, rec *record.Record, out []Output) ([]Output, error) {

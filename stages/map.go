@@ -69,8 +69,9 @@ func buildMap(c *Config) Built {
 		m.set = append(m.set, namedProgram{e.Key, "set " + e.Key, p})
 		out = out.With(e.Key, p.Result)
 	}
+	by := c.where(f.Get("drop"))
 	for _, d := range m.drop {
-		out = out.Without(d)
+		out = out.Without(d, by)
 	}
 	if v := f.Get("key"); v.Set {
 		m.key = expr.Compile(v, env, expr.WantAny, c.Diags())

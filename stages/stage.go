@@ -5,6 +5,7 @@ package stages
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -68,6 +69,15 @@ type Config struct {
 
 // Env is what the stage's expressions see; compiling against it tells Reads what they read.
 func (c *Config) Env() expr.Env { return expr.Env{Msg: c.In, Reads: c.Reads} }
+
+// where names the stage and the line of its field v, for messages about it elsewhere:
+// "stage tidy (line 37)".
+func (c *Config) where(v *spec.Value) string {
+	if name, ok := c.Fields.Lookup("name"); ok && name.Str != "" { // a retry's inner stage has none
+		return fmt.Sprintf("stage %s (line %d)", name.Str, v.Pos.Line)
+	}
+	return fmt.Sprintf("line %d", v.Pos.Line)
+}
 
 // Diags is where constructors report problems.
 func (c *Config) Diags() *diag.List { return c.Parser.Diags }

@@ -17,6 +17,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/pythia-pipe/pythia-pipe/expr"
 	"github.com/pythia-pipe/pythia-pipe/record"
 )
 
@@ -226,4 +227,61 @@ func (t *table) maybeReload() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	_ = t.load() // a file that no longer loads keeps the old table until it is fixed
+}
+
+// schema is what a merge of a row puts into a body: each column with the type all its values
+// share (string, int, bool or time; CSV columns are text), optional where a row lacks it or
+// holds null. Any other mix, and fractional numbers, whose written form is kept, are any.
+func (t *table) schema() *expr.Schema {
+	rows := *t.rows.Load()
+	s := &expr.Schema{Kind: expr.Object, Fields: map[string]*expr.Schema{}}
+	seen := map[string]int{}
+	for _, row := range rows {
+		for col, v := range row {
+			seen[col]++
+			k := kindOfValue(v)
+			f, ok := s.Fields[col]
+			switch {
+			case !ok:
+				f = &expr.Schema{Kind: k}
+				s.Fields[col] = f
+			case k != nullKind && f.Kind == nullKind:
+				f.Kind = k
+			case k != nullKind && f.Kind != k:
+				f.Kind = expr.Any
+			}
+			if v == nil {
+				f.Optional = true
+			}
+		}
+	}
+	for col, f := range s.Fields {
+		if seen[col] < len(rows) {
+			f.Optional = true
+		}
+		if f.Kind == nullKind { // null in every row
+			f.Kind = expr.Any
+		}
+	}
+	return s
+}
+
+// nullKind is the kind of null, which takes the kind of its column's other values.
+const nullKind expr.Kind = -1
+
+// kindOfValue is the schema kind of a table value: Any when no kind says all of it.
+func kindOfValue(v any) expr.Kind {
+	switch v.(type) {
+	case nil:
+		return nullKind
+	case string:
+		return expr.String
+	case int:
+		return expr.Int
+	case bool:
+		return expr.Bool
+	case time.Time:
+		return expr.Time
+	}
+	return expr.Any
 }
