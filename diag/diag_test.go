@@ -44,6 +44,8 @@ func TestSuggest(t *testing.T) {
 		{"x", []string{"amount"}, ""},
 		{"completely", []string{"different"}, ""},
 		{"earlist", []string{"earliest", "latest"}, "earliest"},
+		{"tenant", []string{"tenant", "tenants"}, "tenants"}, // never the word itself
+		{"tenant", []string{"tenant"}, ""},
 	}
 	for _, c := range cases {
 		if got := Suggest(c.word, c.cands); got != c.want {

@@ -1,13 +1,17 @@
 package diag
 
 // Suggest returns the candidate closest to word when it is close enough to be a likely
-// misspelling, or "" when none is.
+// misspelling, or "" when none is. The word itself is never suggested: where it is a
+// candidate, it was not what the place wanted.
 func Suggest(word string, candidates []string) string {
 	best, bestDist := "", len(word)/3+1
 	if bestDist > 3 {
 		bestDist = 3
 	}
 	for _, c := range candidates {
+		if c == word {
+			continue
+		}
 		if d := distance(word, c); d < bestDist || (d == bestDist && best == "" && d <= 2) {
 			best, bestDist = c, d
 		}

@@ -224,7 +224,7 @@ func (c *readCheck) declared(p msgPath) {
 			names = append(names, msgPath{names: append(slices.Clip(p.names[:i]), f)}.String())
 		}
 		c.diags.Warn(pos, c.v.Path, "%s is not in the schema%s; \"*\" lets it through unchecked, as null when absent: declare it (%s: any? if its type varies) to have it checked",
-			read, didYouMean(read, names), name)
+			read, diag.DidYouMean(read, names), name)
 		return
 	}
 }
@@ -296,12 +296,6 @@ func lineCol(src []rune, loc file.Location) (line, col int) {
 		}
 	}
 	return line, col
-}
-
-// didYouMean is diag.DidYouMean over the candidates other than word itself: a suggestion
-// that names the word read is never right.
-func didYouMean(word string, candidates []string) string {
-	return diag.DidYouMean(word, slices.DeleteFunc(slices.Clone(candidates), func(c string) bool { return c == word }))
 }
 
 // Narrow is the schema of the records a condition lets through: a field it tests with

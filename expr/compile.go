@@ -133,7 +133,7 @@ func (e Env) hint(what, word string) string {
 	if by := e.Msg.droppedBy(word); by != "" {
 		return " (it was dropped by " + by + ")"
 	}
-	return didYouMean(word, e.names())
+	return diag.DidYouMean(word, e.names())
 }
 
 // names lists every name an expression may mean: the variables and the known fields of msg.

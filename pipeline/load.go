@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -10,7 +9,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -126,52 +124,6 @@ func unusedPath(path string, unused []string) string {
 		}
 	}
 	return ""
-}
-
-var flowQuestion = regexp.MustCompile(`[{\[,][^"'\n]*\w\?[\s,\]}]`)
-
-var questionWord = regexp.MustCompile(`\w+\?[\s,\]}]`)
-
-var yamlLine = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
-
-// parseYAML parses the (masked) text into nodes; nil, with the syntax error reported, when it
-// is not YAML.
-func parseYAML(p *spec.Parser, text string) *yaml.Node {
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
-		line, msg := 1, err.Error()
-		if m := yamlLine.FindStringSubmatch(msg); m != nil {
-			msg = m[2]
-			if m[1] != "" {
-				line, _ = strconv.Atoi(m[1])
-				line = max(1, min(line, len(p.Lines))) // libyaml may name the line after the last
-			}
-		}
-		pos := diag.Pos{File: p.File, Line: line, Col: 1}
-		if strings.HasPrefix(msg, "did not find expected ','") {
-			// libyaml's flow scanner stops at a `?` in a plain scalar: say so, and where.
-			for i, l := range p.Lines {
-				if flowQuestion.MatchString(l) {
-					at := questionWord.FindStringIndex(l)[0]
-					pos = diag.Pos{File: p.File, Line: i + 1, Col: utf8.RuneCountInString(l[:at]) + 1}
-					msg += `: a ? inside {…} or […] must be quoted, e.g. "int?"`
-					break
-				}
-			}
-		}
-		if strings.HasPrefix(msg, "mapping values are not allowed") && line <= len(p.Lines) {
-			// A plain value holding ": " (an expression's `? :`, a message) reads as a second key.
-			if l := p.Lines[line-1]; strings.Count(l, ": ") > 1 {
-				at := strings.Index(l, ": ") + 2
-				rest := strings.TrimSpace(l[at:])
-				pos.Col = utf8.RuneCountInString(l[:at]) + 1
-				msg += fmt.Sprintf(": this value holds \": \", which YAML reads as another key; quote it: '%s'", strings.ReplaceAll(rest, "'", "''"))
-			}
-		}
-		p.Errorf(pos, "", "YAML syntax: %s", msg)
-		return nil
-	}
-	return &doc
 }
 
 func build(p *spec.Parser, doc *yaml.Node, opts Options) *Pipeline {

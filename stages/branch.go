@@ -8,7 +8,7 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/spec"
 )
 
-const branchDoc = "Routes each record by conditions: with mode first, to the first route whose `when` holds; with mode all, a copy to every route that holds. A route without `when` is the default, taken when no other route matches. A record no route takes is dropped."
+const branchDoc = "Routes each record by conditions: with mode first, to the first route whose `when` holds; with mode all, a copy to every route that holds. A route without `when` is the default, taken when no other route matches. A record no route takes is dropped, or dead-lettered (`unmatched`)."
 
 var branchFields = []spec.Field{
 	spec.List("routes", "The routes, tried in order.", spec.Object("route", "One route.",
@@ -16,7 +16,13 @@ var branchFields = []spec.Field{
 		spec.Strings("to", "The stage(s) or sink(s) the route sends to.").Require().NotEmpty(),
 	)).Require().NotEmpty(),
 	spec.Enum("mode", "first: the first matching route only; all: every matching route gets a copy (fan-out).", "first", "all").WithDefault("first"),
+	spec.Enum("unmatched", "What becomes of a record no route takes, in a branch without a default route: drop it (say so, and validate stops warning), or send it to the DLQ. Unset: dropped, with a warning at validate.", "drop", "dlq"),
 }
+
+// UnmatchedError is a record no route took, in a branch with unmatched: dlq.
+type UnmatchedError struct{}
+
+func (UnmatchedError) Error() string { return "branch: no route matched (unmatched: dlq)" }
 
 // branchType is the branch stage type as the registry knows it: the one that chooses routes.
 func branchType() *Type {
@@ -25,9 +31,10 @@ func branchType() *Type {
 }
 
 type branch struct {
-	when []*expr.Program // nil entry: the default route
-	all  bool
-	env  *expr.Binder
+	when    []*expr.Program // nil entry: the default route
+	all     bool
+	deadEnd bool // unmatched: dlq
+	env     *expr.Binder
 }
 
 func branchRoutes(f *spec.Value) []Route {
@@ -40,21 +47,33 @@ func branchRoutes(f *spec.Value) []Route {
 }
 
 func buildBranch(c *Config) Built {
-	b := &branch{all: c.Fields.String("mode") == "all"}
+	f := c.Fields
+	b := &branch{all: f.String("mode") == "all", deadEnd: f.String("unmatched") == "dlq"}
 	ok := true
-	routes := c.Fields.Get("routes").Items
+	routes := f.Get("routes").Items
+	deflt := false
 	for i, r := range routes {
 		w := r.Get("when")
 		if !w.Set {
 			if !b.all && i < len(routes)-1 {
 				c.Parser.Errorf(r.Pos, r.Path, "the default route (no when) must be the last: the routes after it are never taken")
 			}
+			deflt = true
 			b.when = append(b.when, nil)
 			continue
 		}
 		p := expr.Compile(w, c.Env(), expr.WantBool, c.Diags())
 		ok = ok && p != nil
 		b.when = append(b.when, p)
+	}
+	switch u := f.Get("unmatched"); {
+	case deflt && u.Set:
+		c.Parser.Errorf(u.Pos, u.Path, "unmatched never applies: the default route (the one without when) takes what no other route does")
+	case !deflt && !u.Set:
+		c.Parser.Warnf(f.Get("routes").Pos, f.Get("routes").Path, "no default route: a record no route takes is dropped; add a route without when, or say unmatched: drop (or dlq, to dead-letter them)")
+	}
+	if b.all {
+		warnSameTarget(c, routes)
 	}
 	if !ok {
 		return Built{Out: c.In}
@@ -89,6 +108,9 @@ func (b *branch) Process(_ context.Context, rec *record.Record, out []Output) ([
 	if len(matched) == 0 && deflt >= 0 {
 		matched = append(matched, deflt)
 	}
+	if len(matched) == 0 && b.deadEnd {
+		return out, UnmatchedError{}
+	}
 	for j, port := range matched {
 		r := rec
 		if j < len(matched)-1 {
@@ -97,4 +119,26 @@ func (b *branch) Process(_ context.Context, rec *record.Record, out []Output) ([
 		out = append(out, Output{Rec: r, Port: port})
 	}
 	return out, nil
+}
+
+// warnSameTarget warns where two routes of a mode: all branch send to the same place: a record
+// both take arrives there twice. The default route is taken alone, so it is left out.
+func warnSameTarget(c *Config, routes []*spec.Value) {
+	first := map[string]int{}
+	for i, r := range routes {
+		if !r.Get("when").Set {
+			continue
+		}
+		to := r.Get("to")
+		for j, t := range to.Items {
+			at, seen := first[t.Str]
+			if !seen {
+				first[t.Str] = i
+				continue
+			}
+			if at != i {
+				c.Parser.Warnf(to.Items[j].Pos, to.Items[j].Path, "routes[%d] sends to %s too: with mode: all, a record both routes take arrives there twice", at, t.Str)
+			}
+		}
+	}
 }

@@ -193,9 +193,18 @@ func TestBranch(t *testing.T) {
 			}
 		})
 	}
-	p := build(t, decodeOrders+"  - {name: r, type: branch, routes: [{when: msg.amount > 1, to: a}, {when: msg.amount < 0, to: b}]}\n")
-	if outs, err := run(t, p, `{"id": 1, "amount": 0, "region": "x"}`, "d", "r"); err != nil || len(outs) != 0 {
-		t.Errorf("no route taken should drop: %v %v", outs, err)
+	for _, unmatched := range []string{"", ", unmatched: drop"} {
+		p := build(t, decodeOrders+"  - {name: r, type: branch"+unmatched+", routes: [{when: msg.amount > 1, to: a}, {when: msg.amount < 0, to: b}]}\n")
+		if outs, err := run(t, p, `{"id": 1, "amount": 0, "region": "x"}`, "d", "r"); err != nil || len(outs) != 0 {
+			t.Errorf("no route taken%s should drop: %v %v", unmatched, outs, err)
+		}
+	}
+	p := build(t, decodeOrders+"  - {name: r, type: branch, unmatched: dlq, routes: [{when: msg.amount > 1, to: a}, {when: msg.amount < 0, to: b}]}\n")
+	if outs, err := run(t, p, `{"id": 1, "amount": 0, "region": "x"}`, "d", "r"); !errors.As(err, new(stages.UnmatchedError)) || len(outs) != 0 {
+		t.Errorf("no route taken with unmatched: dlq should fail the record: %v %v", outs, err)
+	}
+	if outs, err := run(t, p, `{"id": 1, "amount": 5, "region": "x"}`, "d", "r"); err != nil || len(outs) != 1 {
+		t.Errorf("a route taken with unmatched: dlq: %v %v", outs, err)
 	}
 }
 
