@@ -43,6 +43,7 @@ type place struct{ line, col int }
 var (
 	flowQuestion = regexp.MustCompile(`[{\[,][^"'\n]*\w\?[\s,\]}]`)
 	questionWord = regexp.MustCompile(`\w+\?[\s,\]}]`)
+	flowTernary  = regexp.MustCompile(`[{,]\s*[\w.-]+:\s+([^'"{\[\s][^,}]*\s\?\s[^,}]*)`)
 )
 
 // syntaxError points libyaml's message at the line to fix, which is not always the one it
@@ -57,6 +58,12 @@ func syntaxError(lines []string, line int, msg string) (place, string) {
 			if flowQuestion.MatchString(l) {
 				idx := questionWord.FindStringIndex(l)[0]
 				return place{i + 1, runes(l[:idx]) + 1}, msg + `: a ? inside {…} or […] must be quoted, e.g. "int?"`
+			}
+		}
+		for i, l := range lines { // an expression's ? : inside {…}
+			if m := flowTernary.FindStringSubmatchIndex(l); m != nil {
+				value := strings.TrimSpace(l[m[2]:m[3]])
+				return place{i + 1, runes(l[:m[2]]) + 1}, msg + fmt.Sprintf(": an expression holding ? or : inside {…} must be quoted: '%s'", strings.ReplaceAll(value, "'", "''"))
 			}
 		}
 	case strings.Contains(msg, "found a tab character"):
