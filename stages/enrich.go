@@ -75,10 +75,16 @@ type enrich struct {
 	env       *expr.Binder
 }
 
-// MissingError is a record whose lookup found nothing, with on_missing: dlq.
+// MissingError is a record whose lookup found nothing, with on_missing: dlq. Key is the
+// lookup's key; "" for an HTTP lookup without one and for an expression.
 type MissingError struct{ Key string }
 
-func (e *MissingError) Error() string { return fmt.Sprintf("enrich: nothing found for key %q", e.Key) }
+func (e *MissingError) Error() string {
+	if e.Key == "" {
+		return "enrich: the lookup found nothing (on_missing: dlq)"
+	}
+	return fmt.Sprintf("enrich: nothing found for key %q (on_missing: dlq)", e.Key)
+}
 
 // buildEnrich validates an enrich stage and, for file and expression lookups, builds it.
 func buildEnrich(c *Config) Built {
