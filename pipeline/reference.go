@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/pythia-pipe/pythia-pipe/expr"
 	"github.com/pythia-pipe/pythia-pipe/failure"
@@ -45,13 +46,31 @@ func WriteReference(w io.Writer) {
 	writeFailures(w)
 }
 
-// writeExpressions lists what expressions see beside expr-lang's own builtins.
+// writeExpressions lists what expressions see and every function they can call: pythia-pipe's
+// own and expr-lang's builtins (expr.Builtins, which a test keeps complete).
 func writeExpressions(w io.Writer) {
-	fmt.Fprint(w, "\n## Expressions\n\nExpressions are [expr-lang](https://expr-lang.org/docs/language-definition) with its builtins "+
-		"(`lower`, `upper`, `trim`, `split`, `len`, `string`, `int`, `float`, `now`, `date`, `duration`, …). They see `msg`, `key`, `headers`, "+
-		"`topic`, `partition`, `offset` and `timestamp`, and these functions of pythia-pipe's own:\n\n| function | does |\n|---|---|\n")
-	for _, f := range expr.Functions {
-		fmt.Fprintf(w, "| `%s` | %s |\n", f.Sig, f.Doc)
+	fmt.Fprint(w, "\n## Expressions\n\nExpressions are [expr-lang](https://expr-lang.org/docs/language-definition): its operators "+
+		"(`+ - * / % **`, `== != < > <= >=`, `and or not`, `in`, `matches`, `contains`, `startsWith`, `endsWith`, `??`, `? :`, `..`, `|`, `let`) "+
+		"and the functions below. They see `msg`, `key`, `headers`, `topic`, `partition`, `offset` and `timestamp` (the record's time). "+
+		"Integer `+`, `-` and `*` beyond int64 are an error rather than a wrapped-around number.\n\n"+
+		"Times have Go's methods: `timestamp.UnixMilli()`, `timestamp.Year()`, `timestamp.Format(\"2006-01-02\")` (a layout is Go's reference time, 2006-01-02 15:04:05 in zone -0700, written as wanted), "+
+		"`timestamp.In(timezone(\"Europe/Paris\"))`; a time minus a time is a duration, a time plus a duration a time. "+
+		"`rfc3339(t)` is RFC 3339 text; `string(t)` is Go's own form.\n")
+	fmt.Fprint(w, "\n### pythia-pipe's functions\n\n")
+	writeFuncs(w, expr.Functions)
+	fmt.Fprint(w, "\n### expr-lang's builtins\n\nIn an argument, `#` is the item at hand and `.field` a field of it.\n")
+	for _, g := range expr.Builtins {
+		fmt.Fprintf(w, "\n#### %s\n\n", g.Name)
+		writeFuncs(w, g.Funcs)
+	}
+}
+
+// writeFuncs writes a table of functions.
+func writeFuncs(w io.Writer, funcs []expr.FuncDoc) {
+	cell := strings.NewReplacer("|", "\\|")
+	fmt.Fprint(w, "| function | does |\n|---|---|\n")
+	for _, f := range funcs {
+		fmt.Fprintf(w, "| `%s` | %s |\n", cell.Replace(f.Sig), cell.Replace(f.Doc))
 	}
 }
 

@@ -101,19 +101,19 @@ func Load(path string) (*File, error) {
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
+		return nil, yamlProblems(path, err)
 	}
 	var raw rawFile
 	dec := yaml.NewDecoder(bytes.NewReader(src))
 	dec.KnownFields(true)
 	if err := dec.Decode(&raw); err != nil {
-		return nil, fmt.Errorf("%s: %s", path, notFound.ReplaceAllString(err.Error(), "unknown field $1"))
+		return nil, yamlProblems(path, err)
 	}
 	f := &File{Path: path, Env: raw.Env, Pipeline: raw.Pipeline}
 	if f.Pipeline == "" {
 		f.Pipeline = strings.Replace(filepath.Base(path), ".test.", ".", 1)
 		if f.Pipeline == filepath.Base(path) {
-			return nil, fmt.Errorf("%s: name the pipeline it tests (pipeline: FILE), or call the test file NAME.test.yaml", path)
+			return nil, &Problem{File: path, Msg: "name the pipeline it tests (pipeline: FILE), or call the test file NAME.test.yaml"}
 		}
 	}
 	if !filepath.IsAbs(f.Pipeline) {
@@ -122,13 +122,13 @@ func Load(path string) (*File, error) {
 	for i, rm := range raw.Mocks {
 		m, err := rm.build()
 		if err != nil {
-			return nil, fmt.Errorf("%s: mocks[%d]: %v", path, i, err)
+			return nil, &Problem{File: path, Line: itemLine(&doc, "mocks", i), Msg: fmt.Sprintf("mocks[%d]: %v", i, err)}
 		}
 		f.Mocks = append(f.Mocks, m)
 	}
 	nodes := caseNodes(&doc)
 	if len(raw.Cases) == 0 {
-		return nil, fmt.Errorf("%s: no cases", path)
+		return nil, &Problem{File: path, Msg: "no cases"}
 	}
 	var problems []error
 	for i, rc := range raw.Cases {
@@ -138,7 +138,7 @@ func Load(path string) (*File, error) {
 		}
 		c, err := rc.build(node)
 		if err != nil {
-			problems = append(problems, fmt.Errorf("%s:%d: case %q: %v", path, node.Line, rc.Name, err))
+			problems = append(problems, &Problem{File: path, Line: node.Line, Msg: fmt.Sprintf("case %q: %v", rc.Name, err)})
 			continue
 		}
 		f.Cases = append(f.Cases, c)
@@ -155,6 +155,17 @@ func caseNodes(doc *yaml.Node) []*yaml.Node {
 		return cases.Content
 	}
 	return nil
+}
+
+// itemLine is the line of item i of the top-level list key, 0 when there is none.
+func itemLine(doc *yaml.Node, key string, i int) int {
+	if len(doc.Content) == 0 {
+		return 0
+	}
+	if l := child(doc.Content[0], key); l != nil && l.Kind == yaml.SequenceNode && i < len(l.Content) {
+		return l.Content[i].Line
+	}
+	return 0
 }
 
 // child is the value of key in mapping n, or nil.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -76,16 +77,22 @@ func TestFailuresAreSaid(t *testing.T) {
 	}
 }
 
+// Load's errors say what is wrong, each a Problem at its line of the test file (0: the file
+// as a whole).
 func TestLoadErrors(t *testing.T) {
-	cases := []struct{ name, file, err string }{
-		{"unknown field", "cases: [{name: x, input: [{value: 1, bogus: 2}]}]", "line 1: unknown field bogus"},
-		{"no cases", "env: {A: b}", "no cases"},
-		{"a case without a name", "cases: [{input: [{value: 1}]}]", "every case needs a name"},
-		{"no input", "cases: [{name: x}]", `case "x": no input records`},
-		{"no value", "cases: [{name: x, input: [{key: a}]}]", "input 1: value is missing (null for a tombstone)"},
-		{"a bad timestamp", "cases: [{name: x, input: [{value: 1, timestamp: yesterday}]}]", "timestamp:"},
-		{"a mock's failure", "mocks: [{url: 'http://x/*', fail: slow}]\ncases: [{name: x, input: [{value: 1}]}]", `fail: "slow" is not timeout or connection`},
-		{"a mock without url", "mocks: [{status: 500}]\ncases: [{name: x, input: [{value: 1}]}]", "a mock needs a url"},
+	cases := []struct {
+		name, file, err string
+		line            int
+	}{
+		{"unknown field", "cases: [{name: x, input: [{value: 1, bogus: 2}]}]", "p.test.yaml:1: unknown field bogus", 1},
+		{"yaml syntax", "cases:\n  - name: x\n input: []\n", "p.test.yaml:2: YAML syntax: did not find expected key", 2},
+		{"no cases", "env: {A: b}", "p.test.yaml: no cases", 0},
+		{"a case without a name", "cases: [{input: [{value: 1}]}]", "every case needs a name", 1},
+		{"no input", "cases:\n  - {name: x}", `p.test.yaml:2: case "x": no input records`, 2},
+		{"no value", "cases: [{name: x, input: [{key: a}]}]", "input 1: value is missing (null for a tombstone)", 1},
+		{"a bad timestamp", "cases: [{name: x, input: [{value: 1, timestamp: yesterday}]}]", "timestamp:", 1},
+		{"a mock's failure", "mocks:\n  - {url: 'http://x/*', fail: slow}\ncases: [{name: x, input: [{value: 1}]}]", `fail: "slow" is not timeout or connection`, 2},
+		{"a mock without url", "mocks: [{status: 500}]\ncases: [{name: x, input: [{value: 1}]}]", "a mock needs a url", 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -96,6 +103,10 @@ func TestLoadErrors(t *testing.T) {
 			_, err := Load(path)
 			if err == nil || !strings.Contains(err.Error(), c.err) {
 				t.Fatalf("got %v, want an error saying %q", err, c.err)
+			}
+			var p *Problem
+			if !errors.As(err, &p) || p.File != path || p.Line != c.line {
+				t.Errorf("got %#v, want a problem of %s at line %d", p, path, c.line)
 			}
 		})
 	}
@@ -118,6 +129,28 @@ func TestCheckNamesUnknownSinks(t *testing.T) {
 	}
 	if _, err := Run(context.Background(), f, quiet); err == nil {
 		t.Fatal("Run ran a file that Check refuses")
+	}
+}
+
+// A test file of an invalid pipeline carries the pipeline's diagnostics, printed in its text.
+func TestCheckInvalidPipeline(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.test.yaml")
+	bad := filepath.Join(mustAbs(t, "../testdata/bad"), "21-expr-unknown-field.yaml")
+	if err := os.WriteFile(path, []byte("pipeline: "+bad+"\ncases: [{name: x, input: [{value: 1}]}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = Check(f)
+	var inv *InvalidPipelineError
+	if !errors.As(err, &inv) || inv.Test != path || inv.Pipeline != bad || len(inv.Diags) != 1 || inv.Diags[0].Pos.Line != 16 {
+		t.Fatalf("got %#v", err)
+	}
+	want := path + " tests " + bad + ", which is not valid:\n" + bad + ":16:15: stages[1].when: unknown field ammount"
+	if !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), "\n 16 |     when: msg.ammount > 0\n") {
+		t.Errorf("got\n%v\nwant it to begin with\n%s", err, want)
 	}
 }
 

@@ -1,7 +1,6 @@
 package pipetest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pythia-pipe/pythia-pipe/diag"
 	"github.com/pythia-pipe/pythia-pipe/engine"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 	"github.com/pythia-pipe/pythia-pipe/record"
@@ -74,20 +72,26 @@ func Check(f *File) error {
 // checkSinks says every case that expects records of a sink p does not have.
 func (f *File) checkSinks(p *pipeline.Pipeline) error {
 	names := sinkNames(p)
-	var problems []string
+	var problems []*Problem
 	for _, c := range f.Cases {
 		for sink := range c.Expect {
 			if !slices.Contains(names, sink) {
-				problems = append(problems, fmt.Sprintf("%s:%d: case %q: expect names %q, which is no sink of %s (%s)",
-					f.Path, c.Line, c.Name, sink, f.Pipeline, strings.Join(names, ", ")))
+				problems = append(problems, &Problem{File: f.Path, Line: c.Line,
+					Msg: fmt.Sprintf("case %q: expect names %q, which is no sink of %s (%s)", c.Name, sink, f.Pipeline, strings.Join(names, ", "))})
 			}
 		}
 	}
-	if len(problems) > 0 {
-		sort.Strings(problems)
-		return errors.New(strings.Join(problems, "\n"))
+	sort.Slice(problems, func(i, j int) bool {
+		if problems[i].Line != problems[j].Line {
+			return problems[i].Line < problems[j].Line
+		}
+		return problems[i].Msg < problems[j].Msg
+	})
+	var errs []error
+	for _, p := range problems {
+		errs = append(errs, p)
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // pipeline reads f's pipeline and builds it: its text, the options it is built with (a case
@@ -95,7 +99,7 @@ func (f *File) checkSinks(p *pipeline.Pipeline) error {
 func (f *File) pipeline() ([]byte, pipeline.Options, *pipeline.Pipeline, error) {
 	src, err := os.ReadFile(f.Pipeline)
 	if err != nil {
-		return nil, pipeline.Options{}, nil, fmt.Errorf("%s: %v", f.Path, err)
+		return nil, pipeline.Options{}, nil, &Problem{File: f.Path, Msg: err.Error()}
 	}
 	opts := pipeline.Options{BaseDir: filepath.Dir(f.Pipeline), Unused: replaced, Env: func(name string) (string, bool) {
 		if v, ok := f.Env[name]; ok {
@@ -105,9 +109,7 @@ func (f *File) pipeline() ([]byte, pipeline.Options, *pipeline.Pipeline, error) 
 	}}
 	p, diags := pipeline.Parse(f.Pipeline, src, opts)
 	if len(diags) > 0 {
-		var b bytes.Buffer
-		diag.Print(&b, diags, diag.Sources{f.Pipeline: src})
-		return nil, opts, nil, fmt.Errorf("%s tests %s, which is not valid:\n%s", f.Path, f.Pipeline, strings.TrimRight(b.String(), "\n"))
+		return nil, opts, nil, &InvalidPipelineError{Test: f.Path, Pipeline: f.Pipeline, Diags: diags, Src: src}
 	}
 	return src, opts, p, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/IBM/sarama"
@@ -18,40 +20,135 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/pipetest"
 )
 
+// validateUsage is validate's usage line.
+const validateUsage = "pythia-pipe validate [--strict] [--format text|json] FILE... (-: the standard input)"
+
+// stdin is what `validate -` reads; the tests replace it.
+var stdin io.Reader = os.Stdin
+
+func isStdin(file string) bool { return file == "-" }
+
+// stdinName names the standard input in diagnostics.
+const stdinName = "<stdin>"
+
 func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	strict := fs.Bool("strict", false, "warnings count as errors: a file with any is not ok (exit 1)")
+	format := fs.String("format", "text", "text (for people: problems on stderr with the source line) or json (one document on stdout, for editors and CI)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: "+validateUsage)
+		fs.PrintDefaults()
+	}
 	files, err := parseInterspersed(fs, args)
 	if err != nil {
 		return flagsFailed(err)
 	}
-	if len(files) == 0 {
-		fmt.Fprintln(stderr, "usage: pythia-pipe validate FILE...")
+	if len(files) == 0 || (*format != "text" && *format != "json") {
+		fmt.Fprintln(stderr, "usage: "+validateUsage)
 		return exitUsage
 	}
+	if len(files)-len(slices.DeleteFunc(slices.Clone(files), isStdin)) > 1 {
+		fmt.Fprintln(stderr, "pythia-pipe validate: - (the standard input) can be read once")
+		return exitUsage
+	}
+	report := diag.Report{Files: []diag.FileReport{}}
 	code := exitOK
 	for _, f := range files {
+		var c fileCheck
 		if isTestFile(f) {
-			if c := validateTest(f, stdout, stderr); c > code {
-				code = c
-			}
-			continue
+			c = checkTest(f)
+		} else {
+			c = checkPipeline(f, *strict)
 		}
-		p, ok, ioErr := load(f, nil, stderr)
-		switch {
-		case ioErr:
-			code = exitUsage
-		case !ok:
-			if code == exitOK {
-				code = exitInvalid
-			}
-		case len(p.Warnings) > 0:
-			fmt.Fprintf(stdout, "%s: ok, with %d warning(s)\n", f, len(p.Warnings))
-		default:
-			fmt.Fprintf(stdout, "%s: ok\n", f)
+		code = max(code, c.code)
+		report.Files = append(report.Files, c.FileReport)
+		if *format == "text" {
+			c.print(stdout, stderr)
+		}
+	}
+	if *format == "json" {
+		report.OK = code == exitOK
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false) // <stdin> as written
+		if err := enc.Encode(report); err != nil {
+			fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
+			return exitUsage
 		}
 	}
 	return code
+}
+
+// fileCheck is what validate found in one file: its report, its exit code (exitOK,
+// exitInvalid or exitUsage), and what text mode prints of it.
+type fileCheck struct {
+	diag.FileReport
+	code    int
+	ok      string       // the line on stdout of a file that is ok
+	src     diag.Sources // the texts its diagnostics point into
+	summary string       // the line on stderr after them
+	err     error        // said as it is instead (an I/O error, a test file's problems)
+}
+
+// print writes c as text: problems and warnings on stderr, the line of a file that is ok on
+// stdout.
+func (c fileCheck) print(stdout, stderr io.Writer) {
+	switch {
+	case c.err != nil:
+		fmt.Fprintln(stderr, c.err)
+		return
+	case c.src != nil:
+		diag.Print(stderr, c.Diagnostics, c.src)
+	}
+	if c.summary != "" {
+		fmt.Fprintln(stderr, c.summary)
+	}
+	if c.ok != "" {
+		fmt.Fprintln(stdout, c.ok)
+	}
+}
+
+// ioFailure is a file that could not be read.
+func ioFailure(file string, err error) fileCheck {
+	return fileCheck{
+		FileReport: diag.FileReport{File: file, Diagnostics: diag.List{{Pos: diag.Pos{File: file}, Msg: err.Error()}}},
+		code:       exitUsage,
+		err:        fmt.Errorf("pythia-pipe: %w", err),
+	}
+}
+
+// checkPipeline validates one pipeline file ("-": the standard input, whose relative file
+// references are the current directory's). Under strict its warnings fail it.
+func checkPipeline(file string, strict bool) fileCheck {
+	name, base := file, filepath.Dir(file)
+	var src []byte
+	var err error
+	if file == "-" {
+		name, base = stdinName, "."
+		src, err = io.ReadAll(stdin)
+	} else {
+		src, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return ioFailure(name, err)
+	}
+	c := fileCheck{FileReport: diag.FileReport{File: name, OK: true}, src: diag.Sources{name: src}}
+	p, diags := pipeline.Parse(name, src, pipeline.Options{BaseDir: base})
+	switch {
+	case len(diags) > 0:
+		c.Diagnostics, c.OK, c.code = diags, false, exitInvalid
+		c.summary = fmt.Sprintf("%s: %d problem(s)", name, len(diags))
+	case len(p.Warnings) > 0 && strict:
+		c.Diagnostics, c.OK, c.code = p.Warnings, false, exitInvalid
+		c.summary = fmt.Sprintf("%s: %d warning(s), which --strict counts as errors", name, len(p.Warnings))
+	case len(p.Warnings) > 0:
+		c.Diagnostics = p.Warnings
+		c.ok = fmt.Sprintf("%s: ok, with %d warning(s)", name, len(p.Warnings))
+	default:
+		c.ok = name + ": ok"
+	}
+	return c
 }
 
 // isTestFile reports a pipeline test file (NAME.test.yaml), which validate checks as one.
@@ -59,23 +156,45 @@ func isTestFile(name string) bool {
 	return strings.HasSuffix(name, ".test.yaml") || strings.HasSuffix(name, ".test.yml")
 }
 
-// validateTest checks a test file without running it: its form, its pipeline, the sinks it
-// names.
-func validateTest(file string, stdout, stderr io.Writer) int {
+// checkTest checks a test file without running it: its form, its pipeline, the sinks it
+// names. Its diagnostics are its problems, at their lines, and those of its pipeline when
+// that is not valid (which name the pipeline's file). The warnings of a valid pipeline are
+// its own file's, not the test file's.
+func checkTest(file string) fileCheck {
 	f, err := pipetest.Load(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return ioFailure(file, err)
+	}
 	if err == nil {
 		err = pipetest.Check(f)
 	}
-	if errors.Is(err, fs.ErrNotExist) {
-		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
-		return exitUsage
-	}
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitInvalid
+		return fileCheck{FileReport: diag.FileReport{File: file, Diagnostics: testDiagnostics(file, err)}, code: exitInvalid, err: err}
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d test case(s) of %s; pythia-pipe test runs them)\n", file, len(f.Cases), f.Pipeline)
-	return exitOK
+	return fileCheck{
+		FileReport: diag.FileReport{File: file, OK: true, Pipeline: f.Pipeline, Cases: len(f.Cases)},
+		ok:         fmt.Sprintf("%s: ok (%d test case(s) of %s; pythia-pipe test runs them)", file, len(f.Cases), f.Pipeline),
+	}
+}
+
+// testDiagnostics places the problems pipetest found in a test file.
+func testDiagnostics(file string, err error) diag.List {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		var out diag.List
+		for _, e := range joined.Unwrap() {
+			out = append(out, testDiagnostics(file, e)...)
+		}
+		return out
+	}
+	var p *pipetest.Problem
+	var inv *pipetest.InvalidPipelineError
+	switch {
+	case errors.As(err, &inv):
+		return append(diag.List{{Pos: diag.Pos{File: inv.Test}, Msg: fmt.Sprintf("tests %s, which is not valid", inv.Pipeline)}}, inv.Diags...)
+	case errors.As(err, &p):
+		return diag.List{{Pos: diag.Pos{File: p.File, Line: p.Line}, Msg: p.Msg}}
+	}
+	return diag.List{{Pos: diag.Pos{File: file}, Msg: err.Error()}}
 }
 
 // load reads and validates one pipeline file, printing its diagnostics (errors, or the
