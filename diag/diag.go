@@ -72,6 +72,23 @@ func (l List) Errors() int {
 	return n
 }
 
+// Count says how many errors and warnings the list holds: "3 errors", "1 error and 1 warning".
+func (l List) Count() string {
+	errs := l.Errors()
+	out := plural(errs, "error")
+	if w := len(l) - errs; w > 0 {
+		out += " and " + plural(w, "warning")
+	}
+	return out
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
 // Split separates errors from warnings, keeping their order.
 func (l List) Split() (errs, warnings List) {
 	for _, d := range l {

@@ -53,3 +53,22 @@ func TestSuggest(t *testing.T) {
 		}
 	}
 }
+
+func TestCount(t *testing.T) {
+	e, w := Diagnostic{Msg: "e"}, Diagnostic{Msg: "w", Warning: true}
+	cases := []struct {
+		name string
+		l    List
+		want string
+	}{
+		{"one error", List{e}, "1 error"},
+		{"errors", List{e, e, e}, "3 errors"},
+		{"and a warning", List{e, w}, "1 error and 1 warning"},
+		{"and warnings", List{w, e, e, w}, "2 errors and 2 warnings"},
+	}
+	for _, c := range cases {
+		if got := c.l.Count(); got != c.want {
+			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
+		}
+	}
+}

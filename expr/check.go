@@ -341,3 +341,36 @@ func (s *Schema) present(path []string) *Schema {
 	}
 	return s.With(path[0], &g)
 }
+
+// checkNames reports a name that is no variable, no let and no function: expr-lang's checker
+// lets one through in a method's arguments (timestamp.Format(RFC3339)), where it would be null
+// at run time. False when it reported one.
+func checkNames(n ast.Node, env Env, v *spec.Value, diags *diag.List) bool {
+	known := map[string]bool{"$env": true} // expr-lang's name for the whole environment
+	for _, name := range varNames {
+		known[name] = true
+	}
+	ast.Find(n, func(n ast.Node) bool {
+		switch t := n.(type) {
+		case *ast.VariableDeclaratorNode:
+			known[t.Name] = true
+		case *ast.CallNode:
+			if id, ok := t.Callee.(*ast.IdentifierNode); ok {
+				known[id.Value] = true
+			}
+		}
+		return false
+	})
+	src := []rune(v.Str)
+	ok := true
+	ast.Find(n, func(n ast.Node) bool {
+		if id, isID := n.(*ast.IdentifierNode); isID && !known[id.Value] {
+			known[id.Value] = true // once
+			line, col := lineCol(src, id.Location())
+			diags.Add(v.ExprPos(line, col), v.Path, "unknown name %s%s", id.Value, env.hint("name", id.Value))
+			ok = false
+		}
+		return false
+	})
+	return ok
+}

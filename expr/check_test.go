@@ -120,6 +120,8 @@ func TestUnknownNameHints(t *testing.T) {
 		{`amout > 1`, "unknown name amout (did you mean msg.amount?)"},
 		{`mgs.amount > 1`, "unknown name mgs (did you mean msg?)"},
 		{`msg.note == "a"`, "unknown field note (it was dropped by stage slim (line 9))"},
+		{`timestamp.Format(RFC3339)`, "unknown name RFC3339"}, // expr-lang's checker misses names in a method's arguments
+		{`timestamp.Format(tenant)`, "unknown name tenant (did you mean msg.tenant?)"},
 	}
 	for _, c := range cases {
 		t.Run(c.src, func(t *testing.T) { checkCompile(t, env, WantAny, c.src, "", c.err) })

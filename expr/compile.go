@@ -94,7 +94,7 @@ func Compile(v *spec.Value, env Env, want Want, diags *diag.List) *Program {
 		}
 		return nil
 	}
-	if !checkReads(prog.Node(), env, v, diags) {
+	if !checkNames(prog.Node(), env, v, diags) || !checkReads(prog.Node(), env, v, diags) {
 		return nil
 	}
 	p := &Program{src: v, prog: prog, Result: inferSchema(prog.Node()), want: want, uses: usesOf(prog.Node()), reads: readsOf(prog.Node())}

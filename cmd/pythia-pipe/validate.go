@@ -138,7 +138,7 @@ func checkPipeline(file string, strict bool) fileCheck {
 	switch {
 	case len(diags) > 0:
 		c.Diagnostics, c.OK, c.code = diags, false, exitInvalid
-		c.summary = fmt.Sprintf("%s: %d problem(s)", name, len(diags))
+		c.summary = name + ": " + diags.Count()
 	case len(p.Warnings) > 0 && strict:
 		c.Diagnostics, c.OK, c.code = p.Warnings, false, exitInvalid
 		c.summary = fmt.Sprintf("%s: %d warning(s), which --strict counts as errors", name, len(p.Warnings))
@@ -210,7 +210,7 @@ func load(file string, unused []string, w io.Writer) (p *pipeline.Pipeline, ok, 
 	p, diags := pipeline.Parse(file, src, pipeline.Options{BaseDir: filepath.Dir(file), Unused: unused})
 	if len(diags) > 0 {
 		diag.Print(w, diags, diag.Sources{file: src})
-		fmt.Fprintf(w, "%s: %d problem(s)\n", file, len(diags))
+		fmt.Fprintf(w, "%s: %s\n", file, diags.Count())
 		return nil, false, false
 	}
 	diag.Print(w, p.Warnings, diag.Sources{file: src})

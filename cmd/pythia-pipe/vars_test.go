@@ -51,9 +51,9 @@ sinks: [{name: out, type: kafka, topic: out}]
 			"kafka.security.sasl.username: environment variable PYTHIA_TEST_USER is not set",
 			"kafka.security.sasl.password: environment variable PYTHIA_TEST_PASSWORD is not set",
 			`kafka.security.tls.ca_file: file "/nonexistent/ca.pem" does not exist`,
-			"4 problem(s)",
+			"4 errors",
 		}},
-		{"run", []string{"run", file}, exitInvalid, []string{"environment variable PYTHIA_TEST_PASSWORD is not set", "4 problem(s)"}},
+		{"run", []string{"run", file}, exitInvalid, []string{"environment variable PYTHIA_TEST_PASSWORD is not set", "4 errors"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
