@@ -162,6 +162,20 @@ func (e Env) names() []string {
 // inferSchema turns the type expr-lang inferred for an expression into a Schema, looking
 // into map literals with constant keys so their fields stay known downstream.
 func inferSchema(n ast.Node) *Schema {
+	if b, ok := n.(*ast.BuiltinNode); ok && (b.Name == "max" || b.Name == "min") {
+		// expr-lang types max(1, 2.5) by its first argument (int); it returns the float.
+		kinds := map[Kind]bool{}
+		for _, a := range b.Arguments {
+			kinds[schemaOfType(a.Type()).Kind] = true
+		}
+		switch {
+		case len(kinds) == 1 && (kinds[Int] || kinds[Float]):
+			return schemaOfType(b.Arguments[0].Type())
+		case len(kinds) == 2 && kinds[Int] && kinds[Float]:
+			return &Schema{Kind: Float}
+		}
+		return &Schema{Kind: Any}
+	}
 	if m, ok := n.(*ast.MapNode); ok {
 		s := &Schema{Kind: Object, Fields: map[string]*Schema{}}
 		for _, pn := range m.Pairs {

@@ -88,6 +88,9 @@ func TestCompileChecksTypes(t *testing.T) {
 		{"list element", "msg.tags[0]", WantAny, "string", ""},
 		{"nested field", "msg.user.name", WantAny, "string", ""},
 		{"time method", "msg.when.Hour()", WantAny, "int", ""},
+		{"max of ints", "max(1, 2)", WantAny, "int", ""},
+		{"max of an int and a float", "max(1, msg.amount)", WantAny, "float", ""},
+		{"min of a list", "min([1, 2])", WantAny, "any", ""},
 		{"map literal keeps fields", `{"a": 1, "b": msg.region}`, WantAny, "{a: int, b: string}", ""},
 		// key and headers["x"] may be nil (a null key, a missing header), so not strings.
 		{"metadata", `key + topic + headers["x"]`, WantString, "any", ""},
