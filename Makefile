@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/pythia-pipe
 PKGS    := ./...
 
-.PHONY: help build test e2e kafka-up kafka-down lint fmt fuzz bench demo docs clean
+.PHONY: help build test e2e kafka-up kafka-down registry-up registry-down lint fmt fuzz bench demo docs clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -16,15 +16,21 @@ test: ## vet, then every test with the race detector (needs Graphviz's dot)
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 $(PKGS)
 
-e2e: ## the end-to-end suite on a real Apache Kafka (Java 17 and Maven; jars from Maven Central)
+e2e: ## the end-to-end suite on a real Apache Kafka and a real schema registry (Java 17 and 21+, Maven; both from Maven Central)
 	$(GO) vet -tags e2e ./internal/...
-	$(GO) test -tags e2e -count=1 -p 1 -timeout 30m ./internal/realkafka ./internal/e2e ./internal/proctest
+	$(GO) test -tags e2e -count=1 -p 1 -timeout 30m ./internal/realkafka ./internal/registry ./internal/e2e ./internal/proctest
 
 kafka-up: ## start a real Kafka on 127.0.0.1:9092-9096 (PLAINTEXT, SASL, SSL, mutual TLS)
 	$(GO) run ./internal/realkafka/kafkactl up
 
 kafka-down: ## stop it
 	$(GO) run ./internal/realkafka/kafkactl down
+
+registry-up: ## start a schema registry (Apicurio, Confluent API) on 127.0.0.1:8081 (Java 21+; from Maven Central)
+	$(GO) run ./internal/registry/registryctl up
+
+registry-down: ## stop it
+	$(GO) run ./internal/registry/registryctl down
 
 lint: ## gofmt and go vet must be clean
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
