@@ -6,7 +6,7 @@ PKGS    := ./...
 .PHONY: help build test e2e kafka-up kafka-down registry-up registry-down lint fmt fuzz bench demo docs clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 # -buildvcs=auto: `pythia-pipe version` names the commit when built in a clone, whatever GOFLAGS says.
 build: ## build bin/pythia-pipe
