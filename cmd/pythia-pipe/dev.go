@@ -1,13 +1,12 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"io"
-	"os"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -25,12 +24,13 @@ import (
 func cmdDev(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	feedFile := fs.String("feed", "", "records to produce into the source topic: one value per line, or KEY<TAB>VALUE")
+	feedFile := fs.String("feed", "", "records to produce into the source topic from `FILE`, one a line: the value, KEY<TAB>VALUE, "+
+		`or a JSON envelope {"key": ..., "value": ..., "headers": {...}, "timestamp": ...}`)
 	follow := fs.Bool("follow", false, "keep running after the feed is processed, until Ctrl-C")
 	partitions := fs.Int("partitions", 3, "partitions of the source topics")
 	samples := fs.Int("samples", 3, "sample records shown per sink")
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
-	p, log, code := prepare(fs, args, level, "pythia-pipe dev FILE [--feed FILE.jsonl] [--follow] [--partitions N]", devReplaced, stderr)
+	p, log, code := prepare(fs, args, level, "pythia-pipe dev FILE [--feed FILE] [--follow] [--partitions N] [--samples N]", devReplaced, stderr)
 	if code != exitOK {
 		return code
 	}
@@ -41,7 +41,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) int {
 	var err error
 	var feed []devbroker.Record
 	if *feedFile != "" {
-		if feed, err = readFeed(*feedFile); err != nil {
+		if feed, err = readFeed(*feedFile, time.Now()); err != nil {
 			fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 			return exitUsage
 		}
@@ -167,33 +167,6 @@ func varList(names []string) string {
 	return strings.Join(refs[:len(refs)-1], ", ") + " and " + refs[len(refs)-1]
 }
 
-// readFeed reads one record per non-empty line: the value, or KEY<TAB>VALUE.
-func readFeed(path string) ([]devbroker.Record, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []devbroker.Record
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	now := time.Now()
-	for sc.Scan() {
-		line := sc.Bytes()
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
-		r := devbroker.Record{Timestamp: now}
-		if k, v, ok := bytes.Cut(line, []byte("\t")); ok {
-			r.Key, r.Value = append([]byte(nil), k...), append([]byte(nil), v...)
-		} else {
-			r.Value = append([]byte(nil), line...)
-		}
-		out = append(out, r)
-	}
-	return out, sc.Err()
-}
-
 func createTopics(b *devbroker.Broker, p *pipeline.Pipeline, partitions int32) error {
 	source := map[string]bool{}
 	for _, t := range p.KafkaSource().Topics {
@@ -283,10 +256,34 @@ func summarize(w io.Writer, b *devbroker.Broker, p *pipeline.Pipeline, stats eng
 	return nil
 }
 
+// sample is a record of a sink for reading: its key ("-" for none), its headers sorted by
+// name (when it has any) and its value, shortened; a tombstone is said to be one.
 func sample(r devbroker.Record) string {
-	key := "-"
-	if r.Key != nil {
-		key = string(r.Key)
+	var b strings.Builder
+	b.WriteString("key=")
+	if r.Key == nil {
+		b.WriteString("-")
+	} else {
+		b.WriteString(diag.Abbreviate(shown(r.Key), 40))
 	}
-	return fmt.Sprintf("key=%s %s", key, diag.Abbreviate(string(r.Value), 100))
+	if len(r.Headers) > 0 {
+		b.WriteString(" headers={")
+		for i, name := range slices.Sorted(maps.Keys(r.Headers)) {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			b.WriteString(name + "=" + diag.Abbreviate(shown([]byte(r.Headers[name])), 40))
+		}
+		b.WriteString("}")
+	}
+	b.WriteString(" ")
+	switch {
+	case r.Value == nil:
+		b.WriteString("null (a tombstone)")
+	case len(r.Value) == 0:
+		b.WriteString("(an empty value)")
+	default:
+		b.WriteString(diag.Abbreviate(shown(r.Value), 100))
+	}
+	return b.String()
 }

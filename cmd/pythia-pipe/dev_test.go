@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// devFiles writes a pipeline and a feed for dev into a temporary folder.
+func devFiles(t *testing.T, pipeline, feed string) (pipelineFile, feedFile string) {
+	t.Helper()
+	dir := t.TempDir()
+	pipelineFile, feedFile = filepath.Join(dir, "p.yaml"), filepath.Join(dir, "feed.jsonl")
+	if err := os.WriteFile(pipelineFile, []byte(pipeline), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(feedFile, []byte(feed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return pipelineFile, feedFile
+}
+
+// passes lets tombstones and positive n through; bad JSON goes to the DLQ.
+const passes = `version: 1
+name: passes
+source: {type: kafka, topics: [in]}
+stages:
+  - {name: parse, type: decode}
+  - {name: keep, type: filter, when: 'msg == nil || msg.n > 0'}
+sinks:
+  - {name: out, type: kafka, topic: out}
+dlq: {type: kafka, topic: in-dlq}
+`
+
+// A feed of envelopes beside plain lines: headers, tombstones and keys reach the sink, and the
+// samples show them, headers sorted by name.
+func TestDevEnvelopes(t *testing.T) {
+	file, feed := devFiles(t, passes, strings.Join([]string{
+		`{"key": "k1", "value": {"n": 1}, "headers": {"trace": "t-1", "a": "x"}, "timestamp": "2026-11-26T10:00:00Z"}`,
+		`{"key": "k2", "value": null, "timestamp": 1795687200000}`,
+		"k3\t{\"n\": 3}",
+		`{"n": 0}`,
+		`{"value": "not json"}`,
+	}, "\n")+"\n")
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"dev", file, "--feed", feed, "--partitions", "1"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	for _, want := range []string{
+		"fed 5 records from " + feed,
+		"sink out               3 records  → topic out\n" +
+			`      key=k1 headers={a=x,trace=t-1} {"n":1}` + "\n" +
+			"      key=k2 null (a tombstone)\n" +
+			`      key=k3 {"n":3}` + "\n",
+		"dlq                    1 records  → topic in-dlq\n      in/0@4 parse: decode json",
+		"dropped                1 records  by keep",
+	} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}
+
+// A feed dev cannot read stops it before anything runs, naming the file and line.
+func TestDevFeedErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		feed string
+		want string
+	}{
+		{"a bad envelope", "{\"n\": 1}\n{\"key\": 5, \"value\": {\"n\": 1}}\n", "feed.jsonl:2: key: 5 is a number; a key is a string or null"},
+		{"a line over 1 MiB", "{\"n\": 1}\n" + strings.Repeat("x", feedLineLimit+1) + "\n", "feed.jsonl:2: the line is longer than 1 MiB (1048576 bytes)"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			file, feed := devFiles(t, passes, c.feed)
+			var stdout, stderr bytes.Buffer
+			if code := run([]string{"dev", file, "--feed", feed}, &stdout, &stderr); code != exitUsage {
+				t.Fatalf("exit %d, want %d\n%s\n%s", code, exitUsage, stdout.String(), stderr.String())
+			}
+			if !strings.Contains(stderr.String(), c.want) {
+				t.Errorf("stderr lacks %q:\n%s", c.want, stderr.String())
+			}
+			if stdout.Len() > 0 {
+				t.Errorf("dev ran:\n%s", stdout.String())
+			}
+		})
+	}
+}
