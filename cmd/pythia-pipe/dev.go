@@ -21,27 +21,40 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 )
 
-func cmdDev(args []string, stdout, stderr io.Writer) int {
+type devOptions struct {
+	feed                string
+	follow              bool
+	partitions, samples int
+	level               string
+}
+
+func (o *devOptions) flags() *flag.FlagSet {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	feedFile := fs.String("feed", "", "records to produce into the source topic from `FILE`, one a line: the value, KEY<TAB>VALUE, "+
+	fs.StringVar(&o.feed, "feed", "", "records to produce into the source topic from `FILE`, one a line: the value, KEY<TAB>VALUE, "+
 		`or a JSON envelope {"key": ..., "value": ..., "headers": {...}, "timestamp": ...}`)
-	follow := fs.Bool("follow", false, "keep running after the feed is processed, until Ctrl-C")
-	partitions := fs.Int("partitions", 3, "partitions of the source topics")
-	samples := fs.Int("samples", 3, "sample records shown per sink")
-	level := fs.String("log-level", "warn", "debug, info, warn or error")
-	p, log, code := prepare(fs, args, level, "pythia-pipe dev FILE [--feed FILE] [--follow] [--partitions N] [--samples N]", devReplaced, stderr)
+	fs.BoolVar(&o.follow, "follow", false, "keep running after the feed is processed, until Ctrl-C")
+	fs.IntVar(&o.partitions, "partitions", 3, "`N` partitions for each source topic")
+	fs.IntVar(&o.samples, "samples", 3, "`N` sample records shown per sink")
+	fs.StringVar(&o.level, "log-level", "warn", "`LEVEL` of the logs: debug, info, warn or error")
+	return fs
+}
+
+func cmdDev(args []string, stdout, stderr io.Writer) int {
+	var o devOptions
+	fs := o.flags()
+	fs.SetOutput(stderr)
+	p, log, code := prepare(fs, args, &o.level, "pythia-pipe dev FILE [--feed FILE] [--follow] [--partitions N] [--samples N]", devReplaced, stderr)
 	if code != exitOK {
 		return code
 	}
-	if *partitions < 1 {
+	if o.partitions < 1 {
 		fmt.Fprintln(stderr, "pythia-pipe: --partitions must be at least 1")
 		return exitUsage
 	}
 	var err error
 	var feed []devbroker.Record
-	if *feedFile != "" {
-		if feed, err = readFeed(*feedFile, time.Now()); err != nil {
+	if o.feed != "" {
+		if feed, err = readFeed(o.feed, time.Now()); err != nil {
 			fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 			return exitUsage
 		}
@@ -74,7 +87,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) int {
 	// These are the settings of devReplaced.
 	p.Kafka.Brokers, p.Kafka.Protocol, p.Kafka.SASL, p.Kafka.TLS = b.Addrs(), "PLAINTEXT", nil, nil
 	p.Kafka.CreateOnWrite = true
-	if err := createTopics(b, p, int32(*partitions)); err != nil {
+	if err := createTopics(b, p, int32(o.partitions)); err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitInvalid
 	}
@@ -86,7 +99,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "pythia-pipe: feeding %s: %v\n", p.KafkaSource().Topics[0], err)
 			return exitInvalid
 		}
-		fmt.Fprintf(stdout, "fed %d records from %s into topic %s (%d partitions)\n", len(feed), *feedFile, p.KafkaSource().Topics[0], *partitions)
+		fmt.Fprintf(stdout, "fed %d records from %s into topic %s (%d partitions)\n", len(feed), o.feed, p.KafkaSource().Topics[0], o.partitions)
 	}
 
 	run, err := engine.ConnectKafka(p, log.With("pipeline", p.Name))
@@ -127,7 +140,7 @@ wait:
 		case <-ctx.Done():
 			break wait
 		case <-tick.C:
-			if !*follow && caughtUp() {
+			if !o.follow && caughtUp() {
 				break wait
 			}
 		}
@@ -141,7 +154,7 @@ wait:
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", runErr)
 	}
 	fmt.Fprintf(stdout, "processed in %v\n\n", elapsed.Round(10*time.Millisecond))
-	if err := summarize(stdout, b, p, run.Engine.Stats(), *samples); err != nil {
+	if err := summarize(stdout, b, p, run.Engine.Stats(), o.samples); err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: reading the results: %v\n", err)
 		return exitInvalid
 	}

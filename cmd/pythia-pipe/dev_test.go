@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -87,5 +88,55 @@ func TestDevFeedErrors(t *testing.T) {
 				t.Errorf("dev ran:\n%s", stdout.String())
 			}
 		})
+	}
+}
+
+// Every flag every command parses is in the top-level help, under that command: read from
+// each command's own --help (which exits 0), so that a flag added to a command without its
+// flags function, or a command missing from verbs, fails here.
+func TestHelpListsEveryFlag(t *testing.T) {
+	var top bytes.Buffer
+	if code := run([]string{"help"}, &top, &top); code != exitOK {
+		t.Fatalf("help: exit %d", code)
+	}
+	help := top.String()
+	flagLine := regexp.MustCompile(`(?m)^  -(\S+)`) // the flag package's PrintDefaults
+	seen := map[string]bool{}
+	listed := map[string]bool{}
+	for _, v := range verbs {
+		listed[strings.Fields(v.words)[0]] = true
+		t.Run(v.words, func(t *testing.T) {
+			var out bytes.Buffer
+			if code := run(append(strings.Fields(v.words), "--help"), &out, &out); code != exitOK {
+				t.Fatalf("%s --help: exit %d\n%s", v.words, code, out.String())
+			}
+			start := strings.Index(help, "  pythia-pipe "+v.words+" ")
+			if start < 0 {
+				start = strings.Index(help, "  pythia-pipe "+v.words+"\n")
+			}
+			if start < 0 {
+				t.Fatalf("the help has no line for %s:\n%s", v.words, help)
+			}
+			section := help[start+1:]
+			if end := strings.Index(section, "\n  pythia-pipe "); end >= 0 {
+				section = section[:end]
+			}
+			for _, m := range flagLine.FindAllStringSubmatch(out.String(), -1) {
+				seen[m[1]] = true
+				if !regexp.MustCompile(`\n      --?` + regexp.QuoteMeta(m[1]) + `( |\n)`).MatchString(section) {
+					t.Errorf("the help of %s lacks -%s (build the command's flags in a flags method that verbs in help.go names):\n%s", v.words, m[1], section)
+				}
+			}
+		})
+	}
+	for name := range commands {
+		if !listed[name] {
+			t.Errorf("command %s is not in verbs, so not in the help", name)
+		}
+	}
+	for _, f := range []string{"feed", "junit", "stage", "from-beginning", "n", "format", "metrics-addr"} {
+		if !seen[f] {
+			t.Errorf("no command's --help showed -%s: is the flag package's format read right?", f)
+		}
 	}
 }
