@@ -26,6 +26,7 @@ type devOptions struct {
 	follow              bool
 	partitions, samples int
 	level               string
+	expect              expectations
 }
 
 func (o *devOptions) flags() *flag.FlagSet {
@@ -36,6 +37,7 @@ func (o *devOptions) flags() *flag.FlagSet {
 	fs.IntVar(&o.partitions, "partitions", 3, "`N` partitions for each source topic")
 	fs.IntVar(&o.samples, "samples", 3, "`N` sample records shown per sink")
 	fs.StringVar(&o.level, "log-level", "warn", "`LEVEL` of the logs: debug, info, warn or error")
+	fs.Var(&o.expect, "expect", "after the summary, check how many records went where: `NAME=N,...` over the sinks' names, dlq and dropped (e.g. out=9,dlq=0); exit 1 when one differs")
 	return fs
 }
 
@@ -43,12 +45,16 @@ func cmdDev(args []string, stdout, stderr io.Writer) int {
 	var o devOptions
 	fs := o.flags()
 	fs.SetOutput(stderr)
-	p, log, code := prepare(fs, args, &o.level, "pythia-pipe dev FILE [--feed FILE] [--follow] [--partitions N] [--samples N]", devReplaced, stderr)
+	p, log, code := prepare(fs, args, &o.level, "pythia-pipe dev FILE [--feed FILE] [--follow] [--partitions N] [--samples N] [--expect NAME=N,...]", devReplaced, stderr)
 	if code != exitOK {
 		return code
 	}
 	if o.partitions < 1 {
 		fmt.Fprintln(stderr, "pythia-pipe: --partitions must be at least 1")
+		return exitUsage
+	}
+	if err := o.expect.unknown(p); err != nil {
+		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitUsage
 	}
 	var err error
@@ -154,11 +160,13 @@ wait:
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", runErr)
 	}
 	fmt.Fprintf(stdout, "processed in %v\n\n", elapsed.Round(10*time.Millisecond))
-	if err := summarize(stdout, b, p, run.Engine.Stats(), o.samples); err != nil {
+	counts, err := summarize(stdout, b, p, run.Engine.Stats(), o.samples)
+	if err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: reading the results: %v\n", err)
 		return exitInvalid
 	}
-	if runErr != nil {
+	met := len(o.expect) == 0 || o.expect.check(stdout, counts)
+	if runErr != nil || !met {
 		return exitInvalid
 	}
 	return exitOK
@@ -207,13 +215,15 @@ func namedTopic(s *pipeline.Sink) string {
 }
 
 // summarize prints what went where: each sink's and the DLQ's records with samples, and what
-// the stages dropped.
-func summarize(w io.Writer, b *devbroker.Broker, p *pipeline.Pipeline, stats engine.Stats, samples int) error {
+// the stages dropped. counts are the numbers it printed, by the names --expect takes.
+func summarize(w io.Writer, b *devbroker.Broker, p *pipeline.Pipeline, stats engine.Stats, samples int) (counts map[string]int64, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	counts = map[string]int64{}
 	for _, s := range p.Sinks {
 		topic := namedTopic(s)
 		_, toKafka := s.Impl.(sinks.TopicWriter)
+		counts[s.Name] = stats[s.Name].Acked
 		switch {
 		case topic == "" && toKafka:
 			fmt.Fprintf(w, "  sink %-12s %6d records (topic computed per record)\n", s.Name, stats[s.Name].Acked)
@@ -224,20 +234,23 @@ func summarize(w io.Writer, b *devbroker.Broker, p *pipeline.Pipeline, stats eng
 		}
 		recs, err := b.Read(ctx, topic)
 		if err != nil {
-			return err
+			return nil, err
 		}
+		counts[s.Name] = int64(len(recs))
 		fmt.Fprintf(w, "  sink %-12s %6d records  → topic %s\n", s.Name, len(recs), topic)
 		for i := 0; i < len(recs) && i < samples; i++ {
 			fmt.Fprintf(w, "      %s\n", sample(recs[i]))
 		}
 	}
 	if p.DLQ != nil && namedTopic(p.DLQ) == "" {
+		counts["dlq"] = stats["dlq"].Acked
 		fmt.Fprintf(w, "  dlq               %6d records  → %s\n", stats["dlq"].Acked, p.DLQ.Impl.Label())
 	} else if p.DLQ != nil {
 		recs, err := b.Read(ctx, namedTopic(p.DLQ))
 		if err != nil {
-			return err
+			return nil, err
 		}
+		counts["dlq"] = int64(len(recs))
 		fmt.Fprintf(w, "  dlq               %6d records  → topic %s\n", len(recs), namedTopic(p.DLQ))
 		for i := 0; i < len(recs) && i < samples; i++ {
 			r := recs[i]
@@ -266,7 +279,10 @@ func summarize(w io.Writer, b *devbroker.Broker, p *pipeline.Pipeline, stats eng
 		fmt.Fprintf(w, "  by %s", strings.Join(dropped, "; "))
 	}
 	fmt.Fprintln(w)
-	return nil
+	if _, sink := counts["dropped"]; !sink { // a sink of that name keeps it (countNames)
+		counts["dropped"] = total
+	}
+	return counts, nil
 }
 
 // sample is a record of a sink for reading: its key ("-" for none), its headers sorted by

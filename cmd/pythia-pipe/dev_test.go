@@ -91,6 +91,89 @@ func TestDevFeedErrors(t *testing.T) {
 	}
 }
 
+// --expect compares the summary's counts: met, exit 0; one differing, exit 1 with what was
+// expected and what came; a name the pipeline does not count or a malformed list, exit 2
+// before anything runs.
+func TestDevExpect(t *testing.T) {
+	cases := []struct {
+		name   string
+		expect []string // --expect values
+		code   int
+		stdout []string
+		stderr string
+		ran    bool
+	}{
+		{"met", []string{"out=9,big=4", "dlq=4,dropped=3"}, exitOK, []string{"\nexpect: met (out=9, big=4, dlq=4, dropped=3)\n"}, "", true},
+		{"two differ", []string{"out=9,big=5,dlq=0"}, exitInvalid, []string{
+			"\nexpect: 2 of 3 count(s) differ\n  big              expected 5, got 4\n  dlq              expected 0, got 4\n",
+		}, "", true},
+		{"an unknown name", []string{"out=9,ot=1"}, exitUsage, nil,
+			`pythia-pipe: --expect: orders has no "ot" to count (did you mean out?); the names are out, big, dlq, dropped`, false},
+		{"not NAME=N", []string{"out"}, exitUsage, nil, `invalid value "out" for flag -expect: "out" is not NAME=N (e.g. out=9,dlq=0)`, false},
+		{"a negative count", []string{"out=-1"}, exitUsage, nil, "out=-1: N is a whole number of records, 0 or more", false},
+		{"a name twice", []string{"out=9", "out=8"}, exitUsage, nil, "out is expected twice", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			args := []string{"dev", "../../pipelines/orders.yaml", "--feed", "../../testdata/orders-feed.jsonl"}
+			for _, e := range c.expect {
+				args = append(args, "--expect", e)
+			}
+			var stdout, stderr bytes.Buffer
+			if code := run(args, &stdout, &stderr); code != c.code {
+				t.Fatalf("exit %d, want %d\n%s\n%s", code, c.code, stdout.String(), stderr.String())
+			}
+			for _, want := range c.stdout {
+				if !strings.Contains(stdout.String(), want) {
+					t.Errorf("stdout lacks %q:\n%s", want, stdout.String())
+				}
+			}
+			if !strings.Contains(stderr.String(), c.stderr) {
+				t.Errorf("stderr lacks %q:\n%s", c.stderr, stderr.String())
+			}
+			if ran := strings.Contains(stdout.String(), "pythia-pipe dev: pipeline"); ran != c.ran {
+				t.Errorf("ran: %v, want %v\n%s", ran, c.ran, stdout.String())
+			}
+		})
+	}
+}
+
+// The names --expect takes: each sink's, dlq when there is one, dropped unless a sink has
+// that name.
+func TestCountNames(t *testing.T) {
+	cases := []struct {
+		name  string
+		sinks []string
+		dlq   bool
+		want  string
+	}{
+		{"sinks and a dlq", []string{"a", "b"}, true, "a, b, dlq, dropped"},
+		{"no dlq", []string{"a"}, false, "a, dropped"},
+		{"a sink named dropped", []string{"a", "dropped"}, false, "a, dropped"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			src := "version: 1\nname: n\nsource: {type: kafka, topics: [in]}\n" +
+				"stages: [{name: f, type: filter, when: 'true', to: [" + strings.Join(c.sinks, ", ") + "]}]\nsinks:\n"
+			for _, s := range c.sinks {
+				src += "  - {name: " + s + ", type: kafka, topic: t-" + s + "}\n"
+			}
+			if c.dlq {
+				src += "dlq: {type: kafka, topic: t-dlq}\n"
+			}
+			file, _ := devFiles(t, src, "")
+			var diags bytes.Buffer
+			p, ok, _ := load(file, nil, &diags)
+			if !ok {
+				t.Fatalf("the pipeline does not load:\n%s", diags.String())
+			}
+			if got := strings.Join(countNames(p), ", "); got != c.want {
+				t.Errorf("got %s, want %s", got, c.want)
+			}
+		})
+	}
+}
+
 // Every flag every command parses is in the top-level help, under that command: read from
 // each command's own --help (which exits 0), so that a flag added to a command without its
 // flags function, or a command missing from verbs, fails here.
