@@ -64,6 +64,28 @@ func TestDevEnvelopes(t *testing.T) {
 	}
 }
 
+// The README's example of envelopes: the orders example fed a plain line, two envelopes (one
+// with headers) and a tombstone, which its filter cannot read.
+func TestDevOrdersEnvelopes(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"dev", "../../pipelines/orders.yaml", "--feed", "../../testdata/orders-envelopes.jsonl", "--partitions", "1",
+		"--expect", "out=1,big=1,dlq=2,dropped=0"}, &stdout, &stderr)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	for _, want := range []string{
+		`      key=c-17 {"amount":42.5,"customer_id":"c-17","order_id":"o-1","region":"EU","total_cents":4250}`,
+		`      key=c-03 headers={source=web,trace=t-2} {"amount":1250,"customer_id":"c-03","order_id":"o-2","region":"US","total_cents":125000}`,
+		"      orders/0@2 parse: decode json: invalid character 'o' in literal null (expecting 'u')",
+		`      orders/0@3 valid: expression "msg.amount > 0": cannot fetch amount from <nil>`,
+		"expect: met (out=1, big=1, dlq=2, dropped=0)",
+	} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}
+
 // A feed dev cannot read stops it before anything runs, naming the file and line.
 func TestDevFeedErrors(t *testing.T) {
 	cases := []struct {
