@@ -1,13 +1,12 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"io"
-	"os"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -22,26 +21,46 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 )
 
-func cmdDev(args []string, stdout, stderr io.Writer) int {
+type devOptions struct {
+	feed                string
+	follow              bool
+	partitions, samples int
+	level               string
+	expect              expectations
+}
+
+func (o *devOptions) flags() *flag.FlagSet {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.StringVar(&o.feed, "feed", "", "records to produce into the source topic from `FILE`, one a line: the value, KEY<TAB>VALUE, "+
+		`or a JSON envelope {"key": ..., "value": ..., "headers": {...}, "timestamp": ...}`)
+	fs.BoolVar(&o.follow, "follow", false, "keep running after the feed is processed, until Ctrl-C")
+	fs.IntVar(&o.partitions, "partitions", 3, "`N` partitions for each source topic")
+	fs.IntVar(&o.samples, "samples", 3, "`N` sample records shown per sink")
+	fs.StringVar(&o.level, "log-level", "warn", "`LEVEL` of the logs: debug, info, warn or error")
+	fs.Var(&o.expect, "expect", "after the summary, check how many records went where: `NAME=N,...` over the sinks' names, dlq and dropped (e.g. out=9,dlq=0); exit 1 when one differs")
+	return fs
+}
+
+func cmdDev(args []string, stdout, stderr io.Writer) int {
+	var o devOptions
+	fs := o.flags()
 	fs.SetOutput(stderr)
-	feedFile := fs.String("feed", "", "records to produce into the source topic: one value per line, or KEY<TAB>VALUE")
-	follow := fs.Bool("follow", false, "keep running after the feed is processed, until Ctrl-C")
-	partitions := fs.Int("partitions", 3, "partitions of the source topics")
-	samples := fs.Int("samples", 3, "sample records shown per sink")
-	level := fs.String("log-level", "warn", "debug, info, warn or error")
-	p, log, code := prepare(fs, args, level, "pythia-pipe dev FILE [--feed FILE.jsonl] [--follow] [--partitions N]", devReplaced, stderr)
+	p, log, code := prepare(fs, args, &o.level, "pythia-pipe dev FILE [--feed FILE] [--follow] [--partitions N] [--samples N] [--expect NAME=N,...]", devReplaced, stderr)
 	if code != exitOK {
 		return code
 	}
-	if *partitions < 1 {
+	if o.partitions < 1 {
 		fmt.Fprintln(stderr, "pythia-pipe: --partitions must be at least 1")
+		return exitUsage
+	}
+	if err := o.expect.unknown(p); err != nil {
+		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitUsage
 	}
 	var err error
 	var feed []devbroker.Record
-	if *feedFile != "" {
-		if feed, err = readFeed(*feedFile); err != nil {
+	if o.feed != "" {
+		if feed, err = readFeed(o.feed, time.Now()); err != nil {
 			fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 			return exitUsage
 		}
@@ -74,7 +93,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) int {
 	// These are the settings of devReplaced.
 	p.Kafka.Brokers, p.Kafka.Protocol, p.Kafka.SASL, p.Kafka.TLS = b.Addrs(), "PLAINTEXT", nil, nil
 	p.Kafka.CreateOnWrite = true
-	if err := createTopics(b, p, int32(*partitions)); err != nil {
+	if err := createTopics(b, p, int32(o.partitions)); err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitInvalid
 	}
@@ -86,7 +105,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "pythia-pipe: feeding %s: %v\n", p.KafkaSource().Topics[0], err)
 			return exitInvalid
 		}
-		fmt.Fprintf(stdout, "fed %d records from %s into topic %s (%d partitions)\n", len(feed), *feedFile, p.KafkaSource().Topics[0], *partitions)
+		fmt.Fprintf(stdout, "fed %d records from %s into topic %s (%d partitions)\n", len(feed), o.feed, p.KafkaSource().Topics[0], o.partitions)
 	}
 
 	run, err := engine.ConnectKafka(p, log.With("pipeline", p.Name))
@@ -127,7 +146,7 @@ wait:
 		case <-ctx.Done():
 			break wait
 		case <-tick.C:
-			if !*follow && caughtUp() {
+			if !o.follow && caughtUp() {
 				break wait
 			}
 		}
@@ -141,11 +160,13 @@ wait:
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", runErr)
 	}
 	fmt.Fprintf(stdout, "processed in %v\n\n", elapsed.Round(10*time.Millisecond))
-	if err := summarize(stdout, b, p, run.Engine.Stats(), *samples); err != nil {
+	counts, err := summarize(stdout, b, p, run.Engine.Stats(), o.samples)
+	if err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: reading the results: %v\n", err)
 		return exitInvalid
 	}
-	if runErr != nil {
+	met := len(o.expect) == 0 || o.expect.check(stdout, counts)
+	if runErr != nil || !met {
 		return exitInvalid
 	}
 	return exitOK
@@ -165,33 +186,6 @@ func varList(names []string) string {
 		return refs[0]
 	}
 	return strings.Join(refs[:len(refs)-1], ", ") + " and " + refs[len(refs)-1]
-}
-
-// readFeed reads one record per non-empty line: the value, or KEY<TAB>VALUE.
-func readFeed(path string) ([]devbroker.Record, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []devbroker.Record
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	now := time.Now()
-	for sc.Scan() {
-		line := sc.Bytes()
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
-		r := devbroker.Record{Timestamp: now}
-		if k, v, ok := bytes.Cut(line, []byte("\t")); ok {
-			r.Key, r.Value = append([]byte(nil), k...), append([]byte(nil), v...)
-		} else {
-			r.Value = append([]byte(nil), line...)
-		}
-		out = append(out, r)
-	}
-	return out, sc.Err()
 }
 
 func createTopics(b *devbroker.Broker, p *pipeline.Pipeline, partitions int32) error {
@@ -221,13 +215,15 @@ func namedTopic(s *pipeline.Sink) string {
 }
 
 // summarize prints what went where: each sink's and the DLQ's records with samples, and what
-// the stages dropped.
-func summarize(w io.Writer, b *devbroker.Broker, p *pipeline.Pipeline, stats engine.Stats, samples int) error {
+// the stages dropped. counts are the numbers it printed, by the names --expect takes.
+func summarize(w io.Writer, b *devbroker.Broker, p *pipeline.Pipeline, stats engine.Stats, samples int) (counts map[string]int64, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	counts = map[string]int64{}
 	for _, s := range p.Sinks {
 		topic := namedTopic(s)
 		_, toKafka := s.Impl.(sinks.TopicWriter)
+		counts[s.Name] = stats[s.Name].Acked
 		switch {
 		case topic == "" && toKafka:
 			fmt.Fprintf(w, "  sink %-12s %6d records (topic computed per record)\n", s.Name, stats[s.Name].Acked)
@@ -238,20 +234,23 @@ func summarize(w io.Writer, b *devbroker.Broker, p *pipeline.Pipeline, stats eng
 		}
 		recs, err := b.Read(ctx, topic)
 		if err != nil {
-			return err
+			return nil, err
 		}
+		counts[s.Name] = int64(len(recs))
 		fmt.Fprintf(w, "  sink %-12s %6d records  → topic %s\n", s.Name, len(recs), topic)
 		for i := 0; i < len(recs) && i < samples; i++ {
 			fmt.Fprintf(w, "      %s\n", sample(recs[i]))
 		}
 	}
 	if p.DLQ != nil && namedTopic(p.DLQ) == "" {
+		counts["dlq"] = stats["dlq"].Acked
 		fmt.Fprintf(w, "  dlq               %6d records  → %s\n", stats["dlq"].Acked, p.DLQ.Impl.Label())
 	} else if p.DLQ != nil {
 		recs, err := b.Read(ctx, namedTopic(p.DLQ))
 		if err != nil {
-			return err
+			return nil, err
 		}
+		counts["dlq"] = int64(len(recs))
 		fmt.Fprintf(w, "  dlq               %6d records  → topic %s\n", len(recs), namedTopic(p.DLQ))
 		for i := 0; i < len(recs) && i < samples; i++ {
 			r := recs[i]
@@ -280,13 +279,40 @@ func summarize(w io.Writer, b *devbroker.Broker, p *pipeline.Pipeline, stats eng
 		fmt.Fprintf(w, "  by %s", strings.Join(dropped, "; "))
 	}
 	fmt.Fprintln(w)
-	return nil
+	if _, sink := counts["dropped"]; !sink { // a sink of that name keeps it (countNames)
+		counts["dropped"] = total
+	}
+	return counts, nil
 }
 
+// sample is a record of a sink for reading: its key ("-" for none), its headers sorted by
+// name (when it has any) and its value, shortened; a tombstone is said to be one.
 func sample(r devbroker.Record) string {
-	key := "-"
-	if r.Key != nil {
-		key = string(r.Key)
+	var b strings.Builder
+	b.WriteString("key=")
+	if r.Key == nil {
+		b.WriteString("-")
+	} else {
+		b.WriteString(diag.Abbreviate(shown(r.Key), 40))
 	}
-	return fmt.Sprintf("key=%s %s", key, diag.Abbreviate(string(r.Value), 100))
+	if len(r.Headers) > 0 {
+		b.WriteString(" headers={")
+		for i, name := range slices.Sorted(maps.Keys(r.Headers)) {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			b.WriteString(name + "=" + diag.Abbreviate(shown([]byte(r.Headers[name])), 40))
+		}
+		b.WriteString("}")
+	}
+	b.WriteString(" ")
+	switch {
+	case r.Value == nil:
+		b.WriteString("null (a tombstone)")
+	case len(r.Value) == 0:
+		b.WriteString("(an empty value)")
+	default:
+		b.WriteString(diag.Abbreviate(shown(r.Value), 100))
+	}
+	return b.String()
 }

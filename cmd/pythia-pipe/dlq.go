@@ -27,27 +27,38 @@ func cmdDLQ(args []string, stdout, stderr io.Writer) int {
 	return cmdReplay(args[1:], stdout, stderr)
 }
 
-func cmdReplay(args []string, stdout, stderr io.Writer) int {
+type replayOptions struct {
+	replay.Options
+	since, until, level string
+}
+
+func (o *replayOptions) flags() *flag.FlagSet {
 	fs := flag.NewFlagSet("dlq replay", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var o replay.Options
-	fs.StringVar(&o.Stage, "stage", "", "only records that failed at this stage")
-	fs.StringVar(&o.Error, "error", "", "only records whose error (pythia.error) holds this text")
-	since := fs.String("since", "", "only records that failed at or after this time (RFC 3339)")
-	until := fs.String("until", "", "only records that failed before this time (RFC 3339)")
-	fs.IntVar(&o.MaxReplays, "max-replays", 1, "skip records already replayed this often (they failed again)")
-	fs.Float64Var(&o.Rate, "rate", 0, "records written a second at most; 0: as fast as the broker takes them")
+	fs.StringVar(&o.Stage, "stage", "", "only records that failed at `STAGE`")
+	fs.StringVar(&o.Error, "error", "", "only records whose error (pythia.error) holds this `TEXT`")
+	fs.StringVar(&o.since, "since", "", "only records that failed at or after this `TIME` (RFC 3339)")
+	fs.StringVar(&o.until, "until", "", "only records that failed before this `TIME` (RFC 3339)")
+	fs.IntVar(&o.MaxReplays, "max-replays", 1, "skip records already replayed `N` times (they failed again)")
+	fs.Float64Var(&o.Rate, "rate", 0, "at most `N` records written a second; 0: as fast as the broker takes them")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "print what would be replayed; write and commit nothing")
-	fs.StringVar(&o.Group, "group", "", "the consumer group that keeps the replay's progress (default: the source's group + \"-dlq-replay\")")
-	level := fs.String("log-level", "warn", "debug, info, warn or error")
-	p, log, code := prepare(fs, args, level, "pythia-pipe dlq replay FILE [--stage S] [--error TEXT] [--since T] [--until T] [--rate N] [--dry-run]", nil, stderr)
+	fs.StringVar(&o.Group, "group", "", "the consumer `GROUP` that keeps the replay's progress (default: the source's group + \"-dlq-replay\")")
+	fs.StringVar(&o.level, "log-level", "warn", "`LEVEL` of the logs: debug, info, warn or error")
+	return fs
+}
+
+func cmdReplay(args []string, stdout, stderr io.Writer) int {
+	var opts replayOptions
+	fs := opts.flags()
+	fs.SetOutput(stderr)
+	o := &opts.Options
+	p, log, code := prepare(fs, args, &opts.level, "pythia-pipe dlq replay FILE [--stage S] [--error TEXT] [--since T] [--until T] [--rate N] [--dry-run]", nil, stderr)
 	if code != exitOK {
 		return code
 	}
 	for _, t := range []struct {
 		text string
 		to   *time.Time
-	}{{*since, &o.Since}, {*until, &o.Until}} {
+	}{{opts.since, &o.Since}, {opts.until, &o.Until}} {
 		if t.text == "" {
 			continue
 		}
@@ -88,7 +99,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "would replay to %s/%d: key=%s\n", m.Topic, m.Partition, shownEncoder(m.Key))
 		}
 	}
-	r, err := replay.New(p.Kafka.Brokers, &consumer, producer, dlq.Topic, o)
+	r, err := replay.New(p.Kafka.Brokers, &consumer, producer, dlq.Topic, *o)
 	if err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitInvalid

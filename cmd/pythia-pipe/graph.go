@@ -6,15 +6,23 @@ import (
 	"io"
 )
 
-func cmdGraph(args []string, stdout, stderr io.Writer) int {
+type graphOptions struct{ format string }
+
+func (o *graphOptions) flags() *flag.FlagSet {
 	fs := flag.NewFlagSet("graph", flag.ContinueOnError)
+	fs.StringVar(&o.format, "format", "dot", "output `FORMAT`: dot or mermaid")
+	return fs
+}
+
+func cmdGraph(args []string, stdout, stderr io.Writer) int {
+	var o graphOptions
+	fs := o.flags()
 	fs.SetOutput(stderr)
-	format := fs.String("format", "dot", "output format: dot or mermaid")
 	files, err := parseInterspersed(fs, args)
 	if err != nil {
 		return flagsFailed(err)
 	}
-	if len(files) != 1 || (*format != "dot" && *format != "mermaid") {
+	if len(files) != 1 || (o.format != "dot" && o.format != "mermaid") {
 		fmt.Fprintln(stderr, "usage: pythia-pipe graph FILE [--format dot|mermaid]")
 		return exitUsage
 	}
@@ -25,7 +33,7 @@ func cmdGraph(args []string, stdout, stderr io.Writer) int {
 	case !ok:
 		return exitInvalid
 	}
-	if *format == "mermaid" {
+	if o.format == "mermaid" {
 		err = p.WriteMermaid(stdout)
 	} else {
 		err = p.WriteDOT(stdout)

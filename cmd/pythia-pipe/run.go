@@ -19,13 +19,21 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 )
 
-func cmdRun(args []string, stdout, stderr io.Writer) int {
+type runOptions struct{ level, metricsAddr, pprofAddr string }
+
+func (o *runOptions) flags() *flag.FlagSet {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.StringVar(&o.level, "log-level", "info", "`LEVEL` of the logs: debug, info, warn or error")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve /metrics, /healthz and /readyz at `ADDR`, e.g. :9100 (default: the file's metrics.addr)")
+	fs.StringVar(&o.pprofAddr, "pprof", "", "serve Go's CPU, heap and goroutine profiles (/debug/pprof/) at `ADDR`, e.g. 127.0.0.1:6060")
+	return fs
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	var o runOptions
+	fs := o.flags()
 	fs.SetOutput(stderr)
-	level := fs.String("log-level", "info", "debug, info, warn or error")
-	metricsAddr := fs.String("metrics-addr", "", "serve /metrics, /healthz and /readyz here, e.g. :9100 (default: the file's metrics.addr)")
-	pprofAddr := fs.String("pprof", "", "serve Go's CPU, heap and goroutine profiles (/debug/pprof/) here, e.g. 127.0.0.1:6060")
-	p, log, code := prepare(fs, args, level, "pythia-pipe run FILE [--metrics-addr ADDR] [--pprof ADDR] [--log-level LEVEL]", nil, stderr)
+	p, log, code := prepare(fs, args, &o.level, "pythia-pipe run FILE [--metrics-addr ADDR] [--pprof ADDR] [--log-level LEVEL]", nil, stderr)
 	if code != exitOK {
 		return code
 	}
@@ -37,17 +45,17 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitInvalid
 	}
-	if *metricsAddr == "" {
-		*metricsAddr = p.MetricsAddr
+	if o.metricsAddr == "" {
+		o.metricsAddr = p.MetricsAddr
 	}
-	_, stopObserving, err := observe(p, run, *metricsAddr, log)
+	_, stopObserving, err := observe(p, run, o.metricsAddr, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: metrics: %v\n", err)
 		return exitInvalid
 	}
 	defer stopObserving()
-	if *pprofAddr != "" {
-		url, stopPprof, err := servePprof(*pprofAddr)
+	if o.pprofAddr != "" {
+		url, stopPprof, err := servePprof(o.pprofAddr)
 		if err != nil {
 			fmt.Fprintf(stderr, "pythia-pipe: pprof: %v\n", err)
 			return exitInvalid

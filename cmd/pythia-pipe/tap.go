@@ -24,24 +24,36 @@ import (
 // it: a transaction's marker takes an offset that no record comes at.
 const tapQuiet = 2 * time.Second
 
-func cmdTap(args []string, stdout, stderr io.Writer) int {
+type tapOptions struct {
+	n                 int
+	fromStart, follow bool
+	format, level     string
+}
+
+func (o *tapOptions) flags() *flag.FlagSet {
 	fs := flag.NewFlagSet("tap", flag.ContinueOnError)
+	fs.IntVar(&o.n, "n", 10, "how many records: the last `N` (the first N with --from-beginning; 0: all)")
+	fs.BoolVar(&o.fromStart, "from-beginning", false, "read from the start of each partition")
+	fs.BoolVar(&o.follow, "follow", false, "then print new records as they come, until Ctrl-C")
+	fs.StringVar(&o.format, "format", "table", "output `FORMAT`: table (for reading) or json (one object per line)")
+	fs.StringVar(&o.level, "log-level", "warn", "`LEVEL` of the logs: debug, info, warn or error")
+	return fs
+}
+
+func cmdTap(args []string, stdout, stderr io.Writer) int {
+	var o tapOptions
+	fs := o.flags()
 	fs.SetOutput(stderr)
-	n := fs.Int("n", 10, "how many records: the last N (the first N with --from-beginning; 0: all)")
-	fromStart := fs.Bool("from-beginning", false, "read from the start of each partition")
-	follow := fs.Bool("follow", false, "then print new records as they come, until Ctrl-C")
-	format := fs.String("format", "table", "table (for reading) or json (one object per line)")
-	level := fs.String("log-level", "warn", "debug, info, warn or error")
 	const usage = "pythia-pipe tap FILE [SINK|dlq|source] [-n N] [--from-beginning] [--follow] [--format table|json]"
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return flagsFailed(err)
 	}
-	if len(pos) < 1 || len(pos) > 2 || *n < 0 || (*format != "table" && *format != "json") {
+	if len(pos) < 1 || len(pos) > 2 || o.n < 0 || (o.format != "table" && o.format != "json") {
 		fmt.Fprintln(stderr, "usage: "+usage)
 		return exitUsage
 	}
-	log, err := newLogger(stderr, *level)
+	log, err := newLogger(stderr, o.level)
 	if err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitUsage
@@ -81,10 +93,10 @@ func cmdTap(args []string, stdout, stderr io.Writer) int {
 	defer consumer.Close()
 	ctx, stop := signalContext(log)
 	defer stop()
-	emit := printerFor(*format, stdout)
+	emit := printerFor(o.format, stdout)
 	var ends []partitionEnd
 	for _, topic := range topics {
-		msgs, topicEnds, err := tapBacklog(ctx, client, consumer, topic, *n, *fromStart)
+		msgs, topicEnds, err := tapBacklog(ctx, client, consumer, topic, o.n, o.fromStart)
 		if err != nil {
 			fmt.Fprintf(stderr, "pythia-pipe: %s: %v\n", topic, err)
 			return exitInvalid
@@ -94,7 +106,7 @@ func cmdTap(args []string, stdout, stderr io.Writer) int {
 		}
 		ends = append(ends, topicEnds...)
 	}
-	if *follow {
+	if o.follow {
 		if err := tapFollow(ctx, consumer, ends, emit); err != nil {
 			fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 			return exitInvalid

@@ -11,11 +11,19 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/pipetest"
 )
 
-func cmdTest(args []string, stdout, stderr io.Writer) int {
+type testOptions struct{ junit, level string }
+
+func (o *testOptions) flags() *flag.FlagSet {
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.StringVar(&o.junit, "junit", "", "also write the results as a JUnit XML report to `FILE`")
+	fs.StringVar(&o.level, "log-level", "error", "`LEVEL` of the pipelines' own logs: debug, info, warn or error")
+	return fs
+}
+
+func cmdTest(args []string, stdout, stderr io.Writer) int {
+	var o testOptions
+	fs := o.flags()
 	fs.SetOutput(stderr)
-	junit := fs.String("junit", "", "also write the results as a JUnit XML report to this file")
-	level := fs.String("log-level", "error", "debug, info, warn or error: the pipelines' own logs")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: pythia-pipe test [FILE.test.yaml | PIPELINE.yaml | DIR]... [--junit FILE]")
 		fs.PrintDefaults()
@@ -27,7 +35,7 @@ func cmdTest(args []string, stdout, stderr io.Writer) int {
 	if len(targets) == 0 {
 		targets = []string{"."}
 	}
-	log, err := newLogger(stderr, *level)
+	log, err := newLogger(stderr, o.level)
 	if err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitUsage
@@ -68,8 +76,8 @@ func cmdTest(args []string, stdout, stderr io.Writer) int {
 		}
 		suites = append(suites, s)
 	}
-	if *junit != "" {
-		if err := writeJUnit(*junit, suites); err != nil {
+	if o.junit != "" {
+		if err := writeJUnit(o.junit, suites); err != nil {
 			fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 			return exitUsage
 		}

@@ -6,6 +6,14 @@ import (
 	"io"
 )
 
+type topicsOptions struct{ level string }
+
+func (o *topicsOptions) flags() *flag.FlagSet {
+	fs := flag.NewFlagSet("topics create", flag.ContinueOnError)
+	fs.StringVar(&o.level, "log-level", "warn", "`LEVEL` of the logs: debug, info, warn or error")
+	return fs
+}
+
 func cmdTopics(args []string, stdout, stderr io.Writer) int {
 	if isHelp(args) {
 		fmt.Fprintln(stdout, "usage: pythia-pipe topics create FILE (pythia-pipe topics create --help lists its flags)")
@@ -15,10 +23,10 @@ func cmdTopics(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: pythia-pipe topics create FILE")
 		return exitUsage
 	}
-	fs := flag.NewFlagSet("topics create", flag.ContinueOnError)
+	var o topicsOptions
+	fs := o.flags()
 	fs.SetOutput(stderr)
-	level := fs.String("log-level", "warn", "debug, info, warn or error")
-	p, _, code := prepare(fs, args[1:], level, "pythia-pipe topics create FILE", nil, stderr)
+	p, _, code := prepare(fs, args[1:], &o.level, "pythia-pipe topics create FILE", nil, stderr)
 	if code != exitOK {
 		return code
 	}

@@ -31,15 +31,27 @@ func isStdin(file string) bool { return file == "-" }
 // stdinName names the standard input in diagnostics.
 const stdinName = "<stdin>"
 
-func cmdValidate(args []string, stdout, stderr io.Writer) int {
+type validateOptions struct {
+	strict bool
+	format string
+}
+
+func (o *validateOptions) flags() *flag.FlagSet {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.BoolVar(&o.strict, "strict", false, "warnings count as errors: a file with any is not ok (exit 1)")
+	fs.StringVar(&o.format, "format", "text", "output `FORMAT`: text (for people: problems on stderr with the source line) or json (one document on stdout, for editors and CI)")
+	return fs
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	var o validateOptions
+	fs := o.flags()
 	fs.SetOutput(stderr)
-	strict := fs.Bool("strict", false, "warnings count as errors: a file with any is not ok (exit 1)")
-	format := fs.String("format", "text", "text (for people: problems on stderr with the source line) or json (one document on stdout, for editors and CI)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: "+validateUsage)
 		fs.PrintDefaults()
 	}
+	strict, format := &o.strict, &o.format
 	files, err := parseInterspersed(fs, args)
 	if err != nil {
 		return flagsFailed(err)
