@@ -3,7 +3,14 @@ GO      ?= go
 BIN     := bin/pythia-pipe
 PKGS    := ./...
 
-.PHONY: help build test e2e kafka-up kafka-down registry-up registry-down lint fmt fuzz bench demo docs clean
+.PHONY: help build image test e2e kafka-up kafka-down registry-up registry-down lint fmt fuzz bench demo docs clean
+
+# make image: the image's name, and the Podman settings it builds with (runc, cgroupfs, the
+# host's ulimits: what works on these VMs; see the file). PODMAN_CONF= uses your own instead.
+IMAGE       ?= localhost/pythia-pipe:latest
+PODMAN_CONF ?= $(CURDIR)/deploy/podman/containers.conf
+PODMAN      := $(if $(PODMAN_CONF),CONTAINERS_CONF=$(PODMAN_CONF) )podman
+CA_CERTS    ?= /etc/ssl/certs/ca-certificates.crt
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -12,13 +19,30 @@ help: ## list the targets
 build: ## build bin/pythia-pipe
 	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/pythia-pipe
 
+# The binary is static (CGO_ENABLED=0) and stamped like build's; the labels say the version
+# `pythia-pipe version` prints (or git's, where Go stamps none: a git worktree) and the commit.
+# --no-cache: Podman 4.3 (buildah 1.28) reuses a cached LABEL step whose build arguments
+# changed, which would keep the labels of an earlier build; the build is three copies anyway.
+image: ## build a static binary and the OCI image $(IMAGE) from scratch with Podman (apt-get install podman runc)
+	@command -v podman >/dev/null || { echo "make image: podman is not installed (apt-get install -y podman runc)"; exit 1; }
+	@test -s $(CA_CERTS) || { echo "make image: no CA certificates at $(CA_CERTS) (apt-get install -y ca-certificates)"; exit 1; }
+	rm -rf bin/image && mkdir -p bin/image
+	CGO_ENABLED=0 $(GO) build -buildvcs=auto -trimpath -ldflags='-s -w' -o bin/image/pythia-pipe ./cmd/pythia-pipe
+	cp $(CA_CERTS) bin/image/ca-certificates.crt
+	cp deploy/image/passwd deploy/image/group bin/image/
+	version=$$($(GO) version -m bin/image/pythia-pipe | awk '$$1 == "mod" {print $$3}'); \
+	case "$$version" in ""|"(devel)") version=$$(git describe --tags --always --dirty 2>/dev/null || echo dev);; esac; \
+	revision=$$(git rev-parse HEAD 2>/dev/null || echo unknown); \
+	$(PODMAN) build --no-cache --layers=false -f deploy/image/Containerfile --build-arg VERSION="$$version" --build-arg REVISION="$$revision" -t $(IMAGE) bin/image
+	@$(PODMAN) image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' $(IMAGE)
+
 test: ## vet, then every test with the race detector (needs Graphviz's dot)
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 $(PKGS)
 
 e2e: ## the end-to-end suite on a real Apache Kafka and a real schema registry (Java 17 and 21+, Maven; both from Maven Central)
 	$(GO) vet -tags e2e ./internal/...
-	$(GO) test -tags e2e -count=1 -p 1 -timeout 30m ./internal/realkafka ./internal/registry ./internal/e2e ./internal/proctest
+	$(GO) test -tags e2e -count=1 -p 1 -timeout 30m ./internal/realkafka ./internal/registry ./internal/e2e ./internal/proctest ./internal/deploytest
 
 kafka-up: ## start a real Kafka on 127.0.0.1:9092-9096 (PLAINTEXT, SASL, SSL, mutual TLS)
 	$(GO) run ./internal/realkafka/kafkactl up
