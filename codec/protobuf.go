@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -235,4 +237,20 @@ func wrapperKind(md protoreflect.MessageDescriptor) (expr.Kind, bool) {
 		"UInt64Value": expr.Int, "Int32Value": expr.Int, "UInt32Value": expr.Int, "BoolValue": expr.Bool,
 		"StringValue": expr.String, "BytesValue": expr.Bytes}[md.Name()]
 	return k, ok
+}
+
+// CompileProtoFile compiles the .proto file at path; its imports are read from its folder
+// (Google's well-known types are known without them).
+func CompileProtoFile(ctx context.Context, path string) (*ProtoFile, error) {
+	dir, name := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	c := protocompile.Compiler{Resolver: protocompile.WithStandardImports(&protocompile.SourceResolver{ImportPaths: []string{dir}})}
+	fds, err := c.Compile(ctx, name)
+	if err != nil {
+		return nil, &SchemaError{Format: "protobuf", Err: err}
+	}
+	text, _ := os.ReadFile(path) // #nosec G304 -- the pipeline file names it
+	return &ProtoFile{text: string(text), fd: fds[0]}, nil
 }

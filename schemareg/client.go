@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/sr"
@@ -124,8 +125,12 @@ func (c *Client) Register(ctx context.Context, subject string, s sr.Schema) (sr.
 func (c *Client) wrap(what string, err error) error {
 	e := &Error{What: what, URL: c.url, Err: err}
 	var re *sr.ResponseError
-	if errors.As(err, &re) {
+	var ue *url.Error
+	switch {
+	case errors.As(err, &re):
 		e.Status, e.Code = re.StatusCode, re.ErrorCode
+	case errors.As(err, &ue):
+		e.Err = ue.Err // "dial tcp ...: connection refused", without the URL said twice
 	}
 	return e
 }
@@ -153,3 +158,27 @@ func (e *Error) Unwrap() error { return e.Err }
 // RegistryAnswer is the HTTP status and the registry's error code (0, 0: no answer), for
 // package failure's table.
 func (e *Error) RegistryAnswer() (status, code int) { return e.Status, e.Code }
+
+// ProtoFiles are the texts of a Protobuf schema and of the schemas it references (its
+// imports), by file name; the schema itself is named main.
+func (c *Client) ProtoFiles(ctx context.Context, s sr.Schema, main string) (map[string]string, error) {
+	files := map[string]string{main: s.Schema}
+	var gather func(refs []sr.SchemaReference, depth int) error
+	gather = func(refs []sr.SchemaReference, depth int) error {
+		for _, r := range refs {
+			if _, done := files[r.Name]; done || depth > 16 {
+				continue
+			}
+			ref, err := c.Version(ctx, r.Subject, r.Version)
+			if err != nil {
+				return err
+			}
+			files[r.Name] = ref.Schema.Schema
+			if err := gather(ref.References, depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return files, gather(s.References, 0)
+}
