@@ -171,6 +171,28 @@ func (e *SchemaEncoder) Encode(v any) ([]byte, error) {
 	return b, nil
 }
 
+// Decode reads back a body this encoder wrote (for `pythia-pipe test` to compare values and
+// `dev` to show them): nil, false when b is not one of its bodies.
+func (e *SchemaEncoder) Decode(b []byte) (any, bool) {
+	if e == nil {
+		return nil, false
+	}
+	e.mu.Lock()
+	id, avro, proto := e.id, e.avro, e.proto
+	e.mu.Unlock()
+	got, payload, err := schemareg.Split(b)
+	if err != nil || (avro == nil && proto == nil) || got != id {
+		return nil, false
+	}
+	var v any
+	if avro != nil {
+		v, err = avro.Decode(payload)
+	} else if _, payload, err = schemareg.SplitIndexes(payload); err == nil {
+		v, err = proto.Decode(payload)
+	}
+	return v, err == nil
+}
+
 // ready reads the schema once: the local file's id under the subject (registered first with
 // auto_register), or the subject's version. A registry that does not answer is returned as
 // it is, for the sink to wait and try again.
@@ -186,7 +208,7 @@ func (e *SchemaEncoder) ready() error {
 	reg := e.local
 	switch {
 	case e.local != nil:
-		want := sr.Schema{Schema: e.localText(), Type: map[string]sr.SchemaType{"avro": sr.TypeAvro, "protobuf": sr.TypeProtobuf}[e.format]}
+		want := sr.Schema{Schema: e.localText(), Type: e.srType()}
 		if e.autoRegister {
 			s, err = e.reg.Register(ctx, e.subject, want)
 		} else if s, err = e.reg.Lookup(ctx, e.subject, want); err != nil {
@@ -209,6 +231,19 @@ func (e *SchemaEncoder) ready() error {
 		}
 	}
 	return nil
+}
+
+// Local is the sink's schema file as the registry holds schemas, and its subject; false
+// without a file.
+func (e *SchemaEncoder) Local() (subject string, s sr.Schema, ok bool) {
+	if e == nil || e.local == nil {
+		return "", sr.Schema{}, false
+	}
+	return e.subject, sr.Schema{Schema: e.localText(), Type: e.srType()}, true
+}
+
+func (e *SchemaEncoder) srType() sr.SchemaType {
+	return map[string]sr.SchemaType{"avro": sr.TypeAvro, "protobuf": sr.TypeProtobuf}[e.format]
 }
 
 func (e *SchemaEncoder) localText() string {

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/sr"
+
 	"github.com/pythia-pipe/pythia-pipe/codec"
 	"github.com/pythia-pipe/pythia-pipe/expr"
 	"github.com/pythia-pipe/pythia-pipe/failure"
@@ -28,6 +30,12 @@ type framed struct {
 	avro    *codec.Avro  // the reader's schema; nil: each record's writer schema as it is
 	proto   *codec.Proto // the reader's message; nil: the message the record's indexes name
 	message string       // the protobuf message named in the file, for the writer's files
+	subject string       // the stage's subject: named, or the default (inputs are registered under it)
+	file    *codec.ProtoFile
+
+	inputOnce sync.Once // FrameInput registers the stage's schema once
+	inputID   int
+	inputErr  error
 
 	mu      sync.Mutex
 	byID    map[int]*writer // by the schema id records carry
@@ -52,14 +60,18 @@ func buildFramed(c *Config, format string) (*framed, *expr.Schema) {
 		c.Parser.Errorf(fv.Pos, fv.Path, "format %s reads each record's schema from a schema registry by its id: add a registry block (registry: {urls: http://host:8081})", format)
 		return f, expr.AnyMap()
 	}
+	subject := c.Fields.Get("subject")
+	name := subject.Str
+	if !subject.Set && len(c.Topics) > 0 {
+		f.subject = schemareg.DefaultSubject(c.Topics[0])
+	}
 	if file := c.Fields.Get("schema_file"); file.Set {
-		if s := c.Fields.Get("subject"); s.Set {
-			c.Parser.Errorf(s.Pos, s.Path, "subject and schema_file exclude each other: the file types the stage, the registry gives each record's writer schema by id")
+		if subject.Set {
+			f.subject = subject.Str
+			c.Parser.Errorf(subject.Pos, subject.Path, "subject and schema_file exclude each other: the file types the stage, the registry gives each record's writer schema by id")
 		}
 		return f, f.local(c, file)
 	}
-	subject := c.Fields.Get("subject")
-	name := subject.Str
 	if !subject.Set {
 		if len(c.Topics) != 1 {
 			c.Parser.Errorf(c.Fields.Get("format").Pos, subject.Path, "name the subject (or a schema_file): with %d source topics there is no one default <topic>-value", len(c.Topics))
@@ -67,6 +79,7 @@ func buildFramed(c *Config, format string) (*framed, *expr.Schema) {
 		}
 		name = schemareg.DefaultSubject(c.Topics[0])
 	}
+	f.subject = name
 	return f, f.fromSubject(c, subject, name)
 }
 
@@ -122,7 +135,7 @@ func (f *framed) pick(c *Config, pf *codec.ProtoFile) *expr.Schema {
 		c.Parser.Errorf(at, m.Path, "%v", unwrapped(err))
 		return expr.AnyMap()
 	}
-	f.proto = p
+	f.proto, f.file = p, pf
 	return p.Schema()
 }
 
@@ -263,6 +276,40 @@ func unwrapped(err error) error {
 func isRegistryError(err error) bool {
 	var e *schemareg.Error
 	return errors.As(err, &e)
+}
+
+// FrameInput writes v as a record this stage reads: encoded with its schema, framed with the
+// id the schema has under its subject (registered there first): for `dev` and
+// `pythia-pipe test` to feed values written as JSON. A stage typed by no schema cannot.
+func (d *decode) FrameInput(ctx context.Context, v any) ([]byte, error) {
+	f := d.framed
+	if f == nil || (f.avro == nil && f.proto == nil) {
+		return nil, errors.New("the decode stage has no schema to write inputs with: give it a schema_file")
+	}
+	f.inputOnce.Do(func() {
+		s := sr.Schema{Type: sr.TypeProtobuf}
+		if f.avro != nil {
+			s = sr.Schema{Schema: f.avro.Text(), Type: sr.TypeAvro}
+		} else {
+			s.Schema = f.file.Text()
+		}
+		var got sr.SubjectSchema
+		got, f.inputErr = f.reg.Register(ctx, f.subject, s)
+		f.inputID = got.ID
+	})
+	if f.inputErr != nil {
+		return nil, f.inputErr
+	}
+	if f.avro != nil {
+		return f.avro.Encode(schemareg.Append(nil, f.inputID, nil), v)
+	}
+	return f.proto.Encode(schemareg.Append(nil, f.inputID, f.proto.Indexes()), v)
+}
+
+// InputFramer is a stage that can write the records it reads from values (a decode of
+// format avro or protobuf).
+type InputFramer interface {
+	FrameInput(ctx context.Context, v any) ([]byte, error)
 }
 
 // UnreadableSchemaError is a record whose writer schema (by its id) cannot be read as the

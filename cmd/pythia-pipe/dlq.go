@@ -11,6 +11,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/sourcegraph/conc"
 
+	"github.com/pythia-pipe/pythia-pipe/pipeline"
 	"github.com/pythia-pipe/pythia-pipe/replay"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
 )
@@ -40,7 +41,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.DryRun, "dry-run", false, "print what would be replayed; write and commit nothing")
 	fs.StringVar(&o.Group, "group", "", "the consumer group that keeps the replay's progress (default: the source's group + \"-dlq-replay\")")
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
-	p, log, code := prepare(fs, args, level, "pythia-pipe dlq replay FILE [--stage S] [--error TEXT] [--since T] [--until T] [--rate N] [--dry-run]", nil, stderr)
+	p, log, code := prepare(fs, args, level, "pythia-pipe dlq replay FILE [--stage S] [--error TEXT] [--since T] [--until T] [--rate N] [--dry-run]", pipeline.Options{}, stderr)
 	if code != exitOK {
 		return code
 	}

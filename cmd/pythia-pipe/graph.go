@@ -4,6 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+
+	"github.com/pythia-pipe/pythia-pipe/pipeline"
 )
 
 func cmdGraph(args []string, stdout, stderr io.Writer) int {
@@ -18,7 +20,7 @@ func cmdGraph(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: pythia-pipe graph FILE [--format dot|mermaid]")
 		return exitUsage
 	}
-	p, ok, ioErr := load(files[0], nil, stderr)
+	p, ok, ioErr := load(files[0], pipeline.Options{}, stderr)
 	switch {
 	case ioErr:
 		return exitUsage

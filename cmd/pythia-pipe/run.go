@@ -25,7 +25,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	metricsAddr := fs.String("metrics-addr", "", "serve /metrics, /healthz and /readyz here, e.g. :9100 (default: the file's metrics.addr)")
 	pprofAddr := fs.String("pprof", "", "serve Go's CPU, heap and goroutine profiles (/debug/pprof/) here, e.g. 127.0.0.1:6060")
-	p, log, code := prepare(fs, args, level, "pythia-pipe run FILE [--metrics-addr ADDR] [--pprof ADDR] [--log-level LEVEL]", nil, stderr)
+	p, log, code := prepare(fs, args, level, "pythia-pipe run FILE [--metrics-addr ADDR] [--pprof ADDR] [--log-level LEVEL]", pipeline.Options{}, stderr)
 	if code != exitOK {
 		return code
 	}

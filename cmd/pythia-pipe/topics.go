@@ -4,6 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+
+	"github.com/pythia-pipe/pythia-pipe/pipeline"
 )
 
 func cmdTopics(args []string, stdout, stderr io.Writer) int {
@@ -18,7 +20,7 @@ func cmdTopics(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("topics create", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
-	p, _, code := prepare(fs, args[1:], level, "pythia-pipe topics create FILE", nil, stderr)
+	p, _, code := prepare(fs, args[1:], level, "pythia-pipe topics create FILE", pipeline.Options{}, stderr)
 	if code != exitOK {
 		return code
 	}
