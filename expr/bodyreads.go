@@ -29,6 +29,14 @@ func (r *BodyReads) add(paths []string) {
 	}
 }
 
+// ReadsWhole says something reads the body as a whole (a sink encoding it with a schema):
+// no field may be kept as written.
+func (r *BodyReads) ReadsWhole() {
+	if r != nil {
+		r.whole = true
+	}
+}
+
 // Done ends the gathering: every expression has been compiled.
 func (r *BodyReads) Done() { r.done = true }
 

@@ -101,6 +101,10 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 func (e *Error) hint() string {
+	var ra RegistryAnswer
+	if errors.As(e.Err, &ra) {
+		return RegistryHint(ra)
+	}
 	r := ruleOf(e.Err)
 	if e.Op == ProduceComputed && r.computedHint != "" {
 		return r.computedHint
@@ -123,6 +127,7 @@ func ruleOf(err error) rule {
 func outcome(op Op, err error) Outcome {
 	var rf RecordFault
 	var st Stopper
+	var ra RegistryAnswer
 	switch {
 	case errors.Is(err, context.Canceled):
 		return Wait // the pipeline stops at once: not a judgement on the record
@@ -130,6 +135,8 @@ func outcome(op Op, err error) Outcome {
 		return Stop
 	case errors.As(err, &rf):
 		return DeadLetter
+	case errors.As(err, &ra):
+		return registryOutcome(op, ra)
 	case op == Process:
 		return DeadLetter // a stage failed on this record: its data, not the world
 	}

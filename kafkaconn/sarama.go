@@ -33,7 +33,7 @@ func (c *Config) Sarama() (*sarama.Config, error) {
 	sc.Metadata.Timeout = c.ConnectTimeout
 	sc.Metadata.AllowAutoTopicCreation = c.CreateOnWrite // false from a file: a topic a record names must exist
 	if c.TLS != nil {
-		tc, err := c.TLS.config()
+		tc, err := c.TLS.Config()
 		if err != nil {
 			return nil, err
 		}
@@ -59,23 +59,28 @@ func (c *Config) Sarama() (*sarama.Config, error) {
 	return sc, nil
 }
 
-func (t *TLS) config() (*tls.Config, error) {
+// Config is the TLS configuration of a connection: the CA, the client certificate.
+func (t *TLS) Config() (*tls.Config, error) {
+	where := t.path
+	if where == "" {
+		where = "kafka.security.tls"
+	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify} // #nosec G402 -- opt-in, documented as tests only
 	if t.CAFile != "" {
 		pem, err := os.ReadFile(t.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("kafka.security.tls.ca_file: %w", err)
+			return nil, fmt.Errorf("%s.ca_file: %w", where, err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("kafka.security.tls.ca_file: %s holds no PEM certificate", t.CAFile)
+			return nil, fmt.Errorf("%s.ca_file: %s holds no PEM certificate", where, t.CAFile)
 		}
 		tc.RootCAs = pool
 	}
 	if t.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("kafka.security.tls: client certificate: %w", err)
+			return nil, fmt.Errorf("%s: client certificate: %w", where, err)
 		}
 		tc.Certificates = []tls.Certificate{cert}
 	}

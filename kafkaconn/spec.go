@@ -24,15 +24,21 @@ var Field = spec.Object("kafka", "The Kafka connection shared by the source, the
 			spec.String("username", "The user name.").Require(),
 			spec.String("password", "The password; use ${VAR} to read it from the environment.").Require().Secrets(),
 		),
-		spec.Object("tls", "TLS settings (protocol SSL or SASL_SSL).",
-			spec.String("ca_file", "PEM file of the CA(s) that signed the brokers' certificates. Default: the system roots."),
-			spec.String("cert_file", "PEM client certificate, for mutual TLS (needs key_file)."),
-			spec.String("key_file", "PEM private key of the client certificate."),
-			spec.String("server_name", "The name to verify brokers' certificates against. Default: the broker host."),
-			spec.Bool("insecure_skip_verify", "Do not verify the brokers' certificates (tests only).").WithDefault("false"),
-		),
+		spec.Object("tls", "TLS settings (protocol SSL or SASL_SSL).", TLSFields("brokers", "broker")...),
 	),
 )
+
+// TLSFields are the fields of a tls block, for the servers named (brokers, registries): the
+// kafka block's and the registry block's share them.
+func TLSFields(servers, server string) []spec.Field {
+	return []spec.Field{
+		spec.String("ca_file", "PEM file of the CA(s) that signed the "+servers+"' certificates. Default: the system roots."),
+		spec.String("cert_file", "PEM client certificate, for mutual TLS (needs key_file)."),
+		spec.String("key_file", "PEM private key of the client certificate."),
+		spec.String("server_name", "The name to verify "+servers+"' certificates against. Default: the "+server+" host."),
+		spec.Bool("insecure_skip_verify", "Do not verify the "+servers+"' certificates (tests only).").WithDefault("false"),
+	}
+}
 
 // Config is the validated connection.
 type Config struct {
@@ -58,6 +64,7 @@ type SASL struct {
 type TLS struct {
 	CAFile, CertFile, KeyFile, ServerName string
 	InsecureSkipVerify                    bool
+	path                                  string // the block's path in the file, for errors: kafka.security.tls
 }
 
 // FromValue checks the combinations the spec cannot express and returns the config.
@@ -94,21 +101,28 @@ func FromValue(p *spec.Parser, v *spec.Value, pipelineName, baseDir string) *Con
 		if !wantTLS {
 			p.Errorf(t.Pos, t.Path, "tls is set but protocol is %s: use SSL (or SASL_SSL with SASL)", c.Protocol)
 		}
-		c.TLS = &TLS{CAFile: t.String("ca_file"), CertFile: t.String("cert_file"), KeyFile: t.String("key_file"),
-			ServerName: t.String("server_name"), InsecureSkipVerify: t.Bool("insecure_skip_verify")}
-		switch cert, key := t.Get("cert_file"), t.Get("key_file"); {
-		case cert.Set && !key.Set:
-			p.Errorf(cert.Pos, cert.Path, "a client certificate needs its key: set key_file too")
-		case key.Set && !cert.Set:
-			p.Errorf(key.Pos, key.Path, "key_file is set without cert_file: set the client certificate too")
-		}
-		for _, name := range []string{"ca_file", "cert_file", "key_file"} {
-			p.CheckFile(t.Get(name), baseDir)
-		}
-		c.TLS.CAFile, c.TLS.CertFile, c.TLS.KeyFile = resolve(baseDir, c.TLS.CAFile), resolve(baseDir, c.TLS.CertFile), resolve(baseDir, c.TLS.KeyFile)
+		c.TLS = TLSFromValue(p, t, baseDir)
 	} else if wantTLS {
 		c.TLS = &TLS{}
 	}
+	return c
+}
+
+// TLSFromValue reads a tls block (TLSFields): a certificate needs its key, the files exist;
+// their names are resolved against baseDir.
+func TLSFromValue(p *spec.Parser, t *spec.Value, baseDir string) *TLS {
+	c := &TLS{CAFile: t.String("ca_file"), CertFile: t.String("cert_file"), KeyFile: t.String("key_file"),
+		ServerName: t.String("server_name"), InsecureSkipVerify: t.Bool("insecure_skip_verify"), path: t.Path}
+	switch cert, key := t.Get("cert_file"), t.Get("key_file"); {
+	case cert.Set && !key.Set:
+		p.Errorf(cert.Pos, cert.Path, "a client certificate needs its key: set key_file too")
+	case key.Set && !cert.Set:
+		p.Errorf(key.Pos, key.Path, "key_file is set without cert_file: set the client certificate too")
+	}
+	for _, name := range []string{"ca_file", "cert_file", "key_file"} {
+		p.CheckFile(t.Get(name), baseDir)
+	}
+	c.CAFile, c.CertFile, c.KeyFile = resolve(baseDir, c.CAFile), resolve(baseDir, c.CertFile), resolve(baseDir, c.KeyFile)
 	return c
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pythia-pipe/pythia-pipe/diag"
 	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
+	"github.com/pythia-pipe/pythia-pipe/schemareg"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
 	"github.com/pythia-pipe/pythia-pipe/sources"
 	"github.com/pythia-pipe/pythia-pipe/spec"
@@ -32,6 +33,9 @@ type Options struct {
 	// HTTP, when set, carries the calls of HTTP enrichments (`pythia-pipe test` answers them
 	// from its mocks); default: the network.
 	HTTP http.RoundTripper
+	// Registry changes how the registry block's client reaches its registry (`dev` and
+	// `pythia-pipe test` bring one in process).
+	Registry schemareg.Options
 }
 
 // LoadFile reads and validates the pipeline file at path. The error is an I/O error; problems
@@ -151,6 +155,7 @@ func build(p *spec.Parser, doc *yaml.Node, opts Options) *Pipeline {
 		p.Errorf(n.Pos, n.Path, "invalid name %q: use letters, digits, '.', '_' and '-'", n.Str)
 	}
 	pl.Kafka = kafkaconn.FromValue(p, top.Get("kafka"), pl.Name, baseDir)
+	pl.Registry, pl.RegistryClient = registry(p, top.Get("registry"), baseDir, opts.Registry)
 	pl.Source = &Source{}
 	if src := top.Get("source"); src.Set {
 		fields, impl := sources.Parse(p, src.Node, src.Path, src.Pos, pl.Name)
@@ -169,18 +174,41 @@ func build(p *spec.Parser, doc *yaml.Node, opts Options) *Pipeline {
 		types[st] = typ
 		pl.Stages = append(pl.Stages, st)
 	}
+	sinkBase := sinks.Base{Dir: baseDir, Registry: pl.RegistryClient}
 	for i, item := range top.Get("sinks").Items {
-		fields, impl := sinks.Parse(p, item.Node, "sinks["+strconv.Itoa(i)+"]", item.Pos, false, baseDir)
+		fields, impl := sinks.Parse(p, item.Node, "sinks["+strconv.Itoa(i)+"]", item.Pos, false, sinkBase)
 		pl.Sinks = append(pl.Sinks, &Sink{Name: fields.String("name"), Type: fields.String("type"), Fields: fields, Impl: impl})
 	}
 	if d := top.Get("dlq"); d.Set {
-		fields, impl := sinks.Parse(p, d.Node, d.Path, d.Pos, true, baseDir)
+		fields, impl := sinks.Parse(p, d.Node, d.Path, d.Pos, true, sinkBase)
 		pl.DLQ = &Sink{Name: "dlq", Type: fields.String("type"), Fields: fields, Impl: impl}
 	}
 	namesOK := checkNames(p, pl)
 	g := wire(p, pl, types, namesOK)
-	typeCheck(p, pl, g, types, stages.Config{Parser: p, BaseDir: baseDir, HTTP: opts.HTTP})
+	common := stages.Config{Parser: p, BaseDir: baseDir, HTTP: opts.HTTP, Registry: pl.RegistryClient}
+	if pl.Registry != nil {
+		common.RegistryWait = pl.Registry.ConnectTimeout + pl.Registry.Timeout
+	}
+	if k := pl.KafkaSource(); k != nil {
+		common.Topics = k.Topics
+	}
+	typeCheck(p, pl, g, types, common)
 	return pl
+}
+
+// registry reads the registry block and makes its client (even when the block has errors,
+// so that its stages are not told there is none); nil, nil without a block.
+func registry(p *spec.Parser, v *spec.Value, baseDir string, o schemareg.Options) (*schemareg.Config, *schemareg.Client) {
+	c := schemareg.FromValue(p, v, baseDir)
+	if c == nil {
+		return nil, nil
+	}
+	cl, err := schemareg.New(c, o)
+	if err != nil {
+		p.Errorf(v.Pos, v.Path, "%v", err)
+		return c, nil
+	}
+	return c, cl
 }
 
 // withoutExtensions drops top-level keys starting with "x-": a place for YAML anchors

@@ -8,6 +8,7 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/diag"
 	"github.com/pythia-pipe/pythia-pipe/expr"
 	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
+	"github.com/pythia-pipe/pythia-pipe/schemareg"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
 	"github.com/pythia-pipe/pythia-pipe/sources"
 	"github.com/pythia-pipe/pythia-pipe/spec"
@@ -20,6 +21,7 @@ var FileFields = []spec.Field{
 	spec.String("name", "Pipeline name: the metrics label, and the default consumer group and client id.").Require(),
 	spec.Enum("ordering", "key: records with the same key keep their order end to end; none: any order, for speed. Stages may override it.", "key", "none").WithDefault("key"),
 	kafkaconn.Field,
+	schemareg.Field,
 	sources.Field.Require(),
 	spec.List("stages", "The stages, in order; records flow from the source to the first one.", spec.Raw("stage", "A stage: name, type and that type's fields.")),
 	spec.List("sinks", "Where records end.", spec.Raw("sink", "A sink: name, type and its fields.")).Require().NotEmpty(),
@@ -36,10 +38,14 @@ type Pipeline struct {
 	Name     string
 	Ordering string
 	Kafka    *kafkaconn.Config
-	Source   *Source
-	Stages   []*Stage
-	Sinks    []*Sink
-	DLQ      *Sink // nil: failing records stop the pipeline
+	// Registry is the registry block (nil without one) and RegistryClient its client, shared
+	// by the stages and sinks that read and write Avro and Protobuf.
+	Registry       *schemareg.Config
+	RegistryClient *schemareg.Client
+	Source         *Source
+	Stages         []*Stage
+	Sinks          []*Sink
+	DLQ            *Sink // nil: failing records stop the pipeline
 	// MetricsAddr and Progress are the metrics block: where to serve metrics ("" = not
 	// served) and how often to log progress (0 = never).
 	MetricsAddr string

@@ -85,6 +85,14 @@ func writeFailures(w io.Writer) {
 	for _, r := range failure.Rows() {
 		fmt.Fprintf(w, "| `%s` | %s | %s | %s | %s |\n", r.Name(), r.Produce, r.Computed, r.Consume, r.Hint)
 	}
+	fmt.Fprint(w, "\n### Schema registry\n\nWhat each answer of the schema registry means while a `decode` stage reads a record's writer schema by the id it carries, "+
+		"and while a sink reads (or registers) the schema of the subject it writes with. A record that waits holds its partition, as a refused write does. "+
+		"Bytes that are not in the wire format or do not decode, a writer schema that cannot be read as the stage's, and a value that does not fit "+
+		"the sink's schema (the field named) dead-letter.\n\n")
+	fmt.Fprint(w, "| answer | decode | encode | likely cause |\n|---|---|---|---|\n")
+	for _, r := range failure.RegistryRows() {
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", r.Answer, r.Decode, r.Encode, r.Hint)
+	}
 }
 
 // JSONSchema describes the pipeline file format as a JSON Schema, for editors.

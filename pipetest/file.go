@@ -39,6 +39,7 @@ type Case struct {
 type Input struct {
 	Key       []byte // nil: a null key
 	Value     []byte // nil: a null value (a tombstone)
+	Written   bool   // Value was given as a mapping or list (JSON), not as a string
 	Headers   map[string]string
 	Timestamp time.Time
 }
@@ -235,6 +236,7 @@ func (ri rawInput) build() (Input, error) {
 		return in, err
 	}
 	in.Value = v
+	in.Written = ri.Value.Kind == yaml.MappingNode || ri.Value.Kind == yaml.SequenceNode
 	if ri.Timestamp != "" {
 		t, err := time.Parse(time.RFC3339Nano, ri.Timestamp)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pythia-pipe/pythia-pipe/engine"
+	"github.com/pythia-pipe/pythia-pipe/internal/devregistry"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 	"github.com/pythia-pipe/pythia-pipe/record"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
@@ -26,8 +27,9 @@ type Result struct {
 	Took     time.Duration
 }
 
-// replaced are the settings a test does without: it has no broker.
-var replaced = []string{"kafka.brokers", "kafka.security"}
+// replaced are the settings a test does without: it has no broker, and its schema registry
+// is in process, one afresh per case.
+var replaced = append([]string{"kafka.brokers", "kafka.security"}, devregistry.Unused...)
 
 // caseTimeout bounds one case: a pipeline that waits (an enrich whose service is down, with
 // no max_outage) would otherwise wait for ever.
@@ -48,9 +50,11 @@ func Run(ctx context.Context, f *File, log *slog.Logger) ([]Result, error) {
 	for _, c := range f.Cases {
 		mocks := &mockTransport{mocks: append(append([]Mock(nil), c.Mocks...), f.Mocks...)}
 		opts.HTTP = mocks
+		reg := devregistry.New()
+		opts.Registry = reg.Options()
 		p, _ := pipeline.Parse(f.Pipeline, src, opts)
 		began := time.Now()
-		failures := runCase(ctx, p, c, log)
+		failures := runCase(ctx, p, c, reg, log)
 		for _, call := range mocks.unmatched {
 			failures = append(failures, "no mock answers "+call+" (add one under mocks:)")
 		}
@@ -107,6 +111,7 @@ func (f *File) pipeline() ([]byte, pipeline.Options, *pipeline.Pipeline, error) 
 		}
 		return os.LookupEnv(name)
 	}}
+	opts.Registry = devregistry.New().Options()
 	p, diags := pipeline.Parse(f.Pipeline, src, opts)
 	if len(diags) > 0 {
 		return nil, opts, nil, &InvalidPipelineError{Test: f.Path, Pipeline: f.Pipeline, Diags: diags, Src: src}
@@ -132,7 +137,11 @@ func (c *collector) open(name string, sk sinks.Compiled, report sinks.Report) (s
 	if !ok {
 		return nil, fmt.Errorf("sink %s: its type cannot be tested", name)
 	}
-	return &testSink{c: c, name: name, render: r, report: report}, nil
+	s := &testSink{c: c, name: name, render: r, report: report}
+	if ks, ok := sk.(*sinks.KafkaSink); ok {
+		s.schema = ks.Schema
+	}
+	return s, nil
 }
 
 type testSink struct {
@@ -140,6 +149,7 @@ type testSink struct {
 	name   string
 	render sinks.Renderer
 	report sinks.Report
+	schema *sinks.SchemaEncoder // encode avro, protobuf: bodies are read back to be compared
 }
 
 func (s *testSink) Write(_ context.Context, recs []*record.Record) error {
@@ -148,6 +158,9 @@ func (s *testSink) Write(_ context.Context, recs []*record.Record) error {
 		if err != nil {
 			s.report(r, err) // the engine judges it, as it would a Kafka sink's refusal
 			continue
+		}
+		if v, ok := s.schema.Decode(w.Value); ok {
+			w.Value, _ = record.AppendJSON(nil, v) // compared as the values written
 		}
 		s.c.mu.Lock()
 		s.c.got[s.name] = append(s.c.got[s.name], output{input: int(r.Offset), written: w})
@@ -161,7 +174,7 @@ func (s *testSink) Close(context.Context) error { return nil }
 
 // runCase feeds the case's input to p and compares what each sink received with what it
 // expects.
-func runCase(ctx context.Context, p *pipeline.Pipeline, c Case, log *slog.Logger) []string {
+func runCase(ctx context.Context, p *pipeline.Pipeline, c Case, reg *devregistry.Registry, log *slog.Logger) []string {
 	topic := ""
 	if k := p.KafkaSource(); k != nil && len(k.Topics) > 0 {
 		topic = k.Topics[0]
@@ -177,6 +190,9 @@ func runCase(ctx context.Context, p *pipeline.Pipeline, c Case, log *slog.Logger
 		for _, k := range names {
 			recs[i].Headers = append(recs[i].Headers, record.Header{Key: k, Value: []byte(in.Headers[k])})
 		}
+	}
+	if failures := framed(ctx, p, reg, c.Input, recs); len(failures) > 0 {
+		return failures
 	}
 	col := &collector{got: map[string][]output{}}
 	e, err := engine.NewEngine(p, col.open, log)

@@ -27,6 +27,7 @@ type Target struct {
 	Allow     []string
 	Key       *expr.Program
 	Encode    string
+	Schema    *SchemaEncoder // encode avro, protobuf
 	MaxBytes  int
 	DLQ       bool
 }
@@ -199,7 +200,7 @@ func (k *Kafka) message(rec *record.Record) (*sarama.ProducerMessage, string, er
 	if err != nil {
 		return nil, topic, err
 	}
-	value, err := Encode(rec, k.target.Encode)
+	value, err := encodeBody(&k.target, rec)
 	if err != nil {
 		return nil, topic, err
 	}

@@ -17,8 +17,8 @@ var kafkaType = &Type{
 		spec.Expr("topic_expr", "string", "Computes the topic per record, instead of topic. A computed topic that is not valid, not allowed or missing sends its record to the DLQ; records never create topics."),
 		spec.Strings("topic_allow", "The topics topic_expr may compute: names, or patterns where * stands for any characters (payments-*)."),
 		spec.Expr("key", "any", "Computes the output key. Default: the input record's key."),
-		spec.Enum("encode", "How the body is written: json, text (a string body as is) or bytes (raw). Default: JSON for decoded bodies, the consumed bytes otherwise.", "json", "text", "bytes"),
-	}, producerFields...),
+		spec.Enum("encode", "How the body is written: json, text (a string body as is), bytes (raw), or avro or protobuf with a registry subject's schema, framed with its id. Default: JSON for decoded bodies, the consumed bytes otherwise.", "json", "text", "bytes", "avro", "protobuf"),
+	}, append(append([]spec.Field(nil), schemaFields...), producerFields...)...),
 	DLQFields: append([]spec.Field{
 		spec.String("topic", "The dead-letter topic.").Require(),
 	}, producerFields...),
@@ -34,7 +34,9 @@ func buildKafka(c *Config) Compiled {
 		kafkaconn.CheckTopicName(c.Parser, c.Fields.Get("topic"))
 		return &KafkaSink{Name: "dlq", Topic: c.Fields.String("topic"), Producer: ProducerFromValue(c.Parser, c.Fields), Fields: c.Fields, DLQ: true}
 	}
-	return FromValue(c.Parser, c.Fields)
+	k := FromValue(c.Parser, c.Fields)
+	k.Schema = buildSchemaEncoder(c.Parser, c.Fields, c.Registry, c.BaseDir)
+	return k
 }
 
 // KafkaSink is a validated Kafka sink (or DLQ). TopicExpr and Key are compiled once the
@@ -45,7 +47,8 @@ type KafkaSink struct {
 	TopicExpr *expr.Program
 	Allow     []string // topic_allow
 	Key       *expr.Program
-	Encode    string // "" = by body: JSON when decoded, the consumed bytes otherwise
+	Encode    string         // "" = by body: JSON when decoded, the consumed bytes otherwise
+	Schema    *SchemaEncoder // encode avro, protobuf; nil otherwise
 	Producer  Producer
 	Fields    *spec.Value
 	DLQ       bool
@@ -58,6 +61,9 @@ func (k *KafkaSink) Compile(env expr.Env, diags *diag.List) {
 	}
 	if v := k.Fields.Get("key"); v.Set {
 		k.Key = expr.Compile(v, env, expr.WantAny, diags)
+	}
+	if k.Schema != nil {
+		k.Schema.compile(k.Fields, env, diags)
 	}
 }
 
@@ -96,7 +102,7 @@ func (k *KafkaSink) Computed() (names []kafkaconn.Topic, patterns []string) {
 
 // target is what the sink writes, as its Write and Render see it.
 func (k *KafkaSink) target() Target {
-	return Target{Name: k.Name, Topic: k.Topic, TopicExpr: k.TopicExpr, Allow: k.Allow, Key: k.Key, Encode: k.Encode, DLQ: k.DLQ}
+	return Target{Name: k.Name, Topic: k.Topic, TopicExpr: k.TopicExpr, Allow: k.Allow, Key: k.Key, Encode: k.Encode, Schema: k.Schema, DLQ: k.DLQ}
 }
 
 // Open starts the producer; a named topic's max.message.bytes lowers the largest record.

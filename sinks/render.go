@@ -33,7 +33,7 @@ func (k *KafkaSink) Render(rec *record.Record) (Written, error) {
 			return Written{}, err
 		}
 	}
-	value, err := Encode(rec, t.Encode)
+	value, err := encodeBody(&t, rec)
 	if err != nil {
 		return Written{}, err
 	}

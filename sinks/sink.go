@@ -16,6 +16,7 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/expr"
 	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
 	"github.com/pythia-pipe/pythia-pipe/record"
+	"github.com/pythia-pipe/pythia-pipe/schemareg"
 	"github.com/pythia-pipe/pythia-pipe/spec"
 )
 
@@ -88,11 +89,18 @@ var DLQField = spec.Raw("dlq", "The dead-letter queue: records that failed a sta
 
 // Config is what Build is given: the sink's parsed fields and where it stands.
 type Config struct {
-	Name    string // "dlq" for the dead-letter queue
-	DLQ     bool
-	Fields  *spec.Value
-	Parser  *spec.Parser
-	BaseDir string // the pipeline file's folder, against which file names resolve
+	Name     string // "dlq" for the dead-letter queue
+	DLQ      bool
+	Fields   *spec.Value
+	Parser   *spec.Parser
+	BaseDir  string            // the pipeline file's folder, against which file names resolve
+	Registry *schemareg.Client // the pipeline's schema registry; nil without a registry block
+}
+
+// Base is what every sink of a file is built with.
+type Base struct {
+	Dir      string            // the pipeline file's folder
+	Registry *schemareg.Client // nil without a registry block
 }
 
 // Compiled is a validated sink of some type.
@@ -125,7 +133,7 @@ type Env struct {
 // Parse reads a `sinks` entry (dlq false) or the `dlq` block: its `type` picks the fields,
 // and the type builds it. An unknown type is reported with a suggestion, and yields a nil
 // Compiled; the common fields are still parsed so other checks can go on.
-func Parse(p *spec.Parser, n *yaml.Node, path string, at diag.Pos, dlq bool, baseDir string) (*spec.Value, Compiled) {
+func Parse(p *spec.Parser, n *yaml.Node, path string, at diag.Pos, dlq bool, base Base) (*spec.Value, Compiled) {
 	common, names, what := CommonFields, TypeNames(), "sink"
 	fieldsOf := func(t *Type) []spec.Field { return t.Fields }
 	if dlq {
@@ -141,5 +149,5 @@ func Parse(p *spec.Parser, n *yaml.Node, path string, at diag.Pos, dlq bool, bas
 	if !dlq {
 		name = v.String("name")
 	}
-	return v, typ.Build(&Config{Name: name, DLQ: dlq, Fields: v, Parser: p, BaseDir: baseDir})
+	return v, typ.Build(&Config{Name: name, DLQ: dlq, Fields: v, Parser: p, BaseDir: base.Dir, Registry: base.Registry})
 }

@@ -13,8 +13,11 @@ import (
 const decodeDoc = "Parses the record body so that later stages can read its fields as `msg`."
 
 var decodeFields = []spec.Field{
-	spec.Enum("format", "How the body is parsed: json (msg is the object), text (msg is a string) or bytes (msg is the raw bytes).", "json", "text", "bytes").WithDefault("json"),
+	spec.Enum("format", "How the body is parsed: json (msg is the object), text (msg is a string), bytes (msg is the raw bytes), or avro or protobuf framed for a schema registry (msg is the record; the writer's schema comes from the registry block by the id each record carries).", "json", "text", "bytes", "avro", "protobuf").WithDefault("json"),
 	spec.Enum("on_null", "A record whose value is null (a tombstone: a delete on a compacted topic): pass it on with msg nil, unchecked by the schema, to reach its sinks with a null value; drop it; or send it to the DLQ.", "pass", "drop", "dlq").WithDefault("pass"),
+	spec.String("subject", "avro, protobuf: the registry subject whose latest schema types msg at validate time (when the registry answers). Default: <topic>-value of the source's topic."),
+	spec.String("schema_file", "avro, protobuf: a local schema that types msg, offline: an .avsc file, or a .proto file (with message). Records are read as this schema (Avro resolves each writer's schema to it)."),
+	spec.String("message", "protobuf: the message type records hold, by name (Order or shop.v1.Order). Default: the file's only message."),
 	spec.Raw("schema", "Optional field types (string, int, float, bool, time, bytes, any, [type], nested mappings; `?` marks optional; \"*\": any allows other fields). Expressions downstream are type-checked against it and records that do not match go to the DLQ."),
 }
 
@@ -23,11 +26,14 @@ func decodeType() *Type {
 	return &Type{Name: "decode", Doc: decodeDoc, Fields: decodeFields, Build: buildDecode, Retryable: true,
 		Look: Look{DOTShape: "parallelogram", MermaidOpen: "[/", MermaidClose: "/]", Detail: func(f *spec.Value) (string, string) {
 			return " " + f.String("format"), ""
-		}}}
+		}},
+		Counters: []spec.Counter{{Key: "registry_waiting", Metric: "registry_waiting", Gauge: true,
+			Help: "Records waiting for the schema registry to answer (it could not be reached)."}}}
 }
 
 type decode struct {
 	format string
+	framed *framed // avro, protobuf
 	onNull string
 	schema *expr.Schema // nil: no schema
 	reads  *expr.BodyReads
@@ -38,9 +44,25 @@ func buildDecode(c *Config) Built {
 	d := &decode{format: c.Fields.String("format"), onNull: c.Fields.String("on_null"), reads: c.Reads}
 	d.raw = d.unread
 	out := map[string]*expr.Schema{"json": expr.AnyMap(), "text": {Kind: expr.String}, "bytes": {Kind: expr.Bytes}}[d.format]
+	if d.format == "avro" || d.format == "protobuf" {
+		d.framed, out = buildFramed(c, d.format)
+	} else {
+		for _, name := range []string{"subject", "schema_file", "message"} {
+			if v := c.Fields.Get(name); v.Set {
+				c.Parser.Errorf(v.Pos, v.Path, "%s applies to formats avro and protobuf (this stage decodes %s)", name, d.format)
+			}
+		}
+	}
+	if m := c.Fields.Get("message"); m.Set && d.format == "avro" {
+		c.Parser.Errorf(m.Pos, m.Path, "message names a Protobuf message type: an Avro schema has one record")
+	}
 	if sv := c.Fields.Get("schema"); sv.Set {
 		if d.format != "json" {
-			c.Parser.Errorf(sv.Pos, sv.Path, "a schema applies to format json only (this stage decodes %s)", d.format)
+			hint := ""
+			if d.framed != nil {
+				hint = ": the registry's schema (or schema_file) types it"
+			}
+			c.Parser.Errorf(sv.Pos, sv.Path, "a schema applies to format json only (this stage decodes %s)%s", d.format, hint)
 		} else {
 			d.schema = parseSchema(c.Parser, sv.Node, sv.Path)
 			out = d.schema
@@ -61,7 +83,7 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 // ErrNullValue is a tombstone met by a decode stage with on_null: dlq.
 var ErrNullValue = errors.New("the value is null (a tombstone) and on_null is dlq")
 
-func (d *decode) Process(_ context.Context, rec *record.Record, out []Output) ([]Output, error) {
+func (d *decode) Process(ctx context.Context, rec *record.Record, out []Output) ([]Output, error) {
 	if rec.Value == nil {
 		// A tombstone has no body to parse or check: text would make it "" and JSON an
 		// error, and either way the delete it stands for would be lost.
@@ -75,6 +97,15 @@ func (d *decode) Process(_ context.Context, rec *record.Record, out []Output) ([
 		return append(out, Output{Rec: rec}), nil
 	}
 	switch d.format {
+	case "avro", "protobuf":
+		v, err := d.framed.decode(ctx, rec.Value)
+		if err != nil {
+			if ctx.Err() != nil {
+				return out, ctx.Err() // a stop, not the record's fault
+			}
+			return out, &DecodeError{Format: d.format, Err: err}
+		}
+		rec.Msg = v
 	case "text":
 		rec.Msg = string(rec.Value)
 	case "bytes":
@@ -93,6 +124,15 @@ func (d *decode) Process(_ context.Context, rec *record.Record, out []Output) ([
 	}
 	rec.Decoded = true
 	return append(out, Output{Rec: rec}), nil
+}
+
+// Counters is the number of records waiting for the registry (none without one).
+func (d *decode) Counters() map[string]int64 {
+	waiting := int64(0)
+	if d.framed != nil {
+		waiting = d.framed.waiting.Load()
+	}
+	return map[string]int64{"registry_waiting": waiting}
 }
 
 // unread reports a field that may stay as written (record.Raw): no expression reads it and

@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/pythia-pipe/pythia-pipe/diag"
 	"github.com/pythia-pipe/pythia-pipe/expr"
 	"github.com/pythia-pipe/pythia-pipe/record"
+	"github.com/pythia-pipe/pythia-pipe/schemareg"
 	"github.com/pythia-pipe/pythia-pipe/spec"
 )
 
@@ -65,6 +67,11 @@ type Config struct {
 	BaseDir string       // the pipeline file's folder, against which file names resolve
 	Reads   *expr.BodyReads
 	HTTP    http.RoundTripper // carries HTTP lookups' calls; nil: the network
+	// Registry is the pipeline's schema registry (nil without a registry block); RegistryWait
+	// bounds what validation waits for it; Topics are the source's topics (default subjects).
+	Registry     *schemareg.Client
+	RegistryWait time.Duration
+	Topics       []string
 }
 
 // Env is what the stage's expressions see; compiling against it tells Reads what they read.

@@ -18,6 +18,7 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/sinks"
 
 	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
+	"github.com/pythia-pipe/pythia-pipe/internal/devregistry"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 )
 
@@ -45,7 +46,9 @@ func cmdDev(args []string, stdout, stderr io.Writer) int {
 	var o devOptions
 	fs := o.flags()
 	fs.SetOutput(stderr)
-	p, log, code := prepare(fs, args, &o.level, "pythia-pipe dev FILE [--feed FILE] [--follow] [--partitions N] [--samples N] [--expect NAME=N,...]", devReplaced, stderr)
+	reg := devregistry.New() // Avro and Protobuf: a schema registry in process, beside the broker
+	opts := pipeline.Options{Unused: append(append([]string(nil), devReplaced...), devregistry.Unused...), Registry: reg.Options()}
+	p, log, code := prepare(fs, args, &o.level, "pythia-pipe dev FILE [--feed FILE] [--follow] [--partitions N] [--samples N] [--expect NAME=N,...]", opts, stderr)
 	if code != exitOK {
 		return code
 	}
@@ -84,6 +87,13 @@ func cmdDev(args []string, stdout, stderr io.Writer) int {
 	case p.Kafka.SASL != nil || p.Kafka.TLS != nil:
 		fmt.Fprintln(stdout, "note: the in-process broker is plaintext; kafka.security is ignored by dev")
 	}
+	if p.Registry != nil {
+		if err := reg.Prepare(p); err != nil {
+			fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
+			return exitInvalid
+		}
+		fmt.Fprintln(stdout, "note: the schema registry is in process (registry.urls is not used), holding the sinks' schema files under their subjects")
+	}
 	if src := p.KafkaSource(); src.Start == "latest" && len(feed) > 0 {
 		// The feed goes in before the pipeline joins its group: latest would start after it,
 		// and wait for ever for records that are already there.
@@ -101,6 +111,10 @@ func cmdDev(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	fmt.Fprintf(stdout, "pythia-pipe dev: pipeline %s on an in-process broker at %s\n", p.Name, strings.Join(b.Addrs(), ","))
 	if len(feed) > 0 {
+		if err := frameFeed(ctx, stdout, p, feed); err != nil {
+			fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
+			return exitInvalid
+		}
 		if err := b.Produce(ctx, p.KafkaSource().Topics[0], feed); err != nil {
 			fmt.Fprintf(stderr, "pythia-pipe: feeding %s: %v\n", p.KafkaSource().Topics[0], err)
 			return exitInvalid
@@ -239,7 +253,9 @@ func summarize(w io.Writer, b *devbroker.Broker, p *pipeline.Pipeline, stats eng
 		counts[s.Name] = int64(len(recs))
 		fmt.Fprintf(w, "  sink %-12s %6d records  → topic %s\n", s.Name, len(recs), topic)
 		for i := 0; i < len(recs) && i < samples; i++ {
-			fmt.Fprintf(w, "      %s\n", sample(recs[i]))
+			r := recs[i]
+			r.Value = devregistry.Readable(s, r.Value)
+			fmt.Fprintf(w, "      %s\n", sample(r))
 		}
 	}
 	if p.DLQ != nil && namedTopic(p.DLQ) == "" {
@@ -283,6 +299,39 @@ func summarize(w io.Writer, b *devbroker.Broker, p *pipeline.Pipeline, stats eng
 		counts["dropped"] = total
 	}
 	return counts, nil
+}
+
+// frameFeed writes the feed's JSON objects in Avro or Protobuf when the first stage reads
+// them so (their schema registered under its subject, framed with its id); a line that does
+// not fit the schema, or is not an object, is fed as written (and will be dead-lettered).
+func frameFeed(ctx context.Context, stdout io.Writer, p *pipeline.Pipeline, feed []devbroker.Record) error {
+	fr := devregistry.FramerOf(p)
+	if fr == nil {
+		return nil
+	}
+	framed, asIs := 0, []string{}
+	for i := range feed {
+		b, ok, err := fr.Frame(ctx, feed[i].Value)
+		switch {
+		case ok:
+			feed[i].Value = b
+			framed++
+		case err != nil:
+			asIs = append(asIs, fmt.Sprintf("record %d %v", i+1, err))
+		default:
+			asIs = append(asIs, fmt.Sprintf("record %d is not a JSON object", i+1))
+		}
+	}
+	fmt.Fprintf(stdout, "wrote %d feed records as stage %s reads them (%s, framed for the in-process registry)", framed, p.Entry[0], p.StageByName(p.Entry[0]).Fields.String("format"))
+	if len(asIs) > 0 {
+		fmt.Fprintf(stdout, "; %d as written:\n", len(asIs))
+		for _, a := range asIs {
+			fmt.Fprintf(stdout, "    %s\n", diag.Abbreviate(a, 140))
+		}
+		return nil
+	}
+	fmt.Fprintln(stdout)
+	return nil
 }
 
 // sample is a record of a sink for reading: its key ("-" for none), its headers sorted by

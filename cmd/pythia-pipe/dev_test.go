@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/pythia-pipe/pythia-pipe/pipeline"
 )
 
 // devFiles writes a pipeline and a feed for dev into a temporary folder.
@@ -185,7 +187,7 @@ func TestCountNames(t *testing.T) {
 			}
 			file, _ := devFiles(t, src, "")
 			var diags bytes.Buffer
-			p, ok, _ := load(file, nil, &diags)
+			p, ok, _ := load(file, pipeline.Options{}, &diags)
 			if !ok {
 				t.Fatalf("the pipeline does not load:\n%s", diags.String())
 			}

@@ -11,6 +11,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/sourcegraph/conc"
 
+	"github.com/pythia-pipe/pythia-pipe/pipeline"
 	"github.com/pythia-pipe/pythia-pipe/replay"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
 )
@@ -51,7 +52,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 	fs := opts.flags()
 	fs.SetOutput(stderr)
 	o := &opts.Options
-	p, log, code := prepare(fs, args, &opts.level, "pythia-pipe dlq replay FILE [--stage S] [--error TEXT] [--since T] [--until T] [--rate N] [--dry-run]", nil, stderr)
+	p, log, code := prepare(fs, args, &opts.level, "pythia-pipe dlq replay FILE [--stage S] [--error TEXT] [--since T] [--until T] [--rate N] [--dry-run]", pipeline.Options{}, stderr)
 	if code != exitOK {
 		return code
 	}

@@ -4,6 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+
+	"github.com/pythia-pipe/pythia-pipe/pipeline"
 )
 
 type graphOptions struct{ format string }
@@ -26,7 +28,7 @@ func cmdGraph(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: pythia-pipe graph FILE [--format dot|mermaid]")
 		return exitUsage
 	}
-	p, ok, ioErr := load(files[0], nil, stderr)
+	p, ok, ioErr := load(files[0], pipeline.Options{}, stderr)
 	switch {
 	case ioErr:
 		return exitUsage

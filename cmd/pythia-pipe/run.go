@@ -33,7 +33,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	var o runOptions
 	fs := o.flags()
 	fs.SetOutput(stderr)
-	p, log, code := prepare(fs, args, &o.level, "pythia-pipe run FILE [--metrics-addr ADDR] [--pprof ADDR] [--log-level LEVEL]", nil, stderr)
+	p, log, code := prepare(fs, args, &o.level, "pythia-pipe run FILE [--metrics-addr ADDR] [--pprof ADDR] [--log-level LEVEL]", pipeline.Options{}, stderr)
 	if code != exitOK {
 		return code
 	}

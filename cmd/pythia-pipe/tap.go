@@ -58,7 +58,7 @@ func cmdTap(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitUsage
 	}
-	p, ok, ioErr := load(pos[0], nil, stderr)
+	p, ok, ioErr := load(pos[0], pipeline.Options{}, stderr)
 	switch {
 	case ioErr:
 		return exitUsage

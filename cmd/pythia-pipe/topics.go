@@ -4,6 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+
+	"github.com/pythia-pipe/pythia-pipe/pipeline"
 )
 
 type topicsOptions struct{ level string }
@@ -26,7 +28,7 @@ func cmdTopics(args []string, stdout, stderr io.Writer) int {
 	var o topicsOptions
 	fs := o.flags()
 	fs.SetOutput(stderr)
-	p, _, code := prepare(fs, args[1:], &o.level, "pythia-pipe topics create FILE", nil, stderr)
+	p, _, code := prepare(fs, args[1:], &o.level, "pythia-pipe topics create FILE", pipeline.Options{}, stderr)
 	if code != exitOK {
 		return code
 	}

@@ -213,13 +213,14 @@ func testDiagnostics(file string, err error) diag.List {
 // warnings of a valid file) to w. unused are the settings the command replaces
 // (pipeline.Options.Unused). ok is false when the file is invalid; ioErr is true when it could
 // not be read at all.
-func load(file string, unused []string, w io.Writer) (p *pipeline.Pipeline, ok, ioErr bool) {
+func load(file string, opts pipeline.Options, w io.Writer) (p *pipeline.Pipeline, ok, ioErr bool) {
 	src, err := os.ReadFile(file)
 	if err != nil {
 		fmt.Fprintf(w, "pythia-pipe: %v\n", err)
 		return nil, false, true
 	}
-	p, diags := pipeline.Parse(file, src, pipeline.Options{BaseDir: filepath.Dir(file), Unused: unused})
+	opts.BaseDir = filepath.Dir(file)
+	p, diags := pipeline.Parse(file, src, opts)
 	if len(diags) > 0 {
 		diag.Print(w, diags, diag.Sources{file: src})
 		fmt.Fprintf(w, "%s: %s\n", file, diags.Count())
@@ -266,7 +267,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 
 // prepare parses the flags of a command that runs one pipeline, sets up logging and loads the
 // pipeline (unused: as for load); code is non-zero when the command must exit with it.
-func prepare(fs *flag.FlagSet, args []string, level *string, usage string, unused []string, stderr io.Writer) (p *pipeline.Pipeline, log *slog.Logger, code int) {
+func prepare(fs *flag.FlagSet, args []string, level *string, usage string, opts pipeline.Options, stderr io.Writer) (p *pipeline.Pipeline, log *slog.Logger, code int) {
 	files, err := parseInterspersed(fs, args)
 	if err != nil {
 		return nil, nil, flagsFailed(err)
@@ -279,7 +280,7 @@ func prepare(fs *flag.FlagSet, args []string, level *string, usage string, unuse
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return nil, nil, exitUsage
 	}
-	p, ok, ioErr := load(files[0], unused, stderr)
+	p, ok, ioErr := load(files[0], opts, stderr)
 	switch {
 	case ioErr:
 		return nil, nil, exitUsage
