@@ -8,6 +8,7 @@ import (
 
 	"github.com/pythia-pipe/pythia-pipe/sinks"
 	"github.com/pythia-pipe/pythia-pipe/sources"
+	"github.com/pythia-pipe/pythia-pipe/txn"
 )
 
 // KafkaRun is a pipeline wired to Kafka and ready to run: the source and sinks the file
@@ -29,12 +30,19 @@ func ConnectKafka(p *pipeline.Pipeline, log *slog.Logger) (*KafkaRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	src, err := p.Source.Impl.Open(sources.Env{Brokers: p.Kafka.Brokers, Base: base, Log: log})
-	if err != nil {
+	var src sources.Runner
+	var sess *txn.Session
+	if p.ExactlyOnce() {
+		eos, err := openExactlyOnce(p, log)
+		if err != nil {
+			return nil, err
+		}
+		src, sess = eos, eos.Session()
+	} else if src, err = p.Source.Impl.Open(sources.Env{Brokers: p.Kafka.Brokers, Base: base, Log: log}); err != nil {
 		return nil, err
 	}
 	open := func(name string, sk sinks.Compiled, report sinks.Report) (sinks.Sink, error) {
-		return sk.Open(sinks.Env{Name: name, Brokers: p.Kafka.Brokers, Base: base, MaxBytes: maxBytes, Log: log}, report)
+		return sk.Open(sinks.Env{Name: name, Brokers: p.Kafka.Brokers, Base: base, MaxBytes: maxBytes, Log: log, Txn: sess}, report)
 	}
 	e, err := NewEngine(p, open, log)
 	if err != nil {

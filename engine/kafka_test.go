@@ -123,66 +123,7 @@ func TestKafkaOrders100k(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(outs) != 7*n/10 || len(bigs) != n/10 || len(dlq) != n/10 {
-		t.Fatalf("out %d big %d dlq %d; want %d %d %d", len(outs), len(bigs), len(dlq), 7*n/10, n/10, n/10)
-	}
-	seen := map[int]bool{}
-	check := func(r devbroker.Record, sink string) {
-		seq := 0
-		fmt.Sscan(r.Headers["seq"], &seq)
-		if seen[seq] {
-			t.Fatalf("record %d written twice", seq)
-		}
-		seen[seq] = true
-		in := feed[seq]
-		if string(r.Key) != string(in.Key) || !r.Timestamp.Equal(in.Timestamp) {
-			t.Fatalf("%s: record %d key %q ts %v; want %q %v", sink, seq, r.Key, r.Timestamp, in.Key, in.Timestamp)
-		}
-		if sink == "dlq" {
-			if string(r.Value) != string(in.Value) {
-				t.Fatalf("dlq: record %d is not the original bytes: %s", seq, r.Value)
-			}
-			for h, want := range map[string]string{"pythia.stage": "parse", "pythia.pipeline": "orders", "pythia.source.topic": "orders", "pythia.attempts": "1"} {
-				if r.Headers[h] != want {
-					t.Fatalf("dlq: record %d header %s = %q, want %q", seq, h, r.Headers[h], want)
-				}
-			}
-			for _, h := range []string{"pythia.error", "pythia.source.partition", "pythia.source.offset", "pythia.source.timestamp", "pythia.failed_at"} {
-				if r.Headers[h] == "" {
-					t.Fatalf("dlq: record %d lacks header %s", seq, h)
-				}
-			}
-			return
-		}
-		var m map[string]any
-		if err := json.Unmarshal(r.Value, &m); err != nil {
-			t.Fatalf("%s: record %d is not JSON: %v", sink, seq, err)
-		}
-		var orig map[string]any
-		_ = json.Unmarshal(in.Value, &orig)
-		amount := orig["amount"].(float64)
-		if (sink == "big") != (amount >= 1000) || m["region"] != strings.ToUpper(orig["region"].(string)) ||
-			m["total_cents"] != float64(int64(amount*100+0.5)) || m["order_id"] != orig["order_id"] {
-			t.Fatalf("%s: record %d = %v from %v", sink, seq, m, orig)
-		}
-	}
-	for _, r := range outs {
-		check(r, "out")
-	}
-	for _, r := range bigs {
-		check(r, "big")
-	}
-	for _, r := range dlq {
-		check(r, "dlq")
-	}
-	for i := range feed {
-		if devbroker.OrdersFate(i) == "dropped" && seen[i] {
-			t.Fatalf("filtered record %d was written", i)
-		}
-		if devbroker.OrdersFate(i) != "dropped" && !seen[i] {
-			t.Fatalf("record %d is missing", i)
-		}
-	}
+	checkOrders(t, feed, outs, bigs, dlq)
 	committed, ends := b.Committed("order-processors", "orders"), b.EndOffsets("orders")
 	for part, end := range ends {
 		if committed[part] != end {
@@ -585,4 +526,70 @@ func verifyNoLeaks(t *testing.T) func() {
 		goleak.IgnoreTopFunction("github.com/twmb/franz-go/pkg/kfake.(*clientConn).read"),
 		goleak.IgnoreTopFunction("github.com/twmb/franz-go/pkg/kfake.(*clientConn).write")}
 	return func() { goleak.VerifyNone(t, opts...) }
+}
+
+// checkOrders asserts that the orders example wrote every record of feed exactly once, to
+// the sink its fate says, as the example transforms it; the DLQ holds the originals.
+func checkOrders(t *testing.T, feed []devbroker.Record, outs, bigs, dlq []devbroker.Record) {
+	t.Helper()
+	if len(outs) != 7*len(feed)/10 || len(bigs) != len(feed)/10 || len(dlq) != len(feed)/10 {
+		t.Fatalf("out %d big %d dlq %d; want %d %d %d", len(outs), len(bigs), len(dlq), 7*len(feed)/10, len(feed)/10, len(feed)/10)
+	}
+	seen := map[int]bool{}
+	check := func(r devbroker.Record, sink string) {
+		seq := 0
+		fmt.Sscan(r.Headers["seq"], &seq)
+		if seen[seq] {
+			t.Fatalf("record %d written twice", seq)
+		}
+		seen[seq] = true
+		in := feed[seq]
+		if string(r.Key) != string(in.Key) || !r.Timestamp.Equal(in.Timestamp) {
+			t.Fatalf("%s: record %d key %q ts %v; want %q %v", sink, seq, r.Key, r.Timestamp, in.Key, in.Timestamp)
+		}
+		if sink == "dlq" {
+			if string(r.Value) != string(in.Value) {
+				t.Fatalf("dlq: record %d is not the original bytes: %s", seq, r.Value)
+			}
+			for h, want := range map[string]string{"pythia.stage": "parse", "pythia.pipeline": "orders", "pythia.source.topic": "orders", "pythia.attempts": "1"} {
+				if r.Headers[h] != want {
+					t.Fatalf("dlq: record %d header %s = %q, want %q", seq, h, r.Headers[h], want)
+				}
+			}
+			for _, h := range []string{"pythia.error", "pythia.source.partition", "pythia.source.offset", "pythia.source.timestamp", "pythia.failed_at"} {
+				if r.Headers[h] == "" {
+					t.Fatalf("dlq: record %d lacks header %s", seq, h)
+				}
+			}
+			return
+		}
+		var m map[string]any
+		if err := json.Unmarshal(r.Value, &m); err != nil {
+			t.Fatalf("%s: record %d is not JSON: %v", sink, seq, err)
+		}
+		var orig map[string]any
+		_ = json.Unmarshal(in.Value, &orig)
+		amount := orig["amount"].(float64)
+		if (sink == "big") != (amount >= 1000) || m["region"] != strings.ToUpper(orig["region"].(string)) ||
+			m["total_cents"] != float64(int64(amount*100+0.5)) || m["order_id"] != orig["order_id"] {
+			t.Fatalf("%s: record %d = %v from %v", sink, seq, m, orig)
+		}
+	}
+	for _, r := range outs {
+		check(r, "out")
+	}
+	for _, r := range bigs {
+		check(r, "big")
+	}
+	for _, r := range dlq {
+		check(r, "dlq")
+	}
+	for i := range feed {
+		if devbroker.OrdersFate(i) == "dropped" && seen[i] {
+			t.Fatalf("filtered record %d was written", i)
+		}
+		if devbroker.OrdersFate(i) != "dropped" && !seen[i] {
+			t.Fatalf("record %d is missing", i)
+		}
+	}
 }

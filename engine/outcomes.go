@@ -15,6 +15,10 @@ import (
 // reporter returns the outcome handler of a sink node.
 func (e *Engine) reporter(n *node) sinks.Report {
 	return func(rec *record.Record, err error) {
+		if err == sinks.ErrAborted {
+			rec.Track.Done() // read again: nothing of it was written
+			return
+		}
 		if err != nil {
 			n.stats.failed.Add(1)
 			e.outcome(n, rec, err)
@@ -29,6 +33,10 @@ func (e *Engine) reporter(n *node) sinks.Report {
 }
 
 func (e *Engine) reportDLQ(rec *record.Record, err error) {
+	if err == sinks.ErrAborted {
+		rec.Track.Done()
+		return
+	}
 	if err != nil {
 		e.stats["dlq"].failed.Add(1)
 		e.outcome(nil, rec, err)

@@ -149,7 +149,7 @@ func build(p *spec.Parser, doc *yaml.Node, opts Options) *Pipeline {
 	if v := top.Get("version"); v.Set && v.IntVal != 1 {
 		p.Errorf(v.Pos, v.Path, "unsupported version %d: this pythia-pipe reads version 1", v.IntVal)
 	}
-	pl := &Pipeline{File: p.File, Name: top.String("name"), Ordering: top.String("ordering"),
+	pl := &Pipeline{File: p.File, Name: top.String("name"), Ordering: top.String("ordering"), Delivery: top.String("delivery"),
 		MetricsAddr: top.Get("metrics").String("addr"), Progress: top.Get("metrics").Duration("progress")}
 	if n := top.Get("name"); n.Set && !namePattern.MatchString(n.Str) {
 		p.Errorf(n.Pos, n.Path, "invalid name %q: use letters, digits, '.', '_' and '-'", n.Str)
@@ -193,6 +193,7 @@ func build(p *spec.Parser, doc *yaml.Node, opts Options) *Pipeline {
 		common.Topics = k.Topics
 	}
 	typeCheck(p, pl, g, types, common)
+	checkDelivery(p, pl, top.Get("delivery"))
 	return pl
 }
 

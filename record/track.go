@@ -45,3 +45,12 @@ func (t *Tracker) Done() {
 
 // Outstanding reports how many copies are not done yet.
 func (t *Tracker) Outstanding() int { return int(t.n.Load()) }
+
+// Owner is who the record is settled with: the exactly-once sinks find a record's
+// transaction there.
+func (t *Tracker) Owner() Settler {
+	if t == nil {
+		return nil
+	}
+	return t.owner
+}

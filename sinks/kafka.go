@@ -52,17 +52,11 @@ const logEvery = 10 * time.Second
 // Kafka writes records to Kafka through sarama's async producer, keeping the order of each
 // output partition through refused writes (see the order guard).
 type Kafka struct {
-	target Target
-	op     failure.Op
-	at     string // "sink NAME" or "dlq", in errors
-	env    *expr.Binder
+	*output
 	client sarama.Client
 	prod   sarama.AsyncProducer
 	report Report
-	log    *slog.Logger
 	guard  *guard
-	topics *topicChecker // partition counts, and the checks of computed topics
-	limit  int
 
 	quit    chan struct{} // closed by Close: the resender stops
 	readers conc.WaitGroup
@@ -103,39 +97,23 @@ func cappedBackoff(retries, _ int) time.Duration {
 
 // NewKafka starts a producer for target; report receives every outcome.
 func NewKafka(brokers []string, base *sarama.Config, p Producer, target Target, report Report, log *slog.Logger) (*Kafka, error) {
-	limit := int(p.MaxMessageBytes)
-	if target.MaxBytes > 0 && target.MaxBytes < limit {
-		limit = target.MaxBytes
-	}
-	at := "sink " + target.Name
-	if target.DLQ {
-		at = "dlq"
-	}
-	client, err := sarama.NewClient(brokers, ProducerConfig(base, p, limit))
+	lookup, err := sarama.NewClient(brokers, base)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", at, err)
+		return nil, fmt.Errorf("%s: %w", sinkAt(target), err)
+	}
+	out := newOutput(p, target, lookup, log)
+	client, err := sarama.NewClient(brokers, ProducerConfig(base, p, out.limit))
+	if err != nil {
+		lookup.Close()
+		return nil, fmt.Errorf("%s: %w", out.at, err)
 	}
 	prod, err := sarama.NewAsyncProducerFromClient(client)
 	if err != nil {
 		client.Close()
-		return nil, fmt.Errorf("%s: %w", at, err)
+		lookup.Close()
+		return nil, fmt.Errorf("%s: %w", out.at, err)
 	}
-	k := &Kafka{target: target, op: failure.Produce, at: at, env: expr.NewBinder(target.TopicExpr, target.Key),
-		client: client, prod: prod, report: report, log: log.With("sink", target.Name), guard: newGuard(!target.DLQ),
-		limit: limit, quit: make(chan struct{})}
-	// Topics are looked up with the connection's quick metadata settings, not the producer's
-	// patient ones: a missing computed topic must be told at once, and a lookup must not hold
-	// up a stop for long.
-	lookup, err := sarama.NewClient(brokers, base)
-	if err != nil {
-		prod.Close()
-		client.Close()
-		return nil, fmt.Errorf("%s: %w", at, err)
-	}
-	k.topics = newTopicChecker(lookup, target.Allow)
-	if target.TopicExpr != nil {
-		k.op = failure.ProduceComputed
-	}
+	k := &Kafka{output: out, client: client, prod: prod, report: report, guard: newGuard(!target.DLQ), quit: make(chan struct{})}
 	k.readers.Go(k.readSuccesses)
 	k.readers.Go(k.readErrors)
 	k.loop.Go(k.resend)
@@ -167,111 +145,6 @@ func (k *Kafka) Write(ctx context.Context, recs []*record.Record) error {
 	return nil
 }
 
-// prepare builds the write of rec, or returns the failure that keeps it from being written
-// (dead-letter or stop). A computed topic that cannot be looked up now (brokers away) is
-// waited for until ctx ends.
-func (k *Kafka) prepare(ctx context.Context, rec *record.Record) (*write, error) {
-	for failures := 1; ; failures++ {
-		msg, topic, err := k.message(rec)
-		if err == nil {
-			w := &write{rec: rec, msg: msg}
-			msg.Metadata = w
-			return w, nil
-		}
-		f := failure.Judge(k.op, k.at, topic, err)
-		if f.Outcome != failure.Wait {
-			return nil, f
-		}
-		if failures == 1 {
-			k.log.Warn("cannot look up the topic to write to; waiting", "stage", k.target.Name, "to_topic", topic, "err", err,
-				"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset)
-		}
-		select {
-		case <-time.After(k.backoff(failures)):
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-}
-
-// message builds the producer message of rec: topic, partition, key, body, headers.
-func (k *Kafka) message(rec *record.Record) (*sarama.ProducerMessage, string, error) {
-	topic, key, err := k.route(rec)
-	if err != nil {
-		return nil, topic, err
-	}
-	value, err := encodeBody(&k.target, rec)
-	if err != nil {
-		return nil, topic, err
-	}
-	msg := &sarama.ProducerMessage{Topic: topic, Timestamp: rec.Timestamp}
-	if value != nil { // nil is a null value (a tombstone); an empty body is []byte{}
-		msg.Value = sarama.ByteEncoder(value)
-	}
-	if key != nil {
-		msg.Key = sarama.ByteEncoder(key)
-	}
-	if len(rec.Headers) > 0 {
-		msg.Headers = make([]sarama.RecordHeader, len(rec.Headers))
-		for i, h := range rec.Headers {
-			msg.Headers[i] = sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value}
-		}
-	}
-	if size := msg.ByteSize(2); size > k.limit {
-		if !k.target.DLQ {
-			return nil, topic, &TooLargeError{Topic: topic, Bytes: size, Limit: k.limit}
-		}
-		fitDLQ(msg, k.limit)
-	}
-	n, err := k.partitions(topic)
-	if err != nil {
-		return nil, topic, err
-	}
-	msg.Partition = partitionFor(key, n)
-	return msg, topic, nil
-}
-
-func (k *Kafka) partitions(topic string) (int32, error) {
-	if k.target.TopicExpr != nil {
-		return k.topics.partitions(topic)
-	}
-	return k.topics.count(topic)
-}
-
-func (k *Kafka) route(rec *record.Record) (topic string, key []byte, err error) {
-	return route(&k.target, k.env, rec)
-}
-
-// route evaluates topic_expr and key for rec; each left out keeps the sink's topic or the
-// record's key.
-func route(t *Target, env *expr.Binder, rec *record.Record) (topic string, key []byte, err error) {
-	topic, key = t.Topic, rec.Key
-	if t.TopicExpr == nil && t.Key == nil {
-		return topic, key, nil
-	}
-	vars := env.Bind(rec)
-	defer env.Release(vars)
-	if t.TopicExpr != nil {
-		v, err := t.TopicExpr.Run(vars)
-		if err != nil {
-			return "", nil, &EncodeError{What: "topic", Err: err}
-		}
-		s, ok := v.(string)
-		if !ok || s == "" {
-			return "", nil, &EncodeError{What: "topic", Err: fmt.Errorf("topic_expr computed %v, not a topic name", v)}
-		}
-		topic = s
-	}
-	if t.Key != nil {
-		v, err := t.Key.Run(vars)
-		if err != nil {
-			return topic, nil, &EncodeError{What: "key", Err: err}
-		}
-		key = record.ToBytes(v)
-	}
-	return topic, key, nil
-}
-
 func (k *Kafka) readSuccesses() {
 	for msg := range k.prod.Successes() {
 		for _, w := range k.guard.acked(msg.Metadata.(*write)) {
@@ -296,8 +169,15 @@ func (k *Kafka) readErrors() {
 	}
 }
 
-func (k *Kafka) backoff(failures int) time.Duration {
-	return failure.Backoff(failures, 100*time.Millisecond, 5*time.Second, 2, 0.2)
+// prepare builds the write of rec (see output.prepare).
+func (k *Kafka) prepare(ctx context.Context, rec *record.Record) (*write, error) {
+	msg, err := k.output.prepare(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
+	w := &write{rec: rec, msg: msg}
+	msg.Metadata = w
+	return w, nil
 }
 
 // resend hands the writes the order guard releases to the producer, and says every logEvery

@@ -114,5 +114,8 @@ func (k *KafkaSink) Open(env Env, report Report) (Sink, error) {
 			env.Log.Info("records are held to the topic's max.message.bytes", "sink", k.Name, "to_topic", t.Topic, "max_message_bytes", n)
 		}
 	}
+	if env.Txn != nil {
+		return NewTxn(env.Brokers, env.Base, k.Producer, t, env.Txn, report, env.Log)
+	}
 	return NewKafka(env.Brokers, env.Base, k.Producer, t, report, env.Log)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/record"
 	"github.com/pythia-pipe/pythia-pipe/schemareg"
 	"github.com/pythia-pipe/pythia-pipe/spec"
+	"github.com/pythia-pipe/pythia-pipe/txn"
 )
 
 // Sink is where records end at run time. Write may block while the sink is full; the outcome
@@ -128,6 +129,9 @@ type Env struct {
 	Base     *sarama.Config // the connection's sarama config
 	MaxBytes map[string]int // the max.message.bytes of the topics the file names
 	Log      *slog.Logger
+	// Txn is the source's transactions under `delivery: exactly_once`: a Kafka sink writes
+	// in them. Nil otherwise.
+	Txn *txn.Session
 }
 
 // Parse reads a `sinks` entry (dlq false) or the `dlq` block: its `type` picks the fields,

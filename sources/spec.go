@@ -29,32 +29,34 @@ var kafkaFields = []spec.Field{
 	spec.Size("max_pending_bytes", "Memory of the records read and not yet done, across every partition of the process, before every partition is paused until half of it is free; 0: no bound in bytes. A record weighs its key, value and headers plus 512 bytes for what the engine holds of it. Bounds memory whatever the record size and the number of partitions (plus fetch_max_bytes and what sarama buffers per partition).").WithDefault("8MiB").AtLeast(0),
 	spec.Duration("drain_timeout", "On revoke or shutdown, time to let in-flight records finish before committing what is done.").WithDefault("30s"),
 	spec.Duration("stall_timeout", "A partition whose commit point has not moved for this long while records are pending is stalled: logged, exported, and /healthz fails. 0: never.").WithDefault("5m"),
+	spec.Duration("transaction_timeout", "delivery: exactly_once: the longest a transaction may stay open before the broker aborts it; the engine aborts one still open at 80% of it. Shorter than session_timeout.").WithDefault("30s"),
 	spec.Enum("isolation", "read_committed: records of aborted or open transactions are never read; read_uncommitted: every record.", "read_committed", "read_uncommitted").WithDefault("read_committed"),
 	kafkaconn.CreateField,
 }
 
 // Config is the validated Kafka source.
 type Config struct {
-	Topics            []string
-	Group             string
-	Start             string
-	Rebalance         string
-	InstanceID        string
-	SessionTimeout    time.Duration
-	HeartbeatInterval time.Duration
-	RebalanceTimeout  time.Duration
-	FetchMinBytes     int64
-	FetchMaxWait      time.Duration
-	FetchDefaultBytes int64
-	FetchMaxBytes     int64
-	ChannelBufferSize int
-	CommitInterval    time.Duration
-	MaxPending        int
-	MaxPendingBytes   int64
-	DrainTimeout      time.Duration
-	StallTimeout      time.Duration
-	Isolation         string
-	Create            *spec.Value // topic settings of the source topics, for `topics create`
+	Topics             []string
+	Group              string
+	Start              string
+	Rebalance          string
+	InstanceID         string
+	SessionTimeout     time.Duration
+	HeartbeatInterval  time.Duration
+	RebalanceTimeout   time.Duration
+	FetchMinBytes      int64
+	FetchMaxWait       time.Duration
+	FetchDefaultBytes  int64
+	FetchMaxBytes      int64
+	ChannelBufferSize  int
+	CommitInterval     time.Duration
+	MaxPending         int
+	MaxPendingBytes    int64
+	DrainTimeout       time.Duration
+	StallTimeout       time.Duration
+	Isolation          string
+	TransactionTimeout time.Duration
+	Create             *spec.Value // topic settings of the source topics, for `topics create`
 }
 
 // buildKafka checks the combinations the spec cannot express and returns the config.
@@ -65,26 +67,27 @@ func buildKafka(p *spec.Parser, v *spec.Value, pipelineName string) Compiled {
 // FromValue checks the combinations the spec cannot express and returns the config.
 func FromValue(p *spec.Parser, v *spec.Value, pipelineName string) *Config {
 	c := &Config{
-		Topics:            v.Strings("topics"),
-		Group:             v.String("group"),
-		Start:             v.String("start"),
-		Rebalance:         v.String("rebalance"),
-		InstanceID:        v.String("instance_id"),
-		SessionTimeout:    v.Duration("session_timeout"),
-		HeartbeatInterval: v.Duration("heartbeat_interval"),
-		RebalanceTimeout:  v.Duration("rebalance_timeout"),
-		FetchMinBytes:     v.Int("fetch_min_bytes"),
-		FetchMaxWait:      v.Duration("fetch_max_wait"),
-		FetchDefaultBytes: v.Int("fetch_default_bytes"),
-		FetchMaxBytes:     v.Int("fetch_max_bytes"),
-		ChannelBufferSize: int(v.Int("channel_buffer_size")),
-		CommitInterval:    v.Duration("commit_interval"),
-		MaxPending:        int(v.Int("max_pending")),
-		MaxPendingBytes:   v.Int("max_pending_bytes"),
-		DrainTimeout:      v.Duration("drain_timeout"),
-		StallTimeout:      v.Duration("stall_timeout"),
-		Isolation:         v.String("isolation"),
-		Create:            v.Get("create"),
+		Topics:             v.Strings("topics"),
+		Group:              v.String("group"),
+		Start:              v.String("start"),
+		Rebalance:          v.String("rebalance"),
+		InstanceID:         v.String("instance_id"),
+		SessionTimeout:     v.Duration("session_timeout"),
+		HeartbeatInterval:  v.Duration("heartbeat_interval"),
+		RebalanceTimeout:   v.Duration("rebalance_timeout"),
+		FetchMinBytes:      v.Int("fetch_min_bytes"),
+		FetchMaxWait:       v.Duration("fetch_max_wait"),
+		FetchDefaultBytes:  v.Int("fetch_default_bytes"),
+		FetchMaxBytes:      v.Int("fetch_max_bytes"),
+		ChannelBufferSize:  int(v.Int("channel_buffer_size")),
+		CommitInterval:     v.Duration("commit_interval"),
+		MaxPending:         int(v.Int("max_pending")),
+		MaxPendingBytes:    v.Int("max_pending_bytes"),
+		DrainTimeout:       v.Duration("drain_timeout"),
+		StallTimeout:       v.Duration("stall_timeout"),
+		Isolation:          v.String("isolation"),
+		TransactionTimeout: v.Duration("transaction_timeout"),
+		Create:             v.Get("create"),
 	}
 	if c.Group == "" {
 		c.Group = pipelineName

@@ -1,0 +1,75 @@
+package pipeline
+
+import (
+	"strconv"
+
+	"github.com/pythia-pipe/pythia-pipe/sinks"
+	"github.com/pythia-pipe/pythia-pipe/spec"
+)
+
+// ExactlyOnce says whether the pipeline reads, writes and commits in Kafka transactions.
+func (p *Pipeline) ExactlyOnce() bool { return p.Delivery == "exactly_once" }
+
+// checkDelivery says why a pipeline cannot be exactly-once: every sink and the DLQ must
+// write to Kafka on the source's cluster (a file cannot join a Kafka transaction), through
+// one transactional producer (acks all, idempotent), and a transaction must end before
+// the group would expel its member: transaction_timeout < session_timeout <
+// rebalance_timeout, and commit_interval well within the transaction.
+func checkDelivery(p *spec.Parser, pl *Pipeline, delivery *spec.Value) {
+	src := pl.KafkaSource()
+	if src == nil {
+		return
+	}
+	fields := pl.Source.Fields
+	if !pl.ExactlyOnce() {
+		if tt := fields.Get("transaction_timeout"); tt.Set {
+			p.Warnf(tt.Pos, tt.Path, "transaction_timeout applies only to delivery: exactly_once; this pipeline is at_least_once")
+		}
+		return
+	}
+	why := "under delivery: exactly_once (line " + strconv.Itoa(delivery.Pos.Line) + ")"
+	all := append(append([]*Sink(nil), pl.Sinks...), pl.DLQ)
+	var first *sinks.KafkaSink
+	for _, sk := range all {
+		if sk == nil || sk.Impl == nil {
+			continue
+		}
+		k, ok := sk.Impl.(*sinks.KafkaSink)
+		if !ok {
+			t := sk.Fields.Get("type")
+			p.Errorf(t.Pos, t.Path, "a %s sink cannot be exactly-once: %s every sink and the DLQ write to Kafka, in the source's transaction (or use delivery: at_least_once)", sk.Type, why)
+			continue
+		}
+		if v := sk.Fields.Get("acks"); k.Producer.Acks != "all" {
+			p.Errorf(v.Pos, v.Path, "a transaction's writes need acks: all (%s)", why)
+		}
+		if v := sk.Fields.Get("idempotent"); !k.Producer.Idempotent {
+			p.Errorf(v.Pos, v.Path, "a transaction's writes are idempotent: leave idempotent out (%s)", why)
+		}
+		if first == nil {
+			first = k
+			continue
+		}
+		if differ := k.Producer.Compression != first.Producer.Compression || k.Producer.Linger != first.Producer.Linger ||
+			k.Producer.BatchBytes != first.Producer.BatchBytes; differ {
+			p.Warnf(sk.Fields.Pos, sk.Fields.Path, "%s every sink writes through one producer, which takes the compression, linger and batch_bytes of sink %s; this sink's differ", why, first.Name)
+		}
+	}
+	tt, st, rt := fields.Get("transaction_timeout"), fields.Get("session_timeout"), fields.Get("rebalance_timeout")
+	if src.TransactionTimeout >= src.SessionTimeout {
+		p.Errorf(tt.Pos, tt.Path, "transaction_timeout (%v) must be shorter than session_timeout (%v) %s: a member the group expels must not leave a transaction open", src.TransactionTimeout, src.SessionTimeout, why)
+	}
+	if src.SessionTimeout >= src.RebalanceTimeout {
+		at := st
+		if !st.Set {
+			at = rt
+		}
+		p.Errorf(at.Pos, at.Path, "session_timeout (%v) must be shorter than rebalance_timeout (%v) %s: a transaction must end within a rebalance", src.SessionTimeout, src.RebalanceTimeout, why)
+	}
+	if ci := fields.Get("commit_interval"); src.CommitInterval*2 > src.TransactionTimeout {
+		p.Errorf(ci.Pos, ci.Path, "commit_interval (%v) is how long a transaction reads %s: keep it under half of transaction_timeout (%v), which must also cover the records' way through the stages", src.CommitInterval, why, src.TransactionTimeout)
+	}
+	if iso := fields.Get("isolation"); src.Isolation != "read_committed" {
+		p.Errorf(iso.Pos, iso.Path, "an exactly-once pipeline reads read_committed: records of aborted transactions must not be processed")
+	}
+}

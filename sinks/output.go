@@ -1,0 +1,158 @@
+package sinks
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/pythia-pipe/pythia-pipe/expr"
+	"github.com/pythia-pipe/pythia-pipe/failure"
+	"github.com/pythia-pipe/pythia-pipe/record"
+)
+
+// output is what a Kafka sink makes of a record before a producer takes it — topic,
+// partition, key, body, headers, the size check — shared by the at-least-once sink (Kafka)
+// and the exactly-once one (Txn).
+type output struct {
+	target Target
+	op     failure.Op
+	at     string // "sink NAME" or "dlq", in errors
+	env    *expr.Binder
+	log    *slog.Logger
+	topics *topicChecker // partition counts, and the checks of computed topics
+	limit  int
+}
+
+// newOutput looks topics up on lookup, a client with the connection's quick metadata
+// settings (a missing computed topic must be told at once, and a lookup must not hold up a
+// stop for long).
+func newOutput(p Producer, target Target, lookup sarama.Client, log *slog.Logger) *output {
+	limit := int(p.MaxMessageBytes)
+	if target.MaxBytes > 0 && target.MaxBytes < limit {
+		limit = target.MaxBytes
+	}
+	o := &output{target: target, op: failure.Produce, at: sinkAt(target), env: expr.NewBinder(target.TopicExpr, target.Key),
+		log: log.With("sink", target.Name), topics: newTopicChecker(lookup, target.Allow), limit: limit}
+	if target.TopicExpr != nil {
+		o.op = failure.ProduceComputed
+	}
+	return o
+}
+
+// prepare builds the message of rec, or returns the failure that keeps it from being
+// written (dead-letter or stop). A computed topic that cannot be looked up now (brokers
+// away) is waited for until ctx ends.
+func (o *output) prepare(ctx context.Context, rec *record.Record) (*sarama.ProducerMessage, error) {
+	for failures := 1; ; failures++ {
+		msg, topic, err := o.message(rec)
+		if err == nil {
+			return msg, nil
+		}
+		f := failure.Judge(o.op, o.at, topic, err)
+		if f.Outcome != failure.Wait {
+			return nil, f
+		}
+		if failures == 1 {
+			o.log.Warn("cannot look up the topic to write to; waiting", "stage", o.target.Name, "to_topic", topic, "err", err,
+				"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset)
+		}
+		select {
+		case <-time.After(o.backoff(failures)):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (o *output) backoff(failures int) time.Duration {
+	return failure.Backoff(failures, 100*time.Millisecond, 5*time.Second, 2, 0.2)
+}
+
+// message builds the producer message of rec: topic, partition, key, body, headers.
+func (o *output) message(rec *record.Record) (*sarama.ProducerMessage, string, error) {
+	topic, key, err := o.route(rec)
+	if err != nil {
+		return nil, topic, err
+	}
+	value, err := encodeBody(&o.target, rec)
+	if err != nil {
+		return nil, topic, err
+	}
+	msg := &sarama.ProducerMessage{Topic: topic, Timestamp: rec.Timestamp}
+	if value != nil { // nil is a null value (a tombstone); an empty body is []byte{}
+		msg.Value = sarama.ByteEncoder(value)
+	}
+	if key != nil {
+		msg.Key = sarama.ByteEncoder(key)
+	}
+	if len(rec.Headers) > 0 {
+		msg.Headers = make([]sarama.RecordHeader, len(rec.Headers))
+		for i, h := range rec.Headers {
+			msg.Headers[i] = sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value}
+		}
+	}
+	if size := msg.ByteSize(2); size > o.limit {
+		if !o.target.DLQ {
+			return nil, topic, &TooLargeError{Topic: topic, Bytes: size, Limit: o.limit}
+		}
+		fitDLQ(msg, o.limit)
+	}
+	n, err := o.partitions(topic)
+	if err != nil {
+		return nil, topic, err
+	}
+	msg.Partition = partitionFor(key, n)
+	return msg, topic, nil
+}
+
+func (o *output) partitions(topic string) (int32, error) {
+	if o.target.TopicExpr != nil {
+		return o.topics.partitions(topic)
+	}
+	return o.topics.count(topic)
+}
+
+func (o *output) route(rec *record.Record) (topic string, key []byte, err error) {
+	return route(&o.target, o.env, rec)
+}
+
+// route evaluates topic_expr and key for rec; each left out keeps the sink's topic or the
+// record's key.
+func route(t *Target, env *expr.Binder, rec *record.Record) (topic string, key []byte, err error) {
+	topic, key = t.Topic, rec.Key
+	if t.TopicExpr == nil && t.Key == nil {
+		return topic, key, nil
+	}
+	vars := env.Bind(rec)
+	defer env.Release(vars)
+	if t.TopicExpr != nil {
+		v, err := t.TopicExpr.Run(vars)
+		if err != nil {
+			return "", nil, &EncodeError{What: "topic", Err: err}
+		}
+		s, ok := v.(string)
+		if !ok || s == "" {
+			return "", nil, &EncodeError{What: "topic", Err: fmt.Errorf("topic_expr computed %v, not a topic name", v)}
+		}
+		topic = s
+	}
+	if t.Key != nil {
+		v, err := t.Key.Run(vars)
+		if err != nil {
+			return topic, nil, &EncodeError{What: "key", Err: err}
+		}
+		key = record.ToBytes(v)
+	}
+	return topic, key, nil
+}
+
+// sinkAt names the sink in errors: "sink NAME", or "dlq".
+func sinkAt(t Target) string {
+	if t.DLQ {
+		return "dlq"
+	}
+	return "sink " + t.Name
+}

@@ -1,0 +1,145 @@
+package sinks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pythia-pipe/pythia-pipe/record"
+	"github.com/pythia-pipe/pythia-pipe/txn"
+)
+
+// ErrAborted is the outcome of a write whose transaction was aborted: nothing of it is
+// visible to read_committed readers, and its record is read again from the committed
+// offsets. The engine counts the record as done in the aborted transaction, nothing more.
+var ErrAborted = errors.New("its transaction was aborted: the record is read again")
+
+// Txn writes records in the source's Kafka transaction (`delivery: exactly_once`): through
+// the session's producer, into the transaction of the record's batch. A write the broker
+// refuses even after franz-go's retries fails the transaction (it aborts, and its records
+// are read again); a write of a transaction that is over is dropped.
+type Txn struct {
+	*output
+	sess   *txn.Session
+	report Report
+
+	mu      sync.Mutex
+	pending int           // writes handed to the producer, not yet answered
+	idle    chan struct{} // a token when pending reaches 0
+}
+
+// NewTxn opens a transactional sink on the session; lookups of topics use base.
+func NewTxn(brokers []string, base *sarama.Config, p Producer, target Target, sess *txn.Session, report Report, log *slog.Logger) (*Txn, error) {
+	lookup, err := sarama.NewClient(brokers, base)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", sinkAt(target), err)
+	}
+	return &Txn{output: newOutput(p, target, lookup, log), sess: sess, report: report, idle: make(chan struct{}, 1)}, nil
+}
+
+// Write hands each record to the producer in its transaction.
+func (t *Txn) Write(ctx context.Context, recs []*record.Record) error {
+	for _, rec := range recs {
+		b, ok := rec.Track.Owner().(*txn.Batch)
+		if !ok {
+			return fmt.Errorf("%s: a record read outside a transaction reached an exactly-once sink", t.at) // an engine bug
+		}
+		if b.Ended() {
+			t.report(rec, ErrAborted)
+			continue
+		}
+		msg, err := t.prepare(ctx, rec)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			t.report(rec, err)
+			continue
+		}
+		t.add(1)
+		if !t.sess.Produce(b, franzRecord(msg), func(_ *kgo.Record, err error) { t.answered(rec, b, err) }) {
+			t.add(-1)
+			t.report(rec, ErrAborted)
+		}
+	}
+	return nil
+}
+
+// answered is the producer's answer to a write of batch b.
+func (t *Txn) answered(rec *record.Record, b *txn.Batch, err error) {
+	defer t.add(-1)
+	switch {
+	case b.Ended():
+		t.report(rec, ErrAborted)
+	case err != nil:
+		b.Fail(fmt.Errorf("%s: %w", t.at, err))
+		t.report(rec, ErrAborted)
+	default:
+		t.report(rec, nil)
+	}
+}
+
+func (t *Txn) add(n int) {
+	t.mu.Lock()
+	t.pending += n
+	if t.pending == 0 {
+		select {
+		case t.idle <- struct{}{}:
+		default:
+		}
+	}
+	t.mu.Unlock()
+}
+
+func (t *Txn) outstanding() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.pending
+}
+
+// Close waits for the producer's answers to what was handed to it (the session's client,
+// closed by the source before the sinks, fails what it still holds).
+func (t *Txn) Close(ctx context.Context) error {
+	defer t.topics.client.Close()
+	for t.outstanding() > 0 {
+		select {
+		case <-t.idle:
+		case <-ctx.Done():
+			return fmt.Errorf("%s: closed with %d writes unanswered: %w", t.at, t.outstanding(), ctx.Err())
+		}
+	}
+	return nil
+}
+
+// franzRecord is msg as franz-go writes it.
+func franzRecord(msg *sarama.ProducerMessage) *kgo.Record {
+	r := &kgo.Record{Topic: msg.Topic, Partition: msg.Partition, Timestamp: msg.Timestamp}
+	if msg.Key != nil {
+		r.Key, _ = msg.Key.Encode()
+	}
+	if msg.Value != nil {
+		r.Value, _ = msg.Value.Encode()
+	}
+	if len(msg.Headers) > 0 {
+		r.Headers = make([]kgo.RecordHeader, len(msg.Headers))
+		for i, h := range msg.Headers {
+			r.Headers[i] = kgo.RecordHeader{Key: string(h.Key), Value: h.Value}
+		}
+	}
+	return r
+}
+
+// TxnProducer is the producer settings of the session's client under exactly_once, from
+// the first Kafka sink's (every sink writes through one producer): acks all and
+// idempotence are what transactions are made of.
+func TxnProducer(p Producer, maxBytes int) []kgo.Opt {
+	codec := map[string]kgo.CompressionCodec{"none": kgo.NoCompression(), "gzip": kgo.GzipCompression(), "snappy": kgo.SnappyCompression(),
+		"lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression()}[p.Compression]
+	return []kgo.Opt{kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(p.Linger),
+		kgo.ProducerBatchCompression(codec), kgo.ProducerBatchMaxBytes(int32(max(maxBytes, int(p.BatchBytes))))}
+}

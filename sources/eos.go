@@ -1,0 +1,275 @@
+package sources
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pythia-pipe/pythia-pipe/failure"
+	"github.com/pythia-pipe/pythia-pipe/record"
+	"github.com/pythia-pipe/pythia-pipe/txn"
+)
+
+// KafkaEOS is the consumer-group source of `delivery: exactly_once`: it reads in
+// transactions. Each one polls for commit_interval (or until max_pending records), hands the
+// records on, waits until every one is settled — its outputs and DLQ records written in the
+// transaction by the sinks — and commits the outputs and the offsets together. A revoke, a
+// lost partition, a failed write, a stop on error, or a transaction still open at 80% of
+// transaction_timeout aborts it instead: its records are read again from the committed
+// offsets, and what of them is still in the pipeline is waited for outside a transaction
+// (an enrichment outage waits there, not in a transaction the broker would time out).
+type KafkaEOS struct {
+	cfg  *Config
+	log  *slog.Logger
+	sess *txn.Session
+	cur  atomic.Pointer[txn.Batch]
+
+	joined     atomic.Bool
+	assigned   atomic.Int64
+	rebalances atomic.Int64
+}
+
+// TransactionalID is the producer's transactional.id: stable across restarts with an
+// instance_id, so that a restarted instance fences its predecessor and aborts what that one
+// left open; without one, unique to the process (a crashed one's open transaction then ends
+// at its timeout).
+func TransactionalID(c *Config) string {
+	if c.InstanceID != "" {
+		return c.Group + "-" + c.InstanceID
+	}
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%s-%d", c.Group, host, os.Getpid())
+}
+
+// NewKafkaEOS prepares the source on the connection's franz-go options (and the producer's:
+// the sinks write through its session); Run joins the group.
+func NewKafkaEOS(c *Config, opts []kgo.Opt, log *slog.Logger) (*KafkaEOS, error) {
+	k := &KafkaEOS{cfg: c, log: log}
+	balancer := map[string]kgo.GroupBalancer{
+		"cooperative-sticky": kgo.CooperativeStickyBalancer(), "sticky": kgo.StickyBalancer(),
+		"range": kgo.RangeBalancer(), "round-robin": kgo.RoundRobinBalancer(),
+	}[c.Rebalance]
+	start := kgo.NewOffset().AtStart()
+	if c.Start == "latest" {
+		start = kgo.NewOffset().AtEnd()
+	}
+	opts = append(opts,
+		kgo.ConsumerGroup(c.Group), kgo.ConsumeTopics(c.Topics...), kgo.Balancers(balancer),
+		kgo.SessionTimeout(c.SessionTimeout), kgo.RebalanceTimeout(c.RebalanceTimeout), kgo.HeartbeatInterval(c.HeartbeatInterval),
+		kgo.ConsumeResetOffset(start), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.RequireStableFetchOffsets(),
+		kgo.FetchMinBytes(int32(c.FetchMinBytes)), kgo.FetchMaxWait(c.FetchMaxWait),
+		kgo.FetchMaxBytes(int32(c.FetchMaxBytes)), kgo.FetchMaxPartitionBytes(int32(c.FetchDefaultBytes)),
+		kgo.TransactionalID(TransactionalID(c)), kgo.TransactionTimeout(c.TransactionTimeout),
+		kgo.OnPartitionsAssigned(k.onAssigned),
+	)
+	if c.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(c.InstanceID))
+	}
+	sess, err := txn.Open(opts, log)
+	if err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	k.sess = sess
+	return k, nil
+}
+
+// Session is the transactions' session, through which the sinks write.
+func (k *KafkaEOS) Session() *txn.Session { return k.sess }
+
+func (k *KafkaEOS) onAssigned(_ context.Context, _ *kgo.Client, parts map[string][]int32) {
+	n := 0
+	for _, ps := range parts {
+		n += len(ps)
+	}
+	if k.joined.Swap(true) {
+		k.rebalances.Add(1)
+	}
+	k.assigned.Add(int64(n))
+	k.log.Info("partitions assigned", "group", k.cfg.Group, "partitions", fmt.Sprint(parts))
+}
+
+// Run reads in transactions until ctx ends: a graceful stop lets the open transaction's
+// records finish within drain_timeout and commits it; a stop on error (ErrAbort) aborts it.
+// It returns with the session closed.
+func (k *KafkaEOS) Run(ctx context.Context, in Intake) error {
+	defer k.sess.Close()
+	aborts := 0
+	for ctx.Err() == nil {
+		b, err := k.fill(ctx, in)
+		if b == nil {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		committed, why, endErr := k.finish(ctx, b)
+		if err = errors.Join(err, endErr); err != nil {
+			return err
+		}
+		if committed {
+			aborts = 0
+			continue
+		}
+		aborts++
+		if f := b.Failure(); f != nil && aborts >= maxFailedTransactions {
+			return fmt.Errorf("exactly-once: %d transactions in a row aborted on a failed write; stopping uncommitted: %w", aborts, f)
+		}
+		k.log.Warn("transaction aborted: its records will be read again from the committed offsets", "why", why, "aborts_in_a_row", aborts)
+		select {
+		case <-time.After(failure.Backoff(aborts, 100*time.Millisecond, 5*time.Second, 2, 0.2)):
+		case <-ctx.Done():
+		}
+	}
+	return nil
+}
+
+// maxFailedTransactions is how many transactions in a row may abort on a failed write (one
+// the broker kept refusing through franz-go's retries) before the pipeline stops.
+const maxFailedTransactions = 10
+
+// fill polls for one transaction: from the first record read, for commit_interval or until
+// max_pending records, handing each poll's records on. It returns nil when ctx ended before
+// anything was read. A batch the pipeline did not take fails the transaction.
+func (k *KafkaEOS) fill(ctx context.Context, in Intake) (*txn.Batch, error) {
+	var b *txn.Batch
+	var end time.Time
+	for ctx.Err() == nil {
+		pollCtx, cancel := ctx, context.CancelFunc(func() {})
+		if b != nil {
+			pollCtx, cancel = context.WithDeadline(ctx, end)
+		}
+		fs := k.sess.Poll(pollCtx, max(1, k.cfg.MaxPending-int(pendingOf(b))))
+		cancel()
+		if fs.IsClientClosed() {
+			return b, errors.New("source: the Kafka client closed")
+		}
+		fs.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+				k.log.Warn("fetch", "topic", topic, "partition", p, "err", err)
+			}
+		})
+		if n := fs.NumRecords(); n > 0 {
+			if b == nil {
+				var err error
+				if b, err = k.sess.Begin(k.cfg.TransactionTimeout - k.cfg.TransactionTimeout/5); err != nil {
+					return nil, err
+				}
+				k.cur.Store(b)
+				end = time.Now().Add(k.cfg.CommitInterval)
+			}
+			recs := make([]*record.Record, 0, n)
+			fs.EachRecord(func(r *kgo.Record) { recs = append(recs, fromFranz(r, b)) })
+			b.Add(len(recs))
+			if err := in.Deliver(ctx, recs); err != nil {
+				b.Fail(fmt.Errorf("records read were not taken by the pipeline: %w", err))
+				for range recs {
+					b.Settle(0)
+				}
+				return b, nil
+			}
+		}
+		if b != nil && (b.Ended() || !time.Now().Before(end) || b.Pending() >= int64(k.cfg.MaxPending)) {
+			return b, nil
+		}
+	}
+	return b, nil
+}
+
+func pendingOf(b *txn.Batch) int64 {
+	if b == nil {
+		return 0
+	}
+	return b.Pending()
+}
+
+// fromFranz is a record as the pipeline takes it, settled with its transaction.
+func fromFranz(r *kgo.Record, b *txn.Batch) *record.Record {
+	var headers []record.Header
+	if len(r.Headers) > 0 {
+		headers = make([]record.Header, len(r.Headers))
+		for i, h := range r.Headers {
+			headers[i] = record.Header{Key: h.Key, Value: h.Value}
+		}
+	}
+	rec := &record.Record{Key: r.Key, Value: r.Value, Headers: headers, Timestamp: r.Timestamp,
+		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, OrigKey: r.Key, OrigHeaders: headers}
+	rec.Track = record.NewTracker(b, 0)
+	return rec
+}
+
+// finish ends b: a commit once its records are all settled; an abort when it cannot be
+// (why says what), after which the records of b still in the pipeline are waited for.
+func (k *KafkaEOS) finish(ctx context.Context, b *txn.Batch) (committed bool, why string, err error) {
+	why = k.settle(ctx, b)
+	endCtx, cancel := context.WithTimeout(context.Background(), k.cfg.RebalanceTimeout)
+	defer cancel()
+	committed, err = k.sess.End(endCtx, b, why == "")
+	k.cur.CompareAndSwap(b, nil)
+	if err != nil || committed {
+		return committed, why, err
+	}
+	if why == "" {
+		why = "the group rebalanced or the offsets could not be committed"
+	}
+	if n := b.Pending(); n > 0 && context.Cause(ctx) != ErrAbort {
+		k.log.Warn("waiting outside a transaction for the aborted transaction's records still in the pipeline (a stage waits?)", "records", n, "why", why)
+		for b.Pending() > 0 {
+			select {
+			case <-b.Drained():
+			case <-ctx.Done():
+				return false, why, nil
+			}
+		}
+	}
+	return false, why, nil
+}
+
+// settle waits until every record of b is settled; otherwise it says why b must abort.
+func (k *KafkaEOS) settle(ctx context.Context, b *txn.Batch) string {
+	expire := time.NewTimer(time.Until(b.Expires()))
+	defer expire.Stop()
+	done := ctx.Done()
+	var drain <-chan time.Time
+	for b.Pending() > 0 {
+		select {
+		case <-b.Drained():
+		case <-b.Over():
+			if f := b.Failure(); f != nil {
+				return "a write failed: " + f.Error()
+			}
+			return "partitions were revoked or lost"
+		case <-expire.C:
+			return fmt.Sprintf("%d records were not done within 80%% of transaction_timeout (%v)", b.Pending(), k.cfg.TransactionTimeout)
+		case <-done:
+			if context.Cause(ctx) == ErrAbort {
+				return "the pipeline stopped on an error"
+			}
+			done, drain = nil, time.After(k.cfg.DrainTimeout)
+		case <-drain:
+			return fmt.Sprintf("stopping: %d records were not done within drain_timeout", b.Pending())
+		}
+	}
+	if f := b.Failure(); f != nil {
+		return "a write failed: " + f.Error()
+	}
+	if b.Ended() {
+		return "partitions were revoked or lost"
+	}
+	return ""
+}
+
+// Stats reads the counters; Pending is the open transaction's records not yet done.
+func (k *KafkaEOS) Stats() Stats {
+	commits, _, _ := k.sess.Stats()
+	s := Stats{Commits: commits, Rebalances: k.rebalances.Load(), Assigned: k.assigned.Load(), Joined: k.joined.Load()}
+	if b := k.cur.Load(); b != nil {
+		s.Pending = b.Pending()
+	}
+	return s
+}
