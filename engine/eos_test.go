@@ -2,16 +2,22 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 )
 
-// loadOrdersEOS is the orders example with delivery: exactly_once, on b.
+// loadOrdersEOS is the orders example with delivery: exactly_once, on b, with the source
+// fields in extra (commit_interval: 100ms unless extra sets it).
 func loadOrdersEOS(t *testing.T, b *devbroker.Broker, extra string) *pipeline.Pipeline {
 	t.Helper()
 	src, err := os.ReadFile("../pipelines/orders.yaml")
@@ -19,7 +25,10 @@ func loadOrdersEOS(t *testing.T, b *devbroker.Broker, extra string) *pipeline.Pi
 		t.Fatal(err)
 	}
 	text := strings.Replace(string(src), "\nkafka:", "\ndelivery: exactly_once\nkafka:", 1)
-	text = strings.Replace(text, "  start: earliest", "  start: earliest\n  commit_interval: 100ms\n"+extra, 1)
+	if !strings.Contains(extra, "commit_interval") {
+		extra += "  commit_interval: 100ms\n"
+	}
+	text = strings.Replace(text, "  start: earliest", "  start: earliest\n"+extra, 1)
 	env := func(k string) (string, bool) {
 		if k == "KAFKA_BROKERS" {
 			return strings.Join(b.Addrs(), ","), true
@@ -51,20 +60,40 @@ func readOrdersCommitted(t *testing.T, b *devbroker.Broker) (outs, bigs, dlq []d
 }
 
 // runUntilCaughtUp runs p until its group committed the end of orders, then stops it.
-func runUntilCaughtUp(t *testing.T, b *devbroker.Broker, p *pipeline.Pipeline) {
+func runUntilCaughtUp(t *testing.T, b *devbroker.Broker, p *pipeline.Pipeline) *KafkaRun {
+	t.Helper()
+	run, stop, _ := startRun(t, p)
+	waitCaughtUp(t, b)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	return run
+}
+
+func waitCaughtUp(t *testing.T, b *devbroker.Broker) {
+	t.Helper()
+	waitFor(t, 120*time.Second, "the group to commit the end of orders", func() bool { return b.CaughtUp("order-processors", "orders") })
+}
+
+// startRun runs p in the background; stop ends the run and returns its error, ended closes
+// when the run ended (by itself, or stopped). The test's end stops it.
+func startRun(t *testing.T, p *pipeline.Pipeline) (run *KafkaRun, stop func() error, ended <-chan struct{}) {
 	t.Helper()
 	run, err := ConnectKafka(p, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run.Run(ctx) }()
-	waitFor(t, 120*time.Second, "the group to commit the end of orders", func() bool { return b.CaughtUp("order-processors", "orders") })
-	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var runErr error
+	go func() { runErr = run.Run(ctx); close(done) }()
+	stop = func() error {
+		cancel()
+		<-done
+		return runErr
 	}
+	t.Cleanup(func() { _ = stop() })
+	return run, stop, done
 }
 
 // The orders example in transactions: every record once in its sink or the DLQ, as
@@ -77,7 +106,108 @@ func TestExactlyOnceOrders(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer verifyNoLeaks(t)()
-	runUntilCaughtUp(t, b, loadOrdersEOS(t, b, ""))
+	run := runUntilCaughtUp(t, b, loadOrdersEOS(t, b, ""))
 	outs, bigs, dlq := readOrdersCommitted(t, b)
 	checkOrders(t, feed, outs, bigs, dlq)
+	if s := run.Source.Stats(); s.Commits == 0 || s.Aborts != 0 {
+		t.Errorf("%d transactions committed, %d aborted; want some and none", s.Commits, s.Aborts)
+	}
+}
+
+// A member that loses partitions in the middle of a transaction aborts it before the revoke
+// returns; the partitions it keeps are read again from their committed offsets (without
+// the rewind their records would be lost), those it lost are read by the new member, and
+// every record comes out once.
+func TestExactlyOnceAbortsOnRevoke(t *testing.T) {
+	const n = 6000
+	b := startOrdersBroker(t, 6)
+	feed := devbroker.OrdersFeed(n)
+	if err := b.Produce(context.Background(), "orders", feed); err != nil {
+		t.Fatal(err)
+	}
+	defer verifyNoLeaks(t)()
+	// Transactions of 5 s: the second member joins while the first one's is open.
+	fields := "  commit_interval: 5s\n  heartbeat_interval: 200ms\n  max_pending: 100000\n  instance_id: "
+	a, stopA, _ := startRun(t, loadOrdersEOS(t, b, fields+"a\n"))
+	waitFor(t, 30*time.Second, "the first member to read in a transaction", func() bool { return a.Source.Stats().Pending > 0 })
+	_, stopB, _ := startRun(t, loadOrdersEOS(t, b, fields+"b\n"))
+	waitFor(t, 30*time.Second, "the first member's transaction to abort at the revoke", func() bool { return a.Source.Stats().Revokes > 0 })
+	waitCaughtUp(t, b)
+	if err := errors.Join(stopA(), stopB()); err != nil {
+		t.Fatal(err)
+	}
+	outs, bigs, dlq := readOrdersCommitted(t, b)
+	checkOrders(t, feed, outs, bigs, dlq)
+}
+
+// The broker's answers a transaction can meet. The group's and the coordinator's (a stale
+// generation, an unknown member, a rebalance under way, a moved coordinator, a transaction
+// still ending) abort the transaction or are retried, and the records come out once. A
+// fenced producer, or one the broker no longer knows, is fatal for the producer: the run
+// stops uncommitted, and the next run writes everything once.
+func TestExactlyOnceBrokerErrors(t *testing.T) {
+	cases := []struct {
+		name  string
+		key   kmsg.Key
+		err   *kerr.Error
+		fatal bool
+	}{
+		{"stale generation", kmsg.TxnOffsetCommit, kerr.IllegalGeneration, false},
+		{"unknown member", kmsg.TxnOffsetCommit, kerr.UnknownMemberID, false},
+		{"rebalance in progress", kmsg.TxnOffsetCommit, kerr.RebalanceInProgress, false},
+		{"coordinator moved", kmsg.TxnOffsetCommit, kerr.NotCoordinator, false},
+		{"coordinator not available", kmsg.EndTxn, kerr.CoordinatorNotAvailable, false},
+		{"concurrent transactions", kmsg.TxnOffsetCommit, kerr.ConcurrentTransactions, false},
+		{"producer fenced", kmsg.EndTxn, kerr.ProducerFenced, true},
+		// franz-go rebuilds the producer's id (KIP-360), aborting the transaction.
+		{"invalid producer id", kmsg.Produce, kerr.InvalidProducerIDMapping, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			const n = 2000
+			b := startOrdersBroker(t, 3)
+			feed := devbroker.OrdersFeed(n)
+			if err := b.Produce(context.Background(), "orders", feed); err != nil {
+				t.Fatal(err)
+			}
+			defer verifyNoLeaks(t)()
+			fault := b.Cluster.Fault(kfake.Fault{Keys: []kmsg.Key{c.key}, Err: c.err})
+			// A fenced producer's transaction stays open until its timeout: keep it short.
+			const fields = "  instance_id: one\n  transaction_timeout: 3s\n"
+			p := loadOrdersEOS(t, b, fields)
+			run, stop, ended := startRun(t, p)
+			if c.fatal {
+				waitFor(t, 60*time.Second, "the run to stop", func() bool { return isClosed(ended) })
+				err := stop()
+				if err == nil || !strings.Contains(err.Error(), "transaction") {
+					t.Fatalf("the run ended with %v; want the transaction's error", err)
+				}
+				if b.CaughtUp("order-processors", "orders") {
+					t.Fatal("the failed transaction's offsets were committed")
+				}
+				t.Logf("stopped: %v", err)
+				run = runUntilCaughtUp(t, b, loadOrdersEOS(t, b, fields))
+			} else {
+				waitCaughtUp(t, b)
+				if err := stop(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if fault.Hits() == 0 {
+				t.Fatalf("the broker never answered %v", c.err)
+			}
+			outs, bigs, dlq := readOrdersCommitted(t, b)
+			checkOrders(t, feed, outs, bigs, dlq)
+			t.Logf("%v on %s: %d hits, %d aborted, %d committed", c.err, c.key.Name(), fault.Hits(), run.Source.Stats().Aborts, run.Source.Stats().Commits)
+		})
+	}
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }

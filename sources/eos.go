@@ -266,8 +266,8 @@ func (k *KafkaEOS) settle(ctx context.Context, b *txn.Batch) string {
 
 // Stats reads the counters; Pending is the open transaction's records not yet done.
 func (k *KafkaEOS) Stats() Stats {
-	commits, _, _ := k.sess.Stats()
-	s := Stats{Commits: commits, Rebalances: k.rebalances.Load(), Assigned: k.assigned.Load(), Joined: k.joined.Load()}
+	commits, aborts, revokes := k.sess.Stats()
+	s := Stats{Commits: commits, Aborts: aborts, Revokes: revokes, Rebalances: k.rebalances.Load(), Assigned: k.assigned.Load(), Joined: k.joined.Load()}
 	if b := k.cur.Load(); b != nil {
 		s.Pending = b.Pending()
 	}

@@ -155,6 +155,8 @@ type Stats struct {
 	// now and at most so far (max_pending_bytes bounds them).
 	PendingBytes, PeakPendingBytes int64
 	Commits                        int64
+	Aborts                         int64 // exactly_once: transactions aborted
+	Revokes                        int64 // exactly_once: of them, at a revoke or loss of partitions
 	Rebalances                     int64
 	Assigned                       int64
 	Joined                         bool
