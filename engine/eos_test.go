@@ -2,9 +2,14 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -210,4 +215,82 @@ func isClosed(c <-chan struct{}) bool {
 	default:
 		return false
 	}
+}
+
+// A stage that waits (the risk service of the payments example is down) longer than a
+// transaction may stay open: the transaction is aborted at 80% of transaction_timeout, its
+// records wait outside a transaction until the service answers, then are read again and
+// written once; nothing is dead-lettered.
+func TestExactlyOnceWaitsOutsideTransaction(t *testing.T) {
+	const n = 2000
+	var up atomic.Bool
+	var lastFail atomic.Int64
+	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !up.Load() {
+			lastFail.Store(time.Now().UnixNano())
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprint(w, `{"score": 0.1}`)
+	}))
+	defer svc.Close()
+	b := startBroker(t, 2, "payments", "payments-review", "payments-eur", "payments-usd", "payments-dlq")
+	if err := b.Produce(context.Background(), "payments", paymentsFeed(n)); err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("../pipelines/payments.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(src), "\nkafka:", "\ndelivery: exactly_once\nkafka:", 1)
+	text = strings.Replace(text, "  max_pending: 5000", "  max_pending: 5000\n  commit_interval: 100ms\n  transaction_timeout: 2s", 1)
+	vars := map[string]string{"KAFKA_BROKERS": strings.Join(b.Addrs(), ","), "RISK_URL": svc.URL}
+	p, diags := pipeline.Parse("payments.yaml", []byte(text), pipeline.Options{Env: func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, BaseDir: "../pipelines"})
+	if diags.Errors() > 0 {
+		t.Fatal(diags.Err())
+	}
+	defer verifyNoLeaks(t)()
+	run, stop, _ := startRun(t, p)
+	waitFor(t, 60*time.Second, "a transaction to abort while the service is down", func() bool { return run.Source.Stats().Aborts > 0 })
+	// The service stays down past another transaction's deadline (1.6 s): one begun now
+	// would abort too. The breaker's probes show the outage goes on.
+	aborted := time.Now()
+	waitFor(t, 60*time.Second, "the service to fail a call 2.5 s after the abort", func() bool {
+		return time.Duration(lastFail.Load()-aborted.UnixNano()) > 2500*time.Millisecond
+	})
+	if a := run.Source.Stats().Aborts; a != 1 {
+		t.Fatalf("%d transactions aborted: the records waited in transactions, not outside", a)
+	}
+	up.Store(true)
+	waitFor(t, 120*time.Second, "the group to commit the end of payments", func() bool { return b.CaughtUp("payment-scorers", "payments") })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	seen := map[string]bool{}
+	for _, topic := range []string{"payments-review", "payments-eur", "payments-usd", "payments-dlq"} {
+		recs, err := b.ReadCommitted(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if topic == "payments-dlq" && len(recs) > 0 {
+			t.Fatalf("%d records dead-lettered during the outage (first: %v)", len(recs), first(recs))
+		}
+		for _, r := range recs {
+			var m map[string]any
+			if err := json.Unmarshal(r.Value, &m); err != nil {
+				t.Fatal(err)
+			}
+			id, _ := m["payment_id"].(string)
+			if seen[id] {
+				t.Fatalf("payment %s written twice", id)
+			}
+			seen[id] = true
+		}
+	}
+	if len(seen) != n {
+		t.Fatalf("%d of %d payments written", len(seen), n)
+	}
+	t.Logf("%d transactions aborted during the outage; every payment once", run.Source.Stats().Aborts)
 }

@@ -45,15 +45,7 @@ func TestKafkaEnrichOutage(t *testing.T) {
 	}))
 	defer svc.Close()
 	b := startBroker(t, 2, "payments", "payments-review", "payments-eur", "payments-usd", "payments-dlq")
-	var feed []devbroker.Record
-	for i := range records {
-		account := fmt.Sprintf("acct-%d", i%100)
-		currency := map[bool]string{true: "EUR", false: "USD"}[i%2 == 0]
-		feed = append(feed, devbroker.Record{Key: []byte(account), Value: []byte(fmt.Sprintf(
-			`{"payment_id":"p%d","account_id":%q,"amount":%d.5,"currency":%q,"created_at":"2026-01-01T00:00:00Z","card":{"bin":"4111","country":"DE"}}`,
-			i, account, 10+i, currency))})
-	}
-	if err := b.Produce(context.Background(), "payments", feed); err != nil {
+	if err := b.Produce(context.Background(), "payments", paymentsFeed(records)); err != nil {
 		t.Fatal(err)
 	}
 	run := runExample(t, b, "payments.yaml", map[string]string{"RISK_URL": svc.URL})
@@ -80,4 +72,17 @@ func first(rs []devbroker.Record) map[string]string {
 		return nil
 	}
 	return rs[0].Headers
+}
+
+// paymentsFeed is n payments of 100 accounts for the payments example, half in EUR.
+func paymentsFeed(n int) []devbroker.Record {
+	var feed []devbroker.Record
+	for i := range n {
+		account := fmt.Sprintf("acct-%d", i%100)
+		currency := map[bool]string{true: "EUR", false: "USD"}[i%2 == 0]
+		feed = append(feed, devbroker.Record{Key: []byte(account), Value: []byte(fmt.Sprintf(
+			`{"payment_id":"p%d","account_id":%q,"amount":%d.5,"currency":%q,"created_at":"2026-01-01T00:00:00Z","card":{"bin":"4111","country":"DE"}}`,
+			i, account, 10+i, currency))})
+	}
+	return feed
 }
