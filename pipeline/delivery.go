@@ -40,11 +40,10 @@ func checkDelivery(p *spec.Parser, pl *Pipeline, delivery *spec.Value) {
 			p.Errorf(t.Pos, t.Path, "a %s sink cannot be exactly-once: %s every sink and the DLQ write to Kafka, in the source's transaction (or use delivery: at_least_once)", sk.Type, why)
 			continue
 		}
-		if v := sk.Fields.Get("acks"); k.Producer.Acks != "all" {
-			p.Errorf(v.Pos, v.Path, "a transaction's writes need acks: all (%s)", why)
-		}
-		if v := sk.Fields.Get("idempotent"); !k.Producer.Idempotent {
-			p.Errorf(v.Pos, v.Path, "a transaction's writes are idempotent: leave idempotent out (%s)", why)
+		if acks, idem := sk.Fields.Get("acks"), sk.Fields.Get("idempotent"); k.Producer.Acks != "all" {
+			p.Errorf(acks.Pos, acks.Path, "a transaction's writes need acks: all, and are idempotent: leave acks and idempotent out (%s)", why)
+		} else if !k.Producer.Idempotent {
+			p.Errorf(idem.Pos, idem.Path, "a transaction's writes are idempotent: leave idempotent out (%s)", why)
 		}
 		if first == nil {
 			first = k
