@@ -117,11 +117,25 @@ func Hint(err error) string { return ruleOf(err).hint }
 
 // ruleOf is the table's rule for a Kafka error (the zero rule for other errors).
 func ruleOf(err error) rule {
-	var kerr sarama.KError
-	if !errors.As(err, &kerr) {
+	code, ok := kafkaCode(err)
+	if !ok {
 		return rule{}
 	}
-	return byCode[kerr]
+	return byCode[code]
+}
+
+// kafkaCode is the Kafka error code in err, as sarama or franz-go (the exactly-once path)
+// carries it.
+func kafkaCode(err error) (sarama.KError, bool) {
+	var se sarama.KError
+	if errors.As(err, &se) {
+		return se, true
+	}
+	var fe *kerr.Error
+	if errors.As(err, &fe) {
+		return sarama.KError(fe.Code), true
+	}
+	return 0, false
 }
 
 func outcome(op Op, err error) Outcome {
@@ -140,9 +154,8 @@ func outcome(op Op, err error) Outcome {
 	case op == Process:
 		return DeadLetter // a stage failed on this record: its data, not the world
 	}
-	var kerr sarama.KError
-	if errors.As(err, &kerr) {
-		r, ok := byCode[kerr]
+	if code, ok := kafkaCode(err); ok {
+		r, ok := byCode[code]
 		if !ok {
 			return Wait // a code this table does not know: a newer retriable one, most likely
 		}
@@ -290,9 +303,9 @@ var table = []rule{
 	all(sarama.ErrInvalidSessionTimeout, Stop, "source.session_timeout is outside the broker's group.min/max.session.timeout.ms"),
 	all(sarama.ErrGroupMaxSizeReached, Stop, "the group has as many members as the broker allows"),
 	all(sarama.ErrFencedInstancedId, Stop, "another process uses the same source.instance_id: give each its own"),
-	all(sarama.ErrProducerFenced, Stop, "another producer took over this one's id"),
-	all(sarama.ErrTransactionCoordinatorFenced, Stop, "another producer took over this one's id"),
-	all(sarama.ErrInvalidProducerIDMapping, Stop, ""),
+	all(sarama.ErrProducerFenced, Stop, "another producer took over this one's transactional id: is source.instance_id shared by two processes?"),
+	all(sarama.ErrTransactionCoordinatorFenced, Stop, "another producer took over this one's transactional id: is source.instance_id shared by two processes?"),
+	all(sarama.ErrInvalidProducerIDMapping, Stop, "the broker no longer knows this producer's transactional id (expired after transactional.id.expiration.ms?)"),
 	all(sarama.ErrInvalidTxnState, Stop, ""),
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 type tooBig struct{}
@@ -46,6 +47,9 @@ func TestJudge(t *testing.T) {
 		{"a setting the client refuses stops", Produce, sarama.ConfigurationError("Net.MaxOpenRequests must be > 0"), Stop},
 		{"a stage error is the record's", Process, errors.New("bad json"), DeadLetter},
 		{"a stage cut short by a stop is no one's", Process, context.Canceled, Wait},
+		{"franz-go's errors read the same table: a fenced producer stops", Produce, fmt.Errorf("ending: %w", kerr.ProducerFenced), Stop},
+		{"franz-go's too large is the record's", Produce, kerr.MessageTooLarge, DeadLetter},
+		{"franz-go's leader election waits", Produce, kerr.NotLeaderForPartition, Wait},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -12,15 +12,15 @@ package txn
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pythia-pipe/pythia-pipe/failure"
 )
 
 // Session is a pipeline instance's consumer group member and transactional producer.
@@ -229,17 +229,10 @@ type Error struct {
 
 func (e *Error) Error() string {
 	msg := fmt.Sprintf("exactly-once: the transaction could not %s: %v", e.Op, e.Err)
-	if Fenced(e.Err) {
-		msg += " (another process uses the same transactional id: is instance_id shared by two instances?)"
+	if h := failure.Hint(e.Err); h != "" {
+		msg += " (" + h + ")"
 	}
 	return msg
 }
 
 func (e *Error) Unwrap() error { return e.Err }
-
-// Fenced reports whether err says a newer producer with the same transactional id took over
-// (or the broker no longer knows this producer): fatal for this producer.
-func Fenced(err error) bool {
-	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerIDMapping) ||
-		errors.Is(err, kerr.InvalidProducerEpoch) || errors.Is(err, kerr.TransactionalIDAuthorizationFailed)
-}
