@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -22,16 +23,18 @@ import (
 )
 
 // loadOrdersEOS is the orders example with delivery: exactly_once, on b, with the source
-// fields in extra (commit_interval: 100ms unless extra sets it).
+// fields in extra in place of the example's.
 func loadOrdersEOS(t *testing.T, b *devbroker.Broker, extra string) *pipeline.Pipeline {
 	t.Helper()
-	src, err := os.ReadFile("../pipelines/orders.yaml")
+	src, err := os.ReadFile("../pipelines/orders-exactly-once.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := strings.Replace(string(src), "\nkafka:", "\ndelivery: exactly_once\nkafka:", 1)
-	if !strings.Contains(extra, "commit_interval") {
-		extra += "  commit_interval: 100ms\n"
+	text := string(src)
+	for _, line := range strings.Split(strings.TrimSpace(extra), "\n") { // a field in extra replaces the example's
+		if name, _, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {
+			text = regexp.MustCompile(`(?m)^  `+name+`:.*\n`).ReplaceAllString(text, "")
+		}
 	}
 	text = strings.Replace(text, "  start: earliest", "  start: earliest\n"+extra, 1)
 	env := func(k string) (string, bool) {
@@ -40,7 +43,7 @@ func loadOrdersEOS(t *testing.T, b *devbroker.Broker, extra string) *pipeline.Pi
 		}
 		return "", false
 	}
-	p, diags := pipeline.Parse("orders.yaml", []byte(text), pipeline.Options{Env: env, BaseDir: ".."})
+	p, diags := pipeline.Parse("orders-exactly-once.yaml", []byte(text), pipeline.Options{Env: env, BaseDir: ".."})
 	if diags.Errors() > 0 {
 		t.Fatal(diags.Err())
 	}
