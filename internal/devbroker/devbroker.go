@@ -173,29 +173,34 @@ func (b *Broker) Produce(ctx context.Context, topic string, recs []Record, opts 
 
 // EndOffsets returns the high watermark of each partition of topic (empty when it cannot
 // be read; callers poll).
-func (b *Broker) EndOffsets(topic string) map[int32]int64 { return b.offsets(topic, false) }
+func (b *Broker) EndOffsets(topic string) map[int32]int64 { return b.offsets(topic, offsetEnd) }
 
 // StartOffsets returns the log start offset of each partition of topic: above 0 once records
 // were deleted.
-func (b *Broker) StartOffsets(topic string) map[int32]int64 { return b.offsets(topic, true) }
+func (b *Broker) StartOffsets(topic string) map[int32]int64 { return b.offsets(topic, offsetStart) }
 
-func (b *Broker) offsets(topic string, start bool) map[int32]int64 {
+// stableOffsets returns the last stable offset of each partition of topic: the end a
+// read_committed reader reads to (below the first record of a transaction still open).
+func (b *Broker) stableOffsets(topic string) map[int32]int64 { return b.offsets(topic, offsetStable) }
+
+const (
+	offsetEnd    = "end"
+	offsetStart  = "start"
+	offsetStable = "stable"
+)
+
+func (b *Broker) offsets(topic, which string) map[int32]int64 {
 	out := map[int32]int64{}
 	if b.Cluster != nil { // asked inside the in-process broker: no client connection is made
 		for _, p := range b.Cluster.PartitionInfos(topic) {
-			out[p.Partition] = p.HighWatermark
-			if start {
-				out[p.Partition] = p.LogStartOffset
-			}
+			out[p.Partition] = map[string]int64{offsetEnd: p.HighWatermark, offsetStart: p.LogStartOffset, offsetStable: p.LastStableOffset}[which]
 		}
 		return out
 	}
 	ctx, cancel := adminCtx()
 	defer cancel()
-	list := b.admin.ListEndOffsets
-	if start {
-		list = b.admin.ListStartOffsets
-	}
+	list := map[string]func(context.Context, ...string) (kadm.ListedOffsets, error){
+		offsetEnd: b.admin.ListEndOffsets, offsetStart: b.admin.ListStartOffsets, offsetStable: b.admin.ListCommittedOffsets}[which]
 	listed, err := list(ctx, topic)
 	if err != nil {
 		return out
@@ -301,20 +306,20 @@ func (b *Broker) DeleteRecords(topic string, partition int32, before int64) erro
 	return resp.Error()
 }
 
-// Read returns every record in topic, from the start to the high watermark at the call.
+// Read returns the records of topic as a read_committed reader sees them, from the start to
+// the last stable offset at the call: those written outside a transaction and those of
+// committed ones, never an aborted one's. (Transaction markers take offsets too: they are
+// read, to know the end is reached, and left out.)
 func (b *Broker) Read(ctx context.Context, topic string) ([]Record, error) {
-	ends := b.EndOffsets(topic)
 	want := map[int32]int64{}
 	offsets := map[int32]kgo.Offset{}
-	total := int64(0)
-	for p, end := range ends {
+	for p, end := range b.stableOffsets(topic) {
 		if end > 0 {
 			want[p] = end
-			total += end
 			offsets[p] = kgo.NewOffset().AtStart()
 		}
 	}
-	if total == 0 {
+	if len(want) == 0 {
 		return nil, nil
 	}
 	for p, start := range b.StartOffsets(topic) {
@@ -322,7 +327,8 @@ func (b *Broker) Read(ctx context.Context, topic string) ([]Record, error) {
 			return nil, fmt.Errorf("reading %s: partition %d starts at offset %d: its first records were deleted (by retention?)", topic, p, start)
 		}
 	}
-	cl, err := b.Client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}))
+	cl, err := b.Client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
 	if err != nil {
 		return nil, err
 	}
@@ -331,22 +337,27 @@ func (b *Broker) Read(ctx context.Context, topic string) ([]Record, error) {
 	for len(want) > 0 {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
-			return out, fmt.Errorf("reading %s: %w (read %d of %d)", topic, err, len(out), total)
+			return out, fmt.Errorf("reading %s: %w (read %d records; %d partitions not to their end)", topic, err, len(out), len(want))
 		}
 		fs.EachRecord(func(r *kgo.Record) {
-			if end, ok := want[r.Partition]; ok && r.Offset < end {
-				rec := Record{Key: r.Key, Value: r.Value, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp}
-				if len(r.Headers) > 0 {
-					rec.Headers = map[string]string{}
-					for _, h := range r.Headers {
-						rec.Headers[h.Key] = string(h.Value)
-					}
-				}
-				out = append(out, rec)
-				if r.Offset+1 >= end {
-					delete(want, r.Partition)
+			end, ok := want[r.Partition]
+			if !ok || r.Offset >= end {
+				return
+			}
+			if r.Offset+1 >= end {
+				delete(want, r.Partition)
+			}
+			if r.Attrs.IsControl() {
+				return
+			}
+			rec := Record{Key: r.Key, Value: r.Value, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp}
+			if len(r.Headers) > 0 {
+				rec.Headers = map[string]string{}
+				for _, h := range r.Headers {
+					rec.Headers[h.Key] = string(h.Value)
 				}
 			}
+			out = append(out, rec)
 		})
 	}
 	return out, nil
