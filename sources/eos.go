@@ -71,7 +71,7 @@ func NewKafkaEOS(c *Config, opts []kgo.Opt, log *slog.Logger) (*KafkaEOS, error)
 	if c.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(c.InstanceID))
 	}
-	sess, err := txn.Open(opts, log)
+	sess, err := txn.Open(opts, k.onRevoked, log)
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)
 	}
@@ -92,6 +92,12 @@ func (k *KafkaEOS) onAssigned(_ context.Context, _ *kgo.Client, parts map[string
 	}
 	k.assigned.Add(int64(n))
 	k.log.Info("partitions assigned", "group", k.cfg.Group, "partitions", fmt.Sprint(parts))
+}
+
+func (k *KafkaEOS) onRevoked(parts map[string][]int32) {
+	for _, ps := range parts {
+		k.assigned.Add(-int64(len(ps)))
+	}
 }
 
 // Run reads in transactions until ctx ends: a graceful stop lets the open transaction's

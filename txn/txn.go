@@ -25,8 +25,9 @@ import (
 
 // Session is a pipeline instance's consumer group member and transactional producer.
 type Session struct {
-	s   *kgo.GroupTransactSession
-	log *slog.Logger
+	s         *kgo.GroupTransactSession
+	log       *slog.Logger
+	onRevoked func(map[string][]int32)
 
 	// mu is held shared by a write while it hands its record to the producer, alone by
 	// Begin and by an abort at a revoke: no write is handed over while a transaction starts
@@ -40,9 +41,10 @@ type Session struct {
 }
 
 // Open makes the session's client from the connection's options plus the group's and the
-// producer's; the client connects lazily (the first poll joins the group).
-func Open(opts []kgo.Opt, log *slog.Logger) (*Session, error) {
-	t := &Session{log: log}
+// producer's; the client connects lazily (the first poll joins the group). onRevoked, when
+// not nil, is told of every revoke and loss after the open transaction is aborted.
+func Open(opts []kgo.Opt, onRevoked func(map[string][]int32), log *slog.Logger) (*Session, error) {
+	t := &Session{log: log, onRevoked: onRevoked}
 	opts = append(opts, kgo.OnPartitionsRevoked(t.revoked), kgo.OnPartitionsLost(t.revoked))
 	s, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
@@ -94,6 +96,7 @@ func (t *Session) Produce(b *Batch, r *kgo.Record, promise func(*kgo.Record, err
 // id, or the broker's state lost): the caller stops, uncommitted.
 func (t *Session) End(ctx context.Context, b *Batch, commit bool) (committed bool, err error) {
 	t.mu.Lock()
+	b.closing = true
 	commit = commit && !b.ended.Load() && b.failed() == nil
 	b.end()
 	t.mu.Unlock()
@@ -122,17 +125,20 @@ func (t *Session) revoked(ctx context.Context, cl *kgo.Client, parts map[string]
 	if len(parts) == 0 { // a cooperative rebalance that takes nothing from us
 		return
 	}
+	if t.onRevoked != nil {
+		defer t.onRevoked(parts)
+	}
 	b := t.cur.Load()
 	if b == nil {
 		return
 	}
-	b.cancel() // a write blocked in the producer gives up, so the lock below is free
+	b.end() // no more writes; one blocked in the producer gives up, so the lock below is free
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if b.ended.Load() {
+	if b.closing {
 		return // End has it: it sees the session failed and aborts
 	}
-	b.end()
+	b.closing = true
 	t.revokes.Add(1)
 	t.log.Info("partitions revoked in a transaction: aborting it; its records will be read again", "partitions", fmt.Sprint(parts))
 	if err := cl.AbortBufferedRecords(ctx); err != nil {
@@ -161,6 +167,7 @@ type Batch struct {
 	ended   atomic.Bool
 	over    chan struct{} // closed when ended
 	endOnce sync.Once
+	closing bool // End or a revoke took the transaction over (guarded by Session.mu)
 
 	failMu  sync.Mutex
 	failure error // the first write that failed: the transaction can only abort
