@@ -122,6 +122,38 @@ func TestExactlyOnceOrders(t *testing.T) {
 	}
 }
 
+// Outputs are invisible to read_committed readers until their transaction commits: in the
+// middle of a long transaction the broker holds acknowledged writes that Read does not see.
+func TestExactlyOnceInvisibleUntilCommit(t *testing.T) {
+	const n = 300
+	b := startOrdersBroker(t, 3)
+	feed := devbroker.OrdersFeed(n)
+	if err := b.Produce(context.Background(), "orders", feed); err != nil {
+		t.Fatal(err)
+	}
+	defer verifyNoLeaks(t)()
+	run, stop, _ := startRun(t, loadOrdersEOS(t, b, "  commit_interval: 8s\n"))
+	waitFor(t, 30*time.Second, "writes acknowledged in the open transaction", func() bool { return run.Engine.Stats()["out"].Acked > 0 })
+	if c := run.Source.Stats().Commits; c != 0 {
+		t.Fatalf("%d transactions committed already: the test needs the first one open", c)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	written := int64(0)
+	for _, end := range b.EndOffsets("orders-out") {
+		written += end
+	}
+	if seen, err := b.Read(ctx, "orders-out"); err != nil || len(seen) != 0 || written == 0 {
+		t.Fatalf("in the open transaction: %d records in the log, %d read committed (%v); want some and none", written, len(seen), err)
+	}
+	waitCaughtUp(t, b)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	outs, bigs, dlq := readOrdersCommitted(t, b)
+	checkOrders(t, feed, outs, bigs, dlq)
+}
+
 // A member that loses partitions in the middle of a transaction aborts it before the revoke
 // returns; the partitions it keeps are read again from their committed offsets (without
 // the rewind their records would be lost), those it lost are read by the new member, and
