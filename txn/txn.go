@@ -71,10 +71,14 @@ func (t *Session) Begin(deadline time.Duration) (*Batch, error) {
 	if err := t.s.Begin(); err != nil {
 		return nil, &Error{Op: "begin", Err: err}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	b := &Batch{ctx: ctx, cancel: cancel, drained: make(chan struct{}, 1), over: make(chan struct{}), began: time.Now(), deadline: deadline}
+	b := newBatch(deadline)
 	t.cur.Store(b)
 	return b, nil
+}
+
+func newBatch(deadline time.Duration) *Batch {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Batch{ctx: ctx, cancel: cancel, drained: make(chan struct{}, 1), over: make(chan struct{}), began: time.Now(), deadline: deadline}
 }
 
 // Produce hands r to the producer in b's transaction; promise gets its outcome. It returns
