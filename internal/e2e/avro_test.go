@@ -81,14 +81,14 @@ func TestAvroSchemaEvolution(t *testing.T) {
 		"  - name: shape\n    type: map\n    set: {total_cents: int(round(float(msg.amount) * 100)), big: float(msg.amount) >= 1000}\n" +
 		"    drop: [amount, note]\n" +
 		"sinks:\n  - {name: out, type: kafka, topic: '@OUT@', encode: avro%s}\n"
-	fileA, topicsA, groupA := avroFile(t, "evolve-file", "", fmt.Sprintf(stages, ", schema_file: '@DIR@/order-v2.avsc'", ", schema_file: '@DIR@/with-channel.avsc'"),
+	fileA, topicsA, groupA := pipeFile(t, "evolve-file", "", fmt.Sprintf(stages, ", schema_file: '@DIR@/order-v2.avsc'", ", schema_file: '@DIR@/with-channel.avsc'"),
 		map[string]string{"order-v2.avsc": v2, "with-channel.avsc": withChannel})
 	input := topicsA[0]
 	subject := input + "-value"
 	id1 := register(t, cl, subject, sr.Schema{Schema: v1})
 	setBackward(t, cl, subject)
 	outA := register(t, cl, topicsA[1]+"-value", sr.Schema{Schema: withChannel})
-	fileB, topicsB, groupB := avroFile(t, "evolve-subject", input, fmt.Sprintf(stages, "", ""), nil)
+	fileB, topicsB, groupB := pipeFile(t, "evolve-subject", input, fmt.Sprintf(stages, "", ""), nil)
 	outB := register(t, cl, topicsB[1]+"-value", sr.Schema{Schema: total})
 
 	old := avroWriter(t, id1, v1)
@@ -163,7 +163,7 @@ func TestAvroIncompatibleSchemaRefused(t *testing.T) {
 	cl := srClient(t, reg.URL)
 	total := schemaText(t, "order-total.avsc")
 	incompatible := addField(t, total, `{"name": "warehouse", "type": "string"}`)
-	file, topics, group := avroFile(t, "incompatible", "",
+	file, topics, group := pipeFile(t, "incompatible", "",
 		"stages:\n  - {name: parse, type: decode, format: avro, schema_file: '@DIR@/order.avsc'}\n"+
 			"  - name: shape\n    type: map\n    set: {total_cents: int(round(float(msg.amount) * 100)), big: float(msg.amount) >= 1000, warehouse: '\"w1\"'}\n"+
 			"    drop: [amount, note]\n"+
@@ -260,7 +260,7 @@ func TestAvroRegistryRestart(t *testing.T) {
 	v2 := addField(t, v1, `{"name": "channel", "type": "string", "default": "web"}`)
 	total := schemaText(t, "order-total.avsc")
 	sink := "{name: %[1]s, type: kafka, topic: '@OUT@%[2]s', encode: avro, schema_file: '@DIR@/order-total.avsc'}"
-	file, topics, group := avroFile(t, "restart", "",
+	file, topics, group := pipeFile(t, "restart", "",
 		"stages:\n  - {name: parse, type: decode, format: avro, schema_file: '@DIR@/order.avsc'}\n"+
 			"  - {name: valid, type: filter, when: float(msg.amount) > 0}\n"+
 			"  - name: shape\n    type: map\n    set: {total_cents: int(round(float(msg.amount) * 100)), big: float(msg.amount) >= 1000}\n"+

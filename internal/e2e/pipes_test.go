@@ -64,10 +64,10 @@ func exampleFile(t *testing.T, name string) (path string, topics [3]string, grou
 	return path, topics, group
 }
 
-// avroFile writes a pipeline file of stages and sinks (body, with the topics and group it is
+// pipeFile writes a pipeline file of stages and sinks (body, with the topics and group it is
 // given: @IN@, @OUT@, @DLQ@, @GROUP@, and @DIR@, the folder of the files passed) reading
 // avro-NAME-RUN or in, and creates its topics.
-func avroFile(t *testing.T, name, in, body string, files map[string]string) (path string, topics [3]string, group string) {
+func pipeFile(t *testing.T, name, in, body string, files map[string]string) (path string, topics [3]string, group string) {
 	t.Helper()
 	dir := t.TempDir()
 	for file, text := range files {
@@ -96,12 +96,12 @@ func avroFile(t *testing.T, name, in, body string, files map[string]string) (pat
 	return path, topics, group
 }
 
-// runEnv is the environment of a pipeline file of avroFile on the shared broker and reg.
+// runEnv is the environment of a pipeline file of pipeFile on the shared broker and reg.
 func runEnv(reg *registry.Registry) []string {
 	return []string{"KAFKA_BROKERS=" + kafka.Real.Addr("plaintext"), "SCHEMA_REGISTRY_URL=" + reg.URL}
 }
 
-// startPipe runs a pipeline file of avroFile with reg (debug logs, so that every line a
+// startPipe runs a pipeline file of pipeFile with reg (debug logs, so that every line a
 // record can cause is written).
 func startPipe(t *testing.T, file string, reg *registry.Registry, args ...string) *testproc.Proc {
 	t.Helper()
