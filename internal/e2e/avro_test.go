@@ -109,7 +109,7 @@ func TestAvroSchemaEvolution(t *testing.T) {
 	channel := func(i int) string { return []string{"app", "store"}[i%2] }
 	upgraded := avroWriter(t, id2, v2)
 	var recs []devbroker.Record
-	for i := n; i < 2*n; i++ { // alternately by the old producer and the upgraded one
+	for i := n; i < 2*n; i++ { // one in three by the old producer, the others by the upgraded one
 		if i%3 == 0 {
 			recs = append(recs, framedOrders(t, old, i, i+1, orderIn)...)
 			continue
