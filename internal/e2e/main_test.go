@@ -41,6 +41,7 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		defer kafka.Close()
+		defer closeRegistry() // the Avro tests' registry, when one of them started it
 		fmt.Printf("e2e: Apache Kafka ready in %v (jars and storage included: %v), listeners %+v\n",
 			kafka.Real.Started.Round(time.Millisecond), time.Since(began).Round(time.Millisecond), kafka.Real.Ports)
 		return m.Run()

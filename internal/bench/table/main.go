@@ -1,9 +1,10 @@
-// Command table runs the orders benchmark and the hand-written loop, each in a process of its
-// own (so that peak memory is each one's), and prints them side by side with their ratio; then
-// their end-to-end latency at a steady 20,000 records a second. `make bench` runs it on the
-// in-process broker, `BENCH_KAFKA=real make bench` on a real Kafka, where Kafka Streams doing
-// the same work joins the throughput table (on the in-process broker the Go rows' peak RSS
-// holds the broker's backlog and the JVM's would not).
+// Command table runs the orders benchmark, the same on Avro and the hand-written loop, each in
+// a process of its own (so that peak memory is each one's), and prints them side by side with
+// their CPU per record and their ratios; then the end-to-end latency of the first and the
+// loop at a steady 20,000 records a second. `make bench` runs it on the in-process broker,
+// `BENCH_KAFKA=real make bench` on a real Kafka, where Kafka Streams doing the same work joins
+// the throughput table (on the in-process broker the Go rows' peak RSS holds the broker's
+// backlog and the JVM's would not).
 package main
 
 import (
@@ -26,9 +27,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: table BENCH-TEST-BINARY")
 		os.Exit(2)
 	}
+	const pipe, avro, loop = 0, 1, 2 // rows compared below
 	rows := []struct{ label, bench string }{
-		{"pythia-pipe (pipelines/orders.yaml)", "BenchmarkOrdersPipeline"},
-		{"hand-written sarama loop", "BenchmarkHandWrittenSarama"},
+		pipe: {"pythia-pipe (pipelines/orders.yaml)", "BenchmarkOrdersPipeline"},
+		avro: {"pythia-pipe on Avro (pipelines/orders-avro.yaml)", "BenchmarkOrdersAvroPipeline"},
+		loop: {"hand-written sarama loop", "BenchmarkHandWrittenSarama"},
 	}
 	if os.Getenv("BENCH_KAFKA") == "real" {
 		rows = append(rows, struct{ label, bench string }{"Kafka Streams 4.1 (same topology, -Xmx512m)", "BenchmarkKafkaStreams"})
@@ -58,25 +61,38 @@ func main() {
 	if os.Getenv("BENCH_KAFKA") == "real" {
 		broker = "Apache Kafka (make kafka-up recipe)"
 	}
-	fmt.Printf("\nbroker: %s; %d run(s) each, alternated (BENCH_RUNS): the median, and the range\n\n| | records/s | peak RSS |\n|---|---|---|\n", broker, runs)
+	cpu := "CPU µs/record"
+	if os.Getenv("BENCH_KAFKA") == "real" {
+		cpu += " (+ the broker's)"
+	}
+	fmt.Printf("\nbroker: %s; %d run(s) each, alternated (BENCH_RUNS): the median, and the range\n\n| | records/s | %s | peak RSS |\n|---|---|---|---|\n", broker, runs, cpu)
 	for i, r := range rows {
-		fmt.Printf("| %s | %s | %s MB |\n", r.label, spread(results[i], "records/s"), spread(results[i], "peak-RSS-MB"))
+		cpu := spreadf(results[i], "cpu-µs/record", "%.1f")
+		if results[i][0]["broker-cpu-µs/record"] > 0 {
+			cpu += " + " + spreadf(results[i], "broker-cpu-µs/record", "%.1f")
+		}
+		fmt.Printf("| %s | %s | %s | %s MB |\n", r.label, spread(results[i], "records/s"), cpu, spread(results[i], "peak-RSS-MB"))
 	}
-	ratios := make([]result, runs)
-	for j := range ratios {
-		ratios[j] = result{"ratio": results[0][j]["records/s"] / results[1][j]["records/s"]}
+	for _, c := range []struct {
+		label string
+		a, b  int
+	}{{"ratio pythia-pipe / loop", pipe, loop}, {"ratio Avro / JSON pipeline", avro, pipe}} {
+		ratios := make([]result, runs)
+		for j := range ratios {
+			ratios[j] = result{"ratio": results[c.a][j]["records/s"] / results[c.b][j]["records/s"]}
+		}
+		fmt.Printf("| %s, run by run | %s× | | |\n", c.label, spreadf(ratios, "ratio", "%.2f"))
 	}
-	fmt.Printf("| ratio pythia-pipe / loop, run by run | %s× | |\n", spreadf(ratios, "ratio", "%.2f"))
 
-	paced := []string{"BenchmarkLatencyPipeline", "BenchmarkLatencyHandWritten"}
+	paced := []struct{ label, bench string }{{rows[pipe].label, "BenchmarkLatencyPipeline"}, {rows[loop].label, "BenchmarkLatencyHandWritten"}}
 	fmt.Printf("\nend to end at a steady 20,000 records/s (BENCH_RATE), after a warm-up:\n\n| | p50 | p99 |\n|---|---|---|\n")
-	for i, bench := range paced {
-		res, err := run(binary, bench)
+	for _, p := range paced {
+		res, err := run(binary, p.bench)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "%s: %v\n", bench, err)
+			fmt.Fprintf(os.Stderr, "%s: %v\n", p.bench, err)
 			os.Exit(1)
 		}
-		fmt.Printf("| %s | %.1f ms | %.1f ms |\n", rows[i].label, res["p50-ms"], res["p99-ms"])
+		fmt.Printf("| %s | %.1f ms | %.1f ms |\n", p.label, res["p50-ms"], res["p99-ms"])
 	}
 }
 
