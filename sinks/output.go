@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -56,7 +57,12 @@ func (o *output) prepare(ctx context.Context, rec *record.Record) (*sarama.Produ
 			return nil, f
 		}
 		if failures == 1 {
-			o.log.Warn("cannot look up the topic to write to; waiting", "stage", o.target.Name, "to_topic", topic, "err", err,
+			what := "cannot look up the topic to write to; waiting"
+			var ra failure.RegistryAnswer
+			if errors.As(err, &ra) {
+				what = "cannot read the sink's schema from the schema registry; waiting"
+			}
+			o.log.Warn(what, "stage", o.target.Name, "to_topic", topic, "err", err,
 				"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset)
 		}
 		select {
