@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pythia-pipe/pythia-pipe/failure"
@@ -217,6 +218,20 @@ func (k *KafkaEOS) finish(ctx context.Context, b *txn.Batch) (committed bool, wh
 	defer cancel()
 	committed, err = k.sess.End(endCtx, b, why == "")
 	k.cur.CompareAndSwap(b, nil)
+	if err != nil && epochFenced(err) && b.Age() >= k.cfg.TransactionTimeout {
+		// No other instance fenced us: the broker aborted the transaction at its timeout and
+		// bumped the producer's epoch while the commit waited. franz-go holds a commit's
+		// offsets until the group has joined and synced, and a rebalance waits out a dead
+		// member's session_timeout, longer than transaction_timeout. Aborted, then: a new
+		// client takes the transactional id back and reads from the committed offsets.
+		k.log.Warn("the broker aborted the transaction at transaction_timeout while its commit waited for a rebalance; reconnecting", "open_for", b.Age().Round(time.Millisecond), "err", err)
+		if err = k.sess.Renew(); err != nil {
+			return false, why, err
+		}
+		if why == "" {
+			why = "the broker aborted it at transaction_timeout while its commit waited for a rebalance"
+		}
+	}
 	if err != nil || committed {
 		return committed, why, err
 	}
@@ -234,6 +249,12 @@ func (k *KafkaEOS) finish(ctx context.Context, b *txn.Batch) (committed bool, wh
 		}
 	}
 	return false, why, nil
+}
+
+// epochFenced reports whether err says the broker no longer takes this producer's epoch:
+// another producer took the transactional id, or the broker timed the transaction out.
+func epochFenced(err error) bool {
+	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) || errors.Is(err, kerr.InvalidProducerIDMapping)
 }
 
 // settle waits until every record of b is settled; otherwise it says why b must abort.

@@ -25,7 +25,8 @@ import (
 
 // Session is a pipeline instance's consumer group member and transactional producer.
 type Session struct {
-	s         *kgo.GroupTransactSession
+	s         *kgo.GroupTransactSession // replaced by Renew (under mu: a write reads it)
+	opts      []kgo.Opt                 // what made it, for Renew
 	log       *slog.Logger
 	onRevoked func(map[string][]int32)
 
@@ -45,13 +46,29 @@ type Session struct {
 // not nil, is told of every revoke and loss after the open transaction is aborted.
 func Open(opts []kgo.Opt, onRevoked func(map[string][]int32), log *slog.Logger) (*Session, error) {
 	t := &Session{log: log, onRevoked: onRevoked}
-	opts = append(opts, kgo.OnPartitionsRevoked(t.revoked), kgo.OnPartitionsLost(t.revoked))
-	s, err := kgo.NewGroupTransactSession(opts...)
+	t.opts = append(opts, kgo.OnPartitionsRevoked(t.revoked), kgo.OnPartitionsLost(t.revoked))
+	s, err := kgo.NewGroupTransactSession(t.opts...)
 	if err != nil {
 		return nil, err
 	}
 	t.s = s
 	return t, nil
+}
+
+// Renew closes the client and makes a new one with the same options (and transactional id),
+// which rejoins the group and reads from the committed offsets; between transactions only.
+// It is how a producer whose transaction the broker timed out takes its transactional id
+// back: franz-go's client has no way back from the fenced epoch.
+func (t *Session) Renew() error {
+	t.s.Close() // outside mu: the close revokes, and revoked takes mu when a Batch is open
+	s, err := kgo.NewGroupTransactSession(t.opts...)
+	if err != nil {
+		return fmt.Errorf("exactly-once: a new client after the transaction timed out: %w", err)
+	}
+	t.mu.Lock()
+	t.s = s
+	t.mu.Unlock()
+	return nil
 }
 
 // Client is the session's franz-go client.
@@ -189,6 +206,9 @@ func (b *Batch) Settle(uint64) {
 		}
 	}
 }
+
+// Age is how long the Batch has been open.
+func (b *Batch) Age() time.Duration { return time.Since(b.began) }
 
 // Pending is how many records of the Batch are not done.
 func (b *Batch) Pending() int64 { return b.pending.Load() }
