@@ -2,9 +2,11 @@ package proctest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -80,7 +82,14 @@ func ordersWith(t testing.TB, sourceFields string) string {
 // start runs pythia-pipe with args against b.
 func start(t testing.TB, b *devbroker.Broker, name string, args ...string) *testproc.Proc {
 	t.Helper()
-	return testproc.Start(t, binary, name, []string{"KAFKA_BROKERS=" + strings.Join(b.Addrs(), ",")}, args...)
+	return startEnv(t, b, name, nil, args...)
+}
+
+// startEnv runs pythia-pipe with args against b, with env (NAME=value) added to its
+// environment: what a pipeline file's ${NAME} reads.
+func startEnv(t testing.TB, b *devbroker.Broker, name string, env []string, args ...string) *testproc.Proc {
+	t.Helper()
+	return testproc.Start(t, binary, name, append([]string{"KAFKA_BROKERS=" + strings.Join(b.Addrs(), ",")}, env...), args...)
 }
 
 // written counts the records in the orders example's output topics.
@@ -139,6 +148,115 @@ func verify(t testing.TB, b *devbroker.Broker, n int) (duplicates int) {
 		t.Fatalf("%d records lost, the first %v", len(missing), missing[:min(10, len(missing))])
 	}
 	return duplicates
+}
+
+// verifyExactlyOnce checks the outputs as read_committed readers see them (devbroker's
+// ReadCommitted): each record of the feed's first n that should come out is in its topic once
+// — never twice, t.Fatalf otherwise — and as the pipeline makes it (checkOutput); a filtered
+// one in none; and the group committed the end of every partition of orders. It returns the
+// records of aborted transactions the topics hold besides, which read_committed readers skip.
+func verifyExactlyOnce(t testing.TB, b *devbroker.Broker, n int) (aborted int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	feed := devbroker.OrdersFeed(n)
+	copies := make([]int, n)
+	var duplicates []int
+	for _, sink := range []string{"out", "big", "dlq"} {
+		topic := "orders-" + sink
+		recs, err := b.ReadCommitted(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			seq, err := strconv.Atoi(r.Headers["seq"])
+			if err != nil || seq < 0 || seq >= n {
+				t.Fatalf("%s: a record whose seq header is %q", topic, r.Headers["seq"])
+			}
+			if fate := devbroker.OrdersFate(seq); fate != sink {
+				t.Fatalf("%s: record %d, which belongs to %s", topic, seq, fate)
+			}
+			if copies[seq]++; copies[seq] == 2 {
+				duplicates = append(duplicates, seq)
+			}
+			if bad := checkOutput(sink, r, feed[seq]); bad != "" {
+				t.Fatalf("%s: record %d: %s", topic, seq, bad)
+			}
+		}
+		// Every record written, aborted ones too (read_uncommitted). Read stops at the last
+		// offset it sees: after ReadCommitted's end marks, never a transaction's marker.
+		all, err := b.Read(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range all {
+			if _, ok := r.Headers["seq"]; ok {
+				aborted++
+			}
+		}
+		aborted -= len(recs)
+	}
+	var missing []int
+	for seq, c := range copies {
+		if c == 0 && devbroker.OrdersFate(seq) != "dropped" {
+			missing = append(missing, seq)
+		}
+	}
+	if len(missing) > 0 {
+		t.Fatalf("%d records lost (read_committed), the first %v", len(missing), missing[:min(10, len(missing))])
+	}
+	if len(duplicates) > 0 {
+		t.Fatalf("%d records written more than once (read_committed), the first %v", len(duplicates), duplicates[:min(10, len(duplicates))])
+	}
+	committed, ends := b.Committed(group, "orders"), b.EndOffsets("orders")
+	if len(ends) == 0 {
+		t.Fatal("orders: no end offsets")
+	}
+	for p, end := range ends {
+		if committed[p] != end {
+			t.Fatalf("orders partition %d: committed offset %d, log end %d (committed %v, ends %v)", p, committed[p], end, committed, ends)
+		}
+	}
+	return aborted
+}
+
+// checkOutput says what is wrong with r, the copy in sink (out, big or dlq) of in, or "":
+// its key and timestamp are in's; the DLQ's holds in's bytes and says where and why it
+// failed; the others are in's order reshaped by the pipeline.
+func checkOutput(sink string, r, in devbroker.Record) string {
+	if string(r.Key) != string(in.Key) || !r.Timestamp.Equal(in.Timestamp) {
+		return fmt.Sprintf("key %q timestamp %v; want %q %v", r.Key, r.Timestamp, in.Key, in.Timestamp)
+	}
+	if sink == "dlq" {
+		if string(r.Value) != string(in.Value) {
+			return fmt.Sprintf("not the original bytes: %s", r.Value)
+		}
+		for h, want := range map[string]string{"pythia.stage": "parse", "pythia.pipeline": "orders", "pythia.source.topic": "orders", "pythia.attempts": "1"} {
+			if r.Headers[h] != want {
+				return fmt.Sprintf("header %s = %q, want %q", h, r.Headers[h], want)
+			}
+		}
+		for _, h := range []string{"pythia.error", "pythia.source.partition", "pythia.source.offset", "pythia.source.timestamp", "pythia.failed_at"} {
+			if r.Headers[h] == "" {
+				return "no header " + h
+			}
+		}
+		return ""
+	}
+	var got, orig map[string]any
+	if err := json.Unmarshal(r.Value, &got); err != nil {
+		return fmt.Sprintf("not JSON: %v", err)
+	}
+	if err := json.Unmarshal(in.Value, &orig); err != nil {
+		return fmt.Sprintf("the feed's record is not JSON: %v", err)
+	}
+	amount := orig["amount"].(float64)
+	if got["order_id"] != orig["order_id"] || got["customer_id"] != orig["customer_id"] || got["amount"] != amount ||
+		got["region"] != strings.ToUpper(orig["region"].(string)) || got["total_cents"] != float64(int64(amount*100+0.5)) ||
+		got["note"] != orig["note"] || len(got) != len(orig)+1 {
+		return fmt.Sprintf("%s from %s", r.Value, in.Value)
+	}
+	return ""
 }
 
 // feed produces the records from..to-1 of the orders example's feed (devbroker.OrdersFeedRange).

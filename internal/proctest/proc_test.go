@@ -123,11 +123,11 @@ func TestSigtermDrains(t *testing.T) {
 	}
 }
 
-// finish runs pythia-pipe until the group has committed the end of the feed, then stops it
-// with SIGTERM and expects exit 0.
-func finish(t *testing.T, b *devbroker.Broker, file, name string) {
+// finish runs pythia-pipe (with env added to its environment) until the group has committed
+// the end of the feed, then stops it with SIGTERM and expects exit 0.
+func finish(t *testing.T, b *devbroker.Broker, file, name string, env ...string) {
 	t.Helper()
-	p := start(t, b, name, "run", file)
+	p := startEnv(t, b, name, env, "run", file)
 	waitFor(t, 180*time.Second, name+" to finish the feed", func() bool { return b.CaughtUp(group, "orders") })
 	p.Signal(t, syscall.SIGTERM)
 	if code := p.Wait(t, 30*time.Second); code != 0 {
