@@ -21,22 +21,24 @@ const latencyWarmup = 3 * time.Second
 // rate: from a record's timestamp, taken as it is produced, to its copy arriving at a reader
 // of orders-out and orders-big. It reports p50 and p99.
 func BenchmarkLatencyPipeline(b *testing.B) {
-	benchLatency(b, func(br *devbroker.Broker) func() { return startPipeline(b, ordersPipeline(b, br)) })
+	benchLatency(b, false, func(br *devbroker.Broker) func() { return startPipeline(b, ordersPipeline(b, br)) })
 }
 
 // BenchmarkLatencyHandWritten is the same for the hand-written loop.
 func BenchmarkLatencyHandWritten(b *testing.B) {
-	benchLatency(b, func(br *devbroker.Broker) func() { return startLoop(b, br) })
+	benchLatency(b, false, func(br *devbroker.Broker) func() { return startLoop(b, br) })
 }
 
-func benchLatency(b *testing.B, start func(*devbroker.Broker) (stop func())) {
+// benchLatency runs the consumer start starts at the paced rate and measures its outputs'
+// latency, as a read_committed reader sees them when committed is set.
+func benchLatency(b *testing.B, committed bool, start func(*devbroker.Broker) (stop func())) {
 	rate, seconds := envInt("BENCH_RATE", 20_000), envInt("BENCH_SECONDS", 15)
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		br := setup(b, 0)
 		defer br.Close()
 		stop := start(br)
-		lat := &latencies{}
+		lat := &latencies{committed: committed}
 		ctx, cancel := context.WithCancel(context.Background())
 		read := make(chan error, 1)
 		go func() { read <- lat.read(ctx, br) }()
@@ -94,18 +96,23 @@ func producePaced(b *testing.B, br *devbroker.Broker, rate int, d time.Duration)
 
 // latencies collects how long each output record took, from its timestamp to its arrival.
 type latencies struct {
-	mu     sync.Mutex
-	all    durations // of the records produced after the warm-up
-	seen   int
-	warmed time.Time
+	committed bool // read as a read_committed reader: records of open transactions wait
+	mu        sync.Mutex
+	all       durations // of the records produced after the warm-up
+	seen      int
+	warmed    time.Time
 }
 
 type durations []time.Duration
 
 // read reads orders-out and orders-big from their start until ctx ends.
 func (l *latencies) read(ctx context.Context, br *devbroker.Broker) error {
-	cl, err := br.Client(kgo.ConsumeTopics("orders-out", "orders-big"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxWait(10*time.Millisecond))
+	opts := []kgo.Opt{kgo.ConsumeTopics("orders-out", "orders-big"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxWait(10 * time.Millisecond)}
+	if l.committed {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	cl, err := br.Client(opts...)
 	if err != nil {
 		return err
 	}

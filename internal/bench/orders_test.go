@@ -168,6 +168,11 @@ func peakRSS() float64 { return vmHWM(os.Getpid()) }
 
 // ordersPipeline is pipelines/orders.yaml (or BENCH_PIPELINE's file) on br.
 func ordersPipeline(b *testing.B, br *devbroker.Broker) *pipeline.Pipeline {
+	return ordersPipelineEdited(b, br, func(src []byte) []byte { return src })
+}
+
+// ordersPipelineEdited is ordersPipeline with its text changed by edit before it is parsed.
+func ordersPipelineEdited(b *testing.B, br *devbroker.Broker, edit func([]byte) []byte) *pipeline.Pipeline {
 	file := "../../pipelines/orders.yaml"
 	if f := os.Getenv("BENCH_PIPELINE"); f != "" {
 		file = f
@@ -176,6 +181,7 @@ func ordersPipeline(b *testing.B, br *devbroker.Broker) *pipeline.Pipeline {
 	if err != nil {
 		b.Fatal(err)
 	}
+	src = edit(src)
 	env := func(k string) (string, bool) {
 		if k == "KAFKA_BROKERS" {
 			return strings.Join(br.Addrs(), ","), true

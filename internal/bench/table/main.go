@@ -1,7 +1,9 @@
-// Command table runs the orders benchmark, the same on Avro and the hand-written loop, each in
-// a process of its own (so that peak memory is each one's), and prints them side by side with
-// their CPU per record and their ratios; then the end-to-end latency of the first and the
-// loop at a steady 20,000 records a second. `make bench` runs it on the in-process broker,
+// Command table runs the orders benchmark, the same on Avro, the hand-written loop and the
+// orders example with delivery: exactly_once, each in a process of its own (so that peak
+// memory is each one's), and prints them side by side with their CPU per record and their
+// ratios; then the end-to-end latency of the JSON pipeline, the loop and the exactly-once
+// pipeline (its outputs as a read_committed reader sees them) at a steady 20,000 records a
+// second. `make bench` runs it on the in-process broker,
 // `BENCH_KAFKA=real make bench` on a real Kafka, where Kafka Streams doing the same work joins
 // the throughput table (on the in-process broker the Go rows' peak RSS holds the broker's
 // backlog and the JVM's would not).
@@ -27,11 +29,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: table BENCH-TEST-BINARY")
 		os.Exit(2)
 	}
-	const pipe, avro, loop = 0, 1, 2 // rows compared below
+	const pipe, avro, loop, eos = 0, 1, 2, 3 // rows compared below
 	rows := []struct{ label, bench string }{
 		pipe: {"pythia-pipe (pipelines/orders.yaml)", "BenchmarkOrdersPipeline"},
 		avro: {"pythia-pipe on Avro (pipelines/orders-avro.yaml)", "BenchmarkOrdersAvroPipeline"},
 		loop: {"hand-written sarama loop", "BenchmarkHandWrittenSarama"},
+		eos:  {"pythia-pipe, delivery: exactly_once", "BenchmarkOrdersExactlyOnce"},
 	}
 	if os.Getenv("BENCH_KAFKA") == "real" {
 		rows = append(rows, struct{ label, bench string }{"Kafka Streams 4.1 (same topology, -Xmx512m)", "BenchmarkKafkaStreams"})
@@ -76,7 +79,7 @@ func main() {
 	for _, c := range []struct {
 		label string
 		a, b  int
-	}{{"ratio pythia-pipe / loop", pipe, loop}, {"ratio Avro / JSON pipeline", avro, pipe}} {
+	}{{"ratio pythia-pipe / loop", pipe, loop}, {"ratio Avro / JSON pipeline", avro, pipe}, {"ratio exactly_once / at-least-once", eos, pipe}} {
 		ratios := make([]result, runs)
 		for j := range ratios {
 			ratios[j] = result{"ratio": results[c.a][j]["records/s"] / results[c.b][j]["records/s"]}
@@ -84,7 +87,8 @@ func main() {
 		fmt.Printf("| %s, run by run | %s× | | |\n", c.label, spreadf(ratios, "ratio", "%.2f"))
 	}
 
-	paced := []struct{ label, bench string }{{rows[pipe].label, "BenchmarkLatencyPipeline"}, {rows[loop].label, "BenchmarkLatencyHandWritten"}}
+	paced := []struct{ label, bench string }{{rows[pipe].label, "BenchmarkLatencyPipeline"}, {rows[loop].label, "BenchmarkLatencyHandWritten"},
+		{rows[eos].label + " (read_committed)", "BenchmarkLatencyExactlyOnce"}}
 	fmt.Printf("\nend to end at a steady 20,000 records/s (BENCH_RATE), after a warm-up:\n\n| | p50 | p99 |\n|---|---|---|\n")
 	for _, p := range paced {
 		res, err := run(binary, p.bench)
