@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -137,9 +138,17 @@ func franzRecord(msg *sarama.ProducerMessage) *kgo.Record {
 // TxnProducer is the producer settings of the session's client under exactly_once, from
 // the first Kafka sink's (every sink writes through one producer): acks all and
 // idempotence are what transactions are made of.
+//
+// txnRetryAge bounds how long a write the broker answered CONCURRENT_TRANSACTIONS waits:
+// Kafka answers so while it still writes the previous transaction's markers, as it often
+// does to the first writes of the next one; franz-go retries such a write after a metadata
+// refresh, at most one every MetadataMinAge, 5s by default: a 5s stall of every write.
 func TxnProducer(p Producer, maxBytes int) []kgo.Opt {
 	codec := map[string]kgo.CompressionCodec{"none": kgo.NoCompression(), "gzip": kgo.GzipCompression(), "snappy": kgo.SnappyCompression(),
 		"lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression()}[p.Compression]
 	return []kgo.Opt{kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(p.Linger),
-		kgo.ProducerBatchCompression(codec), kgo.ProducerBatchMaxBytes(int32(max(maxBytes, int(p.BatchBytes))))}
+		kgo.ProducerBatchCompression(codec), kgo.ProducerBatchMaxBytes(int32(max(maxBytes, int(p.BatchBytes)))),
+		kgo.MetadataMinAge(txnRetryAge)}
 }
+
+const txnRetryAge = 250 * time.Millisecond
