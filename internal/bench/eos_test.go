@@ -2,7 +2,9 @@ package bench
 
 import (
 	"bytes"
+	"os"
 	"testing"
+	"time"
 
 	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
@@ -21,6 +23,9 @@ func ordersExactlyOnce(b *testing.B, br *devbroker.Broker) *pipeline.Pipeline {
 	})
 	if !p.ExactlyOnce() {
 		b.Fatal("the orders pipeline is not exactly-once")
+	}
+	if d, err := time.ParseDuration(os.Getenv("BENCH_EOS_COMMIT_INTERVAL")); err == nil { // how long a transaction reads
+		p.KafkaSource().CommitInterval = d
 	}
 	return p
 }

@@ -228,7 +228,11 @@ func runPipeline(b *testing.B, br *devbroker.Broker, p *pipeline.Pipeline, topic
 
 // startPipeline runs p; the function it returns stops it.
 func startPipeline(b *testing.B, p *pipeline.Pipeline) (stop func()) {
-	run, err := engine.ConnectKafka(p, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var logs io.Writer = io.Discard
+	if os.Getenv("BENCH_LOG") != "" { // the pipeline's log on stderr: aborts, rebalances, stalls
+		logs = os.Stderr
+	}
+	run, err := engine.ConnectKafka(p, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		b.Fatal(err)
 	}
