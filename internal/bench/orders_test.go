@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
@@ -14,8 +12,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/pythia-pipe/pythia-pipe/engine"
 
 	"github.com/IBM/sarama"
 
@@ -166,36 +162,6 @@ func report(b *testing.B, n int, t measured) {
 // and mind that the in-process broker holds the backlog in it too.
 func peakRSS() float64 { return vmHWM(os.Getpid()) }
 
-// ordersPipeline is pipelines/orders.yaml (or BENCH_PIPELINE's file) on br.
-func ordersPipeline(b *testing.B, br *devbroker.Broker) *pipeline.Pipeline {
-	return ordersPipelineEdited(b, br, func(src []byte) []byte { return src })
-}
-
-// ordersPipelineEdited is ordersPipeline with its text changed by edit before it is parsed.
-func ordersPipelineEdited(b *testing.B, br *devbroker.Broker, edit func([]byte) []byte) *pipeline.Pipeline {
-	file := "../../pipelines/orders.yaml"
-	if f := os.Getenv("BENCH_PIPELINE"); f != "" {
-		file = f
-	}
-	src, err := os.ReadFile(file)
-	if err != nil {
-		b.Fatal(err)
-	}
-	src = edit(src)
-	env := func(k string) (string, bool) {
-		if k == "KAFKA_BROKERS" {
-			return strings.Join(br.Addrs(), ","), true
-		}
-		return "", false
-	}
-	p, diags := pipeline.Parse("orders.yaml", src, pipeline.Options{Env: env, BaseDir: "../.."})
-	if len(diags) > 0 {
-		b.Fatal(diags.Err())
-	}
-	p.KafkaSource().CommitInterval = commitInterval
-	return p
-}
-
 // BenchmarkOrdersPipeline runs pipelines/orders.yaml over the backlog.
 func BenchmarkOrdersPipeline(b *testing.B) {
 	n := backlog()
@@ -224,27 +190,6 @@ func runPipeline(b *testing.B, br *devbroker.Broker, p *pipeline.Pipeline, topic
 	b.StopTimer()
 	stop()
 	return took
-}
-
-// startPipeline runs p; the function it returns stops it.
-func startPipeline(b *testing.B, p *pipeline.Pipeline) (stop func()) {
-	var logs io.Writer = io.Discard
-	if os.Getenv("BENCH_LOG") != "" { // the pipeline's log on stderr: aborts, rebalances, stalls
-		logs = os.Stderr
-	}
-	run, err := engine.ConnectKafka(p, slog.New(slog.NewTextHandler(logs, nil)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run.Run(ctx) }()
-	return func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Fatal(err)
-		}
-	}
 }
 
 // BenchmarkHandWrittenSarama is the number to beat: a careful hand-written loop doing the

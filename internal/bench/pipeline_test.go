@@ -1,0 +1,67 @@
+package bench
+
+// The orders pipeline as the benchmarks load it and run it.
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/pythia-pipe/pythia-pipe/engine"
+	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
+	"github.com/pythia-pipe/pythia-pipe/pipeline"
+)
+
+// ordersPipeline is pipelines/orders.yaml (or BENCH_PIPELINE's file) on br.
+func ordersPipeline(b *testing.B, br *devbroker.Broker) *pipeline.Pipeline {
+	return ordersPipelineEdited(b, br, func(src []byte) []byte { return src })
+}
+
+// ordersPipelineEdited is ordersPipeline with its text changed by edit before it is parsed.
+func ordersPipelineEdited(b *testing.B, br *devbroker.Broker, edit func([]byte) []byte) *pipeline.Pipeline {
+	file := "../../pipelines/orders.yaml"
+	if f := os.Getenv("BENCH_PIPELINE"); f != "" {
+		file = f
+	}
+	src, err := os.ReadFile(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	src = edit(src)
+	env := func(k string) (string, bool) {
+		if k == "KAFKA_BROKERS" {
+			return strings.Join(br.Addrs(), ","), true
+		}
+		return "", false
+	}
+	p, diags := pipeline.Parse("orders.yaml", src, pipeline.Options{Env: env, BaseDir: "../.."})
+	if len(diags) > 0 {
+		b.Fatal(diags.Err())
+	}
+	p.KafkaSource().CommitInterval = commitInterval
+	return p
+}
+
+// startPipeline runs p; the function it returns stops it.
+func startPipeline(b *testing.B, p *pipeline.Pipeline) (stop func()) {
+	var logs io.Writer = io.Discard
+	if os.Getenv("BENCH_LOG") != "" { // the pipeline's log on stderr: aborts, rebalances, stalls
+		logs = os.Stderr
+	}
+	run, err := engine.ConnectKafka(p, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run.Run(ctx) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+	}
+}
