@@ -224,7 +224,11 @@ func (k *KafkaEOS) finish(ctx context.Context, b *txn.Batch) (committed bool, wh
 		// offsets until the group has joined and synced, and a rebalance waits out a dead
 		// member's session_timeout, longer than transaction_timeout. Aborted, then: a new
 		// client takes the transactional id back and reads from the committed offsets.
-		k.log.Warn("the broker aborted the transaction at transaction_timeout while its commit waited for a rebalance; reconnecting", "open_for", b.Age().Round(time.Millisecond), "err", err)
+		cause := err
+		if te := (*txn.Error)(nil); errors.As(err, &te) {
+			cause = te.Err // without the hint of another instance: there is none
+		}
+		k.log.Warn("the broker aborted the transaction at transaction_timeout while its commit waited for a rebalance; reconnecting", "open_for", b.Age().Round(time.Millisecond), "err", cause)
 		if err = k.sess.Renew(); err != nil {
 			return false, why, err
 		}
