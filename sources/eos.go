@@ -106,6 +106,8 @@ func (k *KafkaEOS) onRevoked(parts map[string][]int32) {
 // It returns with the session closed.
 func (k *KafkaEOS) Run(ctx context.Context, in Intake) error {
 	defer k.sess.Close()
+	k.log.Info("exactly once: reading in transactions", "group", k.cfg.Group, "transactional_id", TransactionalID(k.cfg),
+		"commit_interval", k.cfg.CommitInterval, "transaction_timeout", k.cfg.TransactionTimeout)
 	aborts := 0
 	for ctx.Err() == nil {
 		b, err := k.fill(ctx, in)

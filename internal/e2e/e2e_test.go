@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -64,16 +65,27 @@ func TestSecurity(t *testing.T) {
 		{"mtls", "  brokers: " + kafka.Real.Addr("mtls") + "\n  security:\n    protocol: SSL\n" +
 			"    tls: {ca_file: " + tls.CA + ", cert_file: " + tls.ClientCert + ", key_file: " + tls.ClientKey + "}\n", ""},
 	}
+	// The exactly-once path connects with franz-go, from the same kafka block: SASL/SCRAM
+	// and mutual TLS again, exactly once.
+	for _, c := range [][3]string{{"sasl-scram-eos", cases[1].block, cases[1].password}, {"mtls-eos", cases[3].block, ""}} {
+		cases = append(cases, struct{ name, block, password string }{c[0], c[1], c[2]})
+	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			const n = 2000
 			file, topics, group := ordersFile(t, c.name, c.block)
+			if strings.HasSuffix(c.name, "-eos") {
+				exactlyOnce(t, file)
+			}
 			if err := kafka.Produce(context.Background(), topics[0], devbroker.OrdersFeed(n)); err != nil {
 				t.Fatal(err)
 			}
 			env := []string{"KAFKA_PASSWORD=" + c.password}
 			p := runUntilDone(t, file, group, topics[0], env...)
 			checkOrders(t, kafka, topics, n)
+			if eos := strings.HasSuffix(c.name, "-eos"); eos != strings.Contains(p.Output(), "reading in transactions") {
+				t.Errorf("exactly-once %v, but the run's log says otherwise:\n%s", eos, p.Output())
+			}
 			if c.password == "" {
 				return
 			}
@@ -228,5 +240,21 @@ func TestTopicsCreate(t *testing.T) {
 	}
 	if strings.Contains(second.Output(), "created") || strings.Count(second.Output(), "exists, as configured") != 4 {
 		t.Errorf("the second run changed something:\n%s", second.Output())
+	}
+}
+
+// exactlyOnce adds delivery: exactly_once to the pipeline file at path.
+func exactlyOnce(t *testing.T, path string) {
+	t.Helper()
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(src), "\nkafka:", "\ndelivery: exactly_once\nkafka:", 1)
+	if text == string(src) {
+		t.Fatal("the pipeline has no kafka block")
+	}
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
