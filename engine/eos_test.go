@@ -58,6 +58,7 @@ func readOrdersCommitted(t *testing.T, b *devbroker.Broker) (outs, bigs, dlq []d
 	defer cancel()
 	var got [3][]devbroker.Record
 	for i, topic := range []string{"orders-out", "orders-big", "orders-dlq"} {
+		waitFor(t, 30*time.Second, "no transaction open in "+topic, func() bool { return b.Stable(topic) })
 		recs, err := b.Read(ctx, topic)
 		if err != nil {
 			t.Fatal(err)
@@ -305,6 +306,7 @@ func TestExactlyOnceWaitsOutsideTransaction(t *testing.T) {
 	defer cancel()
 	seen := map[string]bool{}
 	for _, topic := range []string{"payments-review", "payments-eur", "payments-usd", "payments-dlq"} {
+		waitFor(t, 30*time.Second, "no transaction open in "+topic, func() bool { return b.Stable(topic) })
 		recs, err := b.Read(ctx, topic)
 		if err != nil {
 			t.Fatal(err)

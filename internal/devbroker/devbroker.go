@@ -179,6 +179,23 @@ func (b *Broker) EndOffsets(topic string) map[int32]int64 { return b.offsets(top
 // were deleted.
 func (b *Broker) StartOffsets(topic string) map[int32]int64 { return b.offsets(topic, offsetStart) }
 
+// Stable reports whether no transaction is open in topic: each partition's last stable
+// offset is its end. A transaction that ended may still be writing its markers for a moment:
+// Read reads to the last stable offset, so a test that needs what a transaction wrote waits
+// for Stable first.
+func (b *Broker) Stable(topic string) bool {
+	ends, stable := b.EndOffsets(topic), b.stableOffsets(topic)
+	if len(ends) == 0 || len(stable) != len(ends) {
+		return false
+	}
+	for p, end := range ends {
+		if stable[p] != end {
+			return false
+		}
+	}
+	return true
+}
+
 // stableOffsets returns the last stable offset of each partition of topic: the end a
 // read_committed reader reads to (below the first record of a transaction still open).
 func (b *Broker) stableOffsets(topic string) map[int32]int64 { return b.offsets(topic, offsetStable) }

@@ -72,14 +72,7 @@ func ordersFile(t *testing.T, name, kafkaBlock string) (path string, topics [4]s
 	}
 	text = regexp.MustCompile(`(?m)^kafka:.*\n(  .*\n)*`).ReplaceAllLiteralString(text, "kafka:\n"+kafkaBlock)
 	path = filepath.Join(t.TempDir(), "orders.yaml")
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, topic := range topics {
-		if err := kafka.CreateTopic(topic, 3); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writePipeline(t, path, text, topics[:]...)
 	return path, topics, group
 }
 
@@ -91,6 +84,8 @@ func checkOrders(t *testing.T, b *devbroker.Broker, topics [4]string, n int) int
 	defer cancel()
 	where := map[int][]string{}
 	for i, sink := range []string{"out", "big", "dlq"} {
+		// Under exactly_once the last transaction may still be writing its markers.
+		testproc.WaitFor(t, time.Minute, "no transaction open in "+topics[i+1], func() bool { return b.Stable(topics[i+1]) })
 		recs, err := b.Read(ctx, topics[i+1])
 		if err != nil {
 			t.Fatal(err)
@@ -136,4 +131,17 @@ func runUntilDone(t *testing.T, file, group, source string, env ...string) *test
 		t.Fatalf("exit %d after SIGTERM", code)
 	}
 	return p
+}
+
+// writePipeline writes the pipeline text to path and creates its topics (3 partitions).
+func writePipeline(t *testing.T, path, text string, topics ...string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, topic := range topics {
+		if err := kafka.CreateTopic(topic, 3); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

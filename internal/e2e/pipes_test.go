@@ -53,14 +53,7 @@ func exampleFile(t *testing.T, name string) (path string, topics [3]string, grou
 		text = strings.Replace(text, old, new, 1)
 	}
 	path = filepath.Join(t.TempDir(), "orders-avro.yaml")
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, topic := range topics {
-		if err := kafka.CreateTopic(topic, 3); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writePipeline(t, path, text, topics[:]...)
 	return path, topics, group
 }
 
@@ -85,14 +78,7 @@ func pipeFile(t *testing.T, name, in, body string, files map[string]string) (pat
 		body + "dlq:\n  type: kafka\n  topic: @DLQ@\n"
 	text = strings.NewReplacer("@IN@", topics[0], "@OUT@", topics[1], "@DLQ@", topics[2], "@GROUP@", group, "@DIR@", dir).Replace(text)
 	path = filepath.Join(dir, name+".yaml")
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, topic := range topics {
-		if err := kafka.CreateTopic(topic, 3); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writePipeline(t, path, text, topics[:]...)
 	return path, topics, group
 }
 

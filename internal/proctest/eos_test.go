@@ -121,14 +121,7 @@ func TestExactlyOnceRebalance(t *testing.T) {
 	})
 	feed(t, b, 2*n/3, n)
 	waitFor(t, 180*time.Second, "the group to commit the end of the feed", func() bool { return b.CaughtUp(group, "orders") })
-	for _, p := range []*testproc.Proc{a, c, d} {
-		p.Signal(t, syscall.SIGTERM)
-	}
-	for _, p := range []*testproc.Proc{a, c, d} {
-		if code := p.Wait(t, 30*time.Second); code != 0 {
-			t.Errorf("%s exited %d", p.Name, code)
-		}
-	}
+	terminate(t, a, c, d)
 	aborted := verifyExactlyOnce(t, b, n)
 	var aborts, timedOut int
 	for _, p := range []*testproc.Proc{a, c, d} {

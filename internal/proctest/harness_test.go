@@ -8,10 +8,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
@@ -164,15 +164,9 @@ func verifyExactlyOnce(t testing.TB, b *devbroker.Broker, n int) (aborted int) {
 	defer cancel()
 	// A killed process's open transaction holds read_committed readers back until the broker
 	// aborts it (at transaction_timeout; Kafka looks every 10s): Read would stop short.
-	cl, err := b.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	adm := kadm.NewClient(cl)
 	for _, topic := range []string{"orders-out", "orders-big", "orders-dlq"} {
-		waitFor(t, 2*time.Minute, "no transaction open in "+topic, func() bool { return stable(ctx, adm, topic) })
+		waitFor(t, 2*time.Minute, "no transaction open in "+topic, func() bool { return b.Stable(topic) })
 	}
-	cl.Close()
 	feed := devbroker.OrdersFeed(n)
 	copies := make([]int, n)
 	var duplicates []int
@@ -221,23 +215,6 @@ func verifyExactlyOnce(t testing.TB, b *devbroker.Broker, n int) (aborted int) {
 		}
 	}
 	return aborted
-}
-
-// stable reports whether no transaction is open in topic: each partition's last stable
-// offset is its end.
-func stable(ctx context.Context, adm *kadm.Client, topic string) bool {
-	lso, err1 := adm.ListCommittedOffsets(ctx, topic)
-	end, err2 := adm.ListEndOffsets(ctx, topic)
-	if err1 != nil || err2 != nil || lso.Error() != nil || end.Error() != nil {
-		return false
-	}
-	ok := true
-	end.Each(func(o kadm.ListedOffset) {
-		if l, found := lso.Lookup(topic, o.Partition); !found || l.Offset != o.Offset {
-			ok = false
-		}
-	})
-	return ok
 }
 
 // readUncommitted counts the records in topic as a read_uncommitted reader sees them, to
@@ -321,5 +298,18 @@ func feed(t testing.TB, b *devbroker.Broker, from, to int) {
 	t.Helper()
 	if err := b.Produce(context.Background(), "orders", devbroker.OrdersFeedRange(from, to)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// terminate sends SIGTERM to every process, then expects each to drain and exit 0.
+func terminate(t testing.TB, procs ...*testproc.Proc) {
+	t.Helper()
+	for _, p := range procs {
+		p.Signal(t, syscall.SIGTERM)
+	}
+	for _, p := range procs {
+		if code := p.Wait(t, 30*time.Second); code != 0 {
+			t.Errorf("%s exited %d", p.Name, code)
+		}
 	}
 }
