@@ -148,12 +148,13 @@ const maxFailedTransactions = 10
 func (k *KafkaEOS) fill(ctx context.Context, in Intake) (*txn.Batch, error) {
 	var b *txn.Batch
 	var end time.Time
+	read := 0 // records in b: none is committed before b is, so max_pending bounds them all
 	for ctx.Err() == nil {
 		pollCtx, cancel := ctx, context.CancelFunc(func() {})
 		if b != nil {
 			pollCtx, cancel = context.WithDeadline(ctx, end)
 		}
-		fs := k.sess.Poll(pollCtx, max(1, k.cfg.MaxPending-int(pendingOf(b))))
+		fs := k.sess.Poll(pollCtx, max(1, k.cfg.MaxPending-read))
 		cancel()
 		if fs.IsClientClosed() {
 			return b, errors.New("source: the Kafka client closed")
@@ -175,6 +176,7 @@ func (k *KafkaEOS) fill(ctx context.Context, in Intake) (*txn.Batch, error) {
 			recs := make([]*record.Record, 0, n)
 			fs.EachRecord(func(r *kgo.Record) { recs = append(recs, fromFranz(r, b)) })
 			b.Add(len(recs))
+			read += len(recs)
 			if err := in.Deliver(ctx, recs); err != nil {
 				b.Fail(fmt.Errorf("records read were not taken by the pipeline: %w", err))
 				for range recs {
@@ -183,18 +185,11 @@ func (k *KafkaEOS) fill(ctx context.Context, in Intake) (*txn.Batch, error) {
 				return b, nil
 			}
 		}
-		if b != nil && (b.Ended() || !time.Now().Before(end) || b.Pending() >= int64(k.cfg.MaxPending)) {
+		if b != nil && (b.Ended() || !time.Now().Before(end) || read >= k.cfg.MaxPending) {
 			return b, nil
 		}
 	}
 	return b, nil
-}
-
-func pendingOf(b *txn.Batch) int64 {
-	if b == nil {
-		return 0
-	}
-	return b.Pending()
 }
 
 // fromFranz is a record as the pipeline takes it, settled with its transaction.

@@ -71,14 +71,12 @@ func (t *Session) Renew() error {
 	return nil
 }
 
-// Client is the session's franz-go client.
-func (t *Session) Client() *kgo.Client { return t.s.Client() }
-
 // Poll returns the records fetched next (at most max), waiting until ctx ends for some.
 func (t *Session) Poll(ctx context.Context, max int) kgo.Fetches { return t.s.PollRecords(ctx, max) }
 
-// Close leaves the group and closes the client; the open transaction, if any, is aborted by
-// the broker when the producer goes (or at its timeout).
+// Close leaves the group and closes the client. The source ends every transaction before;
+// one left open (a hard stop) is aborted by the broker at its timeout, or at once by the next
+// instance with the same transactional id.
 func (t *Session) Close() { t.s.Close() }
 
 // Begin starts a transaction.
