@@ -30,7 +30,8 @@ type Sink interface {
 }
 
 // Report receives the outcome of every record written to a sink, once: nil when it is
-// written (for Kafka: the broker acknowledged it), otherwise a *failure.Error judged
+// written (for Kafka: the broker acknowledged it), ErrAborted when its transaction was
+// aborted (exactly-once: read again, nothing written), otherwise a *failure.Error judged
 // dead-letter or stop. Writes refused for a passing reason are not reported: the sink writes
 // them again, in order, until they pass. Writes still waiting when the sink closes are never
 // reported: their records are not done, so they are read again after a restart.
