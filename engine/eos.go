@@ -24,21 +24,13 @@ func openExactlyOnce(p *pipeline.Pipeline, log *slog.Logger) (*sources.KafkaEOS,
 		return nil, err
 	}
 	opts := append([]kgo.Opt(nil), conn...)
-	for _, sk := range append(append([]*pipeline.Sink(nil), p.Sinks...), p.DLQ) {
-		if k, ok := sinkImpl(sk); ok {
-			opts = append(opts, sinks.TxnProducer(k.Producer, int(k.Producer.MaxMessageBytes))...)
+	for _, sk := range p.SinksAndDLQ() {
+		if k, ok := sk.Impl.(*sinks.KafkaSink); ok { // the first: validate warns when the others differ
+			opts = append(opts, sinks.TxnProducer(k.Producer)...)
 			break
 		}
 	}
 	return sources.NewKafkaEOS(p.KafkaSource(), opts, log)
-}
-
-func sinkImpl(sk *pipeline.Sink) (*sinks.KafkaSink, bool) {
-	if sk == nil {
-		return nil, false
-	}
-	k, ok := sk.Impl.(*sinks.KafkaSink)
-	return k, ok
 }
 
 // checkTransactions asks the brokers whether they commit offsets in transactions with the

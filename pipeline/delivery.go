@@ -28,10 +28,9 @@ func checkDelivery(p *spec.Parser, pl *Pipeline, delivery *spec.Value) {
 		return
 	}
 	why := "under delivery: exactly_once (line " + strconv.Itoa(delivery.Pos.Line) + ")"
-	all := append(append([]*Sink(nil), pl.Sinks...), pl.DLQ)
 	var first *sinks.KafkaSink
-	for _, sk := range all {
-		if sk == nil || sk.Impl == nil {
+	for _, sk := range pl.SinksAndDLQ() {
+		if sk.Impl == nil {
 			continue
 		}
 		k, ok := sk.Impl.(*sinks.KafkaSink)

@@ -29,7 +29,7 @@ func (p *Pipeline) TopicPlans() []kafkaconn.Topic {
 	for _, t := range p.Source.Impl.TopicPlans() {
 		add(t)
 	}
-	for _, s := range p.sinksAndDLQ() {
+	for _, s := range p.SinksAndDLQ() {
 		if tw, ok := s.Impl.(sinks.TopicWriter); ok {
 			for _, t := range tw.Topics() {
 				add(t)
@@ -66,8 +66,8 @@ func (p *Pipeline) ComputedTopicPlans() (plans []kafkaconn.Topic, patterns [][2]
 	return plans, patterns
 }
 
-// sinksAndDLQ lists the sinks, then the DLQ when there is one.
-func (p *Pipeline) sinksAndDLQ() []*Sink {
+// SinksAndDLQ lists the sinks, then the DLQ when there is one.
+func (p *Pipeline) SinksAndDLQ() []*Sink {
 	if p.DLQ == nil {
 		return p.Sinks
 	}

@@ -143,11 +143,11 @@ func franzRecord(msg *sarama.ProducerMessage) *kgo.Record {
 // Kafka answers so while it still writes the previous transaction's markers, as it often
 // does to the first writes of the next one; franz-go retries such a write after a metadata
 // refresh, at most one every MetadataMinAge, 5s by default: a 5s stall of every write.
-func TxnProducer(p Producer, maxBytes int) []kgo.Opt {
+func TxnProducer(p Producer) []kgo.Opt {
 	codec := map[string]kgo.CompressionCodec{"none": kgo.NoCompression(), "gzip": kgo.GzipCompression(), "snappy": kgo.SnappyCompression(),
 		"lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression()}[p.Compression]
 	return []kgo.Opt{kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(p.Linger),
-		kgo.ProducerBatchCompression(codec), kgo.ProducerBatchMaxBytes(int32(max(maxBytes, int(p.BatchBytes)))),
+		kgo.ProducerBatchCompression(codec), kgo.ProducerBatchMaxBytes(int32(max(p.MaxMessageBytes, p.BatchBytes))),
 		kgo.MetadataMinAge(txnRetryAge)}
 }
 

@@ -210,7 +210,14 @@ func (b *Broker) offsets(topic, which string) map[int32]int64 {
 	out := map[int32]int64{}
 	if b.Cluster != nil { // asked inside the in-process broker: no client connection is made
 		for _, p := range b.Cluster.PartitionInfos(topic) {
-			out[p.Partition] = map[string]int64{offsetEnd: p.HighWatermark, offsetStart: p.LogStartOffset, offsetStable: p.LastStableOffset}[which]
+			switch which {
+			case offsetEnd:
+				out[p.Partition] = p.HighWatermark
+			case offsetStart:
+				out[p.Partition] = p.LogStartOffset
+			case offsetStable:
+				out[p.Partition] = p.LastStableOffset
+			}
 		}
 		return out
 	}

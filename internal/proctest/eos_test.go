@@ -92,18 +92,7 @@ func TestExactlyOnceRebalance(t *testing.T) {
 	a := startEnv(t, b, "a", env, "run", file)
 	bb := startEnv(t, b, "b", env, "run", file)
 	c := startEnv(t, b, "c", env, "run", file)
-	shared := func() bool {
-		members := b.Members(group)
-		if len(members) != 3 {
-			return false
-		}
-		for _, assigned := range members {
-			if assigned == 0 {
-				return false
-			}
-		}
-		return true
-	}
+	shared := func() bool { return sharing(b, 3) }
 	waitFor(t, 90*time.Second, "three members sharing the partitions", shared)
 	target := written(b) + n/10
 	feed(t, b, n/3, 2*n/3)

@@ -313,3 +313,17 @@ func terminate(t testing.TB, procs ...*testproc.Proc) {
 		}
 	}
 }
+
+// sharing reports whether the group has n members, each with partitions assigned.
+func sharing(b *devbroker.Broker, n int) bool {
+	members := b.Members(group)
+	if len(members) != n {
+		return false
+	}
+	for _, assigned := range members {
+		if assigned == 0 {
+			return false
+		}
+	}
+	return true
+}

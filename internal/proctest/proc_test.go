@@ -50,18 +50,7 @@ func TestRebalanceAcrossProcesses(t *testing.T) {
 	a := start(t, b, "a", "run", file)
 	bb := start(t, b, "b", "run", file)
 	c := start(t, b, "c", "run", file)
-	waitFor(t, 60*time.Second, "three members sharing the partitions", func() bool {
-		members := b.Members(group)
-		if len(members) != 3 {
-			return false
-		}
-		for _, assigned := range members {
-			if assigned == 0 {
-				return false
-			}
-		}
-		return true
-	})
+	waitFor(t, 60*time.Second, "three members sharing the partitions", func() bool { return sharing(b, 3) })
 	// At most 90% of the first two thirds is written (the rest is filtered out), plus any
 	// duplicates of the group forming: the target is always reachable.
 	target := written(b) + n/10
