@@ -47,6 +47,10 @@ const (
 	Consume
 	// Process is a stage working on a record.
 	Process
+	// EndTxn ends a transaction (delivery: exactly_once): its offsets committed in it
+	// (TxnOffsetCommit) and its commit or abort (EndTxn). Wait there means the transaction
+	// counts as aborted: a new client reads again from the offsets the broker holds.
+	EndTxn
 )
 
 // RecordFault is implemented by errors that are their record's fault whatever was being
@@ -94,6 +98,8 @@ func (e *Error) Error() string {
 		return fmt.Sprintf("%s cannot write to topic %s: %s", e.At, e.Topic, e.Reason())
 	case Consume:
 		return fmt.Sprintf("%s cannot read: %s", e.At, e.Reason())
+	case EndTxn:
+		return fmt.Sprintf("%s cannot end its transaction: %s", e.At, e.Reason())
 	}
 	return e.At + ": " + e.Reason()
 }
@@ -174,9 +180,9 @@ func outcome(op Op, err error) Outcome {
 
 // Row is one line of the table: a Kafka error and what it means for each operation.
 type Row struct {
-	Code                       sarama.KError
-	Produce, Computed, Consume Outcome
-	Hint                       string
+	Code                               sarama.KError
+	Produce, Computed, Consume, EndTxn Outcome
+	Hint                               string
 }
 
 // Name is the error's name in the Kafka protocol (NOT_ENOUGH_REPLICAS).
@@ -192,16 +198,16 @@ func (r Row) Name() string {
 func Rows() []Row {
 	out := make([]Row, len(table))
 	for i, r := range table {
-		out[i] = Row{Code: r.code, Produce: r.produce, Computed: r.computed, Consume: r.consume, Hint: r.hint}
+		out[i] = Row{Code: r.code, Produce: r.produce, Computed: r.computed, Consume: r.consume, EndTxn: r.endTxn, Hint: r.hint}
 	}
 	return out
 }
 
 type rule struct {
-	code                       sarama.KError
-	produce, computed, consume Outcome
-	hint                       string
-	computedHint               string // for topics a record computed, when it differs
+	code                               sarama.KError
+	produce, computed, consume, endTxn Outcome
+	hint                               string
+	computedHint                       string // for topics a record computed, when it differs
 }
 
 func (r rule) outcome(op Op) Outcome {
@@ -210,21 +216,24 @@ func (r rule) outcome(op Op) Outcome {
 		return r.computed
 	case Consume:
 		return r.consume
+	case EndTxn:
+		return r.endTxn
 	}
 	return r.produce
 }
 
-// row builders: the same outcome everywhere, or one per operation.
+// row builders: the same outcome everywhere, or one per operation. Ending a transaction
+// cannot blame a record: what a write would dead-letter waits there.
 func all(code sarama.KError, o Outcome, hint string) rule {
-	return rule{code: code, produce: o, computed: o, consume: o, hint: hint}
+	return rule{code: code, produce: o, computed: o, consume: o, endTxn: o, hint: hint}
 }
 
 func written(code sarama.KError, o Outcome, hint string) rule {
-	return rule{code: code, produce: o, computed: o, consume: Wait, hint: hint}
+	return rule{code: code, produce: o, computed: o, consume: Wait, endTxn: Wait, hint: hint}
 }
 
 func topicRule(code sarama.KError, static, consume Outcome, hint, computedHint string) rule {
-	return rule{code: code, produce: static, computed: DeadLetter, consume: consume, hint: hint, computedHint: computedHint}
+	return rule{code: code, produce: static, computed: DeadLetter, consume: consume, endTxn: static, hint: hint, computedHint: computedHint}
 }
 
 const (
@@ -251,7 +260,6 @@ var table = []rule{
 	all(sarama.ErrNotEnoughReplicasAfterAppend, Wait, "the write reached the leader but too few replicas: it is sent again, and may be written twice"),
 	all(sarama.ErrKafkaStorageError, Wait, "a broker's disk failed"),
 	all(sarama.ErrThrottlingQuotaExceeded, Wait, "a quota throttles this client"),
-	all(sarama.ErrInvalidMessage, Wait, "the batch was damaged on its way: it is sent again"),
 	all(sarama.ErrOutOfOrderSequenceNumber, Wait, "the broker lost track of this producer's sequence: the write is sent again"),
 	all(sarama.ErrUnknownProducerID, Wait, "the broker forgot this producer: the write is sent again"),
 	all(sarama.ErrInvalidProducerEpoch, Wait, "this producer's epoch moved on: the write is sent again"),
@@ -272,6 +280,10 @@ var table = []rule{
 	written(sarama.ErrMessageSetSizeTooLarge, DeadLetter, "the batch is larger than the broker accepts"),
 	written(sarama.ErrInvalidTimestamp, DeadLetter, "the record's timestamp is outside what the topic accepts (message.timestamp.*.max.ms)"),
 	written(sarama.ErrInvalidRecord, DeadLetter, "the broker refused the record (a compacted topic needs a key)"),
+	// The client sends it once more itself (a batch damaged on its way passes then); a
+	// record refused again is one the broker cannot take (older brokers answer it for a
+	// null key on a compacted topic).
+	written(sarama.ErrInvalidMessage, DeadLetter, "the broker found the record damaged or invalid (a null key on a compacted topic?)"),
 
 	// A broker answers this for a moment while a topic is created or its partitions move, so
 	// it waits. Whether a topic exists is decided before writing: at start for the topics the
@@ -305,8 +317,10 @@ var table = []rule{
 	all(sarama.ErrFencedInstancedId, Stop, "another process uses the same source.instance_id: give each its own"),
 	all(sarama.ErrProducerFenced, Stop, "another producer took over this one's transactional id: is source.instance_id shared by two processes?"),
 	all(sarama.ErrTransactionCoordinatorFenced, Stop, "another producer took over this one's transactional id: is source.instance_id shared by two processes?"),
-	all(sarama.ErrInvalidProducerIDMapping, Stop, "the broker no longer knows this producer's transactional id (expired after transactional.id.expiration.ms?)"),
-	all(sarama.ErrInvalidTxnState, Stop, ""),
+	// A new client (a new producer epoch) gets past these two, unless another instance
+	// took the transactional id: the fenced answers above say so.
+	all(sarama.ErrInvalidProducerIDMapping, Wait, "the broker no longer knows this producer's transactional id (expired after transactional.id.expiration.ms, or the transaction timed out)"),
+	all(sarama.ErrInvalidTxnState, Wait, "the broker's view of the transaction differs from the client's (it timed the transaction out?)"),
 }
 
 var byCode = func() map[sarama.KError]rule {

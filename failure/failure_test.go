@@ -10,6 +10,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 type tooBig struct{}
@@ -50,6 +51,15 @@ func TestJudge(t *testing.T) {
 		{"franz-go's errors read the same table: a fenced producer stops", Produce, fmt.Errorf("ending: %w", kerr.ProducerFenced), Stop},
 		{"franz-go's too large is the record's", Produce, kerr.MessageTooLarge, DeadLetter},
 		{"franz-go's leader election waits", Produce, kerr.NotLeaderForPartition, Wait},
+		{"a corrupt record, once the client sent it again, is the record's", Produce, kerr.CorruptMessage, DeadLetter},
+		{"a corrupt batch read waits", Consume, kerr.CorruptMessage, Wait},
+		{"a transaction's end that timed out waits: a new client finds out", EndTxn, kerr.RequestTimedOut, Wait},
+		{"a connection dropped at a transaction's end waits", EndTxn, &net.OpError{Op: "read", Err: errors.New("connection reset")}, Wait},
+		{"a record's fault cannot end a transaction: it waits", EndTxn, kerr.MessageTooLarge, Wait},
+		{"a transaction the broker timed out waits for a new client", EndTxn, kerr.InvalidProducerIDMapping, Wait},
+		{"a fenced producer stops at a transaction's end", EndTxn, kerr.ProducerFenced, Stop},
+		{"no right to the transactional id stops", EndTxn, kerr.TransactionalIDAuthorizationFailed, Stop},
+		{"a fenced static member stops at a transaction's end", EndTxn, kerr.FencedInstanceID, Stop},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -98,5 +108,20 @@ func TestTableHasOneRowPerCode(t *testing.T) {
 			t.Errorf("%v has two rows", r.Code)
 		}
 		seen[r.Code] = true
+	}
+}
+
+// A connection the broker closed right after a request reads as a missing SASL to franz-go;
+// once the client has talked to the broker, the log says what is likelier.
+func TestExplain(t *testing.T) {
+	closed := fmt.Errorf("ending: %w", &kgo.ErrFirstReadEOF{})
+	if got := Explain(closed, true); strings.Contains(got, "SASL") || strings.Contains(got, "TLS") || !strings.Contains(got, "closed the connection") {
+		t.Errorf("after talking: %q", got)
+	}
+	if got := Explain(closed, false); got != closed.Error() {
+		t.Errorf("before talking: %q, want franz-go's own words", got)
+	}
+	if got := Explain(kerr.RequestTimedOut, true); got != kerr.RequestTimedOut.Error() {
+		t.Errorf("other errors: %q", got)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Backoff is the one formula for waiting out the world's faults: the wait before attempt+1 is
@@ -30,4 +32,15 @@ func Backoff(attempt int, initial, max time.Duration, multiplier, jitter float64
 func IsTimeout(err error) bool {
 	var ne net.Error
 	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// Explain is err for a log line. franz-go words a connection a broker closed right after a
+// request as "is SASL missing?": likely before the client ever talked to the broker, not
+// once it has (then a broker restarting, or the network, is).
+func Explain(err error, talked bool) string {
+	var eof *kgo.ErrFirstReadEOF
+	if talked && errors.As(err, &eof) {
+		return "the broker closed the connection (a broker restarting, or the network?)"
+	}
+	return err.Error()
 }

@@ -80,10 +80,16 @@ func writeFailures(w io.Writer) {
 		"**wait** (the world's fault: the write waits and is retried, in order, nothing is dead-lettered; the consumer joins again), "+
 		"**dead-letter** (the record's own fault: it goes to the DLQ with the reason) or **stop** (the pipeline's fault: it stops without committing the record). "+
 		"Errors outside Kafka: records too large, computed topics not valid, not allowed or missing, bodies that cannot be encoded and stage errors dead-letter; "+
-		"lost connections and timeouts wait; settings the client refuses stop. A Kafka error not listed waits.\n\n")
-	fmt.Fprint(w, "| error | write | computed topic | consume | likely cause |\n|---|---|---|---|---|\n")
+		"lost connections and timeouts wait; settings the client refuses stop. A Kafka error not listed waits.\n\n"+
+		"Under `delivery: exactly_once` a write means the same, acted on in the transaction: **wait** aborts the transaction, whose records are read again after a backoff; "+
+		"**dead-letter** aborts it once (a broker refuses the whole batch a record is in), then the records of that batch are written alone, and one refused alone "+
+		"is dead-lettered in a transaction that commits; **stop** stops. The last column is the end of a transaction (its offsets committed in it, its commit): "+
+		"**wait** counts it as aborted, and a new client reads again from the offsets the broker holds (past its records if it did commit after all); "+
+		"**stop** (a fenced producer, no right to the transactional id) stops. Records are checked against their topic's max.message.bytes, cleanup.policy "+
+		"and timestamp bounds before they are written, so a transaction rarely meets a record's fault.\n\n")
+	fmt.Fprint(w, "| error | write | computed topic | consume | transaction end | likely cause |\n|---|---|---|---|---|---|\n")
 	for _, r := range failure.Rows() {
-		fmt.Fprintf(w, "| `%s` | %s | %s | %s | %s |\n", r.Name(), r.Produce, r.Computed, r.Consume, r.Hint)
+		fmt.Fprintf(w, "| `%s` | %s | %s | %s | %s | %s |\n", r.Name(), r.Produce, r.Computed, r.Consume, r.EndTxn, r.Hint)
 	}
 	fmt.Fprint(w, "\n### Schema registry\n\nWhat each answer of the schema registry means while a `decode` stage reads a record's writer schema by the id it carries, "+
 		"and while a sink reads (or registers) the schema of the subject it writes with. A record that waits holds its partition, as a refused write does. "+
