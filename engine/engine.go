@@ -93,6 +93,9 @@ type node struct {
 const (
 	channelBatches = 16 // batches buffered per input channel
 	closeGrace     = 5 * time.Second
+	// keptAttempts is how many records that failed an attempt a retry remembers under
+	// exactly_once: those of the transactions read again after an abort, and more.
+	keptAttempts = 100_000
 )
 
 // NewEngine prepares p to run. Every stage must have a runtime.
@@ -102,6 +105,9 @@ func NewEngine(p *pipeline.Pipeline, open OpenSink, log *slog.Logger) (*Engine, 
 	for _, st := range p.Stages {
 		if st.Impl == nil {
 			return nil, fmt.Errorf("stage %s: the %s stage type cannot run yet in this build (it validates, but its runtime is not written)", st.Name, st.Type)
+		}
+		if r, ok := st.Impl.(stages.Resumable); ok && p.ExactlyOnce() {
+			r.KeepAttempts(keptAttempts)
 		}
 		n := &node{name: st.Name, stage: st.Impl, observe: ignore, workers: st.Workers, keyed: st.Ordering == "key", stats: e.counter(st.Name, "stage")}
 		n.ins = makeInputs(st.Workers, st.Ordering == "key")

@@ -25,7 +25,15 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/stages"
 )
 
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+var quiet = testLogger()
+
+// testLogger discards the logs of runs, or shows them with PYTHIA_TEST_LOG=1.
+func testLogger() *slog.Logger {
+	if os.Getenv("PYTHIA_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
 
 // testEnv is the environment every test pipeline sees, whatever the machine's.
 func testEnv(name string) (string, bool) {

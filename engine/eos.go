@@ -15,7 +15,7 @@ import (
 
 // openExactlyOnce makes the source of `delivery: exactly_once`: one franz-go client that is
 // the group member and the transactional producer every Kafka sink writes through.
-func openExactlyOnce(p *pipeline.Pipeline, log *slog.Logger) (*sources.KafkaEOS, error) {
+func openExactlyOnce(p *pipeline.Pipeline, rules *sinks.Rules, log *slog.Logger) (*sources.KafkaEOS, error) {
 	conn, err := p.Kafka.Franz()
 	if err != nil {
 		return nil, err
@@ -26,7 +26,7 @@ func openExactlyOnce(p *pipeline.Pipeline, log *slog.Logger) (*sources.KafkaEOS,
 	opts := append([]kgo.Opt(nil), conn...)
 	for _, sk := range p.SinksAndDLQ() {
 		if k, ok := sk.Impl.(*sinks.KafkaSink); ok { // the first: validate warns when the others differ
-			opts = append(opts, sinks.TxnProducer(k.Producer)...)
+			opts = append(opts, sinks.TxnProducer(k.Producer, rules)...)
 			break
 		}
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"log/slog"
 
-	"github.com/pythia-pipe/pythia-pipe/pipeline"
+	"github.com/IBM/sarama"
 
+	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
+	"github.com/pythia-pipe/pythia-pipe/pipeline"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
 	"github.com/pythia-pipe/pythia-pipe/sources"
 	"github.com/pythia-pipe/pythia-pipe/txn"
@@ -17,23 +19,37 @@ type KafkaRun struct {
 	Engine *Engine
 	Source sources.Runner
 	p      *pipeline.Pipeline
+	lookup sarama.Client // looks up the rules of the topics records compute
 }
 
 // ConnectKafka checks that the brokers answer and every topic exists (one clear error
 // otherwise), then prepares the consumer group source and the producers of the sinks.
-func ConnectKafka(p *pipeline.Pipeline, log *slog.Logger) (*KafkaRun, error) {
+func ConnectKafka(p *pipeline.Pipeline, log *slog.Logger) (run *KafkaRun, err error) {
 	base, err := p.Kafka.Sarama()
 	if err != nil {
 		return nil, err
 	}
-	maxBytes, err := p.Kafka.CheckTopics(base, p.Topics())
+	known, err := p.Kafka.CheckTopics(base, p.Topics())
 	if err != nil {
 		return nil, err
 	}
+	lookup, err := sarama.NewClient(p.Kafka.Brokers, base)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			lookup.Close()
+		}
+	}()
+	rules := sinks.NewRules(known, func(topic string) (kafkaconn.TopicRules, bool) {
+		tr, ok := kafkaconn.DescribeRules(lookup, []string{topic})[topic]
+		return tr, ok
+	})
 	var src sources.Runner
 	var sess *txn.Session
 	if p.ExactlyOnce() {
-		eos, err := openExactlyOnce(p, log)
+		eos, err := openExactlyOnce(p, rules, log)
 		if err != nil {
 			return nil, err
 		}
@@ -42,16 +58,17 @@ func ConnectKafka(p *pipeline.Pipeline, log *slog.Logger) (*KafkaRun, error) {
 		return nil, err
 	}
 	open := func(name string, sk sinks.Compiled, report sinks.Report) (sinks.Sink, error) {
-		return sk.Open(sinks.Env{Name: name, Brokers: p.Kafka.Brokers, Base: base, MaxBytes: maxBytes, Log: log, Txn: sess}, report)
+		return sk.Open(sinks.Env{Name: name, Brokers: p.Kafka.Brokers, Base: base, Rules: rules, Log: log, Txn: sess}, report)
 	}
 	e, err := NewEngine(p, open, log)
 	if err != nil {
 		return nil, err
 	}
-	return &KafkaRun{Engine: e, Source: src, p: p}, nil
+	return &KafkaRun{Engine: e, Source: src, p: p, lookup: lookup}, nil
 }
 
 // Run runs until ctx ends (then drains and commits) or a fatal error.
 func (r *KafkaRun) Run(ctx context.Context) error {
+	defer r.lookup.Close()
 	return r.Engine.Run(ctx, r.Source, r.p.Source.Impl.Drain())
 }

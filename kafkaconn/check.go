@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -44,9 +43,9 @@ func (c *Config) Check(sc *sarama.Config, topics []string) error {
 	return err
 }
 
-// CheckTopics is Check that also returns the largest record each topic takes (its
-// max.message.bytes), for the topics whose configs could be read.
-func (c *Config) CheckTopics(sc *sarama.Config, topics []string) (maxBytes map[string]int, err error) {
+// CheckTopics is Check that also returns what each topic's configs say about the records it
+// takes, for the topics whose configs could be read.
+func (c *Config) CheckTopics(sc *sarama.Config, topics []string) (rules map[string]TopicRules, err error) {
 	type result struct {
 		client sarama.Client
 		err    error
@@ -94,29 +93,7 @@ func (c *Config) CheckTopics(sc *sarama.Config, topics []string) (maxBytes map[s
 		sort.Strings(missing)
 		return nil, &MissingTopicsError{Topics: missing}
 	}
-	return topicMaxBytes(r.client, topics), nil
-}
-
-// topicMaxBytes reads max.message.bytes of each topic; a topic whose configs cannot be read
-// (no DescribeConfigs right) is left out.
-func topicMaxBytes(client sarama.Client, topics []string) map[string]int {
-	admin, err := sarama.NewClusterAdminFromClient(client) // not closed: that would close the client, closed by the caller
-	if err != nil {
-		return nil
-	}
-	out := map[string]int{}
-	for _, t := range topics {
-		entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: t, ConfigNames: []string{"max.message.bytes"}})
-		if err != nil {
-			continue
-		}
-		for _, e := range entries {
-			if n, err := strconv.Atoi(e.Value); e.Name == "max.message.bytes" && err == nil && n > 0 {
-				out[t] = n
-			}
-		}
-	}
-	return out
+	return DescribeRules(r.client, topics), nil
 }
 
 func missingTopics(cl sarama.Client, topics []string) ([]string, error) {

@@ -2,9 +2,11 @@ package pipeline
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/pythia-pipe/pythia-pipe/sinks"
 	"github.com/pythia-pipe/pythia-pipe/spec"
+	"github.com/pythia-pipe/pythia-pipe/stages"
 )
 
 // ExactlyOnce says whether the pipeline reads, writes and commits in Kafka transactions.
@@ -69,5 +71,13 @@ func checkDelivery(p *spec.Parser, pl *Pipeline, delivery *spec.Value) {
 	}
 	if iso := fields.Get("isolation"); src.Isolation != "read_committed" {
 		p.Errorf(iso.Pos, iso.Path, "an exactly-once pipeline reads read_committed: records of aborted transactions must not be processed")
+	}
+	budget := src.TransactionTimeout - src.TransactionTimeout/5
+	for _, st := range pl.Stages {
+		if b, ok := st.Impl.(stages.Bounded); ok && b.Longest() > budget {
+			p.Warnf(st.Fields.Pos, st.Fields.Path, "a record can spend up to %v in stage %s (its attempts failing), more than the %v a transaction may stay open (80%% of transaction_timeout %v) %s: "+
+				"such a record aborts its transaction once, and is read again with its attempts kept; raise transaction_timeout or shorten the backoff to spare the abort",
+				b.Longest().Round(time.Millisecond), st.Name, budget, src.TransactionTimeout, why)
+		}
 	}
 }

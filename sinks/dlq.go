@@ -55,18 +55,18 @@ func DLQRecord(rec *record.Record, f Failure) *record.Record {
 	}
 }
 
-// fitDLQ shrinks a dead-letter message to limit bytes (as sarama counts them) rather than let
-// it be refused: first its value is cut, then the original headers go, then the key is cut.
-// Headers say what was cut and how large the record was.
+// fitDLQ shrinks a dead-letter message to limit bytes (as wireSize counts them) rather than
+// let it be refused: first its value is cut, then the original headers go, then the key is
+// cut. Headers say what was cut and how large the record was.
 func fitDLQ(msg *sarama.ProducerMessage, limit int) {
-	size := msg.ByteSize(2)
+	size := wireSize(msg)
 	if size <= limit {
 		return
 	}
 	msg.Headers = append(msg.Headers,
 		sarama.RecordHeader{Key: []byte("pythia.truncated"), Value: []byte("value")},
 		sarama.RecordHeader{Key: []byte("pythia.original_bytes"), Value: []byte(strconv.Itoa(size))})
-	over := func() int { return msg.ByteSize(2) - limit }
+	over := func() int { return wireSize(msg) - limit }
 	var value []byte
 	if msg.Value != nil { // nil for a tombstone
 		value, _ = msg.Value.Encode()

@@ -18,8 +18,7 @@ import (
 
 // Target is what a Kafka sink writes: a topic (or an expression computing it, with the
 // patterns it must match), the key (an expression, or the record's key) and the body
-// encoding; MaxBytes is the largest record it writes (0: the producer's setting). The DLQ
-// truncates a record too large for it rather than refuse it.
+// encoding. The DLQ truncates a record too large for it rather than refuse it.
 type Target struct {
 	Name      string
 	Topic     string
@@ -28,7 +27,6 @@ type Target struct {
 	Key       *expr.Program
 	Encode    string
 	Schema    *SchemaEncoder // encode avro, protobuf
-	MaxBytes  int
 	DLQ       bool
 }
 
@@ -95,14 +93,16 @@ func cappedBackoff(retries, _ int) time.Duration {
 	return failure.Backoff(retries+1, 100*time.Millisecond, producerBackoffMax, 2, 0)
 }
 
-// NewKafka starts a producer for target; report receives every outcome.
-func NewKafka(brokers []string, base *sarama.Config, p Producer, target Target, report Report, log *slog.Logger) (*Kafka, error) {
+// NewKafka starts a producer for target, whose topics' rules are in rules; report receives
+// every outcome.
+func NewKafka(brokers []string, base *sarama.Config, p Producer, target Target, rules *Rules, report Report, log *slog.Logger) (*Kafka, error) {
 	lookup, err := sarama.NewClient(brokers, base)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", sinkAt(target), err)
 	}
-	out := newOutput(p, target, lookup, log)
-	client, err := sarama.NewClient(brokers, ProducerConfig(base, p, out.limit))
+	out := newOutput(p, target, lookup, rules, log)
+	tr, _ := rules.Of(target.Topic) // "" for a computed topic: sarama has one batch limit for all
+	client, err := sarama.NewClient(brokers, ProducerConfig(base, p, out.limit(tr)))
 	if err != nil {
 		lookup.Close()
 		return nil, fmt.Errorf("%s: %w", out.at, err)

@@ -108,14 +108,11 @@ func (k *KafkaSink) target() Target {
 // Open starts the producer; a named topic's max.message.bytes lowers the largest record.
 func (k *KafkaSink) Open(env Env, report Report) (Sink, error) {
 	t := k.target()
-	if n, ok := env.MaxBytes[t.Topic]; ok && t.TopicExpr == nil {
-		t.MaxBytes = n
-		if int64(n) < k.Producer.MaxMessageBytes {
-			env.Log.Info("records are held to the topic's max.message.bytes", "sink", k.Name, "to_topic", t.Topic, "max_message_bytes", n)
-		}
+	if tr, ok := env.Rules.Of(t.Topic); ok && t.TopicExpr == nil && tr.MaxBytes > 0 && int64(tr.MaxBytes) < k.Producer.MaxMessageBytes {
+		env.Log.Info("records are held to the topic's max.message.bytes", "sink", k.Name, "to_topic", t.Topic, "max_message_bytes", tr.MaxBytes)
 	}
 	if env.Txn != nil {
-		return NewTxn(env.Brokers, env.Base, k.Producer, t, env.Txn, report, env.Log)
+		return NewTxn(env.Brokers, env.Base, k.Producer, t, env.Txn, env.Rules, report, env.Log)
 	}
-	return NewKafka(env.Brokers, env.Base, k.Producer, t, report, env.Log)
+	return NewKafka(env.Brokers, env.Base, k.Producer, t, env.Rules, report, env.Log)
 }

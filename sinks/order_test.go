@@ -334,9 +334,9 @@ func TestFitDLQ(t *testing.T) {
 	const limit = 2000
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			before := c.msg.ByteSize(2)
+			before := wireSize(c.msg)
 			fitDLQ(c.msg, limit)
-			if size := c.msg.ByteSize(2); size > limit {
+			if size := wireSize(c.msg); size > limit {
 				t.Fatalf("%d bytes after fitting, limit %d", size, limit)
 			}
 			if got := header(c.msg, "pythia.truncated"); got != c.cut {

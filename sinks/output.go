@@ -11,6 +11,7 @@ import (
 
 	"github.com/pythia-pipe/pythia-pipe/expr"
 	"github.com/pythia-pipe/pythia-pipe/failure"
+	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
 	"github.com/pythia-pipe/pythia-pipe/record"
 )
 
@@ -24,19 +25,16 @@ type output struct {
 	env    *expr.Binder
 	log    *slog.Logger
 	topics *topicChecker // partition counts, and the checks of computed topics
-	limit  int
+	rules  *Rules        // what each topic takes
+	max    int           // the producer's max_message_bytes
 }
 
 // newOutput looks topics up on lookup, a client with the connection's quick metadata
 // settings (a missing computed topic must be told at once, and a lookup must not hold up a
-// stop for long).
-func newOutput(p Producer, target Target, lookup sarama.Client, log *slog.Logger) *output {
-	limit := int(p.MaxMessageBytes)
-	if target.MaxBytes > 0 && target.MaxBytes < limit {
-		limit = target.MaxBytes
-	}
+// stop for long), and their rules in rules (nil: none checked).
+func newOutput(p Producer, target Target, lookup sarama.Client, rules *Rules, log *slog.Logger) *output {
 	o := &output{target: target, op: failure.Produce, at: sinkAt(target), env: expr.NewBinder(target.TopicExpr, target.Key),
-		log: log.With("sink", target.Name), topics: newTopicChecker(lookup, target.Allow), limit: limit}
+		log: log.With("sink", target.Name), topics: newTopicChecker(lookup, target.Allow), rules: rules, max: int(p.MaxMessageBytes)}
 	if target.TopicExpr != nil {
 		o.op = failure.ProduceComputed
 	}
@@ -100,18 +98,31 @@ func (o *output) message(rec *record.Record) (*sarama.ProducerMessage, string, e
 			msg.Headers[i] = sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value}
 		}
 	}
-	if size := msg.ByteSize(2); size > o.limit {
-		if !o.target.DLQ {
-			return nil, topic, &TooLargeError{Topic: topic, Bytes: size, Limit: o.limit}
-		}
-		fitDLQ(msg, o.limit)
-	}
-	n, err := o.partitions(topic)
+	n, err := o.partitions(topic) // a computed topic is checked before its rules are looked up
 	if err != nil {
+		return nil, topic, err
+	}
+	rules, _ := o.rules.Of(topic)
+	if limit := o.limit(rules); wireSize(msg) > limit {
+		if !o.target.DLQ {
+			return nil, topic, &TooLargeError{Topic: topic, Bytes: wireSize(msg), Limit: limit}
+		}
+		fitDLQ(msg, limit)
+	}
+	if err := checkRules(msg, rules, time.Now()); err != nil {
 		return nil, topic, err
 	}
 	msg.Partition = partitionFor(key, n)
 	return msg, topic, nil
+}
+
+// limit is the largest record the sink writes to a topic with rules tr: the producer's
+// max_message_bytes, or the topic's max.message.bytes when lower.
+func (o *output) limit(tr kafkaconn.TopicRules) int {
+	if tr.MaxBytes > 0 && tr.MaxBytes < o.max {
+		return tr.MaxBytes
+	}
+	return o.max
 }
 
 func (o *output) partitions(topic string) (int32, error) {

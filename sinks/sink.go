@@ -128,7 +128,7 @@ type Env struct {
 	Name     string         // the sink's name; "dlq" for the dead-letter queue
 	Brokers  []string       // the kafka: block's brokers
 	Base     *sarama.Config // the connection's sarama config
-	MaxBytes map[string]int // the max.message.bytes of the topics the file names
+	Rules    *Rules         // what the topics take; nil: nothing is checked before writing
 	Log      *slog.Logger
 	// Txn is the source's transactions under `delivery: exactly_once`: a Kafka sink writes
 	// in them. Nil otherwise.

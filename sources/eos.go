@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +36,9 @@ type KafkaEOS struct {
 	joined     atomic.Bool
 	assigned   atomic.Int64
 	rebalances atomic.Int64
+
+	abortsMu sync.Mutex
+	abortsBy map[string]int64 // transactions aborted, by reason
 }
 
 // TransactionalID is the producer's transactional.id: stable across restarts with an
@@ -103,9 +108,11 @@ func (k *KafkaEOS) onRevoked(parts map[string][]int32) {
 
 // Run reads in transactions until ctx ends: a graceful stop lets the open transaction's
 // records finish within drain_timeout and commits it; a stop on error (ErrAbort) aborts it.
-// It returns with the session closed.
+// An aborted transaction is read again after a backoff, whatever aborted it, so the world's
+// faults are waited out; only a fenced producer or an error the failure table says stops
+// (no right to the transactional id) ends the run. It returns with the session closed.
 func (k *KafkaEOS) Run(ctx context.Context, in Intake) error {
-	defer k.sess.Close()
+	defer func() { k.sess.Close() }() // Renew replaces the client: close the last one
 	k.log.Info("exactly once: reading in transactions", "group", k.cfg.Group, "transactional_id", TransactionalID(k.cfg),
 		"commit_interval", k.cfg.CommitInterval, "transaction_timeout", k.cfg.TransactionTimeout)
 	aborts := 0
@@ -117,19 +124,16 @@ func (k *KafkaEOS) Run(ctx context.Context, in Intake) error {
 			}
 			continue
 		}
-		committed, why, endErr := k.finish(ctx, b)
+		end, endErr := k.finish(ctx, b)
 		if err = errors.Join(err, endErr); err != nil {
 			return err
 		}
-		if committed {
+		if end.committed {
 			aborts = 0
 			continue
 		}
 		aborts++
-		if f := b.Failure(); f != nil && aborts >= maxFailedTransactions {
-			return fmt.Errorf("exactly-once: %d transactions in a row aborted on a failed write; stopping uncommitted: %w", aborts, f)
-		}
-		k.log.Warn("transaction aborted: its records will be read again from the committed offsets", "why", why, "aborts_in_a_row", aborts)
+		k.log.Warn("transaction aborted: its records will be read again from the committed offsets", "why", end.why, "reason", end.reason, "aborts_in_a_row", aborts)
 		select {
 		case <-time.After(failure.Backoff(aborts, 100*time.Millisecond, 5*time.Second, 2, 0.2)):
 		case <-ctx.Done():
@@ -138,9 +142,26 @@ func (k *KafkaEOS) Run(ctx context.Context, in Intake) error {
 	return nil
 }
 
-// maxFailedTransactions is how many transactions in a row may abort on a failed write (one
-// the broker kept refusing through franz-go's retries) before the pipeline stops.
-const maxFailedTransactions = 10
+// Why a transaction aborted: the reason label of the aborts counted (Stats.AbortsBy).
+const (
+	AbortDeadline = "deadline" // its records were not done within 80% of transaction_timeout
+	AbortWrite    = "write"    // a write failed (a record's fault is then written alone)
+	AbortRevoke   = "revoke"   // partitions were revoked or lost
+	AbortCommit   = "commit"   // its end could not be confirmed, or the group moved on meanwhile
+	AbortStop     = "stop"     // the pipeline stopped: on an error, or past drain_timeout
+)
+
+// AbortReasons lists the reasons, for the metrics.
+var AbortReasons = []string{AbortDeadline, AbortWrite, AbortRevoke, AbortCommit, AbortStop}
+
+func (k *KafkaEOS) aborted(reason string) {
+	k.abortsMu.Lock()
+	defer k.abortsMu.Unlock()
+	if k.abortsBy == nil {
+		k.abortsBy = map[string]int64{}
+	}
+	k.abortsBy[reason]++
+}
 
 // fill polls for one transaction: from the first record read, for commit_interval or until
 // max_pending records, handing each poll's records on. It returns nil when ctx ended before
@@ -207,49 +228,85 @@ func fromFranz(r *kgo.Record, b *txn.Batch) *record.Record {
 	return rec
 }
 
-// finish ends b: a commit once its records are all settled; an abort when it cannot be
-// (why says what), after which the records of b still in the pipeline are waited for.
-func (k *KafkaEOS) finish(ctx context.Context, b *txn.Batch) (committed bool, why string, err error) {
-	why = k.settle(ctx, b)
+// ending is how a transaction ended: committed, or aborted and why.
+type ending struct {
+	committed   bool
+	why, reason string
+}
+
+// finish ends b: a commit once its records are all settled; an abort when it cannot be,
+// after which the records of b still in the pipeline are waited for. An end the broker did
+// not confirm (a dropped connection, a timeout) counts as an abort: a new client reads again
+// from the offsets the broker holds, which are past b's records if the commit went through.
+func (k *KafkaEOS) finish(ctx context.Context, b *txn.Batch) (ending, error) {
+	end := k.settle(ctx, b)
 	endCtx, cancel := context.WithTimeout(context.Background(), k.cfg.RebalanceTimeout)
 	defer cancel()
-	committed, err = k.sess.End(endCtx, b, why == "")
+	committed, err := k.sess.End(endCtx, b, end.why == "")
 	k.cur.CompareAndSwap(b, nil)
-	if err != nil && epochFenced(err) && b.Age() >= k.cfg.TransactionTimeout {
-		// No other instance fenced us: the broker aborted the transaction at its timeout and
-		// bumped the producer's epoch while the commit waited. franz-go holds a commit's
-		// offsets until the group has joined and synced, and a rebalance waits out a dead
-		// member's session_timeout, longer than transaction_timeout. Aborted, then: a new
-		// client takes the transactional id back and reads from the committed offsets.
-		cause := err
-		if te := (*txn.Error)(nil); errors.As(err, &te) {
-			cause = te.Err // without the hint of another instance: there is none
-		}
-		k.log.Warn("the broker aborted the transaction at transaction_timeout while its commit waited for a rebalance; reconnecting", "open_for", b.Age().Round(time.Millisecond), "err", cause)
-		if err = k.sess.Renew(); err != nil {
-			return false, why, err
-		}
-		if why == "" {
-			why = "the broker aborted it at transaction_timeout while its commit waited for a rebalance"
+	if err != nil {
+		if err = k.recover(b, err, &end); err != nil {
+			return end, err
 		}
 	}
-	if err != nil || committed {
-		return committed, why, err
+	if committed {
+		return ending{committed: true}, nil
 	}
-	if why == "" {
-		why = "the group rebalanced or the offsets could not be committed"
+	if end.why == "" {
+		end.why, end.reason = "the group rebalanced or the offsets could not be committed", AbortCommit
+		if b.Ended() {
+			end.reason = AbortRevoke
+		}
 	}
+	k.aborted(end.reason)
 	if n := b.Pending(); n > 0 && context.Cause(ctx) != ErrAbort {
-		k.log.Warn("waiting outside a transaction for the aborted transaction's records still in the pipeline (a stage waits?)", "records", n, "why", why)
+		k.log.Warn("waiting outside a transaction for the aborted transaction's records still in the pipeline (a stage waits?)", "records", n, "why", end.why)
 		for b.Pending() > 0 {
 			select {
 			case <-b.Drained():
 			case <-ctx.Done():
-				return false, why, nil
+				return end, nil
 			}
 		}
 	}
-	return false, why, nil
+	return end, nil
+}
+
+// recover handles a transaction that could not end: the broker timed it out while its
+// commit waited for a rebalance, or its end was not confirmed. A new client takes the
+// transactional id back (aborting what the broker still holds open) and reads from the
+// offsets the broker holds. A fenced producer, or an error the failure table says stops,
+// is returned: the run stops, uncommitted.
+func (k *KafkaEOS) recover(b *txn.Batch, err error, end *ending) error {
+	cause := err
+	if te := (*txn.Error)(nil); errors.As(err, &te) {
+		cause = te.Err // without the hint of another instance: see below
+	}
+	switch {
+	case epochFenced(err) && b.Age() >= k.cfg.TransactionTimeout:
+		// No other instance fenced us: the broker aborted the transaction at its timeout and
+		// bumped the producer's epoch while the commit waited. franz-go holds a commit's
+		// offsets until the group has joined and synced, and a rebalance waits out a dead
+		// member's session_timeout, longer than transaction_timeout.
+		k.log.Warn("the broker aborted the transaction at transaction_timeout while its commit waited for a rebalance; reconnecting",
+			"open_for", b.Age().Round(time.Millisecond), "err", cause)
+		if end.why == "" {
+			end.why = "the broker aborted it at transaction_timeout while its commit waited for a rebalance"
+		}
+	case failure.Judge(failure.EndTxn, "source", "", err).Outcome == failure.Stop:
+		return err
+	default:
+		text := failure.Explain(cause, k.joined.Load())
+		k.log.Warn("the transaction's end was not confirmed: reconnecting; its records are read again from the offsets the broker holds",
+			"err", text)
+		if end.why == "" {
+			end.why = "its end was not confirmed: " + text
+		}
+	}
+	if end.reason == "" {
+		end.reason = AbortCommit
+	}
+	return k.sess.Renew()
 }
 
 // epochFenced reports whether err says the broker no longer takes this producer's epoch:
@@ -259,7 +316,7 @@ func epochFenced(err error) bool {
 }
 
 // settle waits until every record of b is settled; otherwise it says why b must abort.
-func (k *KafkaEOS) settle(ctx context.Context, b *txn.Batch) string {
+func (k *KafkaEOS) settle(ctx context.Context, b *txn.Batch) ending {
 	expire := time.NewTimer(time.Until(b.Expires()))
 	defer expire.Stop()
 	done := ctx.Done()
@@ -268,34 +325,43 @@ func (k *KafkaEOS) settle(ctx context.Context, b *txn.Batch) string {
 		select {
 		case <-b.Drained():
 		case <-b.Over():
-			if f := b.Failure(); f != nil {
-				return "a write failed: " + f.Error()
-			}
-			return "partitions were revoked or lost"
+			return overEnding(b)
 		case <-expire.C:
-			return fmt.Sprintf("%d records were not done within 80%% of transaction_timeout (%v)", b.Pending(), k.cfg.TransactionTimeout)
+			return ending{why: fmt.Sprintf("%d records were not done within 80%% of transaction_timeout (%v)", b.Pending(), k.cfg.TransactionTimeout),
+				reason: AbortDeadline}
 		case <-done:
 			if context.Cause(ctx) == ErrAbort {
-				return "the pipeline stopped on an error"
+				return ending{why: "the pipeline stopped on an error", reason: AbortStop}
 			}
 			done, drain = nil, time.After(k.cfg.DrainTimeout)
 		case <-drain:
-			return fmt.Sprintf("stopping: %d records were not done within drain_timeout", b.Pending())
+			return ending{why: fmt.Sprintf("stopping: %d records were not done within drain_timeout", b.Pending()), reason: AbortStop}
 		}
 	}
+	if b.Failure() != nil || b.Ended() {
+		return overEnding(b)
+	}
+	return ending{}
+}
+
+// overEnding is why a Batch that is over, or failed, aborts.
+func overEnding(b *txn.Batch) ending {
 	if f := b.Failure(); f != nil {
-		return "a write failed: " + f.Error()
+		return ending{why: "a write failed: " + f.Error(), reason: AbortWrite}
 	}
-	if b.Ended() {
-		return "partitions were revoked or lost"
-	}
-	return ""
+	return ending{why: "partitions were revoked or lost", reason: AbortRevoke}
 }
 
 // Stats reads the counters; Pending is the open transaction's records not yet done.
 func (k *KafkaEOS) Stats() Stats {
-	commits, aborts, revokes := k.sess.Stats()
-	s := Stats{Commits: commits, Aborts: aborts, Revokes: revokes, Rebalances: k.rebalances.Load(), Assigned: k.assigned.Load(), Joined: k.joined.Load()}
+	commits, revokes := k.sess.Stats()
+	s := Stats{Commits: commits, Revokes: revokes, Rebalances: k.rebalances.Load(), Assigned: k.assigned.Load(), Joined: k.joined.Load()}
+	k.abortsMu.Lock()
+	s.AbortsBy = maps.Clone(k.abortsBy)
+	k.abortsMu.Unlock()
+	for _, n := range s.AbortsBy {
+		s.Aborts += n
+	}
 	if b := k.cur.Load(); b != nil {
 		s.Pending = b.Pending()
 	}

@@ -155,8 +155,9 @@ type Stats struct {
 	// now and at most so far (max_pending_bytes bounds them).
 	PendingBytes, PeakPendingBytes int64
 	Commits                        int64
-	Aborts                         int64 // exactly_once: transactions aborted
-	Revokes                        int64 // exactly_once: of them, at a revoke or loss of partitions
+	Aborts                         int64            // exactly_once: transactions aborted
+	AbortsBy                       map[string]int64 // exactly_once: of them, by reason (AbortReasons)
+	Revokes                        int64            // exactly_once: revokes and losses that aborted a transaction
 	Rebalances                     int64
 	Assigned                       int64
 	Joined                         bool

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/pythia-pipe/pythia-pipe/expr"
 	"github.com/pythia-pipe/pythia-pipe/record"
@@ -73,6 +74,15 @@ type enrich struct {
 	merge     bool
 	onMissing string
 	env       *expr.Binder
+}
+
+// Longest is the longest one record takes: an HTTP lookup's timeout (a breaker's outage
+// aside), nothing to speak of otherwise.
+func (e *enrich) Longest() time.Duration {
+	if e.http == nil {
+		return 0
+	}
+	return e.http.client.Timeout
 }
 
 // MissingError is a record whose lookup found nothing, with on_missing: dlq. Key is the

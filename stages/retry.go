@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"gopkg.in/yaml.v3"
 
 	"github.com/pythia-pipe/pythia-pipe/failure"
@@ -112,6 +113,39 @@ type retry struct {
 	retryOn    map[string]bool
 	clock      Clock
 	retries    atomic.Int64
+	spent      *lru.Cache[readAt, spent] // nil unless KeepAttempts
+}
+
+// readAt is where a record was read: what names it when it is read again.
+type readAt struct {
+	topic     string
+	partition int32
+	offset    int64
+}
+
+// spent is what a retry spent on a record so far: its failed attempts and the last error.
+type spent struct {
+	failed int
+	err    error
+}
+
+// Longest is the longest a record that fails every attempt spends in the retry: its backoffs
+// at their longest (jitter included), and its attempts when the inner stage bounds one.
+func (r *retry) Longest() time.Duration {
+	var d time.Duration
+	for n := 1; n < r.attempts; n++ {
+		d += time.Duration(float64(failure.Backoff(n, r.initial, r.max, r.multiplier, 0)) * (1 + r.jitter))
+	}
+	if b, ok := r.inner.(Bounded); ok {
+		d += time.Duration(r.attempts) * b.Longest()
+	}
+	return d
+}
+
+// KeepAttempts makes the retry remember the attempts spent on the last n records that
+// failed one, so that a record read again goes on from where it was (see Resumable).
+func (r *retry) KeepAttempts(n int) {
+	r.spent, _ = lru.New[readAt, spent](n) // n > 0: New fails on nothing else
 }
 
 // RetryError is a record its retry stage gave up on, after Attempts attempts.
@@ -200,7 +234,17 @@ func (r *retry) Process(ctx context.Context, rec *record.Record, out []Output) (
 
 func (r *retry) attempt(ctx context.Context, rec *record.Record) ([]Output, error) {
 	ctx = withTrial(ctx)
-	for n := 1; ; n++ {
+	at := readAt{rec.Topic, rec.Partition, rec.Offset}
+	first := 1
+	if r.spent != nil {
+		if before, ok := r.spent.Get(at); ok {
+			if before.failed >= r.attempts {
+				return nil, &RetryError{Tries: before.failed, Exhausted: true, Err: before.err}
+			}
+			first = before.failed + 1 // its backoff passed while its transaction was read again
+		}
+	}
+	for n := first; ; n++ {
 		outs, err := r.inner.Process(ctx, rec, nil)
 		var st failure.Stopper
 		switch {
@@ -211,6 +255,9 @@ func (r *retry) attempt(ctx context.Context, rec *record.Record) ([]Output, erro
 		}
 		if !r.retryOn["any"] && !r.retryOn[ErrorClass(err)] {
 			return nil, &RetryError{Tries: n, Err: err}
+		}
+		if r.spent != nil {
+			r.spent.Add(at, spent{failed: n, err: err})
 		}
 		if n >= r.attempts {
 			return nil, &RetryError{Tries: n, Exhausted: true, Err: err}

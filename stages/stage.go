@@ -40,6 +40,24 @@ type AsyncStage interface {
 	Start(ctx context.Context, rec *record.Record, done func(out []Output, err error))
 }
 
+// Resumable is a Stage that can keep what it spent on a record (a retry's attempts) for when
+// the record is read again. Exactly-once reads again every record of an aborted transaction,
+// and a retry whose attempts outlast a transaction would abort every one if it started over
+// each time. The engine turns it on under delivery: exactly_once, where a record's topic,
+// partition and offset name it; n bounds the records remembered.
+type Resumable interface {
+	Stage
+	KeepAttempts(n int)
+}
+
+// Bounded is a Stage that knows the longest a record can take in it (an outage it waits out
+// aside): an HTTP lookup's timeout, a retry's attempts and backoffs. Exactly-once compares
+// it with how long a transaction may stay open.
+type Bounded interface {
+	Stage
+	Longest() time.Duration
+}
+
 // Closer is a Stage holding resources (idle HTTP connections); the engine closes it after
 // its last record.
 type Closer interface {

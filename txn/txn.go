@@ -12,13 +12,16 @@ package txn
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/pythia-pipe/pythia-pipe/failure"
 )
@@ -33,11 +36,11 @@ type Session struct {
 	// mu is held shared by a write while it hands its record to the producer, alone by
 	// Begin and by an abort at a revoke: no write is handed over while a transaction starts
 	// or ends (franz-go forbids it), and none after its Batch is over.
-	mu  sync.RWMutex
-	cur atomic.Pointer[Batch] // the open transaction; nil between transactions
+	mu    sync.RWMutex
+	cur   atomic.Pointer[Batch] // the open transaction; nil between transactions
+	lanes lanes                 // the output partitions' writes in the producer
 
 	revokes atomic.Int64 // revokes and losses that aborted an open transaction
-	aborts  atomic.Int64
 	commits atomic.Int64
 }
 
@@ -52,6 +55,7 @@ func Open(opts []kgo.Opt, onRevoked func(map[string][]int32), log *slog.Logger) 
 		return nil, err
 	}
 	t.s = s
+	t.fence()
 	return t, nil
 }
 
@@ -68,8 +72,47 @@ func (t *Session) Renew() error {
 	t.mu.Lock()
 	t.s = s
 	t.mu.Unlock()
+	t.fence()
 	return nil
 }
+
+// fence takes the transactional id over at once (InitProducerID), so that the broker aborts
+// what an earlier producer with the same id left open — this process before a reconnection,
+// or a predecessor that crashed — rather than letting it hold the group's offsets
+// (read with require_stable) until its transaction_timeout. The client's own producer id
+// comes after, from a newer epoch. A fence that fails is left to that one.
+func (t *Session) fence() {
+	cl := t.s.Client()
+	id, _ := cl.OptValue(kgo.TransactionalID).(string)
+	timeout, _ := cl.OptValue(kgo.TransactionTimeout).(time.Duration)
+	if id == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), fenceWithin)
+	defer cancel()
+	for attempt := 1; ; attempt++ {
+		req := kmsg.NewPtrInitProducerIDRequest()
+		req.TransactionalID, req.TransactionTimeoutMillis = &id, int32(timeout.Milliseconds())
+		resp, err := req.RequestWith(ctx, cl)
+		if err == nil {
+			err = kerr.ErrorForCode(resp.ErrorCode)
+		}
+		if err == nil || !errors.Is(err, kerr.ConcurrentTransactions) && !errors.Is(err, kerr.CoordinatorLoadInProgress) {
+			if err != nil {
+				t.log.Debug("fencing earlier producers of the transactional id", "err", err)
+			}
+			return
+		}
+		select { // the broker aborts what was open, then answers
+		case <-time.After(failure.Backoff(attempt, 50*time.Millisecond, time.Second, 2, 0.2)):
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// fenceWithin bounds the fence: past it the client's own producer id takes over.
+const fenceWithin = 10 * time.Second
 
 // Poll returns the records fetched next (at most max), waiting until ctx ends for some.
 func (t *Session) Poll(ctx context.Context, max int) kgo.Fetches { return t.s.PollRecords(ctx, max) }
@@ -97,14 +140,19 @@ func newBatch(deadline time.Duration) *Batch {
 }
 
 // Produce hands r to the producer in b's transaction; promise gets its outcome. It returns
-// false, and writes nothing, when b is over: the record is read again after the rewind.
+// false, and writes nothing, when b is over: the record is read again after the rewind. While
+// a write to r's partition goes alone, r is held and handed over after it (promise then
+// gets ErrOver if b ended meanwhile).
 func (t *Session) Produce(b *Batch, r *kgo.Record, promise func(*kgo.Record, error)) bool {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	if t.cur.Load() != b || b.ended.Load() {
 		return false
 	}
-	t.s.Produce(b.ctx, r, promise)
+	l := t.lanes.get(r)
+	if t.lanes.enter(l, heldWrite{b: b, r: r, promise: promise}) {
+		t.s.Produce(b.ctx, r, t.lanes.answered(l, promise))
+	}
 	return true
 }
 
@@ -130,8 +178,7 @@ func (t *Session) End(ctx context.Context, b *Batch, commit bool) (committed boo
 		return false, &Error{Op: "end", Err: err}
 	case committed:
 		t.commits.Add(1)
-	default:
-		t.aborts.Add(1)
+		b.committed()
 	}
 	return committed, nil
 }
@@ -168,9 +215,10 @@ func (t *Session) revoked(ctx context.Context, cl *kgo.Client, parts map[string]
 	}
 }
 
-// Stats are the session's counts.
-func (t *Session) Stats() (commits, aborts, revokes int64) {
-	return t.commits.Load(), t.aborts.Load(), t.revokes.Load()
+// Stats are the session's counts: transactions committed, and revokes and losses of
+// partitions that aborted an open one.
+func (t *Session) Stats() (commits, revokes int64) {
+	return t.commits.Load(), t.revokes.Load()
 }
 
 // Batch is one transaction: the records read in it, each settled (record.Settler) when it
@@ -189,7 +237,25 @@ type Batch struct {
 	closing bool // End or a revoke took the transaction over (guarded by Session.mu)
 
 	failMu  sync.Mutex
-	failure error // the first write that failed: the transaction can only abort
+	failure error    // the first write that failed: the transaction can only abort
+	onDone  []func() // run once the transaction commits
+}
+
+// AfterCommit runs fn once the transaction commits; never when it aborts.
+func (b *Batch) AfterCommit(fn func()) {
+	b.failMu.Lock()
+	b.onDone = append(b.onDone, fn)
+	b.failMu.Unlock()
+}
+
+func (b *Batch) committed() {
+	b.failMu.Lock()
+	fns := b.onDone
+	b.onDone = nil
+	b.failMu.Unlock()
+	for _, fn := range fns {
+		fn()
+	}
 }
 
 // Add counts n records handed on in the transaction.
