@@ -29,7 +29,7 @@ var fixedMetrics = []struct {
 	{"partition_oldest_pending_seconds", "How long ago the oldest record not yet committed was read (0 with none pending).", partitionLabels},
 	{"partition_stalled", "1 when the commit point has not moved for stall_timeout while records are pending (and /healthz fails), else 0.", partitionLabels},
 	{"commits_total", "Offset commits sent (under exactly_once: transactions committed).", nil},
-	{"transactions_aborted_total", "Under exactly_once: transactions aborted (a revoke, a lost partition, a failed write, records not done in time); their records are read again.", nil},
+	{"transactions_aborted_total", "Under exactly_once: transactions aborted, by reason: deadline (records not done within 80% of transaction_timeout), write (a write failed), revoke (partitions revoked or lost), commit (the end not confirmed, or the group moved on), stop; their records are read again.", []string{"reason"}},
 	{"rebalances_total", "Group rebalances this member took part in (generations joined after its first).", nil},
 	{"assigned_partitions", "Partitions this member owns.", nil},
 	{"pending_bytes", "Weight of the records read and not yet done, over every partition: their keys, values and headers plus 512 bytes each; max_pending_bytes bounds it.", nil},

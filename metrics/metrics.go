@@ -128,7 +128,9 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	if m.source != nil {
 		s := m.source.Stats()
 		emit("commits_total", prometheus.CounterValue, float64(s.Commits))
-		emit("transactions_aborted_total", prometheus.CounterValue, float64(s.Aborts))
+		for _, reason := range sources.AbortReasons {
+			emit("transactions_aborted_total", prometheus.CounterValue, float64(s.AbortsBy[reason]), reason)
+		}
 		emit("rebalances_total", prometheus.CounterValue, float64(s.Rebalances))
 		emit("assigned_partitions", prometheus.GaugeValue, float64(s.Assigned))
 		emit("pending_bytes", prometheus.GaugeValue, float64(s.PendingBytes))

@@ -395,3 +395,53 @@ func TestDescribedNumbersExported(t *testing.T) {
 		t.Errorf("%s is not exported", name)
 	}
 }
+
+type abortingSource struct{}
+
+func (abortingSource) Stats() sources.Stats {
+	return sources.Stats{Joined: true, Assigned: 1, Commits: 40, Aborts: 3, AbortsBy: map[string]int64{"deadline": 2, "write": 1}}
+}
+
+// Aborted transactions are one figure with its reasons: a metric labelled by reason and the
+// progress line, so that a pipeline aborting in a loop shows within a line.
+func TestAbortedTransactions(t *testing.T) {
+	m := metrics.New(&pipeline.Pipeline{Name: "p", Entry: []string{"first"}})
+	m.Watch(fakeEngine{engine.Stats{"first": {Kind: "stage"}}}, abortingSource{})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "pythia_pipe_transactions_aborted_total" {
+			continue
+		}
+		for _, mt := range f.Metric {
+			for _, l := range mt.Label {
+				if l.GetName() == "reason" {
+					got[l.GetValue()] = mt.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	want := map[string]float64{"deadline": 2, "write": 1, "revoke": 0, "commit": 0, "stop": 0}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("transactions_aborted_total by reason %v, want %v", got, want)
+	}
+	var buf testproc.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { m.Progress(ctx, slog.New(slog.NewJSONHandler(&buf, nil)), 10*time.Millisecond); close(done) }()
+	testproc.WaitFor(t, 10*time.Second, "a progress line", func() bool { return strings.Contains(buf.String(), `"msg":"progress"`) })
+	cancel()
+	<-done
+	var line map[string]any
+	if err := json.Unmarshal([]byte(strings.SplitN(buf.String(), "\n", 2)[0]), &line); err != nil {
+		t.Fatal(err)
+	}
+	if line["txn_aborted"] != 3.0 || line["txn_aborted_by"] != "deadline=2 write=1" || line["txn_committed"] != 40.0 {
+		t.Errorf("progress line %v", line)
+	}
+}

@@ -8,10 +8,13 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pythia-pipe/pythia-pipe/sources"
 )
 
 // Handler serves /metrics, /healthz (the process works: 503 once a partition has stalled,
@@ -130,6 +133,9 @@ func (m *Metrics) Progress(ctx context.Context, log *slog.Logger, interval time.
 			secs := now.Sub(last).Seconds()
 			attrs := []any{"in_per_s", int64(float64(in-lastIn) / secs), "out_per_s", int64(float64(out-lastOut) / secs),
 				"lag", lag, "pending", pending, "dlq", dlq, "partitions", src.Assigned}
+			if src.Aborts > 0 {
+				attrs = append(attrs, "txn_aborted", src.Aborts, "txn_aborted_by", abortsText(src.AbortsBy), "txn_committed", src.Commits)
+			}
 			if waiting := m.waitingOn(); len(waiting) > 0 {
 				attrs = append(attrs, "waiting_on", strings.Join(waiting, "; "))
 			}
@@ -137,6 +143,17 @@ func (m *Metrics) Progress(ctx context.Context, log *slog.Logger, interval time.
 			lastIn, lastOut, last = in, out, now
 		}
 	}
+}
+
+// abortsText is the aborted transactions by reason, for the progress line: "deadline=2 write=1".
+func abortsText(by map[string]int64) string {
+	var parts []string
+	for _, reason := range sources.AbortReasons {
+		if n := by[reason]; n > 0 {
+			parts = append(parts, reason+"="+strconv.FormatInt(n, 10))
+		}
+	}
+	return strings.Join(parts, " ")
 }
 
 // read is how many records the first stages (or sinks, without stages) received: the input.
