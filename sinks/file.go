@@ -83,7 +83,7 @@ func (f *fileSink) Open(env Env, report Report) (Sink, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	file, regular, err := openAppend(f.path, w.at, log)
+	file, regular, err := openAppend(f.path, f.name, log)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", w.at, err)
 	}
@@ -97,7 +97,7 @@ func (f *fileSink) Open(env Env, report Report) (Sink, error) {
 // openAppend opens path for appending, creating it if need be. A regular file whose last
 // line is partial — a crash or a full disk cut a write short — is first cut back to the end
 // of its last whole line, so that the lines appended after it stay valid JSON.
-func openAppend(path, at string, log *slog.Logger) (file *os.File, regular bool, err error) {
+func openAppend(path, sink string, log *slog.Logger) (file *os.File, regular bool, err error) {
 	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
 		// A pipe or a terminal: nothing to read back, and it may not be opened for reading.
 		file, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
@@ -114,7 +114,7 @@ func openAppend(path, at string, log *slog.Logger) (file *os.File, regular bool,
 	}
 	if cut > 0 {
 		log.Warn("cut a partial last line off the file before appending: a crash or a full disk stopped a write there; "+
-			"its records were never committed and are written again", "at", at, "file", path, "bytes", cut)
+			"its records were never committed and are written again", "sink", sink, "file", path, "bytes", cut)
 	}
 	return file, true, nil
 }
