@@ -30,7 +30,7 @@ dlq: {type: file, path: dlq.jsonl}
 `
 
 // A pipeline writes its sink and its DLQ to files, one JSON line per record; each record is
-// done once its line is written.
+// done once its line is written and synced.
 func TestFileSink(t *testing.T) {
 	dir := t.TempDir()
 	p, diags := pipeline.Parse("files.yaml", []byte(filePipeline), pipeline.Options{Env: func(string) (string, bool) { return "", false }, BaseDir: dir})

@@ -106,8 +106,9 @@ func TestSigtermDrains(t *testing.T) {
 }
 
 // finish runs pythia-pipe (with env added to its environment) until the group has committed
-// the end of the feed, then stops it with SIGTERM and expects exit 0.
-func finish(t *testing.T, b *devbroker.Broker, file, name string, env ...string) {
+// the end of the feed, then stops it with SIGTERM and expects exit 0. It returns the process,
+// for what it logged.
+func finish(t *testing.T, b *devbroker.Broker, file, name string, env ...string) *testproc.Proc {
 	t.Helper()
 	p := startEnv(t, b, name, env, "run", file)
 	waitFor(t, 180*time.Second, name+" to finish the feed", func() bool { return b.CaughtUp(group, "orders") })
@@ -115,4 +116,5 @@ func finish(t *testing.T, b *devbroker.Broker, file, name string, env ...string)
 	if code := p.Wait(t, 30*time.Second); code != 0 {
 		t.Fatalf("%s exited %d", name, code)
 	}
+	return p
 }

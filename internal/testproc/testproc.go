@@ -107,6 +107,9 @@ func (p *Proc) Running() bool {
 	}
 }
 
+// Pid is the process's id, for what a test applies to it from outside (its limits).
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
 // Signal sends s to the process.
 func (p *Proc) Signal(t testing.TB, s syscall.Signal) {
 	t.Helper()
