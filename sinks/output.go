@@ -110,7 +110,7 @@ func (o *output) message(rec *record.Record) (*sarama.ProducerMessage, string, e
 	if err != nil {
 		return nil, topic, err
 	}
-	msg.Partition = partitionFor(key, n)
+	msg.Partition = PartitionFor(key, n)
 	return msg, topic, nil
 }
 
