@@ -29,6 +29,17 @@ func (e *WriteError) Error() string {
 
 func (e *WriteError) Unwrap() error { return e.Err }
 
+// BusyGroupError is a replay refused because its group has members: another replay is
+// running. Two members would each wait for the partitions the other holds, and never end.
+type BusyGroupError struct {
+	Group   string
+	Members int
+}
+
+func (e *BusyGroupError) Error() string {
+	return fmt.Sprintf("group %s has %d member(s): is another dlq replay running? Wait for it to end, or give this one another --group", e.Group, e.Members)
+}
+
 // commitWait bounds the last commit of an interrupted replay: what was written is worth
 // committing, but not worth hanging on a broker that does not answer.
 const commitWait = 10 * time.Second
@@ -36,7 +47,8 @@ const commitWait = 10 * time.Second
 // Replayer replays one DLQ topic. Its progress is the committed offsets of a consumer group,
 // so that an interrupted replay goes on from where it stopped. One franz-go client is the
 // group member and the producer: idempotent, acks=all, each write acknowledged before the
-// offset of its DLQ record is marked for commit.
+// offset of its DLQ record is marked for commit. A dry run reads from the group's offsets
+// without joining it, so that it disturbs no replay that runs.
 type Replayer struct {
 	conn    []kgo.Opt
 	topic   string
@@ -64,23 +76,27 @@ func (r *Replayer) Stats() Stats {
 // where the group left off; it returns then, or when ctx ends (a later Run goes on from
 // there).
 func (r *Replayer) Run(ctx context.Context) error {
-	backlog, left, err := r.prepare(ctx)
-	if err != nil || len(left) == 0 {
+	backlog, from, err := r.prepare(ctx)
+	if err != nil || len(from) == 0 {
 		return err
 	}
-	cl, err := kgo.NewClient(append(append(slices.Clone(r.conn), backlog.ConsumeOpts()...), r.clientOpts()...)...)
+	cl, err := kgo.NewClient(append(append(slices.Clone(r.conn), backlog.ConsumeOpts()...), r.clientOpts(from)...)...)
 	if err != nil {
 		return err
 	}
 	defer cl.CloseAllowingRebalance() // an interrupted poll may still hold the group's rebalances
 	var done []int32
 	for p := range backlog.End[r.topic] {
-		if !left[p] {
+		if _, ok := from[p]; !ok {
 			done = append(done, p)
 		}
 	}
 	if len(done) > 0 { // what is written to them since the start is not to replay: not fetched
 		cl.PauseFetchPartitions(map[string][]int32{r.topic: done})
+	}
+	left := map[int32]bool{}
+	for p := range from {
+		left[p] = true
 	}
 	err = r.consume(ctx, cl, backlog, left)
 	commitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitWait)
@@ -121,7 +137,7 @@ func (r *Replayer) consume(ctx context.Context, cl *kgo.Client, backlog *kafkaco
 				if !done {
 					return ctx.Err()
 				}
-				cl.MarkCommitRecords(rec) // not in a dry run: its client commits no marks
+				cl.MarkCommitRecords(rec) // a dry run's client is in no group: it marks nothing
 			}
 			if last {
 				delete(left, rec.Partition)
@@ -134,9 +150,9 @@ func (r *Replayer) consume(ctx context.Context, cl *kgo.Client, backlog *kafkaco
 }
 
 // prepare reads what Run needs before it joins the group: the DLQ's backlog, the partitions
-// with something left to replay from where the group stands, and the partitions of the
-// topics records may go back to.
-func (r *Replayer) prepare(ctx context.Context) (*kafkaconn.Backlog, map[int32]bool, error) {
+// with something left to replay with where the group stands in them, and the partitions of
+// the topics records may go back to.
+func (r *Replayer) prepare(ctx context.Context) (*kafkaconn.Backlog, map[int32]int64, error) {
 	cl, err := kgo.NewClient(r.conn...)
 	if err != nil {
 		return nil, nil, err
@@ -146,6 +162,15 @@ func (r *Replayer) prepare(ctx context.Context) (*kafkaconn.Backlog, map[int32]b
 	backlog, err := kafkaconn.ListBacklog(ctx, adm, !r.opts.ReadUncommitted, r.topic)
 	if err != nil {
 		return nil, nil, err
+	}
+	if !r.opts.DryRun {
+		described, err := adm.DescribeGroups(ctx, r.opts.Group)
+		if err != nil {
+			return nil, nil, fmt.Errorf("describing group %s: %w", r.opts.Group, err)
+		}
+		if n := len(described[r.opts.Group].Members); n > 0 {
+			return nil, nil, &BusyGroupError{Group: r.opts.Group, Members: n}
+		}
 	}
 	committed, err := adm.FetchOffsets(ctx, r.opts.Group)
 	if err == nil {
@@ -157,14 +182,14 @@ func (r *Replayer) prepare(ctx context.Context) (*kafkaconn.Backlog, map[int32]b
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading the offsets of group %s: %w", r.opts.Group, err)
 	}
-	left := map[int32]bool{}
+	from := map[int32]int64{}
 	for p, end := range backlog.End[r.topic] {
-		from := backlog.Start[r.topic][p]
+		at := backlog.Start[r.topic][p]
 		if o, ok := committed.Lookup(r.topic, p); ok {
-			from = max(from, o.At)
+			at = max(at, o.At)
 		}
-		if from < end {
-			left[p] = true
+		if at < end {
+			from[p] = at
 		}
 	}
 	targets := r.sources
@@ -182,27 +207,32 @@ func (r *Replayer) prepare(ctx context.Context) (*kafkaconn.Backlog, map[int32]b
 	for _, t := range targets {
 		r.targets[t] = int32(len(details[t].Partitions))
 	}
-	return backlog, left, nil
+	return backlog, from, nil
 }
 
-// clientOpts make the client the group member reading the DLQ and the replay's producer.
-func (r *Replayer) clientOpts() []kgo.Opt {
-	opts := []kgo.Opt{
+// clientOpts make the client the group member reading the DLQ and the replay's producer; for
+// a dry run, a reader of the partitions from where the group stands (from).
+func (r *Replayer) clientOpts(from map[int32]int64) []kgo.Opt {
+	if r.opts.DryRun {
+		offsets := map[int32]kgo.Offset{}
+		for p, at := range from {
+			offsets[p] = kgo.NewOffset().At(at)
+		}
+		return []kgo.Opt{kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{r.topic: offsets})}
+	}
+	return []kgo.Opt{
 		kgo.ConsumerGroup(r.opts.Group), kgo.ConsumeTopics(r.topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		// A rebalance waits until the records of a poll are written and marked, so that no
 		// commit lands on a partition another member took over meanwhile.
 		kgo.BlockRebalanceOnPoll(),
+		// Marked offsets (records written and acknowledged) are committed every second, when
+		// partitions are revoked and at the end.
+		kgo.AutoCommitMarks(), kgo.AutoCommitInterval(time.Second),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RequiredAcks(kgo.AllISRAcks()),
 		// Each write is waited for: lingering would only delay it.
 		kgo.ProducerLinger(0), kgo.ProducerBatchMaxBytes(maxRecordBytes),
 	}
-	if r.opts.DryRun {
-		return append(opts, kgo.DisableAutoCommit())
-	}
-	// Marked offsets (records written and acknowledged) are committed every second, when
-	// partitions are revoked and at the end.
-	return append(opts, kgo.AutoCommitMarks(), kgo.AutoCommitInterval(time.Second))
 }
 
 // maxRecordBytes is the largest record the producer sends: a topic's own limit
