@@ -1,17 +1,17 @@
 // Package replay writes dead-lettered records back to the topics they were read from, once
-// what made them fail is fixed (`pythia-pipe dlq replay`).
+// what made them fail is fixed (`pythia-pipe dlq replay`). This file decides what each DLQ
+// record becomes; kafka.go reads the DLQ and writes with franz-go.
 package replay
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pythia-pipe/pythia-pipe/sinks"
 )
 
 // Options choose what is replayed and how.
@@ -24,20 +24,37 @@ type Options struct {
 	MaxReplays int       // a record replayed this often already is skipped: it failed again
 	Rate       float64   // records written a second at most; 0: no limit
 	DryRun     bool      // say what would be replayed; write and commit nothing
+	// To, when set, is the topic every replayed record is written to, whatever its
+	// pythia.source.topic says. Without it a record goes back to its pythia.source.topic
+	// only when that is a topic the pipeline reads: anyone who can write to the DLQ can
+	// write that header, and the replay's credentials may reach any topic.
+	To string
+	// ReadUncommitted reads the DLQ's aborted and open transactions too. By default the DLQ
+	// is read as the pipeline's readers read: read_committed (an exactly-once pipeline's
+	// aborted transactions hold copies of the records its committed ones dead-lettered).
+	ReadUncommitted bool
 	// Show receives each record that is (or, dry, would be) replayed, as written, one at a
 	// time.
-	Show func(*sarama.ProducerMessage)
+	Show func(*kgo.Record)
+	// Refuse receives each DLQ record refused for its pythia.source.topic (the topic it
+	// names), one at a time.
+	Refuse func(from *kgo.Record, topic string)
 }
 
 // Stats counts what a replay read and did.
 type Stats struct {
 	Read, Replayed                             int
 	Filtered, ReplayedBefore, Truncated, Alien int // skipped, and why
+	Refused                                    int // their pythia.source.topic is not a topic the pipeline reads
 }
 
 func (s Stats) String() string {
-	return fmt.Sprintf("read %d, replayed %d; skipped: %d not matching, %d failed again after a replay, %d cut short by the DLQ, %d not from a pipeline (no pythia.source.topic)",
-		s.Read, s.Replayed, s.Filtered, s.ReplayedBefore, s.Truncated, s.Alien)
+	line := fmt.Sprintf("read %d, replayed %d; skipped: %d not matching, %d failed again after a replay, %d cut short by the DLQ, %d not from a pipeline (no pythia.source.topic); refused: %d from a topic the pipeline does not read",
+		s.Read, s.Replayed, s.Filtered, s.ReplayedBefore, s.Truncated, s.Alien, s.Refused)
+	if s.Refused > 0 {
+		line += " (--to TOPIC writes every replayed record to TOPIC)"
+	}
+	return line
 }
 
 // why a record is not replayed
@@ -49,6 +66,7 @@ const (
 	replayedBefore
 	truncated
 	alien
+	refused
 )
 
 func (s *Stats) add(why skip) {
@@ -64,225 +82,51 @@ func (s *Stats) add(why skip) {
 		s.Truncated++
 	case alien:
 		s.Alien++
+	case refused:
+		s.Refused++
 	}
 }
 
 // Header names the DLQ writes, and the count replay adds.
 const (
 	headerReplayed = "pythia.replayed"
+	headerTopic    = "pythia.source.topic"
 	headerPrefix   = "pythia."
 )
 
-// Replayer replays one DLQ topic. Its progress is the committed offsets of a consumer group,
-// so that an interrupted replay goes on from where it stopped.
-type Replayer struct {
-	client     sarama.Client
-	partitions func(topic string) ([]int32, error)
-	group      sarama.ConsumerGroup
-	producer   sarama.SyncProducer // nil when dry
-	topic      string
-	opts       Options
-
-	mu    sync.Mutex
-	stats Stats
-}
-
-// New connects: a client for the DLQ and a consumer group on it (consumer must start a new
-// group at the oldest offset), a producer for the writes (producer must be set up for a sync
-// producer: see sinks.ProducerConfig).
-func New(brokers []string, consumer, producer *sarama.Config, topic string, opts Options) (*Replayer, error) {
-	client, err := sarama.NewClient(brokers, consumer)
-	if err != nil {
-		return nil, err
-	}
-	r := &Replayer{client: client, partitions: client.Partitions, topic: topic, opts: opts}
-	if r.group, err = sarama.NewConsumerGroupFromClient(opts.Group, client); err != nil {
-		client.Close()
-		return nil, err
-	}
-	if !opts.DryRun {
-		if r.producer, err = sarama.NewSyncProducer(brokers, producer); err != nil {
-			r.group.Close()
-			client.Close()
-			return nil, err
-		}
-	}
-	return r, nil
-}
-
-// Close lets go of the connections.
-func (r *Replayer) Close() error {
-	var errs []error
-	if r.producer != nil {
-		errs = append(errs, r.producer.Close())
-	}
-	errs = append(errs, r.group.Close(), r.client.Close())
-	return errors.Join(errs...)
-}
-
-// Stats is what the replay has done so far.
-func (r *Replayer) Stats() Stats {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.stats
-}
-
-// Run replays the DLQ up to its end as it is when Run starts, from where the group left off;
-// it returns then, or when ctx ends (a later Run goes on from there).
-func (r *Replayer) Run(ctx context.Context) error {
-	parts, err := r.client.Partitions(r.topic)
-	if err != nil {
-		return err
-	}
-	h := &handler{r: r, starts: map[int32]int64{}, ends: map[int32]int64{}, finished: map[int32]bool{}}
-	for _, p := range parts {
-		if h.starts[p], err = r.client.GetOffset(r.topic, p, sarama.OffsetOldest); err != nil {
-			return err
-		}
-		if h.ends[p], err = r.client.GetOffset(r.topic, p, sarama.OffsetNewest); err != nil {
-			return err
-		}
-	}
-	if r.opts.Rate > 0 {
-		t := time.NewTicker(time.Duration(float64(time.Second) / r.opts.Rate))
-		defer t.Stop()
-		h.pace = t.C
-	}
-	session, cancel := context.WithCancel(ctx)
-	defer cancel()
-	h.cancel = cancel
-	for session.Err() == nil { // a rebalance ends a session; the next goes on from the commits
-		if err := r.group.Consume(session, []string{r.topic}, h); err != nil && session.Err() == nil {
-			return err
-		}
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	switch {
-	case h.err != nil:
-		return h.err
-	case len(h.finished) < len(parts):
-		return ctx.Err() // interrupted: the group keeps what was done
-	}
-	return nil
-}
-
-type handler struct {
-	r        *Replayer
-	starts   map[int32]int64 // each partition's oldest offset when the replay began
-	ends     map[int32]int64 // and its end
-	pace     <-chan time.Time
-	cancel   context.CancelFunc
-	mu       sync.Mutex
-	finished map[int32]bool // partitions replayed to their end
-	err      error
-}
-
-func (h *handler) Setup(sarama.ConsumerGroupSession) error   { return nil }
-func (h *handler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
-
-// ConsumeClaim replays one partition of the DLQ up to its end.
-func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
-	p := claim.Partition()
-	end, from := h.ends[p], claim.InitialOffset()
-	if from < 0 { // nothing committed yet: from the oldest
-		from = h.starts[p]
-	}
-	if from >= end {
-		return h.done(sess, p)
-	}
-	for {
-		select {
-		case m, ok := <-claim.Messages():
-			if !ok {
-				return nil
-			}
-			if err := h.r.replay(sess.Context(), m, h.pace); err != nil {
-				h.fail(err)
-				return err
-			}
-			if !h.r.opts.DryRun {
-				sess.MarkMessage(m, "")
-			}
-			if m.Offset+1 >= end {
-				if !h.r.opts.DryRun {
-					sess.Commit()
-				}
-				return h.done(sess, p)
-			}
-		case <-sess.Context().Done():
-			return nil
-		}
-	}
-}
-
-// done records that partition is replayed to its end and, once all are, ends the session.
-// Until then the claim stays open, reading nothing more: a claim that ends early closes its
-// partition consumer in the middle of the session, and sarama's other partitions of the same
-// broker then wait for that hand-over (seen on the in-process broker under -race).
-func (h *handler) done(sess sarama.ConsumerGroupSession, partition int32) error {
-	h.mu.Lock()
-	if h.finished[partition] = true; len(h.finished) == len(h.ends) {
-		h.cancel()
-	}
-	h.mu.Unlock()
-	<-sess.Context().Done()
-	return nil
-}
-
-func (h *handler) fail(err error) {
-	h.mu.Lock()
-	h.err = err
-	h.mu.Unlock()
-	h.cancel()
-}
-
-// replay writes m back to its topic when it passes the filters.
-func (r *Replayer) replay(ctx context.Context, m *sarama.ConsumerMessage, pace <-chan time.Time) error {
-	msg, why := r.message(m)
-	if why == write {
-		if pace != nil {
-			select {
-			case <-pace:
-			case <-ctx.Done():
-				return nil
-			}
-		}
-		if r.producer != nil {
-			if _, _, err := r.producer.SendMessage(msg); err != nil {
-				return fmt.Errorf("writing %s/%d@%d back to %s: %w", m.Topic, m.Partition, m.Offset, msg.Topic, err)
-			}
-		}
-	}
-	r.mu.Lock() // partitions are replayed at once: one at a time here
-	defer r.mu.Unlock()
-	r.stats.add(why)
-	if why == write && r.opts.Show != nil {
-		r.opts.Show(msg)
-	}
-	return nil
+// decider turns DLQ records into the records replaying them writes.
+type decider struct {
+	opts Options
+	// targets are the topics a replay may write to, with their partitions: the pipeline's
+	// source topics, or the one Options.To names.
+	targets map[string]int32
 }
 
 // message is what replaying m writes: its key, value and headers as the source had them (the
 // pythia.* headers dropped) with pythia.replayed counted up, to the topic and partition it was
 // read from; or why it is not replayed.
-func (r *Replayer) message(m *sarama.ConsumerMessage) (*sarama.ProducerMessage, skip) {
+func (d *decider) message(m *kgo.Record) (*kgo.Record, skip) {
 	h := map[string]string{}
-	var kept []sarama.RecordHeader
+	var kept []kgo.RecordHeader
 	for _, x := range m.Headers {
-		k := string(x.Key)
-		if strings.HasPrefix(k, headerPrefix) {
-			h[k] = string(x.Value)
+		if strings.HasPrefix(x.Key, headerPrefix) {
+			h[x.Key] = string(x.Value)
 			continue
 		}
-		kept = append(kept, *x)
+		kept = append(kept, x)
 	}
 	replayed, _ := strconv.Atoi(h[headerReplayed])
 	failedAt, _ := time.Parse(time.RFC3339Nano, h["pythia.failed_at"])
-	o := r.opts
+	o, topic := d.opts, h[headerTopic]
+	if o.To != "" {
+		topic = o.To
+	}
+	n, known := d.targets[topic]
 	switch {
-	case h["pythia.source.topic"] == "":
+	case h[headerTopic] == "":
 		return nil, alien
+	case !known:
+		return nil, refused
 	case h["pythia.truncated"] != "":
 		return nil, truncated
 	case o.Stage != "" && h["pythia.stage"] != o.Stage,
@@ -293,36 +137,12 @@ func (r *Replayer) message(m *sarama.ConsumerMessage) (*sarama.ProducerMessage, 
 	case replayed >= o.MaxReplays:
 		return nil, replayedBefore
 	}
-	kept = append(kept, sarama.RecordHeader{Key: []byte(headerReplayed), Value: []byte(strconv.Itoa(replayed + 1))})
-	msg := &sarama.ProducerMessage{Topic: h["pythia.source.topic"], Headers: kept, Timestamp: m.Timestamp, Partition: -1}
-	if m.Key != nil {
-		msg.Key = sarama.ByteEncoder(m.Key)
+	kept = append(kept, kgo.RecordHeader{Key: headerReplayed, Value: []byte(strconv.Itoa(replayed + 1))})
+	out := &kgo.Record{Topic: topic, Key: m.Key, Value: m.Value, Headers: kept, Timestamp: m.Timestamp}
+	if p, err := strconv.ParseInt(h["pythia.source.partition"], 10, 32); err == nil && p >= 0 && p < int64(n) {
+		out.Partition = int32(p) // where it was read: its key's other records are there
+	} else {
+		out.Partition = sinks.PartitionFor(m.Key, n)
 	}
-	if m.Value != nil {
-		msg.Value = sarama.ByteEncoder(m.Value)
-	}
-	if p, err := strconv.Atoi(h["pythia.source.partition"]); err == nil {
-		if n, err := r.partitions(msg.Topic); err == nil && p < len(n) {
-			msg.Partition = int32(p) // where it was read: its key's other records are there
-		}
-	}
-	return msg, write
+	return out, write
 }
-
-// Partitioner writes a record to the partition it names, or by the hash of its key when it
-// names none (-1): a replayed record goes back where it was read, when that partition is
-// still there.
-func Partitioner(topic string) sarama.Partitioner {
-	return &partitioner{hash: sarama.NewHashPartitioner(topic)}
-}
-
-type partitioner struct{ hash sarama.Partitioner }
-
-func (p *partitioner) Partition(m *sarama.ProducerMessage, n int32) (int32, error) {
-	if m.Partition >= 0 && m.Partition < n {
-		return m.Partition, nil
-	}
-	return p.hash.Partition(m, n)
-}
-
-func (p *partitioner) RequiresConsistency() bool { return true }

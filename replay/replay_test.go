@@ -4,13 +4,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pythia-pipe/pythia-pipe/sinks"
 )
 
-func dlqRecord(headers ...string) *sarama.ConsumerMessage {
-	m := &sarama.ConsumerMessage{Topic: "orders-dlq", Key: []byte("c1"), Value: []byte(`{"amount": "12"}`), Timestamp: time.Unix(1700000000, 0)}
+func dlqRecord(headers ...string) *kgo.Record {
+	m := &kgo.Record{Topic: "orders-dlq", Key: []byte("c1"), Value: []byte(`{"amount": "12"}`), Timestamp: time.Unix(1700000000, 0)}
 	for i := 0; i+1 < len(headers); i += 2 {
-		m.Headers = append(m.Headers, &sarama.RecordHeader{Key: []byte(headers[i]), Value: []byte(headers[i+1])})
+		m.Headers = append(m.Headers, kgo.RecordHeader{Key: headers[i], Value: []byte(headers[i+1])})
 	}
 	return m
 }
@@ -18,49 +20,80 @@ func dlqRecord(headers ...string) *sarama.ConsumerMessage {
 var failed = []string{"trace", "t-1", "pythia.error", "decode json: amount: expected float, got a string", "pythia.stage", "parse",
 	"pythia.source.topic", "orders", "pythia.source.partition", "2", "pythia.failed_at", "2026-11-26T10:00:00Z"}
 
+// with is failed with the headers given changed or added.
+func with(headers ...string) []string {
+	out := append([]string(nil), failed...)
+	for i := 0; i+1 < len(headers); i += 2 {
+		found := false
+		for j := 0; j+1 < len(out); j += 2 {
+			if out[j] == headers[i] {
+				out[j+1], found = headers[i+1], true
+			}
+		}
+		if !found {
+			out = append(out, headers[i], headers[i+1])
+		}
+	}
+	return out
+}
+
 // A dead-lettered record goes back as the source had it, to where it was read, counted as
-// replayed once more; what cannot or should not go back is skipped, saying why.
+// replayed once more; what cannot or should not go back is skipped or refused, saying why.
 func TestMessage(t *testing.T) {
+	sources := map[string]int32{"orders": 3, "orders-eu": 3}
 	cases := []struct {
-		name string
-		opts Options
-		rec  *sarama.ConsumerMessage
-		why  skip
+		name    string
+		opts    Options
+		targets map[string]int32
+		rec     *kgo.Record
+		why     skip
+		topic   string // where it goes, when written
 	}{
-		{"replayed", Options{MaxReplays: 1}, dlqRecord(failed...), write},
-		{"by stage", Options{MaxReplays: 1, Stage: "parse"}, dlqRecord(failed...), write},
-		{"another stage", Options{MaxReplays: 1, Stage: "valid"}, dlqRecord(failed...), filtered},
-		{"by error text", Options{MaxReplays: 1, Error: "expected float"}, dlqRecord(failed...), write},
-		{"another error", Options{MaxReplays: 1, Error: "timeout"}, dlqRecord(failed...), filtered},
-		{"failed since", Options{MaxReplays: 1, Since: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)}, dlqRecord(failed...), write},
-		{"failed before since", Options{MaxReplays: 1, Since: time.Date(2026, 11, 26, 11, 0, 0, 0, time.UTC)}, dlqRecord(failed...), filtered},
-		{"failed at until", Options{MaxReplays: 1, Until: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)}, dlqRecord(failed...), filtered},
-		{"failed again after a replay", Options{MaxReplays: 1}, dlqRecord(append(failed, "pythia.replayed", "1")...), replayedBefore},
-		{"allowed a second replay", Options{MaxReplays: 2}, dlqRecord(append(failed, "pythia.replayed", "1")...), write},
-		{"cut short by the DLQ", Options{MaxReplays: 1}, dlqRecord(append(failed, "pythia.truncated", "value")...), truncated},
-		{"not from a pipeline", Options{MaxReplays: 1}, dlqRecord("trace", "t-1"), alien},
+		{"replayed", Options{MaxReplays: 1}, sources, dlqRecord(failed...), write, "orders"},
+		{"from another source topic", Options{MaxReplays: 1}, sources, dlqRecord(with("pythia.source.topic", "orders-eu")...), write, "orders-eu"},
+		{"by stage", Options{MaxReplays: 1, Stage: "parse"}, sources, dlqRecord(failed...), write, "orders"},
+		{"another stage", Options{MaxReplays: 1, Stage: "valid"}, sources, dlqRecord(failed...), filtered, ""},
+		{"by error text", Options{MaxReplays: 1, Error: "expected float"}, sources, dlqRecord(failed...), write, "orders"},
+		{"another error", Options{MaxReplays: 1, Error: "timeout"}, sources, dlqRecord(failed...), filtered, ""},
+		{"failed since", Options{MaxReplays: 1, Since: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)}, sources, dlqRecord(failed...), write, "orders"},
+		{"failed before since", Options{MaxReplays: 1, Since: time.Date(2026, 11, 26, 11, 0, 0, 0, time.UTC)}, sources, dlqRecord(failed...), filtered, ""},
+		{"failed at until", Options{MaxReplays: 1, Until: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)}, sources, dlqRecord(failed...), filtered, ""},
+		{"failed again after a replay", Options{MaxReplays: 1}, sources, dlqRecord(with("pythia.replayed", "1")...), replayedBefore, ""},
+		{"allowed a second replay", Options{MaxReplays: 2}, sources, dlqRecord(with("pythia.replayed", "1")...), write, "orders"},
+		{"cut short by the DLQ", Options{MaxReplays: 1}, sources, dlqRecord(with("pythia.truncated", "value")...), truncated, ""},
+		{"not from a pipeline", Options{MaxReplays: 1}, sources, dlqRecord("trace", "t-1"), alien, ""},
+		{"not from a pipeline, with --to", Options{MaxReplays: 1, To: "orders-fixed"}, map[string]int32{"orders-fixed": 3}, dlqRecord("trace", "t-1"), alien, ""},
+		{"forged: a topic the pipeline does not read", Options{MaxReplays: 1}, sources, dlqRecord(with("pythia.source.topic", "payments")...), refused, ""},
+		{"forged, filtered out too", Options{MaxReplays: 1, Stage: "valid"}, sources, dlqRecord(with("pythia.source.topic", "payments")...), refused, ""},
+		{"forged, cut short too", Options{MaxReplays: 1}, sources, dlqRecord(with("pythia.source.topic", "payments", "pythia.truncated", "value")...), refused, ""},
+		{"a topic the pipeline does not read, with --to", Options{MaxReplays: 1, To: "orders-fixed"}, map[string]int32{"orders-fixed": 3}, dlqRecord(with("pythia.source.topic", "payments")...), write, "orders-fixed"},
+		{"a source topic, with --to elsewhere", Options{MaxReplays: 1, To: "orders-fixed"}, map[string]int32{"orders-fixed": 3}, dlqRecord(failed...), write, "orders-fixed"},
+		{"--to still filters", Options{MaxReplays: 1, To: "orders-fixed", Stage: "valid"}, map[string]int32{"orders-fixed": 3}, dlqRecord(failed...), filtered, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			r := &Replayer{opts: c.opts, partitions: func(string) ([]int32, error) { return []int32{0, 1, 2}, nil }}
-			msg, why := r.message(c.rec)
+			d := &decider{opts: c.opts, targets: c.targets}
+			msg, why := d.message(c.rec)
 			if why != c.why {
 				t.Fatalf("skip %d, want %d", why, c.why)
 			}
 			if why != write {
+				if msg != nil {
+					t.Fatalf("skipped, but would write %+v", msg)
+				}
 				return
 			}
 			headers := map[string]string{}
 			for _, h := range msg.Headers {
-				headers[string(h.Key)] = string(h.Value)
+				headers[h.Key] = string(h.Value)
 			}
-			key, _ := msg.Key.Encode()
-			if msg.Topic != "orders" || msg.Partition != 2 || string(key) != "c1" || headers["trace"] != "t-1" || headers["pythia.error"] != "" || len(headers) != 2 {
-				t.Fatalf("got %s/%d key %s headers %v", msg.Topic, msg.Partition, key, headers)
+			if msg.Topic != c.topic || msg.Partition != 2 || string(msg.Key) != "c1" || string(msg.Value) != `{"amount": "12"}` || !msg.Timestamp.Equal(c.rec.Timestamp) ||
+				headers["trace"] != "t-1" || headers["pythia.error"] != "" || len(headers) != 2 {
+				t.Fatalf("got %s/%d key %s value %s at %v, headers %v", msg.Topic, msg.Partition, msg.Key, msg.Value, msg.Timestamp, headers)
 			}
 			before := 0
 			for _, h := range c.rec.Headers {
-				if string(h.Key) == "pythia.replayed" {
+				if h.Key == "pythia.replayed" {
 					before = int(h.Value[0] - '0')
 				}
 			}
@@ -71,15 +104,40 @@ func TestMessage(t *testing.T) {
 	}
 }
 
-// A partition the topic no longer has: the key's hash picks one.
-func TestMessageToAPartitionGone(t *testing.T) {
-	r := &Replayer{opts: Options{MaxReplays: 1}, partitions: func(string) ([]int32, error) { return []int32{0}, nil }}
-	msg, why := r.message(dlqRecord(failed...))
-	if why != write || msg.Partition != -1 {
-		t.Fatalf("partition %d, skip %d", msg.Partition, why)
+// A partition the topic no longer has (or a header that names none): the key's hash picks
+// one, as sarama's hash partitioner did.
+func TestMessagePartition(t *testing.T) {
+	cases := []struct {
+		name      string
+		partition string
+		n         int32
+		want      int32
+	}{
+		{"the partition it was read from", "2", 3, 2},
+		{"a partition gone", "2", 2, sinks.PartitionFor([]byte("c1"), 2)},
+		{"no partition", "", 5, sinks.PartitionFor([]byte("c1"), 5)},
+		{"not a number", "two", 5, sinks.PartitionFor([]byte("c1"), 5)},
+		{"negative", "-1", 5, sinks.PartitionFor([]byte("c1"), 5)},
+		{"beyond int32", "4294967298", 5, sinks.PartitionFor([]byte("c1"), 5)},
 	}
-	p, err := Partitioner("orders").Partition(msg, 1)
-	if err != nil || p != 0 {
-		t.Fatalf("partitioned to %d, %v", p, err)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := &decider{opts: Options{MaxReplays: 1}, targets: map[string]int32{"orders": c.n}}
+			msg, why := d.message(dlqRecord(with("pythia.source.partition", c.partition)...))
+			if why != write || msg.Partition != c.want {
+				t.Fatalf("partition %d (skip %d), want %d", msg.Partition, why, c.want)
+			}
+		})
+	}
+}
+
+// The summary names the refused records, and says how to write them anyway only when there
+// are some.
+func TestStatsString(t *testing.T) {
+	if s := (Stats{Read: 3, Replayed: 2, Refused: 1}).String(); s != "read 3, replayed 2; skipped: 0 not matching, 0 failed again after a replay, 0 cut short by the DLQ, 0 not from a pipeline (no pythia.source.topic); refused: 1 from a topic the pipeline does not read (--to TOPIC writes every replayed record to TOPIC)" {
+		t.Fatal(s)
+	}
+	if s := (Stats{Read: 2, Replayed: 2}).String(); s != "read 2, replayed 2; skipped: 0 not matching, 0 failed again after a replay, 0 cut short by the DLQ, 0 not from a pipeline (no pythia.source.topic); refused: 0 from a topic the pipeline does not read" {
+		t.Fatal(s)
 	}
 }

@@ -280,7 +280,7 @@ func TestPartitionForMatchesSarama(t *testing.T) {
 	for i := range 1000 {
 		key := fmt.Appendf(nil, "key-%d", i)
 		want, _ := hp.Partition(&sarama.ProducerMessage{Key: sarama.ByteEncoder(key)}, 7)
-		if got := partitionFor(key, 7); got != want {
+		if got := PartitionFor(key, 7); got != want {
 			t.Fatalf("key %s: partition %d, sarama's hash partitioner %d", key, got, want)
 		}
 	}

@@ -112,7 +112,7 @@ func (o *output) message(rec *record.Record) (*sarama.ProducerMessage, string, e
 	if err := checkRules(msg, rules, time.Now()); err != nil {
 		return nil, topic, err
 	}
-	msg.Partition = partitionFor(key, n)
+	msg.Partition = PartitionFor(key, n)
 	return msg, topic, nil
 }
 

@@ -126,9 +126,10 @@ func Allowed(patterns []string, topic string) bool {
 	return false
 }
 
-// partitionFor picks a record's partition: by the hash of its key, as sarama's (and so far
-// pythia-pipe's) hash partitioner does, or at random without a key.
-func partitionFor(key []byte, n int32) int32 {
+// PartitionFor picks a record's partition: by the hash of its key, as sarama's (and so far
+// pythia-pipe's) hash partitioner does, or at random without a key. dlq replay uses it too, for a
+// record whose partition is gone, so that its key joins the key's other records.
+func PartitionFor(key []byte, n int32) int32 {
 	if key == nil {
 		return rand.Int32N(n) // #nosec G404 -- spreading load, not security
 	}

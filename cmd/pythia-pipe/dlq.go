@@ -8,8 +8,8 @@ import (
 	"io"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/sourcegraph/conc"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 	"github.com/pythia-pipe/pythia-pipe/replay"
@@ -43,6 +43,8 @@ func (o *replayOptions) flags() *flag.FlagSet {
 	fs.Float64Var(&o.Rate, "rate", 0, "at most `N` records written a second; 0: as fast as the broker takes them")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "print what would be replayed; write and commit nothing")
 	fs.StringVar(&o.Group, "group", "", "the consumer `GROUP` that keeps the replay's progress (default: the source's group + \"-dlq-replay\")")
+	fs.StringVar(&o.To, "to", "", "write every replayed record to `TOPIC` (it must exist), whatever its pythia.source.topic says; without it, records whose pythia.source.topic is not a topic the pipeline reads are refused")
+	fs.BoolVar(&o.ReadUncommitted, "read-uncommitted", false, "replay the records of aborted and open transactions in the DLQ too (default: read_committed, only what was committed)")
 	fs.StringVar(&o.level, "log-level", "warn", "`LEVEL` of the logs: debug, info, warn or error")
 	return fs
 }
@@ -52,7 +54,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 	fs := opts.flags()
 	fs.SetOutput(stderr)
 	o := &opts.Options
-	p, log, code := prepare(fs, args, &opts.level, "pythia-pipe dlq replay FILE [--stage S] [--error TEXT] [--since T] [--until T] [--rate N] [--dry-run]", pipeline.Options{}, stderr)
+	p, log, code := prepare(fs, args, &opts.level, "pythia-pipe dlq replay FILE [--stage S] [--error TEXT] [--since T] [--until T] [--rate N] [--dry-run] [--to TOPIC] [--read-uncommitted]", pipeline.Options{}, stderr)
 	if code != exitOK {
 		return code
 	}
@@ -82,30 +84,26 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 	if o.Group == "" {
 		o.Group = p.KafkaSource().Group + "-dlq-replay"
 	}
-	base, err := connect(p, append([]string{dlq.Topic}, p.KafkaSource().Topics...))
+	sources := p.KafkaSource().Topics
+	topics := append([]string{dlq.Topic}, sources...)
+	if o.To != "" {
+		topics = append(topics, o.To) // checked at the start: a typo must not fail at the first write
+	}
+	conn, err := connectFranz(p, topics)
 	if err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitInvalid
 	}
-	consumer := *base
-	consumer.Consumer.Offsets.Initial = sarama.OffsetOldest
-	consumer.Consumer.Offsets.AutoCommit.Interval = time.Second
-	// No linger and no batch size: sarama then sends each write at once, which the sync
-	// producer waits for anyway (with a batch size alone it would wait for the batch to fill).
-	producer := sinks.ProducerConfig(base, sinks.Producer{Acks: "all", Compression: "none", Idempotent: true,
-		MaxMessageBytes: 1048588}, 1048588)
-	producer.Producer.Partitioner = replay.Partitioner
 	if o.DryRun {
-		o.Show = func(m *sarama.ProducerMessage) {
-			fmt.Fprintf(stdout, "would replay to %s/%d: key=%s\n", m.Topic, m.Partition, shownEncoder(m.Key))
+		o.Show = func(m *kgo.Record) {
+			fmt.Fprintf(stdout, "would replay to %s/%d: key=%s\n", m.Topic, m.Partition, shown(m.Key))
 		}
 	}
-	r, err := replay.New(p.Kafka.Brokers, &consumer, producer, dlq.Topic, *o)
-	if err != nil {
-		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
-		return exitInvalid
+	o.Refuse = func(m *kgo.Record, topic string) {
+		log.Warn("refused: its pythia.source.topic is not a topic the pipeline reads (--to TOPIC writes every replayed record to TOPIC)",
+			"topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "pythia.source.topic", escapeControls(topic))
 	}
-	defer r.Close()
+	r := replay.New(conn, dlq.Topic, sources, *o)
 	ctx, stop := signalContext(log)
 	defer stop()
 	progress, quit := time.NewTicker(time.Second), make(chan struct{})
@@ -138,13 +136,4 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 		return exitInvalid
 	}
 	return exitOK
-}
-
-// shownEncoder is a key or value for reading.
-func shownEncoder(e sarama.Encoder) string {
-	if e == nil {
-		return "null"
-	}
-	b, _ := e.Encode()
-	return shown(b)
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pythia-pipe/pythia-pipe/diag"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
@@ -238,6 +239,16 @@ func connect(p *pipeline.Pipeline, topics []string) (*sarama.Config, error) {
 		return nil, err
 	}
 	return base, p.Kafka.Check(base, topics)
+}
+
+// connectFranz is connect for the commands that run on franz-go (tap, dlq replay): the same
+// startup check, whose errors say what is wrong in one line, then the connection as
+// franz-go's options.
+func connectFranz(p *pipeline.Pipeline, topics []string) ([]kgo.Opt, error) {
+	if _, err := connect(p, topics); err != nil {
+		return nil, err
+	}
+	return p.Kafka.Franz()
 }
 
 // flagsFailed is the exit of a command whose flags did not parse: exitHelp for --help (the

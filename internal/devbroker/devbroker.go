@@ -147,11 +147,7 @@ func (b *Broker) Produce(ctx context.Context, topic string, recs []Record, opts 
 	defer cl.Close()
 	errs := make(chan error, 1)
 	for _, r := range recs {
-		kr := &kgo.Record{Topic: topic, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp}
-		for k, v := range r.Headers {
-			kr.Headers = append(kr.Headers, kgo.RecordHeader{Key: k, Value: []byte(v)})
-		}
-		cl.Produce(ctx, kr, func(_ *kgo.Record, err error) {
+		cl.Produce(ctx, r.franz(topic), func(_ *kgo.Record, err error) {
 			if err != nil {
 				select {
 				case errs <- err:

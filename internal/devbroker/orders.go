@@ -2,6 +2,8 @@ package devbroker
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -35,4 +37,30 @@ func OrdersFeedRange(from, to int) []Record {
 // OrdersFate says where record seq of OrdersFeed must end: "dlq", "dropped", "big" or "out".
 func OrdersFate(seq int) string {
 	return [...]string{"dlq", "dropped", "big", "out", "out", "out", "out", "out", "out", "out"}[seq%10]
+}
+
+// DeadLettered makes n records as the orders example dead-letters them: keys c0, c1, ...,
+// read from partition i%3 of source (and written to partition i%3 of the DLQ), with a trace
+// header t-i the source had and the pythia.* headers of a failed parse.
+func DeadLettered(n int, source string) []Record {
+	recs := make([]Record, 0, n)
+	for i := range n {
+		recs = append(recs, Record{Key: fmt.Appendf(nil, "c%d", i), Value: fmt.Appendf(nil, `{"order_id":"o%d","amount":"12"}`, i),
+			Partition: int32(i % 3), Timestamp: time.Date(2026, 11, 26, 10, 0, i, 0, time.UTC),
+			Headers: map[string]string{"trace": fmt.Sprintf("t-%d", i), "pythia.error": "decode json: amount: expected float, got a string",
+				"pythia.stage": "parse", "pythia.pipeline": "orders", "pythia.source.topic": source,
+				"pythia.source.partition": fmt.Sprint(i % 3), "pythia.source.offset": "0", "pythia.failed_at": "2026-11-26T10:00:00Z"}})
+	}
+	return recs
+}
+
+// Keys are the keys of recs, sorted and joined by commas: which records a topic holds, and
+// how often each.
+func Keys(recs []Record) string {
+	keys := make([]string, len(recs))
+	for i, r := range recs {
+		keys[i] = string(r.Key)
+	}
+	slices.Sort(keys)
+	return strings.Join(keys, ",")
 }

@@ -1,0 +1,68 @@
+package devbroker
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// ProduceTxn writes recs to topic in one transaction of the transactional id txnID, each to
+// its Partition, and commits it or aborts it; it returns once the transaction's markers are
+// written (Stable), so that a read_committed reader sees its outcome. Tests make with it what
+// an exactly-once pipeline leaves in its topics: the records of committed and of aborted
+// transactions, and markers between and after them.
+func (b *Broker) ProduceTxn(ctx context.Context, topic, txnID string, recs []Record, commit bool) error {
+	cl, err := b.Client(kgo.TransactionalID(txnID), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if err := cl.BeginTransaction(); err != nil {
+		return fmt.Errorf("beginning a transaction on %s: %w", topic, err)
+	}
+	krecs := make([]*kgo.Record, len(recs))
+	for i, r := range recs {
+		krecs[i] = r.franz(topic)
+	}
+	if err := cl.ProduceSync(ctx, krecs...).FirstErr(); err != nil {
+		_ = cl.EndTransaction(ctx, kgo.TryAbort)
+		return fmt.Errorf("producing to %s in a transaction: %w", topic, err)
+	}
+	if err := cl.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+		return fmt.Errorf("ending a transaction on %s (commit %v): %w", topic, commit, err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); !b.Stable(topic); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the markers of a transaction on %s were not written within 30s", topic)
+		}
+	}
+	return nil
+}
+
+// franz is r as franz-go writes it to topic. Its Partition counts only for a client with the
+// manual partitioner (ProduceTxn): Produce's spreads records by key.
+func (r Record) franz(topic string) *kgo.Record {
+	kr := &kgo.Record{Topic: topic, Partition: r.Partition, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp}
+	for k, v := range r.Headers {
+		kr.Headers = append(kr.Headers, kgo.RecordHeader{Key: k, Value: []byte(v)})
+	}
+	return kr
+}
+
+// ExactlyOnceDLQ fills topic (3 partitions) as the DLQ of an exactly-once pipeline reading
+// source whose first transaction aborted: 5 records DeadLettered in an aborted transaction,
+// the same 5 in a committed one, then one more in an aborted one. 11 records, 5 of them
+// committed, and 7 markers: every partition ends with one.
+func (b *Broker) ExactlyOnceDLQ(ctx context.Context, topic, source string) error {
+	for _, txn := range []struct {
+		recs   []Record
+		commit bool
+	}{{DeadLettered(5, source), false}, {DeadLettered(5, source), true}, {DeadLettered(1, source), false}} {
+		if err := b.ProduceTxn(ctx, topic, "dlq-"+topic, txn.recs, txn.commit); err != nil {
+			return err
+		}
+	}
+	return nil
+}
