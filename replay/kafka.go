@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pythia-pipe/pythia-pipe/failure"
 	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
 )
 
@@ -164,7 +165,17 @@ func (r *Replayer) prepare(ctx context.Context) (*kafkaconn.Backlog, map[int32]i
 		return nil, nil, err
 	}
 	if !r.opts.DryRun {
-		described, err := adm.DescribeGroups(ctx, r.opts.Group)
+		var described kadm.DescribedGroups
+		err := whileCoordinatorMoves(ctx, func() error {
+			var err error
+			if described, err = adm.DescribeGroups(ctx, r.opts.Group); err == nil {
+				err = described.Error()
+			}
+			if errors.Is(err, kerr.GroupIDNotFound) { // Kafka 4 says so of a group never used: no member
+				err = nil
+			}
+			return err
+		})
 		if err != nil {
 			return nil, nil, fmt.Errorf("describing group %s: %w", r.opts.Group, err)
 		}
@@ -172,10 +183,14 @@ func (r *Replayer) prepare(ctx context.Context) (*kafkaconn.Backlog, map[int32]i
 			return nil, nil, &BusyGroupError{Group: r.opts.Group, Members: n}
 		}
 	}
-	committed, err := adm.FetchOffsets(ctx, r.opts.Group)
-	if err == nil {
-		err = committed.Error()
-	}
+	var committed kadm.OffsetResponses
+	err = whileCoordinatorMoves(ctx, func() error {
+		var err error
+		if committed, err = adm.FetchOffsets(ctx, r.opts.Group); err == nil {
+			err = committed.Error()
+		}
+		return err
+	})
 	if errors.Is(err, kerr.GroupIDNotFound) { // a first replay (kfake says so; Kafka answers with no offsets)
 		committed, err = nil, nil
 	}
@@ -208,6 +223,23 @@ func (r *Replayer) prepare(ctx context.Context) (*kafkaconn.Backlog, map[int32]i
 		r.targets[t] = int32(len(details[t].Partitions))
 	}
 	return backlog, from, nil
+}
+
+// whileCoordinatorMoves runs ask until the group's coordinator answers: a cluster just
+// started creates __consumer_offsets at the first question, and its coordinators say they
+// are not available meanwhile.
+func whileCoordinatorMoves(ctx context.Context, ask func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := ask()
+		if !errors.Is(err, kerr.CoordinatorNotAvailable) && !errors.Is(err, kerr.CoordinatorLoadInProgress) && !errors.Is(err, kerr.NotCoordinator) {
+			return err
+		}
+		select {
+		case <-time.After(failure.Backoff(attempt, 100*time.Millisecond, 2*time.Second, 2, 0.2)):
+		case <-ctx.Done():
+			return err
+		}
+	}
 }
 
 // clientOpts make the client the group member reading the DLQ and the replay's producer; for

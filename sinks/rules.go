@@ -77,14 +77,15 @@ func (r *Rules) BatchLimit(topic string, def int) int {
 const batchOverhead = 70
 
 // wireSize is what msg weighs alone in a batch: the limit a topic's max.message.bytes sets
-// applies to it (before compression, as the producer counts).
+// applies to it (before compression, as the producer counts). sarama (at-least-once) checks
+// its own estimate, which counts headers at their longest: the larger of the two is kept.
 func wireSize(msg *sarama.ProducerMessage) int {
 	body := 1 + 1 + 1 // attributes, timestamp delta, offset delta: 0 for a batch's first record
 	body += bytesLen(encoded(msg.Key)) + bytesLen(encoded(msg.Value)) + varintLen(int64(len(msg.Headers)))
 	for _, h := range msg.Headers {
 		body += bytesLen(h.Key) + bytesLen(h.Value)
 	}
-	return batchOverhead + varintLen(int64(body)) + body
+	return max(batchOverhead+varintLen(int64(body))+body, msg.ByteSize(2))
 }
 
 func encoded(e sarama.Encoder) []byte {

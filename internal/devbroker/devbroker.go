@@ -400,3 +400,22 @@ func (b *Broker) TopicConfig(topic, key string) string {
 	}
 	return ""
 }
+
+// SetTopicConfig sets a config of topic (max.message.bytes, ...), as an operator would while
+// pipelines run.
+func (b *Broker) SetTopicConfig(topic, key, value string) error {
+	ctx, cancel := adminCtx()
+	defer cancel()
+	resp, err := b.admin.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: key, Value: &value}}, topic)
+	if err == nil {
+		for _, r := range resp {
+			if r.Err != nil {
+				err = r.Err
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("setting %s=%s on %s: %w", key, value, topic, err)
+	}
+	return nil
+}

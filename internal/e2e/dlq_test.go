@@ -17,7 +17,7 @@ import (
 // committed ones. Both read read_committed and end; the replay writes back the 5 committed
 // records (not 11) and its group stands at the end of every partition.
 func TestDLQReplayTransactional(t *testing.T) {
-	file, topics, group := ordersFile(t, "dlqtxn", "  brokers: "+kafka.Real.Addr("plaintext")+"\n")
+	file, topics, group := ordersFile(t, "txndlq", "  brokers: "+kafka.Real.Addr("plaintext")+"\n")
 	group += "-dlq-replay"
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
