@@ -125,11 +125,11 @@ type TopicWriter interface {
 
 // Env is what a sink is opened with at run time.
 type Env struct {
-	Name     string         // the sink's name; "dlq" for the dead-letter queue
-	Brokers  []string       // the kafka: block's brokers
-	Base     *sarama.Config // the connection's sarama config
-	Rules    *Rules         // what the topics take; nil: nothing is checked before writing
-	Log      *slog.Logger
+	Name    string         // the sink's name; "dlq" for the dead-letter queue
+	Brokers []string       // the kafka: block's brokers
+	Base    *sarama.Config // the connection's sarama config
+	Rules   *Rules         // what the topics take; nil: nothing is checked before writing
+	Log     *slog.Logger
 	// Txn is the source's transactions under `delivery: exactly_once`: a Kafka sink writes
 	// in them. Nil otherwise.
 	Txn *txn.Session
