@@ -18,26 +18,9 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 )
 
-// routedPipeline sends each record to the topic its body names (topic_expr), in
-// transactions; the DLQ is a topic too.
-const routedPipeline = `version: 1
-name: routed
-delivery: exactly_once
-kafka: {brokers: "${KAFKA_BROKERS}"}
-source: {type: kafka, topics: [in], group: routed, start: earliest, commit_interval: 200ms, instance_id: one}
-stages:
-  - {name: parse, type: decode, format: json}
-sinks:
-  - name: out
-    type: kafka
-    topic_expr: msg.to
-    topic_allow: [small, wide, compacted, other]
-    compression: none
-dlq: {type: kafka, topic: routed-dlq, compression: none}
-`
-
-// parseWith parses src with KAFKA_BROKERS pointing at b.
-func parseWith(t *testing.T, b *devbroker.Broker, name, src string) *pipeline.Pipeline {
+// parseOn parses the pipeline file at rel (from the repository's root) with KAFKA_BROKERS
+// pointing at b.
+func parseOn(t *testing.T, b *devbroker.Broker, rel string) *pipeline.Pipeline {
 	t.Helper()
 	env := func(k string) (string, bool) {
 		if k == "KAFKA_BROKERS" {
@@ -45,11 +28,25 @@ func parseWith(t *testing.T, b *devbroker.Broker, name, src string) *pipeline.Pi
 		}
 		return "", false
 	}
-	p, diags := pipeline.Parse(name, []byte(src), pipeline.Options{Env: env, BaseDir: "."})
+	p, diags := pipeline.Parse(rel, repoFile(t, rel), pipeline.Options{Env: env, BaseDir: ".."})
 	if diags.Errors() > 0 {
 		t.Fatal(diags.Err())
 	}
 	return p
+}
+
+// runToEnd runs p until group has committed the end of topic, then stops it; the run must
+// not stop by itself meanwhile.
+func runToEnd(t *testing.T, b *devbroker.Broker, p *pipeline.Pipeline, group, topic string) *KafkaRun {
+	t.Helper()
+	run, stop, ended := startRun(t, p)
+	waitFor(t, 60*time.Second, "the group to commit the end of "+topic, func() bool {
+		return isClosed(ended) || b.CaughtUp(group, topic)
+	})
+	if err := stop(); err != nil {
+		t.Fatalf("the run stopped: %v", err)
+	}
+	return run
 }
 
 // readStable reads topic as read_committed readers do, once no transaction is open in it.
@@ -110,7 +107,7 @@ func TestExactlyOnceRecordFaults(t *testing.T) {
 			reason: "MESSAGE_TOO_LARGE", aborts: 1},
 		{name: "no key for a compacted topic", poison: `{"to": "compacted", "id": 0}`, nullKey: true, reason: "compacted", aborts: 0},
 		{name: "computed topic not allowed", poison: `{"to": "secret", "id": 0}`, reason: "not in the sink's topic_allow", aborts: 0},
-		{name: "computed topic missing", poison: `{"to": "other", "id": 0}`, reason: "does not exist", aborts: 0},
+		{name: "computed topic missing", poison: `{"to": "missing", "id": 0}`, reason: "does not exist", aborts: 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -137,13 +134,7 @@ func TestExactlyOnceRecordFaults(t *testing.T) {
 				b.Cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "wide", Err: c.fault, Count: -1, When: poisonWhen(`"poison":true`)})
 			}
 			defer verifyNoLeaks(t)()
-			run, stop, ended := startRun(t, parseWith(t, b, "routed.yaml", routedPipeline))
-			waitFor(t, 60*time.Second, "the group to commit the end of in", func() bool {
-				return isClosed(ended) || b.CaughtUp("routed", "in")
-			})
-			if err := stop(); err != nil {
-				t.Fatalf("the run stopped: %v", err)
-			}
+			run := runToEnd(t, b, parseOn(t, b, "testdata/good/routed-exactly-once.yaml"), "routed", "in")
 			seen := map[int]string{}
 			for _, topic := range []string{"small", "wide"} {
 				last := map[string]int{} // by partition and key: the order of a key's records is kept
@@ -200,40 +191,13 @@ func TestExactlyOnceTopicLimitBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer verifyNoLeaks(t)()
-	run, stop, ended := startRun(t, loadOrdersEOS(t, b, ""))
-	waitFor(t, 60*time.Second, "the group to commit the end of orders", func() bool {
-		return isClosed(ended) || b.CaughtUp("order-processors", "orders")
-	})
-	if err := stop(); err != nil {
-		t.Fatalf("the run stopped: %v", err)
-	}
+	run := runToEnd(t, b, loadOrdersEOS(t, b, ""), "order-processors", "orders")
 	outs, bigs, dlq := readOrdersCommitted(t, b)
 	checkOrders(t, feed, outs, bigs, dlq)
 	if a := run.Source.Stats().Aborts; a != 0 {
 		t.Errorf("%d transactions aborted, want none", a)
 	}
 }
-
-// retryingPipeline retries a map that fails for the records marked bad, 4 attempts with 1s
-// to 2s between them: a bad record needs 5s, more than the 4.8s (80% of 6s) a transaction
-// may stay open.
-const retryingPipeline = `version: 1
-name: retrying
-delivery: exactly_once
-kafka: {brokers: "${KAFKA_BROKERS}"}
-source: {type: kafka, topics: [in], group: retrying, start: earliest, transaction_timeout: 6s, instance_id: one}
-stages:
-  - {name: parse, type: decode, format: json}
-  - name: checked
-    type: retry
-    attempts: 4
-    backoff: {initial: 1s, max: 2s, multiplier: 2, jitter: 0}
-    retry_on: [any]
-    stage: {type: map, set: {n: 'msg.bad ? int("not a number") : msg.n'}}
-sinks:
-  - {name: out, type: kafka, topic: out}
-dlq: {type: kafka, topic: retrying-dlq}
-`
 
 // Retries that outlast a transaction: the transaction aborts, but the attempts are kept, so
 // that read again the bad records go on from where they were. The 4,995 good records come
@@ -250,14 +214,8 @@ func TestExactlyOnceRetriesOutlastTransaction(t *testing.T) {
 	}
 	defer verifyNoLeaks(t)()
 	began := time.Now()
-	run, stop, ended := startRun(t, parseWith(t, b, "retrying.yaml", retryingPipeline))
-	waitFor(t, 60*time.Second, "the group to commit the end of in", func() bool {
-		return isClosed(ended) || b.CaughtUp("retrying", "in")
-	})
+	run := runToEnd(t, b, parseOn(t, b, "testdata/warn/12-retry-outlasts-transaction.yaml"), "retrying", "in")
 	took := time.Since(began)
-	if err := stop(); err != nil {
-		t.Fatalf("the run stopped: %v", err)
-	}
 	seen := map[int]bool{}
 	for _, r := range readStable(t, b, "out") {
 		id := bodyID(t, r.Value)
@@ -311,13 +269,7 @@ func TestExactlyOnceCommitTrouble(t *testing.T) {
 			}
 			defer verifyNoLeaks(t)()
 			c.fault(b.Cluster)
-			run, stop, ended := startRun(t, loadOrdersEOS(t, b, "  instance_id: one\n  commit_interval: 300ms\n"))
-			waitFor(t, 60*time.Second, "the group to commit the end of orders", func() bool {
-				return isClosed(ended) || b.CaughtUp("order-processors", "orders")
-			})
-			if err := stop(); err != nil {
-				t.Fatalf("the run stopped: %v", err)
-			}
+			run := runToEnd(t, b, loadOrdersEOS(t, b, "  instance_id: one\n  commit_interval: 300ms\n"), "order-processors", "orders")
 			outs, bigs, dlq := readOrdersCommitted(t, b)
 			checkOrders(t, feed, outs, bigs, dlq)
 			s := run.Source.Stats()

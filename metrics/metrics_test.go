@@ -249,6 +249,16 @@ func TestProgressLine(t *testing.T) {
 		"out":   {Kind: "sink", Acked: 80},
 		"dlq":   {Kind: "dlq", Acked: 7},
 	}}, fakeSource{})
+	line := firstProgressLine(t, m)
+	if line["lag"] != 42.0 || line["pending"] != 6.0 || line["dlq"] != 7.0 || line["partitions"] != 2.0 || line["in_per_s"].(float64) <= 0 || line["out_per_s"].(float64) <= 0 ||
+		line["waiting_on"] != "score (its service has failed every call for 3s; 12 records wait)" {
+		t.Errorf("progress line %v", line)
+	}
+}
+
+// firstProgressLine is the first progress line m logs, as JSON fields.
+func firstProgressLine(t *testing.T, m *metrics.Metrics) map[string]any {
+	t.Helper()
 	var buf testproc.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -260,10 +270,7 @@ func TestProgressLine(t *testing.T) {
 	if err := json.Unmarshal([]byte(strings.SplitN(buf.String(), "\n", 2)[0]), &line); err != nil {
 		t.Fatal(err)
 	}
-	if line["lag"] != 42.0 || line["pending"] != 6.0 || line["dlq"] != 7.0 || line["partitions"] != 2.0 || line["in_per_s"].(float64) <= 0 || line["out_per_s"].(float64) <= 0 ||
-		line["waiting_on"] != "score (its service has failed every call for 3s; 12 records wait)" {
-		t.Errorf("progress line %v", line)
-	}
+	return line
 }
 
 type stalledSource struct{ stalled bool }
@@ -430,17 +437,7 @@ func TestAbortedTransactions(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("transactions_aborted_total by reason %v, want %v", got, want)
 	}
-	var buf testproc.Buffer
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { m.Progress(ctx, slog.New(slog.NewJSONHandler(&buf, nil)), 10*time.Millisecond); close(done) }()
-	testproc.WaitFor(t, 10*time.Second, "a progress line", func() bool { return strings.Contains(buf.String(), `"msg":"progress"`) })
-	cancel()
-	<-done
-	var line map[string]any
-	if err := json.Unmarshal([]byte(strings.SplitN(buf.String(), "\n", 2)[0]), &line); err != nil {
-		t.Fatal(err)
-	}
+	line := firstProgressLine(t, m)
 	if line["txn_aborted"] != 3.0 || line["txn_aborted_by"] != "deadline=2 write=1" || line["txn_committed"] != 40.0 {
 		t.Errorf("progress line %v", line)
 	}

@@ -18,7 +18,7 @@ import (
 type Rules struct {
 	lookup func(topic string) (kafkaconn.TopicRules, bool)
 
-	mu    sync.Mutex
+	mu    sync.RWMutex // read for every record written
 	known map[string]kafkaconn.TopicRules
 	tried map[string]bool // looked up, found or not: never again
 }
@@ -39,10 +39,10 @@ func (r *Rules) Of(topic string) (kafkaconn.TopicRules, bool) {
 	if r == nil {
 		return kafkaconn.TopicRules{}, false
 	}
-	r.mu.Lock()
+	r.mu.RLock()
 	tr, ok := r.known[topic]
 	tried := r.tried[topic]
-	r.mu.Unlock()
+	r.mu.RUnlock()
 	if ok || tried || r.lookup == nil {
 		return tr, ok
 	}
@@ -62,9 +62,9 @@ func (r *Rules) BatchLimit(topic string, def int) int {
 	if r == nil {
 		return def
 	}
-	r.mu.Lock()
+	r.mu.RLock()
 	tr, ok := r.known[topic]
-	r.mu.Unlock()
+	r.mu.RUnlock()
 	if ok && tr.MaxBytes > 0 && tr.MaxBytes < def {
 		return tr.MaxBytes
 	}

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,41 +19,32 @@ import (
 // Exactly-once against what a real Kafka refuses (issue 24): the same faults as
 // engine/eos_faults_test.go, where it is Kafka's own behaviour that counts.
 
-// routedFile writes a pipeline sending each record to the topic its body names, in
-// transactions, and creates its topics: small (max.message.bytes 2048), wide (one
-// partition), compacted, recent (records at most an hour old), and the DLQ.
-func routedFile(t *testing.T) (path string, topic func(string) string) {
+// routedTopics creates the topics of testdata/good/routed-exactly-once.yaml under its PREFIX:
+// small (max.message.bytes 2048), wide (one partition), compacted, recent (records at most an
+// hour old), the source and the DLQ; missing stays missing.
+func routedTopics(t *testing.T, prefix string) {
 	t.Helper()
-	topic = func(name string) string { return "eos-routed-" + name }
-	text := strings.NewReplacer("@T@", topic("")).Replace(`version: 1
-name: routed
-delivery: exactly_once
-kafka: {brokers: "${KAFKA_BROKERS}"}
-source: {type: kafka, topics: [@T@in], group: @T@group, start: earliest, commit_interval: 200ms, instance_id: one}
-stages:
-  - {name: parse, type: decode, format: json}
-sinks:
-  - name: out
-    type: kafka
-    topic_expr: '"@T@" + msg.to'
-    topic_allow: [@T@small, @T@wide, @T@compacted, @T@recent, @T@missing]
-dlq: {type: kafka, topic: @T@dlq}
-`)
-	path = filepath.Join(t.TempDir(), "routed.yaml")
-	writePipeline(t, path, text, topic("in"), topic("dlq"))
 	for name, configs := range map[string]map[string]string{
-		"small": {"max.message.bytes": "2048"}, "compacted": {"cleanup.policy": "compact"},
+		"in": nil, "routed-dlq": nil, "small": {"max.message.bytes": "2048"}, "compacted": {"cleanup.policy": "compact"},
 		"recent": {"message.timestamp.before.max.ms": "3600000"}, "wide": nil,
 	} {
 		partitions := int32(3)
 		if name == "wide" {
 			partitions = 1
 		}
-		if err := kafka.CreateTopicWith(topic(name), partitions, configs); err != nil {
+		if err := kafka.CreateTopicWith(prefix+name, partitions, configs); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return path, topic
+}
+
+// startFile runs the binary on the repository's file rel, its topics prefixed, serving its
+// metrics at the address returned.
+func startFile(t *testing.T, rel, prefix string) (*testproc.Proc, string) {
+	t.Helper()
+	addr := freeAddr(t)
+	env := []string{"KAFKA_BROKERS=" + kafka.Real.Addr("plaintext"), "PREFIX=" + prefix}
+	return testproc.Start(t, binary, filepath.Base(rel), env, "run", "../../"+rel, "--metrics-addr", addr), addr
 }
 
 // routed is a record of the routed pipeline: id, and the topic it goes to.
@@ -67,7 +57,9 @@ func routed(id int, to string, extra string) devbroker.Record {
 // anyway (its topic's limit lowered while the pipeline runs) costs one aborted transaction,
 // then is dead-lettered alone. Every other record once, read_committed; the run goes on.
 func TestExactlyOnceRecordFaults(t *testing.T) {
-	path, topic := routedFile(t)
+	const prefix = "eos-routed-"
+	topic := func(name string) string { return prefix + name }
+	routedTopics(t, prefix)
 	var feed []devbroker.Record
 	for id := range 60 {
 		feed = append(feed, routed(id, []string{"small", "wide"}[id%2], ""))
@@ -85,9 +77,8 @@ func TestExactlyOnceRecordFaults(t *testing.T) {
 	if err := kafka.Produce(ctx, topic("in"), feed); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
-	p := testproc.Start(t, binary, "run", []string{"KAFKA_BROKERS=" + kafka.Real.Addr("plaintext")}, "run", path, "--metrics-addr", addr)
-	waitCaughtUp(t, p, topic("group"), topic("in"))
+	p, addr := startFile(t, "testdata/good/routed-exactly-once.yaml", prefix)
+	waitCaughtUp(t, p, topic("routed"), topic("in"))
 
 	// An operator lowers wide's limit while the pipeline runs: the rules it read do not know,
 	// so the broker refuses the batch holding the record that is now too large.
@@ -103,7 +94,7 @@ func TestExactlyOnceRecordFaults(t *testing.T) {
 	if err := kafka.Produce(ctx, topic("in"), more); err != nil {
 		t.Fatal(err)
 	}
-	waitCaughtUp(t, p, topic("group"), topic("in"))
+	waitCaughtUp(t, p, topic("routed"), topic("in"))
 	aborted, _ := metric(addr, "pythia_pipe_transactions_aborted_total", `reason="write"`)
 	stopPipe(t, p)
 
@@ -122,8 +113,8 @@ func TestExactlyOnceRecordFaults(t *testing.T) {
 			seen[id] = name
 		}
 	}
-	testproc.WaitFor(t, time.Minute, "no transaction open in the DLQ", func() bool { return kafka.Stable(topic("dlq")) })
-	dlq, err := kafka.Read(ctx, topic("dlq"))
+	testproc.WaitFor(t, time.Minute, "no transaction open in the DLQ", func() bool { return kafka.Stable(topic("routed-dlq")) })
+	dlq, err := kafka.Read(ctx, topic("routed-dlq"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,27 +173,13 @@ func TestExactlyOnceTopicLimitBatches(t *testing.T) {
 // 6 s): the transaction aborts at its deadline, the attempts are kept, and read again the bad
 // records go to the DLQ with pythia.attempts 4; every good record once, within a minute.
 func TestExactlyOnceRetriesOutlastTransaction(t *testing.T) {
-	const n, bad = 5000, 1000
-	names := [3]string{"eos-retry-in", "eos-retry-out", "eos-retry-dlq"}
-	text := strings.NewReplacer("@IN@", names[0], "@OUT@", names[1], "@DLQ@", names[2]).Replace(`version: 1
-name: retrying
-delivery: exactly_once
-kafka: {brokers: "${KAFKA_BROKERS}"}
-source: {type: kafka, topics: [@IN@], group: eos-retry, start: earliest, transaction_timeout: 6s, instance_id: one}
-stages:
-  - {name: parse, type: decode, format: json}
-  - name: checked
-    type: retry
-    attempts: 4
-    backoff: {initial: 1s, max: 2s, multiplier: 2, jitter: 0}
-    retry_on: [any]
-    stage: {type: map, set: {n: 'msg.bad ? int("not a number") : msg.n'}}
-sinks:
-  - {name: out, type: kafka, topic: @OUT@}
-dlq: {type: kafka, topic: @DLQ@}
-`)
-	path := filepath.Join(t.TempDir(), "retrying.yaml")
-	writePipeline(t, path, text, names[:]...)
+	const n, bad, prefix = 5000, 1000, "eos-retry-"
+	names := [3]string{prefix + "in", prefix + "out", prefix + "retrying-dlq"}
+	for _, topic := range names {
+		if err := kafka.CreateTopic(topic, 3); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var feed []devbroker.Record
 	for i := range n {
 		feed = append(feed, devbroker.Record{Key: []byte("k" + strconv.Itoa(i%7)), Value: fmt.Appendf(nil, `{"id": %d, "n": %d, "bad": %v}`, i, i, i%bad == 500)})
@@ -213,20 +190,11 @@ dlq: {type: kafka, topic: @DLQ@}
 		t.Fatal(err)
 	}
 	began := time.Now()
-	addr := freeAddr(t)
-	p := testproc.Start(t, binary, "run", []string{"KAFKA_BROKERS=" + kafka.Real.Addr("plaintext")}, "run", path, "--metrics-addr", addr)
-	testproc.WaitFor(t, time.Minute, "the group to commit the end of "+names[0], func() bool {
-		if !p.Running() {
-			t.Fatalf("the run exited:\n%s", testproc.LastLines(p.Output(), 20))
-		}
-		return kafka.CaughtUp("eos-retry", names[0])
-	})
+	p, addr := startFile(t, "testdata/warn/12-retry-outlasts-transaction.yaml", prefix)
+	waitCaughtUp(t, p, prefix+"retrying", names[0])
 	took := time.Since(began)
 	deadlines, _ := metric(addr, "pythia_pipe_transactions_aborted_total", `reason="deadline"`)
-	p.Signal(t, syscall.SIGTERM)
-	if code := p.Wait(t, time.Minute); code != 0 {
-		t.Fatalf("exit %d after SIGTERM", code)
-	}
+	stopPipe(t, p)
 	counts := map[string]int{}
 	for _, topic := range names[1:] {
 		testproc.WaitFor(t, time.Minute, "no transaction open in "+topic, func() bool { return kafka.Stable(topic) })
