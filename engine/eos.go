@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
 	"github.com/pythia-pipe/pythia-pipe/sources"
@@ -16,7 +17,7 @@ import (
 // openExactlyOnce makes the source of `delivery: exactly_once`: one franz-go client that is
 // the group member and the transactional producer every Kafka sink writes through.
 func openExactlyOnce(p *pipeline.Pipeline, rules *sinks.Rules, log *slog.Logger) (*sources.KafkaEOS, error) {
-	conn, err := p.Kafka.Franz()
+	conn, err := kafkaio.Conn(p.Kafka)
 	if err != nil {
 		return nil, err
 	}

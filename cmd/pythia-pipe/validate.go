@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pythia-pipe/pythia-pipe/diag"
+	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 	"github.com/pythia-pipe/pythia-pipe/pipetest"
 )
@@ -248,7 +249,7 @@ func connectFranz(p *pipeline.Pipeline, topics []string) ([]kgo.Opt, error) {
 	if _, err := connect(p, topics); err != nil {
 		return nil, err
 	}
-	return p.Kafka.Franz()
+	return kafkaio.Conn(p.Kafka)
 }
 
 // flagsFailed is the exit of a command whose flags did not parse: exitHelp for --help (the

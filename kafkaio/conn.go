@@ -1,15 +1,16 @@
-package kafkaconn
+package kafkaio
 
 import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
 )
 
-// Franz returns the franz-go options of the same connection Sarama describes: brokers,
-// client id, dial timeout, TLS and SASL. The exactly-once path runs on franz-go (see
-// ARCHITECTURE.md, "Exactly-once: why franz-go"); callers add their group and producer options.
-func (c *Config) Franz() ([]kgo.Opt, error) {
+// Conn returns the franz-go options of the `kafka:` block's connection: brokers, client id,
+// dial timeout, TLS and SASL; callers add their group and producer options.
+func Conn(c *kafkaconn.Config) ([]kgo.Opt, error) {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.Brokers...),
 		kgo.ClientID(c.ClientID),
