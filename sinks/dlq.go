@@ -5,8 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/IBM/sarama"
-
+	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 	"github.com/pythia-pipe/pythia-pipe/record"
 )
 
@@ -58,27 +57,23 @@ func DLQRecord(rec *record.Record, f Failure) *record.Record {
 // fitDLQ shrinks a dead-letter message to limit bytes (as wireSize counts them) rather than
 // let it be refused: first its value is cut, then the original headers go, then the key is
 // cut. Headers say what was cut and how large the record was.
-func fitDLQ(msg *sarama.ProducerMessage, limit int) {
+func fitDLQ(msg *kafkaio.Message, limit int) {
 	size := wireSize(msg)
 	if size <= limit {
 		return
 	}
-	msg.Headers = append(msg.Headers,
-		sarama.RecordHeader{Key: []byte("pythia.truncated"), Value: []byte("value")},
-		sarama.RecordHeader{Key: []byte("pythia.original_bytes"), Value: []byte(strconv.Itoa(size))})
+	msg.Headers = append(msg.Headers[:len(msg.Headers):len(msg.Headers)], // a copy: the record's stay as they are
+		kafkaio.Header{Key: "pythia.truncated", Value: []byte("value")},
+		kafkaio.Header{Key: "pythia.original_bytes", Value: []byte(strconv.Itoa(size))})
 	over := func() int { return wireSize(msg) - limit }
-	var value []byte
-	if msg.Value != nil { // nil for a tombstone
-		value, _ = msg.Value.Encode()
-	}
-	if n := len(value) - over(); n >= 0 {
-		msg.Value = sarama.ByteEncoder(value[:n])
+	if n := len(msg.Value) - over(); msg.Value != nil && n >= 0 { // nil for a tombstone
+		msg.Value = msg.Value[:n]
 		return
 	}
 	msg.Value = nil
-	var kept []sarama.RecordHeader // the pythia.* headers say why; the original ones may go
+	var kept []kafkaio.Header // the pythia.* headers say why; the original ones may go
 	for _, h := range msg.Headers {
-		if strings.HasPrefix(string(h.Key), "pythia.") {
+		if strings.HasPrefix(h.Key, "pythia.") {
 			kept = append(kept, h)
 		}
 	}
@@ -87,7 +82,6 @@ func fitDLQ(msg *sarama.ProducerMessage, limit int) {
 	if over() <= 0 || msg.Key == nil {
 		return
 	}
-	key, _ := msg.Key.Encode()
 	msg.Headers[len(kept)-2].Value = []byte("value,headers,key")
-	msg.Key = sarama.ByteEncoder(key[:max(len(key)-over(), 0)])
+	msg.Key = msg.Key[:max(len(msg.Key)-over(), 0)]
 }

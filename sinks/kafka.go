@@ -13,6 +13,7 @@ import (
 
 	"github.com/pythia-pipe/pythia-pipe/expr"
 	"github.com/pythia-pipe/pythia-pipe/failure"
+	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 	"github.com/pythia-pipe/pythia-pipe/record"
 )
 
@@ -175,8 +176,8 @@ func (k *Kafka) prepare(ctx context.Context, rec *record.Record) (*write, error)
 	if err != nil {
 		return nil, err
 	}
-	w := &write{rec: rec, msg: msg}
-	msg.Metadata = w
+	w := &write{rec: rec, msg: saramaMessage(msg)}
+	w.msg.Metadata = w
 	return w, nil
 }
 
@@ -288,6 +289,24 @@ func (k *Kafka) Close(ctx context.Context) error {
 	}
 	k.topics.client.Close()
 	return err
+}
+
+// saramaMessage is m as sarama writes it.
+func saramaMessage(m *kafkaio.Message) *sarama.ProducerMessage {
+	msg := &sarama.ProducerMessage{Topic: m.Topic, Partition: m.Partition, Timestamp: m.Timestamp}
+	if m.Value != nil {
+		msg.Value = sarama.ByteEncoder(m.Value)
+	}
+	if m.Key != nil {
+		msg.Key = sarama.ByteEncoder(m.Key)
+	}
+	if len(m.Headers) > 0 {
+		msg.Headers = make([]sarama.RecordHeader, len(m.Headers))
+		for i, h := range m.Headers {
+			msg.Headers[i] = sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value}
+		}
+	}
+	return msg
 }
 
 // within reports whether done closes within d.

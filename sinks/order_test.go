@@ -9,6 +9,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 	"github.com/pythia-pipe/pythia-pipe/record"
 )
 
@@ -309,9 +310,9 @@ func TestAllowed(t *testing.T) {
 }
 
 func TestFitDLQ(t *testing.T) {
-	header := func(m *sarama.ProducerMessage, k string) string {
+	header := func(m *kafkaio.Message, k string) string {
 		for _, h := range m.Headers {
-			if string(h.Key) == k {
+			if h.Key == k {
 				return string(h.Value)
 			}
 		}
@@ -320,16 +321,16 @@ func TestFitDLQ(t *testing.T) {
 	big := make([]byte, 5000)
 	cases := []struct {
 		name string
-		msg  *sarama.ProducerMessage
+		msg  *kafkaio.Message
 		cut  string
 	}{
-		{"small enough stays", &sarama.ProducerMessage{Value: sarama.ByteEncoder("v")}, ""},
-		{"the value is cut", &sarama.ProducerMessage{Key: sarama.ByteEncoder("k"), Value: sarama.ByteEncoder(big),
-			Headers: []sarama.RecordHeader{{Key: []byte("trace"), Value: []byte("t")}, {Key: []byte("pythia.error"), Value: []byte("too large")}}}, "value"},
-		{"then the original headers go", &sarama.ProducerMessage{Value: sarama.ByteEncoder("v"),
-			Headers: []sarama.RecordHeader{{Key: []byte("trace"), Value: big}, {Key: []byte("pythia.error"), Value: []byte("too large")}}}, "value,headers"},
-		{"then the key is cut", &sarama.ProducerMessage{Key: sarama.ByteEncoder(big), Value: sarama.ByteEncoder("v")}, "value,headers,key"},
-		{"a tombstone has no value to cut", &sarama.ProducerMessage{Key: sarama.ByteEncoder(big)}, "value,headers,key"},
+		{"small enough stays", &kafkaio.Message{Value: []byte("v")}, ""},
+		{"the value is cut", &kafkaio.Message{Key: []byte("k"), Value: big,
+			Headers: []kafkaio.Header{{Key: "trace", Value: []byte("t")}, {Key: "pythia.error", Value: []byte("too large")}}}, "value"},
+		{"then the original headers go", &kafkaio.Message{Value: []byte("v"),
+			Headers: []kafkaio.Header{{Key: "trace", Value: big}, {Key: "pythia.error", Value: []byte("too large")}}}, "value,headers"},
+		{"then the key is cut", &kafkaio.Message{Key: big, Value: []byte("v")}, "value,headers,key"},
+		{"a tombstone has no value to cut", &kafkaio.Message{Key: big}, "value,headers,key"},
 	}
 	const limit = 2000
 	for _, c := range cases {

@@ -12,6 +12,7 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/expr"
 	"github.com/pythia-pipe/pythia-pipe/failure"
 	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
+	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 	"github.com/pythia-pipe/pythia-pipe/record"
 )
 
@@ -44,7 +45,7 @@ func newOutput(p Producer, target Target, lookup sarama.Client, rules *Rules, lo
 // prepare builds the message of rec, or returns the failure that keeps it from being
 // written (dead-letter or stop). A computed topic that cannot be looked up now (brokers
 // away) is waited for until ctx ends.
-func (o *output) prepare(ctx context.Context, rec *record.Record) (*sarama.ProducerMessage, error) {
+func (o *output) prepare(ctx context.Context, rec *record.Record) (*kafkaio.Message, error) {
 	for failures := 1; ; failures++ {
 		msg, topic, err := o.message(rec)
 		if err == nil {
@@ -75,8 +76,8 @@ func (o *output) backoff(failures int) time.Duration {
 	return failure.Backoff(failures, 100*time.Millisecond, 5*time.Second, 2, 0.2)
 }
 
-// message builds the producer message of rec: topic, partition, key, body, headers.
-func (o *output) message(rec *record.Record) (*sarama.ProducerMessage, string, error) {
+// message builds the message of rec: topic, partition, key, body, headers.
+func (o *output) message(rec *record.Record) (*kafkaio.Message, string, error) {
 	topic, key, err := o.route(rec)
 	if err != nil {
 		return nil, topic, err
@@ -85,19 +86,9 @@ func (o *output) message(rec *record.Record) (*sarama.ProducerMessage, string, e
 	if err != nil {
 		return nil, topic, err
 	}
-	msg := &sarama.ProducerMessage{Topic: topic, Timestamp: rec.Timestamp}
-	if value != nil { // nil is a null value (a tombstone); an empty body is []byte{}
-		msg.Value = sarama.ByteEncoder(value)
-	}
-	if key != nil {
-		msg.Key = sarama.ByteEncoder(key)
-	}
-	if len(rec.Headers) > 0 {
-		msg.Headers = make([]sarama.RecordHeader, len(rec.Headers))
-		for i, h := range rec.Headers {
-			msg.Headers[i] = sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value}
-		}
-	}
+	// nil is a null value (a tombstone); an empty body is []byte{}. The headers are the
+	// record's own: stages replace them rather than change them in place.
+	msg := &kafkaio.Message{Topic: topic, Key: key, Value: value, Headers: rec.Headers, Timestamp: rec.Timestamp}
 	n, err := o.partitions(topic) // a computed topic is checked before its rules are looked up
 	if err != nil {
 		return nil, topic, err

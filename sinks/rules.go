@@ -1,13 +1,13 @@
 package sinks
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sync"
 	"time"
 
-	"github.com/IBM/sarama"
-
 	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
+	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 )
 
 // Rules are the rules of the topics a run's sinks write (kafkaconn.TopicRules), each looked
@@ -77,24 +77,23 @@ func (r *Rules) BatchLimit(topic string, def int) int {
 const batchOverhead = 70
 
 // wireSize is what msg weighs alone in a batch: the limit a topic's max.message.bytes sets
-// applies to it (before compression, as the producer counts). sarama (at-least-once) checks
-// its own estimate, which counts headers at their longest: the larger of the two is kept.
-func wireSize(msg *sarama.ProducerMessage) int {
+// applies to it (before compression, as the producer counts). sarama (kafka.client: sarama)
+// checks an estimate of its own, which counts every varint at its longest: the larger of the
+// two is kept, so that neither client refuses a record that passed.
+func wireSize(msg *kafkaio.Message) int {
 	body := 1 + 1 + 1 // attributes, timestamp delta, offset delta: 0 for a batch's first record
-	body += bytesLen(encoded(msg.Key)) + bytesLen(encoded(msg.Value)) + varintLen(int64(len(msg.Headers)))
+	body += bytesLen(msg.Key) + bytesLen(msg.Value) + varintLen(int64(len(msg.Headers)))
+	longest := saramaRecordOverhead + len(msg.Key) + len(msg.Value)
 	for _, h := range msg.Headers {
-		body += bytesLen(h.Key) + bytesLen(h.Value)
+		body += bytesLen([]byte(h.Key)) + bytesLen(h.Value)
+		longest += len(h.Key) + len(h.Value) + 2*binary.MaxVarintLen32
 	}
-	return max(batchOverhead+varintLen(int64(body))+body, msg.ByteSize(2))
+	return max(batchOverhead+varintLen(int64(body))+body, longest)
 }
 
-func encoded(e sarama.Encoder) []byte {
-	if e == nil {
-		return nil
-	}
-	b, _ := e.Encode() // the sinks' encoders are byte slices: they cannot fail
-	return b
-}
+// saramaRecordOverhead is what sarama counts a record's own fields at (its
+// maximumRecordOverhead: five varints and a varlong at their longest, and the attributes).
+const saramaRecordOverhead = 5*binary.MaxVarintLen32 + binary.MaxVarintLen64 + 1
 
 // bytesLen is the length of a varint-prefixed byte string on the wire (-1 for null).
 func bytesLen(b []byte) int {
@@ -128,7 +127,7 @@ func (e *RuleError) Error() string { return "topic " + e.Topic + " refuses the r
 func (*RuleError) RecordFault() {}
 
 // checkRules is the RuleError of msg under tr, nil when the topic takes it (size aside).
-func checkRules(msg *sarama.ProducerMessage, tr kafkaconn.TopicRules, now time.Time) error {
+func checkRules(msg *kafkaio.Message, tr kafkaconn.TopicRules, now time.Time) error {
 	if tr.Compacted && msg.Key == nil {
 		return &RuleError{Topic: msg.Topic, Reason: "it is compacted (cleanup.policy compact) and the record has no key"}
 	}

@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
+	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 )
 
 // A record as large as wireSize lets it be is taken by franz-go under that batch limit and
@@ -38,15 +38,9 @@ func TestWireSizeFitsTheLimits(t *testing.T) {
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			msg := &sarama.ProducerMessage{Topic: "t" + strconv.Itoa(i)}
-			if tc.key != nil {
-				msg.Key = sarama.ByteEncoder(tc.key)
-			}
-			if tc.value != nil {
-				msg.Value = sarama.ByteEncoder(tc.value)
-			}
+			msg := &kafkaio.Message{Topic: "t" + strconv.Itoa(i), Key: tc.key, Value: tc.value}
 			for h := range tc.headers {
-				msg.Headers = append(msg.Headers, sarama.RecordHeader{Key: []byte("pythia.h" + strconv.Itoa(h)), Value: []byte("some value")})
+				msg.Headers = append(msg.Headers, kafkaio.Header{Key: "pythia.h" + strconv.Itoa(h), Value: []byte("some value")})
 			}
 			limit := wireSize(msg)
 			if err := c.CreateTopic(msg.Topic, 1, map[string]string{"max.message.bytes": strconv.Itoa(limit)}); err != nil {
@@ -90,10 +84,7 @@ func TestTopicRules(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			msg := &sarama.ProducerMessage{Topic: "t", Timestamp: c.ts}
-			if c.key != nil {
-				msg.Key = sarama.ByteEncoder(c.key)
-			}
+			msg := &kafkaio.Message{Topic: "t", Timestamp: c.ts, Key: c.key}
 			err := checkRules(msg, c.rules, now)
 			if (err == nil) != (c.want == "") || err != nil && !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("got %v, want %q", err, c.want)

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pythia-pipe/pythia-pipe/failure"
+	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 	"github.com/pythia-pipe/pythia-pipe/record"
 	"github.com/pythia-pipe/pythia-pipe/txn"
 )
@@ -112,7 +113,7 @@ func (t *Txn) answered(rec *record.Record, b *txn.Batch, at source, topic string
 
 // alone writes a suspect record as a batch of its own and waits for the answer: refused
 // for its own reason again, it is dead-lettered in this transaction.
-func (t *Txn) alone(rec *record.Record, b *txn.Batch, at source, msg *sarama.ProducerMessage) {
+func (t *Txn) alone(rec *record.Record, b *txn.Batch, at source, msg *kafkaio.Message) {
 	t.add(1)
 	defer t.add(-1)
 	err := t.sess.ProduceAlone(b, franzRecord(msg))
@@ -168,18 +169,12 @@ func (t *Txn) Close(ctx context.Context) error {
 }
 
 // franzRecord is msg as franz-go writes it.
-func franzRecord(msg *sarama.ProducerMessage) *kgo.Record {
-	r := &kgo.Record{Topic: msg.Topic, Partition: msg.Partition, Timestamp: msg.Timestamp}
-	if msg.Key != nil {
-		r.Key, _ = msg.Key.Encode()
-	}
-	if msg.Value != nil {
-		r.Value, _ = msg.Value.Encode()
-	}
+func franzRecord(msg *kafkaio.Message) *kgo.Record {
+	r := &kgo.Record{Topic: msg.Topic, Partition: msg.Partition, Timestamp: msg.Timestamp, Key: msg.Key, Value: msg.Value}
 	if len(msg.Headers) > 0 {
 		r.Headers = make([]kgo.RecordHeader, len(msg.Headers))
 		for i, h := range msg.Headers {
-			r.Headers[i] = kgo.RecordHeader{Key: string(h.Key), Value: h.Value}
+			r.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
 		}
 	}
 	return r
