@@ -3,41 +3,18 @@ package engine
 import (
 	"context"
 	"fmt"
-	"log/slog"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
-	"github.com/pythia-pipe/pythia-pipe/sinks"
-	"github.com/pythia-pipe/pythia-pipe/sources"
 )
-
-// openExactlyOnce makes the source of `delivery: exactly_once`: one franz-go client that is
-// the group member and the transactional producer every Kafka sink writes through.
-func openExactlyOnce(p *pipeline.Pipeline, rules *sinks.Rules, log *slog.Logger) (*sources.KafkaEOS, error) {
-	conn, err := kafkaio.Conn(p.Kafka)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkTransactions(p, conn); err != nil {
-		return nil, err
-	}
-	opts := append([]kgo.Opt(nil), conn...)
-	for _, sk := range p.SinksAndDLQ() {
-		if k, ok := sk.Impl.(*sinks.KafkaSink); ok { // the first: validate warns when the others differ
-			opts = append(opts, sinks.TxnProducer(k.Producer, rules)...)
-			break
-		}
-	}
-	return sources.NewKafkaEOS(p.KafkaSource(), opts, log)
-}
 
 // checkTransactions asks the brokers whether they commit offsets in transactions with the
 // group's generation (KIP-447, Kafka 2.5): without it a zombie member could commit.
-func checkTransactions(p *pipeline.Pipeline, conn []kgo.Opt) error {
-	cl, err := kgo.NewClient(conn...)
+func checkTransactions(p *pipeline.Pipeline, conn *kafkaio.Franz) error {
+	cl, err := kgo.NewClient(conn.Opts()...)
 	if err != nil {
 		return err
 	}

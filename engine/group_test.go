@@ -10,6 +10,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/pythia-pipe/pythia-pipe/atleastonce"
 	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
 	"github.com/pythia-pipe/pythia-pipe/internal/testproc"
 	"github.com/pythia-pipe/pythia-pipe/record"
@@ -29,7 +30,7 @@ source: {type: kafka, topics: [events], rebalance: %s, commit_interval: 50ms,
          session_timeout: 6s, heartbeat_interval: 200ms, rebalance_timeout: 10s, drain_timeout: 5s}
 sinks: [{name: o, type: kafka, topic: out}]
 `, strings.Join(b.Addrs(), ","), strategy))
-			member := func() (*sources.Kafka, func()) {
+			member := func() (*atleastonce.Source, func()) {
 				src := newSource(t, p, quiet)
 				ctx, stop := context.WithCancel(context.Background())
 				done := make(chan error, 1)

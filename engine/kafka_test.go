@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pythia-pipe/pythia-pipe/atleastonce"
+	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -27,7 +29,6 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/internal/testproc"
 	"github.com/pythia-pipe/pythia-pipe/record"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
-	"github.com/pythia-pipe/pythia-pipe/sources"
 )
 
 var waitFor = testproc.WaitFor
@@ -54,14 +55,18 @@ func startOrdersBroker(t *testing.T, partitions int32) *devbroker.Broker {
 	return startBroker(t, partitions, "orders", "orders-out", "orders-big", "orders-dlq")
 }
 
-// newSource makes the consumer-group source of p.
-func newSource(t *testing.T, p *pipeline.Pipeline, log *slog.Logger) *sources.Kafka {
+// newSource makes the at-least-once consumer-group source of p.
+func newSource(t *testing.T, p *pipeline.Pipeline, log *slog.Logger) *atleastonce.Source {
 	t.Helper()
-	base, err := p.Kafka.Sarama()
+	conn, err := kafkaio.NewFranz(p.Kafka)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sources.NewKafka(p.KafkaSource(), p.Kafka.Brokers, sources.ConsumerConfig(base, p.KafkaSource()), log)
+	src, _, err := atleastonce.Open(p.KafkaSource(), conn, nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
 }
 
 func loadOrders(t *testing.T, b *devbroker.Broker) *pipeline.Pipeline {

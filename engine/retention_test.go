@@ -11,9 +11,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pythia-pipe/pythia-pipe/atleastonce"
 	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
 	"github.com/pythia-pipe/pythia-pipe/internal/testproc"
-	"github.com/pythia-pipe/pythia-pipe/sources"
 )
 
 // Records deleted from the log (by retention, or kafka-delete-records) before the pipeline read
@@ -83,7 +83,7 @@ func brokerWithEvents(t *testing.T, topics map[string]int) *devbroker.Broker {
 
 type loggedRun struct {
 	b    *devbroker.Broker
-	src  *sources.Kafka
+	src  *atleastonce.Source
 	logs *testproc.Buffer
 	stop context.CancelFunc
 	done chan error

@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/pythia-pipe/pythia-pipe/diag"
@@ -105,14 +106,18 @@ func (k *KafkaSink) target() Target {
 	return Target{Name: k.Name, Topic: k.Topic, TopicExpr: k.TopicExpr, Allow: k.Allow, Key: k.Key, Encode: k.Encode, Schema: k.Schema, DLQ: k.DLQ}
 }
 
+// ProducerSettings is the sink's producer tuning: a Kafka sink can write in a transaction
+// (Transactional).
+func (k *KafkaSink) ProducerSettings() Producer { return k.Producer }
+
 // Open starts the producer; a named topic's max.message.bytes lowers the largest record.
 func (k *KafkaSink) Open(env Env, report Report) (Sink, error) {
 	t := k.target()
 	if tr, ok := env.Rules.Of(t.Topic); ok && t.TopicExpr == nil && tr.MaxBytes > 0 && int64(tr.MaxBytes) < k.Producer.MaxMessageBytes {
 		env.Log.Info("records are held to the topic's max.message.bytes", "sink", k.Name, "to_topic", t.Topic, "max_message_bytes", tr.MaxBytes)
 	}
-	if env.Txn != nil {
-		return NewTxn(env.Brokers, env.Base, k.Producer, t, env.Txn, env.Rules, report, env.Log)
+	if env.Kafka == nil {
+		return nil, fmt.Errorf("%s: no Kafka to write to", sinkAt(t)) // an engine bug: Kafka sinks run with a Kafka
 	}
-	return NewKafka(env.Brokers, env.Base, k.Producer, t, env.Rules, report, env.Log)
+	return env.Kafka(NewOutput(k.Producer, t, env.Partitions, env.Rules, env.Log), k.Producer, report)
 }

@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/IBM/sarama"
-
 	"github.com/pythia-pipe/pythia-pipe/expr"
 	"github.com/pythia-pipe/pythia-pipe/failure"
 	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
@@ -16,42 +14,41 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/record"
 )
 
-// output is what a Kafka sink makes of a record before a producer takes it — topic,
-// partition, key, body, headers, the size check — shared by the at-least-once sink (Kafka)
-// and the exactly-once one (Txn).
-type output struct {
-	target Target
-	op     failure.Op
-	at     string // "sink NAME" or "dlq", in errors
+// Output is what a Kafka sink makes of a record before a producer takes it — topic,
+// partition, key, body, headers, the checks against the topic's rules — shared by the sinks
+// of both delivery modes.
+type Output struct {
+	Target Target
+	Op     failure.Op   // Produce, or ProduceComputed for topic_expr
+	At     string       // "sink NAME" or "dlq", in errors
+	Log    *slog.Logger // with the sink's name
 	env    *expr.Binder
-	log    *slog.Logger
 	topics *topicChecker // partition counts, and the checks of computed topics
 	rules  *Rules        // what each topic takes
 	max    int           // the producer's max_message_bytes
 }
 
-// newOutput looks topics up on lookup, a client with the connection's quick metadata
-// settings (a missing computed topic must be told at once, and a lookup must not hold up a
-// stop for long), and their rules in rules (nil: none checked).
-func newOutput(p Producer, target Target, lookup sarama.Client, rules *Rules, log *slog.Logger) *output {
-	o := &output{target: target, op: failure.Produce, at: sinkAt(target), env: expr.NewBinder(target.TopicExpr, target.Key),
-		log: log.With("sink", target.Name), topics: newTopicChecker(lookup, target.Allow), rules: rules, max: int(p.MaxMessageBytes)}
+// NewOutput looks topics up with lookup (a missing computed topic must be told at once, and
+// a lookup must not hold up a stop for long), and their rules in rules (nil: none checked).
+func NewOutput(p Producer, target Target, lookup Partitions, rules *Rules, log *slog.Logger) *Output {
+	o := &Output{Target: target, Op: failure.Produce, At: sinkAt(target), env: expr.NewBinder(target.TopicExpr, target.Key),
+		Log: log.With("sink", target.Name), topics: newTopicChecker(lookup, target.Allow), rules: rules, max: int(p.MaxMessageBytes)}
 	if target.TopicExpr != nil {
-		o.op = failure.ProduceComputed
+		o.Op = failure.ProduceComputed
 	}
 	return o
 }
 
-// prepare builds the message of rec, or returns the failure that keeps it from being
+// Prepare builds the message of rec, or returns the failure that keeps it from being
 // written (dead-letter or stop). A computed topic that cannot be looked up now (brokers
 // away) is waited for until ctx ends.
-func (o *output) prepare(ctx context.Context, rec *record.Record) (*kafkaio.Message, error) {
+func (o *Output) Prepare(ctx context.Context, rec *record.Record) (*kafkaio.Message, error) {
 	for failures := 1; ; failures++ {
 		msg, topic, err := o.message(rec)
 		if err == nil {
 			return msg, nil
 		}
-		f := failure.Judge(o.op, o.at, topic, err)
+		f := failure.Judge(o.Op, o.At, topic, err)
 		if f.Outcome != failure.Wait {
 			return nil, f
 		}
@@ -61,28 +58,30 @@ func (o *output) prepare(ctx context.Context, rec *record.Record) (*kafkaio.Mess
 			if errors.As(err, &ra) {
 				what = "cannot read the sink's schema from the schema registry; waiting"
 			}
-			o.log.Warn(what, "stage", o.target.Name, "to_topic", topic, "err", err,
+			o.Log.Warn(what, "stage", o.Target.Name, "to_topic", topic, "err", err,
 				"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset)
 		}
 		select {
-		case <-time.After(o.backoff(failures)):
+		case <-time.After(Backoff(failures)):
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 	}
 }
 
-func (o *output) backoff(failures int) time.Duration {
+// Backoff is a sink's wait before it tries again what the broker refused, for a passing
+// reason, failures times in a row.
+func Backoff(failures int) time.Duration {
 	return failure.Backoff(failures, 100*time.Millisecond, 5*time.Second, 2, 0.2)
 }
 
 // message builds the message of rec: topic, partition, key, body, headers.
-func (o *output) message(rec *record.Record) (*kafkaio.Message, string, error) {
+func (o *Output) message(rec *record.Record) (*kafkaio.Message, string, error) {
 	topic, key, err := o.route(rec)
 	if err != nil {
 		return nil, topic, err
 	}
-	value, err := encodeBody(&o.target, rec)
+	value, err := encodeBody(&o.Target, rec)
 	if err != nil {
 		return nil, topic, err
 	}
@@ -94,8 +93,8 @@ func (o *output) message(rec *record.Record) (*kafkaio.Message, string, error) {
 		return nil, topic, err
 	}
 	rules, _ := o.rules.Of(topic)
-	if limit := o.limit(rules); wireSize(msg) > limit {
-		if !o.target.DLQ {
+	if limit := o.Limit(rules); wireSize(msg) > limit {
+		if !o.Target.DLQ {
 			return nil, topic, &TooLargeError{Topic: topic, Bytes: wireSize(msg), Limit: limit}
 		}
 		fitDLQ(msg, limit)
@@ -107,24 +106,24 @@ func (o *output) message(rec *record.Record) (*kafkaio.Message, string, error) {
 	return msg, topic, nil
 }
 
-// limit is the largest record the sink writes to a topic with rules tr: the producer's
+// Limit is the largest record the sink writes to a topic with rules tr: the producer's
 // max_message_bytes, or the topic's max.message.bytes when lower.
-func (o *output) limit(tr kafkaconn.TopicRules) int {
+func (o *Output) Limit(tr kafkaconn.TopicRules) int {
 	if tr.MaxBytes > 0 && tr.MaxBytes < o.max {
 		return tr.MaxBytes
 	}
 	return o.max
 }
 
-func (o *output) partitions(topic string) (int32, error) {
-	if o.target.TopicExpr != nil {
+func (o *Output) partitions(topic string) (int32, error) {
+	if o.Target.TopicExpr != nil {
 		return o.topics.partitions(topic)
 	}
-	return o.topics.count(topic)
+	return o.topics.lookup.Partitions(topic)
 }
 
-func (o *output) route(rec *record.Record) (topic string, key []byte, err error) {
-	return route(&o.target, o.env, rec)
+func (o *Output) route(rec *record.Record) (topic string, key []byte, err error) {
+	return route(&o.Target, o.env, rec)
 }
 
 // route evaluates topic_expr and key for rec; each left out keeps the sink's topic or the

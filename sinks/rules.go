@@ -57,7 +57,8 @@ func (r *Rules) Of(topic string) (kafkaconn.TopicRules, bool) {
 }
 
 // BatchLimit is the largest batch the producer may write to topic: def, or the topic's
-// max.message.bytes when lower. It never looks up: the sink has before it writes.
+// max.message.bytes when lower (or when def is 0). It never looks up: the sink has before it
+// writes.
 func (r *Rules) BatchLimit(topic string, def int) int {
 	if r == nil {
 		return def
@@ -65,7 +66,7 @@ func (r *Rules) BatchLimit(topic string, def int) int {
 	r.mu.RLock()
 	tr, ok := r.known[topic]
 	r.mu.RUnlock()
-	if ok && tr.MaxBytes > 0 && tr.MaxBytes < def {
+	if ok && tr.MaxBytes > 0 && (tr.MaxBytes < def || def == 0) {
 		return tr.MaxBytes
 	}
 	return def

@@ -46,7 +46,7 @@ func TestWireSizeFitsTheLimits(t *testing.T) {
 			if err := c.CreateTopic(msg.Topic, 1, map[string]string{"max.message.bytes": strconv.Itoa(limit)}); err != nil {
 				t.Fatal(err)
 			}
-			cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ProducerBatchMaxBytes(int32(max(limit, minBatchBytes))),
+			cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ProducerBatchMaxBytes(int32(max(limit, 512))),
 				kgo.ProducerBatchCompression(kgo.NoCompression()))
 			if err != nil {
 				t.Fatal(err)
@@ -54,7 +54,11 @@ func TestWireSizeFitsTheLimits(t *testing.T) {
 			defer cl.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			if err := cl.ProduceSync(ctx, franzRecord(msg)).FirstErr(); err != nil {
+			r := &kgo.Record{Topic: msg.Topic, Key: msg.Key, Value: msg.Value}
+			for _, h := range msg.Headers {
+				r.Headers = append(r.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+			}
+			if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
 				t.Fatalf("a record of wireSize %d refused under that limit: %v", limit, err)
 			}
 		})

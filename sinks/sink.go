@@ -4,12 +4,12 @@ package sinks
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"maps"
 	"slices"
 	"strings"
 
-	"github.com/IBM/sarama"
 	"gopkg.in/yaml.v3"
 
 	"github.com/pythia-pipe/pythia-pipe/diag"
@@ -18,7 +18,6 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/record"
 	"github.com/pythia-pipe/pythia-pipe/schemareg"
 	"github.com/pythia-pipe/pythia-pipe/spec"
-	"github.com/pythia-pipe/pythia-pipe/txn"
 )
 
 // Sink is where records end at run time. Write may block while the sink is full; the outcome
@@ -28,6 +27,11 @@ type Sink interface {
 	Write(ctx context.Context, recs []*record.Record) error
 	Close(ctx context.Context) error
 }
+
+// ErrAborted is the outcome of a write whose transaction was aborted: nothing of it is
+// visible to read_committed readers, and its record is read again from the committed
+// offsets. The engine counts the record as done in the aborted transaction, nothing more.
+var ErrAborted = errors.New("its transaction was aborted: the record is read again")
 
 // Report receives the outcome of every record written to a sink, once: nil when it is
 // written (for Kafka: the broker acknowledged it), ErrAborted when its transaction was
@@ -116,6 +120,13 @@ type Compiled interface {
 	Open(env Env, report Report) (Sink, error)
 }
 
+// Transactional is a sink that can write in the source's Kafka transaction (delivery:
+// exactly_once): every such sink writes through one transactional producer, tuned by the
+// first one's settings.
+type Transactional interface {
+	ProducerSettings() Producer
+}
+
 // TopicWriter is a sink writing to Kafka topics: the topics the file names (with their
 // `create` settings), and the names and patterns it may compute.
 type TopicWriter interface {
@@ -125,14 +136,14 @@ type TopicWriter interface {
 
 // Env is what a sink is opened with at run time.
 type Env struct {
-	Name    string         // the sink's name; "dlq" for the dead-letter queue
-	Brokers []string       // the kafka: block's brokers
-	Base    *sarama.Config // the connection's sarama config
-	Rules   *Rules         // what the topics take; nil: nothing is checked before writing
-	Log     *slog.Logger
-	// Txn is the source's transactions under `delivery: exactly_once`: a Kafka sink writes
-	// in them. Nil otherwise.
-	Txn *txn.Session
+	Name  string // the sink's name; "dlq" for the dead-letter queue
+	Rules *Rules // what the topics take; nil: nothing is checked before writing
+	Log   *slog.Logger
+	// Kafka opens the writer of a Kafka sink, as the run's delivery mode writes: with a
+	// producer of its own settings, or in the source's transactions. Nil without Kafka.
+	Kafka func(out *Output, p Producer, report Report) (Sink, error)
+	// Partitions looks topics up for the Kafka sinks.
+	Partitions Partitions
 }
 
 // Parse reads a `sinks` entry (dlq false) or the `dlq` block: its `type` picks the fields,

@@ -58,20 +58,3 @@ func TestDLQRecord(t *testing.T) {
 type nopSettler struct{}
 
 func (nopSettler) Settle(uint64) {}
-
-// Every number a Kafka sink reports is described by its type, so that the metrics export it.
-func TestKafkaNumbersDescribed(t *testing.T) {
-	described := map[string]bool{}
-	for _, c := range kafkaType.Counters {
-		described[c.Key] = true
-	}
-	k := &Kafka{guard: newGuard(true)}
-	for key := range k.Counters() {
-		if !described[key] {
-			t.Errorf("the Kafka sink reports %q, which its type does not describe", key)
-		}
-	}
-	if len(k.Counters()) != len(kafkaType.Counters) {
-		t.Errorf("the kafka type describes %d numbers, the sink reports %d", len(kafkaType.Counters), len(k.Counters()))
-	}
-}

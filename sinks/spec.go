@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
+	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 	"github.com/pythia-pipe/pythia-pipe/spec"
 )
 
@@ -83,4 +84,13 @@ func ProducerFromValue(p *spec.Parser, v *spec.Value) Producer {
 		p.Errorf(at.Pos, at.Path, "an idempotent producer needs acks: all (or set idempotent: false)")
 	}
 	return pr
+}
+
+// Client is the producer p describes, for kafkaio: each topic's batches held to its
+// max.message.bytes as rules know it (the sinks look a topic's rules up before they write
+// to it, and a producer asks for a topic's limit at its first write to it).
+func (p Producer) Client(rules *Rules, retries int) kafkaio.ProducerConfig {
+	return kafkaio.ProducerConfig{Acks: p.Acks, Compression: p.Compression, Linger: p.Linger, BatchBytes: int(p.BatchBytes),
+		MaxMessageBytes: int(p.MaxMessageBytes), Idempotent: p.Idempotent, Retries: retries,
+		BatchLimit: func(topic string) int { return rules.BatchLimit(topic, 0) }}
 }

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
 )
@@ -33,18 +33,25 @@ func (e *TopicError) Error() string { return fmt.Sprintf("computed topic %q: %s"
 // RecordFault marks the error as its record's fault.
 func (*TopicError) RecordFault() {}
 
+// Partitions tells how many partitions a topic has: an error wrapping
+// kerr.UnknownTopicOrPartition when it does not exist, another when it cannot be told now
+// (brokers away). kafkaio's admin is one.
+type Partitions interface {
+	Partitions(topic string) (int32, error)
+}
+
 // topicChecker looks up how many partitions a topic has, and decides whether a record may be
 // written to the topic it computed. Records never create topics.
 type topicChecker struct {
-	client sarama.Client
+	lookup Partitions
 	allow  []string
 
 	mu      sync.Mutex
 	missing map[string]time.Time // topics found missing, and when
 }
 
-func newTopicChecker(client sarama.Client, allow []string) *topicChecker {
-	return &topicChecker{client: client, allow: allow, missing: map[string]time.Time{}}
+func newTopicChecker(lookup Partitions, allow []string) *topicChecker {
+	return &topicChecker{lookup: lookup, allow: allow, missing: map[string]time.Time{}}
 }
 
 // partitions returns the partition count of a computed topic, a *TopicError when the record
@@ -59,9 +66,9 @@ func (c *topicChecker) partitions(topic string) (int32, error) {
 	if known && time.Since(since) < missingFor {
 		return 0, &TopicError{Topic: topic, Reason: missingTopic}
 	}
-	n, err := c.count(topic)
+	n, err := c.lookup.Partitions(topic)
 	switch {
-	case errors.Is(err, sarama.ErrUnknownTopicOrPartition):
+	case errors.Is(err, kerr.UnknownTopicOrPartition):
 		c.mu.Lock()
 		c.forgetOld()
 		c.missing[topic] = time.Now()
@@ -76,15 +83,6 @@ func (c *topicChecker) partitions(topic string) (int32, error) {
 		c.mu.Unlock()
 	}
 	return n, nil
-}
-
-// count returns the partition count of a topic.
-func (c *topicChecker) count(topic string) (int32, error) {
-	parts, err := c.client.Partitions(topic)
-	if err == nil && len(parts) == 0 {
-		err = sarama.ErrUnknownTopicOrPartition
-	}
-	return int32(len(parts)), err
 }
 
 // forgetOld drops the topics found missing longer ago than missingFor, so that records naming

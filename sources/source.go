@@ -1,17 +1,16 @@
 package sources
 
 import (
-	"log/slog"
 	"maps"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/IBM/sarama"
 	"gopkg.in/yaml.v3"
 
 	"github.com/pythia-pipe/pythia-pipe/diag"
 	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
+	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 	"github.com/pythia-pipe/pythia-pipe/spec"
 )
 
@@ -51,21 +50,12 @@ type Compiled interface {
 	TopicPlans() []kafkaconn.Topic
 	// Drain is how long a stop lets what is in flight finish before committing.
 	Drain() time.Duration
-	// Open makes the source for a run.
-	Open(env Env) (Runner, error)
 }
 
 // Runner is an open source: it runs (Source) and says how it is doing.
 type Runner interface {
 	Source
 	Stats() Stats
-}
-
-// Env is what a source is opened with at run time.
-type Env struct {
-	Brokers []string       // the kafka: block's brokers
-	Base    *sarama.Config // the connection's sarama config
-	Log     *slog.Logger
 }
 
 // Parse reads the `source` block: its `type` picks the fields, and the type builds it. An
@@ -97,7 +87,11 @@ func (c *Config) TopicPlans() []kafkaconn.Topic {
 // Drain is drain_timeout.
 func (c *Config) Drain() time.Duration { return c.DrainTimeout }
 
-// Open makes the consumer group.
-func (c *Config) Open(env Env) (Runner, error) {
-	return NewKafka(c, env.Brokers, ConsumerConfig(env.Base, c), env.Log), nil
+// GroupConfig is the consumer group member the source is, for kafkaio.
+func (c *Config) GroupConfig() kafkaio.GroupConfig {
+	return kafkaio.GroupConfig{Group: c.Group, InstanceID: c.InstanceID, Topics: c.Topics, Balancer: c.Rebalance,
+		SessionTimeout: c.SessionTimeout, HeartbeatInterval: c.HeartbeatInterval, RebalanceTimeout: c.RebalanceTimeout,
+		StartAtEnd: c.Start == "latest", ReadCommitted: c.Isolation != "read_uncommitted",
+		FetchMinBytes: int32(c.FetchMinBytes), FetchMaxBytes: int32(c.FetchMaxBytes), FetchPartitionBytes: int32(c.FetchDefaultBytes),
+		FetchMaxWait: c.FetchMaxWait, Buffer: c.ChannelBufferSize}
 }

@@ -1,4 +1,4 @@
-package txn
+package kafkaio
 
 import (
 	"errors"
@@ -18,11 +18,6 @@ var ErrOver = errors.New("its transaction is over")
 // that a write alone goes once those are answered, and the partition's later writes are held
 // until it is answered: the partition's order is kept.
 
-type partKey struct {
-	topic     string
-	partition int32
-}
-
 type lane struct {
 	inflight int           // writes handed to the producer, not answered yet
 	alone    bool          // a write goes alone: later writes are held
@@ -32,9 +27,9 @@ type lane struct {
 }
 
 type heldWrite struct {
-	b       *Batch
-	r       *kgo.Record
-	promise func(*kgo.Record, error)
+	x    *Transaction
+	m    *Message
+	done func(*Message, error)
 }
 
 type lanes struct {
@@ -42,8 +37,8 @@ type lanes struct {
 	all map[partKey]*lane
 }
 
-func (ls *lanes) get(r *kgo.Record) *lane {
-	k := partKey{r.Topic, r.Partition}
+func (ls *lanes) get(m *Message) *lane {
+	k := partKey{m.Topic, m.Partition}
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	if ls.all == nil {
@@ -69,16 +64,16 @@ func (ls *lanes) enter(l *lane, w heldWrite) bool {
 	return true
 }
 
-// answered wraps promise so that the lane counts the write out before promise runs.
-func (ls *lanes) answered(l *lane, promise func(*kgo.Record, error)) func(*kgo.Record, error) {
-	return func(r *kgo.Record, err error) {
+// answered is franz-go's promise of w: the lane counts the write out before w is told.
+func (ls *lanes) answered(l *lane, w heldWrite) func(*kgo.Record, error) {
+	return func(_ *kgo.Record, err error) {
 		ls.mu.Lock()
 		if l.inflight--; l.inflight == 0 && l.idle != nil {
 			close(l.idle)
 			l.idle = nil
 		}
 		ls.mu.Unlock()
-		promise(r, err)
+		w.done(w.m, err)
 	}
 }
 
@@ -107,11 +102,11 @@ func (ls *lanes) takeHeld(l *lane) []heldWrite {
 	return held
 }
 
-// ProduceAlone writes r in b's transaction as a batch of its own and returns the producer's
-// answer: once every earlier write to r's partition is answered, r goes alone, and the
-// partition's later writes follow it once it is answered. ErrOver when b ended first.
-func (t *Session) ProduceAlone(b *Batch, r *kgo.Record) error {
-	l := t.lanes.get(r)
+// ProduceAlone writes m in transaction x as a batch of its own and returns the producer's
+// answer: once every earlier write to m's partition is answered, m goes alone, and the
+// partition's later writes follow it once it is answered. ErrOver when x ended first.
+func (t *TxnSession) ProduceAlone(x *Transaction, m *Message) error {
+	l := t.lanes.get(m)
 	l.turn.Lock()
 	defer l.turn.Unlock()
 	defer t.release(l)
@@ -119,34 +114,34 @@ func (t *Session) ProduceAlone(b *Batch, r *kgo.Record) error {
 		<-idle // the producer answers every write; an ending Batch fails those left
 	}
 	res := make(chan error, 1)
-	if !t.handOver(l, heldWrite{b: b, r: r, promise: func(_ *kgo.Record, err error) { res <- err }}) {
+	if !t.handOver(l, heldWrite{x: x, m: m, done: func(_ *Message, err error) { res <- err }}) {
 		return ErrOver
 	}
 	return <-res
 }
 
 // release hands l's held writes to the producer in order, until none is left.
-func (t *Session) release(l *lane) {
+func (t *TxnSession) release(l *lane) {
 	for held := t.lanes.takeHeld(l); len(held) > 0; held = t.lanes.takeHeld(l) {
 		for _, w := range held {
 			if !t.handOver(l, w) {
-				w.promise(w.r, ErrOver)
+				w.done(w.m, ErrOver)
 			}
 		}
 	}
 }
 
 // handOver gives a write of lane l to the producer; false, and nothing written, when its
-// Batch is over.
-func (t *Session) handOver(l *lane, w heldWrite) bool {
+// transaction is over.
+func (t *TxnSession) handOver(l *lane, w heldWrite) bool {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	if t.cur.Load() != w.b || w.b.ended.Load() {
+	if t.cur.Load() != w.x || w.x.ended.Load() {
 		return false
 	}
 	t.lanes.mu.Lock()
 	l.inflight++
 	t.lanes.mu.Unlock()
-	t.s.Produce(w.b.ctx, w.r, t.lanes.answered(l, w.promise))
+	t.s.Produce(w.x.ctx, toFranz(w.m), t.lanes.answered(l, w))
 	return true
 }

@@ -1,4 +1,4 @@
-package sources
+package atleastonce
 
 import (
 	"context"
@@ -6,30 +6,30 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/IBM/sarama"
-
+	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 	"github.com/pythia-pipe/pythia-pipe/record"
+	"github.com/pythia-pipe/pythia-pipe/sources"
 )
 
 // claimReader is one assigned partition being read. Whenever it waits, it reads the claim's
-// channel: Sarama tells a claim it is revoked (a cooperative rebalance) only by closing that
-// channel, and a revoked partition must drain and commit well within the rebalance timeout.
-// What it reads goes into the ledger and a queue, and the queue goes to the pipeline in
-// batches. Reading is bounded by pausing the partition, never by leaving the channel unread:
-// see pace. Once paused, only what the consumer had already fetched still arrives; what comes
-// while the partition is over its bounds is held aside, outside the ledger, until there is
-// room for it.
+// channel: a claim is told it is revoked only by the close of that channel, and a revoked
+// partition must drain and commit well within the rebalance timeout. What it reads goes
+// into the ledger and a queue, and the queue goes to the pipeline in batches. Reading is
+// bounded by pausing the partition, never by leaving the channel unread (sarama drops a
+// subscription that is not read): see pace. Once paused, only what the client had already
+// fetched still arrives; what comes while the partition is over its bounds is held aside,
+// outside the ledger, until there is room for it.
 type claimReader struct {
-	h       *handler
-	sess    sarama.ConsumerGroupSession
-	claim   sarama.ConsumerGroupClaim
+	k       *Source
+	claim   kafkaio.Claim
 	ledger  *Ledger
-	part    partitionKey
+	part    partKey
 	log     *slog.Logger
 	queue   []*record.Record // read and in the ledger, not yet handed on: queue[queueAt:]
 	queueAt int
-	held    []*sarama.ConsumerMessage // read over the bounds, not in the ledger yet: held[heldAt:]
+	held    []kafkaio.Message // read over the bounds, not in the ledger yet: held[heldAt:]
 	heldAt  int
+	start   int64 // the first offset read, -1 before
 	revoked bool
 	paused  bool
 }
@@ -38,37 +38,44 @@ type claimReader struct {
 const batchMax = 64
 
 // msgs is the claim's channel, or nil once it is closed (so that a select ignores it).
-func (c *claimReader) msgs() <-chan *sarama.ConsumerMessage {
+func (c *claimReader) msgs() <-chan []kafkaio.Message {
 	if c.revoked {
 		return nil
 	}
 	return c.claim.Messages()
 }
 
-// read takes in what a receive from the channel gave: a message is queued, or held while the
+// read takes in what a receive from the channel gave: messages are queued, or held while the
 // partition is over its bounds; a close is the revoke.
-func (c *claimReader) read(m *sarama.ConsumerMessage, ok bool) {
+func (c *claimReader) read(batch []kafkaio.Message, ok bool) {
 	if !ok {
 		c.revoked = true
 		return
 	}
-	if c.heldAt < len(c.held) || c.over() {
-		c.held = append(c.held, m)
-		return
+	if c.start < 0 && len(batch) > 0 {
+		c.start = batch[0].Offset
 	}
-	c.queue = append(c.queue, newRecord(m, c.ledger, time.Now()))
+	now := time.Now()
+	for i := range batch {
+		if c.heldAt < len(c.held) || c.over() {
+			c.held = append(c.held, batch[i:]...)
+			return
+		}
+		c.queue = append(c.queue, newRecord(&batch[i], c.ledger, now))
+	}
 }
 
 // over reports a partition at its bounds: max_pending records, or the budget spent.
 func (c *claimReader) over() bool {
-	return c.ledger.Pending() >= c.h.k.cfg.MaxPending || c.h.k.budget.spent()
+	return c.ledger.Pending() >= c.k.cfg.MaxPending || c.k.budget.spent()
 }
 
 // admitHeld queues the held messages there is room for now, in order.
 func (c *claimReader) admitHeld() {
+	now := time.Now()
 	for c.heldAt < len(c.held) && !c.over() {
-		c.queue = append(c.queue, newRecord(c.held[c.heldAt], c.ledger, time.Now()))
-		c.held[c.heldAt] = nil
+		c.queue = append(c.queue, newRecord(&c.held[c.heldAt], c.ledger, now))
+		c.held[c.heldAt] = kafkaio.Message{}
 		c.heldAt++
 	}
 	c.held, c.heldAt = compact(c.held, c.heldAt)
@@ -93,8 +100,8 @@ func (c *claimReader) readAvailable() {
 	c.admitHeld()
 	for c.queued() < batchMax && !c.revoked {
 		select {
-		case m, ok := <-c.msgs():
-			c.read(m, ok)
+		case batch, ok := <-c.msgs():
+			c.read(batch, ok)
 		default:
 			return
 		}
@@ -110,7 +117,7 @@ func (c *claimReader) queued() int { return len(c.queue) - c.queueAt }
 // last record would stall it that long every time. It returns the channels that close at the
 // next change of either, for a paused claim to wait on.
 func (c *claimReader) pace() (pendingChanged, budgetChanged <-chan struct{}) {
-	k := c.h.k
+	k := c.k
 	c.admitHeld()
 	pending, pendingChanged := c.ledger.Watch()
 	free, budgetChanged := k.budget.watch()
@@ -128,23 +135,24 @@ func (c *claimReader) pace() (pendingChanged, budgetChanged <-chan struct{}) {
 
 func (c *claimReader) pause() {
 	if !c.paused {
-		c.h.k.group.Pause(map[string][]int32{c.part.topic: {c.part.partition}})
+		c.k.group.Pause(c.part.topic, c.part.partition)
 		c.paused = true
 	}
 }
 
 func (c *claimReader) resume() {
 	if c.paused {
-		c.h.k.group.Resume(map[string][]int32{c.part.topic: {c.part.partition}})
+		c.k.group.Resume(c.part.topic, c.part.partition)
 		c.paused = false
 	}
 }
 
 // consume reads the claim until it is revoked, the session ends or the pipeline stops,
 // handing what it reads to the pipeline in batches.
-func (c *claimReader) consume(in Intake) {
-	k := c.h.k
-	ctx := c.sess.Context()
+func (c *claimReader) consume(in sources.Intake) {
+	k := c.k
+	ctx := c.claim.Context()
+	c.start = -1
 	defer c.release()
 	for !c.revoked && ctx.Err() == nil && !c.stopped(in) {
 		c.readAvailable()
@@ -154,7 +162,7 @@ func (c *claimReader) consume(in Intake) {
 		}
 		batch := append(make([]*record.Record, 0, batchMax), c.queue[c.queueAt:c.queueAt+min(batchMax, c.queued())]...)
 		raise(&k.mostPending, int64(c.ledger.Pending()))
-		c.ledger.SetOffsets(c.claim.InitialOffset(), c.claim.HighWaterMarkOffset())
+		c.ledger.SetOffsets(c.start, c.claim.HighWaterMark())
 		if !c.wait(ctx, in, batch) {
 			continue // revoked or ending: the loop's test says which
 		}
@@ -166,7 +174,7 @@ func (c *claimReader) consume(in Intake) {
 // wait hands batch to the pipeline (true), or with no batch waits for a message to come; all
 // the while it reads the channel and paces the partition. It gives up (false) when the claim
 // is revoked, the session ends or the pipeline stops.
-func (c *claimReader) wait(ctx context.Context, in Intake, batch []*record.Record) bool {
+func (c *claimReader) wait(ctx context.Context, in sources.Intake, batch []*record.Record) bool {
 	var give chan<- []*record.Record
 	if batch != nil {
 		give = in.C
@@ -179,8 +187,8 @@ func (c *claimReader) wait(ctx context.Context, in Intake, batch []*record.Recor
 		select {
 		case give <- batch:
 			return true
-		case m, ok := <-c.msgs():
-			if c.read(m, ok); c.revoked {
+		case msgs, ok := <-c.msgs():
+			if c.read(msgs, ok); c.revoked {
 				return false
 			}
 		case <-pendingChanged:
@@ -193,7 +201,7 @@ func (c *claimReader) wait(ctx context.Context, in Intake, batch []*record.Recor
 	}
 }
 
-func (c *claimReader) stopped(in Intake) bool {
+func (c *claimReader) stopped(in sources.Intake) bool {
 	select {
 	case <-in.Stopped:
 		return true
@@ -213,10 +221,10 @@ func (c *claimReader) release() {
 
 // drain lets what is in flight finish, up to the drain timeout, unless the pipeline failed.
 func (c *claimReader) drain() {
-	k := c.h.k
+	k := c.k
 	deadline := time.NewTimer(k.cfg.DrainTimeout)
 	defer deadline.Stop()
-	for !errors.Is(context.Cause(c.sess.Context()), ErrAbort) {
+	for !errors.Is(context.Cause(c.claim.Context()), sources.ErrAbort) {
 		pending, changed := c.ledger.Watch()
 		if pending == 0 {
 			return
@@ -230,23 +238,16 @@ func (c *claimReader) drain() {
 	}
 }
 
-func newRecord(m *sarama.ConsumerMessage, l *Ledger, now time.Time) *record.Record {
-	var headers []record.Header
-	if len(m.Headers) > 0 {
-		headers = make([]record.Header, len(m.Headers))
-		for i, h := range m.Headers {
-			headers[i] = record.Header{Key: string(h.Key), Value: h.Value}
-		}
-	}
-	rec := &record.Record{Key: m.Key, Value: m.Value, Headers: headers, Timestamp: m.Timestamp,
-		Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, OrigKey: m.Key, OrigHeaders: headers}
+func newRecord(m *kafkaio.Message, l *Ledger, now time.Time) *record.Record {
+	rec := &record.Record{Key: m.Key, Value: m.Value, Headers: m.Headers, Timestamp: m.Timestamp,
+		Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, OrigKey: m.Key, OrigHeaders: m.Headers}
 	rec.Track = record.NewTracker(l, l.Add(m.Offset, now, recordSize(m)))
 	return rec
 }
 
 // recordSize is what a record weighs against max_pending_bytes: its key, value and headers,
 // and recordOverhead.
-func recordSize(m *sarama.ConsumerMessage) int64 {
+func recordSize(m *kafkaio.Message) int64 {
 	n := len(m.Key) + len(m.Value) + recordOverhead
 	for _, h := range m.Headers {
 		n += len(h.Key) + len(h.Value)

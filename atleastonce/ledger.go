@@ -1,4 +1,4 @@
-package sources
+package atleastonce
 
 import (
 	"sync"
@@ -15,6 +15,7 @@ type Ledger struct {
 	base    uint64  // sequence of entries[head]
 	next    uint64  // sequence of the next record added
 	commit  int64   // offset after the done prefix; -1 before anything is done
+	sent    int64   // the commit point last committed; -1 before
 	changed chan struct{}
 	closed  bool
 
@@ -34,7 +35,7 @@ type entry struct {
 
 // NewLedger returns an empty ledger whose records count against budget (nil: none).
 func NewLedger(budget *Budget) *Ledger {
-	return &Ledger{commit: -1, changed: make(chan struct{}), budget: budget}
+	return &Ledger{commit: -1, sent: -1, changed: make(chan struct{}), budget: budget}
 }
 
 // Add records an offset of size bytes read at time read and returns its sequence number for
@@ -96,6 +97,20 @@ func (l *Ledger) CommitPoint() int64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.commit
+}
+
+// ToCommit is the commit point when it moved past what was last committed.
+func (l *Ledger) ToCommit() (int64, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.commit, l.commit >= 0 && l.commit > l.sent
+}
+
+// Committed records that the commit point cp was committed.
+func (l *Ledger) Committed(cp int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sent = max(l.sent, cp)
 }
 
 // Watch returns the pending count and the channel closed at the next advance, read together,

@@ -1,12 +1,11 @@
-package sinks
+package atleastonce
 
 import (
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/IBM/sarama"
-
+	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 	"github.com/pythia-pipe/pythia-pipe/record"
 )
 
@@ -31,10 +30,10 @@ const (
 	stGone                       // not this partition's any more: dead-lettered, or the pipeline stops
 )
 
-// write is one record on its way to a partition; it travels as the producer message's Metadata.
+// write is one record on its way to a partition.
 type write struct {
 	rec   *record.Record
-	msg   *sarama.ProducerMessage
+	msg   *kafkaio.Message
 	part  *partQueue
 	state writeState
 	again bool // acknowledged while an earlier write of its partition was refused: write it again

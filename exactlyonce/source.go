@@ -1,4 +1,4 @@
-package sources
+package exactlyonce
 
 import (
 	"context"
@@ -12,26 +12,26 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pythia-pipe/pythia-pipe/failure"
+	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 	"github.com/pythia-pipe/pythia-pipe/record"
-	"github.com/pythia-pipe/pythia-pipe/txn"
+	"github.com/pythia-pipe/pythia-pipe/sources"
 )
 
-// KafkaEOS is the consumer-group source of `delivery: exactly_once`: it reads in
-// transactions. Each one polls for commit_interval (or until max_pending records), hands the
-// records on, waits until every one is settled — its outputs and DLQ records written in the
-// transaction by the sinks — and commits the outputs and the offsets together. A revoke, a
-// lost partition, a failed write, a stop on error, or a transaction still open at 80% of
+// Source is the consumer-group source of `delivery: exactly_once`: it reads in transactions.
+// Each one polls for commit_interval (or until max_pending records), hands the records on,
+// waits until every one is settled — its outputs and DLQ records written in the transaction
+// by the sinks — and commits the outputs and the offsets together. A revoke, a lost
+// partition, a failed write, a stop on error, or a transaction still open at 80% of
 // transaction_timeout aborts it instead: its records are read again from the committed
 // offsets, and what of them is still in the pipeline is waited for outside a transaction
 // (an enrichment outage waits there, not in a transaction the broker would time out).
-type KafkaEOS struct {
-	cfg  *Config
+type Source struct {
+	cfg  *sources.Config
 	log  *slog.Logger
-	sess *txn.Session
-	cur  atomic.Pointer[txn.Batch]
+	sess *kafkaio.TxnSession
+	cur  atomic.Pointer[Batch]
 
 	joined     atomic.Bool
 	assigned   atomic.Int64
@@ -45,7 +45,7 @@ type KafkaEOS struct {
 // instance_id, so that a restarted instance fences its predecessor and aborts what that one
 // left open; without one, unique to the process (a crashed one's open transaction then ends
 // at its timeout).
-func TransactionalID(c *Config) string {
+func TransactionalID(c *sources.Config) string {
 	if c.InstanceID != "" {
 		return c.Group + "-" + c.InstanceID
 	}
@@ -53,31 +53,14 @@ func TransactionalID(c *Config) string {
 	return fmt.Sprintf("%s-%s-%d", c.Group, host, os.Getpid())
 }
 
-// NewKafkaEOS prepares the source on the connection's franz-go options (and the producer's:
-// the sinks write through its session); Run joins the group.
-func NewKafkaEOS(c *Config, opts []kgo.Opt, log *slog.Logger) (*KafkaEOS, error) {
-	k := &KafkaEOS{cfg: c, log: log}
-	balancer := map[string]kgo.GroupBalancer{
-		"cooperative-sticky": kgo.CooperativeStickyBalancer(), "sticky": kgo.StickyBalancer(),
-		"range": kgo.RangeBalancer(), "round-robin": kgo.RoundRobinBalancer(),
-	}[c.Rebalance]
-	start := kgo.NewOffset().AtStart()
-	if c.Start == "latest" {
-		start = kgo.NewOffset().AtEnd()
-	}
-	opts = append(opts,
-		kgo.ConsumerGroup(c.Group), kgo.ConsumeTopics(c.Topics...), kgo.Balancers(balancer),
-		kgo.SessionTimeout(c.SessionTimeout), kgo.RebalanceTimeout(c.RebalanceTimeout), kgo.HeartbeatInterval(c.HeartbeatInterval),
-		kgo.ConsumeResetOffset(start), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.RequireStableFetchOffsets(),
-		kgo.FetchMinBytes(int32(c.FetchMinBytes)), kgo.FetchMaxWait(c.FetchMaxWait),
-		kgo.FetchMaxBytes(int32(c.FetchMaxBytes)), kgo.FetchMaxPartitionBytes(int32(c.FetchDefaultBytes)),
-		kgo.TransactionalID(TransactionalID(c)), kgo.TransactionTimeout(c.TransactionTimeout),
-		kgo.OnPartitionsAssigned(k.onAssigned),
-	)
-	if c.InstanceID != "" {
-		opts = append(opts, kgo.InstanceID(c.InstanceID))
-	}
-	sess, err := txn.Open(opts, k.onRevoked, log)
+// NewSource prepares the source on the connection conn, its transactions' producer made of
+// p (the sinks write through its session); Run joins the group.
+func NewSource(c *sources.Config, conn *kafkaio.Franz, p kafkaio.ProducerConfig, log *slog.Logger) (*Source, error) {
+	k := &Source{cfg: c, log: log}
+	group := c.GroupConfig()
+	group.ReadCommitted = true // records of aborted transactions must never be processed
+	sess, err := conn.TxnSession(kafkaio.TxnConfig{Group: group, Producer: p, TransactionalID: TransactionalID(c),
+		TransactionTimeout: c.TransactionTimeout, OnAssigned: k.onAssigned, OnRevoked: k.onRevoked}, log)
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)
 	}
@@ -86,9 +69,9 @@ func NewKafkaEOS(c *Config, opts []kgo.Opt, log *slog.Logger) (*KafkaEOS, error)
 }
 
 // Session is the transactions' session, through which the sinks write.
-func (k *KafkaEOS) Session() *txn.Session { return k.sess }
+func (k *Source) Session() *kafkaio.TxnSession { return k.sess }
 
-func (k *KafkaEOS) onAssigned(_ context.Context, _ *kgo.Client, parts map[string][]int32) {
+func (k *Source) onAssigned(parts map[string][]int32) {
 	n := 0
 	for _, ps := range parts {
 		n += len(ps)
@@ -100,7 +83,7 @@ func (k *KafkaEOS) onAssigned(_ context.Context, _ *kgo.Client, parts map[string
 	k.log.Info("partitions assigned", "group", k.cfg.Group, "partitions", fmt.Sprint(parts))
 }
 
-func (k *KafkaEOS) onRevoked(parts map[string][]int32) {
+func (k *Source) onRevoked(parts map[string][]int32) {
 	for _, ps := range parts {
 		k.assigned.Add(-int64(len(ps)))
 	}
@@ -111,7 +94,7 @@ func (k *KafkaEOS) onRevoked(parts map[string][]int32) {
 // An aborted transaction is read again after a backoff, whatever aborted it, so the world's
 // faults are waited out; only a fenced producer or an error the failure table says stops
 // (no right to the transactional id) ends the run. It returns with the session closed.
-func (k *KafkaEOS) Run(ctx context.Context, in Intake) error {
+func (k *Source) Run(ctx context.Context, in sources.Intake) error {
 	defer func() { k.sess.Close() }() // Renew replaces the client: close the last one
 	k.log.Info("exactly once: reading in transactions", "group", k.cfg.Group, "transactional_id", TransactionalID(k.cfg),
 		"commit_interval", k.cfg.CommitInterval, "transaction_timeout", k.cfg.TransactionTimeout)
@@ -142,19 +125,7 @@ func (k *KafkaEOS) Run(ctx context.Context, in Intake) error {
 	return nil
 }
 
-// Why a transaction aborted: the reason label of the aborts counted (Stats.AbortsBy).
-const (
-	AbortDeadline = "deadline" // its records were not done within 80% of transaction_timeout
-	AbortWrite    = "write"    // a write failed (a record's fault is then written alone)
-	AbortRevoke   = "revoke"   // partitions were revoked or lost
-	AbortCommit   = "commit"   // its end could not be confirmed, or the group moved on meanwhile
-	AbortStop     = "stop"     // the pipeline stopped: on an error, or past drain_timeout
-)
-
-// AbortReasons lists the reasons, for the metrics.
-var AbortReasons = []string{AbortDeadline, AbortWrite, AbortRevoke, AbortCommit, AbortStop}
-
-func (k *KafkaEOS) aborted(reason string) {
+func (k *Source) aborted(reason string) {
 	k.abortsMu.Lock()
 	defer k.abortsMu.Unlock()
 	if k.abortsBy == nil {
@@ -166,8 +137,8 @@ func (k *KafkaEOS) aborted(reason string) {
 // fill polls for one transaction: from the first record read, for commit_interval or until
 // max_pending records, handing each poll's records on. It returns nil when ctx ended before
 // anything was read. A batch the pipeline did not take fails the transaction.
-func (k *KafkaEOS) fill(ctx context.Context, in Intake) (*txn.Batch, error) {
-	var b *txn.Batch
+func (k *Source) fill(ctx context.Context, in sources.Intake) (*Batch, error) {
+	var b *Batch
 	var end time.Time
 	read := 0 // records in b: none is committed before b is, so max_pending bounds them all
 	for ctx.Err() == nil {
@@ -175,27 +146,28 @@ func (k *KafkaEOS) fill(ctx context.Context, in Intake) (*txn.Batch, error) {
 		if b != nil {
 			pollCtx, cancel = context.WithDeadline(ctx, end)
 		}
-		fs := k.sess.Poll(pollCtx, max(1, k.cfg.MaxPending-read))
+		msgs, errs, closed := k.sess.Poll(pollCtx, max(1, k.cfg.MaxPending-read))
 		cancel()
-		if fs.IsClientClosed() {
+		if closed {
 			return b, errors.New("source: the Kafka client closed")
 		}
-		fs.EachError(func(topic string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-				k.log.Warn("fetch", "topic", topic, "partition", p, "err", err)
-			}
-		})
-		if n := fs.NumRecords(); n > 0 {
+		for _, err := range errs {
+			k.log.Warn("fetch", "err", err)
+		}
+		if len(msgs) > 0 {
 			if b == nil {
-				var err error
-				if b, err = k.sess.Begin(k.cfg.TransactionTimeout - k.cfg.TransactionTimeout/5); err != nil {
+				x, err := k.sess.Begin(k.cfg.TransactionTimeout - k.cfg.TransactionTimeout/5)
+				if err != nil {
 					return nil, err
 				}
+				b = newBatch(x)
 				k.cur.Store(b)
 				end = time.Now().Add(k.cfg.CommitInterval)
 			}
-			recs := make([]*record.Record, 0, n)
-			fs.EachRecord(func(r *kgo.Record) { recs = append(recs, fromFranz(r, b)) })
+			recs := make([]*record.Record, len(msgs))
+			for i := range msgs {
+				recs[i] = toRecord(&msgs[i], b)
+			}
 			b.Add(len(recs))
 			read += len(recs)
 			if err := in.Deliver(ctx, recs); err != nil {
@@ -213,17 +185,10 @@ func (k *KafkaEOS) fill(ctx context.Context, in Intake) (*txn.Batch, error) {
 	return b, nil
 }
 
-// fromFranz is a record as the pipeline takes it, settled with its transaction.
-func fromFranz(r *kgo.Record, b *txn.Batch) *record.Record {
-	var headers []record.Header
-	if len(r.Headers) > 0 {
-		headers = make([]record.Header, len(r.Headers))
-		for i, h := range r.Headers {
-			headers[i] = record.Header{Key: h.Key, Value: h.Value}
-		}
-	}
-	rec := &record.Record{Key: r.Key, Value: r.Value, Headers: headers, Timestamp: r.Timestamp,
-		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, OrigKey: r.Key, OrigHeaders: headers}
+// toRecord is m as the pipeline takes it, settled with its transaction's Batch.
+func toRecord(m *kafkaio.Message, b *Batch) *record.Record {
+	rec := &record.Record{Key: m.Key, Value: m.Value, Headers: m.Headers, Timestamp: m.Timestamp,
+		Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, OrigKey: m.Key, OrigHeaders: m.Headers}
 	rec.Track = record.NewTracker(b, 0)
 	return rec
 }
@@ -238,11 +203,11 @@ type ending struct {
 // after which the records of b still in the pipeline are waited for. An end the broker did
 // not confirm (a dropped connection, a timeout) counts as an abort: a new client reads again
 // from the offsets the broker holds, which are past b's records if the commit went through.
-func (k *KafkaEOS) finish(ctx context.Context, b *txn.Batch) (ending, error) {
+func (k *Source) finish(ctx context.Context, b *Batch) (ending, error) {
 	end := k.settle(ctx, b)
 	endCtx, cancel := context.WithTimeout(context.Background(), k.cfg.RebalanceTimeout)
 	defer cancel()
-	committed, err := k.sess.End(endCtx, b, end.why == "")
+	committed, err := k.sess.End(endCtx, b.Transaction, end.why == "")
 	k.cur.CompareAndSwap(b, nil)
 	if err != nil {
 		if err = k.recover(b, err, &end); err != nil {
@@ -253,13 +218,13 @@ func (k *KafkaEOS) finish(ctx context.Context, b *txn.Batch) (ending, error) {
 		return ending{committed: true}, nil
 	}
 	if end.why == "" {
-		end.why, end.reason = "the group rebalanced or the offsets could not be committed", AbortCommit
+		end.why, end.reason = "the group rebalanced or the offsets could not be committed", sources.AbortCommit
 		if b.Ended() {
-			end.reason = AbortRevoke
+			end.reason = sources.AbortRevoke
 		}
 	}
 	k.aborted(end.reason)
-	if n := b.Pending(); n > 0 && context.Cause(ctx) != ErrAbort {
+	if n := b.Pending(); n > 0 && context.Cause(ctx) != sources.ErrAbort {
 		k.log.Warn("waiting outside a transaction for the aborted transaction's records still in the pipeline (a stage waits?)", "records", n, "why", end.why)
 		for b.Pending() > 0 {
 			select {
@@ -277,9 +242,9 @@ func (k *KafkaEOS) finish(ctx context.Context, b *txn.Batch) (ending, error) {
 // transactional id back (aborting what the broker still holds open) and reads from the
 // offsets the broker holds. A fenced producer, or an error the failure table says stops,
 // is returned: the run stops, uncommitted.
-func (k *KafkaEOS) recover(b *txn.Batch, err error, end *ending) error {
+func (k *Source) recover(b *Batch, err error, end *ending) error {
 	cause := err
-	if te := (*txn.Error)(nil); errors.As(err, &te) {
+	if te := (*kafkaio.TxnError)(nil); errors.As(err, &te) {
 		cause = te.Err // without the hint of another instance: see below
 	}
 	switch {
@@ -304,7 +269,7 @@ func (k *KafkaEOS) recover(b *txn.Batch, err error, end *ending) error {
 		}
 	}
 	if end.reason == "" {
-		end.reason = AbortCommit
+		end.reason = sources.AbortCommit
 	}
 	return k.sess.Renew()
 }
@@ -316,7 +281,7 @@ func epochFenced(err error) bool {
 }
 
 // settle waits until every record of b is settled; otherwise it says why b must abort.
-func (k *KafkaEOS) settle(ctx context.Context, b *txn.Batch) ending {
+func (k *Source) settle(ctx context.Context, b *Batch) ending {
 	expire := time.NewTimer(time.Until(b.Expires()))
 	defer expire.Stop()
 	done := ctx.Done()
@@ -328,14 +293,14 @@ func (k *KafkaEOS) settle(ctx context.Context, b *txn.Batch) ending {
 			return overEnding(b)
 		case <-expire.C:
 			return ending{why: fmt.Sprintf("%d records were not done within 80%% of transaction_timeout (%v)", b.Pending(), k.cfg.TransactionTimeout),
-				reason: AbortDeadline}
+				reason: sources.AbortDeadline}
 		case <-done:
-			if context.Cause(ctx) == ErrAbort {
-				return ending{why: "the pipeline stopped on an error", reason: AbortStop}
+			if context.Cause(ctx) == sources.ErrAbort {
+				return ending{why: "the pipeline stopped on an error", reason: sources.AbortStop}
 			}
 			done, drain = nil, time.After(k.cfg.DrainTimeout)
 		case <-drain:
-			return ending{why: fmt.Sprintf("stopping: %d records were not done within drain_timeout", b.Pending()), reason: AbortStop}
+			return ending{why: fmt.Sprintf("stopping: %d records were not done within drain_timeout", b.Pending()), reason: sources.AbortStop}
 		}
 	}
 	if b.Failure() != nil || b.Ended() {
@@ -345,17 +310,17 @@ func (k *KafkaEOS) settle(ctx context.Context, b *txn.Batch) ending {
 }
 
 // overEnding is why a Batch that is over, or failed, aborts.
-func overEnding(b *txn.Batch) ending {
+func overEnding(b *Batch) ending {
 	if f := b.Failure(); f != nil {
-		return ending{why: "a write failed: " + f.Error(), reason: AbortWrite}
+		return ending{why: "a write failed: " + f.Error(), reason: sources.AbortWrite}
 	}
-	return ending{why: "partitions were revoked or lost", reason: AbortRevoke}
+	return ending{why: "partitions were revoked or lost", reason: sources.AbortRevoke}
 }
 
 // Stats reads the counters; Pending is the open transaction's records not yet done.
-func (k *KafkaEOS) Stats() Stats {
+func (k *Source) Stats() sources.Stats {
 	commits, revokes := k.sess.Stats()
-	s := Stats{Commits: commits, Revokes: revokes, Rebalances: k.rebalances.Load(), Assigned: k.assigned.Load(), Joined: k.joined.Load()}
+	s := sources.Stats{Commits: commits, Revokes: revokes, Rebalances: k.rebalances.Load(), Assigned: k.assigned.Load(), Joined: k.joined.Load()}
 	k.abortsMu.Lock()
 	s.AbortsBy = maps.Clone(k.abortsBy)
 	k.abortsMu.Unlock()

@@ -1,0 +1,48 @@
+package sources
+
+import "time"
+
+// Stats are a source's counters, for tests and metrics.
+type Stats struct {
+	MostPending int64 // the most records one partition's ledger held at once
+	// PendingBytes and PeakPendingBytes are the bytes of the records read and not yet done,
+	// now and at most so far (max_pending_bytes bounds them).
+	PendingBytes, PeakPendingBytes int64
+	Commits                        int64
+	Aborts                         int64            // exactly_once: transactions aborted
+	AbortsBy                       map[string]int64 // exactly_once: of them, by reason (AbortReasons)
+	Revokes                        int64            // exactly_once: revokes and losses that aborted a transaction
+	Rebalances                     int64
+	Assigned                       int64
+	Joined                         bool
+	Pending                        int64 // records read and not committed, over the assigned partitions
+	// Partitions holds, per assigned "topic/partition", the records pending and the commit point.
+	Partitions map[string]PartitionStats
+}
+
+// PartitionStats describe one assigned partition.
+type PartitionStats struct {
+	Topic       string
+	Partition   int32
+	Pending     int
+	CommitPoint int64 // -1 before a record is done
+	Position    int64 // the commit point, or where the claim started
+	HighWater   int64 // the partition's high-water mark, as last fetched
+	Lag         int64 // records past the position
+	// OldestPending is how long ago the oldest record not yet committed was read.
+	OldestPending time.Duration
+	// Stalled: the commit point has not moved for stall_timeout while records are pending.
+	Stalled bool
+}
+
+// Why a transaction aborted: the reason label of the aborts counted (Stats.AbortsBy).
+const (
+	AbortDeadline = "deadline" // its records were not done within 80% of transaction_timeout
+	AbortWrite    = "write"    // a write failed (a record's fault is then written alone)
+	AbortRevoke   = "revoke"   // partitions were revoked or lost
+	AbortCommit   = "commit"   // its end could not be confirmed, or the group moved on meanwhile
+	AbortStop     = "stop"     // the pipeline stopped: on an error, or past drain_timeout
+)
+
+// AbortReasons lists the reasons, for the metrics.
+var AbortReasons = []string{AbortDeadline, AbortWrite, AbortRevoke, AbortCommit, AbortStop}
