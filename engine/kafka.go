@@ -4,9 +4,7 @@ import (
 	"context"
 	"log/slog"
 
-	"github.com/IBM/sarama"
-
-	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
+	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
 	"github.com/pythia-pipe/pythia-pipe/sources"
@@ -19,7 +17,7 @@ type KafkaRun struct {
 	Engine *Engine
 	Source sources.Runner
 	p      *pipeline.Pipeline
-	lookup sarama.Client // looks up the rules of the topics records compute
+	admin  *kafkaio.Admin // looks up the rules of the topics records compute
 }
 
 // ConnectKafka checks that the brokers answer and every topic exists (one clear error
@@ -29,21 +27,24 @@ func ConnectKafka(p *pipeline.Pipeline, log *slog.Logger) (run *KafkaRun, err er
 	if err != nil {
 		return nil, err
 	}
-	known, err := p.Kafka.CheckTopics(base, p.Topics())
-	if err != nil {
-		return nil, err
-	}
-	lookup, err := sarama.NewClient(p.Kafka.Brokers, base)
+	admin, err := kafkaio.NewAdmin(p.Kafka)
 	if err != nil {
 		return nil, err
 	}
 	defer func() {
 		if err != nil {
-			lookup.Close()
+			admin.Close()
 		}
 	}()
-	rules := sinks.NewRules(known, func(topic string) (kafkaconn.TopicRules, bool) {
-		tr, ok := kafkaconn.DescribeRules(lookup, []string{topic})[topic]
+	known, err := admin.Check(context.Background(), p.Topics())
+	if err == nil && p.ExactlyOnce() {
+		err = admin.CheckTransactions(context.Background())
+	}
+	if err != nil {
+		return nil, err
+	}
+	rules := sinks.NewRules(known, func(topic string) (kafkaio.TopicRules, bool) {
+		tr, ok := admin.Rules(context.Background(), topic)[topic]
 		return tr, ok
 	})
 	var src sources.Runner
@@ -64,11 +65,11 @@ func ConnectKafka(p *pipeline.Pipeline, log *slog.Logger) (run *KafkaRun, err er
 	if err != nil {
 		return nil, err
 	}
-	return &KafkaRun{Engine: e, Source: src, p: p, lookup: lookup}, nil
+	return &KafkaRun{Engine: e, Source: src, p: p, admin: admin}, nil
 }
 
 // Run runs until ctx ends (then drains and commits) or a fatal error.
 func (r *KafkaRun) Run(ctx context.Context) error {
-	defer r.lookup.Close()
+	defer r.admin.Close()
 	return r.Engine.Run(ctx, r.Source, r.p.Source.Impl.Drain())
 }

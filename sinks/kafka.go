@@ -287,7 +287,7 @@ func (k *Kafka) Close(ctx context.Context) error {
 	if !k.client.Closed() {
 		k.client.Close()
 	}
-	k.topics.client.Close()
+	k.lookup.Close()
 	return err
 }
 

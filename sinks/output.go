@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/pythia-pipe/pythia-pipe/expr"
 	"github.com/pythia-pipe/pythia-pipe/failure"
-	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
 	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 	"github.com/pythia-pipe/pythia-pipe/record"
 )
@@ -26,6 +26,7 @@ type output struct {
 	env    *expr.Binder
 	log    *slog.Logger
 	topics *topicChecker // partition counts, and the checks of computed topics
+	lookup sarama.Client // the sink's own metadata client, closed with it, until the sinks are given the kafkaio.Admin
 	rules  *Rules        // what each topic takes
 	max    int           // the producer's max_message_bytes
 }
@@ -35,7 +36,7 @@ type output struct {
 // stop for long), and their rules in rules (nil: none checked).
 func newOutput(p Producer, target Target, lookup sarama.Client, rules *Rules, log *slog.Logger) *output {
 	o := &output{target: target, op: failure.Produce, at: sinkAt(target), env: expr.NewBinder(target.TopicExpr, target.Key),
-		log: log.With("sink", target.Name), topics: newTopicChecker(lookup, target.Allow), rules: rules, max: int(p.MaxMessageBytes)}
+		log: log.With("sink", target.Name), topics: newTopicChecker(saramaPartitions{lookup}, target.Allow), lookup: lookup, rules: rules, max: int(p.MaxMessageBytes)}
 	if target.TopicExpr != nil {
 		o.op = failure.ProduceComputed
 	}
@@ -47,7 +48,7 @@ func newOutput(p Producer, target Target, lookup sarama.Client, rules *Rules, lo
 // away) is waited for until ctx ends.
 func (o *output) prepare(ctx context.Context, rec *record.Record) (*kafkaio.Message, error) {
 	for failures := 1; ; failures++ {
-		msg, topic, err := o.message(rec)
+		msg, topic, err := o.message(ctx, rec)
 		if err == nil {
 			return msg, nil
 		}
@@ -77,7 +78,7 @@ func (o *output) backoff(failures int) time.Duration {
 }
 
 // message builds the message of rec: topic, partition, key, body, headers.
-func (o *output) message(rec *record.Record) (*kafkaio.Message, string, error) {
+func (o *output) message(ctx context.Context, rec *record.Record) (*kafkaio.Message, string, error) {
 	topic, key, err := o.route(rec)
 	if err != nil {
 		return nil, topic, err
@@ -89,7 +90,7 @@ func (o *output) message(rec *record.Record) (*kafkaio.Message, string, error) {
 	// nil is a null value (a tombstone); an empty body is []byte{}. The headers are the
 	// record's own: stages replace them rather than change them in place.
 	msg := &kafkaio.Message{Topic: topic, Key: key, Value: value, Headers: rec.Headers, Timestamp: rec.Timestamp}
-	n, err := o.partitions(topic) // a computed topic is checked before its rules are looked up
+	n, err := o.partitions(ctx, topic) // a computed topic is checked before its rules are looked up
 	if err != nil {
 		return nil, topic, err
 	}
@@ -109,18 +110,30 @@ func (o *output) message(rec *record.Record) (*kafkaio.Message, string, error) {
 
 // limit is the largest record the sink writes to a topic with rules tr: the producer's
 // max_message_bytes, or the topic's max.message.bytes when lower.
-func (o *output) limit(tr kafkaconn.TopicRules) int {
+func (o *output) limit(tr kafkaio.TopicRules) int {
 	if tr.MaxBytes > 0 && tr.MaxBytes < o.max {
 		return tr.MaxBytes
 	}
 	return o.max
 }
 
-func (o *output) partitions(topic string) (int32, error) {
+func (o *output) partitions(ctx context.Context, topic string) (int32, error) {
 	if o.target.TopicExpr != nil {
-		return o.topics.partitions(topic)
+		return o.topics.partitions(ctx, topic)
 	}
-	return o.topics.count(topic)
+	return o.topics.lookup.Partitions(ctx, topic)
+}
+
+// saramaPartitions is a sarama client as the Partitioned of a sink, until the sinks are
+// given the kafkaio.Admin: a missing topic is kerr's, as the Admin says it.
+type saramaPartitions struct{ client sarama.Client }
+
+func (s saramaPartitions) Partitions(_ context.Context, topic string) (int32, error) {
+	parts, err := s.client.Partitions(topic)
+	if errors.Is(err, sarama.ErrUnknownTopicOrPartition) || (err == nil && len(parts) == 0) {
+		return 0, fmt.Errorf("topic %s: %w", topic, kerr.UnknownTopicOrPartition)
+	}
+	return int32(len(parts)), err
 }
 
 func (o *output) route(rec *record.Record) (topic string, key []byte, err error) {

@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -10,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
 )
@@ -33,23 +34,30 @@ func (e *TopicError) Error() string { return fmt.Sprintf("computed topic %q: %s"
 // RecordFault marks the error as its record's fault.
 func (*TopicError) RecordFault() {}
 
+// Partitioned tells how many partitions a topic has (kafkaio.Admin): an error wrapping
+// kerr.UnknownTopicOrPartition, at once, for a topic that does not exist. A sink asks it for
+// every record, so it answers from a cache.
+type Partitioned interface {
+	Partitions(ctx context.Context, topic string) (int32, error)
+}
+
 // topicChecker looks up how many partitions a topic has, and decides whether a record may be
 // written to the topic it computed. Records never create topics.
 type topicChecker struct {
-	client sarama.Client
+	lookup Partitioned
 	allow  []string
 
 	mu      sync.Mutex
 	missing map[string]time.Time // topics found missing, and when
 }
 
-func newTopicChecker(client sarama.Client, allow []string) *topicChecker {
-	return &topicChecker{client: client, allow: allow, missing: map[string]time.Time{}}
+func newTopicChecker(lookup Partitioned, allow []string) *topicChecker {
+	return &topicChecker{lookup: lookup, allow: allow, missing: map[string]time.Time{}}
 }
 
 // partitions returns the partition count of a computed topic, a *TopicError when the record
 // may not go there, or another error (brokers away: try again later).
-func (c *topicChecker) partitions(topic string) (int32, error) {
+func (c *topicChecker) partitions(ctx context.Context, topic string) (int32, error) {
 	if err := mayWrite(c.allow, topic); err != nil {
 		return 0, err
 	}
@@ -59,9 +67,9 @@ func (c *topicChecker) partitions(topic string) (int32, error) {
 	if known && time.Since(since) < missingFor {
 		return 0, &TopicError{Topic: topic, Reason: missingTopic}
 	}
-	n, err := c.count(topic)
+	n, err := c.lookup.Partitions(ctx, topic)
 	switch {
-	case errors.Is(err, sarama.ErrUnknownTopicOrPartition):
+	case errors.Is(err, kerr.UnknownTopicOrPartition):
 		c.mu.Lock()
 		c.forgetOld()
 		c.missing[topic] = time.Now()
@@ -76,15 +84,6 @@ func (c *topicChecker) partitions(topic string) (int32, error) {
 		c.mu.Unlock()
 	}
 	return n, nil
-}
-
-// count returns the partition count of a topic.
-func (c *topicChecker) count(topic string) (int32, error) {
-	parts, err := c.client.Partitions(topic)
-	if err == nil && len(parts) == 0 {
-		err = sarama.ErrUnknownTopicOrPartition
-	}
-	return int32(len(parts)), err
 }
 
 // forgetOld drops the topics found missing longer ago than missingFor, so that records naming

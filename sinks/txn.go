@@ -157,7 +157,7 @@ func (t *Txn) outstanding() int {
 // Close waits for the producer's answers to what was handed to it (the session's client,
 // closed by the source before the sinks, fails what it still holds).
 func (t *Txn) Close(ctx context.Context) error {
-	defer t.topics.client.Close()
+	defer t.lookup.Close()
 	for t.outstanding() > 0 {
 		select {
 		case <-t.idle:
