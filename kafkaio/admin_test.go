@@ -3,6 +3,7 @@ package kafkaio
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -209,5 +210,113 @@ func BenchmarkPartitions(b *testing.B) {
 		if _, err := a.Partitions(context.Background(), "orders"); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// delivery: exactly_once needs brokers that commit offsets in a transaction with the group's
+// generation (TxnOffsetCommit v3, KIP-447).
+func TestCheckTransactions(t *testing.T) {
+	cases := []struct {
+		name   string
+		maxTxn int16 // the highest TxnOffsetCommit version the broker answers; -1: none, 0: kfake's own
+		want   string
+	}{
+		{"a broker of today", 0, ""},
+		{"before Kafka 2.5", 2, "needs brokers 2.5 or newer"},
+		{"no transactions", -1, "do not answer TxnOffsetCommit"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := startBroker(t)
+			if c.maxTxn != 0 {
+				b.Cluster.ControlKey(kmsg.ApiVersions.Int16(), func(req kmsg.Request) (kmsg.Response, error, bool) {
+					b.Cluster.KeepControl()
+					resp := req.(*kmsg.ApiVersionsRequest).ResponseKind().(*kmsg.ApiVersionsResponse)
+					resp.SetVersion(req.GetVersion())
+					for _, k := range []struct{ key, max int16 }{{kmsg.ApiVersions.Int16(), 3}, {kmsg.Metadata.Int16(), 9}, {kmsg.TxnOffsetCommit.Int16(), c.maxTxn}} {
+						if k.max >= 0 {
+							resp.ApiKeys = append(resp.ApiKeys, kmsg.ApiVersionsResponseApiKey{ApiKey: k.key, MaxVersion: k.max})
+						}
+					}
+					return resp, nil, true
+				})
+			}
+			err := newAdmin(t, &kafkaconn.Config{Brokers: b.Addrs()}).CheckTransactions(context.Background())
+			if (err == nil) != (c.want == "") || (err != nil && !strings.Contains(err.Error(), c.want)) {
+				t.Errorf("got %v, want %q", err, c.want)
+			}
+		})
+	}
+}
+
+// The rules of topics, as DescribeConfigs gives them: a topic's own settings and the broker's
+// defaults; a topic that does not exist is left out.
+func TestRules(t *testing.T) {
+	b := startBroker(t)
+	if err := b.CreateTopicWith("small", 1, map[string]string{"max.message.bytes": "4096"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CreateTopicWith("table", 1, map[string]string{"cleanup.policy": "compact,delete", "message.timestamp.type": "LogAppendTime"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CreateTopic("plain", 1); err != nil {
+		t.Fatal(err)
+	}
+	rules := newAdmin(t, &kafkaconn.Config{Brokers: b.Addrs()}).Rules(context.Background(), "small", "table", "plain", "nowhere")
+	cases := []struct {
+		topic string
+		want  TopicRules
+		found bool
+	}{
+		{"small", TopicRules{MaxBytes: 4096, CreateTime: true}, true},
+		{"table", TopicRules{MaxBytes: rules["plain"].MaxBytes, Compacted: true}, true},
+		{"plain", TopicRules{MaxBytes: rules["plain"].MaxBytes, CreateTime: true}, true},
+		{"nowhere", TopicRules{}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.topic, func(t *testing.T) {
+			got, found := rules[c.topic]
+			if got != c.want || found != c.found {
+				t.Errorf("got %+v (%v), want %+v (%v)", got, found, c.want, c.found)
+			}
+		})
+	}
+	if rules["plain"].MaxBytes <= 4096 {
+		t.Errorf("the broker's default max.message.bytes is %d", rules["plain"].MaxBytes)
+	}
+}
+
+// A replay's group: members and committed offsets, none for a group never used.
+func TestGroups(t *testing.T) {
+	b := startBroker(t)
+	if err := b.CreateTopic("orders-dlq", 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Produce(context.Background(), "orders-dlq", devbroker.OrdersFeed(10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit("used", "orders-dlq", map[int32]int64{0: 3}); err != nil {
+		t.Fatal(err)
+	}
+	a := newAdmin(t, &kafkaconn.Config{Brokers: b.Addrs()})
+	cases := []struct {
+		group   string
+		offsets map[string]map[int32]int64
+	}{
+		{"never-used", map[string]map[int32]int64{}},
+		{"used", map[string]map[int32]int64{"orders-dlq": {0: 3}}},
+	}
+	for _, c := range cases {
+		t.Run(c.group, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if n, err := a.GroupMembers(ctx, c.group); n != 0 || err != nil {
+				t.Errorf("members: %d, %v", n, err)
+			}
+			offsets, err := a.GroupOffsets(ctx, c.group)
+			if err != nil || !maps.EqualFunc(offsets, c.offsets, maps.Equal) {
+				t.Errorf("offsets: %v, %v; want %v", offsets, err, c.offsets)
+			}
+		})
 	}
 }
