@@ -22,8 +22,9 @@ type Admin struct {
 	conn []kgo.Opt
 	cl   *kgo.Client
 	adm  *kadm.Client
-	// wait bounds each lookup of a running pipeline (partitions, rules): a broker that does
-	// not answer must be told to the caller, which waits and says so, not hang it.
+	// wait is the connect timeout. It bounds the startup check (with a second) and each
+	// lookup of a running pipeline (partitions, rules): a broker that does not answer must be
+	// told to the caller, which waits and says so, not hang it.
 	wait time.Duration
 
 	mu     sync.RWMutex

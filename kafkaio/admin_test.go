@@ -18,14 +18,19 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
 )
 
-// startBroker starts an in-process broker, stopped when the test ends.
-func startBroker(t *testing.T, opts ...kfake.Opt) *devbroker.Broker {
+// startBroker starts an in-process broker holding topics, stopped when the test ends.
+func startBroker(t *testing.T, topics []kafkaconn.Topic, opts ...kfake.Opt) *devbroker.Broker {
 	t.Helper()
 	b, err := devbroker.Start(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
+	for _, topic := range topics {
+		if err := b.CreateTopicWith(topic.Name, topic.Partitions, topic.Configs); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return b
 }
 
@@ -57,14 +62,9 @@ func countRequests(b *devbroker.Broker, key kmsg.Key) *atomic.Int64 {
 // The startup check on an in-process broker: what it finds, and each failure in one line
 // within the connect timeout (and a second).
 func TestCheck(t *testing.T) {
-	plain := startBroker(t)
-	if err := plain.CreateTopicWith("in", 3, map[string]string{"max.message.bytes": "4096"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := plain.CreateTopicWith("out", 1, map[string]string{"cleanup.policy": "compact"}); err != nil {
-		t.Fatal(err)
-	}
-	secured := startBroker(t, kfake.EnableSASL(), kfake.Superuser("PLAIN", "alice", "alice-secret"))
+	plain := startBroker(t, []kafkaconn.Topic{{Name: "in", Partitions: 3, Configs: map[string]string{"max.message.bytes": "4096"}},
+		{Name: "out", Partitions: 1, Configs: map[string]string{"cleanup.policy": "compact"}}})
+	secured := startBroker(t, nil, kfake.EnableSASL(), kfake.Superuser("PLAIN", "alice", "alice-secret"))
 	sasl := func(password string) *kafkaconn.SASL {
 		return &kafkaconn.SASL{Mechanism: "PLAIN", Username: "alice", Password: password}
 	}
@@ -125,10 +125,7 @@ func TestCheck(t *testing.T) {
 // A topic created a moment ago, not yet in the metadata the check is first given, is found
 // at its second look.
 func TestCheckLooksAgain(t *testing.T) {
-	b := startBroker(t)
-	if err := b.CreateTopic("fresh", 1); err != nil {
-		t.Fatal(err)
-	}
+	b := startBroker(t, []kafkaconn.Topic{{Name: "fresh", Partitions: 1}})
 	var looks atomic.Int64
 	b.Cluster.ControlKey(kmsg.Metadata.Int16(), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		b.Cluster.KeepControl()
@@ -156,10 +153,7 @@ func TestCheckLooksAgain(t *testing.T) {
 // answers, so that a run of records makes one request; a missing topic is told at once,
 // and remembered as long.
 func TestPartitions(t *testing.T) {
-	b := startBroker(t)
-	if err := b.CreateTopic("orders", 3); err != nil {
-		t.Fatal(err)
-	}
+	b := startBroker(t, []kafkaconn.Topic{{Name: "orders", Partitions: 3}})
 	a := newAdmin(t, &kafkaconn.Config{Brokers: b.Addrs()})
 	requests := countRequests(b, kmsg.Metadata)
 	cases := []struct {
@@ -227,7 +221,7 @@ func TestCheckTransactions(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			b := startBroker(t)
+			b := startBroker(t, nil)
 			if c.maxTxn != 0 {
 				b.Cluster.ControlKey(kmsg.ApiVersions.Int16(), func(req kmsg.Request) (kmsg.Response, error, bool) {
 					b.Cluster.KeepControl()
@@ -252,16 +246,9 @@ func TestCheckTransactions(t *testing.T) {
 // The rules of topics, as DescribeConfigs gives them: a topic's own settings and the broker's
 // defaults; a topic that does not exist is left out.
 func TestRules(t *testing.T) {
-	b := startBroker(t)
-	if err := b.CreateTopicWith("small", 1, map[string]string{"max.message.bytes": "4096"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.CreateTopicWith("table", 1, map[string]string{"cleanup.policy": "compact,delete", "message.timestamp.type": "LogAppendTime"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.CreateTopic("plain", 1); err != nil {
-		t.Fatal(err)
-	}
+	b := startBroker(t, []kafkaconn.Topic{{Name: "small", Partitions: 1, Configs: map[string]string{"max.message.bytes": "4096"}},
+		{Name: "table", Partitions: 1, Configs: map[string]string{"cleanup.policy": "compact,delete", "message.timestamp.type": "LogAppendTime"}},
+		{Name: "plain", Partitions: 1}})
 	rules := newAdmin(t, &kafkaconn.Config{Brokers: b.Addrs()}).Rules(context.Background(), "small", "table", "plain", "nowhere")
 	cases := []struct {
 		topic string
@@ -288,10 +275,7 @@ func TestRules(t *testing.T) {
 
 // A replay's group: members and committed offsets, none for a group never used.
 func TestGroups(t *testing.T) {
-	b := startBroker(t)
-	if err := b.CreateTopic("orders-dlq", 2); err != nil {
-		t.Fatal(err)
-	}
+	b := startBroker(t, []kafkaconn.Topic{{Name: "orders-dlq", Partitions: 2}})
 	if err := b.Produce(context.Background(), "orders-dlq", devbroker.OrdersFeed(10)); err != nil {
 		t.Fatal(err)
 	}

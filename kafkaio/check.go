@@ -49,7 +49,7 @@ const lookAgain = 500 * time.Millisecond
 // say what is wrong in one line: a *ConnectError (no broker, TLS or SASL trouble, a Kafka
 // error with its hint) or a *MissingTopicsError.
 func (a *Admin) Check(ctx context.Context, topics []string) (map[string]TopicRules, error) {
-	ctx, cancel := context.WithTimeout(ctx, a.c.ConnectTimeout+time.Second)
+	ctx, cancel := context.WithTimeout(ctx, a.wait+time.Second)
 	defer cancel()
 	missing, err := a.missing(ctx, topics)
 	if err == nil && len(missing) > 0 {
@@ -140,9 +140,9 @@ func (a *Admin) askSeeds(ctx context.Context, topics []string) (*kmsg.MetadataRe
 
 // unanswered is the error of a check that ran out of time.
 func (a *Admin) unanswered(err error) error {
-	cause := fmt.Sprintf("no broker answered within %v: is the address right and reachable from here?", a.c.ConnectTimeout)
+	cause := fmt.Sprintf("no broker answered within %v: is the address right and reachable from here?", a.wait)
 	if a.c.TLS != nil {
-		cause = fmt.Sprintf("no broker answered within %v: is the address right, and does this port speak TLS?", a.c.ConnectTimeout)
+		cause = fmt.Sprintf("no broker answered within %v: is the address right, and does this port speak TLS?", a.wait)
 	}
 	return &ConnectError{Brokers: a.c.Brokers, Cause: cause, Err: err}
 }

@@ -14,14 +14,7 @@ import (
 
 // GroupMembers is how many members group has now.
 func (a *Admin) GroupMembers(ctx context.Context, group string) (int, error) {
-	var described kadm.DescribedGroups
-	err := whileCoordinatorMoves(ctx, func() error {
-		var err error
-		if described, err = a.adm.DescribeGroups(ctx, group); err == nil {
-			err = described.Error()
-		}
-		return err
-	})
+	described, err := whileCoordinatorMoves(ctx, func() (kadm.DescribedGroups, error) { return a.adm.DescribeGroups(ctx, group) })
 	if errors.Is(err, kerr.GroupIDNotFound) { // Kafka 4 says so of a group never used: no member
 		return 0, nil
 	}
@@ -34,14 +27,7 @@ func (a *Admin) GroupMembers(ctx context.Context, group string) (int, error) {
 // GroupOffsets are the offsets group has committed, by topic and partition: where its members
 // go on reading.
 func (a *Admin) GroupOffsets(ctx context.Context, group string) (map[string]map[int32]int64, error) {
-	var committed kadm.OffsetResponses
-	err := whileCoordinatorMoves(ctx, func() error {
-		var err error
-		if committed, err = a.adm.FetchOffsets(ctx, group); err == nil {
-			err = committed.Error()
-		}
-		return err
-	})
+	committed, err := whileCoordinatorMoves(ctx, func() (kadm.OffsetResponses, error) { return a.adm.FetchOffsets(ctx, group) })
 	if errors.Is(err, kerr.GroupIDNotFound) { // a group never committed (kfake says so; Kafka answers with no offsets)
 		err = nil
 	}
@@ -58,19 +44,23 @@ func (a *Admin) GroupOffsets(ctx context.Context, group string) (map[string]map[
 	return out, nil
 }
 
-// whileCoordinatorMoves runs ask until the group's coordinator answers, or ctx ends: a
-// cluster just started creates __consumer_offsets at the first question, and its
-// coordinators say they are not available meanwhile.
-func whileCoordinatorMoves(ctx context.Context, ask func() error) error {
+// whileCoordinatorMoves asks until the group's coordinator answers, or ctx ends: a cluster
+// just started creates __consumer_offsets at the first question, and its coordinators say
+// they are not available meanwhile. The error is the request's or, failing none, the
+// answer's.
+func whileCoordinatorMoves[A interface{ Error() error }](ctx context.Context, ask func() (A, error)) (A, error) {
 	for attempt := 1; ; attempt++ {
-		err := ask()
+		answer, err := ask()
+		if err == nil {
+			err = answer.Error()
+		}
 		if !errors.Is(err, kerr.CoordinatorNotAvailable) && !errors.Is(err, kerr.CoordinatorLoadInProgress) && !errors.Is(err, kerr.NotCoordinator) {
-			return err
+			return answer, err
 		}
 		select {
 		case <-time.After(failure.Backoff(attempt, 100*time.Millisecond, 2*time.Second, 2, 0.2)):
 		case <-ctx.Done():
-			return err
+			return answer, err
 		}
 	}
 }

@@ -11,13 +11,8 @@ import (
 // topics create: a missing topic is created with its settings, an existing one compared with
 // them and never changed, so that a second run changes nothing.
 func TestEnsureTopics(t *testing.T) {
-	b := startBroker(t)
-	if err := b.CreateTopicWith("same", 3, map[string]string{"cleanup.policy": "compact"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.CreateTopicWith("other", 1, map[string]string{"retention.ms": "1000"}); err != nil {
-		t.Fatal(err)
-	}
+	b := startBroker(t, []kafkaconn.Topic{{Name: "same", Partitions: 3, Configs: map[string]string{"cleanup.policy": "compact"}},
+		{Name: "other", Partitions: 1, Configs: map[string]string{"retention.ms": "1000"}}})
 	a := newAdmin(t, &kafkaconn.Config{Brokers: b.Addrs()})
 	cases := []struct {
 		name  string
