@@ -41,8 +41,5 @@ func (f *Franz) TxnSession(cfg TxnConfig, log *slog.Logger) (*TxnSession, error)
 	return NewTxnSession(f.opts, cfg, log)
 }
 
-// Metadata is a metadata client (partition counts).
-func (f *Franz) Metadata() (*Metadata, error) { return NewMetadata(f.opts) }
-
 // Opts are the connection's franz-go options.
 func (f *Franz) Opts() []kgo.Opt { return slices.Clone(f.opts) }

@@ -2,18 +2,13 @@ package replay
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/pythia-pipe/pythia-pipe/failure"
-	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
+	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 )
 
 // WriteError is a replayed record Kafka did not take: the replay stops there, and the group
@@ -51,7 +46,7 @@ const commitWait = 10 * time.Second
 // offset of its DLQ record is marked for commit. A dry run reads from the group's offsets
 // without joining it, so that it disturbs no replay that runs.
 type Replayer struct {
-	conn    []kgo.Opt
+	admin   *kafkaio.Admin
 	topic   string
 	sources []string
 	decider
@@ -60,10 +55,10 @@ type Replayer struct {
 	stats Stats
 }
 
-// New prepares a replay of the DLQ topic with the connection conn (kafkaconn's Franz
-// options); sources are the topics the pipeline reads, where records may go back.
-func New(conn []kgo.Opt, topic string, sources []string, opts Options) *Replayer {
-	return &Replayer{conn: conn, topic: topic, sources: sources, decider: decider{opts: opts}}
+// New prepares a replay of the DLQ topic on the connection of admin (which the caller
+// closes after Run); sources are the topics the pipeline reads, where records may go back.
+func New(admin *kafkaio.Admin, topic string, sources []string, opts Options) *Replayer {
+	return &Replayer{admin: admin, topic: topic, sources: sources, decider: decider{opts: opts}}
 }
 
 // Stats is what the replay has done so far.
@@ -81,7 +76,7 @@ func (r *Replayer) Run(ctx context.Context) error {
 	if err != nil || len(from) == 0 {
 		return err
 	}
-	cl, err := kgo.NewClient(append(append(slices.Clone(r.conn), backlog.ConsumeOpts()...), r.clientOpts(from)...)...)
+	cl, err := kgo.NewClient(append(append(r.admin.Conn(), backlog.ConsumeOpts()...), r.clientOpts(from)...)...)
 	if err != nil {
 		return err
 	}
@@ -110,7 +105,7 @@ func (r *Replayer) Run(ctx context.Context) error {
 
 // consume replays what the group's polls bring until each partition of left is read to its
 // end, or ctx ends (its error then: the group keeps what was done).
-func (r *Replayer) consume(ctx context.Context, cl *kgo.Client, backlog *kafkaconn.Backlog, left map[int32]bool) error {
+func (r *Replayer) consume(ctx context.Context, cl *kgo.Client, backlog *kafkaio.Backlog, left map[int32]bool) error {
 	var pace <-chan time.Time
 	if r.opts.Rate > 0 {
 		t := time.NewTicker(time.Duration(float64(time.Second) / r.opts.Rate))
@@ -153,55 +148,29 @@ func (r *Replayer) consume(ctx context.Context, cl *kgo.Client, backlog *kafkaco
 // prepare reads what Run needs before it joins the group: the DLQ's backlog, the partitions
 // with something left to replay with where the group stands in them, and the partitions of
 // the topics records may go back to.
-func (r *Replayer) prepare(ctx context.Context) (*kafkaconn.Backlog, map[int32]int64, error) {
-	cl, err := kgo.NewClient(r.conn...)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	backlog, err := kafkaconn.ListBacklog(ctx, adm, !r.opts.ReadUncommitted, r.topic)
+func (r *Replayer) prepare(ctx context.Context) (*kafkaio.Backlog, map[int32]int64, error) {
+	backlog, err := r.admin.Backlog(ctx, !r.opts.ReadUncommitted, r.topic)
 	if err != nil {
 		return nil, nil, err
 	}
 	if !r.opts.DryRun {
-		var described kadm.DescribedGroups
-		err := whileCoordinatorMoves(ctx, func() error {
-			var err error
-			if described, err = adm.DescribeGroups(ctx, r.opts.Group); err == nil {
-				err = described.Error()
-			}
-			if errors.Is(err, kerr.GroupIDNotFound) { // Kafka 4 says so of a group never used: no member
-				err = nil
-			}
-			return err
-		})
+		n, err := r.admin.GroupMembers(ctx, r.opts.Group)
 		if err != nil {
-			return nil, nil, fmt.Errorf("describing group %s: %w", r.opts.Group, err)
+			return nil, nil, err
 		}
-		if n := len(described[r.opts.Group].Members); n > 0 {
+		if n > 0 {
 			return nil, nil, &BusyGroupError{Group: r.opts.Group, Members: n}
 		}
 	}
-	var committed kadm.OffsetResponses
-	err = whileCoordinatorMoves(ctx, func() error {
-		var err error
-		if committed, err = adm.FetchOffsets(ctx, r.opts.Group); err == nil {
-			err = committed.Error()
-		}
-		return err
-	})
-	if errors.Is(err, kerr.GroupIDNotFound) { // a first replay (kfake says so; Kafka answers with no offsets)
-		committed, err = nil, nil
-	}
+	committed, err := r.admin.GroupOffsets(ctx, r.opts.Group)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading the offsets of group %s: %w", r.opts.Group, err)
+		return nil, nil, err
 	}
 	from := map[int32]int64{}
 	for p, end := range backlog.End[r.topic] {
 		at := backlog.Start[r.topic][p]
-		if o, ok := committed.Lookup(r.topic, p); ok {
-			at = max(at, o.At)
+		if o, ok := committed[r.topic][p]; ok {
+			at = max(at, o)
 		}
 		if at < end {
 			from[p] = at
@@ -211,35 +180,13 @@ func (r *Replayer) prepare(ctx context.Context) (*kafkaconn.Backlog, map[int32]i
 	if r.opts.To != "" {
 		targets = []string{r.opts.To}
 	}
-	details, err := adm.ListTopics(ctx, targets...)
-	if err == nil {
-		err = details.Error()
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("reading the partitions of %v: %w", targets, err)
-	}
 	r.targets = map[string]int32{}
 	for _, t := range targets {
-		r.targets[t] = int32(len(details[t].Partitions))
+		if r.targets[t], err = r.admin.Partitions(ctx, t); err != nil {
+			return nil, nil, fmt.Errorf("reading the partitions of %v: %w", targets, err)
+		}
 	}
 	return backlog, from, nil
-}
-
-// whileCoordinatorMoves runs ask until the group's coordinator answers: a cluster just
-// started creates __consumer_offsets at the first question, and its coordinators say they
-// are not available meanwhile.
-func whileCoordinatorMoves(ctx context.Context, ask func() error) error {
-	for attempt := 1; ; attempt++ {
-		err := ask()
-		if !errors.Is(err, kerr.CoordinatorNotAvailable) && !errors.Is(err, kerr.CoordinatorLoadInProgress) && !errors.Is(err, kerr.NotCoordinator) {
-			return err
-		}
-		select {
-		case <-time.After(failure.Backoff(attempt, 100*time.Millisecond, 2*time.Second, 2, 0.2)):
-		case <-ctx.Done():
-			return err
-		}
-	}
 }
 
 // clientOpts make the client the group member reading the DLQ and the replay's producer; for

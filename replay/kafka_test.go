@@ -10,11 +10,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
+	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
+	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 )
 
 // dlqBroker is an in-process broker whose orders-dlq holds devbroker.ExactlyOnceDLQ, with
-// the connection to it; it stops with the test.
-func dlqBroker(t *testing.T) (*devbroker.Broker, []kgo.Opt) {
+// an admin on it; both close with the test.
+func dlqBroker(t *testing.T) (*devbroker.Broker, *kafkaio.Admin) {
 	t.Helper()
 	b, err := devbroker.Start()
 	if err != nil {
@@ -31,14 +33,19 @@ func dlqBroker(t *testing.T) (*devbroker.Broker, []kgo.Opt) {
 	if err := b.ExactlyOnceDLQ(ctx, "orders-dlq", "orders"); err != nil {
 		t.Fatal(err)
 	}
-	return b, []kgo.Opt{kgo.SeedBrokers(b.Addrs()...)}
+	admin, err := kafkaio.NewAdmin(&kafkaconn.Config{Brokers: b.Addrs(), ConnectTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(admin.Close)
+	return b, admin
 }
 
 // A replay whose group has a member (another replay) is refused: each would wait for the
 // partitions the other holds. A dry run reads without joining, and goes on.
 func TestRunBusyGroup(t *testing.T) {
-	b, conn := dlqBroker(t)
-	member, err := kgo.NewClient(append(conn, kgo.ConsumerGroup("replay"), kgo.ConsumeTopics("orders-dlq"))...)
+	b, admin := dlqBroker(t)
+	member, err := kgo.NewClient(append(admin.Conn(), kgo.ConsumerGroup("replay"), kgo.ConsumeTopics("orders-dlq"))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,10 +61,10 @@ func TestRunBusyGroup(t *testing.T) {
 		}
 	}
 	var busy *BusyGroupError
-	if err := New(conn, "orders-dlq", []string{"orders"}, Options{Group: "replay", MaxReplays: 1}).Run(ctx); !errors.As(err, &busy) || busy.Members != 1 {
+	if err := New(admin, "orders-dlq", []string{"orders"}, Options{Group: "replay", MaxReplays: 1}).Run(ctx); !errors.As(err, &busy) || busy.Members != 1 {
 		t.Fatalf("a replay beside a member: %v", err)
 	}
-	dry := New(conn, "orders-dlq", []string{"orders"}, Options{Group: "replay", MaxReplays: 1, DryRun: true})
+	dry := New(admin, "orders-dlq", []string{"orders"}, Options{Group: "replay", MaxReplays: 1, DryRun: true})
 	if err := dry.Run(ctx); err != nil || dry.Stats().Replayed != 5 {
 		t.Fatalf("a dry run beside a member: %v, %+v", err, dry.Stats())
 	}
@@ -66,7 +73,7 @@ func TestRunBusyGroup(t *testing.T) {
 // An interrupted replay has committed what it wrote, and the next goes on from there: every
 // record is written once.
 func TestRunInterrupted(t *testing.T) {
-	b, conn := dlqBroker(t)
+	b, admin := dlqBroker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	opts := Options{Group: "replay", MaxReplays: 1, Rate: 50}
@@ -80,7 +87,7 @@ func TestRunInterrupted(t *testing.T) {
 			interrupt()
 		}
 	}
-	r := New(conn, "orders-dlq", []string{"orders"}, first)
+	r := New(admin, "orders-dlq", []string{"orders"}, first)
 	if err := r.Run(interrupted); !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted run: %v", err)
 	}
@@ -95,7 +102,7 @@ func TestRunInterrupted(t *testing.T) {
 		t.Fatal("the interrupted run committed nothing")
 	}
 
-	r = New(conn, "orders-dlq", []string{"orders"}, opts)
+	r = New(admin, "orders-dlq", []string{"orders"}, opts)
 	if err := r.Run(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/pythia-pipe/pythia-pipe/expr"
 	"github.com/pythia-pipe/pythia-pipe/failure"
-	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
 	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 	"github.com/pythia-pipe/pythia-pipe/record"
 )
@@ -30,7 +29,7 @@ type Output struct {
 
 // NewOutput looks topics up with lookup (a missing computed topic must be told at once, and
 // a lookup must not hold up a stop for long), and their rules in rules (nil: none checked).
-func NewOutput(p Producer, target Target, lookup Partitions, rules *Rules, log *slog.Logger) *Output {
+func NewOutput(p Producer, target Target, lookup Partitioned, rules *Rules, log *slog.Logger) *Output {
 	o := &Output{Target: target, Op: failure.Produce, At: sinkAt(target), env: expr.NewBinder(target.TopicExpr, target.Key),
 		Log: log.With("sink", target.Name), topics: newTopicChecker(lookup, target.Allow), rules: rules, max: int(p.MaxMessageBytes)}
 	if target.TopicExpr != nil {
@@ -44,7 +43,7 @@ func NewOutput(p Producer, target Target, lookup Partitions, rules *Rules, log *
 // away) is waited for until ctx ends.
 func (o *Output) Prepare(ctx context.Context, rec *record.Record) (*kafkaio.Message, error) {
 	for failures := 1; ; failures++ {
-		msg, topic, err := o.message(rec)
+		msg, topic, err := o.message(ctx, rec)
 		if err == nil {
 			return msg, nil
 		}
@@ -76,7 +75,7 @@ func Backoff(failures int) time.Duration {
 }
 
 // message builds the message of rec: topic, partition, key, body, headers.
-func (o *Output) message(rec *record.Record) (*kafkaio.Message, string, error) {
+func (o *Output) message(ctx context.Context, rec *record.Record) (*kafkaio.Message, string, error) {
 	topic, key, err := o.route(rec)
 	if err != nil {
 		return nil, topic, err
@@ -88,7 +87,7 @@ func (o *Output) message(rec *record.Record) (*kafkaio.Message, string, error) {
 	// nil is a null value (a tombstone); an empty body is []byte{}. The headers are the
 	// record's own: stages replace them rather than change them in place.
 	msg := &kafkaio.Message{Topic: topic, Key: key, Value: value, Headers: rec.Headers, Timestamp: rec.Timestamp}
-	n, err := o.partitions(topic) // a computed topic is checked before its rules are looked up
+	n, err := o.partitions(ctx, topic) // a computed topic is checked before its rules are looked up
 	if err != nil {
 		return nil, topic, err
 	}
@@ -108,18 +107,18 @@ func (o *Output) message(rec *record.Record) (*kafkaio.Message, string, error) {
 
 // Limit is the largest record the sink writes to a topic with rules tr: the producer's
 // max_message_bytes, or the topic's max.message.bytes when lower.
-func (o *Output) Limit(tr kafkaconn.TopicRules) int {
+func (o *Output) Limit(tr kafkaio.TopicRules) int {
 	if tr.MaxBytes > 0 && tr.MaxBytes < o.max {
 		return tr.MaxBytes
 	}
 	return o.max
 }
 
-func (o *Output) partitions(topic string) (int32, error) {
+func (o *Output) partitions(ctx context.Context, topic string) (int32, error) {
 	if o.Target.TopicExpr != nil {
-		return o.topics.partitions(topic)
+		return o.topics.partitions(ctx, topic)
 	}
-	return o.topics.lookup.Partitions(topic)
+	return o.topics.lookup.Partitions(ctx, topic)
 }
 
 func (o *Output) route(rec *record.Record) (topic string, key []byte, err error) {

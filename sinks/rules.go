@@ -6,27 +6,26 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
 	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 )
 
-// Rules are the rules of the topics a run's sinks write (kafkaconn.TopicRules), each looked
+// Rules are the rules of the topics a run's sinks write (kafkaio.TopicRules), each looked
 // up once and shared by every sink: the records breaking one are dead-lettered before they
 // are written, and under exactly_once the producer holds each topic's batches to its
 // max.message.bytes. A broker refusing a record for its own reason fails the batch it is in,
 // which in a transaction costs an abort: better not to send it.
 type Rules struct {
-	lookup func(topic string) (kafkaconn.TopicRules, bool)
+	lookup func(topic string) (kafkaio.TopicRules, bool)
 
 	mu    sync.RWMutex // read for every record written
-	known map[string]kafkaconn.TopicRules
+	known map[string]kafkaio.TopicRules
 	tried map[string]bool // looked up, found or not: never again
 }
 
 // NewRules starts from the rules already known (the topics the file names, read at start)
 // and looks up others with lookup, which reports false when it cannot read them.
-func NewRules(known map[string]kafkaconn.TopicRules, lookup func(topic string) (kafkaconn.TopicRules, bool)) *Rules {
-	r := &Rules{lookup: lookup, known: map[string]kafkaconn.TopicRules{}, tried: map[string]bool{}}
+func NewRules(known map[string]kafkaio.TopicRules, lookup func(topic string) (kafkaio.TopicRules, bool)) *Rules {
+	r := &Rules{lookup: lookup, known: map[string]kafkaio.TopicRules{}, tried: map[string]bool{}}
 	for t, tr := range known {
 		r.known[t], r.tried[t] = tr, true
 	}
@@ -35,9 +34,9 @@ func NewRules(known map[string]kafkaconn.TopicRules, lookup func(topic string) (
 
 // Of returns topic's rules, looking them up the first time; false when they cannot be read.
 // A nil Rules knows none (tests and dev without a Kafka).
-func (r *Rules) Of(topic string) (kafkaconn.TopicRules, bool) {
+func (r *Rules) Of(topic string) (kafkaio.TopicRules, bool) {
 	if r == nil {
-		return kafkaconn.TopicRules{}, false
+		return kafkaio.TopicRules{}, false
 	}
 	r.mu.RLock()
 	tr, ok := r.known[topic]
@@ -128,7 +127,7 @@ func (e *RuleError) Error() string { return "topic " + e.Topic + " refuses the r
 func (*RuleError) RecordFault() {}
 
 // checkRules is the RuleError of msg under tr, nil when the topic takes it (size aside).
-func checkRules(msg *kafkaio.Message, tr kafkaconn.TopicRules, now time.Time) error {
+func checkRules(msg *kafkaio.Message, tr kafkaio.TopicRules, now time.Time) error {
 	if tr.Compacted && msg.Key == nil {
 		return &RuleError{Topic: msg.Topic, Reason: "it is compacted (cleanup.policy compact) and the record has no key"}
 	}

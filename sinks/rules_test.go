@@ -11,7 +11,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
 	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 )
 
@@ -72,19 +71,19 @@ func TestTopicRules(t *testing.T) {
 	hour := time.Hour
 	cases := []struct {
 		name  string
-		rules kafkaconn.TopicRules
+		rules kafkaio.TopicRules
 		key   []byte
 		ts    time.Time
 		want  string // "" when taken
 	}{
-		{"nothing to say", kafkaconn.TopicRules{}, nil, now.Add(-1000 * hour), ""},
-		{"a compacted topic takes keyed records", kafkaconn.TopicRules{Compacted: true}, []byte("k"), now, ""},
-		{"a compacted topic needs a key", kafkaconn.TopicRules{Compacted: true}, nil, now, "compacted"},
-		{"too old for the topic", kafkaconn.TopicRules{CreateTime: true, Before: 24 * hour}, []byte("k"), now.Add(-25 * hour), "in the past"},
-		{"old enough", kafkaconn.TopicRules{CreateTime: true, Before: 24 * hour}, []byte("k"), now.Add(-23 * hour), ""},
-		{"too far ahead", kafkaconn.TopicRules{CreateTime: true, After: hour}, []byte("k"), now.Add(2 * hour), "in the future"},
-		{"the broker's clock counts with LogAppendTime", kafkaconn.TopicRules{Before: hour}, []byte("k"), now.Add(-2 * hour), ""},
-		{"no timestamp: the producer's clock", kafkaconn.TopicRules{CreateTime: true, Before: hour}, []byte("k"), time.Time{}, ""},
+		{"nothing to say", kafkaio.TopicRules{}, nil, now.Add(-1000 * hour), ""},
+		{"a compacted topic takes keyed records", kafkaio.TopicRules{Compacted: true}, []byte("k"), now, ""},
+		{"a compacted topic needs a key", kafkaio.TopicRules{Compacted: true}, nil, now, "compacted"},
+		{"too old for the topic", kafkaio.TopicRules{CreateTime: true, Before: 24 * hour}, []byte("k"), now.Add(-25 * hour), "in the past"},
+		{"old enough", kafkaio.TopicRules{CreateTime: true, Before: 24 * hour}, []byte("k"), now.Add(-23 * hour), ""},
+		{"too far ahead", kafkaio.TopicRules{CreateTime: true, After: hour}, []byte("k"), now.Add(2 * hour), "in the future"},
+		{"the broker's clock counts with LogAppendTime", kafkaio.TopicRules{Before: hour}, []byte("k"), now.Add(-2 * hour), ""},
+		{"no timestamp: the producer's clock", kafkaio.TopicRules{CreateTime: true, Before: hour}, []byte("k"), time.Time{}, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -103,9 +102,9 @@ func TestTopicRules(t *testing.T) {
 // Rules are looked up once per topic, found or not; the batch limit never looks up.
 func TestRulesLookedUpOnce(t *testing.T) {
 	asked := map[string]int{}
-	r := NewRules(map[string]kafkaconn.TopicRules{"named": {MaxBytes: 4096}}, func(topic string) (kafkaconn.TopicRules, bool) {
+	r := NewRules(map[string]kafkaio.TopicRules{"named": {MaxBytes: 4096}}, func(topic string) (kafkaio.TopicRules, bool) {
 		asked[topic]++
-		return kafkaconn.TopicRules{MaxBytes: 2048}, topic == "computed"
+		return kafkaio.TopicRules{MaxBytes: 2048}, topic == "computed"
 	})
 	if got := r.BatchLimit("computed", 1<<20); got != 1<<20 {
 		t.Errorf("batch limit of a topic not looked up yet: %d, want the default", got)

@@ -143,7 +143,7 @@ type Env struct {
 	// producer of its own settings, or in the source's transactions. Nil without Kafka.
 	Kafka func(out *Output, p Producer, report Report) (Sink, error)
 	// Partitions looks topics up for the Kafka sinks.
-	Partitions Partitions
+	Partitions Partitioned
 }
 
 // Parse reads a `sinks` entry (dlq false) or the `dlq` block: its `type` picks the fields,

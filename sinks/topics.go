@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -33,30 +34,30 @@ func (e *TopicError) Error() string { return fmt.Sprintf("computed topic %q: %s"
 // RecordFault marks the error as its record's fault.
 func (*TopicError) RecordFault() {}
 
-// Partitions tells how many partitions a topic has: an error wrapping
-// kerr.UnknownTopicOrPartition when it does not exist, another when it cannot be told now
-// (brokers away). kafkaio's admin is one.
-type Partitions interface {
-	Partitions(topic string) (int32, error)
+// Partitioned tells how many partitions a topic has (kafkaio.Admin): an error wrapping
+// kerr.UnknownTopicOrPartition, at once, for a topic that does not exist. A sink asks it for
+// every record, so it answers from a cache.
+type Partitioned interface {
+	Partitions(ctx context.Context, topic string) (int32, error)
 }
 
 // topicChecker looks up how many partitions a topic has, and decides whether a record may be
 // written to the topic it computed. Records never create topics.
 type topicChecker struct {
-	lookup Partitions
+	lookup Partitioned
 	allow  []string
 
 	mu      sync.Mutex
 	missing map[string]time.Time // topics found missing, and when
 }
 
-func newTopicChecker(lookup Partitions, allow []string) *topicChecker {
+func newTopicChecker(lookup Partitioned, allow []string) *topicChecker {
 	return &topicChecker{lookup: lookup, allow: allow, missing: map[string]time.Time{}}
 }
 
 // partitions returns the partition count of a computed topic, a *TopicError when the record
 // may not go there, or another error (brokers away: try again later).
-func (c *topicChecker) partitions(topic string) (int32, error) {
+func (c *topicChecker) partitions(ctx context.Context, topic string) (int32, error) {
 	if err := mayWrite(c.allow, topic); err != nil {
 		return 0, err
 	}
@@ -66,7 +67,7 @@ func (c *topicChecker) partitions(topic string) (int32, error) {
 	if known && time.Since(since) < missingFor {
 		return 0, &TopicError{Topic: topic, Reason: missingTopic}
 	}
-	n, err := c.lookup.Partitions(topic)
+	n, err := c.lookup.Partitions(ctx, topic)
 	switch {
 	case errors.Is(err, kerr.UnknownTopicOrPartition):
 		c.mu.Lock()

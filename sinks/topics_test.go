@@ -1,86 +1,68 @@
 package sinks
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"testing"
 
-	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 )
 
-func TestPartitionForMatchesSarama(t *testing.T) {
-	hp := sarama.NewHashPartitioner("t")
-	for i := range 1000 {
-		key := fmt.Appendf(nil, "key-%d", i)
-		want, _ := hp.Partition(&sarama.ProducerMessage{Key: sarama.ByteEncoder(key)}, 7)
-		if got := PartitionFor(key, 7); got != want {
-			t.Fatalf("key %s: partition %d, sarama's hash partitioner %d", key, got, want)
-		}
-	}
+var _ Partitioned = (*kafkaio.Admin)(nil) // what the sinks are to be given
+
+// lookups is a Partitioned that counts what it is asked.
+type lookups struct {
+	counts map[string]int32
+	down   bool // brokers away
+	asked  map[string]int
 }
 
-func TestAllowed(t *testing.T) {
+func (l *lookups) Partitions(_ context.Context, topic string) (int32, error) {
+	l.asked[topic]++
+	n, ok := l.counts[topic]
+	switch {
+	case l.down:
+		return 0, fmt.Errorf("looking up topic %s: %w", topic, kerr.RequestTimedOut)
+	case !ok:
+		return 0, fmt.Errorf("looking up topic %s: %w", topic, kerr.UnknownTopicOrPartition)
+	}
+	return n, nil
+}
+
+// A computed topic: its partition count when the record may go there; a TopicError (the
+// record's fault) when it may not, a missing topic remembered for missingFor; another error
+// when it cannot be looked up now.
+func TestTopicChecker(t *testing.T) {
 	cases := []struct {
 		name     string
-		patterns []string
 		topic    string
-		want     bool
+		down     bool
+		want     int32
+		topicErr bool
+		lookedUp int // times the lookup is asked over the two calls
 	}{
-		{"no list allows all", nil, "x", true},
-		{"a name", []string{"orders-eu"}, "orders-eu", true},
-		{"a pattern", []string{"orders-*"}, "orders-eu", true},
-		{"outside the pattern", []string{"orders-*"}, "payments", false},
-		{"one of several", []string{"a", "b-*"}, "b-1", true},
+		{"an allowed topic", "orders-eu", false, 3, false, 2},
+		{"not in topic_allow", "payments", false, 0, true, 0},
+		{"not a topic name", "orders/eu", false, 0, true, 0},
+		{"missing, and remembered", "orders-mars", false, 0, true, 1},
+		{"brokers away: not the record's fault", "orders-eu", true, 0, false, 2},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if got := Allowed(c.patterns, c.topic); got != c.want {
-				t.Errorf("Allowed(%v, %q) = %v", c.patterns, c.topic, got)
+			l := &lookups{counts: map[string]int32{"orders-eu": 3}, down: c.down, asked: map[string]int{}}
+			tc := newTopicChecker(l, []string{"orders-*"})
+			for range 2 {
+				n, err := tc.partitions(context.Background(), c.topic)
+				var te *TopicError
+				if n != c.want || errors.As(err, &te) != c.topicErr || (err == nil) != (c.want > 0) {
+					t.Fatalf("got %d, %v; want %d (a TopicError: %v)", n, err, c.want, c.topicErr)
+				}
 			}
-		})
-	}
-}
-
-func TestFitDLQ(t *testing.T) {
-	header := func(m *kafkaio.Message, k string) string {
-		for _, h := range m.Headers {
-			if h.Key == k {
-				return string(h.Value)
-			}
-		}
-		return ""
-	}
-	big := make([]byte, 5000)
-	cases := []struct {
-		name string
-		msg  *kafkaio.Message
-		cut  string
-	}{
-		{"small enough stays", &kafkaio.Message{Value: []byte("v")}, ""},
-		{"the value is cut", &kafkaio.Message{Key: []byte("k"), Value: big,
-			Headers: []kafkaio.Header{{Key: "trace", Value: []byte("t")}, {Key: "pythia.error", Value: []byte("too large")}}}, "value"},
-		{"then the original headers go", &kafkaio.Message{Value: []byte("v"),
-			Headers: []kafkaio.Header{{Key: "trace", Value: big}, {Key: "pythia.error", Value: []byte("too large")}}}, "value,headers"},
-		{"then the key is cut", &kafkaio.Message{Key: big, Value: []byte("v")}, "value,headers,key"},
-		{"a tombstone has no value to cut", &kafkaio.Message{Key: big}, "value,headers,key"},
-	}
-	const limit = 2000
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			before := wireSize(c.msg)
-			fitDLQ(c.msg, limit)
-			if size := wireSize(c.msg); size > limit {
-				t.Fatalf("%d bytes after fitting, limit %d", size, limit)
-			}
-			if got := header(c.msg, "pythia.truncated"); got != c.cut {
-				t.Fatalf("pythia.truncated %q, want %q", got, c.cut)
-			}
-			if c.cut != "" && header(c.msg, "pythia.original_bytes") != fmt.Sprint(before) {
-				t.Errorf("pythia.original_bytes %q, want %d", header(c.msg, "pythia.original_bytes"), before)
-			}
-			if c.cut == "value" && header(c.msg, "pythia.error") == "" {
-				t.Error("the reason was cut")
+			if l.asked[c.topic] != c.lookedUp {
+				t.Errorf("looked up %d times, want %d", l.asked[c.topic], c.lookedUp)
 			}
 		})
 	}

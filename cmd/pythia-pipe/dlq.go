@@ -89,11 +89,12 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 	if o.To != "" {
 		topics = append(topics, o.To) // checked at the start: a typo must not fail at the first write
 	}
-	conn, err := connectFranz(p, topics)
+	admin, err := connect(p, topics)
 	if err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitInvalid
 	}
+	defer admin.Close()
 	if o.DryRun {
 		o.Show = func(m *kgo.Record) {
 			fmt.Fprintf(stdout, "would replay to %s/%d: key=%s\n", m.Topic, m.Partition, shown(m.Key))
@@ -103,7 +104,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 		log.Warn("refused: its pythia.source.topic is not a topic the pipeline reads (--to TOPIC writes every replayed record to TOPIC)",
 			"topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "pythia.source.topic", escapeControls(topic))
 	}
-	r := replay.New(conn, dlq.Topic, sources, *o)
+	r := replay.New(admin, dlq.Topic, sources, *o)
 	ctx, stop := signalContext(log)
 	defer stop()
 	progress, quit := time.NewTicker(time.Second), make(chan struct{})

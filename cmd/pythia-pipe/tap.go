@@ -61,14 +61,15 @@ func cmdTap(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitUsage
 	}
-	conn, err := connectFranz(p, topics)
+	admin, err := connect(p, topics)
 	if err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitInvalid
 	}
+	defer admin.Close()
 	ctx, stop := signalContext(log)
 	defer stop()
-	if err := tap(ctx, conn, topics, o, printerFor(o.format, stdout)); err != nil {
+	if err := tap(ctx, admin, topics, o, printerFor(o.format, stdout)); err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitInvalid
 	}

@@ -5,10 +5,9 @@ import (
 	"slices"
 	"sort"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
+	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 )
 
 // tap's Kafka client (franz-go): each partition read to its end as it was at the start, for
@@ -16,16 +15,12 @@ import (
 
 // tap prints the backlog of topics (the last n records of each topic by time, or its first n
 // from the start; n 0: all), then, following, what comes until ctx ends.
-func tap(ctx context.Context, conn []kgo.Opt, topics []string, o tapOptions, emit func(*kgo.Record)) error {
-	admin, err := kgo.NewClient(conn...)
+func tap(ctx context.Context, admin *kafkaio.Admin, topics []string, o tapOptions, emit func(*kgo.Record)) error {
+	backlog, err := admin.Backlog(ctx, !o.readUncommitted, topics...)
 	if err != nil {
 		return err
 	}
-	backlog, err := kafkaconn.ListBacklog(ctx, kadm.NewClient(admin), !o.readUncommitted, topics...)
-	admin.Close()
-	if err != nil {
-		return err
-	}
+	conn := admin.Conn()
 	got, err := readBacklog(ctx, conn, backlog, o.n, o.fromStart)
 	if err != nil {
 		return err
@@ -60,7 +55,7 @@ type span struct{ from, to int64 }
 
 // readBacklog reads each partition of the backlog up to its end: its last n records (or its
 // first n from the start; n 0: all). Interrupted, it returns what it read.
-func readBacklog(ctx context.Context, conn []kgo.Opt, b *kafkaconn.Backlog, n int, fromStart bool) (map[string][]*kgo.Record, error) {
+func readBacklog(ctx context.Context, conn []kgo.Opt, b *kafkaio.Backlog, n int, fromStart bool) (map[string][]*kgo.Record, error) {
 	spans := map[topicPartition]span{}
 	for topic, ends := range b.End {
 		for p, end := range ends {
@@ -98,7 +93,7 @@ func readBacklog(ctx context.Context, conn []kgo.Opt, b *kafkaconn.Backlog, n in
 
 // readSpans reads the spans of partitions, at most limit records of each (0: all), leaving
 // out transaction markers. Interrupted, it returns what it read.
-func readSpans(ctx context.Context, conn []kgo.Opt, b *kafkaconn.Backlog, spans map[topicPartition]span, limit int) (map[topicPartition][]*kgo.Record, error) {
+func readSpans(ctx context.Context, conn []kgo.Opt, b *kafkaio.Backlog, spans map[topicPartition]span, limit int) (map[topicPartition][]*kgo.Record, error) {
 	offsets := map[string]map[int32]kgo.Offset{}
 	left := map[topicPartition]bool{}
 	for tp, s := range spans {
@@ -133,7 +128,7 @@ func readSpans(ctx context.Context, conn []kgo.Opt, b *kafkaconn.Backlog, spans 
 			if !left[tp] {
 				continue
 			}
-			in, last := kafkaconn.Reached(r, spans[tp].to)
+			in, last := kafkaio.Reached(r, spans[tp].to)
 			if in && !r.Attrs.IsControl() {
 				got[tp] = append(got[tp], r)
 			}
@@ -147,7 +142,7 @@ func readSpans(ctx context.Context, conn []kgo.Opt, b *kafkaconn.Backlog, spans 
 }
 
 // follow prints what comes after the backlog, until ctx ends.
-func follow(ctx context.Context, conn []kgo.Opt, b *kafkaconn.Backlog, emit func(*kgo.Record)) error {
+func follow(ctx context.Context, conn []kgo.Opt, b *kafkaio.Backlog, emit func(*kgo.Record)) error {
 	offsets := map[string]map[int32]kgo.Offset{}
 	for topic, ends := range b.End {
 		offsets[topic] = map[int32]kgo.Offset{}
@@ -177,6 +172,6 @@ func follow(ctx context.Context, conn []kgo.Opt, b *kafkaconn.Backlog, emit func
 }
 
 // partitionReader reads the partitions of offsets from there, at the backlog's isolation level.
-func partitionReader(conn []kgo.Opt, b *kafkaconn.Backlog, offsets map[string]map[int32]kgo.Offset) (*kgo.Client, error) {
+func partitionReader(conn []kgo.Opt, b *kafkaio.Backlog, offsets map[string]map[int32]kgo.Offset) (*kgo.Client, error) {
 	return kgo.NewClient(append(append(slices.Clone(conn), b.ConsumeOpts()...), kgo.ConsumePartitions(offsets))...)
 }

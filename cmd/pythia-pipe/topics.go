@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
 
+	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 )
 
@@ -32,13 +34,14 @@ func cmdTopics(args []string, stdout, stderr io.Writer) int {
 	if code != exitOK {
 		return code
 	}
-	sc, err := p.Kafka.Sarama()
+	admin, err := kafkaio.NewAdmin(p.Kafka)
 	if err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitInvalid
 	}
+	defer admin.Close()
 	computed, patterns := p.ComputedTopicPlans()
-	results, err := p.Kafka.EnsureTopics(sc, append(p.TopicPlans(), computed...))
+	results, err := admin.EnsureTopics(context.Background(), append(p.TopicPlans(), computed...))
 	for _, r := range results {
 		fmt.Fprintln(stdout, r)
 	}

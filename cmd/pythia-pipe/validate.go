@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -12,9 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-
-	"github.com/IBM/sarama"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pythia-pipe/pythia-pipe/diag"
 	"github.com/pythia-pipe/pythia-pipe/kafkaio"
@@ -232,24 +230,18 @@ func load(file string, opts pipeline.Options, w io.Writer) (p *pipeline.Pipeline
 	return p, true, false
 }
 
-// connect is the sarama config of p's kafka: block, once the brokers have answered and
-// topics are found to exist (kafkaconn's one-line explanations otherwise).
-func connect(p *pipeline.Pipeline, topics []string) (*sarama.Config, error) {
-	base, err := p.Kafka.Sarama()
+// connect opens the admin of p's kafka: block once the brokers have answered and topics are
+// found to exist (kafkaio's one-line explanations otherwise); the caller closes it.
+func connect(p *pipeline.Pipeline, topics []string) (*kafkaio.Admin, error) {
+	admin, err := kafkaio.NewAdmin(p.Kafka)
 	if err != nil {
 		return nil, err
 	}
-	return base, p.Kafka.Check(base, topics)
-}
-
-// connectFranz is connect for the commands that run on franz-go (tap, dlq replay): the same
-// startup check, whose errors say what is wrong in one line, then the connection as
-// franz-go's options.
-func connectFranz(p *pipeline.Pipeline, topics []string) ([]kgo.Opt, error) {
-	if _, err := connect(p, topics); err != nil {
+	if _, err := admin.Check(context.Background(), topics); err != nil {
+		admin.Close()
 		return nil, err
 	}
-	return kafkaio.Conn(p.Kafka)
+	return admin, nil
 }
 
 // flagsFailed is the exit of a command whose flags did not parse: exitHelp for --help (the

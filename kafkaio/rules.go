@@ -1,11 +1,10 @@
-package kafkaconn
+package kafkaio
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/IBM/sarama"
 )
 
 // TopicRules are what a topic's configs say about the records its brokers take: a record
@@ -19,28 +18,25 @@ type TopicRules struct {
 	Before, After time.Duration
 }
 
-var ruleConfigs = []string{"max.message.bytes", "cleanup.policy", "message.timestamp.type",
-	"message.timestamp.before.max.ms", "message.timestamp.after.max.ms", "message.timestamp.difference.max.ms"}
-
-// DescribeRules reads the rules of topics; a topic whose configs cannot be read (no
-// DescribeConfigs right, brokers away) is left out, and its records are not checked before
-// they are written.
-func DescribeRules(client sarama.Client, topics []string) map[string]TopicRules {
-	admin, err := sarama.NewClusterAdminFromClient(client) // not closed: that would close the client, closed by the caller
-	if err != nil {
-		return nil
-	}
+// Rules reads the rules of topics, within the connect timeout. A topic whose configs cannot
+// be read (no DescribeConfigs right, brokers away) is left out, and its records are not
+// checked before they are written: the broker still refuses what breaks them.
+func (a *Admin) Rules(ctx context.Context, topics ...string) map[string]TopicRules {
+	ctx, cancel := context.WithTimeout(ctx, a.wait)
+	defer cancel()
+	// What kadm returns beside an error (some brokers' shards failed, no right to a topic)
+	// was answered: it is kept, and the topics missing from it are left out.
+	described, _ := a.adm.DescribeTopicConfigs(ctx, topics...)
 	out := map[string]TopicRules{}
-	for _, t := range topics {
-		entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: t, ConfigNames: ruleConfigs})
-		if err != nil || len(entries) == 0 {
+	for _, rc := range described {
+		if rc.Err != nil {
 			continue
 		}
 		values := map[string]string{}
-		for _, e := range entries {
-			values[e.Name] = e.Value
+		for _, c := range rc.Configs {
+			values[c.Key] = c.MaybeValue()
 		}
-		out[t] = rulesOf(values)
+		out[rc.Name] = rulesOf(values)
 	}
 	return out
 }

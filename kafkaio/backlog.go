@@ -1,4 +1,4 @@
-package kafkaconn
+package kafkaio
 
 import (
 	"context"
@@ -22,19 +22,19 @@ type Backlog struct {
 	Start, End    map[string]map[int32]int64
 }
 
-// ListBacklog takes the backlog of topics now. A read_committed reader's end is each
+// Backlog takes the backlog of topics now. A read_committed reader's end is each
 // partition's last stable offset, where the first transaction still open begins (nothing of
 // it can be read before it ends); a read_uncommitted reader's end is the high watermark.
-func ListBacklog(ctx context.Context, adm *kadm.Client, readCommitted bool, topics ...string) (*Backlog, error) {
-	ends := adm.ListEndOffsets
+func (a *Admin) Backlog(ctx context.Context, readCommitted bool, topics ...string) (*Backlog, error) {
+	ends := a.adm.ListEndOffsets
 	if readCommitted {
-		ends = adm.ListCommittedOffsets
+		ends = a.adm.ListCommittedOffsets
 	}
 	b := &Backlog{ReadCommitted: readCommitted}
 	for _, l := range []struct {
 		into *map[string]map[int32]int64
 		list func(context.Context, ...string) (kadm.ListedOffsets, error)
-	}{{&b.Start, adm.ListStartOffsets}, {&b.End, ends}} {
+	}{{&b.Start, a.adm.ListStartOffsets}, {&b.End, ends}} {
 		listed, err := l.list(ctx, topics...)
 		if err == nil {
 			err = listed.Error()
