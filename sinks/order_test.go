@@ -9,6 +9,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/pythia-pipe/pythia-pipe/dlq"
 	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 	"github.com/pythia-pipe/pythia-pipe/record"
 )
@@ -309,6 +310,8 @@ func TestAllowed(t *testing.T) {
 	}
 }
 
+// A DLQ record too large for its topic is fitted under the weight the sinks check sizes
+// with (wireSize): what dlq.Fit leaves passes that check.
 func TestFitDLQ(t *testing.T) {
 	header := func(m *kafkaio.Message, k string) string {
 		for _, h := range m.Headers {
@@ -326,9 +329,9 @@ func TestFitDLQ(t *testing.T) {
 	}{
 		{"small enough stays", &kafkaio.Message{Value: []byte("v")}, ""},
 		{"the value is cut", &kafkaio.Message{Key: []byte("k"), Value: big,
-			Headers: []kafkaio.Header{{Key: "trace", Value: []byte("t")}, {Key: "pythia.error", Value: []byte("too large")}}}, "value"},
+			Headers: []kafkaio.Header{{Key: "trace", Value: []byte("t")}, {Key: dlq.HeaderError, Value: []byte("too large")}}}, "value"},
 		{"then the original headers go", &kafkaio.Message{Value: []byte("v"),
-			Headers: []kafkaio.Header{{Key: "trace", Value: big}, {Key: "pythia.error", Value: []byte("too large")}}}, "value,headers"},
+			Headers: []kafkaio.Header{{Key: "trace", Value: big}, {Key: dlq.HeaderError, Value: []byte("too large")}}}, "value,headers"},
 		{"then the key is cut", &kafkaio.Message{Key: big, Value: []byte("v")}, "value,headers,key"},
 		{"a tombstone has no value to cut", &kafkaio.Message{Key: big}, "value,headers,key"},
 	}
@@ -336,17 +339,17 @@ func TestFitDLQ(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			before := wireSize(c.msg)
-			fitDLQ(c.msg, limit)
+			dlq.Fit(c.msg, limit, wireSize)
 			if size := wireSize(c.msg); size > limit {
 				t.Fatalf("%d bytes after fitting, limit %d", size, limit)
 			}
-			if got := header(c.msg, "pythia.truncated"); got != c.cut {
-				t.Fatalf("pythia.truncated %q, want %q", got, c.cut)
+			if got := header(c.msg, dlq.HeaderTruncated); got != c.cut {
+				t.Fatalf("%s %q, want %q", dlq.HeaderTruncated, got, c.cut)
 			}
-			if c.cut != "" && header(c.msg, "pythia.original_bytes") != fmt.Sprint(before) {
-				t.Errorf("pythia.original_bytes %q, want %d", header(c.msg, "pythia.original_bytes"), before)
+			if c.cut != "" && header(c.msg, dlq.HeaderOriginalBytes) != fmt.Sprint(before) {
+				t.Errorf("%s %q, want %d", dlq.HeaderOriginalBytes, header(c.msg, dlq.HeaderOriginalBytes), before)
 			}
-			if c.cut == "value" && header(c.msg, "pythia.error") == "" {
+			if c.cut == "value" && header(c.msg, dlq.HeaderError) == "" {
 				t.Error("the reason was cut")
 			}
 		})

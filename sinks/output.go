@@ -9,6 +9,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/pythia-pipe/pythia-pipe/dlq"
 	"github.com/pythia-pipe/pythia-pipe/expr"
 	"github.com/pythia-pipe/pythia-pipe/failure"
 	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
@@ -98,7 +99,7 @@ func (o *output) message(rec *record.Record) (*kafkaio.Message, string, error) {
 		if !o.target.DLQ {
 			return nil, topic, &TooLargeError{Topic: topic, Bytes: wireSize(msg), Limit: limit}
 		}
-		fitDLQ(msg, limit)
+		dlq.Fit(msg, limit, wireSize)
 	}
 	if err := checkRules(msg, rules, time.Now()); err != nil {
 		return nil, topic, err

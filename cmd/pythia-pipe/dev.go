@@ -14,7 +14,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/pythia-pipe/pythia-pipe/diag"
+	"github.com/pythia-pipe/pythia-pipe/dlq"
 	"github.com/pythia-pipe/pythia-pipe/engine"
+	"github.com/pythia-pipe/pythia-pipe/record"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
 
 	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
@@ -269,9 +271,7 @@ func summarize(w io.Writer, b *devbroker.Broker, p *pipeline.Pipeline, stats eng
 		counts["dlq"] = int64(len(recs))
 		fmt.Fprintf(w, "  dlq               %6d records  → topic %s\n", len(recs), namedTopic(p.DLQ))
 		for i := 0; i < len(recs) && i < samples; i++ {
-			r := recs[i]
-			fmt.Fprintf(w, "      %s/%s@%s %s: %s\n", r.Headers["pythia.source.topic"], r.Headers["pythia.source.partition"],
-				r.Headers["pythia.source.offset"], r.Headers["pythia.stage"], diag.Abbreviate(r.Headers["pythia.error"], 90))
+			fmt.Fprintf(w, "      %s\n", failedSample(recs[i]))
 		}
 	}
 	var dropped []string
@@ -332,6 +332,18 @@ func frameFeed(ctx context.Context, stdout io.Writer, p *pipeline.Pipeline, feed
 	}
 	fmt.Fprintln(stdout)
 	return nil
+}
+
+// failedSample is a DLQ record for reading: where it was read, the stage that failed it and
+// why.
+func failedSample(r devbroker.Record) string {
+	headers := make([]record.Header, 0, len(r.Headers))
+	for k, v := range r.Headers {
+		headers = append(headers, record.Header{Key: k, Value: []byte(v)})
+	}
+	info, _ := dlq.Decode(headers) // written by the pipeline just now: nothing to misread
+	src := info.Source
+	return fmt.Sprintf("%s/%d@%d %s: %s", src.Topic, src.Partition, src.Offset, info.Failure.Stage, diag.Abbreviate(info.Failure.Reason, 90))
 }
 
 // sample is a record of a sink for reading: its key ("-" for none), its headers sorted by
