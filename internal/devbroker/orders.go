@@ -5,8 +5,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/pythia-pipe/pythia-pipe/dlq"
 )
 
 // OrdersFeed makes n records for the orders example (pipelines/orders.yaml), each with a
@@ -43,15 +41,18 @@ func OrdersFate(seq int) string {
 
 // DeadLettered makes n records as the orders example dead-letters them: keys c0, c1, ...,
 // read from partition i%3 of source (and written to partition i%3 of the DLQ), with a trace
-// header t-i the source had and the pythia.* headers of a failed parse.
+// header t-i the source had and the pythia.* headers of a failed parse. The names are spelled
+// out rather than taken from package dlq: devbroker depends on franz-go and devkit alone, so
+// that the tests of any package, kafkaio's too, can use it; and spelled out, they pin the
+// format as the tests' expectations do.
 func DeadLettered(n int, source string) []Record {
 	recs := make([]Record, 0, n)
 	for i := range n {
 		recs = append(recs, Record{Key: fmt.Appendf(nil, "c%d", i), Value: fmt.Appendf(nil, `{"order_id":"o%d","amount":"12"}`, i),
 			Partition: int32(i % 3), Timestamp: time.Date(2026, 11, 26, 10, 0, i, 0, time.UTC),
-			Headers: map[string]string{"trace": fmt.Sprintf("t-%d", i), dlq.HeaderError: "decode json: amount: expected float, got a string",
-				dlq.HeaderStage: "parse", dlq.HeaderPipeline: "orders", dlq.HeaderSourceTopic: source,
-				dlq.HeaderSourcePartition: fmt.Sprint(i % 3), dlq.HeaderSourceOffset: "0", dlq.HeaderFailedAt: "2026-11-26T10:00:00Z"}})
+			Headers: map[string]string{"trace": fmt.Sprintf("t-%d", i), "pythia.error": "decode json: amount: expected float, got a string",
+				"pythia.stage": "parse", "pythia.pipeline": "orders", "pythia.source.topic": source,
+				"pythia.source.partition": fmt.Sprint(i % 3), "pythia.source.offset": "0", "pythia.failed_at": "2026-11-26T10:00:00Z"}})
 	}
 	return recs
 }

@@ -1,9 +1,11 @@
-package devbroker
+package devkit
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"maps"
+	"slices"
 	"testing"
 	"time"
 )
@@ -46,7 +48,7 @@ func TestProduceAndReadKeepRecords(t *testing.T) {
 	if len(got) != len(cases) {
 		t.Fatalf("read %d records, want %d", len(got), len(cases))
 	}
-	ByPartition(got)
+	slices.SortFunc(got, func(a, b Record) int { return cmp.Compare(a.Offset, b.Offset) }) // one partition
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			g := got[i]
