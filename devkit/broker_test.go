@@ -8,6 +8,20 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
+// started is an in-process broker with topic, closed when the test ends.
+func started(t *testing.T, topic string, partitions int32) *Broker {
+	t.Helper()
+	b, err := Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	if err := b.CreateTopic(topic, partitions); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // offsetsOnly is an Admin that knows offsets and creates nothing.
 type offsetsOnly struct{ ends, committed map[int32]int64 }
 
@@ -43,14 +57,7 @@ func TestCaughtUp(t *testing.T) {
 // Read reads as the pipeline's consumers do, read_committed: an aborted transaction's records
 // are left out, and it ends although a transaction marker stands last in a partition.
 func TestReadCommitted(t *testing.T) {
-	b, err := Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if err := b.CreateTopic("t", 2); err != nil {
-		t.Fatal(err)
-	}
+	b := started(t, "t", 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := b.Produce(ctx, "t", []Record{{Key: []byte("plain"), Value: []byte("1")}}); err != nil {
@@ -97,15 +104,9 @@ func TestReadCommitted(t *testing.T) {
 // A group that read and committed every record of a topic has caught up; dev waits for
 // that. Creating a topic that exists is no error: dev creates the pipeline's topics.
 func TestCaughtUpInProcess(t *testing.T) {
-	b, err := Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	for range 2 {
-		if err := b.CreateTopic("src", 3); err != nil {
-			t.Fatal(err)
-		}
+	b := started(t, "src", 3)
+	if err := b.CreateTopic("src", 3); err != nil {
+		t.Fatalf("creating a topic that exists: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

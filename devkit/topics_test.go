@@ -13,14 +13,7 @@ import (
 // What Produce writes, Read returns: a null value (a tombstone) or key stays null, apart from
 // an empty one, and headers and timestamps come back as written. dev's feed relies on it.
 func TestProduceAndReadKeepRecords(t *testing.T) {
-	b, err := Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if err := b.CreateTopic("t", 1); err != nil {
-		t.Fatal(err)
-	}
+	b := started(t, "t", 1)
 	at := time.UnixMilli(1700000000123)
 	cases := []struct {
 		name string
