@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/pythia-pipe/pythia-pipe/dlq"
 	"github.com/pythia-pipe/pythia-pipe/failure"
 	"github.com/pythia-pipe/pythia-pipe/record"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
@@ -105,7 +106,7 @@ func (e *Engine) deadLetter(n *node, rec *record.Record, f *failure.Error) {
 	if e.log.Enabled(e.hard, slog.LevelDebug) { // its arguments cost when a tenth of records fail
 		e.log.Debug("dead-lettered", "stage", n.name, "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", reason)
 	}
-	d := sinks.DLQRecord(rec, sinks.Failure{Pipeline: e.p.Name, Stage: n.name, Reason: reason, Attempts: attempts, At: time.Now()})
+	d := dlq.Record(rec, dlq.Failure{Pipeline: e.p.Name, Stage: n.name, Reason: reason, Attempts: attempts, At: time.Now()})
 	if werr := e.dlq.Write(e.hard, []*record.Record{d}); werr != nil {
 		e.log.Debug("not dead-lettered: the pipeline stops at once", "stage", n.name, "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset)
 	}

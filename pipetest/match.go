@@ -10,6 +10,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/pythia-pipe/pythia-pipe/dlq"
 	"github.com/pythia-pipe/pythia-pipe/record"
 )
 
@@ -62,11 +63,12 @@ func compareRecord(e Expected, o output) []string {
 			diffs = append(diffs, fmt.Sprintf("headers.%s: expected %q, got %q", k, e.Headers[k], v))
 		}
 	}
-	if e.Reason != "" && !strings.Contains(headers["pythia.error"], e.Reason) {
-		diffs = append(diffs, fmt.Sprintf("reason: expected it to say %q, it is %q", e.Reason, headers["pythia.error"]))
+	failed, _ := dlq.Decode(w.Headers) // reason and stage are strings: nothing to misread
+	if e.Reason != "" && !strings.Contains(failed.Failure.Reason, e.Reason) {
+		diffs = append(diffs, fmt.Sprintf("reason: expected it to say %q, it is %q", e.Reason, failed.Failure.Reason))
 	}
-	if e.Stage != "" && headers["pythia.stage"] != e.Stage {
-		diffs = append(diffs, fmt.Sprintf("stage: expected %q, got %q", e.Stage, headers["pythia.stage"]))
+	if e.Stage != "" && failed.Failure.Stage != e.Stage {
+		diffs = append(diffs, fmt.Sprintf("stage: expected %q, got %q", e.Stage, failed.Failure.Stage))
 	}
 	if e.Value != nil {
 		diffs = append(diffs, compareValue(e, w.Value)...)

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/pythia-pipe/pythia-pipe/internal/devregistry"
+	"github.com/pythia-pipe/pythia-pipe/devkit/devregistry"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 	"github.com/pythia-pipe/pythia-pipe/record"
 )

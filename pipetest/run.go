@@ -13,8 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pythia-pipe/pythia-pipe/devkit/devregistry"
 	"github.com/pythia-pipe/pythia-pipe/engine"
-	"github.com/pythia-pipe/pythia-pipe/internal/devregistry"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 	"github.com/pythia-pipe/pythia-pipe/record"
 	"github.com/pythia-pipe/pythia-pipe/sinks"

@@ -260,16 +260,7 @@ func (r *Replayer) replay(ctx context.Context, cl *kgo.Client, m *kgo.Record, pa
 	case why == write && r.opts.Show != nil:
 		r.opts.Show(out)
 	case why == refused && r.opts.Refuse != nil:
-		r.opts.Refuse(m, headerValue(m, headerTopic))
+		r.opts.Refuse(m, sourceTopic(m))
 	}
 	return true, nil
-}
-
-func headerValue(m *kgo.Record, key string) string {
-	for _, h := range m.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pythia-pipe/pythia-pipe/dlq"
+	"github.com/pythia-pipe/pythia-pipe/record"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
 )
 
@@ -49,8 +51,8 @@ type Stats struct {
 }
 
 func (s Stats) String() string {
-	line := fmt.Sprintf("read %d, replayed %d; skipped: %d not matching, %d failed again after a replay, %d cut short by the DLQ, %d not from a pipeline (no pythia.source.topic); refused: %d from a topic the pipeline does not read",
-		s.Read, s.Replayed, s.Filtered, s.ReplayedBefore, s.Truncated, s.Alien, s.Refused)
+	line := fmt.Sprintf("read %d, replayed %d; skipped: %d not matching, %d failed again after a replay, %d cut short by the DLQ, %d not from a pipeline (no %s); refused: %d from a topic the pipeline does not read",
+		s.Read, s.Replayed, s.Filtered, s.ReplayedBefore, s.Truncated, s.Alien, dlq.HeaderSourceTopic, s.Refused)
 	if s.Refused > 0 {
 		line += " (--to TOPIC writes every replayed record to TOPIC)"
 	}
@@ -87,13 +89,6 @@ func (s *Stats) add(why skip) {
 	}
 }
 
-// Header names the DLQ writes, and the count replay adds.
-const (
-	headerReplayed = "pythia.replayed"
-	headerTopic    = "pythia.source.topic"
-	headerPrefix   = "pythia."
-)
-
 // decider turns DLQ records into the records replaying them writes.
 type decider struct {
 	opts Options
@@ -106,43 +101,57 @@ type decider struct {
 // pythia.* headers dropped) with pythia.replayed counted up, to the topic and partition it was
 // read from; or why it is not replayed.
 func (d *decider) message(m *kgo.Record) (*kgo.Record, skip) {
-	h := map[string]string{}
-	var kept []kgo.RecordHeader
-	for _, x := range m.Headers {
-		if strings.HasPrefix(x.Key, headerPrefix) {
-			h[x.Key] = string(x.Value)
-			continue
-		}
-		kept = append(kept, x)
-	}
-	replayed, _ := strconv.Atoi(h[headerReplayed])
-	failedAt, _ := time.Parse(time.RFC3339Nano, h["pythia.failed_at"])
-	o, topic := d.opts, h[headerTopic]
+	info, kept := decode(m)
+	o, topic := d.opts, info.Source.Topic
 	if o.To != "" {
 		topic = o.To
 	}
 	n, known := d.targets[topic]
+	failedAt := info.Failure.At
 	switch {
-	case h[headerTopic] == "":
+	case info.Source.Topic == "":
 		return nil, alien
 	case !known:
 		return nil, refused
-	case h["pythia.truncated"] != "":
+	case info.Truncated != dlq.Uncut:
 		return nil, truncated
-	case o.Stage != "" && h["pythia.stage"] != o.Stage,
-		o.Error != "" && !strings.Contains(h["pythia.error"], o.Error),
+	case o.Stage != "" && info.Failure.Stage != o.Stage,
+		o.Error != "" && !strings.Contains(info.Failure.Reason, o.Error),
 		!o.Since.IsZero() && failedAt.Before(o.Since),
 		!o.Until.IsZero() && !failedAt.Before(o.Until):
 		return nil, filtered
-	case replayed >= o.MaxReplays:
+	case info.Replayed >= o.MaxReplays:
 		return nil, replayedBefore
 	}
-	kept = append(kept, kgo.RecordHeader{Key: headerReplayed, Value: []byte(strconv.Itoa(replayed + 1))})
+	kept = append(kept, kgo.RecordHeader{Key: dlq.HeaderReplayed, Value: []byte(strconv.Itoa(info.Replayed + 1))})
 	out := &kgo.Record{Topic: topic, Key: m.Key, Value: m.Value, Headers: kept, Timestamp: m.Timestamp}
-	if p, err := strconv.ParseInt(h["pythia.source.partition"], 10, 32); err == nil && p >= 0 && p < int64(n) {
-		out.Partition = int32(p) // where it was read: its key's other records are there
+	if p := info.Source.Partition; p >= 0 && p < n {
+		out.Partition = p // where it was read: its key's other records are there
 	} else {
 		out.Partition = sinks.PartitionFor(m.Key, n)
 	}
 	return out, write
+}
+
+// decode reads what m's headers of the DLQ format say, and returns its other headers, the
+// source's. A header whose value cannot be read counts as missing: a partition goes by the
+// key's hash, a time matches no --since, a replay count is 0.
+func decode(m *kgo.Record) (dlq.Info, []kgo.RecordHeader) {
+	var own []record.Header
+	var kept []kgo.RecordHeader
+	for _, h := range m.Headers {
+		if dlq.IsHeader(h.Key) {
+			own = append(own, record.Header(h))
+			continue
+		}
+		kept = append(kept, h)
+	}
+	info, _ := dlq.Decode(own)
+	return info, kept
+}
+
+// sourceTopic is the topic m's pythia.source.topic names: what a refusal is about.
+func sourceTopic(m *kgo.Record) string {
+	info, _ := decode(m)
+	return info.Source.Topic
 }

@@ -1,11 +1,13 @@
 package replay
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pythia-pipe/pythia-pipe/dlq"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
 )
 
@@ -17,8 +19,8 @@ func dlqRecord(headers ...string) *kgo.Record {
 	return m
 }
 
-var failed = []string{"trace", "t-1", "pythia.error", "decode json: amount: expected float, got a string", "pythia.stage", "parse",
-	"pythia.source.topic", "orders", "pythia.source.partition", "2", "pythia.failed_at", "2026-11-26T10:00:00Z"}
+var failed = []string{"trace", "t-1", dlq.HeaderError, "decode json: amount: expected float, got a string", dlq.HeaderStage, "parse",
+	dlq.HeaderSourceTopic, "orders", dlq.HeaderSourcePartition, "2", dlq.HeaderFailedAt, "2026-11-26T10:00:00Z"}
 
 // with is failed with the headers given changed or added.
 func with(headers ...string) []string {
@@ -50,7 +52,7 @@ func TestMessage(t *testing.T) {
 		topic   string // where it goes, when written
 	}{
 		{"replayed", Options{MaxReplays: 1}, sources, dlqRecord(failed...), write, "orders"},
-		{"from another source topic", Options{MaxReplays: 1}, sources, dlqRecord(with("pythia.source.topic", "orders-eu")...), write, "orders-eu"},
+		{"from another source topic", Options{MaxReplays: 1}, sources, dlqRecord(with(dlq.HeaderSourceTopic, "orders-eu")...), write, "orders-eu"},
 		{"by stage", Options{MaxReplays: 1, Stage: "parse"}, sources, dlqRecord(failed...), write, "orders"},
 		{"another stage", Options{MaxReplays: 1, Stage: "valid"}, sources, dlqRecord(failed...), filtered, ""},
 		{"by error text", Options{MaxReplays: 1, Error: "expected float"}, sources, dlqRecord(failed...), write, "orders"},
@@ -58,16 +60,21 @@ func TestMessage(t *testing.T) {
 		{"failed since", Options{MaxReplays: 1, Since: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)}, sources, dlqRecord(failed...), write, "orders"},
 		{"failed before since", Options{MaxReplays: 1, Since: time.Date(2026, 11, 26, 11, 0, 0, 0, time.UTC)}, sources, dlqRecord(failed...), filtered, ""},
 		{"failed at until", Options{MaxReplays: 1, Until: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)}, sources, dlqRecord(failed...), filtered, ""},
-		{"failed again after a replay", Options{MaxReplays: 1}, sources, dlqRecord(with("pythia.replayed", "1")...), replayedBefore, ""},
-		{"allowed a second replay", Options{MaxReplays: 2}, sources, dlqRecord(with("pythia.replayed", "1")...), write, "orders"},
-		{"cut short by the DLQ", Options{MaxReplays: 1}, sources, dlqRecord(with("pythia.truncated", "value")...), truncated, ""},
+		{"failed again after a replay", Options{MaxReplays: 1}, sources, dlqRecord(with(dlq.HeaderReplayed, "1")...), replayedBefore, ""},
+		{"allowed a second replay", Options{MaxReplays: 2}, sources, dlqRecord(with(dlq.HeaderReplayed, "1")...), write, "orders"},
+		{"cut short by the DLQ", Options{MaxReplays: 1}, sources, dlqRecord(with(dlq.HeaderTruncated, "value")...), truncated, ""},
 		{"not from a pipeline", Options{MaxReplays: 1}, sources, dlqRecord("trace", "t-1"), alien, ""},
 		{"not from a pipeline, with --to", Options{MaxReplays: 1, To: "orders-fixed"}, map[string]int32{"orders-fixed": 3}, dlqRecord("trace", "t-1"), alien, ""},
-		{"forged: a topic the pipeline does not read", Options{MaxReplays: 1}, sources, dlqRecord(with("pythia.source.topic", "payments")...), refused, ""},
-		{"forged, filtered out too", Options{MaxReplays: 1, Stage: "valid"}, sources, dlqRecord(with("pythia.source.topic", "payments")...), refused, ""},
-		{"forged, cut short too", Options{MaxReplays: 1}, sources, dlqRecord(with("pythia.source.topic", "payments", "pythia.truncated", "value")...), refused, ""},
-		{"a topic the pipeline does not read, with --to", Options{MaxReplays: 1, To: "orders-fixed"}, map[string]int32{"orders-fixed": 3}, dlqRecord(with("pythia.source.topic", "payments")...), write, "orders-fixed"},
+		{"forged: a topic the pipeline does not read", Options{MaxReplays: 1}, sources, dlqRecord(with(dlq.HeaderSourceTopic, "payments")...), refused, ""},
+		{"forged, filtered out too", Options{MaxReplays: 1, Stage: "valid"}, sources, dlqRecord(with(dlq.HeaderSourceTopic, "payments")...), refused, ""},
+		{"forged, cut short too", Options{MaxReplays: 1}, sources, dlqRecord(with(dlq.HeaderSourceTopic, "payments", dlq.HeaderTruncated, "value")...), refused, ""},
+		{"a topic the pipeline does not read, with --to", Options{MaxReplays: 1, To: "orders-fixed"}, map[string]int32{"orders-fixed": 3}, dlqRecord(with(dlq.HeaderSourceTopic, "payments")...), write, "orders-fixed"},
 		{"a source topic, with --to elsewhere", Options{MaxReplays: 1, To: "orders-fixed"}, map[string]int32{"orders-fixed": 3}, dlqRecord(failed...), write, "orders-fixed"},
+		{"a replay count that is not a number counts as none", Options{MaxReplays: 1}, sources, dlqRecord(with(dlq.HeaderReplayed, "once")...), write, "orders"},
+		{"a failure time that is not a time matches no --since", Options{MaxReplays: 1, Since: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)}, sources,
+			dlqRecord(with(dlq.HeaderFailedAt, "yesterday")...), filtered, ""},
+		{"an unknown cut is still cut short", Options{MaxReplays: 1}, sources, dlqRecord(with(dlq.HeaderTruncated, "all")...), truncated, ""},
+		{"two source topics: the last counts", Options{MaxReplays: 1}, sources, dlqRecord(append(with(), dlq.HeaderSourceTopic, "payments")...), refused, ""},
 		{"--to still filters", Options{MaxReplays: 1, To: "orders-fixed", Stage: "valid"}, map[string]int32{"orders-fixed": 3}, dlqRecord(failed...), filtered, ""},
 	}
 	for _, c := range cases {
@@ -88,17 +95,17 @@ func TestMessage(t *testing.T) {
 				headers[h.Key] = string(h.Value)
 			}
 			if msg.Topic != c.topic || msg.Partition != 2 || string(msg.Key) != "c1" || string(msg.Value) != `{"amount": "12"}` || !msg.Timestamp.Equal(c.rec.Timestamp) ||
-				headers["trace"] != "t-1" || headers["pythia.error"] != "" || len(headers) != 2 {
+				headers["trace"] != "t-1" || headers[dlq.HeaderError] != "" || len(headers) != 2 {
 				t.Fatalf("got %s/%d key %s value %s at %v, headers %v", msg.Topic, msg.Partition, msg.Key, msg.Value, msg.Timestamp, headers)
 			}
 			before := 0
 			for _, h := range c.rec.Headers {
-				if h.Key == "pythia.replayed" {
-					before = int(h.Value[0] - '0')
+				if h.Key == dlq.HeaderReplayed {
+					before, _ = strconv.Atoi(string(h.Value)) // not a number: none
 				}
 			}
-			if want := string(rune('1' + before)); headers["pythia.replayed"] != want {
-				t.Fatalf("pythia.replayed %q, want %s", headers["pythia.replayed"], want)
+			if want := string(rune('1' + before)); headers[dlq.HeaderReplayed] != want {
+				t.Fatalf("%s %q, want %s", dlq.HeaderReplayed, headers[dlq.HeaderReplayed], want)
 			}
 		})
 	}
@@ -123,11 +130,23 @@ func TestMessagePartition(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			d := &decider{opts: Options{MaxReplays: 1}, targets: map[string]int32{"orders": c.n}}
-			msg, why := d.message(dlqRecord(with("pythia.source.partition", c.partition)...))
+			msg, why := d.message(dlqRecord(with(dlq.HeaderSourcePartition, c.partition)...))
 			if why != write || msg.Partition != c.want {
 				t.Fatalf("partition %d (skip %d), want %d", msg.Partition, why, c.want)
 			}
 		})
+	}
+}
+
+// A refusal names the topic the record's last pythia.source.topic names: the one the
+// decision was made on.
+func TestSourceTopic(t *testing.T) {
+	forged := dlqRecord(append(with(), dlq.HeaderSourceTopic, "payments")...)
+	if got := sourceTopic(forged); got != "payments" {
+		t.Fatalf("refused for %q, want payments", got)
+	}
+	if got := sourceTopic(dlqRecord("trace", "t-1")); got != "" {
+		t.Fatalf("a record not from a pipeline names %q", got)
 	}
 }
 

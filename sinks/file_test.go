@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pythia-pipe/pythia-pipe/dlq"
 	"github.com/pythia-pipe/pythia-pipe/engine"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 	"github.com/pythia-pipe/pythia-pipe/record"
@@ -70,14 +71,14 @@ func TestFileSink(t *testing.T) {
 	if strings.Join(out, "\n") != strings.Join(want, "\n") {
 		t.Errorf("out.jsonl:\n%s\nwant:\n%s", strings.Join(out, "\n"), strings.Join(want, "\n"))
 	}
-	dlq := readLines(t, filepath.Join(dir, "dlq.jsonl"))
+	dead := readLines(t, filepath.Join(dir, "dlq.jsonl"))
 	var d struct {
 		Key     string
 		Value   string
 		Headers map[string]string
 	}
-	if len(dlq) != 1 || json.Unmarshal([]byte(dlq[0]), &d) != nil || d.Key != "c" || d.Value != "not json" || d.Headers["pythia.stage"] != "parse" {
-		t.Errorf("dlq.jsonl: %q", dlq)
+	if len(dead) != 1 || json.Unmarshal([]byte(dead[0]), &d) != nil || d.Key != "c" || d.Value != "not json" || d.Headers[dlq.HeaderStage] != "parse" {
+		t.Errorf("dlq.jsonl: %q", dead)
 	}
 }
 

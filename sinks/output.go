@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/pythia-pipe/pythia-pipe/dlq"
 	"github.com/pythia-pipe/pythia-pipe/expr"
 	"github.com/pythia-pipe/pythia-pipe/failure"
 	"github.com/pythia-pipe/pythia-pipe/kafkaio"
@@ -96,7 +97,7 @@ func (o *Output) message(ctx context.Context, rec *record.Record) (*kafkaio.Mess
 		if !o.Target.DLQ {
 			return nil, topic, &TooLargeError{Topic: topic, Bytes: wireSize(msg), Limit: limit}
 		}
-		fitDLQ(msg, limit)
+		dlq.Fit(msg, limit, wireSize)
 	}
 	if err := checkRules(msg, rules, time.Now()); err != nil {
 		return nil, topic, err

@@ -6,6 +6,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/pythia-pipe/pythia-pipe/dlq"
 	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 )
 
@@ -69,7 +70,7 @@ func TestFitDLQ(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			before := wireSize(c.msg)
-			fitDLQ(c.msg, limit)
+			dlq.Fit(c.msg, limit, wireSize)
 			if size := wireSize(c.msg); size > limit {
 				t.Fatalf("%d bytes after fitting, limit %d", size, limit)
 			}

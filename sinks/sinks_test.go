@@ -33,28 +33,3 @@ func TestEncode(t *testing.T) {
 	}
 }
 
-func TestDLQRecord(t *testing.T) {
-	tr := record.NewTracker(nopSettler{}, 0)
-	in := &record.Record{Key: []byte("changed"), OrigKey: []byte("k"), Value: []byte("raw"), Topic: "orders", Partition: 2, Offset: 41,
-		Timestamp: time.UnixMilli(1700000000000), Headers: []record.Header{{Key: "new", Value: nil}},
-		OrigHeaders: []record.Header{{Key: "trace", Value: []byte("t1")}}, Track: tr}
-	d := DLQRecord(in, Failure{Pipeline: "p", Stage: "parse", Reason: "bad json", Attempts: 3, At: time.Unix(1800000000, 0)})
-	if string(d.Key) != "k" || string(d.Value) != "raw" || d.Track != tr || d.Decoded {
-		t.Fatalf("not the original record: %+v", d)
-	}
-	want := map[string]string{"trace": "t1", "pythia.error": "bad json", "pythia.stage": "parse", "pythia.pipeline": "p",
-		"pythia.source.topic": "orders", "pythia.source.partition": "2", "pythia.source.offset": "41",
-		"pythia.source.timestamp": "2023-11-14T22:13:20Z", "pythia.attempts": "3", "pythia.failed_at": "2027-01-15T08:00:00Z"}
-	for k, v := range want {
-		if got, ok := d.Header(k); !ok || string(got) != v {
-			t.Errorf("header %s = %q, want %q", k, got, v)
-		}
-	}
-	if _, ok := d.Header("new"); ok {
-		t.Error("a header a stage added leaked into the DLQ record")
-	}
-}
-
-type nopSettler struct{}
-
-func (nopSettler) Settle(uint64) {}

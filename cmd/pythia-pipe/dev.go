@@ -13,13 +13,14 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/pythia-pipe/pythia-pipe/devkit"
+	"github.com/pythia-pipe/pythia-pipe/devkit/devregistry"
 	"github.com/pythia-pipe/pythia-pipe/diag"
+	"github.com/pythia-pipe/pythia-pipe/dlq"
 	"github.com/pythia-pipe/pythia-pipe/engine"
-	"github.com/pythia-pipe/pythia-pipe/sinks"
-
-	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
-	"github.com/pythia-pipe/pythia-pipe/internal/devregistry"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
+	"github.com/pythia-pipe/pythia-pipe/record"
+	"github.com/pythia-pipe/pythia-pipe/sinks"
 )
 
 type devOptions struct {
@@ -61,7 +62,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	var err error
-	var feed []devbroker.Record
+	var feed []devkit.Record
 	if o.feed != "" {
 		if feed, err = readFeed(o.feed, time.Now()); err != nil {
 			fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
@@ -71,7 +72,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) int {
 
 	// Topics a topic_expr computes are made when first written to, as a real cluster with
 	// auto.create.topics.enable would: dev shows where records go, not which topics exist.
-	b, err := devbroker.Start(kfake.AllowAutoTopicCreation())
+	b, err := devkit.Start(kfake.AllowAutoTopicCreation())
 	if err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitInvalid
@@ -202,7 +203,7 @@ func varList(names []string) string {
 	return strings.Join(refs[:len(refs)-1], ", ") + " and " + refs[len(refs)-1]
 }
 
-func createTopics(b *devbroker.Broker, p *pipeline.Pipeline, partitions int32) error {
+func createTopics(b *devkit.Broker, p *pipeline.Pipeline, partitions int32) error {
 	source := map[string]bool{}
 	for _, t := range p.KafkaSource().Topics {
 		source[t] = true
@@ -230,7 +231,7 @@ func namedTopic(s *pipeline.Sink) string {
 
 // summarize prints what went where: each sink's and the DLQ's records with samples, and what
 // the stages dropped. counts are the numbers it printed, by the names --expect takes.
-func summarize(w io.Writer, b *devbroker.Broker, p *pipeline.Pipeline, stats engine.Stats, samples int) (counts map[string]int64, err error) {
+func summarize(w io.Writer, b *devkit.Broker, p *pipeline.Pipeline, stats engine.Stats, samples int) (counts map[string]int64, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	counts = map[string]int64{}
@@ -269,9 +270,7 @@ func summarize(w io.Writer, b *devbroker.Broker, p *pipeline.Pipeline, stats eng
 		counts["dlq"] = int64(len(recs))
 		fmt.Fprintf(w, "  dlq               %6d records  → topic %s\n", len(recs), namedTopic(p.DLQ))
 		for i := 0; i < len(recs) && i < samples; i++ {
-			r := recs[i]
-			fmt.Fprintf(w, "      %s/%s@%s %s: %s\n", r.Headers["pythia.source.topic"], r.Headers["pythia.source.partition"],
-				r.Headers["pythia.source.offset"], r.Headers["pythia.stage"], diag.Abbreviate(r.Headers["pythia.error"], 90))
+			fmt.Fprintf(w, "      %s\n", failedSample(recs[i]))
 		}
 	}
 	var dropped []string
@@ -304,7 +303,7 @@ func summarize(w io.Writer, b *devbroker.Broker, p *pipeline.Pipeline, stats eng
 // frameFeed writes the feed's JSON objects in Avro or Protobuf when the first stage reads
 // them so (their schema registered under its subject, framed with its id); a line that does
 // not fit the schema, or is not an object, is fed as written (and will be dead-lettered).
-func frameFeed(ctx context.Context, stdout io.Writer, p *pipeline.Pipeline, feed []devbroker.Record) error {
+func frameFeed(ctx context.Context, stdout io.Writer, p *pipeline.Pipeline, feed []devkit.Record) error {
 	fr := devregistry.FramerOf(p)
 	if fr == nil {
 		return nil
@@ -334,9 +333,21 @@ func frameFeed(ctx context.Context, stdout io.Writer, p *pipeline.Pipeline, feed
 	return nil
 }
 
+// failedSample is a DLQ record for reading: where it was read, the stage that failed it and
+// why.
+func failedSample(r devkit.Record) string {
+	headers := make([]record.Header, 0, len(r.Headers))
+	for k, v := range r.Headers {
+		headers = append(headers, record.Header{Key: k, Value: []byte(v)})
+	}
+	info, _ := dlq.Decode(headers) // written by the pipeline just now: nothing to misread
+	src := info.Source
+	return fmt.Sprintf("%s/%d@%d %s: %s", src.Topic, src.Partition, src.Offset, info.Failure.Stage, diag.Abbreviate(info.Failure.Reason, 90))
+}
+
 // sample is a record of a sink for reading: its key ("-" for none), its headers sorted by
 // name (when it has any) and its value, shortened; a tombstone is said to be one.
-func sample(r devbroker.Record) string {
+func sample(r devkit.Record) string {
 	var b strings.Builder
 	b.WriteString("key=")
 	if r.Key == nil {

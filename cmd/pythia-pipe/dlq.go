@@ -6,11 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/sourcegraph/conc"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	dlqfmt "github.com/pythia-pipe/pythia-pipe/dlq" // the format: cmdReplay's dlq is the sink
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 	"github.com/pythia-pipe/pythia-pipe/replay"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
@@ -36,14 +38,15 @@ type replayOptions struct {
 func (o *replayOptions) flags() *flag.FlagSet {
 	fs := flag.NewFlagSet("dlq replay", flag.ContinueOnError)
 	fs.StringVar(&o.Stage, "stage", "", "only records that failed at `STAGE`")
-	fs.StringVar(&o.Error, "error", "", "only records whose error (pythia.error) holds this `TEXT`")
+	fs.StringVar(&o.Error, "error", "", "only records whose error ("+dlqfmt.HeaderError+") holds this `TEXT`")
 	fs.StringVar(&o.since, "since", "", "only records that failed at or after this `TIME` (RFC 3339)")
 	fs.StringVar(&o.until, "until", "", "only records that failed before this `TIME` (RFC 3339)")
 	fs.IntVar(&o.MaxReplays, "max-replays", 1, "skip records already replayed `N` times (they failed again)")
 	fs.Float64Var(&o.Rate, "rate", 0, "at most `N` records written a second; 0: as fast as the broker takes them")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "print what would be replayed; write and commit nothing")
 	fs.StringVar(&o.Group, "group", "", "the consumer `GROUP` that keeps the replay's progress (default: the source's group + \"-dlq-replay\")")
-	fs.StringVar(&o.To, "to", "", "write every replayed record to `TOPIC` (it must exist), whatever its pythia.source.topic says; without it, records whose pythia.source.topic is not a topic the pipeline reads are refused")
+	fs.StringVar(&o.To, "to", "", "write every replayed record to `TOPIC` (it must exist), whatever its "+dlqfmt.HeaderSourceTopic+" says; without it, records whose "+
+		dlqfmt.HeaderSourceTopic+" is not a topic the pipeline reads are refused")
 	fs.BoolVar(&o.ReadUncommitted, "read-uncommitted", false, "replay the records of aborted and open transactions in the DLQ too (default: read_committed, only what was committed)")
 	fs.StringVar(&o.level, "log-level", "warn", "`LEVEL` of the logs: debug, info, warn or error")
 	return fs
@@ -100,10 +103,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "would replay to %s/%d: key=%s\n", m.Topic, m.Partition, shown(m.Key))
 		}
 	}
-	o.Refuse = func(m *kgo.Record, topic string) {
-		log.Warn("refused: its pythia.source.topic is not a topic the pipeline reads (--to TOPIC writes every replayed record to TOPIC)",
-			"topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "pythia.source.topic", escapeControls(topic))
-	}
+	o.Refuse = logRefusal(log)
 	r := replay.New(admin, dlq.Topic, sources, *o)
 	ctx, stop := signalContext(log)
 	defer stop()
@@ -137,4 +137,12 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 		return exitInvalid
 	}
 	return exitOK
+}
+
+// logRefusal logs each DLQ record refused for the topic its pythia.source.topic names.
+func logRefusal(log *slog.Logger) func(*kgo.Record, string) {
+	return func(m *kgo.Record, topic string) {
+		log.Warn("refused: its "+dlqfmt.HeaderSourceTopic+" is not a topic the pipeline reads (--to TOPIC writes every replayed record to TOPIC)",
+			"topic", m.Topic, "partition", m.Partition, "offset", m.Offset, dlqfmt.HeaderSourceTopic, escapeControls(topic))
+	}
 }

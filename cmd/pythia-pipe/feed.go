@@ -11,8 +11,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/pythia-pipe/pythia-pipe/devkit"
 	"github.com/pythia-pipe/pythia-pipe/diag"
-	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
 )
 
 // feedLineLimit is the longest line a feed may hold, 1 MiB: the size of the largest record a
@@ -26,7 +26,7 @@ var envelopeFields = map[string]bool{"key": true, "value": true, "headers": true
 // a "value" and no fields but key, value, headers and timestamp is an envelope (see
 // feedEnvelope); any other line is the value as it is, or KEY<TAB>VALUE. Records without a
 // timestamp of their own get now. Errors name the file and line.
-func readFeed(path string, now time.Time) ([]devbroker.Record, error) {
+func readFeed(path string, now time.Time) ([]devkit.Record, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -35,8 +35,8 @@ func readFeed(path string, now time.Time) ([]devbroker.Record, error) {
 	return parseFeed(path, f, now)
 }
 
-func parseFeed(name string, r io.Reader, now time.Time) ([]devbroker.Record, error) {
-	var out []devbroker.Record
+func parseFeed(name string, r io.Reader, now time.Time) ([]devkit.Record, error) {
+	var out []devkit.Record
 	sc := bufio.NewScanner(r)
 	// Room for the limit and a line's \r\n: a longer line fails the scan, or the length check.
 	sc.Buffer(make([]byte, 64<<10), feedLineLimit+2)
@@ -61,7 +61,7 @@ func parseFeed(name string, r io.Reader, now time.Time) ([]devbroker.Record, err
 			out = append(out, rec)
 			continue
 		}
-		rec := devbroker.Record{Timestamp: now}
+		rec := devkit.Record{Timestamp: now}
 		if k, v, ok := bytes.Cut(line, []byte("\t")); ok {
 			rec.Key, rec.Value = bytes.Clone(k), bytes.Clone(v)
 		} else {
@@ -102,8 +102,8 @@ func envelope(line []byte) (fields map[string]json.RawMessage, ok bool) {
 // as its compact JSON text), a string (written as it is) or null (a tombstone); its key a
 // string or null (or absent); headers an object of strings; timestamp RFC 3339 or a number of
 // milliseconds since the epoch (now when absent or null).
-func feedEnvelope(fields map[string]json.RawMessage, line []byte, now time.Time) (devbroker.Record, error) {
-	rec := devbroker.Record{Timestamp: now}
+func feedEnvelope(fields map[string]json.RawMessage, line []byte, now time.Time) (devkit.Record, error) {
+	rec := devkit.Record{Timestamp: now}
 	v := fields["value"]
 	switch kind(v) {
 	case "null":

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pythia-pipe/pythia-pipe/devkit/devregistry"
 	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
-	"github.com/pythia-pipe/pythia-pipe/internal/devregistry"
 	"github.com/pythia-pipe/pythia-pipe/internal/registry"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 	"github.com/pythia-pipe/pythia-pipe/schemareg"

@@ -41,7 +41,10 @@ func OrdersFate(seq int) string {
 
 // DeadLettered makes n records as the orders example dead-letters them: keys c0, c1, ...,
 // read from partition i%3 of source (and written to partition i%3 of the DLQ), with a trace
-// header t-i the source had and the pythia.* headers of a failed parse.
+// header t-i the source had and the pythia.* headers of a failed parse. The names are spelled
+// out rather than taken from package dlq: devbroker depends on franz-go and devkit alone, so
+// that the tests of any package, kafkaio's too, can use it; and spelled out, they pin the
+// format as the tests' expectations do.
 func DeadLettered(n int, source string) []Record {
 	recs := make([]Record, 0, n)
 	for i := range n {

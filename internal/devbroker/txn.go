@@ -24,7 +24,7 @@ func (b *Broker) ProduceTxn(ctx context.Context, topic, txnID string, recs []Rec
 	}
 	krecs := make([]*kgo.Record, len(recs))
 	for i, r := range recs {
-		krecs[i] = r.franz(topic)
+		krecs[i] = r.KgoRecord(topic)
 	}
 	if err := cl.ProduceSync(ctx, krecs...).FirstErr(); err != nil {
 		_ = cl.EndTransaction(ctx, kgo.TryAbort)
@@ -39,16 +39,6 @@ func (b *Broker) ProduceTxn(ctx context.Context, topic, txnID string, recs []Rec
 		}
 	}
 	return nil
-}
-
-// franz is r as franz-go writes it to topic. Its Partition counts only for a client with the
-// manual partitioner (ProduceTxn): Produce's spreads records by key.
-func (r Record) franz(topic string) *kgo.Record {
-	kr := &kgo.Record{Topic: topic, Partition: r.Partition, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp}
-	for k, v := range r.Headers {
-		kr.Headers = append(kr.Headers, kgo.RecordHeader{Key: k, Value: []byte(v)})
-	}
-	return kr
 }
 
 // ExactlyOnceDLQ fills topic (3 partitions) as the DLQ of an exactly-once pipeline reading
