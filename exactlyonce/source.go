@@ -261,7 +261,7 @@ func (k *Source) recover(b *Batch, err error, end *ending) error {
 	case failure.Judge(failure.EndTxn, "source", "", err).Outcome == failure.Stop:
 		return err
 	default:
-		text := failure.Explain(cause, k.joined.Load())
+		text := kafkaio.Explain(cause, k.joined.Load())
 		k.log.Warn("the transaction's end was not confirmed: reconnecting; its records are read again from the offsets the broker holds",
 			"err", text)
 		if end.why == "" {

@@ -7,9 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
-	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
@@ -130,16 +128,12 @@ func ruleOf(err error) rule {
 	return byCode[code]
 }
 
-// kafkaCode is the Kafka error code in err, as sarama or franz-go (the exactly-once path)
-// carries it.
-func kafkaCode(err error) (sarama.KError, bool) {
-	var se sarama.KError
-	if errors.As(err, &se) {
-		return se, true
-	}
-	var fe *kerr.Error
-	if errors.As(err, &fe) {
-		return sarama.KError(fe.Code), true
+// kafkaCode is the Kafka error code in err: kafkaio hands every client's errors on as
+// franz-go's kerr carries them.
+func kafkaCode(err error) (int16, bool) {
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke.Code, true
 	}
 	return 0, false
 }
@@ -167,12 +161,8 @@ func outcome(op Op, err error) Outcome {
 		}
 		return r.outcome(op)
 	}
-	var cfg sarama.ConfigurationError
-	switch {
-	case errors.As(err, &cfg):
-		if strings.Contains(string(cfg), "larger than configured Producer.MaxMessageBytes") {
-			return DeadLetter
-		}
+	var setting SettingError
+	if errors.As(err, &setting) {
 		return Stop // a setting the client refuses: waiting will not change it
 	}
 	return Wait // connections, timeouts, brokers away
@@ -180,19 +170,13 @@ func outcome(op Op, err error) Outcome {
 
 // Row is one line of the table: a Kafka error and what it means for each operation.
 type Row struct {
-	Code                               sarama.KError
+	Code                               *kerr.Error
 	Produce, Computed, Consume, EndTxn Outcome
 	Hint                               string
 }
 
 // Name is the error's name in the Kafka protocol (NOT_ENOUGH_REPLICAS).
-func (r Row) Name() string {
-	var e *kerr.Error
-	if errors.As(kerr.ErrorForCode(int16(r.Code)), &e) {
-		return e.Message
-	}
-	return fmt.Sprintf("code %d", r.Code)
-}
+func (r Row) Name() string { return r.Code.Message }
 
 // Rows is the table, for the reference documentation.
 func Rows() []Row {
@@ -204,7 +188,7 @@ func Rows() []Row {
 }
 
 type rule struct {
-	code                               sarama.KError
+	code                               *kerr.Error
 	produce, computed, consume, endTxn Outcome
 	hint                               string
 	computedHint                       string // for topics a record computed, when it differs
@@ -224,15 +208,15 @@ func (r rule) outcome(op Op) Outcome {
 
 // row builders: the same outcome everywhere, or one per operation. Ending a transaction
 // cannot blame a record: what a write would dead-letter waits there.
-func all(code sarama.KError, o Outcome, hint string) rule {
+func all(code *kerr.Error, o Outcome, hint string) rule {
 	return rule{code: code, produce: o, computed: o, consume: o, endTxn: o, hint: hint}
 }
 
-func written(code sarama.KError, o Outcome, hint string) rule {
+func written(code *kerr.Error, o Outcome, hint string) rule {
 	return rule{code: code, produce: o, computed: o, consume: Wait, endTxn: Wait, hint: hint}
 }
 
-func topicRule(code sarama.KError, static, consume Outcome, hint, computedHint string) rule {
+func topicRule(code *kerr.Error, static, consume Outcome, hint, computedHint string) rule {
 	return rule{code: code, produce: static, computed: DeadLetter, consume: consume, endTxn: static, hint: hint, computedHint: computedHint}
 }
 
@@ -244,89 +228,96 @@ const (
 // table is every Kafka error the pipeline can meet and what it means.
 var table = []rule{
 	// The world's fault: brokers and leaders come and go, replicas catch up.
-	all(sarama.ErrUnknown, Wait, "the broker failed on its side"),
-	all(sarama.ErrLeaderNotAvailable, Wait, leaderMoving),
-	all(sarama.ErrNotLeaderForPartition, Wait, leaderMoving),
-	all(sarama.ErrFencedLeaderEpoch, Wait, leaderMoving),
-	all(sarama.ErrUnknownLeaderEpoch, Wait, leaderMoving),
-	all(sarama.ErrPreferredLeaderNotAvailable, Wait, leaderMoving),
-	all(sarama.ErrEligibleLeadersNotAvailable, Wait, leaderMoving),
-	all(sarama.ErrNotController, Wait, leaderMoving),
-	all(sarama.ErrBrokerNotAvailable, Wait, "a broker is down"),
-	all(sarama.ErrReplicaNotAvailable, Wait, "a replica is down"),
-	all(sarama.ErrRequestTimedOut, Wait, "the broker did not answer in time: overloaded, or its replicas slow?"),
-	all(sarama.ErrNetworkException, Wait, "the connection to the broker broke"),
-	all(sarama.ErrNotEnoughReplicas, Wait, "fewer in-sync replicas than the topic's min.insync.replicas: a broker down or catching up?"),
-	all(sarama.ErrNotEnoughReplicasAfterAppend, Wait, "the write reached the leader but too few replicas: it is sent again, and may be written twice"),
-	all(sarama.ErrKafkaStorageError, Wait, "a broker's disk failed"),
-	all(sarama.ErrThrottlingQuotaExceeded, Wait, "a quota throttles this client"),
-	all(sarama.ErrOutOfOrderSequenceNumber, Wait, "the broker lost track of this producer's sequence: the write is sent again"),
-	all(sarama.ErrUnknownProducerID, Wait, "the broker forgot this producer: the write is sent again"),
-	all(sarama.ErrInvalidProducerEpoch, Wait, "this producer's epoch moved on: the write is sent again"),
-	all(sarama.ErrConcurrentTransactions, Wait, ""),
-	all(sarama.ErrOffsetsLoadInProgress, Wait, "the group coordinator is loading"),
-	all(sarama.ErrConsumerCoordinatorNotAvailable, Wait, "the group coordinator is moving"),
-	all(sarama.ErrNotCoordinatorForConsumer, Wait, "the group coordinator is moving"),
-	all(sarama.ErrRebalanceInProgress, Wait, "the group is rebalancing"),
-	all(sarama.ErrIllegalGeneration, Wait, "the group rebalanced meanwhile"),
-	all(sarama.ErrUnknownMemberId, Wait, "the group forgot this member: it joins again"),
-	all(sarama.ErrUnstableOffsetCommit, Wait, "a transaction on the partition is still open"),
-	all(sarama.ErrOffsetNotAvailable, Wait, leaderMoving),
-	all(sarama.ErrOffsetOutOfRange, Wait, "records were deleted before they were read (retention?)"),
-	all(sarama.ErrReassignmentInProgress, Wait, "the partition is being moved"),
+	all(kerr.UnknownServerError, Wait, "the broker failed on its side"),
+	all(kerr.LeaderNotAvailable, Wait, leaderMoving),
+	all(kerr.NotLeaderForPartition, Wait, leaderMoving),
+	all(kerr.FencedLeaderEpoch, Wait, leaderMoving),
+	all(kerr.UnknownLeaderEpoch, Wait, leaderMoving),
+	all(kerr.PreferredLeaderNotAvailable, Wait, leaderMoving),
+	all(kerr.EligibleLeadersNotAvailable, Wait, leaderMoving),
+	all(kerr.NotController, Wait, leaderMoving),
+	all(kerr.BrokerNotAvailable, Wait, "a broker is down"),
+	all(kerr.ReplicaNotAvailable, Wait, "a replica is down"),
+	all(kerr.RequestTimedOut, Wait, "the broker did not answer in time: overloaded, or its replicas slow?"),
+	all(kerr.NetworkException, Wait, "the connection to the broker broke"),
+	all(kerr.NotEnoughReplicas, Wait, "fewer in-sync replicas than the topic's min.insync.replicas: a broker down or catching up?"),
+	all(kerr.NotEnoughReplicasAfterAppend, Wait, "the write reached the leader but too few replicas: it is sent again, and may be written twice"),
+	all(kerr.KafkaStorageError, Wait, "a broker's disk failed"),
+	all(kerr.ThrottlingQuotaExceeded, Wait, "a quota throttles this client"),
+	all(kerr.OutOfOrderSequenceNumber, Wait, "the broker lost track of this producer's sequence: the write is sent again"),
+	all(kerr.UnknownProducerID, Wait, "the broker forgot this producer: the write is sent again"),
+	all(kerr.InvalidProducerEpoch, Wait, "this producer's epoch moved on: the write is sent again"),
+	all(kerr.ConcurrentTransactions, Wait, ""),
+	all(kerr.CoordinatorLoadInProgress, Wait, "the group coordinator is loading"),
+	all(kerr.CoordinatorNotAvailable, Wait, "the group coordinator is moving"),
+	all(kerr.NotCoordinator, Wait, "the group coordinator is moving"),
+	all(kerr.RebalanceInProgress, Wait, "the group is rebalancing"),
+	all(kerr.IllegalGeneration, Wait, "the group rebalanced meanwhile"),
+	all(kerr.UnknownMemberID, Wait, "the group forgot this member: it joins again"),
+	all(kerr.UnstableOffsetCommit, Wait, "a transaction on the partition is still open"),
+	all(kerr.OffsetNotAvailable, Wait, leaderMoving),
+	all(kerr.OffsetOutOfRange, Wait, "records were deleted before they were read (retention?)"),
+	all(kerr.ReassignmentInProgress, Wait, "the partition is being moved"),
 
 	// The record's own fault.
-	written(sarama.ErrMessageSizeTooLarge, DeadLetter, "the record is larger than the topic's max.message.bytes"),
-	written(sarama.ErrMessageSetSizeTooLarge, DeadLetter, "the batch is larger than the broker accepts"),
-	written(sarama.ErrInvalidTimestamp, DeadLetter, "the record's timestamp is outside what the topic accepts (message.timestamp.*.max.ms)"),
-	written(sarama.ErrInvalidRecord, DeadLetter, "the broker refused the record (a compacted topic needs a key)"),
+	written(kerr.MessageTooLarge, DeadLetter, "the record is larger than the topic's max.message.bytes"),
+	written(kerr.RecordListTooLarge, DeadLetter, "the batch is larger than the broker accepts"),
+	written(kerr.InvalidTimestamp, DeadLetter, "the record's timestamp is outside what the topic accepts (message.timestamp.*.max.ms)"),
+	written(kerr.InvalidRecord, DeadLetter, "the broker refused the record (a compacted topic needs a key)"),
 	// The client sends it once more itself (a batch damaged on its way passes then); a
 	// record refused again is one the broker cannot take (older brokers answer it for a
 	// null key on a compacted topic).
-	written(sarama.ErrInvalidMessage, DeadLetter, "the broker found the record damaged or invalid (a null key on a compacted topic?)"),
+	written(kerr.CorruptMessage, DeadLetter, "the broker found the record damaged or invalid (a null key on a compacted topic?)"),
 
 	// A broker answers this for a moment while a topic is created or its partitions move, so
 	// it waits. Whether a topic exists is decided before writing: at start for the topics the
 	// file names (a missing one stops the pipeline), per record for computed ones (dead-letter).
-	all(sarama.ErrUnknownTopicOrPartition, Wait, "does the topic exist? pythia-pipe topics create makes it"),
+	all(kerr.UnknownTopicOrPartition, Wait, "does the topic exist? pythia-pipe topics create makes it"),
 
 	// Topics: a topic the file names is the pipeline's business; one a record computed is
 	// the record's.
-	topicRule(sarama.ErrInvalidTopic, Stop, Stop, "the topic name is not valid", "the computed topic name is not valid"),
-	topicRule(sarama.ErrTopicAuthorizationFailed, Stop, Stop, noACL, "this user may not write to the computed topic"),
-	topicRule(sarama.ErrPolicyViolation, Stop, Stop, "a broker policy refused the request", "a broker policy refused the computed topic"),
+	topicRule(kerr.InvalidTopicException, Stop, Stop, "the topic name is not valid", "the computed topic name is not valid"),
+	topicRule(kerr.TopicAuthorizationFailed, Stop, Stop, noACL, "this user may not write to the computed topic"),
+	topicRule(kerr.PolicyViolation, Stop, Stop, "a broker policy refused the request", "a broker policy refused the computed topic"),
 
 	// The pipeline's fault: settings, rights and versions that waiting will not change.
-	all(sarama.ErrClusterAuthorizationFailed, Stop, noACL),
-	all(sarama.ErrGroupAuthorizationFailed, Stop, "may this user join the consumer group? check its ACLs"),
-	all(sarama.ErrTransactionalIDAuthorizationFailed, Stop, noACL),
-	all(sarama.ErrSASLAuthenticationFailed, Stop, "wrong user name or password?"),
-	all(sarama.ErrUnsupportedSASLMechanism, Stop, "the broker does not enable this SASL mechanism"),
-	all(sarama.ErrIllegalSASLState, Stop, "SASL went wrong: is the protocol right?"),
-	all(sarama.ErrSecurityDisabled, Stop, "the broker has no security configured"),
-	all(sarama.ErrUnsupportedVersion, Stop, "the broker is older than kafka.version says"),
-	all(sarama.ErrUnsupportedForMessageFormat, Stop, "the topic's message format is too old for this request"),
-	all(sarama.ErrUnsupportedCompressionType, Stop, "the broker does not support this compression"),
-	all(sarama.ErrInvalidRequiredAcks, Stop, "the broker refuses this acks setting"),
-	all(sarama.ErrInvalidRequest, Stop, "the broker refused the request as malformed"),
-	all(sarama.ErrInvalidConfig, Stop, "the broker refused a setting"),
-	all(sarama.ErrInvalidGroupId, Stop, "the group name is not valid"),
-	all(sarama.ErrInconsistentGroupProtocol, Stop, "other members of the group use another assignment strategy (source.rebalance)"),
-	all(sarama.ErrInvalidSessionTimeout, Stop, "source.session_timeout is outside the broker's group.min/max.session.timeout.ms"),
-	all(sarama.ErrGroupMaxSizeReached, Stop, "the group has as many members as the broker allows"),
-	all(sarama.ErrFencedInstancedId, Stop, "another process uses the same source.instance_id: give each its own"),
-	all(sarama.ErrProducerFenced, Stop, "another producer took over this one's transactional id: is source.instance_id shared by two processes?"),
-	all(sarama.ErrTransactionCoordinatorFenced, Stop, "another producer took over this one's transactional id: is source.instance_id shared by two processes?"),
+	all(kerr.ClusterAuthorizationFailed, Stop, noACL),
+	all(kerr.GroupAuthorizationFailed, Stop, "may this user join the consumer group? check its ACLs"),
+	all(kerr.TransactionalIDAuthorizationFailed, Stop, noACL),
+	all(kerr.SaslAuthenticationFailed, Stop, "wrong user name or password?"),
+	all(kerr.UnsupportedSaslMechanism, Stop, "the broker does not enable this SASL mechanism"),
+	all(kerr.IllegalSaslState, Stop, "SASL went wrong: is the protocol right?"),
+	all(kerr.SecurityDisabled, Stop, "the broker has no security configured"),
+	all(kerr.UnsupportedVersion, Stop, "the broker is older than kafka.version says"),
+	all(kerr.UnsupportedForMessageFormat, Stop, "the topic's message format is too old for this request"),
+	all(kerr.UnsupportedCompressionType, Stop, "the broker does not support this compression"),
+	all(kerr.InvalidRequiredAcks, Stop, "the broker refuses this acks setting"),
+	all(kerr.InvalidRequest, Stop, "the broker refused the request as malformed"),
+	all(kerr.InvalidConfig, Stop, "the broker refused a setting"),
+	all(kerr.InvalidGroupID, Stop, "the group name is not valid"),
+	all(kerr.InconsistentGroupProtocol, Stop, "other members of the group use another assignment strategy (source.rebalance)"),
+	all(kerr.InvalidSessionTimeout, Stop, "source.session_timeout is outside the broker's group.min/max.session.timeout.ms"),
+	all(kerr.GroupMaxSizeReached, Stop, "the group has as many members as the broker allows"),
+	all(kerr.FencedInstanceID, Stop, "another process uses the same source.instance_id: give each its own"),
+	all(kerr.ProducerFenced, Stop, "another producer took over this one's transactional id: is source.instance_id shared by two processes?"),
+	all(kerr.TransactionCoordinatorFenced, Stop, "another producer took over this one's transactional id: is source.instance_id shared by two processes?"),
 	// A new client (a new producer epoch) gets past these two, unless another instance
 	// took the transactional id: the fenced answers above say so.
-	all(sarama.ErrInvalidProducerIDMapping, Wait, "the broker no longer knows this producer's transactional id (expired after transactional.id.expiration.ms, or the transaction timed out)"),
-	all(sarama.ErrInvalidTxnState, Wait, "the broker's view of the transaction differs from the client's (it timed the transaction out?)"),
+	all(kerr.InvalidProducerIDMapping, Wait, "the broker no longer knows this producer's transactional id (expired after transactional.id.expiration.ms, or the transaction timed out)"),
+	all(kerr.InvalidTxnState, Wait, "the broker's view of the transaction differs from the client's (it timed the transaction out?)"),
 }
 
-var byCode = func() map[sarama.KError]rule {
-	m := make(map[sarama.KError]rule, len(table))
+var byCode = func() map[int16]rule {
+	m := make(map[int16]rule, len(table))
 	for _, r := range table {
-		m[r.code] = r
+		m[r.code.Code] = r
 	}
 	return m
 }()
+
+// SettingError is a setting a client refuses: waiting will not change it (the stop of the
+// table). kafkaio hands a client's configuration errors on as one.
+type SettingError interface {
+	error
+	Setting()
+}

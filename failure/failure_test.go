@@ -8,10 +8,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
+
+type badSetting string
+
+func (b badSetting) Error() string { return string(b) }
+func (badSetting) Setting()        {}
 
 type tooBig struct{}
 
@@ -25,27 +28,26 @@ func TestJudge(t *testing.T) {
 		err  error
 		want Outcome
 	}{
-		{"too few replicas waits", Produce, sarama.ErrNotEnoughReplicas, Wait},
-		{"a leader election waits", Produce, sarama.ErrNotLeaderForPartition, Wait},
-		{"a timeout waits", Produce, sarama.ErrRequestTimedOut, Wait},
-		{"no broker waits", Produce, sarama.ErrOutOfBrokers, Wait},
+		{"too few replicas waits", Produce, kerr.NotEnoughReplicas, Wait},
+		{"a leader election waits", Produce, kerr.NotLeaderForPartition, Wait},
+		{"a timeout waits", Produce, kerr.RequestTimedOut, Wait},
+		{"no broker waits", Produce, errors.New("client has run out of available brokers to talk to"), Wait},
 		{"a refused connection waits", Produce, &net.OpError{Op: "dial", Err: errors.New("connection refused")}, Wait},
-		{"a code the table does not know waits", Produce, sarama.KError(9999), Wait},
-		{"too large is the record's", Produce, sarama.ErrMessageSizeTooLarge, DeadLetter},
-		{"the client's size check is the record's", Produce, sarama.ConfigurationError("Attempt to produce message larger than configured Producer.MaxMessageBytes: 2 > 1"), DeadLetter},
-		{"an invalid record is the record's", Produce, sarama.ErrInvalidRecord, DeadLetter},
+		{"a code the table does not know waits", Produce, &kerr.Error{Message: "NEWER_THAN_THE_TABLE", Code: 9999}, Wait},
+		{"too large is the record's", Produce, kerr.MessageTooLarge, DeadLetter},
+		{"an invalid record is the record's", Produce, kerr.InvalidRecord, DeadLetter},
 		{"a record fault is the record's whatever the op", Consume, tooBig{}, DeadLetter},
-		{"a topic the broker does not know for a moment waits", Produce, sarama.ErrUnknownTopicOrPartition, Wait},
-		{"so does a computed one: its existence is checked before", ProduceComputed, sarama.ErrUnknownTopicOrPartition, Wait},
-		{"a missing source topic waits", Consume, sarama.ErrUnknownTopicOrPartition, Wait},
-		{"an invalid computed topic is the record's", ProduceComputed, sarama.ErrInvalidTopic, DeadLetter},
-		{"an invalid named topic stops", Produce, sarama.ErrInvalidTopic, Stop},
-		{"no right to a named topic stops", Produce, fmt.Errorf("wrapped: %w", sarama.ErrTopicAuthorizationFailed), Stop},
-		{"no right to a computed topic is the record's", ProduceComputed, sarama.ErrTopicAuthorizationFailed, DeadLetter},
-		{"no right to the group stops", Consume, sarama.ErrGroupAuthorizationFailed, Stop},
-		{"a fenced static member stops", Consume, sarama.ErrFencedInstancedId, Stop},
-		{"a wrong password stops", Consume, sarama.ErrSASLAuthenticationFailed, Stop},
-		{"a setting the client refuses stops", Produce, sarama.ConfigurationError("Net.MaxOpenRequests must be > 0"), Stop},
+		{"a topic the broker does not know for a moment waits", Produce, kerr.UnknownTopicOrPartition, Wait},
+		{"so does a computed one: its existence is checked before", ProduceComputed, kerr.UnknownTopicOrPartition, Wait},
+		{"a missing source topic waits", Consume, kerr.UnknownTopicOrPartition, Wait},
+		{"an invalid computed topic is the record's", ProduceComputed, kerr.InvalidTopicException, DeadLetter},
+		{"an invalid named topic stops", Produce, kerr.InvalidTopicException, Stop},
+		{"no right to a named topic stops", Produce, fmt.Errorf("wrapped: %w", kerr.TopicAuthorizationFailed), Stop},
+		{"no right to a computed topic is the record's", ProduceComputed, kerr.TopicAuthorizationFailed, DeadLetter},
+		{"no right to the group stops", Consume, kerr.GroupAuthorizationFailed, Stop},
+		{"a fenced static member stops", Consume, kerr.FencedInstanceID, Stop},
+		{"a wrong password stops", Consume, kerr.SaslAuthenticationFailed, Stop},
+		{"a setting the client refuses stops", Produce, badSetting("Net.MaxOpenRequests must be > 0"), Stop},
 		{"a stage error is the record's", Process, errors.New("bad json"), DeadLetter},
 		{"a stage cut short by a stop is no one's", Process, context.Canceled, Wait},
 		{"franz-go's errors read the same table: a fenced producer stops", Produce, fmt.Errorf("ending: %w", kerr.ProducerFenced), Stop},
@@ -76,11 +78,11 @@ func TestErrorSaysWhyAndWhere(t *testing.T) {
 		e    *Error
 		want []string
 	}{
-		{"a named topic", Judge(Produce, "sink out", "orders-out", sarama.ErrUnknownTopicOrPartition),
+		{"a named topic", Judge(Produce, "sink out", "orders-out", kerr.UnknownTopicOrPartition),
 			[]string{"sink out cannot write to topic orders-out", "does the topic exist?"}},
-		{"a computed topic", Judge(ProduceComputed, "sink out", "orders-x", sarama.ErrTopicAuthorizationFailed),
+		{"a computed topic", Judge(ProduceComputed, "sink out", "orders-x", kerr.TopicAuthorizationFailed),
 			[]string{"this user may not write to the computed topic"}},
-		{"no rights", Judge(Produce, "sink out", "t", sarama.ErrTopicAuthorizationFailed), []string{"check its ACLs"}},
+		{"no rights", Judge(Produce, "sink out", "t", kerr.TopicAuthorizationFailed), []string{"check its ACLs"}},
 		{"a stage", Judge(Process, "stage parse", "", errors.New("bad json")), []string{"stage parse: bad json"}},
 	}
 	for _, c := range cases {
@@ -95,33 +97,18 @@ func TestErrorSaysWhyAndWhere(t *testing.T) {
 			}
 		})
 	}
-	if r := Judge(Produce, "sink out", "t", sarama.ErrMessageSizeTooLarge).Reason(); !strings.Contains(r, "max.message.bytes") {
+	if r := Judge(Produce, "sink out", "t", kerr.MessageTooLarge).Reason(); !strings.Contains(r, "max.message.bytes") {
 		t.Errorf("reason %q gives no likely cause", r)
 	}
 }
 
 // Each Kafka error has one row: a second would be silently ignored.
 func TestTableHasOneRowPerCode(t *testing.T) {
-	seen := map[sarama.KError]bool{}
+	seen := map[int16]bool{}
 	for _, r := range Rows() {
-		if seen[r.Code] {
+		if seen[r.Code.Code] {
 			t.Errorf("%v has two rows", r.Code)
 		}
-		seen[r.Code] = true
-	}
-}
-
-// A connection the broker closed right after a request reads as a missing SASL to franz-go;
-// once the client has talked to the broker, the log says what is likelier.
-func TestExplain(t *testing.T) {
-	closed := fmt.Errorf("ending: %w", &kgo.ErrFirstReadEOF{})
-	if got := Explain(closed, true); strings.Contains(got, "SASL") || strings.Contains(got, "TLS") || !strings.Contains(got, "closed the connection") {
-		t.Errorf("after talking: %q", got)
-	}
-	if got := Explain(closed, false); got != closed.Error() {
-		t.Errorf("before talking: %q, want franz-go's own words", got)
-	}
-	if got := Explain(kerr.RequestTimedOut, true); got != kerr.RequestTimedOut.Error() {
-		t.Errorf("other errors: %q", got)
+		seen[r.Code.Code] = true
 	}
 }

@@ -7,14 +7,12 @@ import (
 	"math/rand/v2"
 	"net"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Backoff is the one formula for waiting out the world's faults: the wait before attempt+1 is
 // initial·multiplier^(attempt-1), at most max, spread by ±jitter (a fraction of it; 0: none),
 // so that many waiters do not all try again at once. Retry stages, the sinks' refused writes
-// and topic lookups, sarama's own retries and the breaker's probes all wait by it.
+// and topic lookups, the clients' own retries and the breaker's probes all wait by it.
 func Backoff(attempt int, initial, max time.Duration, multiplier, jitter float64) time.Duration {
 	d := max
 	if f := float64(initial) * math.Pow(multiplier, float64(attempt-1)); f < float64(max) {
@@ -32,15 +30,4 @@ func Backoff(attempt int, initial, max time.Duration, multiplier, jitter float64
 func IsTimeout(err error) bool {
 	var ne net.Error
 	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
-}
-
-// Explain is err for a log line. franz-go words a connection a broker closed right after a
-// request as "is SASL missing?": likely before the client ever talked to the broker, not
-// once it has (then a broker restarting, or the network, is).
-func Explain(err error, talked bool) string {
-	var eof *kgo.ErrFirstReadEOF
-	if talked && errors.As(err, &eof) {
-		return "the broker closed the connection (a broker restarting, or the network?)"
-	}
-	return err.Error()
 }

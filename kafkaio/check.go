@@ -193,3 +193,14 @@ func explain(c *kafkaconn.Config, err error) error {
 	}
 	return ce
 }
+
+// Explain is err for a log line. franz-go words a connection a broker closed right after a
+// request as "is SASL missing?": likely before the client ever talked to the broker, not
+// once it has (then a broker restarting, or the network, is).
+func Explain(err error, talked bool) string {
+	var eof *kgo.ErrFirstReadEOF
+	if talked && errors.As(err, &eof) {
+		return "the broker closed the connection (a broker restarting, or the network?)"
+	}
+	return err.Error()
+}

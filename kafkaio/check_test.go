@@ -66,3 +66,18 @@ func TestExplain(t *testing.T) {
 		})
 	}
 }
+
+// A connection the broker closed right after a request reads as a missing SASL to franz-go;
+// once the client has talked to the broker, the log says what is likelier.
+func TestExplainAfterTalking(t *testing.T) {
+	closed := fmt.Errorf("ending: %w", &kgo.ErrFirstReadEOF{})
+	if got := Explain(closed, true); strings.Contains(got, "SASL") || strings.Contains(got, "TLS") || !strings.Contains(got, "closed the connection") {
+		t.Errorf("after talking: %q", got)
+	}
+	if got := Explain(closed, false); got != closed.Error() {
+		t.Errorf("before talking: %q, want franz-go's own words", got)
+	}
+	if got := Explain(kerr.RequestTimedOut, true); got != kerr.RequestTimedOut.Error() {
+		t.Errorf("other errors: %q", got)
+	}
+}
