@@ -20,7 +20,11 @@ func Open(c *sources.Config, client kafkaio.Client, rules *sinks.Rules, log *slo
 		return nil, nil, fmt.Errorf("source: %w", err)
 	}
 	open := func(out *sinks.Output, p sinks.Producer, report sinks.Report) (sinks.Sink, error) {
-		prod, err := client.Producer(p.Client(rules, ClientRetries))
+		cfg := p.Client(rules, ClientRetries)
+		if out.Target.Topic != "" {
+			cfg.Topics = []string{out.Target.Topic}
+		}
+		prod, err := client.Producer(cfg)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", out.At, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/atleastonce"
 	"github.com/pythia-pipe/pythia-pipe/exactlyonce"
 	"github.com/pythia-pipe/pythia-pipe/kafkaio"
+	"github.com/pythia-pipe/pythia-pipe/kafkaio/saramaio"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
 	"github.com/pythia-pipe/pythia-pipe/sources"
@@ -51,9 +52,15 @@ func ConnectKafka(p *pipeline.Pipeline, log *slog.Logger) (_ *KafkaRun, err erro
 	}
 	run := &KafkaRun{p: p, admin: admin}
 	var writer atleastonce.Writer
-	if p.ExactlyOnce() {
+	switch {
+	case p.ExactlyOnce():
 		run.Source, writer, err = exactlyonce.Open(p.KafkaSource(), conn, transactionProducer(p), rules, log)
-	} else {
+	case p.Kafka.Client == "sarama":
+		var client *saramaio.Client
+		if client, err = saramaio.New(p.Kafka); err == nil {
+			run.Source, writer, err = atleastonce.Open(p.KafkaSource(), client, rules, log)
+		}
+	default:
 		run.Source, writer, err = atleastonce.Open(p.KafkaSource(), conn, rules, log)
 	}
 	if err != nil {

@@ -15,7 +15,8 @@ import (
 var Field = spec.Object("kafka", "The Kafka connection shared by the source, the sinks and the DLQ.",
 	spec.Strings("brokers", "Bootstrap brokers, host:port: a comma list or a YAML list.").Commas().NotEmpty().WithDefault("localhost:9092"),
 	spec.String("client_id", "Client id sent to the brokers. Default: the pipeline name."),
-	spec.String("version", "The Kafka protocol version to speak (at least 2.8.0; Kafka 4 rejects older requests).").WithDefault("3.6.0"),
+	spec.String("version", "The newest Kafka protocol version to speak (at least 2.8.0; Kafka 4 rejects older requests): sarama speaks it, franz-go negotiates each request with the brokers up to it.").WithDefault("3.6.0"),
+	spec.Enum("client", "The Kafka client at-least-once runs on: franz-go, or sarama (the same guarantees, one suite of tests; exactly_once always runs on franz-go).", "franz-go", "sarama").WithDefault("franz-go"),
 	spec.Duration("connect_timeout", "Time allowed to reach a broker before startup fails.").WithDefault("10s"),
 	spec.Object("security", "TLS and SASL; leave out for a plaintext connection.",
 		spec.Enum("protocol", "The security protocol, as Kafka names it.", "PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL").WithDefault("PLAINTEXT"),
@@ -45,6 +46,7 @@ type Config struct {
 	Brokers        []string
 	ClientID       string
 	Version        string
+	Client         string // franz-go or sarama
 	ConnectTimeout time.Duration
 	Protocol       string
 	SASL           *SASL // nil without SASL
@@ -73,6 +75,7 @@ func FromValue(p *spec.Parser, v *spec.Value, pipelineName, baseDir string) *Con
 		Brokers:        v.Strings("brokers"),
 		ClientID:       v.String("client_id"),
 		Version:        v.String("version"),
+		Client:         v.String("client"),
 		ConnectTimeout: v.Duration("connect_timeout"),
 	}
 	if c.ClientID == "" {

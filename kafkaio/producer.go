@@ -25,6 +25,9 @@ type ProducerConfig struct {
 	// Retries is how often the client sends a refused write again by itself before it
 	// answers with the refusal: then the sink's order guard holds the partition and probes.
 	Retries int
+	// Topics are the topics the producer is for, when the file names them: sarama holds
+	// every batch to the smallest of their limits (franz-go asks BatchLimit per topic).
+	Topics []string
 }
 
 // Producer writes messages to the partitions they name, keeping each partition's order.

@@ -17,7 +17,7 @@ func (p *Pipeline) ExactlyOnce() bool { return p.Delivery == "exactly_once" }
 // one transactional producer (acks all, idempotent), and a transaction must end before
 // the group would expel its member: transaction_timeout < session_timeout <
 // rebalance_timeout, and commit_interval well within the transaction.
-func checkDelivery(p *spec.Parser, pl *Pipeline, delivery *spec.Value) {
+func checkDelivery(p *spec.Parser, pl *Pipeline, delivery, kafka *spec.Value) {
 	src := pl.KafkaSource()
 	if src == nil {
 		return
@@ -30,6 +30,10 @@ func checkDelivery(p *spec.Parser, pl *Pipeline, delivery *spec.Value) {
 		return
 	}
 	why := "under delivery: exactly_once (line " + strconv.Itoa(delivery.Pos.Line) + ")"
+	if c := pl.Kafka; c != nil && c.Client == "sarama" {
+		at := kafka.Get("client")
+		p.Errorf(at.Pos, at.Path, "sarama runs at-least-once only %s: sarama cannot move a partition's fetch position back after an aborted transaction, so its records would be skipped; leave client out (franz-go)", why)
+	}
 	var first *sinks.KafkaSink
 	for _, sk := range pl.SinksAndDLQ() {
 		if sk.Impl == nil {

@@ -193,7 +193,7 @@ func build(p *spec.Parser, doc *yaml.Node, opts Options) *Pipeline {
 		common.Topics = k.Topics
 	}
 	typeCheck(p, pl, g, types, common)
-	checkDelivery(p, pl, top.Get("delivery"))
+	checkDelivery(p, pl, top.Get("delivery"), top.Get("kafka"))
 	return pl
 }
 

@@ -72,14 +72,34 @@ func ordersWith(t testing.TB, sourceFields string) string {
 		t.Fatal(err)
 	}
 	text := strings.Replace(string(src), "  start: earliest", "  start: earliest\n"+sourceFields, 1)
-	if text == string(src) {
-		t.Fatal("orders.yaml changed: cannot add the test's source fields")
+	text = strings.Replace(text, "  brokers: ${KAFKA_BROKERS:-localhost:9092}", "  brokers: ${KAFKA_BROKERS:-localhost:9092}\n"+clientField, 1)
+	if !strings.Contains(text, sourceFields) || !strings.Contains(text, clientField) {
+		t.Fatal("orders.yaml changed: cannot add the test's source fields and client")
 	}
 	path := filepath.Join(t.TempDir(), "orders.yaml")
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// clientField is the kafka block's client, as eachClient sets it: the test pipelines run on
+// franz-go unless a test says otherwise.
+const clientField = "  client: ${KAFKA_CLIENT:-franz-go}"
+
+// clients are the Kafka clients at-least-once runs on (kafka.client): one suite of behaviours
+// — the fault table, crashes, rebalances, SIGTERM — runs on each, so that neither drifts.
+var clients = []string{"franz-go", "sarama"}
+
+// eachClient runs test once per client, as a subtest named after it, with the ${KAFKA_CLIENT}
+// of the pipelines it starts set to it.
+func eachClient(t *testing.T, test func(t *testing.T)) {
+	for _, c := range clients {
+		t.Run(c, func(t *testing.T) {
+			t.Setenv("KAFKA_CLIENT", c)
+			test(t)
+		})
+	}
 }
 
 // start runs pythia-pipe with args against b.

@@ -1,22 +1,25 @@
-package kafkaconn
+// Package saramaio is sarama behind kafkaio's group and producer interfaces (`kafka.client:
+// sarama`, at-least-once only): the client the project was specified with, kept so that one
+// suite of behaviours runs against both and neither drifts. Its errors are handed on as
+// franz-go's kerr carries Kafka's codes, so that the one failure table judges them.
+package saramaio
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"os"
 	"sync"
 
 	"github.com/IBM/sarama"
 	metrics "github.com/rcrowley/go-metrics"
 	"github.com/xdg-go/scram"
+
+	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
 )
 
 var disableMetrics sync.Once
 
-// Sarama returns the sarama configuration shared by every client of a pipeline: version,
-// client id, timeouts, TLS and SASL. Callers add their consumer or producer settings.
-func (c *Config) Sarama() (*sarama.Config, error) {
+// Config is the sarama configuration of the `kafka:` block's connection: version, client id,
+// timeouts, TLS and SASL. The group and the producer add their own settings.
+func Config(c *kafkaconn.Config) (*sarama.Config, error) {
 	// sarama records go-metrics by default, and its registry grows without bound; the
 	// engine measures what matters itself. This is a process-wide switch of go-metrics.
 	disableMetrics.Do(func() { metrics.UseNilMetrics = true })
@@ -57,34 +60,6 @@ func (c *Config) Sarama() (*sarama.Config, error) {
 		}
 	}
 	return sc, nil
-}
-
-// Config is the TLS configuration of a connection: the CA, the client certificate.
-func (t *TLS) Config() (*tls.Config, error) {
-	where := t.path
-	if where == "" {
-		where = "kafka.security.tls"
-	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify} // #nosec G402 -- opt-in, documented as tests only
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("%s.ca_file: %w", where, err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s.ca_file: %s holds no PEM certificate", where, t.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("%s: client certificate: %w", where, err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
 }
 
 // scramClient adapts xdg-go/scram to sarama's SCRAMClient.

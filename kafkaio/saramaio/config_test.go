@@ -1,4 +1,4 @@
-package kafkaconn
+package saramaio
 
 import (
 	"strings"
@@ -6,12 +6,13 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
 )
 
 func TestSaramaConfig(t *testing.T) {
-	c := &Config{Brokers: []string{"b:1"}, ClientID: "cid", Version: "3.6.0", ConnectTimeout: 4 * time.Second,
-		SASL: &SASL{Mechanism: "SCRAM-SHA-512", Username: "u", Password: "p"}}
-	sc, err := c.Sarama()
+	c := &kafkaconn.Config{Brokers: []string{"b:1"}, ClientID: "cid", Version: "3.6.0", ConnectTimeout: 4 * time.Second,
+		SASL: &kafkaconn.SASL{Mechanism: "SCRAM-SHA-512", Username: "u", Password: "p"}}
+	sc, err := Config(c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,8 +23,8 @@ func TestSaramaConfig(t *testing.T) {
 	if err := sc.Validate(); err != nil {
 		t.Errorf("sarama rejects the config: %v", err)
 	}
-	bad := &Config{Version: "3.6.0", TLS: &TLS{CAFile: "/nonexistent/ca.pem"}}
-	if _, err := bad.Sarama(); err == nil || !strings.Contains(err.Error(), "ca_file") {
+	bad := &kafkaconn.Config{Version: "3.6.0", TLS: &kafkaconn.TLS{CAFile: "/nonexistent/ca.pem"}}
+	if _, err := Config(bad); err == nil || !strings.Contains(err.Error(), "ca_file") {
 		t.Errorf("missing CA file: %v", err)
 	}
 }
