@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
+	"github.com/twmb/franz-go/pkg/kerr"
 
-	"github.com/IBM/sarama"
 	"go.uber.org/goleak"
 
 	"github.com/pythia-pipe/pythia-pipe/failure"
@@ -259,7 +259,7 @@ func TestEngineFailures(t *testing.T) {
 		p := mustParse(t, base+"dlq: {type: kafka, topic: dlq}\n")
 		_, ms, _, err := runMemory(t, p, bad(), func(sink string, r *record.Record) error {
 			if sink == "o" {
-				return failure.Judge(failure.Produce, "sink o", "o", sarama.ErrTopicAuthorizationFailed)
+				return failure.Judge(failure.Produce, "sink o", "o", kerr.TopicAuthorizationFailed)
 			}
 			return nil
 		})
