@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/sourcegraph/conc"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	dlqfmt "github.com/pythia-pipe/pythia-pipe/dlq" // the format: cmdReplay's dlq is the sink
+	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 	"github.com/pythia-pipe/pythia-pipe/replay"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
@@ -99,7 +99,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 	}
 	defer admin.Close()
 	if o.DryRun {
-		o.Show = func(m *kgo.Record) {
+		o.Show = func(m *kafkaio.Message) {
 			fmt.Fprintf(stdout, "would replay to %s/%d: key=%s\n", m.Topic, m.Partition, shown(m.Key))
 		}
 	}
@@ -140,8 +140,8 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 }
 
 // logRefusal logs each DLQ record refused for the topic its pythia.source.topic names.
-func logRefusal(log *slog.Logger) func(*kgo.Record, string) {
-	return func(m *kgo.Record, topic string) {
+func logRefusal(log *slog.Logger) func(*kafkaio.Message, string) {
+	return func(m *kafkaio.Message, topic string) {
 		log.Warn("refused: its "+dlqfmt.HeaderSourceTopic+" is not a topic the pipeline reads (--to TOPIC writes every replayed record to TOPIC)",
 			"topic", m.Topic, "partition", m.Partition, "offset", m.Offset, dlqfmt.HeaderSourceTopic, escapeControls(topic))
 	}
