@@ -32,4 +32,3 @@ func TestEncode(t *testing.T) {
 		})
 	}
 }
-
