@@ -25,6 +25,22 @@ func dlqAdmin(t *testing.T) (*devbroker.Broker, *Admin) {
 	return b, newAdmin(t, &kafkaconn.Config{Brokers: b.Addrs()})
 }
 
+// openReader opens a reader of the backlog of dlq (read_committed or not) as how says,
+// closed when the test ends.
+func openReader(t *testing.T, ctx context.Context, a *Admin, readCommitted bool, how func(*Backlog) Reading) (*Backlog, *Reader) {
+	t.Helper()
+	b, err := a.Backlog(ctx, readCommitted, "dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := a.Reader(b, how(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rd.Close)
+	return b, rd
+}
+
 // readAll reads rd to its end: the records (markers left out), and how many markers came.
 func readAll(t *testing.T, ctx context.Context, rd *Reader, each func(*Message)) (recs []*Message, markers int) {
 	t.Helper()
@@ -65,15 +81,7 @@ func TestReaderEnds(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			b, err := a.Backlog(ctx, c.readCommitted, "dlq")
-			if err != nil {
-				t.Fatal(err)
-			}
-			rd, err := a.Reader(b, Reading{From: b.Start})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rd.Close()
+			b, rd := openReader(t, ctx, a, c.readCommitted, func(b *Backlog) Reading { return Reading{From: b.Start} })
 			seen := map[int32]int{}
 			recs, markers := readAll(t, ctx, rd, func(m *Message) {
 				if m.Control {
@@ -103,15 +111,7 @@ func TestReaderFollows(t *testing.T) {
 	br, a := dlqAdmin(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	b, err := a.Backlog(ctx, true, "dlq")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd, err := a.Reader(b, Reading{From: b.End, Follow: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
+	_, rd := openReader(t, ctx, a, true, func(b *Backlog) Reading { return Reading{From: b.End, Follow: true} })
 	if err := br.Produce(ctx, "dlq", []devbroker.Record{{Key: []byte("later"), Value: []byte("v"), Timestamp: time.Now()}}); err != nil {
 		t.Fatal(err)
 	}
@@ -130,20 +130,12 @@ func TestReaderFollows(t *testing.T) {
 }
 
 // As a group, what is marked is committed, markers included: the group stands at the
-// backlog's end, where a later reader has nothing left to read.
+// backlog's end.
 func TestReaderGroup(t *testing.T) {
 	br, a := dlqAdmin(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	b, err := a.Backlog(ctx, true, "dlq")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd, err := a.Reader(b, Reading{From: b.Start, Group: "replay", PollMax: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
+	b, rd := openReader(t, ctx, a, true, func(b *Backlog) Reading { return Reading{From: b.Start, Group: "replay", PollMax: 2} })
 	recs, _ := readAll(t, ctx, rd, rd.Mark)
 	if len(recs) != 5 {
 		t.Fatalf("%d records, want 5", len(recs))
