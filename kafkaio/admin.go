@@ -19,7 +19,7 @@ import (
 // is safe for concurrent use; Close it when done.
 type Admin struct {
 	c    *kafkaconn.Config
-	conn []kgo.Opt
+	conn []kgo.Opt // the connection, for the Readers and Writers opened beside the admin
 	cl   *kgo.Client
 	adm  *kadm.Client
 	// wait is the connect timeout. It bounds the startup check (with a second) and each
@@ -60,10 +60,6 @@ func NewAdmin(c *kafkaconn.Config) (*Admin, error) {
 
 // Close closes the admin's client.
 func (a *Admin) Close() { a.cl.Close() }
-
-// Conn is the connection's franz-go options (Conn), for the readers and writers a command
-// opens beside its admin.
-func (a *Admin) Conn() []kgo.Opt { return append([]kgo.Opt(nil), a.conn...) }
 
 // partitionsAge is how old a topic's partition count may be. A sink asks for every record:
 // franz-go's metadata cache answers, and asks the brokers again once the count is this old,

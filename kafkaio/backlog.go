@@ -15,8 +15,8 @@ import (
 // a backlog to its end and stop there.
 //
 // Its end is not "a record at end-1": offsets have gaps (transaction markers, compaction), and
-// a read_committed reader is never given an aborted transaction's records. So readers keep the
-// markers (ConsumeOpts) and a partition is done when anything at end-1 or past it arrives.
+// a read_committed reader is never given an aborted transaction's records. So a Reader keeps
+// the markers and a partition is done when anything at end-1 or past it arrives.
 type Backlog struct {
 	ReadCommitted bool
 	Start, End    map[string]map[int32]int64
@@ -53,12 +53,12 @@ func (a *Admin) Backlog(ctx context.Context, readCommitted bool, topics ...strin
 	return b, nil
 }
 
-// ConsumeOpts are the options of a client reading the backlog: its isolation level, the
+// consumeOpts are the options of a client reading the backlog: its isolation level, the
 // transaction markers kept, for they may be all that stands at the end, and a short wait for
 // data. A fetch that finds nothing waits that long at the broker, and the next fetch, for
 // partitions that do have data (assigned since, or resumed), waits for it: with franz-go's
 // 5 s a replay sometimes stalled 5 s in the middle of its backlog.
-func (b *Backlog) ConsumeOpts() []kgo.Opt {
+func (b *Backlog) consumeOpts() []kgo.Opt {
 	level := kgo.ReadUncommitted()
 	if b.ReadCommitted {
 		level = kgo.ReadCommitted()
@@ -68,19 +68,19 @@ func (b *Backlog) ConsumeOpts() []kgo.Opt {
 
 const fetchWait = 250 * time.Millisecond
 
-// Place tells where r stands in the backlog (Reached at its partition's end).
-func (b *Backlog) Place(r *kgo.Record) (in, last bool) {
-	end, ok := b.End[r.Topic][r.Partition]
+// Place tells where m stands in the backlog (Reached at its partition's end).
+func (b *Backlog) Place(m *Message) (in, last bool) {
+	end, ok := b.End[m.Topic][m.Partition]
 	if !ok {
 		return false, false
 	}
-	return Reached(r, end)
+	return Reached(m, end)
 }
 
-// Reached tells where r stands against end, where the reading of its partition stops: in,
-// when it lies before end; last, when the partition is read to end with it. A record past
+// Reached tells where m stands against end, where the reading of its partition stops: in,
+// when it lies before end; last, when the partition is read to end with it. A message past
 // end is last too: it says that nothing before end is left to come (a read_committed
 // reader is not given an aborted transaction's records, which may be what stood at end-1).
-func Reached(r *kgo.Record, end int64) (in, last bool) {
-	return r.Offset < end, r.Offset+1 >= end
+func Reached(m *Message, end int64) (in, last bool) {
+	return m.Offset < end, m.Offset+1 >= end
 }

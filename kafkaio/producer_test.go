@@ -40,7 +40,7 @@ func TestProducerThroughRefusals(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			fault := cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Err: kerr.NotEnoughReplicas, Count: 5})
+			fault := cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Err: kerr.NotEnoughReplicas, Count: 2})
 			const n = 200
 			var mu sync.Mutex
 			var refused, acked []int

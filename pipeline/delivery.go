@@ -34,28 +34,29 @@ func checkDelivery(p *spec.Parser, pl *Pipeline, delivery, kafka *spec.Value) {
 		at := kafka.Get("client")
 		p.Errorf(at.Pos, at.Path, "sarama runs at-least-once only %s: sarama cannot move a partition's fetch position back after an aborted transaction, so its records would be skipped; leave client out (franz-go)", why)
 	}
-	var first *sinks.KafkaSink
+	var first *Sink // the sink whose settings the one producer takes
+	var shared sinks.Producer
 	for _, sk := range pl.SinksAndDLQ() {
 		if sk.Impl == nil {
 			continue
 		}
-		k, ok := sk.Impl.(*sinks.KafkaSink)
+		tx, ok := sk.Impl.(sinks.Transactional)
 		if !ok {
 			t := sk.Fields.Get("type")
 			p.Errorf(t.Pos, t.Path, "a %s sink cannot be exactly-once: %s every sink and the DLQ write to Kafka, in the source's transaction (or use delivery: at_least_once)", sk.Type, why)
 			continue
 		}
-		if acks, idem := sk.Fields.Get("acks"), sk.Fields.Get("idempotent"); k.Producer.Acks != "all" {
+		pr := tx.ProducerSettings()
+		if acks, idem := sk.Fields.Get("acks"), sk.Fields.Get("idempotent"); pr.Acks != "all" {
 			p.Errorf(acks.Pos, acks.Path, "a transaction's writes need acks: all, and are idempotent: leave acks and idempotent out (%s)", why)
-		} else if !k.Producer.Idempotent {
+		} else if !pr.Idempotent {
 			p.Errorf(idem.Pos, idem.Path, "a transaction's writes are idempotent: leave idempotent out (%s)", why)
 		}
 		if first == nil {
-			first = k
+			first, shared = sk, pr
 			continue
 		}
-		if differ := k.Producer.Compression != first.Producer.Compression || k.Producer.Linger != first.Producer.Linger ||
-			k.Producer.BatchBytes != first.Producer.BatchBytes; differ {
+		if differ := pr.Compression != shared.Compression || pr.Linger != shared.Linger || pr.BatchBytes != shared.BatchBytes; differ {
 			p.Warnf(sk.Fields.Pos, sk.Fields.Path, "%s every sink writes through one producer, which takes the compression, linger and batch_bytes of sink %s; this sink's differ", why, first.Name)
 		}
 	}

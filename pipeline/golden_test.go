@@ -135,7 +135,7 @@ func TestOrdersExampleShape(t *testing.T) {
 	if len(diags) > 0 {
 		t.Fatal(diags.Err())
 	}
-	if p.Name != "orders" || p.KafkaSource().Group != "order-processors" || p.KafkaSource().Start != "earliest" || kafkaSink(p.DLQ).Topic != "orders-dlq" {
+	if p.Name != "orders" || p.KafkaSource().Group != "order-processors" || p.KafkaSource().Start != "earliest" || namedTopic(p.DLQ) != "orders-dlq" {
 		t.Errorf("unexpected pipeline header: %+v %+v", p.Source, p.DLQ)
 	}
 	var names []string
@@ -238,5 +238,22 @@ func TestGraphHasNoSecrets(t *testing.T) {
 	}
 }
 
-// kafkaSink is the Kafka sink s built.
-func kafkaSink(s *Sink) *sinks.KafkaSink { return s.Impl.(*sinks.KafkaSink) }
+// producer is the producer settings of the Kafka sink s built.
+func producer(s *Sink) sinks.Producer { return s.Impl.(sinks.Transactional).ProducerSettings() }
+
+// namedTopic is the topic the Kafka sink s built names, "" when it computes its topics.
+func namedTopic(s *Sink) string {
+	if topics := s.Impl.(sinks.TopicWriter).Topics(); len(topics) == 1 {
+		return topics[0].Name
+	}
+	return ""
+}
+
+// allowed are the names and patterns of the topic_allow of the Kafka sink s built.
+func allowed(s *Sink) []string {
+	names, patterns := s.Impl.(sinks.TopicWriter).Computed()
+	for _, n := range names {
+		patterns = append(patterns, n.Name)
+	}
+	return patterns
+}

@@ -83,8 +83,8 @@ func TestInterpolation(t *testing.T) {
 			if len(diags) > 0 {
 				t.Fatal(diags.Err())
 			}
-			if kafkaSink(p.Sinks[0]).Topic != c.want {
-				t.Errorf("topic = %q, want %q", kafkaSink(p.Sinks[0]).Topic, c.want)
+			if namedTopic(p.Sinks[0]) != c.want {
+				t.Errorf("topic = %q, want %q", namedTopic(p.Sinks[0]), c.want)
 			}
 		})
 	}

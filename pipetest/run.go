@@ -138,8 +138,8 @@ func (c *collector) open(name string, sk sinks.Compiled, report sinks.Report) (s
 		return nil, fmt.Errorf("sink %s: its type cannot be tested", name)
 	}
 	s := &testSink{c: c, name: name, render: r, report: report}
-	if ks, ok := sk.(*sinks.KafkaSink); ok {
-		s.schema = ks.Schema
+	if sh, ok := sk.(sinks.SchemaHolder); ok {
+		s.schema = sh.BodySchema()
 	}
 	return s, nil
 }

@@ -2,11 +2,11 @@ package replay
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 )
@@ -41,10 +41,10 @@ func (e *BusyGroupError) Error() string {
 const commitWait = 10 * time.Second
 
 // Replayer replays one DLQ topic. Its progress is the committed offsets of a consumer group,
-// so that an interrupted replay goes on from where it stopped. One franz-go client is the
-// group member and the producer: idempotent, acks=all, each write acknowledged before the
-// offset of its DLQ record is marked for commit. A dry run reads from the group's offsets
-// without joining it, so that it disturbs no replay that runs.
+// so that an interrupted replay goes on from where it stopped: a kafkaio.Reader is the group
+// member, a kafkaio.Writer (idempotent, acks=all) writes, and each write is acknowledged
+// before the offset of its DLQ record is marked for commit. A dry run reads from the group's
+// offsets without joining it, so that it disturbs no replay that runs.
 type Replayer struct {
 	admin   *kafkaio.Admin
 	topic   string
@@ -76,73 +76,59 @@ func (r *Replayer) Run(ctx context.Context) error {
 	if err != nil || len(from) == 0 {
 		return err
 	}
-	cl, err := kgo.NewClient(append(append(r.admin.Conn(), backlog.ConsumeOpts()...), r.clientOpts(from)...)...)
+	how := kafkaio.Reading{From: map[string]map[int32]int64{r.topic: from}, PollMax: r.pollSize()}
+	if !r.opts.DryRun {
+		how.Group = r.opts.Group
+	}
+	rd, err := r.admin.Reader(backlog, how)
 	if err != nil {
 		return err
 	}
-	defer cl.CloseAllowingRebalance() // an interrupted poll may still hold the group's rebalances
-	var done []int32
-	for p := range backlog.End[r.topic] {
-		if _, ok := from[p]; !ok {
-			done = append(done, p)
+	defer rd.Close()
+	var w *kafkaio.Writer
+	if !r.opts.DryRun {
+		if w, err = r.admin.Writer(); err != nil {
+			return err
 		}
+		defer w.Close()
 	}
-	if len(done) > 0 { // what is written to them since the start is not to replay: not fetched
-		cl.PauseFetchPartitions(map[string][]int32{r.topic: done})
-	}
-	left := map[int32]bool{}
-	for p := range from {
-		left[p] = true
-	}
-	err = r.consume(ctx, cl, backlog, left)
+	err = r.consume(ctx, rd, w)
 	commitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitWait)
 	defer cancel()
-	if cerr := cl.CommitMarkedOffsets(commitCtx); cerr != nil && err == nil {
+	if cerr := rd.Commit(commitCtx); cerr != nil && err == nil {
 		err = fmt.Errorf("committing the replay's progress (group %s): %w", r.opts.Group, cerr)
 	}
 	return err
 }
 
-// consume replays what the group's polls bring until each partition of left is read to its
-// end, or ctx ends (its error then: the group keeps what was done).
-func (r *Replayer) consume(ctx context.Context, cl *kgo.Client, backlog *kafkaio.Backlog, left map[int32]bool) error {
+// consume replays what the reader brings until each partition is read to its end, or ctx
+// ends (its error then: the group keeps what was done). A dry run has no writer.
+func (r *Replayer) consume(ctx context.Context, rd *kafkaio.Reader, w *kafkaio.Writer) error {
 	var pace <-chan time.Time
 	if r.opts.Rate > 0 {
 		t := time.NewTicker(time.Duration(float64(time.Second) / r.opts.Rate))
 		defer t.Stop()
 		pace = t.C
 	}
-	for len(left) > 0 {
-		fs := cl.PollRecords(ctx, r.pollSize())
-		if ctx.Err() != nil {
+	for {
+		m, err := rd.Next(ctx)
+		switch {
+		case errors.Is(err, io.EOF):
+			return nil
+		case ctx.Err() != nil:
 			return ctx.Err()
-		}
-		if err := fs.Err(); err != nil {
+		case err != nil:
 			return fmt.Errorf("reading %s: %w", r.topic, err)
 		}
-		for _, rec := range fs.Records() {
-			if !left[rec.Partition] {
-				continue
-			}
-			in, last := backlog.Place(rec)
-			if in {
-				done, err := r.replay(ctx, cl, rec, pace)
-				if err != nil {
-					return err
-				}
-				if !done {
-					return ctx.Err()
-				}
-				cl.MarkCommitRecords(rec) // a dry run's client is in no group: it marks nothing
-			}
-			if last {
-				delete(left, rec.Partition)
-				cl.PauseFetchPartitions(map[string][]int32{r.topic: {rec.Partition}})
-			}
+		done, err := r.replay(ctx, w, m, pace)
+		if err != nil {
+			return err
 		}
-		cl.AllowRebalance()
+		if !done {
+			return ctx.Err()
+		}
+		rd.Mark(m)
 	}
-	return nil
 }
 
 // prepare reads what Run needs before it joins the group: the DLQ's backlog, the partitions
@@ -189,35 +175,6 @@ func (r *Replayer) prepare(ctx context.Context) (*kafkaio.Backlog, map[int32]int
 	return backlog, from, nil
 }
 
-// clientOpts make the client the group member reading the DLQ and the replay's producer; for
-// a dry run, a reader of the partitions from where the group stands (from).
-func (r *Replayer) clientOpts(from map[int32]int64) []kgo.Opt {
-	if r.opts.DryRun {
-		offsets := map[int32]kgo.Offset{}
-		for p, at := range from {
-			offsets[p] = kgo.NewOffset().At(at)
-		}
-		return []kgo.Opt{kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{r.topic: offsets})}
-	}
-	return []kgo.Opt{
-		kgo.ConsumerGroup(r.opts.Group), kgo.ConsumeTopics(r.topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		// A rebalance waits until the records of a poll are written and marked, so that no
-		// commit lands on a partition another member took over meanwhile.
-		kgo.BlockRebalanceOnPoll(),
-		// Marked offsets (records written and acknowledged) are committed every second, when
-		// partitions are revoked and at the end.
-		kgo.AutoCommitMarks(), kgo.AutoCommitInterval(time.Second),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RequiredAcks(kgo.AllISRAcks()),
-		// Each write is waited for: lingering would only delay it.
-		kgo.ProducerLinger(0), kgo.ProducerBatchMaxBytes(maxRecordBytes),
-	}
-}
-
-// maxRecordBytes is the largest record the producer sends: a topic's own limit
-// (max.message.bytes) is its broker's to enforce, and the error says so.
-const maxRecordBytes = 64 << 20
-
 // pollSize bounds the records of a poll, which hold rebalances until they are written: about
 // a second's worth at --rate.
 func (r *Replayer) pollSize() int {
@@ -227,10 +184,10 @@ func (r *Replayer) pollSize() int {
 	return 500
 }
 
-// replay writes m back to its topic when it passes the filters; done is false when ctx
-// ended first (it was not written, or not acknowledged: its offset must not be committed).
-func (r *Replayer) replay(ctx context.Context, cl *kgo.Client, m *kgo.Record, pace <-chan time.Time) (done bool, err error) {
-	if m.Attrs.IsControl() {
+// replay writes m back to its topic when it passes the filters (w nil, a dry run: it only
+// counts and shows it); done is false when ctx ended first (it was not written, or not acknowledged: its offset must not be committed).
+func (r *Replayer) replay(ctx context.Context, w *kafkaio.Writer, m *kafkaio.Message, pace <-chan time.Time) (done bool, err error) {
+	if m.Control {
 		return true, nil // a transaction marker: the end of a partition, never a record to replay
 	}
 	out, why := r.message(m)
@@ -244,8 +201,8 @@ func (r *Replayer) replay(ctx context.Context, cl *kgo.Client, m *kgo.Record, pa
 		if ctx.Err() != nil {
 			return false, nil
 		}
-		if !r.opts.DryRun {
-			if err := cl.ProduceSync(ctx, out).FirstErr(); err != nil {
+		if w != nil {
+			if err := w.Write(ctx, out); err != nil {
 				if ctx.Err() != nil {
 					return false, nil
 				}

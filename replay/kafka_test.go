@@ -45,7 +45,7 @@ func dlqBroker(t *testing.T) (*devbroker.Broker, *kafkaio.Admin) {
 // partitions the other holds. A dry run reads without joining, and goes on.
 func TestRunBusyGroup(t *testing.T) {
 	b, admin := dlqBroker(t)
-	member, err := kgo.NewClient(append(admin.Conn(), kgo.ConsumerGroup("replay"), kgo.ConsumeTopics("orders-dlq"))...)
+	member, err := b.Client(kgo.ConsumerGroup("replay"), kgo.ConsumeTopics("orders-dlq"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestRunInterrupted(t *testing.T) {
 	defer interrupt()
 	first := opts
 	var shown atomic.Int32
-	first.Show = func(*kgo.Record) { // Ctrl-C right after the second write is acknowledged
+	first.Show = func(*kafkaio.Message) { // Ctrl-C right after the second write is acknowledged
 		if shown.Add(1) == 2 {
 			interrupt()
 		}

@@ -1,6 +1,6 @@
 // Package replay writes dead-lettered records back to the topics they were read from, once
 // what made them fail is fixed (`pythia-pipe dlq replay`). This file decides what each DLQ
-// record becomes; kafka.go reads the DLQ and writes with franz-go.
+// record becomes; kafka.go reads the DLQ and writes through kafkaio.
 package replay
 
 import (
@@ -9,10 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/pythia-pipe/pythia-pipe/dlq"
-	"github.com/pythia-pipe/pythia-pipe/record"
+	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
 )
 
@@ -37,10 +35,10 @@ type Options struct {
 	ReadUncommitted bool
 	// Show receives each record that is (or, dry, would be) replayed, as written, one at a
 	// time.
-	Show func(*kgo.Record)
+	Show func(*kafkaio.Message)
 	// Refuse receives each DLQ record refused for its pythia.source.topic (the topic it
 	// names), one at a time.
-	Refuse func(from *kgo.Record, topic string)
+	Refuse func(from *kafkaio.Message, topic string)
 }
 
 // Stats counts what a replay read and did.
@@ -100,7 +98,7 @@ type decider struct {
 // message is what replaying m writes: its key, value and headers as the source had them (the
 // pythia.* headers dropped) with pythia.replayed counted up, to the topic and partition it was
 // read from; or why it is not replayed.
-func (d *decider) message(m *kgo.Record) (*kgo.Record, skip) {
+func (d *decider) message(m *kafkaio.Message) (*kafkaio.Message, skip) {
 	info, kept := decode(m)
 	o, topic := d.opts, info.Source.Topic
 	if o.To != "" {
@@ -123,8 +121,8 @@ func (d *decider) message(m *kgo.Record) (*kgo.Record, skip) {
 	case info.Replayed >= o.MaxReplays:
 		return nil, replayedBefore
 	}
-	kept = append(kept, kgo.RecordHeader{Key: dlq.HeaderReplayed, Value: []byte(strconv.Itoa(info.Replayed + 1))})
-	out := &kgo.Record{Topic: topic, Key: m.Key, Value: m.Value, Headers: kept, Timestamp: m.Timestamp}
+	kept = append(kept, kafkaio.Header{Key: dlq.HeaderReplayed, Value: []byte(strconv.Itoa(info.Replayed + 1))})
+	out := &kafkaio.Message{Topic: topic, Key: m.Key, Value: m.Value, Headers: kept, Timestamp: m.Timestamp}
 	if p := info.Source.Partition; p >= 0 && p < n {
 		out.Partition = p // where it was read: its key's other records are there
 	} else {
@@ -136,12 +134,11 @@ func (d *decider) message(m *kgo.Record) (*kgo.Record, skip) {
 // decode reads what m's headers of the DLQ format say, and returns its other headers, the
 // source's. A header whose value cannot be read counts as missing: a partition goes by the
 // key's hash, a time matches no --since, a replay count is 0.
-func decode(m *kgo.Record) (dlq.Info, []kgo.RecordHeader) {
-	var own []record.Header
-	var kept []kgo.RecordHeader
+func decode(m *kafkaio.Message) (dlq.Info, []kafkaio.Header) {
+	var own, kept []kafkaio.Header
 	for _, h := range m.Headers {
 		if dlq.IsHeader(h.Key) {
-			own = append(own, record.Header(h))
+			own = append(own, h)
 			continue
 		}
 		kept = append(kept, h)
@@ -151,7 +148,7 @@ func decode(m *kgo.Record) (dlq.Info, []kgo.RecordHeader) {
 }
 
 // sourceTopic is the topic m's pythia.source.topic names: what a refusal is about.
-func sourceTopic(m *kgo.Record) string {
+func sourceTopic(m *kafkaio.Message) string {
 	info, _ := decode(m)
 	return info.Source.Topic
 }

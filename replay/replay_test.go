@@ -5,16 +5,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/pythia-pipe/pythia-pipe/dlq"
+	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
 )
 
-func dlqRecord(headers ...string) *kgo.Record {
-	m := &kgo.Record{Topic: "orders-dlq", Key: []byte("c1"), Value: []byte(`{"amount": "12"}`), Timestamp: time.Unix(1700000000, 0)}
+func dlqRecord(headers ...string) *kafkaio.Message {
+	m := &kafkaio.Message{Topic: "orders-dlq", Key: []byte("c1"), Value: []byte(`{"amount": "12"}`), Timestamp: time.Unix(1700000000, 0)}
 	for i := 0; i+1 < len(headers); i += 2 {
-		m.Headers = append(m.Headers, kgo.RecordHeader{Key: headers[i], Value: []byte(headers[i+1])})
+		m.Headers = append(m.Headers, kafkaio.Header{Key: headers[i], Value: []byte(headers[i+1])})
 	}
 	return m
 }
@@ -47,7 +46,7 @@ func TestMessage(t *testing.T) {
 		name    string
 		opts    Options
 		targets map[string]int32
-		rec     *kgo.Record
+		rec     *kafkaio.Message
 		why     skip
 		topic   string // where it goes, when written
 	}{

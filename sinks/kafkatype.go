@@ -110,6 +110,9 @@ func (k *KafkaSink) target() Target {
 // (Transactional).
 func (k *KafkaSink) ProducerSettings() Producer { return k.Producer }
 
+// BodySchema is the schema the sink encodes bodies with, nil for none (SchemaHolder).
+func (k *KafkaSink) BodySchema() *SchemaEncoder { return k.Schema }
+
 // Open starts the producer; a named topic's max.message.bytes lowers the largest record.
 func (k *KafkaSink) Open(env Env, report Report) (Sink, error) {
 	t := k.target()

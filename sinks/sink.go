@@ -134,6 +134,14 @@ type TopicWriter interface {
 	Computed() (names []kafkaconn.Topic, patterns []string)
 }
 
+// SchemaHolder is a sink that may encode bodies with a registry's schema (encode: avro |
+// protobuf): dev and pythia-pipe test register its schema file, and read what it wrote back.
+type SchemaHolder interface {
+	// BodySchema is its encoder; nil when it encodes with none (whose Local and Decode then
+	// say so).
+	BodySchema() *SchemaEncoder
+}
+
 // Env is what a sink is opened with at run time.
 type Env struct {
 	Name  string // the sink's name; "dlq" for the dead-letter queue

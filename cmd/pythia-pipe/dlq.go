@@ -10,12 +10,11 @@ import (
 	"time"
 
 	"github.com/sourcegraph/conc"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	dlqfmt "github.com/pythia-pipe/pythia-pipe/dlq" // the format: cmdReplay's dlq is the sink
+	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 	"github.com/pythia-pipe/pythia-pipe/replay"
-	"github.com/pythia-pipe/pythia-pipe/sinks"
 )
 
 func cmdDLQ(args []string, stdout, stderr io.Writer) int {
@@ -79,8 +78,8 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pythia-pipe: %s has no dlq\n", p.Name)
 		return exitUsage
 	}
-	dlq, ok := p.DLQ.Impl.(*sinks.KafkaSink)
-	if !ok {
+	dlq := namedTopic(p.DLQ) // a Kafka DLQ names its topic
+	if dlq == "" {
 		fmt.Fprintf(stderr, "pythia-pipe: the dlq of %s is a %s, not a Kafka topic\n", p.Name, p.DLQ.Type)
 		return exitUsage
 	}
@@ -88,7 +87,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 		o.Group = p.KafkaSource().Group + "-dlq-replay"
 	}
 	sources := p.KafkaSource().Topics
-	topics := append([]string{dlq.Topic}, sources...)
+	topics := append([]string{dlq}, sources...)
 	if o.To != "" {
 		topics = append(topics, o.To) // checked at the start: a typo must not fail at the first write
 	}
@@ -99,12 +98,12 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 	}
 	defer admin.Close()
 	if o.DryRun {
-		o.Show = func(m *kgo.Record) {
+		o.Show = func(m *kafkaio.Message) {
 			fmt.Fprintf(stdout, "would replay to %s/%d: key=%s\n", m.Topic, m.Partition, shown(m.Key))
 		}
 	}
 	o.Refuse = logRefusal(log)
-	r := replay.New(admin, dlq.Topic, sources, *o)
+	r := replay.New(admin, dlq, sources, *o)
 	ctx, stop := signalContext(log)
 	defer stop()
 	progress, quit := time.NewTicker(time.Second), make(chan struct{})
@@ -114,7 +113,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 		for {
 			select {
 			case <-progress.C:
-				fmt.Fprintf(stderr, "replaying %s (group %s): %s\n", dlq.Topic, o.Group, r.Stats())
+				fmt.Fprintf(stderr, "replaying %s (group %s): %s\n", dlq, o.Group, r.Stats())
 			case <-quit:
 				return
 			}
@@ -127,7 +126,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 	if o.DryRun {
 		verb = "dry run, nothing written or committed"
 	}
-	fmt.Fprintf(stdout, "%s (%s, group %s): %s\n", dlq.Topic, verb, o.Group, r.Stats())
+	fmt.Fprintf(stdout, "%s (%s, group %s): %s\n", dlq, verb, o.Group, r.Stats())
 	switch {
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintln(stdout, "interrupted: run it again to go on from here")
@@ -140,8 +139,8 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 }
 
 // logRefusal logs each DLQ record refused for the topic its pythia.source.topic names.
-func logRefusal(log *slog.Logger) func(*kgo.Record, string) {
-	return func(m *kgo.Record, topic string) {
+func logRefusal(log *slog.Logger) func(*kafkaio.Message, string) {
+	return func(m *kafkaio.Message, topic string) {
 		log.Warn("refused: its "+dlqfmt.HeaderSourceTopic+" is not a topic the pipeline reads (--to TOPIC writes every replayed record to TOPIC)",
 			"topic", m.Topic, "partition", m.Partition, "offset", m.Offset, dlqfmt.HeaderSourceTopic, escapeControls(topic))
 	}

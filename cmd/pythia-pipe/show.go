@@ -10,7 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 )
 
 // Records for people (tap's listing, dlq replay's dry run, dev's samples): whatever a record
@@ -80,9 +80,9 @@ func unsafeRune(r rune) bool {
 }
 
 // printerFor writes records as a table for reading, or as JSON lines.
-func printerFor(format string, w io.Writer) func(*kgo.Record) {
+func printerFor(format string, w io.Writer) func(*kafkaio.Message) {
 	if format == "json" {
-		return func(r *kgo.Record) {
+		return func(r *kafkaio.Message) {
 			var buf bytes.Buffer
 			enc := json.NewEncoder(&buf)
 			enc.SetEscapeHTML(false)
@@ -92,7 +92,7 @@ func printerFor(format string, w io.Writer) func(*kgo.Record) {
 			w.Write(append(escapeJSON(bytes.TrimSuffix(buf.Bytes(), []byte("\n"))), '\n'))
 		}
 	}
-	return func(r *kgo.Record) {
+	return func(r *kafkaio.Message) {
 		fmt.Fprintf(w, "%s/%d@%d  %s  key=%s\n", r.Topic, r.Partition, r.Offset, r.Timestamp.UTC().Format(time.RFC3339Nano), shown(r.Key))
 		for _, h := range r.Headers {
 			fmt.Fprintf(w, "    %s: %s\n", escapeControls(h.Key), shown(h.Value))
@@ -103,7 +103,7 @@ func printerFor(format string, w io.Writer) func(*kgo.Record) {
 
 // tapLine is a record as one JSON object: a JSON value as JSON, other text as a string, bytes
 // that are not UTF-8 as base64.
-func tapLine(r *kgo.Record) map[string]any {
+func tapLine(r *kafkaio.Message) map[string]any {
 	line := map[string]any{"topic": r.Topic, "partition": r.Partition, "offset": r.Offset,
 		"timestamp": r.Timestamp.UTC().Format(time.RFC3339Nano), "key": nil, "value": nil}
 	if r.Key != nil {

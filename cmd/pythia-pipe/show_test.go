@@ -8,7 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 )
 
 // What a terminal acts on is written as an escape; the rest of the text as it is.
@@ -43,10 +43,10 @@ func TestEscapeControls(t *testing.T) {
 }
 
 // forged is a DLQ record written to pass for others in a listing and to drive the terminal.
-func forged() *kgo.Record {
-	return &kgo.Record{Topic: "orders-dlq", Partition: 0, Offset: 7, Timestamp: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC),
+func forged() *kafkaio.Message {
+	return &kafkaio.Message{Topic: "orders-dlq", Partition: 0, Offset: 7, Timestamp: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC),
 		Key: []byte("k\x1b[2J\x1b[H"),
-		Headers: []kgo.RecordHeader{
+		Headers: []kafkaio.Header{
 			{Key: "pythia.stage", Value: []byte("parse\r    pythia.stage: valid")},
 			{Key: "h\x07\u009b", Value: []byte("\u202eevil")},
 		},

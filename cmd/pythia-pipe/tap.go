@@ -90,14 +90,15 @@ func tapTopics(p *pipeline.Pipeline, what string) ([]string, error) {
 		if s.Name != what {
 			continue
 		}
-		k, ok := s.Impl.(*sinks.KafkaSink)
+		topic := namedTopic(s)
+		_, toKafka := s.Impl.(sinks.TopicWriter)
 		switch {
-		case !ok:
+		case !toKafka:
 			return nil, fmt.Errorf("%s is a %s sink, not a Kafka topic", what, s.Type)
-		case k.Topic == "":
+		case topic == "":
 			return nil, fmt.Errorf("sink %s computes its topics (topic_expr); tap another file's sink or use a Kafka client", what)
 		}
-		return []string{k.Topic}, nil
+		return []string{topic}, nil
 	}
 	return nil, fmt.Errorf("%s is neither a sink of %s nor source (choose one of: %s, source)", what, p.Name, strings.Join(choices, ", "))
 }

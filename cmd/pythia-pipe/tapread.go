@@ -2,26 +2,24 @@ package main
 
 import (
 	"context"
-	"slices"
+	"errors"
+	"io"
 	"sort"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pythia-pipe/pythia-pipe/kafkaio"
 )
 
-// tap's Kafka client (franz-go): each partition read to its end as it was at the start, for
+// tap's reading (kafkaio.Reader): each partition read to its end as it was at the start, for
 // the isolation level, then with --follow what comes after. Nothing is committed.
 
 // tap prints the backlog of topics (the last n records of each topic by time, or its first n
 // from the start; n 0: all), then, following, what comes until ctx ends.
-func tap(ctx context.Context, admin *kafkaio.Admin, topics []string, o tapOptions, emit func(*kgo.Record)) error {
+func tap(ctx context.Context, admin *kafkaio.Admin, topics []string, o tapOptions, emit func(*kafkaio.Message)) error {
 	backlog, err := admin.Backlog(ctx, !o.readUncommitted, topics...)
 	if err != nil {
 		return err
 	}
-	conn := admin.Conn()
-	got, err := readBacklog(ctx, conn, backlog, o.n, o.fromStart)
+	got, err := readBacklog(ctx, admin, backlog, o.n, o.fromStart)
 	if err != nil {
 		return err
 	}
@@ -42,7 +40,7 @@ func tap(ctx context.Context, admin *kafkaio.Admin, topics []string, o tapOption
 	if !o.follow || ctx.Err() != nil {
 		return nil
 	}
-	return follow(ctx, conn, backlog, emit)
+	return follow(ctx, admin, backlog, emit)
 }
 
 type topicPartition struct {
@@ -55,7 +53,7 @@ type span struct{ from, to int64 }
 
 // readBacklog reads each partition of the backlog up to its end: its last n records (or its
 // first n from the start; n 0: all). Interrupted, it returns what it read.
-func readBacklog(ctx context.Context, conn []kgo.Opt, b *kafkaio.Backlog, n int, fromStart bool) (map[string][]*kgo.Record, error) {
+func readBacklog(ctx context.Context, admin *kafkaio.Admin, b *kafkaio.Backlog, n int, fromStart bool) (map[string][]*kafkaio.Message, error) {
 	spans := map[topicPartition]span{}
 	for topic, ends := range b.End {
 		for p, end := range ends {
@@ -70,9 +68,9 @@ func readBacklog(ctx context.Context, conn []kgo.Opt, b *kafkaio.Backlog, n int,
 	if fromStart {
 		limit = n
 	}
-	got, have := map[string][]*kgo.Record{}, map[topicPartition]int{}
+	got, have := map[string][]*kafkaio.Message{}, map[topicPartition]int{}
 	for len(spans) > 0 {
-		read, err := readSpans(ctx, conn, b, spans, limit)
+		read, err := readSpans(ctx, admin, b, spans, limit)
 		if err != nil || ctx.Err() != nil {
 			return got, err
 		}
@@ -93,85 +91,55 @@ func readBacklog(ctx context.Context, conn []kgo.Opt, b *kafkaio.Backlog, n int,
 
 // readSpans reads the spans of partitions, at most limit records of each (0: all), leaving
 // out transaction markers. Interrupted, it returns what it read.
-func readSpans(ctx context.Context, conn []kgo.Opt, b *kafkaio.Backlog, spans map[topicPartition]span, limit int) (map[topicPartition][]*kgo.Record, error) {
-	offsets := map[string]map[int32]kgo.Offset{}
-	left := map[topicPartition]bool{}
+func readSpans(ctx context.Context, admin *kafkaio.Admin, b *kafkaio.Backlog, spans map[topicPartition]span, limit int) (map[topicPartition][]*kafkaio.Message, error) {
+	from, to := map[string]map[int32]int64{}, map[string]map[int32]int64{}
 	for tp, s := range spans {
-		if s.from >= s.to {
-			continue
+		if from[tp.topic] == nil {
+			from[tp.topic], to[tp.topic] = map[int32]int64{}, map[int32]int64{}
 		}
-		if offsets[tp.topic] == nil {
-			offsets[tp.topic] = map[int32]kgo.Offset{}
-		}
-		offsets[tp.topic][tp.partition] = kgo.NewOffset().At(s.from)
-		left[tp] = true
+		from[tp.topic][tp.partition], to[tp.topic][tp.partition] = s.from, s.to
 	}
-	got := map[topicPartition][]*kgo.Record{}
-	if len(left) == 0 {
-		return got, nil
-	}
-	cl, err := partitionReader(conn, b, offsets)
+	// The spans are a backlog of their own: each ends where its span does.
+	rd, err := admin.Reader(&kafkaio.Backlog{ReadCommitted: b.ReadCommitted, Start: from, End: to}, kafkaio.Reading{From: from})
 	if err != nil {
 		return nil, err
 	}
-	defer cl.Close()
-	for len(left) > 0 {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
+	defer rd.Close()
+	got := map[topicPartition][]*kafkaio.Message{}
+	for {
+		m, err := rd.Next(ctx)
+		switch {
+		case errors.Is(err, io.EOF), ctx.Err() != nil:
 			return got, nil
-		}
-		if err := fs.Err(); err != nil {
+		case err != nil:
 			return nil, err
+		case m.Control:
+			continue
 		}
-		for _, r := range fs.Records() {
-			tp := topicPartition{r.Topic, r.Partition}
-			if !left[tp] {
-				continue
-			}
-			in, last := kafkaio.Reached(r, spans[tp].to)
-			if in && !r.Attrs.IsControl() {
-				got[tp] = append(got[tp], r)
-			}
-			if last || (limit > 0 && len(got[tp]) >= limit) {
-				delete(left, tp)
-				cl.PauseFetchPartitions(map[string][]int32{r.Topic: {r.Partition}})
-			}
+		tp := topicPartition{m.Topic, m.Partition}
+		got[tp] = append(got[tp], m)
+		if limit > 0 && len(got[tp]) >= limit {
+			rd.Leave(m.Topic, m.Partition)
 		}
 	}
-	return got, nil
 }
 
 // follow prints what comes after the backlog, until ctx ends.
-func follow(ctx context.Context, conn []kgo.Opt, b *kafkaio.Backlog, emit func(*kgo.Record)) error {
-	offsets := map[string]map[int32]kgo.Offset{}
-	for topic, ends := range b.End {
-		offsets[topic] = map[int32]kgo.Offset{}
-		for p, end := range ends {
-			offsets[topic][p] = kgo.NewOffset().At(end)
-		}
-	}
-	cl, err := partitionReader(conn, b, offsets)
+func follow(ctx context.Context, admin *kafkaio.Admin, b *kafkaio.Backlog, emit func(*kafkaio.Message)) error {
+	rd, err := admin.Reader(b, kafkaio.Reading{From: b.End, Follow: true})
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
+	defer rd.Close()
 	for {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
+		m, err := rd.Next(ctx)
+		switch {
+		case errors.Is(err, io.EOF), ctx.Err() != nil:
 			return nil
-		}
-		if err := fs.Err(); err != nil {
+		case err != nil:
 			return err
-		}
-		for _, r := range fs.Records() {
-			if !r.Attrs.IsControl() {
-				emit(r)
-			}
+		case !m.Control:
+			emit(m)
 		}
 	}
-}
-
-// partitionReader reads the partitions of offsets from there, at the backlog's isolation level.
-func partitionReader(conn []kgo.Opt, b *kafkaio.Backlog, offsets map[string]map[int32]kgo.Offset) (*kgo.Client, error) {
-	return kgo.NewClient(append(append(slices.Clone(conn), b.ConsumeOpts()...), kgo.ConsumePartitions(offsets))...)
 }

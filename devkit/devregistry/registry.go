@@ -35,11 +35,11 @@ func (r *Registry) Options() schemareg.Options {
 // the schemas a production registry would hold.
 func (r *Registry) Prepare(p *pipeline.Pipeline) error {
 	for _, s := range p.Sinks {
-		ks, ok := s.Impl.(*sinks.KafkaSink)
-		if !ok || ks.Schema == nil {
+		sh, ok := s.Impl.(sinks.SchemaHolder)
+		if !ok {
 			continue
 		}
-		if subject, schema, ok := ks.Schema.Local(); ok {
+		if subject, schema, ok := sh.BodySchema().Local(); ok {
 			if _, _, err := r.fake.RegisterSchema(subject, schema); err != nil {
 				return fmt.Errorf("sink %s: registering its schema_file under %s: %w", s.Name, subject, err)
 			}
@@ -90,11 +90,11 @@ func (fr *Framer) Frame(ctx context.Context, value []byte) ([]byte, bool, error)
 // Readable is a body a sink wrote with a schema, read back as JSON for people; b as it is
 // otherwise.
 func Readable(s *pipeline.Sink, b []byte) []byte {
-	ks, ok := s.Impl.(*sinks.KafkaSink)
+	sh, ok := s.Impl.(sinks.SchemaHolder)
 	if !ok {
 		return b
 	}
-	if v, ok := ks.Schema.Decode(b); ok {
+	if v, ok := sh.BodySchema().Decode(b); ok {
 		if j, err := record.AppendJSON(nil, v); err == nil {
 			return j
 		}

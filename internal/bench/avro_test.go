@@ -55,8 +55,8 @@ func setupAvro(b *testing.B, n int) (*devbroker.Broker, *pipeline.Pipeline, int6
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	for _, s := range p.Sinks {
-		if ks, ok := s.Impl.(*sinks.KafkaSink); ok {
-			if subject, schema, ok := ks.Schema.Local(); ok {
+		if sh, ok := s.Impl.(sinks.SchemaHolder); ok {
+			if subject, schema, ok := sh.BodySchema().Local(); ok {
 				if _, err := p.RegistryClient.Register(ctx, subject, schema); err != nil {
 					b.Fatal(err)
 				}
