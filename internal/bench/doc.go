@@ -1,7 +1,7 @@
 // Package bench holds the throughput benchmarks of `make bench`: the orders example over a
 // backlog on the in-process broker (or a real Kafka with BENCH_KAFKA=real), the same orders
 // on Avro framed for a schema registry (in process, or Apicurio on real Kafka), and, measured
-// in the same run, its peers doing the same work: a careful hand-written sarama
-// consume→transform→produce loop, and Kafka Streams 4.1 (streams/, built with Maven). It has
-// no code of its own.
+// in the same run, its peers doing the same work: careful hand-written
+// consume→transform→produce loops on sarama and on franz-go, and Kafka Streams 4.1 (streams/,
+// built with Maven). It has no code of its own.
 package bench

@@ -24,9 +24,14 @@ func BenchmarkLatencyPipeline(b *testing.B) {
 	benchLatency(b, false, func(br *devbroker.Broker) func() { return startPipeline(b, ordersPipeline(b, br)) })
 }
 
-// BenchmarkLatencyHandWritten is the same for the hand-written loop.
-func BenchmarkLatencyHandWritten(b *testing.B) {
-	benchLatency(b, false, func(br *devbroker.Broker) func() { return startLoop(b, br) })
+// BenchmarkLatencyHandWrittenSarama is the same for the hand-written sarama loop.
+func BenchmarkLatencyHandWrittenSarama(b *testing.B) {
+	benchLatency(b, false, func(br *devbroker.Broker) func() { return startSaramaLoop(b, br) })
+}
+
+// BenchmarkLatencyHandWrittenFranz is the same for the hand-written franz-go loop.
+func BenchmarkLatencyHandWrittenFranz(b *testing.B) {
+	benchLatency(b, false, func(br *devbroker.Broker) func() { return startFranzLoop(b, br) })
 }
 
 // benchLatency runs the consumer start starts at the paced rate and measures its outputs'

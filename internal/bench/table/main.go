@@ -1,12 +1,13 @@
-// Command table runs the orders benchmark, the same on Avro, the hand-written loop and the
-// orders example with delivery: exactly_once, each in a process of its own (so that peak
-// memory is each one's), and prints them side by side with their CPU per record and their
-// ratios; then the end-to-end latency of the JSON pipeline, the loop and the exactly-once
-// pipeline (its outputs as a read_committed reader sees them) at a steady 20,000 records a
-// second. `make bench` runs it on the in-process broker,
-// `BENCH_KAFKA=real make bench` on a real Kafka, where Kafka Streams doing the same work joins
-// the throughput table (on the in-process broker the Go rows' peak RSS holds the broker's
-// backlog and the JVM's would not).
+// Command table runs the orders benchmark, the same on Avro, the hand-written sarama and
+// franz-go loops and the orders example with delivery: exactly_once, each in a process of its
+// own (so that peak memory is each one's), and prints them side by side with their CPU per
+// record (on a real Kafka the broker's apart), then their ratios run by run (each mode of
+// pythia-pipe against the franz-go loop, the sarama loop, each other); then the end-to-end
+// latency of the JSON pipeline, both loops and the exactly-once pipeline (its outputs as a
+// read_committed reader sees them) at a steady 20,000 records a second. `make bench` runs it
+// on the in-process broker, `BENCH_KAFKA=real make bench` on a real Kafka, where Kafka Streams
+// doing the same work joins the throughput table (on the in-process broker the Go rows' peak
+// RSS holds the broker's backlog and the JVM's would not).
 package main
 
 import (
@@ -24,20 +25,25 @@ import (
 // result is a benchmark's metrics by unit: records/s, peak-RSS-MB, p99-ms...
 type result map[string]float64
 
+// peer is a row of a table: its label, and the benchmark that measures it.
+type peer struct{ label, bench string }
+
 func main() {
 	if len(os.Args) != 2 {
 		fmt.Fprintln(os.Stderr, "usage: table BENCH-TEST-BINARY")
 		os.Exit(2)
 	}
-	const pipe, avro, loop, eos = 0, 1, 2, 3 // rows compared below
-	rows := []struct{ label, bench string }{
-		pipe: {"pythia-pipe (pipelines/orders.yaml)", "BenchmarkOrdersPipeline"},
-		avro: {"pythia-pipe on Avro (pipelines/orders-avro.yaml)", "BenchmarkOrdersAvroPipeline"},
-		loop: {"hand-written sarama loop", "BenchmarkHandWrittenSarama"},
-		eos:  {"pythia-pipe, delivery: exactly_once", "BenchmarkOrdersExactlyOnce"},
+	realKafka := os.Getenv("BENCH_KAFKA") == "real"
+	const pipe, avro, sarama, franz, eos = 0, 1, 2, 3, 4 // rows compared below
+	rows := []peer{
+		pipe:   {"pythia-pipe (pipelines/orders.yaml)", "BenchmarkOrdersPipeline"},
+		avro:   {"pythia-pipe on Avro (pipelines/orders-avro.yaml)", "BenchmarkOrdersAvroPipeline"},
+		sarama: {"hand-written sarama loop", "BenchmarkHandWrittenSarama"},
+		franz:  {"hand-written franz-go loop", "BenchmarkHandWrittenFranz"},
+		eos:    {"pythia-pipe, delivery: exactly_once", "BenchmarkOrdersExactlyOnce"},
 	}
-	if os.Getenv("BENCH_KAFKA") == "real" {
-		rows = append(rows, struct{ label, bench string }{"Kafka Streams 4.1 (same topology, -Xmx512m)", "BenchmarkKafkaStreams"})
+	if realKafka {
+		rows = append(rows, peer{"Kafka Streams 4.1 (same topology, -Xmx512m)", "BenchmarkKafkaStreams"})
 	}
 	binary, err := filepath.Abs(os.Args[1])
 	if err != nil {
@@ -48,56 +54,83 @@ func main() {
 	if n, err := strconv.Atoi(os.Getenv("BENCH_RUNS")); err == nil && n > 0 {
 		runs = n
 	}
-	// Round after round, each peer once a round: the machine's moods fall on all of them.
-	results := make([][]result, len(rows))
-	for range runs {
-		for i, r := range rows {
-			res, err := run(binary, r.bench)
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "%s: %v\n", r.bench, err)
-				os.Exit(1)
-			}
-			results[i] = append(results[i], res)
-		}
-	}
-	broker := "in-process (kfake; its backlog counts in peak RSS)"
-	if os.Getenv("BENCH_KAFKA") == "real" {
+	results := rounds(binary, rows, runs)
+	// The CPU a record costs, the process's and (on a real Kafka, which shares the machine)
+	// the broker's apart: throughput is the cores divided by their sum.
+	cols := []struct{ unit, title, format string }{{"records/s", "records/s", "%.0f"}, {"cpu-µs/record", "CPU µs/record", "%.1f"}}
+	broker := "in-process (kfake: its CPU and its backlog count in the process's)"
+	if realKafka {
+		cols = append(cols, struct{ unit, title, format string }{"broker-cpu-µs/record", "the broker's CPU µs/record", "%.1f"})
 		broker = "Apache Kafka (make kafka-up recipe)"
 	}
-	cpu := "CPU µs/record"
-	if os.Getenv("BENCH_KAFKA") == "real" {
-		cpu += " (+ the broker's)"
+	titles := []string{""}
+	for _, c := range cols {
+		titles = append(titles, c.title)
 	}
-	fmt.Printf("\nbroker: %s; %d run(s) each, alternated (BENCH_RUNS): the median, and the range\n\n| | records/s | %s | peak RSS |\n|---|---|---|---|\n", broker, runs, cpu)
+	fmt.Printf("\nbroker: %s; %d run(s) each, alternated (BENCH_RUNS): the median, and the range\n\n", broker, runs)
+	printHeader(append(titles, "peak RSS"))
 	for i, r := range rows {
-		cpu := spreadf(results[i], "cpu-µs/record", "%.1f")
-		if results[i][0]["broker-cpu-µs/record"] > 0 {
-			cpu += " + " + spreadf(results[i], "broker-cpu-µs/record", "%.1f")
+		fmt.Printf("| %s |", r.label)
+		for _, c := range cols {
+			fmt.Printf(" %s |", spreadf(results[i], c.unit, c.format))
 		}
-		fmt.Printf("| %s | %s | %s | %s MB |\n", r.label, spread(results[i], "records/s"), cpu, spread(results[i], "peak-RSS-MB"))
+		fmt.Printf(" %s MB |\n", spread(results[i], "peak-RSS-MB"))
 	}
+
+	// Ratios of the same round's runs, so that a round's mood cancels out.
+	fmt.Printf("\nratios, run by run: the median, and the range\n\n")
+	printHeader(titles)
 	for _, c := range []struct {
 		label string
 		a, b  int
-	}{{"ratio pythia-pipe / loop", pipe, loop}, {"ratio Avro / JSON pipeline", avro, pipe}, {"ratio exactly_once / at-least-once", eos, pipe}} {
-		ratios := make([]result, runs)
-		for j := range ratios {
-			ratios[j] = result{"ratio": results[c.a][j]["records/s"] / results[c.b][j]["records/s"]}
+	}{{"at-least-once / franz-go loop", pipe, franz}, {"exactly-once / franz-go loop", eos, franz},
+		{"at-least-once / sarama loop", pipe, sarama}, {"exactly-once / at-least-once", eos, pipe}, {"Avro / JSON pipeline", avro, pipe}} {
+		fmt.Printf("| %s |", c.label)
+		for _, col := range cols {
+			ratios := make([]result, runs)
+			for j := range ratios {
+				ratios[j] = result{col.unit: results[c.a][j][col.unit] / results[c.b][j][col.unit]}
+			}
+			fmt.Printf(" %s× |", spreadf(ratios, col.unit, "%.2f"))
 		}
-		fmt.Printf("| %s, run by run | %s× | | |\n", c.label, spreadf(ratios, "ratio", "%.2f"))
+		fmt.Println()
 	}
 
-	paced := []struct{ label, bench string }{{rows[pipe].label, "BenchmarkLatencyPipeline"}, {rows[loop].label, "BenchmarkLatencyHandWritten"},
+	paced := []peer{{rows[pipe].label, "BenchmarkLatencyPipeline"},
+		{rows[sarama].label, "BenchmarkLatencyHandWrittenSarama"}, {rows[franz].label, "BenchmarkLatencyHandWrittenFranz"},
 		{rows[eos].label + " (read_committed)", "BenchmarkLatencyExactlyOnce"}}
-	fmt.Printf("\nend to end at a steady 20,000 records/s (BENCH_RATE), after a warm-up:\n\n| | p50 | p99 |\n|---|---|---|\n")
-	for _, p := range paced {
-		res, err := run(binary, p.bench)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "%s: %v\n", p.bench, err)
-			os.Exit(1)
-		}
-		fmt.Printf("| %s | %.1f ms | %.1f ms |\n", p.label, res["p50-ms"], res["p99-ms"])
+	latencies := rounds(binary, paced, runs)
+	fmt.Printf("\nend to end at a steady 20,000 records/s (BENCH_RATE), after a warm-up; %d run(s) each, alternated: the median, and the range\n\n| | p50 | p99 |\n|---|---|---|\n", runs)
+	for i, p := range paced {
+		fmt.Printf("| %s | %s ms | %s ms |\n", p.label, spreadf(latencies[i], "p50-ms", "%.1f"), spreadf(latencies[i], "p99-ms", "%.1f"))
 	}
+}
+
+// rounds runs each benchmark runs times, round after round, each once a round (the machine's
+// moods fall on all of them), and returns each one's results in the order of its rounds.
+func rounds(binary string, peers []peer, runs int) [][]result {
+	results := make([][]result, len(peers))
+	for range runs {
+		for i, p := range peers {
+			results[i] = append(results[i], mustRun(binary, p.bench))
+		}
+	}
+	return results
+}
+
+// printHeader prints a Markdown table's header of titles.
+func printHeader(titles []string) {
+	fmt.Printf("|%s|\n|%s\n", strings.Join(titles, " | ")+" ", strings.Repeat("---|", len(titles)))
+}
+
+// mustRun is run, exiting when the benchmark fails.
+func mustRun(binary, bench string) result {
+	res, err := run(binary, bench)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", bench, err)
+		os.Exit(1)
+	}
+	return res
 }
 
 // run runs one benchmark once in its own process and reads its metrics.
