@@ -14,6 +14,7 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
 	"github.com/pythia-pipe/pythia-pipe/internal/testproc"
 	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
+	"github.com/pythia-pipe/pythia-pipe/kafkaio/saramaio"
 )
 
 // Passwords full of what YAML would read as syntax reach the broker exactly: SCRAM-SHA-512
@@ -80,7 +81,7 @@ func TestScramPasswordsThroughVariables(t *testing.T) {
 func scramAdmin(t *testing.T) sarama.ClusterAdmin {
 	t.Helper()
 	conn := &kafkaconn.Config{Brokers: []string{kafka.Real.Addr("plaintext")}, ClientID: "e2e-admin", Version: "3.6.0", ConnectTimeout: 10 * time.Second}
-	sc, err := conn.Sarama()
+	sc, err := saramaio.Config(conn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +98,7 @@ func scramLogin(t *testing.T, user, password string) error {
 	conn := &kafkaconn.Config{Brokers: []string{kafka.Real.Addr("sasl")}, ClientID: "e2e-login", Version: "3.6.0",
 		ConnectTimeout: 5 * time.Second, Protocol: "SASL_PLAINTEXT",
 		SASL: &kafkaconn.SASL{Mechanism: "SCRAM-SHA-512", Username: user, Password: password}}
-	sc, err := conn.Sarama()
+	sc, err := saramaio.Config(conn)
 	if err != nil {
 		t.Fatal(err)
 	}
