@@ -35,7 +35,7 @@ type claimReader struct {
 }
 
 // batchMax is the most records handed to the pipeline at once.
-const batchMax = 64
+const batchMax = 512
 
 // msgs is the claim's channel, or nil once it is closed (so that a select ignores it).
 func (c *claimReader) msgs() <-chan []kafkaio.Message {

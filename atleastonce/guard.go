@@ -32,8 +32,9 @@ const (
 
 // write is one record on its way to a partition.
 type write struct {
+	s     *Sink
 	rec   *record.Record
-	msg   *kafkaio.Message
+	msg   kafkaio.Message
 	part  *partQueue
 	state writeState
 	again bool // acknowledged while an earlier write of its partition was refused: write it again

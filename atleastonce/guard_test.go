@@ -29,7 +29,7 @@ func newGuardRun(t *testing.T) *guardRun { return &guardRun{t: t, g: newGuard(tr
 
 func (r *guardRun) write(n int) {
 	for i := 0; i < n; i++ {
-		w := &write{rec: &record.Record{Offset: int64(len(r.writes))}, msg: &kafkaio.Message{}}
+		w := &write{rec: &record.Record{Offset: int64(len(r.writes))}, msg: kafkaio.Message{}}
 		r.writes = append(r.writes, w)
 		if r.g.add(w, partKey{"out", 0}) {
 			r.inFlight = append(r.inFlight, w)
@@ -256,7 +256,7 @@ func TestGuardBacksOffPerRound(t *testing.T) {
 	g := newGuard(true)
 	var ws []*write
 	for i := range 3 {
-		w := &write{rec: &record.Record{Offset: int64(i)}, msg: &kafkaio.Message{}}
+		w := &write{rec: &record.Record{Offset: int64(i)}, msg: kafkaio.Message{}}
 		g.add(w, partKey{"out", 0})
 		ws = append(ws, w)
 	}

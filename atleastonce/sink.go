@@ -57,7 +57,11 @@ func (s *Sink) Write(ctx context.Context, recs []*record.Record) error {
 			s.report(rec, err)
 			continue
 		}
-		w := &write{rec: rec, msg: msg}
+		// The body is written: what waits for the broker's answer is the message, and the
+		// record only for its offset and, should the write be refused for good, its bytes as
+		// consumed (the DLQ's). The decoded body goes now rather than with the answer.
+		rec.Msg = nil
+		w := &write{s: s, rec: rec, msg: msg}
 		if !s.guard.add(w, partKey{msg.Topic, msg.Partition}) {
 			continue // its partition is held: it follows the writes refused before it
 		}
@@ -71,8 +75,11 @@ func (s *Sink) Write(ctx context.Context, recs []*record.Record) error {
 
 // produce hands w to the producer; its answer comes to answered.
 func (s *Sink) produce(ctx context.Context, w *write) {
-	s.prod.Produce(ctx, w.msg, func(_ *kafkaio.Message, err error) { s.answered(w, err) })
+	s.prod.Produce(ctx, &w.msg, w)
 }
+
+// Produced is the producer's answer to w.
+func (w *write) Produced(_ *kafkaio.Message, err error) { w.s.answered(w, err) }
 
 // answered is the producer's answer to w: acknowledged, refused for a passing reason (the
 // guard holds its partition), or failed for good (dead-letter or stop).

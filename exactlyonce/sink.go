@@ -59,11 +59,11 @@ func (t *Sink) Write(ctx context.Context, recs []*record.Record) error {
 			continue
 		}
 		if suspect {
-			t.alone(rec, x, at, msg)
+			t.alone(rec, x, at, &msg)
 			continue
 		}
 		t.add(1)
-		if !t.sess.Produce(x, msg, func(m *kafkaio.Message, err error) { t.answered(rec, x, at, m.Topic, err); t.add(-1) }) {
+		if !t.sess.Produce(x, &msg, func(m *kafkaio.Message, err error) { t.answered(rec, x, at, m.Topic, err); t.add(-1) }) {
 			t.add(-1)
 			t.report(rec, sinks.ErrAborted)
 		}

@@ -1,8 +1,11 @@
 package kafkaio
 
 import (
+	"context"
 	"log/slog"
 	"slices"
+	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -17,8 +20,53 @@ type Client interface {
 }
 
 // Franz is the `kafka:` block's connection on franz-go, from which a run's clients are made.
+// Producers of the same settings share one client: one connection per broker, and one batch
+// per partition whatever sink the records come from.
 type Franz struct {
 	opts []kgo.Opt
+
+	mu     sync.Mutex
+	shared map[producerKey]*sharedProducer
+}
+
+// producerKey is what makes two producers the same (the topics' limits are the run's rules,
+// the same for every sink).
+type producerKey struct {
+	acks, compression   string
+	linger              time.Duration
+	batch, max, retries int
+	idempotent          bool
+}
+
+type sharedProducer struct {
+	*franzProducer
+	key  producerKey
+	refs int
+}
+
+// producerRef is one holder's hold on a shared producer: its Close waits for what is
+// outstanding, as a producer of its own would, and the last to close closes the client.
+type producerRef struct {
+	*sharedProducer
+	f    *Franz
+	once sync.Once
+}
+
+func (r *producerRef) Close(ctx context.Context) {
+	r.once.Do(func() {
+		r.f.mu.Lock()
+		r.refs--
+		last := r.refs == 0
+		if last {
+			delete(r.f.shared, r.key)
+		}
+		r.f.mu.Unlock()
+		if last {
+			r.franzProducer.Close(ctx)
+		} else {
+			_ = r.cl.Flush(ctx) // an error is ctx's: what is left is the last holder's to fail
+		}
+	})
 }
 
 // NewFranz reads the connection of c.
@@ -33,8 +81,27 @@ func NewFranz(c *kafkaconn.Config) (*Franz, error) {
 // Group is a group member on franz-go.
 func (f *Franz) Group(cfg GroupConfig) (Group, error) { return NewGroup(f.opts, cfg), nil }
 
-// Producer is a producer on franz-go.
-func (f *Franz) Producer(cfg ProducerConfig) (Producer, error) { return NewProducer(f.opts, cfg) }
+// Producer is a producer on franz-go, shared with the others of the same settings.
+func (f *Franz) Producer(cfg ProducerConfig) (Producer, error) {
+	key := producerKey{acks: cfg.Acks, compression: cfg.Compression, linger: cfg.Linger, batch: cfg.BatchBytes,
+		max: cfg.MaxMessageBytes, retries: cfg.Retries, idempotent: cfg.Idempotent}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if sp := f.shared[key]; sp != nil {
+		sp.refs++
+		return &producerRef{sharedProducer: sp, f: f}, nil
+	}
+	p, err := newFranzProducer(f.opts, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if f.shared == nil {
+		f.shared = map[producerKey]*sharedProducer{}
+	}
+	sp := &sharedProducer{franzProducer: p, key: key, refs: 1}
+	f.shared[key] = sp
+	return &producerRef{sharedProducer: sp, f: f}, nil
+}
 
 // TxnSession is the transactional session of exactly-once.
 func (f *Franz) TxnSession(cfg TxnConfig, log *slog.Logger) (*TxnSession, error) {

@@ -159,15 +159,8 @@ func (g *franzGroup) deliver(cl *kgo.Client, p kgo.FetchTopicPartition) {
 
 // fromFranz is r as the layer carries it.
 func fromFranz(r *kgo.Record) Message {
-	m := Message{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value,
-		Timestamp: r.Timestamp, Control: r.Attrs.IsControl()}
-	if len(r.Headers) > 0 {
-		m.Headers = make([]Header, len(r.Headers))
-		for i, h := range r.Headers {
-			m.Headers[i] = Header{Key: h.Key, Value: h.Value}
-		}
-	}
-	return m
+	return Message{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value,
+		Headers: r.Headers, Timestamp: r.Timestamp, Control: r.Attrs.IsControl()}
 }
 
 func (g *franzGroup) assigned(_ context.Context, cl *kgo.Client, parts map[string][]int32) {

@@ -34,12 +34,23 @@ type ProducerConfig struct {
 type Producer interface {
 	// Produce hands m to the client; done gets its outcome once: nil when the broker
 	// acknowledged it. It waits while the client's buffers are full; if ctx ends first, done
-	// gets ctx's error.
-	Produce(ctx context.Context, m *Message, done func(*Message, error))
+	// gets ctx's error. m is the client's until then.
+	Produce(ctx context.Context, m *Message, done Done)
 	// Close gives the outstanding writes until ctx ends to be answered, then fails those left
 	// (done is told) and closes the connections.
 	Close(ctx context.Context)
 }
+
+// Done is told how a write ended: nil when the broker acknowledged it. A writer that is its
+// own Done spares an allocation per record on the hot path.
+type Done interface {
+	Produced(m *Message, err error)
+}
+
+// DoneFunc is a function as a Done.
+type DoneFunc func(m *Message, err error)
+
+func (f DoneFunc) Produced(m *Message, err error) { f(m, err) }
 
 // minBatchBytes is the smallest batch limit franz-go takes.
 const minBatchBytes = 512
@@ -68,6 +79,10 @@ type franzProducer struct {
 
 // NewProducer returns a producer on franz-go with the connection conn.
 func NewProducer(conn []kgo.Opt, cfg ProducerConfig) (Producer, error) {
+	return newFranzProducer(conn, cfg)
+}
+
+func newFranzProducer(conn []kgo.Opt, cfg ProducerConfig) (*franzProducer, error) {
 	acks := map[string]kgo.Acks{"all": kgo.AllISRAcks(), "leader": kgo.LeaderAck(), "none": kgo.NoAck()}[cfg.Acks]
 	opts := append(slices.Clone(conn), ProducerOpts(cfg)...)
 	opts = append(opts, kgo.RequiredAcks(acks), kgo.RetryBackoffFn(retryBackoff))
@@ -90,20 +105,32 @@ func retryBackoff(tries int) time.Duration {
 	return failure.Backoff(tries, 100*time.Millisecond, time.Second, 2, 0)
 }
 
-func (p *franzProducer) Produce(ctx context.Context, m *Message, done func(*Message, error)) {
-	p.cl.Produce(ctx, toFranz(m), func(_ *kgo.Record, err error) { done(m, err) })
+func (p *franzProducer) Produce(ctx context.Context, m *Message, done Done) {
+	r := &franzWrite{Context: ctx, msg: m, done: done}
+	r.rec = kgo.Record{Topic: m.Topic, Partition: m.Partition, Timestamp: m.Timestamp, Key: m.Key, Value: m.Value,
+		Headers: m.Headers, Context: r}
+	p.cl.Produce(ctx, &r.rec, produced)
+}
+
+// franzWrite is a message as franz-go writes it, in one allocation with the way back to its
+// writer: the record's context (which fails the record while buffered once it ends, as
+// franz-go does with Produce's ctx) is the franzWrite itself, Produce's ctx with m and done.
+type franzWrite struct {
+	context.Context
+	rec  kgo.Record
+	msg  *Message
+	done Done
+}
+
+// produced is franz-go's promise for every franzWrite.
+func produced(r *kgo.Record, err error) {
+	w := r.Context.(*franzWrite)
+	w.done.Produced(w.msg, err)
 }
 
 // toFranz is m as franz-go writes it.
 func toFranz(m *Message) *kgo.Record {
-	r := &kgo.Record{Topic: m.Topic, Partition: m.Partition, Timestamp: m.Timestamp, Key: m.Key, Value: m.Value}
-	if len(m.Headers) > 0 {
-		r.Headers = make([]kgo.RecordHeader, len(m.Headers))
-		for i, h := range m.Headers {
-			r.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
-		}
-	}
-	return r
+	return &kgo.Record{Topic: m.Topic, Partition: m.Partition, Timestamp: m.Timestamp, Key: m.Key, Value: m.Value, Headers: m.Headers}
 }
 
 func (p *franzProducer) Close(ctx context.Context) {

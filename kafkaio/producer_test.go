@@ -48,7 +48,7 @@ func TestProducerThroughRefusals(t *testing.T) {
 			for i := range n {
 				wg.Add(1)
 				m := &Message{Topic: "out", Partition: 0, Value: []byte(strconv.Itoa(i))}
-				prod.Produce(context.Background(), m, func(_ *Message, err error) {
+				prod.Produce(context.Background(), m, DoneFunc(func(_ *Message, err error) {
 					defer wg.Done()
 					mu.Lock()
 					defer mu.Unlock()
@@ -57,7 +57,7 @@ func TestProducerThroughRefusals(t *testing.T) {
 						return
 					}
 					acked = append(acked, i)
-				})
+				}))
 			}
 			wg.Wait()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -84,5 +84,56 @@ func TestProducerThroughRefusals(t *testing.T) {
 			}
 			t.Logf("%d acknowledged, %d refused, %d produce requests refused", len(acked), len(refused), fault.Hits())
 		})
+	}
+}
+
+// Sinks of the same producer settings share one client; each one's Close waits for its
+// writes, and the client closes with the last: a sink that closes first leaves the others
+// writing.
+func TestSharedProducer(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "a", "b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	f := &Franz{opts: []kgo.Opt{kgo.SeedBrokers(cluster.ListenAddrs()...)}}
+	cfg := ProducerConfig{Acks: "all", Compression: "none", Idempotent: true, MaxMessageBytes: 1 << 20}
+	first, err := f.Producer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := f.Producer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := f.Producer(ProducerConfig{Acks: "leader", Compression: "none", MaxMessageBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.(*producerRef).sharedProducer != second.(*producerRef).sharedProducer {
+		t.Fatal("two producers of the same settings have a client each")
+	}
+	if first.(*producerRef).sharedProducer == other.(*producerRef).sharedProducer {
+		t.Fatal("producers of different settings share a client")
+	}
+	write := func(p Producer, topic string) error {
+		answered := make(chan error, 1)
+		p.Produce(context.Background(), &Message{Topic: topic, Value: []byte("v")}, DoneFunc(func(_ *Message, err error) { answered <- err }))
+		return <-answered
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := write(first, "a"); err != nil {
+		t.Fatal(err)
+	}
+	first.Close(ctx)
+	first.Close(ctx) // a second close of one holder does not close the client under the others
+	if err := write(second, "b"); err != nil {
+		t.Fatalf("after the first holder closed: %v", err)
+	}
+	second.Close(ctx)
+	other.Close(ctx)
+	if len(f.shared) != 0 {
+		t.Fatalf("%d shared producers left after every holder closed", len(f.shared))
 	}
 }

@@ -28,7 +28,7 @@ func (a *Admin) Writer() (*Writer, error) {
 // ends before m is sent, it is not written (ctx's error); once sent, its answer is waited for.
 func (w *Writer) Write(ctx context.Context, m *Message) error {
 	answered := make(chan error, 1)
-	w.p.Produce(ctx, m, func(_ *Message, err error) { answered <- err })
+	w.p.Produce(ctx, m, DoneFunc(func(_ *Message, err error) { answered <- err }))
 	return <-answered
 }
 

@@ -5,13 +5,13 @@ package record
 import (
 	"fmt"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// Header is a Kafka record header.
-type Header struct {
-	Key   string
-	Value []byte
-}
+// Header is a Kafka record header: franz-go's own type, so that records go to and from the
+// client without a copy of their headers.
+type Header = kgo.RecordHeader
 
 // Record is one record in flight. Stages may change Msg, Key and Headers; Value keeps the
 // bytes as consumed so that a failure can dead-letter the original.

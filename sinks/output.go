@@ -42,7 +42,7 @@ func NewOutput(p Producer, target Target, lookup Partitioned, rules *Rules, log 
 // Prepare builds the message of rec, or returns the failure that keeps it from being
 // written (dead-letter or stop). A computed topic that cannot be looked up now (brokers
 // away) is waited for until ctx ends.
-func (o *Output) Prepare(ctx context.Context, rec *record.Record) (*kafkaio.Message, error) {
+func (o *Output) Prepare(ctx context.Context, rec *record.Record) (kafkaio.Message, error) {
 	for failures := 1; ; failures++ {
 		msg, topic, err := o.message(ctx, rec)
 		if err == nil {
@@ -50,7 +50,7 @@ func (o *Output) Prepare(ctx context.Context, rec *record.Record) (*kafkaio.Mess
 		}
 		f := failure.Judge(o.Op, o.At, topic, err)
 		if f.Outcome != failure.Wait {
-			return nil, f
+			return kafkaio.Message{}, f
 		}
 		if failures == 1 {
 			what := "cannot look up the topic to write to; waiting"
@@ -64,7 +64,7 @@ func (o *Output) Prepare(ctx context.Context, rec *record.Record) (*kafkaio.Mess
 		select {
 		case <-time.After(Backoff(failures)):
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return kafkaio.Message{}, ctx.Err()
 		}
 	}
 }
@@ -76,31 +76,31 @@ func Backoff(failures int) time.Duration {
 }
 
 // message builds the message of rec: topic, partition, key, body, headers.
-func (o *Output) message(ctx context.Context, rec *record.Record) (*kafkaio.Message, string, error) {
+func (o *Output) message(ctx context.Context, rec *record.Record) (kafkaio.Message, string, error) {
 	topic, key, err := o.route(rec)
 	if err != nil {
-		return nil, topic, err
+		return kafkaio.Message{}, topic, err
 	}
 	value, err := encodeBody(&o.Target, rec)
 	if err != nil {
-		return nil, topic, err
+		return kafkaio.Message{}, topic, err
 	}
 	// nil is a null value (a tombstone); an empty body is []byte{}. The headers are the
 	// record's own: stages replace them rather than change them in place.
-	msg := &kafkaio.Message{Topic: topic, Key: key, Value: value, Headers: rec.Headers, Timestamp: rec.Timestamp}
+	msg := kafkaio.Message{Topic: topic, Key: key, Value: value, Headers: rec.Headers, Timestamp: rec.Timestamp}
 	n, err := o.partitions(ctx, topic) // a computed topic is checked before its rules are looked up
 	if err != nil {
-		return nil, topic, err
+		return kafkaio.Message{}, topic, err
 	}
 	rules, _ := o.rules.Of(topic)
-	if limit := o.Limit(rules); wireSize(msg) > limit {
+	if limit := o.Limit(rules); wireSize(&msg) > limit {
 		if !o.Target.DLQ {
-			return nil, topic, &TooLargeError{Topic: topic, Bytes: wireSize(msg), Limit: limit}
+			return kafkaio.Message{}, topic, &TooLargeError{Topic: topic, Bytes: wireSize(&msg), Limit: limit}
 		}
-		dlq.Fit(msg, limit, wireSize)
+		dlq.Fit(&msg, limit, wireSize)
 	}
-	if err := checkRules(msg, rules, time.Now()); err != nil {
-		return nil, topic, err
+	if err := checkRules(&msg, rules, time.Now()); err != nil {
+		return kafkaio.Message{}, topic, err
 	}
 	msg.Partition = PartitionFor(key, n)
 	return msg, topic, nil

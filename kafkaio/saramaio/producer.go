@@ -29,7 +29,7 @@ const (
 // pending is a message on its way: what its answer goes to.
 type pending struct {
 	m    *kafkaio.Message
-	done func(*kafkaio.Message, error)
+	done kafkaio.Done
 }
 
 // producerConfig adds cfg's producer settings to the connection's sarama config. sarama has
@@ -86,20 +86,20 @@ func newProducer(brokers []string, sc *sarama.Config) (*producer, error) {
 	p.readers.Go(func() {
 		for msg := range prod.Successes() {
 			w := msg.Metadata.(*pending)
-			w.done(w.m, nil)
+			w.done.Produced(w.m, nil)
 		}
 	})
 	p.readers.Go(func() {
 		for perr := range prod.Errors() {
 			w := perr.Msg.Metadata.(*pending)
-			w.done(w.m, kafkaErr(perr.Err))
+			w.done.Produced(w.m, kafkaErr(perr.Err))
 		}
 	})
 	go func() { p.readers.Wait(); close(p.stopped) }()
 	return p, nil
 }
 
-func (p *producer) Produce(ctx context.Context, m *kafkaio.Message, done func(*kafkaio.Message, error)) {
+func (p *producer) Produce(ctx context.Context, m *kafkaio.Message, done kafkaio.Done) {
 	msg := &sarama.ProducerMessage{Topic: m.Topic, Partition: m.Partition, Timestamp: m.Timestamp, Metadata: &pending{m: m, done: done}}
 	if m.Value != nil {
 		msg.Value = sarama.ByteEncoder(m.Value)
@@ -116,7 +116,7 @@ func (p *producer) Produce(ctx context.Context, m *kafkaio.Message, done func(*k
 	select {
 	case p.prod.Input() <- msg:
 	case <-ctx.Done():
-		done(m, ctx.Err())
+		done.Produced(m, ctx.Err())
 	}
 }
 
