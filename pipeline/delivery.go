@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/pythia-pipe/pythia-pipe/sinks"
+	"github.com/pythia-pipe/pythia-pipe/sources"
 	"github.com/pythia-pipe/pythia-pipe/spec"
 	"github.com/pythia-pipe/pythia-pipe/stages"
 )
@@ -28,6 +29,9 @@ func checkDelivery(p *spec.Parser, pl *Pipeline, delivery, kafka *spec.Value) {
 			p.Warnf(tt.Pos, tt.Path, "transaction_timeout applies only to delivery: exactly_once; this pipeline is at_least_once")
 		}
 		return
+	}
+	if !fields.Get("commit_interval").Set {
+		src.CommitInterval = sources.ExactlyOnceCommitInterval
 	}
 	why := "under delivery: exactly_once (line " + strconv.Itoa(delivery.Pos.Line) + ")"
 	if c := pl.Kafka; c != nil && c.Client == "sarama" {

@@ -24,7 +24,7 @@ var kafkaFields = []spec.Field{
 	spec.Size("fetch_default_bytes", "Bytes asked for per partition per fetch: what each partition may hold beyond max_pending_bytes when paused.").WithDefault("256KiB").AtLeast(1024).AtMost(1 << 30),
 	spec.Size("fetch_max_bytes", "Bytes a fetch response may hold across all its partitions (a partition's first batch comes whatever its size): with max_pending_bytes, what bounds the consumer's memory.").WithDefault("4MiB").AtLeast(1024).AtMost(1 << 30),
 	spec.Int("channel_buffer_size", "Records buffered per partition between the fetcher and the pipeline.").WithDefault("256").AtLeast(1),
-	spec.Duration("commit_interval", "How often committed positions are sent to Kafka (and always at revoke and shutdown).").WithDefault("1s"),
+	spec.Duration("commit_interval", "How often committed positions are sent to Kafka (and always at revoke and shutdown); under delivery: exactly_once, how long a transaction reads, 100ms unless set (as Kafka Streams): the latency it adds.").WithDefault("1s"),
 	spec.Int("max_pending", "Records read but not yet committed, per partition, before the partition is paused.").WithDefault("10000").AtLeast(1),
 	spec.Size("max_pending_bytes", "Memory of the records read and not yet done, across every partition of the process, before every partition is paused until half of it is free; 0: no bound in bytes. A record weighs its key, value and headers plus 512 bytes for what the engine holds of it. Bounds memory whatever the record size and the number of partitions (plus fetch_max_bytes and what sarama buffers per partition).").WithDefault("8MiB").AtLeast(0),
 	spec.Duration("drain_timeout", "On revoke or shutdown, time to let in-flight records finish before committing what is done.").WithDefault("30s"),
@@ -33,6 +33,10 @@ var kafkaFields = []spec.Field{
 	spec.Enum("isolation", "read_committed: records of aborted or open transactions are never read; read_uncommitted: every record.", "read_committed", "read_uncommitted").WithDefault("read_committed"),
 	kafkaconn.CreateField,
 }
+
+// ExactlyOnceCommitInterval is commit_interval's default under delivery: exactly_once: a
+// transaction's outputs are seen only once it commits, so how long it reads is latency.
+const ExactlyOnceCommitInterval = 100 * time.Millisecond
 
 // Config is the validated Kafka source.
 type Config struct {

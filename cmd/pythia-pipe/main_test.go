@@ -36,7 +36,7 @@ func TestCLI(t *testing.T) {
 		{"graph invalid pipeline", []string{"graph", "../../testdata/bad/09-cycle.yaml"}, exitInvalid, "", "cycle: parse -> valid -> parse", "digraph"},
 		{"docs", []string{"docs"}, exitOK, "# Pipeline file reference", "", ""},
 		{"validate a test file", []string{"validate", "../../pipelines/orders.test.yaml"}, exitOK, "orders.test.yaml: ok (5 test case(s) of ../../pipelines/orders.yaml", "", ""},
-		{"version", []string{"version"}, exitOK, "sarama v1.", "", ""},
+		{"version", []string{"version"}, exitOK, "franz-go v1.", "", ""},
 		{"a command's help", []string{"tap", "--help"}, exitOK, "", "-from-beginning", ""},
 		{"help of a command without flags", []string{"schema", "--help"}, exitOK, "usage: pythia-pipe schema", "", ""},
 		{"help of a command with a subcommand", []string{"dlq", "-h"}, exitOK, "usage: pythia-pipe dlq replay FILE", "", ""},

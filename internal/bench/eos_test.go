@@ -11,8 +11,8 @@ import (
 )
 
 // ordersExactlyOnce is ordersPipeline with delivery: exactly_once: it reads, writes and
-// commits in transactions, one every commit_interval (commitInterval, 100ms, as the
-// at-least-once pipeline commits).
+// commits in transactions, one every commit_interval: its default under exactly_once, 100ms,
+// which is also how often the other peers commit (commitInterval).
 func ordersExactlyOnce(b *testing.B, br *devbroker.Broker) *pipeline.Pipeline {
 	p := ordersPipelineEdited(b, br, func(src []byte) []byte {
 		out := bytes.Replace(src, []byte("\nkafka:"), []byte("\ndelivery: exactly_once\nkafka:"), 1)
