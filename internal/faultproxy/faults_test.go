@@ -138,10 +138,10 @@ func TestFaultEffects(t *testing.T) {
 			p := start(t, echo(t).addr())
 			open := dial(t, p)
 			mustEcho(t, open, []byte("hello"))
-			before := p.Stats()
-			if before.BytesUp != 5 || before.BytesDown != 5 {
-				t.Fatalf("stats %+v, want 5 bytes each way", before)
-			}
+			waitFor(t, 5*time.Second, "5 bytes counted each way", func() bool {
+				s := p.Stats()
+				return s.BytesUp == 5 && s.BytesDown == 5
+			})
 			tt.set(p)
 			tt.check(t, p, open)
 		})

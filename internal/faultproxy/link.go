@@ -71,9 +71,7 @@ func (l *link) run() {
 	defer l.cancel()
 	up, err := l.p.dialer.DialContext(l.ctx, "tcp", l.p.upstream)
 	if err != nil {
-		if l.end(true) {
-			l.p.dialFailed.Add(1)
-		}
+		l.end(true, &l.p.dialFailed)
 		return
 	}
 	l.mu.Lock()
@@ -91,7 +89,7 @@ func (l *link) run() {
 		wg.Go(d.write)
 	}
 	wg.Wait()
-	l.end(false)
+	l.end(false, nil)
 }
 
 func (l *link) pipe(src, dst net.Conn, count *atomic.Int64) *pipe {
@@ -100,22 +98,24 @@ func (l *link) pipe(src, dst net.Conn, count *atomic.Int64) *pipe {
 	return &pipe{l: l, src: src, dst: dst, q: make(chan chunk, queueLen), count: count, timer: t}
 }
 
-// end closes both connections, with a reset when rst is set, and says whether this call ended
-// the link.
-func (l *link) end(rst bool) bool {
+// end closes both connections, with a reset when rst is set, unless the link has ended
+// already; then it adds one to count (if any) before either side can see the close.
+func (l *link) end(rst bool, count *atomic.Int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.ended {
-		return false
+		return
 	}
 	l.ended = true
+	if count != nil {
+		count.Add(1)
+	}
 	close(l.done)
 	l.cancel()
 	closeConn(l.client, rst)
 	if l.up != nil {
 		closeConn(l.up, rst)
 	}
-	return true
 }
 
 // closedOne notes a direction closed in order and ends the link once both are.
@@ -125,7 +125,7 @@ func (l *link) closedOne() {
 	both := l.closed == 2
 	l.mu.Unlock()
 	if both {
-		l.end(false)
+		l.end(false, nil)
 	}
 }
 
@@ -178,20 +178,20 @@ func (d *pipe) write() {
 		}
 		if c.buf == nil {
 			if !errors.Is(c.err, io.EOF) {
-				d.l.end(true)
+				d.l.end(true, nil)
 				return
 			}
 			if cw, ok := d.dst.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
 				d.l.closedOne()
 			} else {
-				d.l.end(false)
+				d.l.end(false, nil)
 			}
 			return
 		}
 		ok := d.send((*c.buf)[:c.n])
 		d.free(c)
 		if !ok {
-			d.l.end(true)
+			d.l.end(true, nil)
 			return
 		}
 	}

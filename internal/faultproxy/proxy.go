@@ -106,7 +106,7 @@ func (p *Proxy) Close() error {
 	close(p.quit)
 	err := p.ln.Close()
 	for l := range p.links {
-		l.end(false)
+		l.end(false, nil)
 	}
 	p.mu.Unlock()
 	p.wg.Wait()
@@ -162,9 +162,7 @@ func (p *Proxy) Reset() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for l := range p.links {
-		if l.end(true) {
-			p.resets.Add(1)
-		}
+		l.end(true, &p.resets)
 	}
 }
 
@@ -276,9 +274,7 @@ func (p *Proxy) resetDue(f *faults) time.Time {
 		}
 		due = due.Add(f.storm)
 		if !due.After(now) {
-			if l.end(true) {
-				p.resets.Add(1)
-			}
+			l.end(true, &p.resets)
 		} else if due.Before(next) {
 			next = due
 		}
