@@ -196,7 +196,7 @@ func StartCluster(o ClusterOptions) (*Cluster, error) {
 
 	// Format and launch every node at once: a JVM's start is mostly one thread, and the
 	// brokers wait for the controller by themselves.
-	id := clusterID()
+	id, formatting := clusterID(), time.Now()
 	nodes := append([]*Node{c.Controller}, c.brokers...)
 	errs := make([]error, len(nodes))
 	var wg sync.WaitGroup
@@ -208,7 +208,7 @@ func StartCluster(o ClusterOptions) (*Cluster, error) {
 		c.Close()
 		return nil, err
 	}
-	o.Log("formatted %d nodes in %s (cluster id %s)", len(nodes), o.Dir, id)
+	o.Log("formatted %d nodes in %s in %v (cluster id %s)", len(nodes), o.Dir, time.Since(formatting).Round(time.Millisecond), id)
 	began := time.Now()
 	for _, n := range nodes {
 		if err := n.proc.Load().start(libs); err != nil {

@@ -3,6 +3,12 @@
 // in kafka/ at the repository root: pom.xml (the jars), server.properties (a template),
 // log4j2.properties. Listeners: PLAINTEXT, SASL_PLAINTEXT (PLAIN user alice, SCRAM-SHA-512
 // user carol), SSL, and MTLS (SSL with required client certificates).
+//
+// StartCluster (cluster.go) starts a cluster from the same jars instead, for the failure
+// tests and `make cluster-up`: a dedicated controller and three brokers (kafka/cluster.properties),
+// with what those tests do to it (kill, pause, stop, restart a broker) and ask of it
+// (clusterinfo.go: a partition's leader, the coordinators, replicas in sync). jvm.go is what
+// both launch a Kafka process with.
 package realkafka
 
 import (
