@@ -96,8 +96,8 @@ type Cluster struct {
 
 	brokers []*Node
 	libs    string
-	// admins[i] is a client seeded with broker i's INTERNAL listener alone: the harness's
-	// requests go to a broker it chose (one that runs), never through a proxy.
+	// admins[i] is a client seeded with broker i's INTERNAL listener alone: the harness asks
+	// the brokers it knows run, each directly, never through a proxy (clusterinfo.go).
 	admins []*kgo.Client
 }
 
@@ -151,6 +151,12 @@ func StartCluster(o ClusterOptions) (*Cluster, error) {
 	}
 
 	c := &Cluster{Dir: o.Dir, libs: libs}
+	started := false
+	defer func() {
+		if !started { // what was launched is killed, the data removed; errors quote the logs
+			c.Close()
+		}
+	}()
 	node := func(id int, name, heap string, port int, own ...string) (*Node, error) {
 		n := &Node{ID: id, Dir: filepath.Join(o.Dir, name), Port: port}
 		n.Log = filepath.Join(n.Dir, "server.log")
@@ -188,7 +194,6 @@ func StartCluster(o ClusterOptions) (*Cluster, error) {
 		c.brokers = append(c.brokers, n)
 		cl, err := kgo.NewClient(kgo.SeedBrokers(n.internalAddr()), kgo.DialTimeout(2*time.Second))
 		if err != nil {
-			c.Close()
 			return nil, err
 		}
 		c.admins = append(c.admins, cl)
@@ -205,32 +210,28 @@ func StartCluster(o ClusterOptions) (*Cluster, error) {
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		c.Close()
 		return nil, err
 	}
 	o.Log("formatted %d nodes in %s in %v (cluster id %s)", len(nodes), o.Dir, time.Since(formatting).Round(time.Millisecond), id)
 	began := time.Now()
 	for _, n := range nodes {
 		if err := n.proc.Load().start(libs); err != nil {
-			c.Close()
 			return nil, err
 		}
 	}
 	if err := c.Controller.proc.Load().await(120*time.Second, "accept connections", func() bool {
 		return dials("127.0.0.1:" + strconv.Itoa(c.Controller.Port))
 	}); err != nil {
-		c.Close()
 		return nil, err
 	}
 	c.Controller.Started = time.Since(began)
 	for i, n := range c.brokers {
 		if err := c.awaitBroker(i, 120*time.Second-time.Since(began)); err != nil {
-			c.Close()
 			return nil, err
 		}
 		n.Started = time.Since(began)
 	}
-	c.Started = time.Since(began)
+	c.Started, started = time.Since(began), true
 	o.Log("a controller and %d brokers ready in %v: %s", len(c.brokers), c.Started.Round(time.Millisecond), strings.Join(c.Addrs(), ","))
 	return c, nil
 }
