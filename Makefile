@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/pythia-pipe
 PKGS    := ./...
 
-.PHONY: help build image test e2e kafka-up kafka-down registry-up registry-down lint fmt fuzz bench demo docs clean
+.PHONY: help build image test e2e kafka-up kafka-down cluster-up cluster-down registry-up registry-down lint fmt fuzz bench demo docs clean
 
 # make image: the image's name, and the Podman settings it builds with (runc, cgroupfs, the
 # host's ulimits: what works on these VMs; see the file). PODMAN_CONF= uses your own instead.
@@ -49,6 +49,12 @@ kafka-up: ## start a real Kafka on 127.0.0.1:9092-9096 (PLAINTEXT, SASL, SSL, mu
 
 kafka-down: ## stop it
 	$(GO) run ./internal/realkafka/kafkactl down
+
+cluster-up: ## start a real Kafka cluster, a controller and 3 brokers (replication 3, min.insync.replicas 2), clients on 127.0.0.1:19092-19094
+	$(GO) run ./internal/realkafka/kafkactl up --cluster
+
+cluster-down: ## stop it
+	$(GO) run ./internal/realkafka/kafkactl down --cluster
 
 registry-up: ## start a schema registry (Apicurio, Confluent API) on 127.0.0.1:8081 (Java 21+; from Maven Central)
 	$(GO) run ./internal/registry/registryctl up

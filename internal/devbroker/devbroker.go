@@ -19,13 +19,15 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/internal/realkafka"
 )
 
-// Broker is a running cluster listening on 127.0.0.1: in-process (Cluster is set) or a real
-// Apache Kafka (Real is set).
+// Broker is a running cluster listening on 127.0.0.1: in-process (Cluster is set), a real
+// Apache Kafka (Real is set), or a real cluster of several brokers (RealCluster is set; not
+// named Cluster, which is devkit's in-process one and many tests' fault injection).
 type Broker struct {
 	*devkit.Broker
-	Real   *realkafka.Broker
-	admin  *kadm.Client
-	client *kgo.Client
+	Real        *realkafka.Broker
+	RealCluster *realkafka.Cluster
+	admin       *kadm.Client
+	client      *kgo.Client
 }
 
 // Record is what Produce writes and Read returns.
@@ -38,7 +40,7 @@ func Start(opts ...kfake.Opt) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{Broker: kit}
-	if err := b.connect(); err != nil {
+	if err := b.connect(b.Addrs()); err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -52,15 +54,35 @@ func StartReal(o realkafka.Options) (*Broker, error) {
 	}
 	b := &Broker{Real: r}
 	b.Broker = devkit.Attach([]string{r.Addr("plaintext")}, realAdmin{b})
-	if err := b.connect(); err != nil {
+	if err := b.connect(b.Addrs()); err != nil {
 		return nil, err
 	}
 	return b, nil
 }
 
-// connect makes the admin client, which a real broker's Admin and the tests' helpers use.
-func (b *Broker) connect() error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...))
+// StartCluster starts a real Apache Kafka cluster (realkafka.StartCluster: a controller and
+// three brokers, replication factor 3, min.insync.replicas 2). Addrs are its brokers as
+// clients are told them (through a fault proxy when o.Advertise put one there); topics are
+// created with the cluster's replication factor. The harness's own requests (creating topics,
+// offsets, a group's commits) go over the brokers' INTERNAL listeners, around any proxy, so
+// that a test's checks hold while it injects network faults.
+func StartCluster(o realkafka.ClusterOptions) (*Broker, error) {
+	c, err := realkafka.StartCluster(o)
+	if err != nil {
+		return nil, err
+	}
+	b := &Broker{RealCluster: c}
+	b.Broker = devkit.Attach(c.Addrs(), realAdmin{b})
+	if err := b.connect(c.DirectAddrs()); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// connect makes the admin client on addrs, which a real broker's Admin and the tests'
+// helpers use.
+func (b *Broker) connect(addrs []string) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
 	if err != nil {
 		b.Close()
 		return err
@@ -69,7 +91,8 @@ func (b *Broker) connect() error {
 	return nil
 }
 
-// Close stops the cluster (a real broker with SIGTERM) and removes a real broker's data.
+// Close stops the cluster (a real broker with SIGTERM, a real cluster with SIGKILL) and
+// removes a real one's data.
 func (b *Broker) Close() {
 	if b.client != nil {
 		b.client.Close()
@@ -78,6 +101,9 @@ func (b *Broker) Close() {
 	if b.Real != nil {
 		b.Real.Stop()
 		os.RemoveAll(b.Real.Dir)
+	}
+	if b.RealCluster != nil {
+		b.RealCluster.Close()
 	}
 }
 

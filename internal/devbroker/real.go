@@ -10,7 +10,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
-// realAdmin is a real Kafka's devkit.Admin: its answers to kadm's requests.
+// realAdmin is a real Kafka's devkit.Admin: its answers to kadm's requests. Topics get the
+// brokers' default replication factor: 1 on the single broker, 3 on the cluster.
 type realAdmin struct{ b *Broker }
 
 func (a realAdmin) CreateTopic(topic string, partitions int32, configs map[string]string) error {
@@ -23,7 +24,7 @@ func (a realAdmin) CreateTopic(topic string, partitions int32, configs map[strin
 		}
 		cfg[k] = &v
 	}
-	resp, err := a.b.admin.CreateTopic(ctx, partitions, 1, cfg, topic)
+	resp, err := a.b.admin.CreateTopic(ctx, partitions, -1, cfg, topic)
 	if err == nil {
 		err = resp.Err
 	}

@@ -3,6 +3,12 @@
 // in kafka/ at the repository root: pom.xml (the jars), server.properties (a template),
 // log4j2.properties. Listeners: PLAINTEXT, SASL_PLAINTEXT (PLAIN user alice, SCRAM-SHA-512
 // user carol), SSL, and MTLS (SSL with required client certificates).
+//
+// StartCluster (cluster.go) starts a cluster from the same jars instead, for the failure
+// tests and `make cluster-up`: a dedicated controller and three brokers (kafka/cluster.properties),
+// with what those tests do to it (kill, pause, stop, restart a broker) and ask of it
+// (clusterinfo.go: a partition's leader, the coordinators, replicas in sync). jvm.go is what
+// both launch a Kafka process with.
 package realkafka
 
 import (
@@ -11,7 +17,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,10 +61,7 @@ type Broker struct {
 	Started time.Duration // launch to ready, the last (re)start
 	Log     string        // the broker's output
 
-	root   string
-	detach bool
-	cmd    *exec.Cmd
-	done   chan struct{}
+	jvm jvm
 }
 
 // Addr is the address of a listener: "plaintext", "sasl", "ssl" or "mtls".
@@ -154,11 +156,17 @@ func Start(o Options) (*Broker, error) {
 		}
 	}
 	if o.Ports == (Ports{}) {
-		if o.Ports, err = freePorts(); err != nil {
+		p, err := freePorts(5)
+		if err != nil {
 			return nil, err
 		}
+		o.Ports = Ports{Plaintext: p[0], Controller: p[1], SASL: p[2], SSL: p[3], MTLS: p[4]}
 	}
-	b := &Broker{Dir: o.Dir, Ports: o.Ports, root: o.Root, detach: o.Detach, Log: filepath.Join(o.Dir, "broker.log")}
+	b := &Broker{Dir: o.Dir, Ports: o.Ports, Log: filepath.Join(o.Dir, "broker.log")}
+	b.jvm = jvm{name: "the broker", root: o.Root, props: filepath.Join(o.Dir, "server.properties"), log: b.Log, heap: "384m", deathSig: syscall.SIGTERM}
+	if o.Detach {
+		b.jvm.deathSig = 0 // survives `make kafka-up`
+	}
 	if b.TLS, err = writeTLS(filepath.Join(o.Dir, "tls")); err != nil {
 		return nil, err
 	}
@@ -170,89 +178,36 @@ func Start(o Options) (*Broker, error) {
 		"@CONTROLLER_PORT@", strconv.Itoa(b.Ports.Controller), "@SASL_PORT@", strconv.Itoa(b.Ports.SASL),
 		"@SSL_PORT@", strconv.Itoa(b.Ports.SSL), "@MTLS_PORT@", strconv.Itoa(b.Ports.MTLS),
 		"@PLAIN_PASSWORD@", PlainPassword).Replace(string(tmpl))
-	if err := os.WriteFile(b.propsFile(), []byte(props), 0o600); err != nil {
+	if err := os.WriteFile(b.jvm.props, []byte(props), 0o600); err != nil {
 		return nil, err
 	}
-	format := exec.Command("java", b.log4j(), "-cp", filepath.Join(libs, "*"), "kafka.tools.StorageTool", "format",
-		"-t", clusterID(), "-c", b.propsFile(), "--ignore-formatted",
-		"--add-scram", fmt.Sprintf("SCRAM-SHA-512=[name=%s,password=%s]", ScramUser, ScramPassword))
-	if out, err := format.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("formatting the KRaft store: %v\n%s", err, out)
+	if err := b.jvm.format(libs, clusterID(), "--add-scram", fmt.Sprintf("SCRAM-SHA-512=[name=%s,password=%s]", ScramUser, ScramPassword)); err != nil {
+		return nil, err
 	}
 	o.Log("formatted %s", o.Dir)
 	return b, b.launch(libs)
 }
 
-func (b *Broker) propsFile() string { return filepath.Join(b.Dir, "server.properties") }
-func (b *Broker) log4j() string {
-	return "-Dlog4j2.configurationFile=" + filepath.Join(b.root, "kafka", "log4j2.properties")
-}
-
-// launch starts the JVM on the formatted store and waits until the broker is ready.
+// launch starts the JVM on the formatted store and waits (up to 90 s) until the broker
+// accepts connections.
 func (b *Broker) launch(libs string) error {
-	logf, err := os.OpenFile(b.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
+	began := time.Now()
+	if err := b.jvm.start(libs); err != nil {
 		return err
 	}
-	cmd := exec.Command("java", "-Xms384m", "-Xmx384m", "-XX:+UseG1GC", "-XX:ParallelGCThreads=2", "-XX:ConcGCThreads=1",
-		"-XX:CICompilerCount=2", "-XX:+ExitOnOutOfMemoryError", b.log4j(), "-cp", filepath.Join(libs, "*"), "kafka.Kafka", b.propsFile())
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if b.detach {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // survives `make kafka-up`
-	} else {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM} // dies with its test
+	if err := b.jvm.await(90*time.Second, "accept connections", func() bool { return dials(b.Addr("plaintext")) }); err != nil {
+		return err
 	}
-	began := time.Now()
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("starting java: %w", err)
-	}
-	b.cmd, b.done = cmd, make(chan struct{})
-	go func() { cmd.Wait(); logf.Close(); close(b.done) }()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		select {
-		case <-b.done:
-			return fmt.Errorf("the broker exited while starting (exit %d); the end of %s:\n%s", cmd.ProcessState.ExitCode(), b.Log, tail(b.Log, 30))
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", b.Addr("plaintext"), time.Second); err == nil {
-			c.Close()
-			b.Started = time.Since(began)
-			return nil
-		}
-		if time.Now().After(deadline) {
-			b.Stop()
-			return fmt.Errorf("the broker did not accept connections within 90s; the end of %s:\n%s", b.Log, tail(b.Log, 30))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	b.Started = time.Since(began)
+	return nil
 }
 
 // Stop stops the broker with SIGTERM (a controlled shutdown), killing it after 60 s.
-func (b *Broker) Stop() error {
-	if b.cmd == nil {
-		return nil
-	}
-	select {
-	case <-b.done:
-		return nil
-	default:
-	}
-	_ = b.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-b.done:
-		return nil
-	case <-time.After(60 * time.Second):
-		_ = b.cmd.Process.Kill()
-		<-b.done
-		return errors.New("the broker did not stop within 60s of SIGTERM and was killed")
-	}
-}
+func (b *Broker) Stop() error { return b.jvm.stop(60 * time.Second) }
 
 // Restart starts the broker again on its data, after Stop.
 func (b *Broker) Restart() error {
-	libs, err := Libs(b.root)
+	libs, err := Libs(b.jvm.root)
 	if err != nil {
 		return err
 	}
@@ -260,26 +215,7 @@ func (b *Broker) Restart() error {
 }
 
 // PID is the broker's process id.
-func (b *Broker) PID() int { return b.cmd.Process.Pid }
-
-func freePorts() (Ports, error) {
-	var ports [5]int
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return Ports{}, err
-		}
-		ls = append(ls, l)
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-	}
-	return Ports{Plaintext: ports[0], Controller: ports[1], SASL: ports[2], SSL: ports[3], MTLS: ports[4]}, nil
-}
+func (b *Broker) PID() int { return b.jvm.pid() }
 
 // clusterID is a KRaft cluster id: 16 random bytes, base64url without padding, not
 // starting with '-'.
