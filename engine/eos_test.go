@@ -147,7 +147,28 @@ func TestExactlyOnceInvisibleUntilCommit(t *testing.T) {
 	if seen, err := b.Read(ctx, "orders-out"); err != nil || len(seen) != 0 || written == 0 {
 		t.Fatalf("in the open transaction: %d records in the log, %d read committed (%v); want some and none", written, len(seen), err)
 	}
+	// The lag metrics: each partition's high watermark is known from the fetches, its
+	// position once a transaction commits it, and the lag is the records between.
+	ends := b.EndOffsets("orders")
+	parts := run.Source.Stats().Partitions
+	if len(parts) != len(ends) {
+		t.Fatalf("stats of %d partitions, want the %d assigned", len(parts), len(ends))
+	}
+	for name, p := range parts {
+		if p.HighWater != ends[p.Partition] || p.Position != -1 {
+			t.Errorf("%s in the open first transaction: high water %d, position %d; want %d and none", name, p.HighWater, p.Position, ends[p.Partition])
+		}
+	}
 	waitCaughtUp(t, b)
+	waitFor(t, 10*time.Second, "the lag of every partition at 0", func() bool {
+		s := run.Source.Stats()
+		for _, p := range s.Partitions {
+			if p.Lag != 0 || p.Position != ends[p.Partition] {
+				return false
+			}
+		}
+		return len(s.Partitions) == len(ends)
+	})
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

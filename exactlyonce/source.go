@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,9 @@ type Source struct {
 	joined     atomic.Bool
 	assigned   atomic.Int64
 	rebalances atomic.Int64
+
+	partsMu sync.Mutex
+	parts   map[kafkaio.Partition]bool // assigned now: their lag is exported
 
 	abortsMu sync.Mutex
 	abortsBy map[string]int64 // transactions aborted, by reason
@@ -80,12 +84,27 @@ func (k *Source) onAssigned(parts map[string][]int32) {
 		k.rebalances.Add(1)
 	}
 	k.assigned.Add(int64(n))
+	k.partsMu.Lock()
+	if k.parts == nil {
+		k.parts = map[kafkaio.Partition]bool{}
+	}
+	for topic, ps := range parts {
+		for _, p := range ps {
+			k.parts[kafkaio.Partition{Topic: topic, Partition: p}] = true
+		}
+	}
+	k.partsMu.Unlock()
 	k.log.Info("partitions assigned", "group", k.cfg.Group, "partitions", fmt.Sprint(parts))
 }
 
 func (k *Source) onRevoked(parts map[string][]int32) {
-	for _, ps := range parts {
+	k.partsMu.Lock()
+	defer k.partsMu.Unlock()
+	for topic, ps := range parts {
 		k.assigned.Add(-int64(len(ps)))
+		for _, p := range ps {
+			delete(k.parts, kafkaio.Partition{Topic: topic, Partition: p})
+		}
 	}
 }
 
@@ -329,6 +348,17 @@ func (k *Source) Stats() sources.Stats {
 	}
 	if b := k.cur.Load(); b != nil {
 		s.Pending = b.Pending()
+	}
+	k.partsMu.Lock()
+	parts := slices.Collect(maps.Keys(k.parts))
+	k.partsMu.Unlock()
+	s.Partitions = map[string]sources.PartitionStats{}
+	for p, pos := range k.sess.Positions(parts) {
+		ps := sources.PartitionStats{Topic: p.Topic, Partition: p.Partition, CommitPoint: pos.Committed, Position: pos.Committed, HighWater: pos.HighWater}
+		if pos.Committed >= 0 && pos.HighWater >= 0 {
+			ps.Lag = max(pos.HighWater-pos.Committed, 0)
+		}
+		s.Partitions[fmt.Sprintf("%s/%d", p.Topic, p.Partition)] = ps
 	}
 	return s
 }

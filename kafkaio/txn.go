@@ -38,6 +38,21 @@ type TxnSession struct {
 
 	revokes atomic.Int64 // revokes and losses that aborted an open transaction
 	commits atomic.Int64
+
+	marksMu sync.Mutex
+	marks   map[Partition]int64 // each partition's high watermark, as last fetched
+}
+
+// Partition names a topic's partition.
+type Partition struct {
+	Topic     string
+	Partition int32
+}
+
+// Position is where a partition of the session stands: the group's committed offset (-1
+// before any) and the partition's high watermark as last fetched (-1 before a fetch).
+type Position struct {
+	Committed, HighWater int64
 }
 
 // TxnConfig is what a transactional session is made of besides its connection.
@@ -146,6 +161,16 @@ func (t *TxnSession) Poll(ctx context.Context, max int) (msgs []Message, errs []
 			errs = append(errs, fmt.Errorf("%s/%d: %w", topic, p, err))
 		}
 	})
+	t.marksMu.Lock()
+	fs.EachPartition(func(p kgo.FetchTopicPartition) {
+		if p.Err == nil && p.HighWatermark >= 0 {
+			if t.marks == nil {
+				t.marks = map[Partition]int64{}
+			}
+			t.marks[Partition{p.Topic, p.Partition}] = p.HighWatermark
+		}
+	})
+	t.marksMu.Unlock()
 	if n := fs.NumRecords(); n > 0 {
 		msgs = make([]Message, 0, n)
 		fs.EachRecord(func(r *kgo.Record) { msgs = append(msgs, fromFranz(r)) })
@@ -249,6 +274,28 @@ func (t *TxnSession) revoked(ctx context.Context, cl *kgo.Client, parts map[stri
 	if err := cl.EndTransaction(ctx, kgo.TryAbort); err != nil {
 		t.log.Warn("aborting the transaction at a revoke", "err", err)
 	}
+}
+
+// Positions are the committed offset and last fetched high watermark of each partition in
+// parts (the assigned ones): what the lag of exactly-once is.
+func (t *TxnSession) Positions(parts []Partition) map[Partition]Position {
+	t.mu.RLock()
+	committed := t.s.Client().CommittedOffsets()
+	t.mu.RUnlock()
+	t.marksMu.Lock()
+	defer t.marksMu.Unlock()
+	out := make(map[Partition]Position, len(parts))
+	for _, p := range parts {
+		pos := Position{Committed: -1, HighWater: -1}
+		if o, ok := committed[p.Topic][p.Partition]; ok {
+			pos.Committed = o.Offset
+		}
+		if hw, ok := t.marks[p]; ok {
+			pos.HighWater = hw
+		}
+		out[p] = pos
+	}
+	return out
 }
 
 // Stats are the session's counts: transactions committed, and revokes and losses of
