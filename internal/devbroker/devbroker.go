@@ -61,18 +61,18 @@ func StartReal(o realkafka.Options) (*Broker, error) {
 }
 
 // StartCluster starts a real Apache Kafka cluster (realkafka.StartCluster: a controller and
-// three brokers, replication factor 3, min.insync.replicas 2). Addrs are its brokers as
-// clients are told them (through a fault proxy when o.Advertise put one there); topics are
-// created with the cluster's replication factor. The harness's own requests (creating topics,
-// offsets, a group's commits) go over the brokers' INTERNAL listeners, around any proxy, so
-// that a test's checks hold while it injects network faults.
+// three brokers, replication factor 3, min.insync.replicas 2); topics are created with the
+// cluster's replication factor. The harness's own clients — Addrs, Client, Produce, Read and
+// the admin's requests — go over the brokers' INTERNAL listeners, around any fault proxy
+// o.Advertise put in front of them, so that a test's feed and checks hold while it injects
+// network faults; RealCluster.Addrs() are the brokers as the client under test reaches them.
 func StartCluster(o realkafka.ClusterOptions) (*Broker, error) {
 	c, err := realkafka.StartCluster(o)
 	if err != nil {
 		return nil, err
 	}
 	b := &Broker{RealCluster: c}
-	b.Broker = devkit.Attach(c.Addrs(), realAdmin{b})
+	b.Broker = devkit.Attach(c.DirectAddrs(), realAdmin{b})
 	if err := b.connect(c.DirectAddrs()); err != nil {
 		return nil, err
 	}

@@ -56,3 +56,39 @@ func (b *Broker) ExactlyOnceDLQ(ctx context.Context, topic, source string) error
 	}
 	return nil
 }
+
+// CountUncommitted counts the records in topic as a read_uncommitted reader sees them, to
+// its end: those of aborted transactions too, never the transactions' markers.
+func (b *Broker) CountUncommitted(ctx context.Context, topic string) (n int, err error) {
+	want, offsets := map[int32]int64{}, map[int32]kgo.Offset{}
+	for p, end := range b.EndOffsets(topic) {
+		if end > 0 {
+			want[p], offsets[p] = end, kgo.NewOffset().AtStart()
+		}
+	}
+	if len(want) == 0 {
+		return 0, nil
+	}
+	cl, err := b.Client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}), kgo.KeepControlRecords())
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	for len(want) > 0 {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return n, fmt.Errorf("reading %s uncommitted: %w", topic, err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if end, ok := want[r.Partition]; ok && r.Offset < end {
+				if !r.Attrs.IsControl() {
+					n++
+				}
+				if r.Offset+1 >= end {
+					delete(want, r.Partition)
+				}
+			}
+		})
+	}
+	return n, nil
+}

@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
 	"github.com/pythia-pipe/pythia-pipe/internal/testproc"
 )
@@ -211,7 +209,11 @@ func verifyExactlyOnce(t testing.TB, b *devbroker.Broker, n int) (aborted int) {
 				t.Fatalf("%s: record %d: %s", topic, seq, bad)
 			}
 		}
-		aborted += readUncommitted(ctx, t, b, topic) - len(recs)
+		all, err := b.CountUncommitted(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		aborted += all - len(recs)
 	}
 	var missing []int
 	for seq, c := range copies {
@@ -235,43 +237,6 @@ func verifyExactlyOnce(t testing.TB, b *devbroker.Broker, n int) (aborted int) {
 		}
 	}
 	return aborted
-}
-
-// readUncommitted counts the records in topic as a read_uncommitted reader sees them, to
-// its end: those of aborted transactions too, never the transactions' markers.
-func readUncommitted(ctx context.Context, t testing.TB, b *devbroker.Broker, topic string) (n int) {
-	t.Helper()
-	want, offsets := map[int32]int64{}, map[int32]kgo.Offset{}
-	for p, end := range b.EndOffsets(topic) {
-		if end > 0 {
-			want[p], offsets[p] = end, kgo.NewOffset().AtStart()
-		}
-	}
-	if len(want) == 0 {
-		return 0
-	}
-	cl, err := b.Client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}), kgo.KeepControlRecords())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	for len(want) > 0 {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			t.Fatalf("reading %s uncommitted: %v", topic, err)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if end, ok := want[r.Partition]; ok && r.Offset < end {
-				if !r.Attrs.IsControl() {
-					n++
-				}
-				if r.Offset+1 >= end {
-					delete(want, r.Partition)
-				}
-			}
-		})
-	}
-	return n
 }
 
 // checkOutput says what is wrong with r, the copy in sink (out, big or dlq) of in, or "":

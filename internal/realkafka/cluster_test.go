@@ -75,7 +75,7 @@ func TestCluster(t *testing.T) {
 	// A request to a hung (SIGSTOPped) broker is given up after 2 s + 2 s instead of franz-go's
 	// 10 s + 10 s: with those, a write to the partition it led took 20 to 50 s to go through,
 	// long after the leadership moved (3 s).
-	cl, err := b.Client(kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RequiredAcks(kgo.AllISRAcks()),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RequestTimeoutOverhead(2*time.Second), kgo.ProduceRequestTimeout(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
