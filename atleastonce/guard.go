@@ -1,6 +1,7 @@
 package atleastonce
 
 import (
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -55,6 +56,10 @@ type partQueue struct {
 	probe     *write    // the write testing a held partition, while in the producer
 	failures  int       // refusals in a row, for the backoff
 	retryAt   time.Time // when to probe next
+	// How long the partition has waited for the broker, sampled by status (off the write
+	// path): its writes settled ever, as status last saw them, and when it saw them move.
+	settledN, seenN int64
+	movedAt         time.Time
 }
 
 // guard is the order guard of one sink.
@@ -231,6 +236,7 @@ func (g *guard) settle(p *partQueue) []*write {
 	}
 	clear(p.queue[:n])
 	p.queue = p.queue[n:]
+	p.settledN += int64(n)
 	g.unsettled -= n
 	if len(p.queue) == 0 && !p.held {
 		delete(g.parts, p.key)
@@ -356,16 +362,31 @@ type guardStatus struct {
 	rewritten int64
 	refusals  int64
 	lastErr   error
+	// The partition whose writes have waited longest for the broker with none settling, and
+	// for how long (as seen by the calls of status: to within the time between two).
+	slowest   string
+	waitedFor time.Duration
 }
 
-func (g *guard) status() guardStatus {
+func (g *guard) status() guardStatus { return g.statusAt(time.Now()) }
+
+func (g *guard) statusAt(now time.Time) guardStatus {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	s := guardStatus{unsettled: g.unsettled, rewritten: g.rewritten, refusals: g.refusals, lastErr: g.lastErr}
 	for k, p := range g.parts {
+		name := k.topic + "/" + strconv.Itoa(int(k.partition))
 		if p.held {
-			s.held = append(s.held, k.topic+"/"+strconv.Itoa(int(k.partition)))
+			s.held = append(s.held, name)
+		}
+		if len(p.queue) == 0 || p.movedAt.IsZero() || p.settledN != p.seenN {
+			p.seenN, p.movedAt = p.settledN, now
+			continue
+		}
+		if d := now.Sub(p.movedAt); d > s.waitedFor {
+			s.slowest, s.waitedFor = name, d
 		}
 	}
+	slices.Sort(s.held)
 	return s
 }

@@ -272,3 +272,37 @@ func TestGuardBacksOffPerRound(t *testing.T) {
 		t.Fatalf("probed before the backoff passed: %v", send)
 	}
 }
+
+// The guard measures how long a partition has gone with writes out and none settling, from
+// when a look first saw it so: the progress line, /healthz and the sink's warning read it.
+func TestGuardMeasuresHowLongAPartitionWaits(t *testing.T) {
+	at := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	sec := func(n int) time.Time { return at.Add(time.Duration(n) * time.Second) }
+	for _, c := range []struct {
+		name  string
+		steps func(r *guardRun) // between the looks at 0 s and 12 s
+		want  time.Duration     // the wait the look at 12 s sees
+		held  []string
+	}{
+		{"nothing answered", func(r *guardRun) {}, 12 * time.Second, nil},
+		{"refused: held and waiting", func(r *guardRun) { r.refuse() }, 12 * time.Second, []string{"out/0"}},
+		{"one settled: moving", func(r *guardRun) { r.ack() }, 0, nil},
+		{"all settled: nothing out", func(r *guardRun) { r.ack(); r.ack() }, 0, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newGuardRun(t)
+			r.write(2)
+			if s := r.g.statusAt(sec(0)); s.waitedFor != 0 {
+				t.Fatalf("the first look sees a wait of %v", s.waitedFor)
+			}
+			c.steps(r)
+			s := r.g.statusAt(sec(12))
+			if s.waitedFor != c.want || !slices.Equal(s.held, c.held) {
+				t.Fatalf("waited %v, held %v; want %v, held %v", s.waitedFor, s.held, c.want, c.held)
+			}
+			if c.want > 0 && s.slowest != "out/0" {
+				t.Fatalf("the slowest partition is %q", s.slowest)
+			}
+		})
+	}
+}

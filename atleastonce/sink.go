@@ -22,8 +22,12 @@ import (
 // sooner an outage shows.
 const ClientRetries = 1
 
-// logEvery is how often a sink whose writes are refused says so.
-const logEvery = 10 * time.Second
+// logEvery is how often a sink whose writes are refused, or not answered, says so; lookEvery
+// how often it looks (which is how closely it measures how long a partition has waited).
+const (
+	logEvery  = 10 * time.Second
+	lookEvery = time.Second
+)
 
 // Sink writes records to Kafka through a producer, keeping the order of each output
 // partition through refused writes (see the order guard). A record is done once the broker
@@ -115,7 +119,7 @@ func (s *Sink) resend() {
 		<-s.quit
 		cancel()
 	}()
-	tick := time.NewTicker(logEvery)
+	tick := time.NewTicker(lookEvery)
 	defer tick.Stop()
 	var timer *time.Timer
 	var timerC <-chan time.Time
@@ -141,41 +145,54 @@ func (s *Sink) resend() {
 		select {
 		case <-s.guard.wake:
 		case <-timerC:
-		case <-tick.C:
-			s.sayRefused(&said)
+		case now := <-tick.C:
+			s.sayWaiting(&said, now)
 		case <-s.quit:
 			return
 		}
 	}
 }
 
-// refusalLog is what the refusal lines have said so far.
+// refusalLog is what the sink's lines about waiting writes have said so far.
 type refusalLog struct {
-	refusals int64 // counted in the lines so far
-	open     bool  // the last line said the broker refuses writes
+	refusals int64     // counted in the lines so far
+	open     bool      // the last line said writes wait
+	at       time.Time // when the last line was said
 }
 
-// sayRefused logs, once per interval, that the broker refuses writes, with counts and the
-// last error; and once that it takes them again.
-func (s *Sink) sayRefused(said *refusalLog) {
+// sayWaiting logs, at most once per logEvery, that the broker refuses writes (with counts and
+// the last error) or has not acknowledged any of a partition's writes for logEvery; and once
+// that it takes them again.
+func (s *Sink) sayWaiting(said *refusalLog, now time.Time) {
 	st := s.guard.status()
+	if now.Sub(said.at) < logEvery {
+		return
+	}
 	switch {
 	case st.refusals > said.refusals:
 		s.Log.Warn("the broker refuses writes: they wait and are written again in order; nothing is dead-lettered",
 			"stage", s.Target.Name, "refused", st.refusals-said.refusals, "waiting", st.unsettled, "held", strings.Join(st.held, ","),
 			"rewritten", st.rewritten, "last_err", st.lastErr)
 		said.refusals, said.open = st.refusals, true
+	case st.waitedFor >= logEvery:
+		s.Log.Warn("the broker has not acknowledged a write of a partition for a while: its writes wait (is its leader down, hung or unreachable?)",
+			"stage", s.Target.Name, "partition", st.slowest, "for", st.waitedFor.Round(time.Second), "waiting", st.unsettled)
+		said.open = true
 	case said.open && len(st.held) == 0:
 		s.Log.Info("the broker takes writes again", "stage", s.Target.Name, "refused", st.refusals, "rewritten", st.rewritten)
 		said.open = false
+	default:
+		return
 	}
+	said.at = now
 }
 
 // Counters are the sink's own numbers: writes refused for a passing reason (each written again
-// later), and writes written twice to keep their partition in order.
+// later), writes written twice to keep their partition in order, the partitions held after a
+// refusal, and how long the slowest partition has waited for the broker.
 func (s *Sink) Counters() map[string]int64 {
 	st := s.guard.status()
-	return map[string]int64{"refused": st.refusals, "rewritten": st.rewritten}
+	return map[string]int64{"refused": st.refusals, "rewritten": st.rewritten, "held": int64(len(st.held)), "wait_ms": st.waitedFor.Milliseconds()}
 }
 
 // Close waits until every written record is settled, or ctx ends; then it stops resending and

@@ -37,10 +37,13 @@ type Source struct {
 	budget      *Budget      // max_pending_bytes, shared by the claims
 	mostPending atomic.Int64 // the most records any ledger held at once
 	commits     atomic.Int64
-	rebalances  atomic.Int64
-	generation  atomic.Int32 // the group generation last seen
-	assigned    atomic.Int64 // partitions currently claimed
-	joined      atomic.Bool
+	// failing is when the commits failing in a row began (nil: the last one went through),
+	// and the last one's error: the stats say it.
+	failing    atomic.Pointer[commitFailure]
+	rebalances atomic.Int64
+	generation atomic.Int32 // the group generation last seen
+	assigned   atomic.Int64 // partitions currently claimed
+	joined     atomic.Bool
 }
 
 // NewSource prepares the source on group; Run joins.
@@ -169,16 +172,45 @@ func (k *Source) commitLoop(ctx context.Context) {
 			continue
 		}
 		commitCtx, cancel := context.WithTimeout(ctx, k.cfg.CommitInterval+commitWait)
+		began := time.Now()
 		err := k.group.Commit(commitCtx, offsets)
 		cancel()
 		if err != nil {
 			k.log.Warn("commit failed: it is sent again at the next interval", "group", k.cfg.Group, "err", err)
+			f := &commitFailure{since: began, err: err}
+			if prev := k.failing.Load(); prev != nil {
+				f.since = prev.since
+			}
+			k.failing.Store(f)
 			continue
 		}
+		k.failing.Store(nil)
 		for i, l := range ledgers {
 			l.Committed(offsets[i].Offset)
 		}
 		k.commits.Add(1)
+	}
+}
+
+// commitFailure is a run of failed commits: since when, and the last error.
+type commitFailure struct {
+	since time.Time
+	err   error
+}
+
+// statWaitFrom is how long commits must have failed before the stats say so (the progress
+// line and /healthz read them).
+const statWaitFrom = 5 * time.Second
+
+// statWait puts in s how long commits have failed in a row.
+func (k *Source) statWait(s *sources.Stats, now time.Time) {
+	f := k.failing.Load()
+	if f == nil {
+		return
+	}
+	s.WaitingFor = now.Sub(f.since)
+	if s.WaitingFor >= statWaitFrom {
+		s.Waiting = fmt.Sprintf("offset commits, failing for %v (is the group coordinator down or hung?): %v", s.WaitingFor.Round(time.Second), f.err)
 	}
 }
 
@@ -223,6 +255,7 @@ func (k *Source) Stats() sources.Stats {
 		Assigned: k.assigned.Load(), Joined: k.joined.Load(), PendingBytes: k.budget.Used(), PeakPendingBytes: k.budget.Peak()}
 	s.Partitions = map[string]sources.PartitionStats{}
 	now := time.Now()
+	k.statWait(&s, now)
 	k.mu.Lock()
 	for p, l := range k.ledgers {
 		ps := sources.PartitionStats{Topic: p.topic, Partition: p.partition, Pending: l.Pending(), CommitPoint: l.CommitPoint()}

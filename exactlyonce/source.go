@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sourcegraph/conc"
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/pythia-pipe/pythia-pipe/failure"
@@ -33,6 +34,10 @@ type Source struct {
 	log  *slog.Logger
 	sess *kafkaio.TxnSession
 	cur  atomic.Pointer[Batch]
+	// waiting is what the open transaction's end waits for (waits.go), nil between;
+	// abortRun the transactions aborted in a row, nil after a commit.
+	waiting  atomic.Pointer[endWait]
+	abortRun atomic.Pointer[abortRun]
 
 	joined     atomic.Bool
 	assigned   atomic.Int64
@@ -115,6 +120,10 @@ func (k *Source) onRevoked(parts map[string][]int32) {
 // (no right to the transactional id) ends the run. It returns with the session closed.
 func (k *Source) Run(ctx context.Context, in sources.Intake) error {
 	defer func() { k.sess.Close() }() // Renew replaces the client: close the last one
+	var watch conc.WaitGroup
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	watch.Go(func() { k.sayWaits(watchCtx) })
+	defer func() { stopWatch(); watch.Wait() }()
 	k.log.Info("exactly once: reading in transactions", "group", k.cfg.Group, "transactional_id", TransactionalID(k.cfg),
 		"commit_interval", k.cfg.CommitInterval, "transaction_timeout", k.cfg.TransactionTimeout)
 	aborts := 0
@@ -132,9 +141,11 @@ func (k *Source) Run(ctx context.Context, in sources.Intake) error {
 		}
 		if end.committed {
 			aborts = 0
+			k.abortRun.Store(nil)
 			continue
 		}
 		aborts++
+		k.aborting(aborts, end.why)
 		k.log.Warn("transaction aborted: its records will be read again from the committed offsets", "why", end.why, "reason", end.reason, "aborts_in_a_row", aborts)
 		select {
 		case <-time.After(failure.Backoff(aborts, 100*time.Millisecond, 5*time.Second, 2, 0.2)):
@@ -223,10 +234,13 @@ type ending struct {
 // not confirm (a dropped connection, a timeout) counts as an abort: a new client reads again
 // from the offsets the broker holds, which are past b's records if the commit went through.
 func (k *Source) finish(ctx context.Context, b *Batch) (ending, error) {
+	k.waitFor(waitWrites)
 	end := k.settle(ctx, b)
 	endCtx, cancel := context.WithTimeout(context.Background(), k.cfg.RebalanceTimeout)
 	defer cancel()
+	k.waitFor(waitEnd)
 	committed, err := k.sess.End(endCtx, b.Transaction, end.why == "")
+	k.waitFor("")
 	k.cur.CompareAndSwap(b, nil)
 	if err != nil {
 		if err = k.recover(b, err, &end); err != nil {
@@ -349,6 +363,7 @@ func (k *Source) Stats() sources.Stats {
 	if b := k.cur.Load(); b != nil {
 		s.Pending = b.Pending()
 	}
+	k.statWait(&s)
 	k.partsMu.Lock()
 	parts := slices.Collect(maps.Keys(k.parts))
 	k.partsMu.Unlock()

@@ -284,6 +284,7 @@ func (s stalledSource) Stats() sources.Stats {
 // service that is down, which a restart would not cure); the metrics say it too.
 func TestHealthzFailsOnAStalledPartition(t *testing.T) {
 	waiting := engine.Stats{"score": {Kind: "stage", Stage: map[string]int64{"breaker_state": 2, "outage_ms": 400_000, "waiting": 9}}}
+	waitingKafka := engine.Stats{"out": {Kind: "sink", Stage: map[string]int64{"wait_ms": 12_300, "held": 2}}}
 	for _, c := range []struct {
 		name    string
 		stalled bool
@@ -294,6 +295,9 @@ func TestHealthzFailsOnAStalledPartition(t *testing.T) {
 		{"stalled", true, engine.Stats{}, http.StatusServiceUnavailable, "partition in/3 has not committed for longer than stall_timeout: 2000 records pending, the oldest read 5m1s ago"},
 		{"moving", false, engine.Stats{}, http.StatusOK, "ok"},
 		{"stalled behind a service outage", true, waiting, http.StatusOK, "ok: waiting for a service: score (its service has failed every call for 6m40s; 9 records wait); meanwhile partition in/3"},
+		{"waiting for a service", false, waiting, http.StatusOK, "ok: waiting for a service: score (its service has failed every call for 6m40s; 9 records wait)\n"},
+		{"stalled behind Kafka", true, waitingKafka, http.StatusOK, "ok: waiting for a service: out (Kafka has acknowledged none of a partition's writes for 12s; 2 partitions held after refused writes); meanwhile partition in/3"},
+		{"a sink's short wait is not said", false, engine.Stats{"out": {Kind: "sink", Stage: map[string]int64{"wait_ms": 4_000}}}, http.StatusOK, "ok\n"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			m := metrics.New(&pipeline.Pipeline{Name: "p"})

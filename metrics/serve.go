@@ -18,8 +18,9 @@ import (
 )
 
 // Handler serves /metrics, /healthz (the process works: 503 once a partition has stalled,
-// unless a stage waits for its service to come back, which a restart would not cure)
-// and /readyz (the group is joined, with partitions or with none to own).
+// unless a stage or sink waits for its service to come back, which a restart would not cure;
+// 200 "ok: waiting for a service: ..." while one waits) and /readyz (the group is joined,
+// with partitions or with none to own).
 func (m *Metrics) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
@@ -31,6 +32,8 @@ func (m *Metrics) Handler() http.Handler {
 			fmt.Fprintf(w, "ok: waiting for a service: %s; meanwhile %s\n", strings.Join(waiting, "; "), why)
 		case why != "":
 			http.Error(w, "unhealthy: "+why, http.StatusServiceUnavailable)
+		case len(waiting) > 0:
+			fmt.Fprintf(w, "ok: waiting for a service: %s\n", strings.Join(waiting, "; "))
 		default:
 			w.Write([]byte("ok\n"))
 		}
@@ -45,17 +48,32 @@ func (m *Metrics) Handler() http.Handler {
 	return mux
 }
 
+// sinkWaitSaid is how long a sink's partition must have waited for the broker before the
+// progress line and /healthz name it: longer than a leader's failover takes.
+const sinkWaitSaid = 5 * time.Second
+
 // waitingOn names the stages waiting for their service to come back (their breaker open),
-// with how long and how many records, sorted.
+// the sinks waiting for Kafka, and exactly_once's transaction waiting at its end, with how
+// long and how many records, sorted.
 func (m *Metrics) waitingOn() []string {
 	if m.engine == nil {
 		return nil
 	}
+	ms := func(n int64) time.Duration { return (time.Duration(n) * time.Millisecond).Round(time.Second) }
 	var out []string
 	for name, s := range m.engine.Stats() {
-		if s.Stage["breaker_state"] != 0 {
+		switch {
+		case s.Stage["breaker_state"] != 0:
 			out = append(out, fmt.Sprintf("%s (its service has failed every call for %v; %d records wait)",
-				name, (time.Duration(s.Stage["outage_ms"])*time.Millisecond).Round(time.Second), s.Stage["waiting"]))
+				name, ms(s.Stage["outage_ms"]), s.Stage["waiting"]))
+		case ms(s.Stage["wait_ms"]) >= sinkWaitSaid:
+			out = append(out, fmt.Sprintf("%s (Kafka has acknowledged none of a partition's writes for %v; %d partitions held after refused writes)",
+				name, ms(s.Stage["wait_ms"]), s.Stage["held"]))
+		}
+	}
+	if m.source != nil {
+		if w := m.source.Stats().Waiting; w != "" {
+			out = append(out, "Kafka: "+w)
 		}
 	}
 	sort.Strings(out)

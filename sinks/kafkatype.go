@@ -27,6 +27,8 @@ var kafkaType = &Type{
 	Counters: []spec.Counter{
 		{Key: "refused", Metric: "sink_refused_total", Help: "Writes the broker refused for a passing reason (each waits and is written again, in order)."},
 		{Key: "rewritten", Metric: "sink_rewritten_total", Help: "Writes written a second time because the broker took them while an earlier one of their partition was refused."},
+		{Key: "held", Metric: "sink_held_partitions", Gauge: true, Help: "Output partitions whose writes are held after a refusal: they wait, and are written again in order."},
+		{Key: "wait_ms", Metric: "sink_wait_milliseconds", Gauge: true, Help: "How long the output partition waiting longest has gone without a write acknowledged while it has writes out (0: every partition moves); measured to about a second. The progress line and /healthz name the sink from 5 s."},
 	},
 }
 

@@ -1,0 +1,110 @@
+package exactlyonce
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/pythia-pipe/pythia-pipe/sources"
+)
+
+// A transaction's end waits twice: for its records' writes to be acknowledged, then for
+// the brokers to confirm the commit. A broker down, hung or cut off holds either up; the
+// source says so — a warning every sayWaitEvery, and in its stats (the progress line,
+// /healthz and the source_wait_seconds metric) — so that what is wrong shows while it
+// lasts, not only once the transaction aborts.
+
+// endWait is what the open transaction waits for, and since when.
+type endWait struct {
+	what  string
+	since time.Time
+}
+
+const (
+	waitWrites = "its records' writes to be acknowledged"
+	waitEnd    = "the brokers to confirm its commit"
+)
+
+// sayWaitEvery is how long a wait lasts before it is logged, and how often it is logged again;
+// statWaitFrom how long before the stats name it (a leader's failover takes a few seconds).
+const (
+	sayWaitEvery = 10 * time.Second
+	statWaitFrom = 5 * time.Second
+)
+
+// waitFor marks the open transaction as waiting for what, from now; nil: not waiting.
+func (k *Source) waitFor(what string) {
+	if what == "" {
+		k.waiting.Store(nil)
+		return
+	}
+	k.waiting.Store(&endWait{what: what, since: time.Now()})
+}
+
+// waitNow is what the open transaction waits for, and how long it has (zero: nothing).
+func (k *Source) waitNow() (string, time.Duration) {
+	w := k.waiting.Load()
+	if w == nil {
+		return "", 0
+	}
+	return w.what, time.Since(w.since)
+}
+
+// abortRun is transactions aborted in a row: how many, since when, and why the last.
+type abortRun struct {
+	n     int
+	since time.Time
+	why   string
+}
+
+// aborting counts the n-th transaction aborted in a row, for why.
+func (k *Source) aborting(n int, why string) {
+	run := &abortRun{n: n, since: time.Now(), why: why}
+	if prev := k.abortRun.Load(); prev != nil && n > 1 {
+		run.since = prev.since
+	}
+	k.abortRun.Store(run)
+}
+
+// statWait puts in s what the source waits for: the open transaction's end, or, between
+// transactions aborted in a row, the next that commits.
+func (k *Source) statWait(s *sources.Stats) {
+	what, d := k.waitNow()
+	s.WaitingFor = d
+	if d >= statWaitFrom {
+		s.Waiting = fmt.Sprintf("the open transaction, for %s (%v)", what, d.Round(time.Second))
+	}
+	if run := k.abortRun.Load(); run != nil && run.n > 1 {
+		since := time.Since(run.since)
+		s.WaitingFor = max(s.WaitingFor, since)
+		if s.Waiting == "" && since >= statWaitFrom {
+			s.Waiting = fmt.Sprintf("a transaction that commits: %d aborted in a row over %v, the last because %s", run.n, since.Round(time.Second), run.why)
+		}
+	}
+}
+
+// sayWaits logs, until ctx ends, a wait of the open transaction that lasts sayWaitEvery or
+// more, once per sayWaitEvery.
+func (k *Source) sayWaits(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var said time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			what, d := k.waitNow()
+			if d < sayWaitEvery || now.Sub(said) < sayWaitEvery {
+				continue
+			}
+			var pending int64
+			if b := k.cur.Load(); b != nil {
+				pending = b.Pending()
+			}
+			k.log.Warn(fmt.Sprintf("the open transaction has waited %v for %s: is a broker down, hung or unreachable?", d.Round(time.Second), what),
+				"records", pending)
+			said = now
+		}
+	}
+}
