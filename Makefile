@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/pythia-pipe
 PKGS    := ./...
 
-.PHONY: help build image test e2e kafka-up kafka-down cluster-up cluster-down registry-up registry-down lint fmt fuzz bench demo docs clean
+.PHONY: help build image test e2e chaos kafka-up kafka-down cluster-up cluster-down registry-up registry-down lint fmt fuzz bench demo docs clean
 
 # make image: the image's name, and the Podman settings it builds with (runc, cgroupfs, the
 # host's ulimits: what works on these VMs; see the file). PODMAN_CONF= uses your own instead.
@@ -44,6 +44,10 @@ e2e: ## the end-to-end suite on a real Apache Kafka and a real schema registry (
 	$(GO) vet -tags e2e ./internal/...
 	$(GO) test -tags e2e -count=1 -p 1 -timeout 30m ./internal/realkafka ./internal/registry ./internal/e2e ./internal/proctest ./internal/deploytest
 
+chaos: ## the failure suite on a real three-broker cluster: brokers killed, hung, restarted one by one and cut off by a fault proxy, in both delivery modes (about 16 minutes; CHAOS_ONLY=name, CHAOS_RECORDS=n, CHAOS_REPORT=file)
+	$(GO) vet -tags chaos ./internal/chaos
+	$(GO) test -tags chaos -count=1 -v -timeout 90m ./internal/chaos
+
 kafka-up: ## start a real Kafka on 127.0.0.1:9092-9096 (PLAINTEXT, SASL, SSL, mutual TLS)
 	$(GO) run ./internal/realkafka/kafkactl up
 
@@ -62,9 +66,11 @@ registry-up: ## start a schema registry (Apicurio, Confluent API) on 127.0.0.1:8
 registry-down: ## stop it
 	$(GO) run ./internal/registry/registryctl down
 
-lint: ## gofmt and go vet must be clean
+lint: ## gofmt and go vet must be clean (the e2e and chaos suites' build tags too)
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags e2e ./internal/...
+	$(GO) vet -tags chaos ./internal/chaos
 
 fmt: ## format the code
 	gofmt -w .

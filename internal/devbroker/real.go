@@ -58,20 +58,36 @@ func (a realAdmin) StableOffsets(topic string) map[int32]int64 {
 	return a.offsets(topic, a.b.admin.ListCommittedOffsets)
 }
 
+// offsets lists topic's offsets with list, asking again until every partition answered
+// (a partition whose leader just moved answers NOT_LEADER_OR_FOLLOWER until the client's
+// metadata catches up): a map missing a partition would have its reader skip it, which reads
+// as records lost. A topic that does not exist has none; past the admin deadline it returns
+// what it has.
 func (a realAdmin) offsets(topic string, list func(context.Context, ...string) (kadm.ListedOffsets, error)) map[int32]int64 {
-	out := map[int32]int64{}
 	ctx, cancel := adminCtx()
 	defer cancel()
-	listed, err := list(ctx, topic)
-	if err != nil {
-		return out
-	}
-	listed.Each(func(o kadm.ListedOffset) {
-		if o.Err == nil {
-			out[o.Partition] = o.Offset
+	for attempt := 1; ; attempt++ {
+		out, complete, unknown := map[int32]int64{}, true, false
+		listed, err := list(ctx, topic)
+		listed.Each(func(o kadm.ListedOffset) {
+			switch {
+			case errors.Is(o.Err, kerr.UnknownTopicOrPartition):
+				unknown = true
+			case o.Err != nil:
+				complete = false
+			default:
+				out[o.Partition] = o.Offset
+			}
+		})
+		if err == nil && complete || unknown {
+			return out
 		}
-	})
-	return out
+		select {
+		case <-ctx.Done():
+			return out
+		case <-time.After(time.Duration(min(attempt, 10)) * 50 * time.Millisecond):
+		}
+	}
 }
 
 func (a realAdmin) Committed(group, topic string) map[int32]int64 {
