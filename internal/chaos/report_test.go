@@ -31,11 +31,11 @@ func writeReport() error {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "chaos suite, %s, %d records a run\n\n", time.Now().UTC().Format("2006-01-02"), records())
-	b.WriteString("| fault | delivery | caught up after | max lag | duplicates | aborted records | refused writes | longest write wait | longest source wait | txn aborts | rebalances | warnings | progress lines waiting | /healthz waiting | /healthz failed |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| fault | delivery | caught up after | max lag | most records waiting | duplicates | aborted records | refused writes | longest write wait | longest source wait | txn aborts | rebalances | warnings | progress lines waiting | /healthz waiting | /healthz failed |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
-		fmt.Fprintf(&b, "| %s | %s | %.1f s | %.0f | %d | %d | %.0f | %.0f s | %.0f s | %.0f | %.0f | %d | %d | %d | %d |\n", r.scenario, r.mode,
-			r.recovered.Seconds(), r.maxLag, r.duplicates, r.aborted, r.refused, r.maxWait, r.sourceWait, r.txnAborts, r.rebalances,
+		fmt.Fprintf(&b, "| %s | %s | %.1f s | %.0f | %.0f | %d | %d | %.0f | %.0f s | %.0f s | %.0f | %.0f | %d | %d | %d | %d |\n", r.scenario, r.mode,
+			r.recovered.Seconds(), r.maxLag, r.maxPending, r.duplicates, r.aborted, r.refused, r.maxWait, r.sourceWait, r.txnAborts, r.rebalances,
 			r.warnings, r.progressSaid, r.healthSaid, r.unhealthy)
 	}
 	b.WriteString("\n")

@@ -18,6 +18,7 @@ type result struct {
 	inversions     int           // records of a key out of order by their last copy
 	aborted        int           // exactly-once: records of aborted transactions the topics hold (read_committed skips them)
 	maxLag         float64       // the most the pipeline said it lagged during the fault
+	maxPending     float64       // the most records it said were read and not yet done during the fault
 	refused        float64       // writes the brokers refused for a passing reason during the fault (at-least-once)
 	txnAborts      float64       // transactions aborted during the fault (exactly-once)
 	rebalances     float64
@@ -105,6 +106,8 @@ func (r *run) verify(ctx context.Context) result {
 func (r *run) signals(res *result) {
 	during := r.obs.during(r.faultFrom, r.faultTo.Add(5*time.Second))
 	res.maxLag = maxOf(during, "partition_lag")
+	res.maxPending = maxOf(during, "partition_pending")
+	res.maxPending = maxOf(during, "partition_pending")
 	res.refused = growth(during, "sink_refused_total")
 	res.txnAborts = growth(during, "transactions_aborted_total")
 	res.rebalances = growth(r.obs.during(r.faultFrom, r.fedAt.Add(recoverWithin)), "rebalances_total")
