@@ -33,6 +33,7 @@ var fixedMetrics = []struct {
 	{"source_wait_seconds", "How long the source has waited on Kafka (0: not waiting): under at_least_once, for offset commits failing in a row; under exactly_once, for the open transaction's end, its records' writes acknowledged or its commit confirmed. From 5 s the progress line and /healthz say what it waits for.", nil},
 	{"rebalances_total", "Group rebalances this member took part in (generations joined after its first).", nil},
 	{"assigned_partitions", "Partitions this member owns.", nil},
+	{"records_pending", "Records read and not yet done, over every partition (under exactly_once: the open transaction's).", nil},
 	{"pending_bytes", "Weight of the records read and not yet done, over every partition: their keys, values and headers plus 512 bytes each; max_pending_bytes bounds it.", nil},
 }
 

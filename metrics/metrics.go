@@ -134,6 +134,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		emit("rebalances_total", prometheus.CounterValue, float64(s.Rebalances))
 		emit("assigned_partitions", prometheus.GaugeValue, float64(s.Assigned))
 		emit("pending_bytes", prometheus.GaugeValue, float64(s.PendingBytes))
+		emit("records_pending", prometheus.GaugeValue, float64(s.Pending))
 		emit("source_wait_seconds", prometheus.GaugeValue, s.WaitingFor.Seconds())
 		for _, p := range s.Partitions {
 			part := strconv.Itoa(int(p.Partition))

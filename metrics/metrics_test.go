@@ -234,7 +234,7 @@ func (f fakeEngine) Stats() engine.Stats { return f.stats }
 type fakeSource struct{}
 
 func (fakeSource) Stats() sources.Stats {
-	return sources.Stats{Joined: true, Assigned: 2, Partitions: map[string]sources.PartitionStats{
+	return sources.Stats{Joined: true, Assigned: 2, Pending: 6, Partitions: map[string]sources.PartitionStats{
 		"in/0": {Topic: "in", Partition: 0, Pending: 5, Lag: 40}, "in/1": {Topic: "in", Partition: 1, Pending: 1, Lag: 2}}}
 }
 

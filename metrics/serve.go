@@ -145,8 +145,8 @@ func (m *Metrics) Progress(ctx context.Context, log *slog.Logger, interval time.
 			src := m.source.Stats()
 			for _, p := range src.Partitions {
 				lag += p.Lag
-				pending += int64(p.Pending)
 			}
+			pending = src.Pending
 			in = m.read()
 			secs := now.Sub(last).Seconds()
 			attrs := []any{"in_per_s", int64(float64(in-lastIn) / secs), "out_per_s", int64(float64(out-lastOut) / secs),

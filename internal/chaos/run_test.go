@@ -55,9 +55,9 @@ type run struct {
 	n      int
 	proc   *testproc.Proc
 	obs    *observer
-	// The fault's span, and the feed's end.
-	faultFrom, faultTo, fedAt time.Time
-	notes                     []string // what the fault did, for the report
+	// The fault's span, the feed's end, and when the pipeline was told to stop.
+	faultFrom, faultTo, fedAt, termAt time.Time
+	notes                             []string // what the fault did, for the report
 }
 
 func (r *run) group() string           { return r.prefix }
@@ -116,6 +116,7 @@ func runScenario(t *testing.T, sc scenario, mode string) {
 	if !r.proc.Running() {
 		t.Fatalf("the pipeline stopped on its own during %s", sc.name)
 	}
+	r.termAt = time.Now()
 	r.proc.Signal(t, syscall.SIGTERM)
 	if code := r.proc.Wait(t, 90*time.Second); code != 0 {
 		t.Fatalf("the pipeline exited %d after SIGTERM", code)

@@ -104,10 +104,14 @@ func (r *run) verify(ctx context.Context) result {
 // signals gathers what the pipeline said during the fault: its metrics, /healthz and the
 // warnings it logged.
 func (r *run) signals(res *result) {
-	during := r.obs.during(r.faultFrom, r.faultTo.Add(5*time.Second))
+	until := r.faultTo.Add(5 * time.Second) // the pipeline still runs then, unless it was stopped sooner
+	if until.After(r.termAt) {
+		until = r.termAt
+	}
+	during := r.obs.during(r.faultFrom, until)
 	res.maxLag = maxOf(during, "partition_lag")
-	res.maxPending = maxOf(during, "partition_pending")
-	res.maxPending = maxOf(during, "partition_pending")
+	res.maxPending = maxOf(during, "records_pending")
+	res.maxPending = maxOf(during, "records_pending")
 	res.refused = growth(during, "sink_refused_total")
 	res.txnAborts = growth(during, "transactions_aborted_total")
 	res.rebalances = growth(r.obs.during(r.faultFrom, r.fedAt.Add(recoverWithin)), "rebalances_total")
@@ -115,6 +119,6 @@ func (r *run) signals(res *result) {
 	res.healthSaid, res.healthFailed = saidHealth(during)
 	res.maxWait = maxOf(during, "max:sink_wait_milliseconds") / 1000
 	res.sourceWait = maxOf(during, "source_wait_seconds")
-	said := toldBetween(r.proc.Output(), r.faultFrom, r.faultTo.Add(5*time.Second))
+	said := toldBetween(r.proc.Output(), r.faultFrom, until)
 	res.warnings, res.firstWarning, res.progressSaid = said.warnings, said.first, said.waiting
 }
