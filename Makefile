@@ -92,8 +92,8 @@ bench: ## the orders example (JSON, and on Avro; at-least-once and exactly-once)
 	$(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v /internal/bench)
 	$(GO) test -run '^$$' -bench Enrich -benchmem ./internal/bench
 
-docs: ## regenerate docs/reference.md from the field specs
-	$(GO) run ./cmd/pythia-pipe docs > docs/reference.md
+docs: ## regenerate docs/reference.md and docs/reference/ (a page per stage, source and sink type) from the field specs
+	$(GO) run ./cmd/pythia-pipe docs --dir docs
 
 demo: build ## run the orders example on an in-process broker with sample records
 	./$(BIN) dev pipelines/orders.yaml --feed testdata/orders-feed.jsonl

@@ -35,6 +35,7 @@ func TestCLI(t *testing.T) {
 		{"graph bad format", []string{"graph", "../../pipelines/orders.yaml", "--format", "svg"}, exitUsage, "", "usage: pythia-pipe graph", ""},
 		{"graph invalid pipeline", []string{"graph", "../../testdata/bad/09-cycle.yaml"}, exitInvalid, "", "cycle: parse -> valid -> parse", "digraph"},
 		{"docs", []string{"docs"}, exitOK, "# Pipeline file reference", "", ""},
+		{"docs with an argument", []string{"docs", "out"}, exitUsage, "", "usage: pythia-pipe docs [--dir DIR]", ""},
 		{"validate a test file", []string{"validate", "../../pipelines/orders.test.yaml"}, exitOK, "orders.test.yaml: ok (5 test case(s) of ../../pipelines/orders.yaml", "", ""},
 		{"version", []string{"version"}, exitOK, "franz-go v1.", "", ""},
 		{"a command's help", []string{"tap", "--help"}, exitOK, "", "-from-beginning", ""},
