@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/pythia-pipe
 PKGS    := ./...
 
-.PHONY: help build image test e2e chaos kafka-up kafka-down cluster-up cluster-down registry-up registry-down lint fmt fuzz bench demo docs clean
+.PHONY: help build install image test e2e chaos kafka-up kafka-down cluster-up cluster-down registry-up registry-down lint fmt fuzz bench demo docs clean
 
 # make image: the image's name, and the Podman settings it builds with (runc, cgroupfs, the
 # host's ulimits: what works on these VMs; see the file). PODMAN_CONF= uses your own instead.
@@ -18,6 +18,10 @@ help: ## list the targets
 # -buildvcs=auto: `pythia-pipe version` names the commit when built in a clone, whatever GOFLAGS says.
 build: ## build bin/pythia-pipe
 	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/pythia-pipe
+
+install: ## go install ./cmd/pythia-pipe: pythia-pipe into $(go env GOPATH)/bin (or $GOBIN); put that on PATH
+	$(GO) install -buildvcs=auto ./cmd/pythia-pipe
+	@bin=$$($(GO) env GOBIN); echo "installed $${bin:-$$($(GO) env GOPATH)/bin}/pythia-pipe (put that directory on PATH)"
 
 # The binary is static (CGO_ENABLED=0) and stamped like build's; the labels say the version
 # `pythia-pipe version` prints (or git's, where Go stamps none: a git worktree) and the commit.
@@ -66,8 +70,12 @@ registry-up: ## start a schema registry (Apicurio, Confluent API) on 127.0.0.1:8
 registry-down: ## stop it
 	$(GO) run ./internal/registry/registryctl down
 
-lint: ## gofmt and go vet must be clean (the e2e and chaos suites' build tags too)
+# No git-tracked file over 1 MB outside testdata/ directories: a stale binary once slipped in.
+lint: ## gofmt and go vet must be clean (the e2e and chaos suites' build tags too); no tracked file over 1 MB outside testdata/
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@git ls-files -z | xargs -0 -r stat -c '%s %n' -- 2>/dev/null | awk '{size = $$1; sub(/^[0-9]+ /, "")} \
+	  size > 1048576 && $$0 !~ /(^|\/)testdata\// {printf "make lint: %s is %d bytes, over 1 MB (1048576 bytes); only testdata/ may hold larger files\n", $$0, size; bad = 1} \
+	  END {exit bad}'
 	$(GO) vet $(PKGS)
 	$(GO) vet -tags e2e ./internal/...
 	$(GO) vet -tags chaos ./internal/chaos
@@ -84,8 +92,8 @@ bench: ## the orders example (JSON, and on Avro; at-least-once and exactly-once)
 	$(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v /internal/bench)
 	$(GO) test -run '^$$' -bench Enrich -benchmem ./internal/bench
 
-docs: ## regenerate docs/reference.md from the field specs
-	$(GO) run ./cmd/pythia-pipe docs > docs/reference.md
+docs: ## regenerate docs/reference.md and docs/reference/ (a page per stage, source and sink type) from the field specs
+	$(GO) run ./cmd/pythia-pipe docs --dir docs
 
 demo: build ## run the orders example on an in-process broker with sample records
 	./$(BIN) dev pipelines/orders.yaml --feed testdata/orders-feed.jsonl

@@ -20,7 +20,7 @@ var FileFields = []spec.Field{
 	spec.Int("version", "Format version of the file: 1.").Require(),
 	spec.String("name", "Pipeline name: the metrics label, and the default consumer group and client id.").Require(),
 	spec.Enum("ordering", "key: records with the same key keep their order end to end; none: any order, for speed. Stages may override it.", "key", "none").WithDefault("key"),
-	spec.Enum("delivery", "at_least_once: a record's offset is committed once it cleared every stage, so a crash can write it twice; exactly_once: records are read, written and committed in Kafka transactions, so read_committed readers see each output once (every sink and the DLQ on Kafka; see Exactly-once in the README).", "at_least_once", "exactly_once").WithDefault("at_least_once"),
+	spec.Enum("delivery", "at_least_once: a record's offset is committed once it cleared every stage, so a crash can write it twice; exactly_once: records are read, written and committed in Kafka transactions, so read_committed readers see each output once (every sink and the DLQ on Kafka; see docs/guide/exactly-once.md).", "at_least_once", "exactly_once").WithDefault("at_least_once"),
 	kafkaconn.Field,
 	schemareg.Field,
 	sources.Field.Require(),

@@ -7,17 +7,18 @@ import (
 	"testing"
 )
 
-// The README's pipeline example (DESIGN.md's, the user contract) validates as written, given
-// its credentials and certificate files.
+// The guide's annotated pipeline example (DESIGN.md's, the user contract) validates as written,
+// given its credentials and certificate files, and means what it says. TestDocExamplesValidate
+// validates every other example of the docs.
 func TestReadmeExampleValidates(t *testing.T) {
-	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	readme, err := os.ReadFile(filepath.Join(root, "docs", "guide", "pipeline-file.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	text := string(readme)
 	start := strings.Index(text, "```yaml\nversion: 1\nname: orders")
 	if start < 0 {
-		t.Fatal("README has no orders example")
+		t.Fatal("docs/guide/pipeline-file.md has no orders example")
 	}
 	src := text[start+len("```yaml\n"):]
 	src = src[:strings.Index(src, "```")]
@@ -32,9 +33,9 @@ func TestReadmeExampleValidates(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p, diags := Parse("README.md", []byte(src), Options{Env: testEnv, BaseDir: dir})
+	p, diags := Parse("docs/guide/pipeline-file.md", []byte(src), Options{Env: testEnv, BaseDir: dir})
 	if len(diags) > 0 {
-		t.Fatalf("the README example is invalid:\n%v", diags.Err())
+		t.Fatalf("the guide's example is invalid:\n%v", diags.Err())
 	}
 	if p.Kafka.SASL == nil || p.Kafka.SASL.Password != "s3cret-pw" || p.Kafka.TLS == nil || p.Kafka.Protocol != "SASL_SSL" {
 		t.Errorf("security not as written: %+v", p.Kafka)

@@ -3,6 +3,9 @@ package pipeline
 import (
 	"bytes"
 	"encoding/json"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/pythia-pipe/pythia-pipe/sinks"
@@ -31,14 +34,37 @@ func TestAllDefaultsParse(t *testing.T) {
 	}
 }
 
-// docs/reference.md is generated from the specs; it must match them.
+// docs/reference.md and docs/reference/ are generated from the specs (make docs); they must
+// match them, and hold no page the specs no longer make.
 func TestReferenceDocsUpToDate(t *testing.T) {
-	var got bytes.Buffer
-	WriteReference(&got)
-	checkGolden(t, "docs/reference.md", got.Bytes())
+	files := ReferenceFiles()
+	for rel, got := range files {
+		want, err := os.ReadFile(filepath.Join(root, "docs", rel))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("docs/%s is stale or missing: run make docs (%v)", rel, err)
+		}
+	}
+	err := filepath.WalkDir(filepath.Join(root, "docs", "reference"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(filepath.Join(root, "docs"), path)
+		if _, ok := files[filepath.ToSlash(rel)]; !ok {
+			t.Errorf("docs/%s is not generated from the specs: run make docs", rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, name := range append(append(stages.TypeNames(), sinks.TypeNames()...), sources.TypeNames()...) {
-		if !bytes.Contains(got.Bytes(), []byte("### `"+name+"`")) {
+		if !bytes.Contains(files["reference.md"], []byte("### `"+name+"`")) {
 			t.Errorf("reference lacks type %s", name)
+		}
+	}
+	for _, kind := range []string{"stages", "sinks", "sources"} {
+		if !bytes.Contains(files["reference/index.md"], []byte("## "+kindTitle[kind])) {
+			t.Errorf("the index lacks the %s", kind)
 		}
 	}
 }

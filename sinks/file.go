@@ -38,6 +38,7 @@ var fileType = &Type{
 	Fields:    fileFields,
 	DLQFields: fileFields,
 	Build:     buildFile,
+	Examples:  fileExamples,
 }
 
 func buildFile(c *Config) Compiled {
@@ -314,4 +315,12 @@ func lineOf(rec *record.Record, encode string) ([]byte, error) {
 		l.Timestamp = rec.Timestamp.UTC().Format(time.RFC3339Nano)
 	}
 	return json.Marshal(l)
+}
+
+var fileExamples = []spec.Example{
+	{Title: "JSON lines to a file, and the DLQ to standard output", YAML: `
+sinks:
+  - {name: out, type: file, path: out.jsonl}
+dlq: {type: file, path: "-"}
+`},
 }

@@ -23,7 +23,8 @@ var kafkaType = &Type{
 	DLQFields: append([]spec.Field{
 		spec.String("topic", "The dead-letter topic.").Require(),
 	}, producerFields...),
-	Build: buildKafka,
+	Build:    buildKafka,
+	Examples: kafkaExamples,
 	Counters: []spec.Counter{
 		{Key: "refused", Metric: "sink_refused_total", Help: "Writes the broker refused for a passing reason (each waits and is written again, in order)."},
 		{Key: "rewritten", Metric: "sink_rewritten_total", Help: "Writes written a second time because the broker took them while an earlier one of their partition was refused."},
@@ -125,4 +126,44 @@ func (k *KafkaSink) Open(env Env, report Report) (Sink, error) {
 		return nil, fmt.Errorf("%s: no Kafka to write to", sinkAt(t)) // an engine bug: Kafka sinks run with a Kafka
 	}
 	return env.Kafka(NewOutput(k.Producer, t, env.Partitions, env.Rules, env.Log), k.Producer, report)
+}
+
+var kafkaExamples = []spec.Example{
+	{Title: "A topic, keyed, compressed, with the settings topics create uses", YAML: `
+sinks:
+  - name: out
+    type: kafka
+    topic: orders-out
+    key: key ?? "none"
+    compression: zstd
+    create: {partitions: 6, replication_factor: 3, configs: {min.insync.replicas: "2"}}
+dlq:
+  type: kafka
+  topic: orders-dlq
+`},
+	{Title: "A topic computed per record, within an allow-list", YAML: `
+stages:
+  - name: parse
+    type: decode
+    schema: {currency: string, "*": any}
+sinks:
+  - name: by-currency
+    type: kafka
+    topic_expr: '"payments-" + lower(msg.currency)'
+    topic_allow: [payments-*]
+`},
+	{Title: "Avro with a registry subject's schema", YAML: `
+registry:
+  urls: http://localhost:8081
+stages:
+  - name: parse
+    type: decode
+    schema: {order_id: string, "*": any}
+sinks:
+  - name: out
+    type: kafka
+    topic: orders-out
+    encode: avro
+    subject: orders-out-value
+`},
 }

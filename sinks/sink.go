@@ -56,6 +56,8 @@ type Type struct {
 	// Counters describes the numbers a sink of this type keeps of its own (its Counters()),
 	// for the metrics that export them; a number not described is not exported.
 	Counters []spec.Counter
+	// Examples are printed on the type's reference page; each validates.
+	Examples []spec.Example
 }
 
 // Registry lists every sink type by name.

@@ -22,12 +22,14 @@ type Type struct {
 	// Build checks what the spec cannot say alone; it reports problems through p and never
 	// panics on input. pipelineName is the default consumer group.
 	Build func(p *spec.Parser, v *spec.Value, pipelineName string) Compiled
+	// Examples are printed on the type's reference page; each validates.
+	Examples []spec.Example
 }
 
 // Registry lists every source type by name.
 func Registry() map[string]*Type {
 	return map[string]*Type{
-		"kafka": {Name: "kafka", Doc: "A Kafka consumer group: records are committed once they cleared every stage.", Fields: kafkaFields, Build: buildKafka},
+		"kafka": {Name: "kafka", Doc: "A Kafka consumer group: records are committed once they cleared every stage.", Fields: kafkaFields, Build: buildKafka, Examples: kafkaExamples},
 	}
 }
 

@@ -112,3 +112,18 @@ func FromValue(p *spec.Parser, v *spec.Value, pipelineName string) *Config {
 	}
 	return c
 }
+
+var kafkaExamples = []spec.Example{
+	{Title: "A group reading two topics from the start, paced and bounded in memory", YAML: `
+source:
+  type: kafka
+  topics: [orders, orders-replayed]
+  group: order-processors
+  start: earliest
+  max_pending: 5000
+  max_pending_bytes: 16MiB
+  commit_interval: 1s
+  instance_id: ${POD_NAME:-local}
+  create: {partitions: 6, retention: 168h}
+`},
+}

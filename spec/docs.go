@@ -116,3 +116,11 @@ func ObjectSchema(doc string, fields []Field) map[string]any {
 	}
 	return s
 }
+
+// Example shows a type at work: a fragment of a pipeline file, its top-level keys (stages,
+// sinks, dlq, source, registry) completed by a minimal pipeline for the keys it leaves out.
+// Its relative paths are read from pipelines/. The reference prints it; a test validates it.
+type Example struct {
+	Title string
+	YAML  string
+}

@@ -26,7 +26,7 @@ func (UnmatchedError) Error() string { return "branch: no route matched (unmatch
 
 // branchType is the branch stage type as the registry knows it: the one that chooses routes.
 func branchType() *Type {
-	return &Type{Name: "branch", Doc: branchDoc, Fields: branchFields, Build: buildBranch, Routes: branchRoutes,
+	return &Type{Name: "branch", Doc: branchDoc, Fields: branchFields, Build: buildBranch, Routes: branchRoutes, Examples: branchExamples,
 		Look: Look{DOTShape: "diamond", MermaidOpen: "{", MermaidClose: "}"}}
 }
 
@@ -141,4 +141,40 @@ func warnSameTarget(c *Config, routes []*spec.Value) {
 			}
 		}
 	}
+}
+
+var branchExamples = []spec.Example{
+	{Title: "First match wins; the route without when is the default", YAML: `
+stages:
+  - name: parse
+    type: decode
+    schema: {amount: float, "*": any}
+  - name: route
+    type: branch
+    routes:
+      - when: msg.amount >= 1000
+        to: big
+      - to: out
+sinks:
+  - {name: out, type: kafka, topic: orders-out}
+  - {name: big, type: kafka, topic: orders-big}
+`},
+	{Title: "Fan-out: every route that holds gets a copy; what none takes is dropped", YAML: `
+stages:
+  - name: parse
+    type: decode
+    schema: {event: string, "*": any}
+  - name: split
+    type: branch
+    mode: all
+    unmatched: drop
+    routes:
+      - when: msg.event == "purchase"
+        to: purchases
+      - when: msg.event in ["page_view", "purchase"]
+        to: pageviews
+sinks:
+  - {name: pageviews, type: kafka, topic: clicks-pageviews}
+  - {name: purchases, type: kafka, topic: clicks-purchases}
+`},
 }

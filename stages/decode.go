@@ -23,7 +23,7 @@ var decodeFields = []spec.Field{
 
 // decodeType is the decode stage type as the registry knows it.
 func decodeType() *Type {
-	return &Type{Name: "decode", Doc: decodeDoc, Fields: decodeFields, Build: buildDecode, Retryable: true,
+	return &Type{Name: "decode", Doc: decodeDoc, Fields: decodeFields, Build: buildDecode, Retryable: true, Examples: decodeExamples,
 		Look: Look{DOTShape: "parallelogram", MermaidOpen: "[/", MermaidClose: "/]", Detail: func(f *spec.Value) (string, string) {
 			return " " + f.String("format"), ""
 		}},
@@ -147,4 +147,28 @@ func (d *decode) unread(field string) bool {
 		}
 	}
 	return true
+}
+
+var decodeExamples = []spec.Example{
+	{Title: "JSON with a schema: expressions downstream are type-checked against it", YAML: `
+stages:
+  - name: parse
+    type: decode
+    format: json
+    schema:
+      order_id: string
+      amount: float
+      note: string?            # may be absent or null
+      "*": any                 # other fields allowed
+    on_null: pass              # a tombstone goes on with msg == nil
+`},
+	{Title: "Avro framed for a schema registry, typed offline by a local schema file", YAML: `
+registry:
+  urls: http://localhost:8081
+stages:
+  - name: parse
+    type: decode
+    format: avro
+    schema_file: schemas/order.avsc
+`},
 }

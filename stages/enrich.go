@@ -52,7 +52,7 @@ var enrichFields = []spec.Field{
 // enrichType is the enrich stage type as the registry knows it; its numbers are its HTTP
 // lookup's.
 func enrichType() *Type {
-	return &Type{Name: "enrich", Doc: enrichDoc, Fields: enrichFields, Build: buildEnrich, Retryable: true, Counters: httpLookupCounters,
+	return &Type{Name: "enrich", Doc: enrichDoc, Fields: enrichFields, Build: buildEnrich, Retryable: true, Examples: enrichExamples, Counters: httpLookupCounters,
 		Look: Look{DOTShape: "component", MermaidOpen: "[", MermaidClose: "]", Detail: func(f *spec.Value) (string, string) {
 			for _, src := range []string{"file", "http", "expr"} {
 				if f.Has(src) {
@@ -350,4 +350,46 @@ func checkTableFile(c *Config, file *spec.Value) *table {
 		return nil
 	}
 	return t
+}
+
+var enrichExamples = []spec.Example{
+	{Title: "From a CSV table, reloaded when it changes", YAML: `
+stages:
+  - name: parse
+    type: decode
+    schema: {country: "string?", "*": any}
+  - name: geo
+    type: enrich
+    key: msg.country ?? "unknown"
+    file: {path: data/countries.csv, key_column: code, reload: 1m}
+    into: geo
+    on_missing: keep
+`},
+	{Title: "Over HTTP, cached, with outages waited out", YAML: `
+stages:
+  - name: parse
+    type: decode
+    schema: {account_id: string, "*": any}
+  - name: risk
+    type: enrich
+    workers: 32
+    key: msg.account_id
+    http:
+      url: '"http://risk:8080/score?account=" + urlquery(msg.account_id)'
+      timeout: 500ms
+      concurrency: 64
+      cache: {size: 50000, max_bytes: 64MiB, ttl: 1m, negative_ttl: 10s}
+      breaker: {failures: 10, cooldown: 30s, max_outage: 1h}
+    into: risk
+`},
+	{Title: "By an expression; null counts as missing", YAML: `
+stages:
+  - name: parse
+    type: decode
+    schema: {amount: float, "*": any}
+  - name: tier
+    type: enrich
+    expr: 'msg.amount > 1000 ? {"tier": "gold"} : nil'
+    merge: true
+`},
 }

@@ -17,7 +17,7 @@ var filterFields = []spec.Field{
 // filterType is the filter stage type as the registry knows it. Its label shows the condition
 // as written: a ${VAR} in it may hold a secret.
 func filterType() *Type {
-	return &Type{Name: "filter", Doc: filterDoc, Fields: filterFields, Build: buildFilter, Retryable: true,
+	return &Type{Name: "filter", Doc: filterDoc, Fields: filterFields, Build: buildFilter, Retryable: true, Examples: filterExamples,
 		Look: Look{DOTShape: "invtrapezium", MermaidOpen: `[\`, MermaidClose: "/]", Detail: func(f *spec.Value) (string, string) {
 			return "", f.Get("when").Written()
 		}}}
@@ -44,4 +44,16 @@ func (f *filter) Process(_ context.Context, rec *record.Record, out []Output) ([
 		return out, err
 	}
 	return append(out, Output{Rec: rec}), nil
+}
+
+var filterExamples = []spec.Example{
+	{Title: "Keep orders with a positive amount; tombstones go on", YAML: `
+stages:
+  - name: parse
+    type: decode
+    schema: {order_id: string, amount: float}
+  - name: valid
+    type: filter
+    when: msg == nil || msg.amount > 0
+`},
 }

@@ -21,7 +21,7 @@ var mapFields = []spec.Field{
 
 // mapType is the map stage type as the registry knows it.
 func mapType() *Type {
-	return &Type{Name: "map", Doc: mapDoc, Fields: mapFields, Build: buildMap, Retryable: true,
+	return &Type{Name: "map", Doc: mapDoc, Fields: mapFields, Build: buildMap, Retryable: true, Examples: mapExamples,
 		Look: Look{DOTShape: "box", MermaidOpen: "[", MermaidClose: "]"}}
 }
 
@@ -198,4 +198,22 @@ func setHeader(rec *record.Record, name string, v any) {
 		kept = append(kept, record.Header{Key: name, Value: record.ToBytes(v)})
 	}
 	rec.Headers = kept
+}
+
+var mapExamples = []spec.Example{
+	{Title: "Set, drop, re-key and add a header", YAML: `
+stages:
+  - name: parse
+    type: decode
+    schema: {order_id: string, customer_id: string, amount: float, region: string, card: "string?"}
+  - name: shape
+    type: map
+    set:
+      total_cents: round(msg.amount * 100)
+      region: upper(msg.region)
+    drop: [card]
+    key: msg.customer_id
+    headers:
+      x-region: upper(msg.region)
+`},
 }

@@ -24,7 +24,7 @@ var RetryClasses = []string{"timeout", "connection", "http_5xx", "http_429", "an
 // retryType is the retry stage type as the registry knows it; Types adds its fields, which
 // name the types it may wrap.
 func retryType() *Type {
-	return &Type{Name: "retry", Doc: retryDoc, Build: buildRetry,
+	return &Type{Name: "retry", Doc: retryDoc, Build: buildRetry, Examples: retryExamples,
 		Counters: []spec.Counter{{Key: "retries", Metric: "retries_total", Help: "Attempts after the first, by retry stage."}},
 		Look:     Look{DOTShape: "doubleoctagon", MermaidOpen: "[[", MermaidClose: "]]", Detail: retryDetail}}
 }
@@ -269,4 +269,22 @@ func (r *retry) attempt(ctx context.Context, rec *record.Record) ([]Output, erro
 			return nil, ctx.Err()
 		}
 	}
+}
+
+var retryExamples = []spec.Example{
+	{Title: "An HTTP enrichment retried with backoff and jitter, then dead-lettered", YAML: `
+stages:
+  - name: parse
+    type: decode
+    schema: {account_id: string, "*": any}
+  - name: score
+    type: retry
+    attempts: 5
+    backoff: {initial: 200ms, max: 5s, multiplier: 2, jitter: 0.3}
+    retry_on: [timeout, connection, http_5xx, http_429]
+    stage:
+      type: enrich
+      http: {url: '"http://risk:8080/score?account=" + urlquery(msg.account_id)', timeout: 500ms}
+      into: risk
+`},
 }

@@ -138,6 +138,8 @@ type Type struct {
 	// Counters describes the numbers a stage of this type keeps of its own (Counting), for
 	// the metrics that export them; a number not described is not exported.
 	Counters []spec.Counter
+	// Examples are printed on the type's reference page; each validates.
+	Examples []spec.Example
 }
 
 // Look is how graphs draw a stage type, as plain data: the drawing knows no type by name.

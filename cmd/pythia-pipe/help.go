@@ -26,7 +26,7 @@ var verbs = []verb{
 	{"dlq replay", "FILE", "write dead-lettered records back to their source topic", flagsOf[replayOptions]},
 	{"topics create", "FILE", "create the topics the pipeline names, with their create settings", flagsOf[topicsOptions]},
 	{"schema", "", "JSON schema of the pipeline file format", nil},
-	{"docs", "", "reference of every field, as Markdown", nil},
+	{"docs", "", "reference of every field, as Markdown; --dir writes a page per type too", flagsOf[docsOptions]},
 	{"version", "", "version, commit, Go and sarama versions", nil},
 }
 
