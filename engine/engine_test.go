@@ -357,3 +357,39 @@ dlq: {type: kafka, topic: dlq}
 		t.Errorf("retries = %d, want 2 (the poison record's attempts after the first)", r)
 	}
 }
+
+// A record an HTTP enrich fails reaches the DLQ with what the service answered, its secrets
+// hidden.
+func TestEngineDeadLettersWithTheAnswer(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"error":"amount over limit","api_key":"`+r.URL.Query().Get("token")+`"}`, http.StatusBadRequest)
+	}))
+	defer svc.Close()
+	p := mustParse(t, `version: 1
+name: r
+source: {type: kafka, topics: [in]}
+stages:
+  - {name: d, type: decode, schema: {account: int, amount: float}}
+  - name: risk
+    type: enrich
+    http: {url: '"`+svc.URL+`/score?account=" + string(msg.account) + "&amount=" + string(msg.amount) + "&token=t0k3n"'}
+    into: risk
+sinks: [{name: o, type: kafka, topic: o}]
+dlq: {type: kafka, topic: dlq}
+`)
+	out, _, _, err := runMemory(t, p, []*record.Record{{Topic: "in", Value: []byte(`{"account": 42, "amount": 12.5}`)}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dlq := out.Records("dlq")
+	if len(dlq) != 1 {
+		t.Fatalf("%d records in the DLQ, want 1", len(dlq))
+	}
+	reason, _ := dlq[0].Header("pythia.error")
+	want := "enrich http: " + svc.URL + `/score?account=42&amount=12.5&token=REDACTED answered 400: {"error":"amount over limit","api_key":"REDACTED"}`
+	if string(reason) != want {
+		t.Errorf("pythia.error reads\n%s\nwant\n%s", reason, want)
+	}
+	t.Logf("pythia.error: %s", reason)
+}

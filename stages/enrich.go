@@ -29,6 +29,7 @@ var enrichFields = []spec.Field{
 		spec.Enum("method", "The HTTP method.", "GET", "POST", "PUT").WithDefault("GET"),
 		spec.Map("headers", "Request headers.", spec.String("header", "The header value.")),
 		spec.Expr("body", "any", "Request body, sent as JSON."),
+		spec.Strings("redact", "Names of query parameters, and of JSON fields in the excerpt of an answer, whose values errors hide (case-insensitive), besides user info, header values and names containing token, key, secret, passw, auth, signature, credential or session, or the words sig, pass or pwd."),
 		spec.Duration("timeout", "Time allowed for one call.").WithDefault("2s"),
 		spec.Int("concurrency", "Calls in flight at once, across the stage's workers.").WithDefault("16").AtLeast(1).AtMost(4096),
 		spec.Object("cache", "An LRU cache of answers, by key.",

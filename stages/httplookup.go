@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -33,24 +32,30 @@ type httpLookup struct {
 	slots     chan struct{}
 	cache     *answerCache // nil without a cache
 	breaker   *breaker     // nil when disabled
+	redact    *redactor
 
 	hits, misses atomic.Int64
 }
 
-// HTTPError is a lookup that failed; Class says which retry_on class it belongs to. URL has
-// its user info and query values redacted: it ends up in logs and DLQ headers.
+// HTTPError is a lookup that failed; Class says which retry_on class it belongs to. URL and
+// Body have their secrets redacted (redact.go): they end up in logs and DLQ headers.
 type HTTPError struct {
 	URL        string
 	Status     int           // 0 when no answer came
 	RetryAfter time.Duration // from a 429's Retry-After header
+	Body       string        // the start of the answer, on one line; "" when there was none
 	Err        error
 }
 
 func (e *HTTPError) Error() string {
+	msg := fmt.Sprintf("enrich http: %s: %v", e.URL, e.Err)
 	if e.Status != 0 {
-		return fmt.Sprintf("enrich http: %s answered %d", e.URL, e.Status)
+		msg = fmt.Sprintf("enrich http: %s answered %d", e.URL, e.Status)
 	}
-	return fmt.Sprintf("enrich http: %s: %v", e.URL, e.Err)
+	if e.Body != "" {
+		msg += ": " + e.Body
+	}
+	return msg
 }
 func (e *HTTPError) Unwrap() error { return e.Err }
 
@@ -98,6 +103,7 @@ func newHTTPLookup(c *Config, h *spec.Value, env expr.Env) *httpLookup {
 	for _, e := range h.Get("headers").Entries {
 		l.headers[e.Key] = e.Value.Str
 	}
+	l.redact = newRedactor(h.Strings("redact"), l.headers)
 	if cache := h.Get("cache"); cache.Int("size") > 0 {
 		l.cache = newAnswerCache(int(cache.Int("size")), cache.Int("max_bytes"), cache.Duration("ttl"), cache.Duration("negative_ttl"))
 	}
@@ -239,7 +245,7 @@ func (l *httpLookup) call(ctx context.Context, target string, body []byte) (any,
 	}
 	req, err := http.NewRequestWithContext(ctx, l.method, target, bytes.NewReader(body))
 	if err != nil {
-		return nil, 0, &HTTPError{URL: redactURL(target), Err: redactErr(err)}
+		return nil, 0, l.failed(target, err)
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -249,27 +255,29 @@ func (l *httpLookup) call(ctx context.Context, target string, body []byte) (any,
 	}
 	resp, err := l.client.Do(req)
 	if err != nil {
-		return nil, 0, &HTTPError{URL: redactURL(target), Err: redactErr(err)}
+		return nil, 0, l.failed(target, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 300 { // only its start is read, however large
+		head, err := io.ReadAll(io.LimitReader(resp.Body, excerptRead+1))
+		if resp.StatusCode == http.StatusNotFound {
+			return nil, len(head), errNotFound
+		}
+		return nil, 0, l.refused(target, resp, head, err != nil)
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
 	switch {
 	case err != nil:
-		return nil, 0, &HTTPError{URL: redactURL(target), Err: redactErr(err)}
-	case resp.StatusCode == http.StatusNotFound:
-		return nil, len(data), errNotFound
-	case resp.StatusCode >= 300:
-		he := &HTTPError{URL: redactURL(target), Status: resp.StatusCode}
-		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
-			he.RetryAfter = time.Duration(s) * time.Second
-		}
-		return nil, 0, he
+		return nil, 0, l.failed(target, err)
 	case len(data) > maxAnswer:
-		return nil, 0, &HTTPError{URL: redactURL(target), Err: fmt.Errorf("the answer is larger than %d MiB", maxAnswer>>20)}
+		return nil, 0, l.failed(target, fmt.Errorf("the answer is larger than %d MiB", maxAnswer>>20))
 	}
 	v, err := record.DecodeJSON(data)
 	if err != nil {
-		return nil, 0, &HTTPError{URL: redactURL(target), Err: fmt.Errorf("the answer is not JSON: %w", err)}
+		he := l.failed(target, fmt.Errorf("the answer is not JSON: %w", err))
+		_, secrets := l.redact.url(target)
+		he.Body = l.redact.excerpt(data[:min(len(data), excerptRead)], len(data) > excerptRead, secrets)
+		return nil, 0, he
 	}
 	return v, len(data), nil
 }
@@ -277,33 +285,24 @@ func (l *httpLookup) call(ctx context.Context, target string, body []byte) (any,
 // maxAnswer is the largest answer a lookup reads.
 const maxAnswer = 16 << 20
 
-// redactURL hides what a URL may carry as secrets, its user info and query values, keeping
-// the rest (scheme, host, path, query names) to say which call failed.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(an invalid URL)"
-	}
-	if u.User != nil {
-		u.User = url.User("REDACTED")
-	}
-	if u.RawQuery != "" {
-		q := u.Query()
-		for k := range q {
-			q[k] = []string{"REDACTED"}
-		}
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
+// failed is a call to target that got no usable answer.
+func (l *httpLookup) failed(target string, err error) *HTTPError {
+	shown, _ := l.redact.url(target)
+	return &HTTPError{URL: shown, Err: l.redact.err(err)}
 }
 
-// redactErr redacts the URL net/http puts in its errors.
-func redactErr(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return &url.Error{Op: ue.Op, URL: redactURL(ue.URL), Err: ue.Err}
+// refused is an answer with an error status; head is what was read of its body, more whether
+// it went on (or could not be read to its end).
+func (l *httpLookup) refused(target string, resp *http.Response, head []byte, more bool) *HTTPError {
+	if len(head) > excerptRead {
+		head, more = head[:excerptRead], true
 	}
-	return err
+	shown, secrets := l.redact.url(target)
+	he := &HTTPError{URL: shown, Status: resp.StatusCode, Body: l.redact.excerpt(head, more, secrets)}
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
+		he.RetryAfter = time.Duration(s) * time.Second
+	}
+	return he
 }
 
 // httpLookupCounters describes the numbers counters returns, for the metrics that export them.

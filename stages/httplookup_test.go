@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pythia-pipe/pythia-pipe/failure"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 	"github.com/pythia-pipe/pythia-pipe/stages"
 )
@@ -20,7 +21,7 @@ import (
 type service struct {
 	*httptest.Server
 	calls atomic.Int64
-	mode  atomic.Value // "ok", "404", "400", "notjson", "500", "429", "hang", "bad500" (500 for account "bad")
+	mode  atomic.Value // "ok", "404", "400", "echo" (400 quoting the request), "notjson", "500", "429", "hang", "bad500" (500 for account "bad")
 	seen  atomic.Value // the last request: method, query a, body
 }
 
@@ -36,6 +37,8 @@ func newService(t *testing.T) *service {
 			http.NotFound(w, r)
 		case mode == "400":
 			http.Error(w, "bad request", http.StatusBadRequest)
+		case mode == "echo":
+			http.Error(w, "bad request "+r.URL.RequestURI()+" with "+r.Header.Get("Authorization")+" and "+r.Header.Get("X-Api-Key"), http.StatusBadRequest)
 		case mode == "notjson":
 			fmt.Fprint(w, "<html>")
 		case mode == "500", mode == "bad500" && r.URL.Query().Get("a") == "bad":
@@ -220,32 +223,116 @@ func keys(m *sync.Map) []any {
 	return out
 }
 
-// Secrets in a URL (user info, query values) never reach an error, hence a log or the DLQ.
+// Secrets in a URL (user info, the values of secret-looking parameters) and in headers never
+// reach an error, hence a log or the DLQ, even when the service quotes them; the rest of the
+// URL does, to say which call failed.
 func TestHTTPErrorsRedactSecrets(t *testing.T) {
 	s := newService(t)
 	secretURL := strings.Replace(s.URL, "http://", "http://user:PASSWORD1@", 1) + "/score?api_key=TOPSECRET123&a="
 	p := build(t, `  - {name: d, type: decode, schema: {account: string}}
   - name: risk
     type: enrich
-    http: {url: '"`+secretURL+`" + msg.account', timeout: 100ms, breaker: {failures: 0}}
+    http: {url: '"`+secretURL+`" + msg.account', headers: {X-Api-Key: HEADERKEY9}, timeout: 100ms, breaker: {failures: 0}}
     into: risk
 `)
 	s.mode.Store("500")
-	_, answered := run(t, p, `{"account": "SECRETACCOUNT"}`, "d", "risk")
+	_, answered := run(t, p, `{"account": "acc42"}`, "d", "risk")
+	s.mode.Store("echo")
+	_, echoed := run(t, p, `{"account": "acc42"}`, "d", "risk")
 	s.Close()
-	_, refused := run(t, p, `{"account": "SECRETACCOUNT"}`, "d", "risk")
-	for _, err := range []error{answered, refused} {
+	_, refused := run(t, p, `{"account": "acc42"}`, "d", "risk")
+	for _, err := range []error{answered, echoed, refused} {
 		if err == nil {
 			t.Fatal("want an error")
 		}
 		msg := err.Error()
-		for _, secret := range []string{"PASSWORD1", "TOPSECRET123", "SECRETACCOUNT"} {
+		for _, secret := range []string{"PASSWORD1", "dXNlcjpQQVNTV09SRDE", "TOPSECRET123", "HEADERKEY9"} {
 			if strings.Contains(msg, secret) {
 				t.Errorf("%q leaks %s", msg, secret)
 			}
 		}
-		if !strings.Contains(msg, "api_key=REDACTED") {
+		if !strings.Contains(msg, "REDACTED@") || !strings.Contains(msg, "/score?api_key=REDACTED&a=acc42") {
 			t.Errorf("%q should still say which call failed", msg)
 		}
 	}
+	if want := "bad request /score?api_key=REDACTED&a=acc42 with Basic REDACTED and REDACTED"; !strings.HasSuffix(echoed.Error(), want) {
+		t.Errorf("got  %s\nwant it to end in %s", echoed, want)
+	}
 }
+
+// A DLQ reason says what the service answered: its status and the start of its body.
+func TestHTTPErrorQuotesTheAnswer(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `{"error":"amount over limit","limit":10,"session":{"id":"s-%s"}}`, r.URL.Query().Get("token"))
+	}))
+	t.Cleanup(srv.Close)
+	p := build(t, `  - {name: d, type: decode, schema: {account: int, amount: float}}
+  - name: risk
+    type: enrich
+    http:
+      url: '"`+srv.URL+`/score?account=" + string(msg.account) + "&amount=" + string(msg.amount) + "&token=T0KEN77&iban=DE89"'
+      redact: [IBAN]
+    into: risk
+`)
+	_, err := run(t, p, `{"account": 42, "amount": 12.5}`, "d", "risk")
+	got := failure.Judge(failure.Process, "stage risk", "", err).Reason()
+	want := "enrich http: " + srv.URL + `/score?account=42&amount=12.5&token=REDACTED&iban=REDACTED answered 400: {"error":"amount over limit","limit":10,"session":"REDACTED"}`
+	if got != want {
+		t.Fatalf("the DLQ reason reads\n%s\nwant\n%s", got, want)
+	}
+	if classOf(err) != "" {
+		t.Errorf("a 400 is of class %q, want none", classOf(err))
+	}
+}
+
+// An answer that is not JSON is quoted too.
+func TestHTTPErrorQuotesAnAnswerNotJSON(t *testing.T) {
+	s := newService(t)
+	p := httpPipeline(t, s, "")
+	s.mode.Store("notjson")
+	_, err := run(t, p, `{"account": "a1"}`, "d", "risk")
+	want := "enrich http: " + s.URL + "/score?a=a1: the answer is not JSON: invalid character '<' looking for beginning of value: <html>"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got  %v\nwant %s", err, want)
+	}
+}
+
+// endless is an answer's body that never ends, counting what was read of it.
+type endless struct{ read atomic.Int64 }
+
+func (e *endless) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'x'
+	}
+	e.read.Add(int64(len(p)))
+	return len(p), nil
+}
+func (e *endless) Close() error { return nil }
+
+// Of a failed answer, however large, only the start is read.
+func TestHTTPErrorReadsTheStartOfTheAnswer(t *testing.T) {
+	body := &endless{}
+	rt := roundTripper(func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: http.StatusBadGateway, Header: http.Header{}, Body: body, Request: r}, nil
+	})
+	src := "version: 1\nname: t\nsource: {type: kafka, topics: [in]}\nstages:\n" +
+		"  - {name: risk, type: enrich, http: {url: '\"http://svc/score\"', breaker: {failures: 0}}, into: risk}\n" +
+		"sinks: [{name: a, type: kafka, topic: a}]\n"
+	p, diags := pipeline.Parse("t.yaml", []byte(src), pipeline.Options{HTTP: rt, BaseDir: t.TempDir()})
+	if len(diags) > 0 {
+		t.Fatal(diags.Err())
+	}
+	_, err := run(t, p, `{}`, "risk")
+	if want := "enrich http: http://svc/score answered 502: " + strings.Repeat("x", 200) + "…"; err == nil || err.Error() != want {
+		t.Fatalf("got  %v\nwant %s", err, want)
+	}
+	if n := body.read.Load(); n > 4<<10+1 {
+		t.Errorf("read %d bytes of the answer, want at most 4 KiB", n)
+	}
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
