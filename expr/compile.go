@@ -25,6 +25,9 @@ import (
 type Env struct {
 	Msg   *Schema
 	Reads *BodyReads // where what the expressions read is gathered; nil: nowhere
+	// Raw: no decode stage comes before, on any path, so msg is the body's bytes and has no
+	// fields to read.
+	Raw bool
 }
 
 // Names are the variables every expression has; their order gives the bits of uses (vars.go).
@@ -94,7 +97,7 @@ func Compile(v *spec.Value, env Env, want Want, diags *diag.List) *Program {
 		}
 		return nil
 	}
-	if !checkNames(prog.Node(), env, v, diags) || !checkReads(prog.Node(), env, v, diags) {
+	if !checkNames(prog.Node(), env, v, diags) || !checkRaw(prog.Node(), env, v, diags) || !checkReads(prog.Node(), env, v, diags) {
 		return nil
 	}
 	p := &Program{src: v, prog: prog, Result: inferSchema(prog.Node()), want: want, uses: usesOf(prog.Node()), reads: readsOf(prog.Node())}
