@@ -41,8 +41,10 @@ func parseYAML(p *spec.Parser, text string) *yaml.Node {
 type place struct{ line, col int }
 
 var (
-	flowQuestion = regexp.MustCompile(`[{\[,][^"'\n]*\w\?[\s,\]}]`)
-	questionWord = regexp.MustCompile(`\w+\?[\s,\]}]`)
+	flowQuestion = regexp.MustCompile(`[{\[,][^"'\n]*\w\?[\s,:\]}]`)
+	questionWord = regexp.MustCompile(`\w+\?[\s,:\]}]`)
+	// a nested type marked optional after it, as a scalar type is: `after: {id: int}?`
+	optionalAfter = regexp.MustCompile(`^(\s*(?:-\s+)?)([^\s:#'"][^:#]*?):\s+([\[{].*[\]}])\?\s*(?:#.*)?$`)
 	flowTernary  = regexp.MustCompile(`[{,]\s*[\w.-]+:\s+([^'"{\[\s][^,}]*\s\?\s[^,}]*)`)
 )
 
@@ -51,13 +53,20 @@ var (
 // above), and says what is likely wrong.
 func syntaxError(lines []string, line int, msg string) (place, string) {
 	at := place{line, 1}
+	for i := line - 1; i < len(lines); i++ {
+		if m := optionalAfter.FindStringSubmatchIndex(lines[i]); m != nil {
+			l := lines[i]
+			return place{i + 1, runes(l[:m[7]]) + 1}, fmt.Sprintf("%s: a ? after a {…} or […] type is not YAML: mark the field optional on its key instead: %s?: %s",
+				msg, l[m[4]:m[5]], l[m[6]:m[7]])
+		}
+	}
 	switch {
 	case strings.HasPrefix(msg, "did not find expected ','"):
 		// libyaml's flow scanner stops at a `?` in a plain scalar: say so, and where.
 		for i, l := range lines {
 			if flowQuestion.MatchString(l) {
-				idx := questionWord.FindStringIndex(l)[0]
-				return place{i + 1, runes(l[:idx]) + 1}, msg + `: a ? inside {…} or […] must be quoted, e.g. "int?"`
+				m := questionWord.FindStringIndex(l)
+				return place{i + 1, runes(l[:m[0]]) + 1}, msg + fmt.Sprintf(`: a ? inside {…} or […] must be quoted: "%s"`, l[m[0]:m[1]-1])
 			}
 		}
 		for i, l := range lines { // an expression's ? : inside {…}
