@@ -45,7 +45,7 @@ var (
 	questionWord = regexp.MustCompile(`\w+\?[\s,:\]}]`)
 	// a nested type marked optional after it, as a scalar type is: `after: {id: int}?`
 	optionalAfter = regexp.MustCompile(`^(\s*(?:-\s+)?)([^\s:#'"][^:#]*?):\s+([\[{].*[\]}])\?\s*(?:#.*)?$`)
-	flowTernary  = regexp.MustCompile(`[{,]\s*[\w.-]+:\s+([^'"{\[\s][^,}]*\s\?\s[^,}]*)`)
+	flowTernary   = regexp.MustCompile(`[{,]\s*[\w.-]+:\s+([^'"{\[\s][^,}]*\s\?\s[^,}]*)`)
 )
 
 // syntaxError points libyaml's message at the line to fix, which is not always the one it
