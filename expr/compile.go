@@ -87,11 +87,12 @@ func Compile(v *spec.Value, env Env, want Want, diags *diag.List) *Program {
 	if err != nil {
 		var fe *file.Error
 		if errors.As(err, &fe) {
-			msg := fe.Message
-			if m := unknownName.FindStringSubmatch(msg); m != nil {
-				msg += env.hint(m[1], m[2])
+			hint, atStart := env.compileHint(fe.Message, v)
+			pos := v.ExprPos(fe.Line, fe.Column)
+			if atStart {
+				pos = v.ExprPos(1, 0)
 			}
-			diags.Add(v.ExprPos(fe.Line, fe.Column), v.Path, "%s", v.Redact(msg)) // `"x" "${KEY}"` would show the key
+			diags.Add(pos, v.Path, "%s%s", v.Redact(fe.Message), hint) // `"x" "${KEY}"` would show the key
 		} else {
 			diags.Add(v.Pos, v.Path, "%s", v.Redact(err.Error()))
 		}
