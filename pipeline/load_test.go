@@ -212,3 +212,31 @@ func TestRunTogether(t *testing.T) {
 		})
 	}
 }
+
+// A YAML error is reported at the line that breaks the file, which libyaml names only as the
+// start of the block it was in, however many lines above.
+func TestYAMLErrorLine(t *testing.T) {
+	cases := []struct {
+		name, src string
+		at        string // line:col
+		msg       string // a fragment
+	}{
+		{"a key at its item's -", "a:\n  - x: 1\n    y: 2\n\n    z: 3\n  w: 4\n", "6:3", `as the "-" of the list item on line 2, but starts no item: indent it as that item's keys (4 spaces)`},
+		{"a key under-indented by one", "a:\n  b:\n    c: 1\n    d: 2\n   e: 3\n", "5:4", "indented 3 spaces, which lines up with no block above it (those are at 0, 2, 4)"},
+		{"one space", "a:\n  b: 1\n c: 2\n", "3:2", "indented 1 space, which lines up"},
+		{"a quoted value and more", "a:\n  b: 1\n  c: 'x' + y\n", "3:10", `and + y after it is not YAML; quote the whole value: '''x'' + y'`},
+		{"a double-quoted value and more", "a:\n  b:\n    c: 1\n    d: \"a \\\" b\" + e\n", "4:17", `and + e after it is not YAML; quote the whole value: '"a \" b" + e'`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, diags := parseString(t, c.src, nil)
+			if len(diags) != 1 {
+				t.Fatalf("want one error, got %v", diags.Err())
+			}
+			d := diags[0]
+			if got := fmt.Sprintf("%d:%d", d.Pos.Line, d.Pos.Col); got != c.at || !strings.Contains(d.Msg, c.msg) {
+				t.Errorf("got %s %s\nwant %s …%s…", got, d.Msg, c.at, c.msg)
+			}
+		})
+	}
+}
