@@ -342,6 +342,28 @@ func (s *Schema) present(path []string) *Schema {
 	return s.With(path[0], &g)
 }
 
+// checkRaw reports the first field read of msg where msg is still bytes (Env.Raw): every
+// record would fail there at run time. False when it reported one.
+func checkRaw(n ast.Node, env Env, v *spec.Value, diags *diag.List) bool {
+	if !env.Raw {
+		return true
+	}
+	var read *msgPath
+	ast.Find(n, func(n ast.Node) bool {
+		if p, ok := msgPathOf(n); ok && (read == nil || n.Location().From < read.node.Location().From) {
+			read = &p
+		}
+		return false
+	})
+	if read == nil {
+		return true
+	}
+	c := &readCheck{v: v, src: []rune(v.Str)}
+	diags.Add(c.pos(read.node), v.Path, "msg is still bytes here: no decode stage comes before, so %s has no field to read (add a decode stage before it)",
+		msgPath{names: read.names[:1]})
+	return false
+}
+
 // checkNames reports a name that is no variable, no let and no function: expr-lang's checker
 // lets one through in a method's arguments (timestamp.Format(RFC3339)), where it would be null
 // at run time. False when it reported one.

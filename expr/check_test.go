@@ -151,3 +151,33 @@ func TestNarrow(t *testing.T) {
 		})
 	}
 }
+
+// Where no decode comes before, msg is the body's bytes: reading a field of it is an error,
+// using it whole is not.
+func TestCheckRaw(t *testing.T) {
+	cases := []struct {
+		name, src string
+		err       string // "" for none
+	}{
+		{"a field", "msg.amount > 0", "msg is still bytes here: no decode stage comes before, so msg.amount has no field to read (add a decode stage before it)"},
+		{"a nested field, named by its first", `msg.user.name == "a"`, "so msg.user has no field"},
+		{"a field by index", `msg["amount"] != nil`, "so msg.amount has no field"},
+		{"through ?.", `msg?.amount ?? 0`, "so msg.amount has no field"},
+		{"the first of several", "int(msg.b) + int(msg.a) > 0", "so msg.b has no field"},
+		{"the bytes whole", `len(msg) > 0 && msg != nil`, ""},
+		{"as a string", `string(msg) contains "x"`, ""},
+		{"no msg", `key == "a"`, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var diags diag.List
+			p := Compile(exprValue(c.src), Env{Raw: true}, WantAny, &diags)
+			switch {
+			case c.err == "" && (p == nil || len(diags) > 0):
+				t.Fatalf("want no diagnostic, got %v", diags.Err())
+			case c.err != "" && (p != nil || len(diags) != 1 || !strings.Contains(diags[0].Msg, c.err)):
+				t.Fatalf("want the error %q, got %v", c.err, diags.Err())
+			}
+		})
+	}
+}

@@ -25,6 +25,9 @@ import (
 type Env struct {
 	Msg   *Schema
 	Reads *BodyReads // where what the expressions read is gathered; nil: nowhere
+	// Raw: no decode stage comes before, on any path, so msg is the body's bytes and has no
+	// fields to read.
+	Raw bool
 }
 
 // Names are the variables every expression has; their order gives the bits of uses (vars.go).
@@ -84,17 +87,18 @@ func Compile(v *spec.Value, env Env, want Want, diags *diag.List) *Program {
 	if err != nil {
 		var fe *file.Error
 		if errors.As(err, &fe) {
-			msg := fe.Message
-			if m := unknownName.FindStringSubmatch(msg); m != nil {
-				msg += env.hint(m[1], m[2])
+			hint, atStart := env.compileHint(fe.Message, v)
+			pos := v.ExprPos(fe.Line, fe.Column)
+			if atStart {
+				pos = v.ExprPos(1, 0)
 			}
-			diags.Add(v.ExprPos(fe.Line, fe.Column), v.Path, "%s", v.Redact(msg)) // `"x" "${KEY}"` would show the key
+			diags.Add(pos, v.Path, "%s%s", v.Redact(fe.Message), hint) // `"x" "${KEY}"` would show the key
 		} else {
 			diags.Add(v.Pos, v.Path, "%s", v.Redact(err.Error()))
 		}
 		return nil
 	}
-	if !checkNames(prog.Node(), env, v, diags) || !checkReads(prog.Node(), env, v, diags) {
+	if !checkNames(prog.Node(), env, v, diags) || !checkRaw(prog.Node(), env, v, diags) || !checkReads(prog.Node(), env, v, diags) {
 		return nil
 	}
 	p := &Program{src: v, prog: prog, Result: inferSchema(prog.Node()), want: want, uses: usesOf(prog.Node()), reads: readsOf(prog.Node())}

@@ -293,6 +293,20 @@ func typeCheck(p *spec.Parser, pl *Pipeline, g *graph, types map[*Stage]*stages.
 		}
 		return in
 	}
+	rawOut := map[string]bool{"source": true} // what still emits the bytes as consumed
+	rawIn := func(name string) bool {
+		raw := false
+		for _, pred := range g.preds[name] {
+			if _, built := outOf[pred]; !built {
+				continue
+			}
+			if !rawOut[pred] {
+				return false
+			}
+			raw = true
+		}
+		return raw
+	}
 	for _, st := range g.order {
 		st.In = inOf(st.Name)
 		typ := types[st]
@@ -301,14 +315,15 @@ func typeCheck(p *spec.Parser, pl *Pipeline, g *graph, types map[*Stage]*stages.
 			continue
 		}
 		c := common
-		c.Fields, c.In = st.Fields, st.In
+		c.Fields, c.In, c.Raw = st.Fields, st.In, rawIn(st.Name)
 		built := typ.Build(&c)
 		st.Impl, st.Out = built.Stage, built.Out
 		outOf[st.Name] = built.Out
+		rawOut[st.Name] = c.Raw && built.Out == nil
 	}
 	for _, sk := range pl.Sinks {
 		if sk.Impl != nil {
-			sk.Impl.Compile(expr.Env{Msg: inOf(sk.Name), Reads: reads}, p.Diags)
+			sk.Impl.Compile(expr.Env{Msg: inOf(sk.Name), Reads: reads, Raw: rawIn(sk.Name)}, p.Diags)
 		}
 	}
 }

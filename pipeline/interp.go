@@ -266,6 +266,11 @@ func (r ref) invalid() string {
 	if name, _, _ := strings.Cut(body, ":-"); validVarName(name) {
 		return ""
 	}
+	for _, sep := range []string{":", "-"} { // ${VAR:default}, the shell's ${VAR-default}
+		if name, def, ok := strings.Cut(body, sep); ok && validVarName(name) {
+			return "invalid variable reference ${" + body + "}: a default follows :- (write ${" + name + ":-" + def + "})"
+		}
+	}
 	return "invalid variable reference ${" + body + "}: a name is letters, digits and _, not starting with a digit"
 }
 

@@ -67,6 +67,7 @@ source:
   group: "${PW}"
   instance_id: '${PW}'
 stages:
+  - {name: d, type: decode}
   - {name: m, type: map, set: {pw: ${PW_EXPR} + msg.id}}
 sinks: [{name: o, type: kafka, topic: out}]
 `
@@ -91,7 +92,7 @@ sinks: [{name: o, type: kafka, topic: out}]
 				t.Errorf("username %q", p.Kafka.SASL.Username)
 			}
 			rec := &record.Record{Msg: map[string]any{"id": "-1"}, Decoded: true}
-			out, err := p.Stages[0].Impl.Process(context.Background(), rec, nil)
+			out, err := p.Stages[1].Impl.Process(context.Background(), rec, nil)
 			if err != nil || len(out) != 1 {
 				t.Fatalf("map: %v", err)
 			}
@@ -219,12 +220,12 @@ func TestRuntimeErrorQuotesTheExpressionAsWritten(t *testing.T) {
 	env := map[string]string{"RISK_URL": "http://risk.internal:8080", "KEY": "k3y-s3cr3t"}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			src := header + "stages:\n  - {name: m, type: map, set: {u: " + c.expr + "}}\nsinks: [{name: o, type: kafka, topic: out}]\n"
+			src := header + "stages:\n  - {name: d, type: decode}\n  - {name: m, type: map, set: {u: " + c.expr + "}}\nsinks: [{name: o, type: kafka, topic: out}]\n"
 			p, diags := parseString(t, src, env)
 			if len(diags) > 0 {
 				t.Fatal(diags.Err())
 			}
-			_, err := p.Stages[0].Impl.Process(context.Background(), &record.Record{Msg: map[string]any{}, Decoded: true}, nil)
+			_, err := p.Stages[1].Impl.Process(context.Background(), &record.Record{Msg: map[string]any{}, Decoded: true}, nil)
 			var rt *expr.RuntimeError
 			if !errors.As(err, &rt) {
 				t.Fatalf("want a *expr.RuntimeError, got %T %v", err, err)

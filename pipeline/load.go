@@ -145,6 +145,7 @@ func build(p *spec.Parser, doc *yaml.Node, opts Options) *Pipeline {
 		p.Errorf(p.Pos(root), "", "a pipeline file is a mapping of version, name, source, stages and sinks")
 		return nil
 	}
+	splitRunTogether(p, root)
 	top := p.ParseObject(withoutExtensions(root), FileFields, "", at)
 	if v := top.Get("version"); v.Set && v.IntVal != 1 {
 		p.Errorf(v.Pos, v.Path, "unsupported version %d: this pythia-pipe reads version 1", v.IntVal)
@@ -179,7 +180,9 @@ func build(p *spec.Parser, doc *yaml.Node, opts Options) *Pipeline {
 		fields, impl := sinks.Parse(p, item.Node, "sinks["+strconv.Itoa(i)+"]", item.Pos, false, sinkBase)
 		pl.Sinks = append(pl.Sinks, &Sink{Name: fields.String("name"), Type: fields.String("type"), Fields: fields, Impl: impl})
 	}
-	if d := top.Get("dlq"); d.Set {
+	if d := top.Get("dlq"); d.Set && isScalar(d.Node) {
+		p.Errorf(d.Pos, d.Path, "the dlq is a sink, a mapping, not a topic name: write dlq: {type: kafka, topic: %s}", spec.Resolve(d.Node).Value)
+	} else if d.Set {
 		fields, impl := sinks.Parse(p, d.Node, d.Path, d.Pos, true, sinkBase)
 		pl.DLQ = &Sink{Name: "dlq", Type: fields.String("type"), Fields: fields, Impl: impl}
 	}
@@ -210,6 +213,11 @@ func registry(p *spec.Parser, v *spec.Value, baseDir string, o schemareg.Options
 		return c, nil
 	}
 	return c, cl
+}
+
+func isScalar(n *yaml.Node) bool {
+	n = spec.Resolve(n)
+	return n != nil && n.Kind == yaml.ScalarNode && !spec.IsNull(n)
 }
 
 // withoutExtensions drops top-level keys starting with "x-": a place for YAML anchors

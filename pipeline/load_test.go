@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -66,6 +67,8 @@ func TestInterpolation(t *testing.T) {
 		{"unset", "${NOPE}", "environment variable NOPE is not set", true},
 		{"unterminated", "${TOPIC", "unterminated ${", true},
 		{"bad name", "${1X}", "invalid variable reference ${1X}", true},
+		{"default after : alone", "${TOPIC:x}", "invalid variable reference ${TOPIC:x}: a default follows :- (write ${TOPIC:-x})", true},
+		{"default after - alone", "${TOPIC-x}", "invalid variable reference ${TOPIC-x}: a default follows :- (write ${TOPIC:-x})", true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -178,5 +181,62 @@ sinks: [{name: o, type: kafka, topic: out}]
 	_, diags := parseString(t, src, nil)
 	if len(diags) != 1 || diags[0].Path != "stages[3].when" || !strings.Contains(diags[0].Msg, "mismatched types string and int") {
 		t.Fatalf("want one type error on stages[3].when, got %v", diags.Err())
+	}
+}
+
+// Entries of stages or sinks written without the "- " of the next are split where the next
+// begins: one error each, and every entry checked as meant.
+func TestRunTogether(t *testing.T) {
+	cases := []struct {
+		name, body string
+		errs       []string // "line:col path: fragment"
+	}{
+		{"three stages", "stages:\n  - name: d\n    type: decode\n    name: f\n    type: filter\n    when: msg.a == 1\n    type: map\n    name: m\n    set: {b: 1}\nsinks: [{name: o, type: kafka, topic: o}]\n",
+			[]string{`7:5 stages[0].name: a second name in one stage`, `10:5 stages[0].type: a second type in one stage: two stages run together, as no "- " starts the second; write "- type: map" in line with the "- " of line 7`}},
+		{"two sinks", "stages: []\nsinks:\n  - name: a\n    type: kafka\n    topic: a\n    type: kafka\n    name: b\n    topic: b\n",
+			[]string{`1:1 stages: without stages, records go straight to the only sink, but there are several (a, b)`, `9:5 sinks[0].type: a second type in one sink: two sinks run together`}},
+		{"a flow mapping is left as it is", "stages: [{name: d, type: decode, name: e}]\nsinks: [{name: o, type: kafka, topic: o}]\n",
+			[]string{`4:34 stages[0].name: duplicate field "name"`}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, diags := parseString(t, header+c.body, nil)
+			if len(diags) != len(c.errs) {
+				t.Fatalf("want %d errors, got:\n%v", len(c.errs), diags.Err())
+			}
+			for i, d := range diags {
+				if got := fmt.Sprintf("%d:%d %s: %s", d.Pos.Line, d.Pos.Col, d.Path, d.Msg); !strings.HasPrefix(got, c.errs[i]) {
+					t.Errorf("got  %s\nwant %s…", got, c.errs[i])
+				}
+			}
+		})
+	}
+}
+
+// A YAML error is reported at the line that breaks the file, which libyaml names only as the
+// start of the block it was in, however many lines above.
+func TestYAMLErrorLine(t *testing.T) {
+	cases := []struct {
+		name, src string
+		at        string // line:col
+		msg       string // a fragment
+	}{
+		{"a key at its item's -", "a:\n  - x: 1\n    y: 2\n\n    z: 3\n  w: 4\n", "6:3", `as the "-" of the list item on line 2, but starts no item: indent it as that item's keys (4 spaces)`},
+		{"a key under-indented by one", "a:\n  b:\n    c: 1\n    d: 2\n   e: 3\n", "5:4", "indented 3 spaces, which lines up with no block above it (those are at 0, 2, 4)"},
+		{"one space", "a:\n  b: 1\n c: 2\n", "3:2", "indented 1 space, which lines up"},
+		{"a quoted value and more", "a:\n  b: 1\n  c: 'x' + y\n", "3:10", `and + y after it is not YAML; quote the whole value: '''x'' + y'`},
+		{"a double-quoted value and more", "a:\n  b:\n    c: 1\n    d: \"a \\\" b\" + e\n", "4:17", `and + e after it is not YAML; quote the whole value: '"a \" b" + e'`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, diags := parseString(t, c.src, nil)
+			if len(diags) != 1 {
+				t.Fatalf("want one error, got %v", diags.Err())
+			}
+			d := diags[0]
+			if got := fmt.Sprintf("%d:%d", d.Pos.Line, d.Pos.Col); got != c.at || !strings.Contains(d.Msg, c.msg) {
+				t.Errorf("got %s %s\nwant %s …%s…", got, d.Msg, c.at, c.msg)
+			}
+		})
 	}
 }

@@ -32,7 +32,7 @@ func parseYAML(p *spec.Parser, text string) *yaml.Node {
 			line = max(1, min(line, len(p.Lines))) // libyaml may name the line after the last
 		}
 	}
-	at, msg := syntaxError(p.Lines, line, msg)
+	at, msg := syntaxError(p.Lines, line, msg, func() int { return failingLine(text, line, msg) })
 	p.Errorf(diag.Pos{File: p.File, Line: at.line, Col: at.col}, "", "YAML syntax: %s", msg)
 	return nil
 }
@@ -41,23 +41,32 @@ func parseYAML(p *spec.Parser, text string) *yaml.Node {
 type place struct{ line, col int }
 
 var (
-	flowQuestion = regexp.MustCompile(`[{\[,][^"'\n]*\w\?[\s,\]}]`)
-	questionWord = regexp.MustCompile(`\w+\?[\s,\]}]`)
-	flowTernary  = regexp.MustCompile(`[{,]\s*[\w.-]+:\s+([^'"{\[\s][^,}]*\s\?\s[^,}]*)`)
+	flowQuestion = regexp.MustCompile(`[{\[,][^"'\n]*\w\?[\s,:\]}]`)
+	questionWord = regexp.MustCompile(`\w+\?[\s,:\]}]`)
+	// a nested type marked optional after it, as a scalar type is: `after: {id: int}?`
+	optionalAfter = regexp.MustCompile(`^(\s*(?:-\s+)?)([^\s:#'"][^:#]*?):\s+([\[{].*[\]}])\?\s*(?:#.*)?$`)
+	flowTernary   = regexp.MustCompile(`[{,]\s*[\w.-]+:\s+([^'"{\[\s][^,}]*\s\?\s[^,}]*)`)
 )
 
 // syntaxError points libyaml's message at the line to fix, which is not always the one it
 // names (a tab or a misindented line is reported at the block it breaks, a line or more
 // above), and says what is likely wrong.
-func syntaxError(lines []string, line int, msg string) (place, string) {
+func syntaxError(lines []string, line int, msg string, failing func() int) (place, string) {
 	at := place{line, 1}
+	for i := line - 1; i < len(lines); i++ {
+		if m := optionalAfter.FindStringSubmatchIndex(lines[i]); m != nil {
+			l := lines[i]
+			return place{i + 1, runes(l[:m[7]]) + 1}, fmt.Sprintf("%s: a ? after a {…} or […] type is not YAML: mark the field optional on its key instead: %s?: %s",
+				msg, l[m[4]:m[5]], l[m[6]:m[7]])
+		}
+	}
 	switch {
 	case strings.HasPrefix(msg, "did not find expected ','"):
 		// libyaml's flow scanner stops at a `?` in a plain scalar: say so, and where.
 		for i, l := range lines {
 			if flowQuestion.MatchString(l) {
-				idx := questionWord.FindStringIndex(l)[0]
-				return place{i + 1, runes(l[:idx]) + 1}, msg + `: a ? inside {…} or […] must be quoted, e.g. "int?"`
+				m := questionWord.FindStringIndex(l)
+				return place{i + 1, runes(l[:m[0]]) + 1}, msg + fmt.Sprintf(`: a ? inside {…} or […] must be quoted: "%s"`, l[m[0]:m[1]-1])
 			}
 		}
 		for i, l := range lines { // an expression's ? : inside {…}
@@ -85,12 +94,87 @@ func syntaxError(lines []string, line int, msg string) (place, string) {
 				msg, prev, indent(l), keyIndent(lines[prev-1]))
 		}
 	case strings.HasPrefix(msg, "did not find expected"):
-		if bad, levels, ok := misindented(lines, line); ok {
-			return place{bad, indent(lines[bad-1]) + 1}, fmt.Sprintf("%s: this line is indented %d spaces, which lines up with no block above it (those are at %s)",
-				msg, indent(lines[bad-1]), levelList(levels))
+		bad, levels, ok := misindented(lines, line)
+		truth := failing()
+		if ok && (truth == 0 || truth == bad) {
+			return place{bad, indent(lines[bad-1]) + 1}, fmt.Sprintf("%s: this line is indented %s, which lines up with no block above it (those are at %s)",
+				msg, spaces(indent(lines[bad-1])), levelList(levels))
+		}
+		if truth > 0 {
+			return misfit(lines, truth, msg)
 		}
 	}
 	return at, msg
+}
+
+// failingLine is the line that makes the YAML text fail with msg: the first whose prefix of
+// the text, cut after it, fails so. libyaml names the line where the block it was parsing
+// began (yaml.v3 reports its context mark), which may be many lines above. 0 when none does.
+func failingLine(text string, from int, msg string) int {
+	lines := strings.SplitAfter(text, "\n")
+	prefix := strings.Join(lines[:min(from-1, len(lines))], "")
+	for i := from - 1; i < len(lines); i++ {
+		prefix += lines[i]
+		var doc yaml.Node
+		if err := yaml.Unmarshal([]byte(prefix), &doc); err != nil {
+			if m := yamlLine.FindStringSubmatch(err.Error()); m != nil && m[2] == msg {
+				return i + 1
+			}
+		}
+	}
+	return 0
+}
+
+var quotedThenMore = regexp.MustCompile(`^\s*(?:-\s+)?[^\s:#'"][^:#]*:\s+(("(?:[^"\\]|\\.)*"|'(?:[^']|'')*')\s*([^\s#].*?))\s*$`)
+
+// misfit says why line, where libyaml failed, does not fit: a quoted value with more after
+// it, or an indentation that matches no open block, or an item's key at its list's "-".
+func misfit(lines []string, line int, msg string) (place, string) {
+	l := lines[line-1]
+	if m := quotedThenMore.FindStringSubmatchIndex(l); m != nil {
+		value := l[m[2]:m[3]]
+		return place{line, runes(l[:m[6]]) + 1}, fmt.Sprintf("%s: a value that starts with a quote ends at its closing quote, and %s after it is not YAML; quote the whole value: '%s'",
+			msg, l[m[6]:m[7]], strings.ReplaceAll(value, "'", "''"))
+	}
+	ind := indent(l)
+	at := place{line, ind + 1}
+	levels, items := openBlocks(lines, line)
+	switch {
+	case !slices.Contains(levels, ind):
+		return at, fmt.Sprintf("%s: this line is indented %s, which lines up with no block above it (those are at %s)", msg, spaces(ind), levelList(levels))
+	case items[ind] > 0 && !strings.HasPrefix(l[ind:], "- ") && strings.TrimSpace(l[ind:]) != "-":
+		item := lines[items[ind]-1]
+		return at, fmt.Sprintf("%s: this line is indented %s, as the \"-\" of the list item on line %d, but starts no item: indent it as that item's keys (%s)",
+			msg, spaces(ind), items[ind], spaces(keyIndent(item)))
+	}
+	return at, msg
+}
+
+// openBlocks are the indentations of the blocks open at line, outermost first, found going
+// up from it; items maps those that are a list's "-" to the line of the nearest such item.
+func openBlocks(lines []string, line int) (levels []int, items map[int]int) {
+	items = map[int]int{}
+	lowest := -1
+	for i := line - 2; i >= 0 && lowest != 0; i-- {
+		l := lines[i]
+		if c := strings.TrimSpace(l); c == "" || strings.HasPrefix(c, "#") {
+			continue
+		}
+		ind := indent(l)
+		if lowest >= 0 && ind >= lowest {
+			continue
+		}
+		if k := keyIndent(l); k > ind && (lowest < 0 || k < lowest) {
+			levels = append(levels, k)
+		}
+		if strings.HasPrefix(l[ind:], "-") {
+			items[ind] = i + 1
+		}
+		levels = append(levels, ind)
+		lowest = ind
+	}
+	slices.Reverse(levels)
+	return levels, items
 }
 
 // misindented finds, from line from on, the first line whose indentation lines up with no
@@ -157,6 +241,13 @@ func keyIndent(l string) int {
 		n = len(l) - len(strings.TrimLeft(l[n+1:], " "))
 	}
 	return n
+}
+
+func spaces(n int) string {
+	if n == 1 {
+		return "1 space"
+	}
+	return strconv.Itoa(n) + " spaces"
 }
 
 func runes(s string) int { return utf8.RuneCountInString(s) }

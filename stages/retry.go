@@ -69,7 +69,7 @@ func buildRetry(c *Config) Built {
 	if !sv.Set {
 		return Built{Out: c.In}
 	}
-	typ, inner := ParseStage(c.Parser, sv.Node, sv.Path, sv.Pos, innerFields, func(t *Type) bool { return t.Retryable })
+	typ, inner := ParseStage(c.Parser, unnamed(c, sv), sv.Path, sv.Pos, innerFields, func(t *Type) bool { return t.Retryable })
 	if typ == nil {
 		return Built{Out: c.In}
 	}
@@ -89,6 +89,29 @@ func buildRetry(c *Config) Built {
 		r.retryOn[class] = true
 	}
 	return Built{Stage: r, Out: built.Out}
+}
+
+// unnamed is the inner stage's mapping without the name it may have been given, which is
+// reported: the retry's name is the one the stage runs under.
+func unnamed(c *Config, sv *spec.Value) *yaml.Node {
+	n := spec.Resolve(sv.Node)
+	if n == nil || n.Kind != yaml.MappingNode {
+		return n
+	}
+	out := *n
+	out.Content = nil
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i]; k.Value == "name" {
+			as := "as the retry"
+			if name, ok := c.Fields.Lookup("name"); ok && name.Str != "" {
+				as = "as stage " + name.Str
+			}
+			c.Parser.Errorf(c.Parser.Pos(k), sv.Path+".name", "a retry's inner stage has no name of its own (it runs %s): remove this line", as)
+			continue
+		}
+		out.Content = append(out.Content, n.Content[i], n.Content[i+1])
+	}
+	return &out
 }
 
 // Clock is the time a retry waits on; tests give their own.

@@ -12,7 +12,8 @@ import (
 
 // parseSchema reads a decode stage's schema from the file: a type name (string, int, float,
 // bool, time, bytes, any, with a trailing ? for optional), a one-element list for a list type,
-// or a mapping for an object whose "*" key, when present, admits other fields of its type.
+// or a mapping for an object whose "*" key, when present, admits other fields of its type. A
+// key with a trailing ? is an optional field of any type: `after?: {id: int}`, `tags?: [string]`.
 // It lives beside decode, not in expr: the expression layer knows schemas, not YAML.
 func parseSchema(p *spec.Parser, n *yaml.Node, path string) *expr.Schema {
 	n = spec.Resolve(n)
@@ -39,8 +40,13 @@ func parseSchema(p *spec.Parser, n *yaml.Node, path string) *expr.Schema {
 		s := &expr.Schema{Kind: expr.Object, Fields: map[string]*expr.Schema{}}
 		for _, kv := range spec.MappingPairs(n) {
 			k := kv[0].Value
-			f := parseSchema(p, kv[1], path+"."+k)
-			if k == "*" {
+			name, optional := strings.CutSuffix(k, "?")
+			if name == "" {
+				name, optional = k, false
+			}
+			f := parseSchema(p, kv[1], path+"."+name)
+			f.Optional = f.Optional || optional
+			if k = name; k == "*" {
 				s.Open = f
 				continue
 			}

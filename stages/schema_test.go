@@ -16,6 +16,9 @@ func TestParseSchema(t *testing.T) {
 	for _, c := range []struct{ text, want, err string }{
 		{`{id: int, tags: [string], note: "string?", user: {name: string}, "*": any}`, "{id: int, note: string?, tags: [string], user: {name: string}, *: any}", ""},
 		{`["int?"]`, "[int?]", ""},
+		{`{"after?": {id: int}, "tags?": [string], "n?": int, "m?": "int?"}`, "{after: {id: int}?, m: int?, n: int?, tags: [string]?}", ""},
+		{`{"a?": int, a: string}`, "{a: string}", `schema.a: duplicate field "a"`},
+		{`{"?": int}`, "{?: int}", ""},
 		{"{a: flaot}", "{a: any}", `schema.a: unknown type "flaot": use one of any, bool, bytes, float, int, string, time, [type] or a mapping (did you mean float?)`},
 		{"{a: [int, string]}", "{a: [any]}", "schema.a: a list type has exactly one element type, like [string]"},
 		{"{a: }", "{a: any}", "schema.a: missing type"},

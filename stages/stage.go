@@ -81,6 +81,7 @@ type Output struct {
 type Config struct {
 	Fields  *spec.Value  // the parsed fields of the stage
 	In      *expr.Schema // the schema of the bodies that reach the stage; nil before decode
+	Raw     bool         // no decode comes before the stage on any path: msg is bytes
 	Parser  *spec.Parser // for diagnostics on fields the stage interprets itself
 	BaseDir string       // the pipeline file's folder, against which file names resolve
 	Reads   *expr.BodyReads
@@ -93,7 +94,7 @@ type Config struct {
 }
 
 // Env is what the stage's expressions see; compiling against it tells Reads what they read.
-func (c *Config) Env() expr.Env { return expr.Env{Msg: c.In, Reads: c.Reads} }
+func (c *Config) Env() expr.Env { return expr.Env{Msg: c.In, Reads: c.Reads, Raw: c.Raw} }
 
 // where names the stage and the line of its field v, for messages about it elsewhere:
 // "stage tidy (line 37)".

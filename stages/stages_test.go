@@ -244,3 +244,43 @@ func TestMapAllOrNothing(t *testing.T) {
 		t.Fatalf("body %v", body)
 	}
 }
+
+// An optional nested object (`after?: {...}`) is null or missing in some records, and checked
+// field by field in the others, whether an expression reads it or not (before is not read:
+// decode checks it without building it).
+func TestDecodeOptionalObject(t *testing.T) {
+	p := build(t, "  - name: d\n    type: decode\n    schema:\n      op: string\n      before?: {id: int}\n      after?:\n        id: int\n        tags?: [string]\n"+
+		"  - {name: f, type: filter, when: 'msg.after != nil && msg.after.id > 1'}\n")
+	cases := []struct {
+		name, body string
+		passes     bool
+		err        string
+	}{
+		{"a create: before null", `{"op": "c", "before": null, "after": {"id": 2}}`, true, ""},
+		{"a delete: after null", `{"op": "d", "before": {"id": 2}, "after": null}`, false, ""},
+		{"both missing", `{"op": "r"}`, false, ""},
+		{"an optional list inside", `{"op": "u", "after": {"id": 3, "tags": ["a"]}}`, true, ""},
+		{"a field of after checked", `{"op": "c", "after": {"id": "two"}}`, false, "after.id: expected int, got a string"},
+		{"a field of before checked", `{"op": "u", "before": {"id": "two"}, "after": {"id": 2}}`, false, "before.id: expected int, got a string"},
+		{"after not an object", `{"op": "c", "after": 2}`, false, "after: expected object, got a number"},
+		{"an unknown field inside", `{"op": "c", "after": {"id": 2, "x": 1}}`, false, "after.x: field not in the schema"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			outs, err := run(t, p, c.body, "d", "f")
+			switch {
+			case c.err != "":
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("want the error %q, got %v", c.err, err)
+				}
+			case err != nil:
+				t.Fatal(err)
+			case (len(outs) == 1) != c.passes:
+				t.Fatalf("passed the filter: %v, want %v", len(outs) == 1, c.passes)
+			}
+		})
+	}
+	if got := p.StageByName("f").In.String(); got != "{after: {id: int, tags: [string]?}?, before: {id: int}?, op: string}" {
+		t.Errorf("the filter sees %s", got)
+	}
+}

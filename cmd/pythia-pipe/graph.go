@@ -8,6 +8,9 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 )
 
+// graphUsage is graph's usage line.
+const graphUsage = "pythia-pipe graph [--format dot|mermaid] FILE"
+
 type graphOptions struct{ format string }
 
 func (o *graphOptions) flags() *flag.FlagSet {
@@ -20,12 +23,16 @@ func cmdGraph(args []string, stdout, stderr io.Writer) int {
 	var o graphOptions
 	fs := o.flags()
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: "+graphUsage)
+		fs.PrintDefaults()
+	}
 	files, err := parseInterspersed(fs, args)
 	if err != nil {
 		return flagsFailed(err)
 	}
 	if len(files) != 1 || (o.format != "dot" && o.format != "mermaid") {
-		fmt.Fprintln(stderr, "usage: pythia-pipe graph FILE [--format dot|mermaid]")
+		fmt.Fprintln(stderr, "usage: "+graphUsage)
 		return exitUsage
 	}
 	p, ok, ioErr := load(files[0], pipeline.Options{}, stderr)

@@ -17,7 +17,7 @@ type verb struct {
 // verbs are the commands in the order the top-level help lists them. TestHelpListsEveryFlag
 // checks them against the commands map and against each command's own --help.
 var verbs = []verb{
-	{"validate", "FILE...", "check pipeline files (and test files) without Kafka; - reads standard input", flagsOf[validateOptions]},
+	{"validate", "FILE|DIR...", "check pipeline files (and test files) without Kafka; - reads standard input", flagsOf[validateOptions]},
 	{"graph", "FILE", "draw a pipeline (Graphviz DOT by default)", flagsOf[graphOptions]},
 	{"run", "FILE", "run a pipeline until SIGINT/SIGTERM, then drain", flagsOf[runOptions]},
 	{"dev", "FILE", "run it on an in-process broker with sample records", flagsOf[devOptions]},

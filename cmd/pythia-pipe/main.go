@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
+	"strings"
+
+	"github.com/pythia-pipe/pythia-pipe/diag"
 )
 
 // Exit codes shared by the commands.
@@ -45,13 +49,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "pythia-pipe: unknown command %q\n\n%s", args[0], usage())
+		fmt.Fprintf(stderr, "pythia-pipe: unknown command %q%s\nusage: pythia-pipe COMMAND [ARGS...], COMMAND one of %s (pythia-pipe help describes each)\n",
+			args[0], diag.DidYouMean(args[0], verbNames()), strings.Join(verbNames(), ", "))
 		return exitUsage
 	}
 	if code := cmd(args[1:], stdout, stderr); code != exitHelp {
 		return code
 	}
 	return exitOK
+}
+
+// verbNames are the commands, sorted.
+func verbNames() []string {
+	names := make([]string, 0, len(commands))
+	for name := range commands {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
 }
 
 // isHelp reports a command asked for its help alone.

@@ -21,7 +21,7 @@ import (
 )
 
 // validateUsage is validate's usage line.
-const validateUsage = "pythia-pipe validate [--strict] [--format text|json] FILE... (-: the standard input)"
+const validateUsage = "pythia-pipe validate [--strict] [--format text|json] FILE|DIR... (-: the standard input; DIR: its *.yaml and *.yml)"
 
 // stdin is what `validate -` reads; the tests replace it.
 var stdin io.Reader = os.Stdin
@@ -60,6 +60,10 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: "+validateUsage)
 		return exitUsage
 	}
+	if files, err = expandDirs(files); err != nil {
+		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
+		return exitUsage
+	}
 	if len(files)-len(slices.DeleteFunc(slices.Clone(files), isStdin)) > 1 {
 		fmt.Fprintln(stderr, "pythia-pipe validate: - (the standard input) can be read once")
 		return exitUsage
@@ -90,6 +94,32 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return code
+}
+
+// expandDirs replaces each folder among files by its *.yaml and *.yml files (pipelines and
+// test files; not its subfolders', as test reads a folder), sorted.
+func expandDirs(files []string) ([]string, error) {
+	var out []string
+	for _, f := range files {
+		if st, err := os.Stat(f); isStdin(f) || err != nil || !st.IsDir() {
+			out = append(out, f) // an unreadable file is reported as such
+			continue
+		}
+		var found []string
+		for _, pattern := range []string{"*.yaml", "*.yml"} {
+			m, err := filepath.Glob(filepath.Join(f, pattern))
+			if err != nil {
+				return nil, err
+			}
+			found = append(found, m...)
+		}
+		if len(found) == 0 {
+			return nil, fmt.Errorf("%s holds no *.yaml or *.yml", f)
+		}
+		slices.Sort(found)
+		out = append(out, found...)
+	}
+	return out, nil
 }
 
 // fileCheck is what validate found in one file: its report, its exit code (exitOK,

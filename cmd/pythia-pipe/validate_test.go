@@ -73,7 +73,7 @@ func TestValidateText(t *testing.T) {
 		{"stdin beside files", []string{"../../pipelines/orders.yaml", "-"}, "", exitInvalid,
 			[]string{"orders.yaml: ok\n"}, []string{"<stdin>:1:1: the file is empty"}, ""},
 		{"stdin twice", []string{"-", "-"}, "", exitUsage, nil, []string{"- (the standard input) can be read once"}, ""},
-		{"a format that is not one", []string{"--format", "yaml", warnFile}, "", exitUsage, nil, []string{"usage: pythia-pipe validate [--strict] [--format text|json] FILE..."}, ""},
+		{"a format that is not one", []string{"--format", "yaml", warnFile}, "", exitUsage, nil, []string{"usage: pythia-pipe validate [--strict] [--format text|json] FILE|DIR..."}, ""},
 		{"help lists the flags", []string{"--help"}, "", exitOK, nil, []string{"usage: pythia-pipe validate", "-strict", "warnings count as errors", "-format FORMAT", `(default "text")`}, ""},
 	}
 	for _, c := range cases {
