@@ -18,7 +18,7 @@ var decodeFields = []spec.Field{
 	spec.String("subject", "avro, protobuf: the registry subject whose latest schema types msg at validate time (when the registry answers). Default: <topic>-value of the source's topic."),
 	spec.String("schema_file", "avro, protobuf: a local schema that types msg, offline: an .avsc file, or a .proto file (with message). Records are read as this schema (Avro resolves each writer's schema to it)."),
 	spec.String("message", "protobuf: the message type records hold, by name (Order or shop.v1.Order). Default: the file's only message."),
-	spec.Raw("schema", "Optional field types (string, int, float, bool, time, bytes, any, [type], nested mappings; `?` marks optional; \"*\": any allows other fields). Expressions downstream are type-checked against it and records that do not match go to the DLQ."),
+	spec.Raw("schema", "Optional field types (string, int, float, bool, time, bytes, any, [type], nested mappings; `?` after a type, or on the key (after?: {id: int}), marks optional; \"*\": any allows other fields). Expressions downstream are type-checked against it and records that do not match go to the DLQ."),
 }
 
 // decodeType is the decode stage type as the registry knows it.

@@ -63,7 +63,7 @@ func httpPipeline(t *testing.T, s *service, extra string) *pipeline.Pipeline {
     key: msg.account
     http:
       url: '"`+s.URL+`/score?a=" + msg.account'
-      timeout: 100ms
+      timeout: 1s
 `+extra+`    into: risk
 `)
 }
@@ -232,7 +232,7 @@ func TestHTTPErrorsRedactSecrets(t *testing.T) {
 	p := build(t, `  - {name: d, type: decode, schema: {account: string}}
   - name: risk
     type: enrich
-    http: {url: '"`+secretURL+`" + msg.account', headers: {X-Api-Key: HEADERKEY9}, timeout: 100ms, breaker: {failures: 0}}
+    http: {url: '"`+secretURL+`" + msg.account', headers: {X-Api-Key: HEADERKEY9}, timeout: 1s, breaker: {failures: 0}}
     into: risk
 `)
 	s.mode.Store("500")
