@@ -219,7 +219,8 @@ func (c *claimReader) release() {
 	c.resume()
 }
 
-// drain lets what is in flight finish, up to the drain timeout, unless the pipeline failed.
+// drain lets what is in flight finish, up to the drain timeout, unless the pipeline failed or
+// stops at once.
 func (c *claimReader) drain() {
 	k := c.k
 	deadline := time.NewTimer(k.cfg.DrainTimeout)
@@ -233,6 +234,9 @@ func (c *claimReader) drain() {
 		case <-changed:
 		case <-deadline.C:
 			c.log.Warn("drain timeout: records still in flight will be delivered again", "in_flight", c.ledger.Pending(), "drain_timeout", k.cfg.DrainTimeout)
+			return
+		case <-k.in.Stopped:
+			c.log.Warn("stopped at once: records still in flight will be delivered again", "in_flight", c.ledger.Pending())
 			return
 		}
 	}

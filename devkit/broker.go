@@ -93,14 +93,17 @@ func (b *Broker) Committed(group, topic string) map[int32]int64 {
 }
 
 // CaughtUp reports whether group has committed the end of every partition of topic.
-func (b *Broker) CaughtUp(group, topic string) bool {
+func (b *Broker) CaughtUp(group, topic string) bool { return b.Unfinished(group, topic) == 0 }
+
+// Unfinished counts the records of topic past group's commits: not read yet, or read and not
+// finished (a new member of the group reads them again).
+func (b *Broker) Unfinished(group, topic string) int64 {
 	committed := b.Committed(group, topic)
+	var n int64
 	for p, end := range b.EndOffsets(topic) {
-		if end > 0 && committed[p] < end {
-			return false
-		}
+		n += max(0, end-committed[p])
 	}
-	return true
+	return n
 }
 
 // inProcess is the in-process cluster's Admin: asked inside it, with no client connection

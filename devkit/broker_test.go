@@ -31,24 +31,29 @@ func (a offsetsOnly) EndOffsets(string) map[int32]int64                { return 
 func (a offsetsOnly) StableOffsets(string) map[int32]int64             { return a.ends }
 func (a offsetsOnly) Committed(string, string) map[int32]int64         { return a.committed }
 
-// dev stops once its group has committed the end of every partition that has records.
+// dev stops once its group has committed the end of every partition that has records; what
+// lies past its commits is unfinished.
 func TestCaughtUp(t *testing.T) {
 	cases := []struct {
 		name            string
 		ends, committed map[int32]int64
 		want            bool
+		unfinished      int64
 	}{
-		{"every partition committed to its end", map[int32]int64{0: 3, 1: 5}, map[int32]int64{0: 3, 1: 5}, true},
-		{"one partition behind", map[int32]int64{0: 3, 1: 5}, map[int32]int64{0: 3, 1: 4}, false},
-		{"one partition never committed", map[int32]int64{0: 3, 1: 5}, map[int32]int64{0: 3}, false},
-		{"an empty partition needs no commit", map[int32]int64{0: 3, 1: 0}, map[int32]int64{0: 3}, true},
-		{"an empty topic", map[int32]int64{}, nil, true},
+		{"every partition committed to its end", map[int32]int64{0: 3, 1: 5}, map[int32]int64{0: 3, 1: 5}, true, 0},
+		{"one partition behind", map[int32]int64{0: 3, 1: 5}, map[int32]int64{0: 3, 1: 4}, false, 1},
+		{"one partition never committed", map[int32]int64{0: 3, 1: 5}, map[int32]int64{0: 3}, false, 5},
+		{"an empty partition needs no commit", map[int32]int64{0: 3, 1: 0}, map[int32]int64{0: 3}, true, 0},
+		{"an empty topic", map[int32]int64{}, nil, true, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			b := Attach([]string{"127.0.0.1:9"}, offsetsOnly{c.ends, c.committed})
 			if got := b.CaughtUp("g", "t"); got != c.want {
 				t.Fatalf("caught up %v, want %v", got, c.want)
+			}
+			if got := b.Unfinished("g", "t"); got != c.unfinished {
+				t.Fatalf("%d unfinished, want %d", got, c.unfinished)
 			}
 		})
 	}

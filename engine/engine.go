@@ -102,6 +102,7 @@ const (
 func NewEngine(p *pipeline.Pipeline, open OpenSink, log *slog.Logger) (*Engine, error) {
 	e := &Engine{p: p, log: log, open: open, nodes: map[string]*node{}, stats: map[string]*counters{}, opened: map[string]stages.Counting{},
 		intake: make(chan []*record.Record, channelBatches)}
+	e.hard, e.hardStop = context.WithCancel(context.Background())
 	for _, st := range p.Stages {
 		if st.Impl == nil {
 			return nil, fmt.Errorf("stage %s: the %s stage type cannot run yet in this build (it validates, but its runtime is not written)", st.Name, st.Type)

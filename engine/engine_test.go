@@ -393,3 +393,47 @@ dlq: {type: kafka, topic: dlq}
 	}
 	t.Logf("pythia.error: %s", reason)
 }
+
+// Abort ends a run at once, even one whose records wait through an outage of their service
+// with a long drain ahead: the waiting records give up unfinished, none is dead-lettered.
+func TestEngineAbort(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	}))
+	defer svc.Close()
+	p := mustParse(t, `version: 1
+name: a
+source: {type: kafka, topics: [in]}
+stages:
+  - {name: d, type: decode, schema: {id: string}}
+  - {name: e, type: enrich, http: {url: '"`+svc.URL+`/?id=" + msg.id', timeout: 2s, breaker: {failures: 1, cooldown: 1m}}, into: got}
+sinks: [{name: o, type: kafka, topic: o}]
+dlq: {type: kafka, topic: dlq}
+`)
+	var recs []*record.Record
+	for i := range 20 {
+		recs = append(recs, &record.Record{Value: []byte(fmt.Sprintf(`{"id": "r%d"}`, i))})
+	}
+	out := &MemorySinks{}
+	e, err := NewEngine(p, out.Open, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &MemorySource{Records: recs, Batch: 5}
+	done := make(chan error, 1)
+	go func() { done <- e.Run(context.Background(), src, time.Hour) }()
+	waitFor(t, 10*time.Second, "records waiting for the service", func() bool { return e.Stats()["e"].Stage["waiting"] > 0 })
+	e.Abort()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the run went on 10 s after Abort")
+	}
+	if n, _ := src.Settled(); n != 0 || len(out.Records("dlq")) != 0 || len(out.Records("o")) != 0 {
+		t.Errorf("settled %d, dead-lettered %d, written %d: want none", n, len(out.Records("dlq")), len(out.Records("o")))
+	}
+}

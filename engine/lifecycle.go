@@ -17,11 +17,11 @@ import (
 // flight finishes within drain, what is done is committed) or a fatal error. It returns once
 // every goroutine it started has ended.
 func (e *Engine) Run(ctx context.Context, src sources.Source, drain time.Duration) error {
-	e.hard, e.hardStop = context.WithCancel(context.Background())
 	defer e.hardStop()
 	srcCtx, stopSource := context.WithCancelCause(ctx)
 	defer stopSource(nil)
 	e.stopSource = stopSource
+	defer context.AfterFunc(e.hard, func() { stopSource(nil) })()
 	// A stop starts the drain clock; past it (and a grace), whatever still blocks gives up.
 	var hardTimer *time.Timer
 	var timerMu sync.Mutex
@@ -81,6 +81,11 @@ func (e *Engine) Run(ctx context.Context, src sources.Source, drain time.Duratio
 	}
 	return nil
 }
+
+// Abort stops a run at once, as its drain running out would: whatever still blocks gives up
+// and what is not done is not committed (a new run reads it again). Run still returns only
+// once every goroutine it started has ended.
+func (e *Engine) Abort() { e.hardStop() }
 
 // openSinks opens the DLQ and the sinks; when one fails, those already open are closed.
 func (e *Engine) openSinks() error {

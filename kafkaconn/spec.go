@@ -4,6 +4,8 @@ package kafkaconn
 
 import (
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,6 +46,7 @@ func TLSFields(servers, server string) []spec.Field {
 // Config is the validated connection.
 type Config struct {
 	Brokers        []string
+	BrokerVars     []string // the ${VAR}s kafka.brokers is written with, in order
 	ClientID       string
 	Version        string
 	Client         string // franz-go or sarama
@@ -69,6 +72,9 @@ type TLS struct {
 	path                                  string // the block's path in the file, for errors: kafka.security.tls
 }
 
+// varRef is a ${VAR} reference, as pipeline substitutes them.
+var varRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)`)
+
 // FromValue checks the combinations the spec cannot express and returns the config.
 func FromValue(p *spec.Parser, v *spec.Value, pipelineName, baseDir string) *Config {
 	c := &Config{
@@ -80,6 +86,16 @@ func FromValue(p *spec.Parser, v *spec.Value, pipelineName, baseDir string) *Con
 	}
 	if c.ClientID == "" {
 		c.ClientID = pipelineName
+	}
+	brokers := v.Get("brokers")
+	written := brokers.Written()
+	for _, it := range brokers.Items {
+		written += " " + it.Written()
+	}
+	for _, m := range varRef.FindAllStringSubmatch(written, -1) {
+		if !slices.Contains(c.BrokerVars, m[1]) {
+			c.BrokerVars = append(c.BrokerVars, m[1])
+		}
 	}
 	for _, b := range v.Get("brokers").Items {
 		if _, port, ok := strings.Cut(b.Str, ":"); !ok || port == "" || strings.Trim(port, "0123456789") != "" {

@@ -52,34 +52,6 @@ func (m *Metrics) Handler() http.Handler {
 // progress line and /healthz name it: longer than a leader's failover takes.
 const sinkWaitSaid = 5 * time.Second
 
-// waitingOn names the stages waiting for their service to come back (their breaker open),
-// the sinks waiting for Kafka, and exactly_once's transaction waiting at its end, with how
-// long and how many records, sorted.
-func (m *Metrics) waitingOn() []string {
-	if m.engine == nil {
-		return nil
-	}
-	ms := func(n int64) time.Duration { return (time.Duration(n) * time.Millisecond).Round(time.Second) }
-	var out []string
-	for name, s := range m.engine.Stats() {
-		switch {
-		case s.Stage["breaker_state"] != 0:
-			out = append(out, fmt.Sprintf("%s (its service has failed every call for %v; %d records wait)",
-				name, ms(s.Stage["outage_ms"]), s.Stage["waiting"]))
-		case ms(s.Stage["wait_ms"]) >= sinkWaitSaid:
-			out = append(out, fmt.Sprintf("%s (Kafka has acknowledged none of a partition's writes for %v; %d partitions held after refused writes)",
-				name, ms(s.Stage["wait_ms"]), s.Stage["held"]))
-		}
-	}
-	if m.source != nil {
-		if w := m.source.Stats().Waiting; w != "" {
-			out = append(out, "Kafka: "+w)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
 // stalled names the partitions whose commit point has not moved for stall_timeout while
 // records are pending, or "" when none has stalled.
 func (m *Metrics) stalled() string {

@@ -28,7 +28,8 @@ func decodeType() *Type {
 			return " " + f.String("format"), ""
 		}},
 		Counters: []spec.Counter{{Key: "registry_waiting", Metric: "registry_waiting", Gauge: true,
-			Help: "Records waiting for the schema registry to answer (it could not be reached)."}}}
+			Help: "Records waiting for the schema registry to answer (it could not be reached)."},
+			{Key: "registry_wait_ms", Help: "How long the schema registry has kept records waiting, in milliseconds: the progress line and dev say it."}}}
 }
 
 type decode struct {
@@ -126,13 +127,12 @@ func (d *decode) Process(ctx context.Context, rec *record.Record, out []Output) 
 	return append(out, Output{Rec: rec}), nil
 }
 
-// Counters is the number of records waiting for the registry (none without one).
+// Counters are the records waiting for the registry and for how long (none without one).
 func (d *decode) Counters() map[string]int64 {
-	waiting := int64(0)
-	if d.framed != nil {
-		waiting = d.framed.waiting.Load()
+	if d.framed == nil {
+		return map[string]int64{"registry_waiting": 0, "registry_wait_ms": 0}
 	}
-	return map[string]int64{"registry_waiting": waiting}
+	return map[string]int64{"registry_waiting": d.framed.waiting.Load(), "registry_wait_ms": d.framed.waitedFor().Milliseconds()}
 }
 
 // unread reports a field that may stay as written (record.Raw): no expression reads it and

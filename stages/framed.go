@@ -40,6 +40,7 @@ type framed struct {
 	mu      sync.Mutex
 	byID    map[int]*writer // by the schema id records carry
 	waiting atomic.Int64    // records waiting for the registry now
+	since   atomic.Int64    // when the registry first failed a record that still waits (Unix ns); 0: none waits
 }
 
 // writer is what reads the records of one writer schema: its Avro schema resolved to the
@@ -208,6 +209,12 @@ func (f *framed) writer(ctx context.Context, id int) (*writer, error) {
 	if ok {
 		return w, nil
 	}
+	waits := false
+	defer func() {
+		if waits && f.waiting.Add(-1) == 0 {
+			f.since.Store(0)
+		}
+	}()
 	for attempt := 1; ; attempt++ {
 		w, err := f.fetch(ctx, id)
 		if err == nil {
@@ -219,10 +226,24 @@ func (f *framed) writer(ctx context.Context, id int) (*writer, error) {
 		if failure.Judge(failure.Process, "", "", err).Outcome != failure.Wait {
 			return nil, err
 		}
+		if !waits {
+			waits = true
+			f.waiting.Add(1)
+		}
+		f.since.CompareAndSwap(0, time.Now().UnixNano()) // at each try: another record's end may have cleared it
 		if err := f.wait(ctx, attempt); err != nil {
 			return nil, err
 		}
 	}
+}
+
+// waitedFor is how long the registry has kept records waiting (0: none waits).
+func (f *framed) waitedFor() time.Duration {
+	since := f.since.Load()
+	if since == 0 || f.waiting.Load() == 0 {
+		return 0
+	}
+	return time.Since(time.Unix(0, since))
 }
 
 // fetch asks the registry for schema id and compiles it; an error is the registry's answer,
@@ -252,8 +273,6 @@ func (f *framed) fetch(ctx context.Context, id int) (*writer, error) {
 
 // wait holds a record until the next try at the registry, or until ctx ends.
 func (f *framed) wait(ctx context.Context, attempt int) error {
-	f.waiting.Add(1)
-	defer f.waiting.Add(-1)
 	t := time.NewTimer(failure.Backoff(attempt, 100*time.Millisecond, 5*time.Second, 2, 0.2))
 	defer t.Stop()
 	select {

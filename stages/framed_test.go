@@ -16,9 +16,11 @@ import (
 
 	"github.com/pythia-pipe/pythia-pipe/codec"
 	"github.com/pythia-pipe/pythia-pipe/failure"
+	"github.com/pythia-pipe/pythia-pipe/internal/testproc"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 	"github.com/pythia-pipe/pythia-pipe/record"
 	"github.com/pythia-pipe/pythia-pipe/schemareg"
+	"github.com/pythia-pipe/pythia-pipe/stages"
 )
 
 const (
@@ -177,6 +179,42 @@ func TestDecodeWaitsForTheRegistry(t *testing.T) {
 	_, err = p.StageByName("parse").Impl.Process(ctx, &record.Record{Value: avroFramed(t, 5, orderV1, map[string]any{"id": "o", "amount": 1.0})}, nil)
 	if err == nil || ctx.Err() == nil {
 		t.Fatalf("err = %v before the stop", err)
+	}
+}
+
+// While the registry cannot answer, the stage counts the record waiting and how long it has
+// waited; once it answers, neither.
+func TestDecodeCountsItsRegistryWait(t *testing.T) {
+	reg := srfake.NewRegistry()
+	reg.SeedSchema("orders-value", 1, 1, sr.Schema{Schema: orderV1})
+	p := registryPipeline(t, reg, "{name: parse, type: decode, format: avro, subject: orders-value}", nil)
+	var up atomic.Bool
+	reg.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.HasPrefix(r.URL.Path, "/schemas/ids/") && !up.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	})
+	counters := p.StageByName("parse").Impl.(stages.Counting).Counters
+	if c := counters(); c["registry_waiting"] != 0 || c["registry_wait_ms"] != 0 {
+		t.Fatalf("counters %v before any record", c)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := decodeOne(t, p, avroFramed(t, 1, orderV1, map[string]any{"id": "o1", "amount": 1.0}))
+		done <- err
+	}()
+	testproc.WaitFor(t, 10*time.Second, "the record counted waiting for a while", func() bool {
+		c := counters()
+		return c["registry_waiting"] == 1 && c["registry_wait_ms"] >= 50
+	})
+	up.Store(true)
+	if err := <-done; err != nil {
+		t.Fatalf("err = %v once the registry answers", err)
+	}
+	if c := counters(); c["registry_waiting"] != 0 || c["registry_wait_ms"] != 0 {
+		t.Errorf("counters %v once the registry answered", c)
 	}
 }
 

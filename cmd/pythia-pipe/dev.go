@@ -18,6 +18,7 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/diag"
 	"github.com/pythia-pipe/pythia-pipe/dlq"
 	"github.com/pythia-pipe/pythia-pipe/engine"
+	"github.com/pythia-pipe/pythia-pipe/metrics"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 	"github.com/pythia-pipe/pythia-pipe/record"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
@@ -25,9 +26,10 @@ import (
 
 type devOptions struct {
 	feed                string
-	follow              bool
+	follow, full        bool
 	partitions, samples int
-	level               string
+	level, out          string
+	timeout             time.Duration
 	expect              expectations
 }
 
@@ -38,6 +40,9 @@ func (o *devOptions) flags() *flag.FlagSet {
 	fs.BoolVar(&o.follow, "follow", false, "keep running after the feed is processed, until Ctrl-C")
 	fs.IntVar(&o.partitions, "partitions", 3, "`N` partitions for each source topic")
 	fs.IntVar(&o.samples, "samples", 3, "`N` sample records shown per sink")
+	fs.BoolVar(&o.full, "full", false, "show the samples whole: keys, headers, values and DLQ reasons uncut")
+	fs.DurationVar(&o.timeout, "timeout", 0, "stop the run after `D` (e.g. 30s), at once, and say in the summary what was left unfinished and why; exit 1 if any was")
+	fs.StringVar(&o.out, "out", "", "write each sink's records, and the DLQ's, to `DIR`/NAME.jsonl: one JSON object a line (key, value, headers, topic, partition, offset, timestamp)")
 	fs.StringVar(&o.level, "log-level", "warn", "`LEVEL` of the logs: debug, info, warn or error")
 	fs.Var(&o.expect, "expect", "after the summary, check how many records went where: `NAME=N,...` over the sinks' names, dlq and dropped (e.g. out=9,dlq=0); exit 1 when one differs")
 	return fs
@@ -49,7 +54,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	reg := devregistry.New() // Avro and Protobuf: a schema registry in process, beside the broker
 	opts := pipeline.Options{Unused: append(append([]string(nil), devReplaced...), devregistry.Unused...), Registry: reg.Options()}
-	p, log, code := prepare(fs, args, &o.level, "pythia-pipe dev FILE [--feed FILE] [--follow] [--partitions N] [--samples N] [--expect NAME=N,...]", opts, stderr)
+	p, log, code := prepare(fs, args, &o.level, "pythia-pipe dev FILE [--feed FILE] [--follow] [--timeout D] [--partitions N] [--samples N] [--full] [--out DIR] [--expect NAME=N,...]", opts, stderr)
 	if code != exitOK {
 		return code
 	}
@@ -57,6 +62,11 @@ func cmdDev(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "pythia-pipe: --partitions must be at least 1")
 		return exitUsage
 	}
+	if o.timeout < 0 {
+		fmt.Fprintln(stderr, "pythia-pipe: --timeout must be a positive duration, e.g. 30s")
+		return exitUsage
+	}
+	stdout = &syncWriter{w: stdout}
 	if err := o.expect.unknown(p); err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitUsage
@@ -101,6 +111,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "note: start: latest would skip the feed, which is in the topic before the pipeline starts; dev reads from the earliest")
 		src.Start = "earliest"
 	}
+	hints := toolLines(p, b.Addrs())
 	// These are the settings of devReplaced.
 	p.Kafka.Brokers, p.Kafka.Protocol, p.Kafka.SASL, p.Kafka.TLS = b.Addrs(), "PLAINTEXT", nil, nil
 	p.Kafka.CreateOnWrite = true
@@ -108,8 +119,9 @@ func cmdDev(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitInvalid
 	}
-	ctx, stop := signalContext(log)
-	defer stop()
+	sigs, stopSignals := devSignals()
+	defer stopSignals()
+	ctx := context.Background()
 	fmt.Fprintf(stdout, "pythia-pipe dev: pipeline %s on an in-process broker at %s\n", p.Name, strings.Join(b.Addrs(), ","))
 	if len(feed) > 0 {
 		if err := frameFeed(ctx, stdout, p, feed); err != nil {
@@ -128,60 +140,68 @@ func cmdDev(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitInvalid
 	}
-	url, stopObserving, err := observe(p, run, "127.0.0.1:0", log)
+	say := func(n metrics.WaitNews) { fmt.Fprintln(stdout, n.String()) }
+	m, url, stopObserving, err := observe(p, run, "127.0.0.1:0", log, say)
 	if err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: metrics: %v\n", err)
 		return exitInvalid
 	}
 	defer stopObserving()
 	fmt.Fprintf(stdout, "metrics at %s/metrics (health %s/healthz, readiness %s/readyz)\n", url, url, url)
+	if o.follow {
+		for _, line := range hints {
+			fmt.Fprintln(stdout, line)
+		}
+	}
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
 	start := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- run.Run(runCtx) }()
 
-	caughtUp := func() bool {
-		for _, t := range p.KafkaSource().Topics {
-			if !b.CaughtUp(p.KafkaSource().Group, t) {
-				return false
+	group := p.KafkaSource().Group
+	end := devRun{done: done, sigs: sigs, timeout: o.timeout, follow: o.follow, drain: p.Source.Impl.Drain(), out: stdout,
+		caughtUp: func() bool {
+			for _, t := range p.KafkaSource().Topics {
+				if !b.CaughtUp(group, t) {
+					return false
+				}
 			}
-		}
-		return true
-	}
-	var runErr error
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-wait:
-	for {
-		select {
-		case runErr = <-done:
-			done = nil
-			break wait
-		case <-ctx.Done():
-			break wait
-		case <-tick.C:
-			if !o.follow && caughtUp() {
-				break wait
-			}
-		}
-	}
+			return true
+		},
+		stop: stopRun, abort: run.Engine.Abort, waits: m.Waits}.supervise()
 	elapsed := time.Since(start)
-	stopRun()
-	if done != nil {
-		runErr = <-done
+	stopObserving()
+	if end.err != nil {
+		fmt.Fprintf(stderr, "pythia-pipe: %v\n", end.err)
 	}
-	if runErr != nil {
-		fmt.Fprintf(stderr, "pythia-pipe: %v\n", runErr)
+	if end.how != "" {
+		fmt.Fprintln(stdout, end.how)
 	}
 	fmt.Fprintf(stdout, "processed in %v\n\n", elapsed.Round(10*time.Millisecond))
-	counts, err := summarize(stdout, b, p, run.Engine.Stats(), o.samples)
+	var unfinished int64
+	for _, t := range p.KafkaSource().Topics {
+		unfinished += b.Unfinished(group, t)
+	}
+	counts, err := summarize(stdout, b, p, run.Engine.Stats(), o.samples, o.full)
 	if err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: reading the results: %v\n", err)
 		return exitInvalid
 	}
+	if unfinished > 0 {
+		fmt.Fprintf(stdout, "  unfinished        %6d records  not committed: a run would read them again\n", unfinished)
+		for _, line := range waitingLines(unfinished, end.waits) {
+			fmt.Fprintf(stdout, "      %s\n", line)
+		}
+	}
+	if o.out != "" {
+		if err := writeOut(stdout, o.out, b, p); err != nil {
+			fmt.Fprintf(stderr, "pythia-pipe: --out: %v\n", err)
+			return exitInvalid
+		}
+	}
 	met := len(o.expect) == 0 || o.expect.check(stdout, counts)
-	if runErr != nil || !met {
+	if end.err != nil || !met || end.how != "" && unfinished > 0 {
 		return exitInvalid
 	}
 	return exitOK
@@ -231,7 +251,7 @@ func namedTopic(s *pipeline.Sink) string {
 
 // summarize prints what went where: each sink's and the DLQ's records with samples, and what
 // the stages dropped. counts are the numbers it printed, by the names --expect takes.
-func summarize(w io.Writer, b *devkit.Broker, p *pipeline.Pipeline, stats engine.Stats, samples int) (counts map[string]int64, err error) {
+func summarize(w io.Writer, b *devkit.Broker, p *pipeline.Pipeline, stats engine.Stats, samples int, full bool) (counts map[string]int64, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	counts = map[string]int64{}
@@ -256,7 +276,7 @@ func summarize(w io.Writer, b *devkit.Broker, p *pipeline.Pipeline, stats engine
 		for i := 0; i < len(recs) && i < samples; i++ {
 			r := recs[i]
 			r.Value = devregistry.Readable(s, r.Value)
-			fmt.Fprintf(w, "      %s\n", sample(r))
+			fmt.Fprintf(w, "      %s\n", sample(r, full))
 		}
 	}
 	if p.DLQ != nil && namedTopic(p.DLQ) == "" {
@@ -270,7 +290,7 @@ func summarize(w io.Writer, b *devkit.Broker, p *pipeline.Pipeline, stats engine
 		counts["dlq"] = int64(len(recs))
 		fmt.Fprintf(w, "  dlq               %6d records  → topic %s\n", len(recs), namedTopic(p.DLQ))
 		for i := 0; i < len(recs) && i < samples; i++ {
-			fmt.Fprintf(w, "      %s\n", failedSample(recs[i]))
+			fmt.Fprintf(w, "      %s\n", failedSample(recs[i], full))
 		}
 	}
 	var dropped []string
@@ -334,26 +354,30 @@ func frameFeed(ctx context.Context, stdout io.Writer, p *pipeline.Pipeline, feed
 }
 
 // failedSample is a DLQ record for reading: where it was read, the stage that failed it and
-// why.
-func failedSample(r devkit.Record) string {
+// why (shortened unless full).
+func failedSample(r devkit.Record, full bool) string {
 	headers := make([]record.Header, 0, len(r.Headers))
 	for k, v := range r.Headers {
 		headers = append(headers, record.Header{Key: k, Value: []byte(v)})
 	}
 	info, _ := dlq.Decode(headers) // written by the pipeline just now: nothing to misread
 	src := info.Source
-	return fmt.Sprintf("%s/%d@%d %s: %s", src.Topic, src.Partition, src.Offset, info.Failure.Stage, diag.Abbreviate(info.Failure.Reason, 90))
+	reason := diag.Abbreviate(info.Failure.Reason, 90)
+	if full {
+		reason = escapeControls(info.Failure.Reason)
+	}
+	return fmt.Sprintf("%s/%d@%d %s: %s", src.Topic, src.Partition, src.Offset, info.Failure.Stage, reason)
 }
 
 // sample is a record of a sink for reading: its key ("-" for none), its headers sorted by
-// name (when it has any) and its value, shortened; a tombstone is said to be one.
-func sample(r devkit.Record) string {
+// name (when it has any) and its value, shortened unless full; a tombstone is said to be one.
+func sample(r devkit.Record, full bool) string {
 	var b strings.Builder
 	b.WriteString("key=")
 	if r.Key == nil {
 		b.WriteString("-")
 	} else {
-		b.WriteString(diag.Abbreviate(shown(r.Key), 40))
+		b.WriteString(cut(shown(r.Key), 40, full))
 	}
 	if len(r.Headers) > 0 {
 		b.WriteString(" headers={")
@@ -361,7 +385,7 @@ func sample(r devkit.Record) string {
 			if i > 0 {
 				b.WriteString(",")
 			}
-			b.WriteString(name + "=" + diag.Abbreviate(shown([]byte(r.Headers[name])), 40))
+			b.WriteString(name + "=" + cut(shown([]byte(r.Headers[name])), 40, full))
 		}
 		b.WriteString("}")
 	}
@@ -372,7 +396,15 @@ func sample(r devkit.Record) string {
 	case len(r.Value) == 0:
 		b.WriteString("(an empty value)")
 	default:
-		b.WriteString(diag.Abbreviate(shown(r.Value), 100))
+		b.WriteString(cut(shown(r.Value), 100, full))
 	}
 	return b.String()
+}
+
+// cut shortens s to n characters, unless full.
+func cut(s string, n int, full bool) string {
+	if full {
+		return s
+	}
+	return diag.Abbreviate(s, n)
 }

@@ -175,20 +175,25 @@ func TestSample(t *testing.T) {
 	cases := []struct {
 		name string
 		rec  devbroker.Record
+		full bool
 		want string
 	}{
-		{"a key and a value", devbroker.Record{Key: []byte("k1"), Value: []byte(`{"a":1}`)}, `key=k1 {"a":1}`},
-		{"no key", devbroker.Record{Value: []byte("v")}, "key=- v"},
+		{"a key and a value", devbroker.Record{Key: []byte("k1"), Value: []byte(`{"a":1}`)}, false, `key=k1 {"a":1}`},
+		{"no key", devbroker.Record{Value: []byte("v")}, false, "key=- v"},
 		{"headers sorted by name", devbroker.Record{Key: []byte("k1"), Value: []byte(`{"json":true}`),
-			Headers: map[string]string{"b": "2", "a": "1", "trace-id": "t-9"}}, `key=k1 headers={a=1,b=2,trace-id=t-9} {"json":true}`},
-		{"a tombstone", devbroker.Record{Key: []byte("k2"), Headers: map[string]string{"a": "1"}}, "key=k2 headers={a=1} null (a tombstone)"},
-		{"an empty value", devbroker.Record{Key: []byte("k3"), Value: []byte{}}, "key=k3 (an empty value)"},
-		{"bytes that are not text", devbroker.Record{Value: []byte{0xff, 0xfe}}, "key=- base64://4="},
-		{"a long value is cut", devbroker.Record{Value: []byte(strings.Repeat("x", 200))}, "key=- " + strings.Repeat("x", 99) + "…"},
+			Headers: map[string]string{"b": "2", "a": "1", "trace-id": "t-9"}}, false, `key=k1 headers={a=1,b=2,trace-id=t-9} {"json":true}`},
+		{"a tombstone", devbroker.Record{Key: []byte("k2"), Headers: map[string]string{"a": "1"}}, false, "key=k2 headers={a=1} null (a tombstone)"},
+		{"an empty value", devbroker.Record{Key: []byte("k3"), Value: []byte{}}, false, "key=k3 (an empty value)"},
+		{"bytes that are not text", devbroker.Record{Value: []byte{0xff, 0xfe}}, false, "key=- base64://4="},
+		{"a long value is cut", devbroker.Record{Value: []byte(strings.Repeat("x", 200))}, false, "key=- " + strings.Repeat("x", 99) + "…"},
+		{"--full: a long key, header and value whole", devbroker.Record{Key: []byte(strings.Repeat("k", 50)), Value: []byte(strings.Repeat("x", 200)),
+			Headers: map[string]string{"h": strings.Repeat("y", 50)}}, true,
+			"key=" + strings.Repeat("k", 50) + " headers={h=" + strings.Repeat("y", 50) + "} " + strings.Repeat("x", 200)},
+		{"--full: controls still escaped", devbroker.Record{Value: []byte("a\nb\x1b")}, true, `key=- a\nb\x1b`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if got := sample(c.rec); got != c.want {
+			if got := sample(c.rec, c.full); got != c.want {
 				t.Errorf("got  %q\nwant %q", got, c.want)
 			}
 		})

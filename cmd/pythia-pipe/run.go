@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/pythia-pipe/pythia-pipe/engine"
 
@@ -48,7 +49,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if o.metricsAddr == "" {
 		o.metricsAddr = p.MetricsAddr
 	}
-	_, stopObserving, err := observe(p, run, o.metricsAddr, log)
+	_, _, stopObserving, err := observe(p, run, o.metricsAddr, log, logWait(log))
 	if err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: metrics: %v\n", err)
 		return exitInvalid
@@ -73,9 +74,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 }
 
 // observe puts the metrics around a run: the observer, the HTTP endpoints when addr is set
-// (url says where), and the progress line. stop ends what it started, after the run.
-func observe(p *pipeline.Pipeline, run *engine.KafkaRun, addr string, log *slog.Logger) (url string, stop func(), err error) {
-	m := metrics.New(p)
+// (url says where), the progress line, and what waits told to say (metrics.SayWaits). stop
+// ends what it started.
+func observe(p *pipeline.Pipeline, run *engine.KafkaRun, addr string, log *slog.Logger, say func(metrics.WaitNews)) (m *metrics.Metrics, url string, stop func(), err error) {
+	m = metrics.New(p)
 	run.Engine.Observe(m)
 	m.Watch(run.Engine, run.Source)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -84,7 +86,7 @@ func observe(p *pipeline.Pipeline, run *engine.KafkaRun, addr string, log *slog.
 		bound, done, err := m.Serve(ctx, addr)
 		if err != nil {
 			cancel()
-			return "", nil, err
+			return nil, "", nil, err
 		}
 		url = "http://" + bound
 		log.Info("metrics served", "url", url+"/metrics", "health", url+"/healthz", "ready", url+"/readyz")
@@ -97,7 +99,25 @@ func observe(p *pipeline.Pipeline, run *engine.KafkaRun, addr string, log *slog.
 	if p.Progress > 0 {
 		wg.Go(func() { m.Progress(ctx, log, p.Progress) })
 	}
-	return url, func() { cancel(); wg.Wait() }, nil
+	wg.Go(func() { m.SayWaits(ctx, waitCheck, say) })
+	return m, url, func() { cancel(); wg.Wait() }, nil
+}
+
+// waitCheck is how often waits are looked at, for metrics.SayWaits.
+var waitCheck = time.Second
+
+// logWait says waits as warnings, so that run's default level shows them.
+func logWait(log *slog.Logger) func(metrics.WaitNews) {
+	return func(n metrics.WaitNews) {
+		switch n.Phase {
+		case metrics.WaitBegan:
+			log.Warn("waiting: records are held until it answers again; none is dead-lettered", "waiting_on", n.Wait.String())
+		case metrics.WaitLasts:
+			log.Warn("still waiting", "waiting_on", n.Wait.String())
+		default:
+			log.Warn("done waiting", "on", n.Wait.Who(), "after", n.Lasted.String())
+		}
+	}
 }
 
 // signalContext ends at SIGINT or SIGTERM (a graceful drain); a second signal exits at once.

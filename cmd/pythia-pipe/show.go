@@ -82,15 +82,7 @@ func unsafeRune(r rune) bool {
 // printerFor writes records as a table for reading, or as JSON lines.
 func printerFor(format string, w io.Writer) func(*kafkaio.Message) {
 	if format == "json" {
-		return func(r *kafkaio.Message) {
-			var buf bytes.Buffer
-			enc := json.NewEncoder(&buf)
-			enc.SetEscapeHTML(false)
-			if err := enc.Encode(tapLine(r)); err != nil {
-				return // the line holds strings and valid JSON only: nothing fails
-			}
-			w.Write(append(escapeJSON(bytes.TrimSuffix(buf.Bytes(), []byte("\n"))), '\n'))
-		}
+		return func(r *kafkaio.Message) { w.Write(jsonLine(r)) }
 	}
 	return func(r *kafkaio.Message) {
 		fmt.Fprintf(w, "%s/%d@%d  %s  key=%s\n", r.Topic, r.Partition, r.Offset, r.Timestamp.UTC().Format(time.RFC3339Nano), shown(r.Key))
@@ -99,6 +91,17 @@ func printerFor(format string, w io.Writer) func(*kafkaio.Message) {
 		}
 		fmt.Fprintf(w, "    value: %s\n", shown(r.Value))
 	}
+}
+
+// jsonLine is a record as one line of JSON (tapLine), ending in a newline.
+func jsonLine(r *kafkaio.Message) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(tapLine(r)); err != nil {
+		return nil // the line holds strings and valid JSON only: nothing fails
+	}
+	return append(escapeJSON(bytes.TrimSuffix(buf.Bytes(), []byte("\n"))), '\n')
 }
 
 // tapLine is a record as one JSON object: a JSON value as JSON, other text as a string, bytes
