@@ -66,8 +66,8 @@ func TestDevEnvelopes(t *testing.T) {
 	}
 }
 
-// The README's example of envelopes: the orders example fed a plain line, two envelopes (one
-// with headers) and a tombstone, which its filter cannot read.
+// The docs' example of envelopes (docs/guide/dev-tap-replay.md): the orders example fed a
+// plain line, two envelopes (one with headers) and a tombstone, which its filter cannot read.
 func TestDevOrdersEnvelopes(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	code := run([]string{"dev", "../../pipelines/orders.yaml", "--feed", "../../testdata/orders-envelopes.jsonl", "--partitions", "1",

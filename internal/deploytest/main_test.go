@@ -45,9 +45,9 @@ func TestMain(m *testing.M) {
 	}())
 }
 
-// drainSlack is how long past drain_timeout a SIGTERM'd pythia-pipe may take to exit (README,
-// Delivery: "within drain_timeout + 8 s, even while a sink waits"). A grace period before the
-// SIGKILL must cover both.
+// drainSlack is how long past drain_timeout a SIGTERM'd pythia-pipe may take to exit
+// (docs/guide/delivery.md: "within drain_timeout + 8 s, even while a sink waits"). A grace
+// period before the SIGKILL must cover both.
 const drainSlack = 8 * time.Second
 
 // pipelinePath is where the image's default command reads the pipeline file.
@@ -243,7 +243,7 @@ const mib = 1 << 20
 // memoryNeed is the memory a pipeline's pod needs, the arithmetic of statefulset.yaml: what
 // the source may hold (its budget, a fetch, what each paused partition holds: all the
 // partitions at worst), twice over for Go's GC, plus what the rest of the process takes
-// (measured: README, Performance).
+// (measured: docs/guide/performance.md).
 func memoryNeed(p *pipeline.Pipeline, partitions int64) int64 {
 	const rest = 64 * mib
 	s := p.KafkaSource()
