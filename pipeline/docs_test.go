@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pythia-pipe/pythia-pipe/internal/doccheck"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 	"github.com/pythia-pipe/pythia-pipe/pipetest"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
@@ -165,18 +165,11 @@ func yamlBlocks(t *testing.T, rel string) []block {
 // markdownFiles lists README.md and every Markdown file under docs/.
 func markdownFiles(t *testing.T) []string {
 	t.Helper()
-	files := []string{"README.md"}
-	err := filepath.WalkDir(filepath.Join(repo, "docs"), func(path string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".md") {
-			rel, _ := filepath.Rel(repo, path)
-			files = append(files, filepath.ToSlash(rel))
-		}
-		return err
-	})
+	docs, err := doccheck.DocsMarkdown(repo)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return files
+	return append([]string{"README.md"}, docs...)
 }
 
 // Every YAML example of README.md and docs/ is valid. A block is a pipeline file (with

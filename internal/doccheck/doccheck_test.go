@@ -1,7 +1,6 @@
 package doccheck
 
 import (
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,18 +15,11 @@ const repo = "../.."
 // markdown lists README.md, ARCHITECTURE.md and every Markdown file under docs/, from repo.
 func markdown(t *testing.T) []string {
 	t.Helper()
-	files := []string{"README.md", "ARCHITECTURE.md"}
-	err := filepath.WalkDir(filepath.Join(repo, "docs"), func(path string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".md") {
-			rel, _ := filepath.Rel(repo, path)
-			files = append(files, filepath.ToSlash(rel))
-		}
-		return err
-	})
+	docs, err := DocsMarkdown(repo)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return files
+	return append([]string{"README.md", "ARCHITECTURE.md"}, docs...)
 }
 
 // prose is a Markdown file's text outside fenced code blocks, line by line ("" in a block).
