@@ -42,7 +42,7 @@ image: ## build a static binary and the OCI image $(IMAGE) from scratch with Pod
 
 test: ## vet, then every test with the race detector (needs Graphviz's dot)
 	$(GO) vet $(PKGS)
-	$(GO) test -race -count=1 $(PKGS)
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 e2e: ## the end-to-end suite on a real Apache Kafka and a real schema registry (Java 17 and 21+, Maven; both from Maven Central)
 	$(GO) vet -tags e2e ./internal/...

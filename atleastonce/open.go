@@ -21,6 +21,7 @@ func Open(c *sources.Config, client kafkaio.Client, rules *sinks.Rules, log *slo
 	}
 	open := func(out *sinks.Output, p sinks.Producer, report sinks.Report) (sinks.Sink, error) {
 		cfg := p.Client(rules, ClientRetries)
+		cfg.Own = out.Target.DLQ
 		if out.Target.Topic != "" {
 			cfg.Topics = []string{out.Target.Topic}
 		}

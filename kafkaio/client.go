@@ -44,8 +44,10 @@ type sharedProducer struct {
 	refs int
 }
 
-// producerRef is one holder's hold on a shared producer: its Close waits for what is
-// outstanding, as a producer of its own would, and the last to close closes the client.
+// producerRef is one holder's hold on a shared producer. The last to close flushes what is
+// left, within its Close's ctx, and closes the client; the others only let go: a sink waits
+// for its own writes before it closes its producer, and a flush here would wait for the other
+// holders' too, a grace more for each sink that closes before the last.
 type producerRef struct {
 	*sharedProducer
 	f    *Franz
@@ -63,8 +65,6 @@ func (r *producerRef) Close(ctx context.Context) {
 		r.f.mu.Unlock()
 		if last {
 			r.franzProducer.Close(ctx)
-		} else {
-			_ = r.cl.Flush(ctx) // an error is ctx's: what is left is the last holder's to fail
 		}
 	})
 }
@@ -81,8 +81,12 @@ func NewFranz(c *kafkaconn.Config) (*Franz, error) {
 // Group is a group member on franz-go.
 func (f *Franz) Group(cfg GroupConfig) (Group, error) { return NewGroup(f.opts, cfg), nil }
 
-// Producer is a producer on franz-go, shared with the others of the same settings.
+// Producer is a producer on franz-go, shared with the others of the same settings unless
+// cfg.Own.
 func (f *Franz) Producer(cfg ProducerConfig) (Producer, error) {
+	if cfg.Own {
+		return newFranzProducer(f.opts, cfg)
+	}
 	key := producerKey{acks: cfg.Acks, compression: cfg.Compression, linger: cfg.Linger, batch: cfg.BatchBytes,
 		max: cfg.MaxMessageBytes, retries: cfg.Retries, idempotent: cfg.Idempotent}
 	f.mu.Lock()

@@ -25,6 +25,9 @@ type ProducerConfig struct {
 	// Retries is how often the client sends a refused write again by itself before it
 	// answers with the refusal: then the sink's order guard holds the partition and probes.
 	Retries int
+	// Own asks for a producer of its own, shared with no other: the DLQ's, which closes last
+	// and takes what the sinks fail as they close.
+	Own bool
 	// Topics are the topics the producer is for, when the file names them: sarama holds
 	// every batch to the smallest of their limits (franz-go asks BatchLimit per topic).
 	Topics []string

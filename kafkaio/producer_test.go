@@ -116,6 +116,16 @@ func TestSharedProducer(t *testing.T) {
 	if first.(*producerRef).sharedProducer == other.(*producerRef).sharedProducer {
 		t.Fatal("producers of different settings share a client")
 	}
+	own := cfg
+	own.Own = true
+	dlq, err := f.Producer(own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dlq.Close(context.Background())
+	if _, shared := dlq.(*producerRef); shared {
+		t.Fatal("a producer asked for as its own is shared")
+	}
 	write := func(p Producer, topic string) error {
 		answered := make(chan error, 1)
 		p.Produce(context.Background(), &Message{Topic: topic, Value: []byte("v")}, DoneFunc(func(_ *Message, err error) { answered <- err }))
