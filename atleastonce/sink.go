@@ -196,8 +196,9 @@ func (s *Sink) Counters() map[string]int64 {
 }
 
 // Close waits until every written record is settled, or ctx ends; then it stops resending and
-// closes the producer, which gives what it still holds closeGrace more. Records not
-// acknowledged by then are not reported: they will be read again.
+// closes the producer: the last holder of a shared one (or a producer of its own) gives what
+// it still holds closeGrace more. Records not acknowledged by then are not reported: they will
+// be read again.
 func (s *Sink) Close(ctx context.Context) error {
 	var err error
 	for {
