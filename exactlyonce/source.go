@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sourcegraph/conc"
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/pythia-pipe/pythia-pipe/failure"
@@ -120,10 +119,6 @@ func (k *Source) onRevoked(parts map[string][]int32) {
 // (no right to the transactional id) ends the run. It returns with the session closed.
 func (k *Source) Run(ctx context.Context, in sources.Intake) error {
 	defer func() { k.sess.Close() }() // Renew replaces the client: close the last one
-	var watch conc.WaitGroup
-	watchCtx, stopWatch := context.WithCancel(context.Background())
-	watch.Go(func() { k.sayWaits(watchCtx) })
-	defer func() { stopWatch(); watch.Wait() }()
 	k.log.Info("exactly once: reading in transactions", "group", k.cfg.Group, "transactional_id", TransactionalID(k.cfg),
 		"commit_interval", k.cfg.CommitInterval, "transaction_timeout", k.cfg.TransactionTimeout)
 	aborts := 0

@@ -1,7 +1,6 @@
 package exactlyonce
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -10,8 +9,8 @@ import (
 
 // A transaction's end waits twice: for its records' writes to be acknowledged, then for
 // the brokers to confirm the commit. A broker down, hung or cut off holds either up; the
-// source says so — a warning every sayWaitEvery, and in its stats (the progress line,
-// /healthz and the source_wait_seconds metric) — so that what is wrong shows while it
+// source says so in its stats — the progress line, /healthz, the source_wait_seconds metric
+// and the warnings of metrics.SayWaits read them — so that what is wrong shows while it
 // lasts, not only once the transaction aborts.
 
 // endWait is what the open transaction waits for, and since when.
@@ -25,12 +24,9 @@ const (
 	waitEnd    = "the brokers to confirm its commit"
 )
 
-// sayWaitEvery is how long a wait lasts before it is logged, and how often it is logged again;
-// statWaitFrom how long before the stats name it (a leader's failover takes a few seconds).
-const (
-	sayWaitEvery = 10 * time.Second
-	statWaitFrom = 5 * time.Second
-)
+// statWaitFrom is how long a wait lasts before the stats name it (a leader's failover takes
+// a few seconds).
+const statWaitFrom = 5 * time.Second
 
 // waitFor marks the open transaction as waiting for what, from now; nil: not waiting.
 func (k *Source) waitFor(what string) {
@@ -72,39 +68,13 @@ func (k *Source) statWait(s *sources.Stats) {
 	what, d := k.waitNow()
 	s.WaitingFor = d
 	if d >= statWaitFrom {
-		s.Waiting = fmt.Sprintf("the open transaction, for %s (%v)", what, d.Round(time.Second))
+		s.Waiting = fmt.Sprintf("the open transaction, for %s (%v): is a broker down, hung or unreachable?", what, d.Round(time.Second))
 	}
 	if run := k.abortRun.Load(); run != nil && run.n > 1 {
 		since := time.Since(run.since)
 		s.WaitingFor = max(s.WaitingFor, since)
 		if s.Waiting == "" && since >= statWaitFrom {
 			s.Waiting = fmt.Sprintf("a transaction that commits: %d aborted in a row over %v, the last because %s", run.n, since.Round(time.Second), run.why)
-		}
-	}
-}
-
-// sayWaits logs, until ctx ends, a wait of the open transaction that lasts sayWaitEvery or
-// more, once per sayWaitEvery.
-func (k *Source) sayWaits(ctx context.Context) {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	var said time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-tick.C:
-			what, d := k.waitNow()
-			if d < sayWaitEvery || now.Sub(said) < sayWaitEvery {
-				continue
-			}
-			var pending int64
-			if b := k.cur.Load(); b != nil {
-				pending = b.Pending()
-			}
-			k.log.Warn(fmt.Sprintf("the open transaction has waited %v for %s: is a broker down, hung or unreachable?", d.Round(time.Second), what),
-				"records", pending)
-			said = now
 		}
 	}
 }

@@ -105,15 +105,8 @@ type Cluster struct {
 // 120 s) until every broker is in the cluster's metadata. Its settings are in
 // kafka/cluster.properties.
 func StartCluster(o ClusterOptions) (*Cluster, error) {
-	if o.Root == "" {
-		root, err := FindRoot()
-		if err != nil {
-			return nil, err
-		}
-		o.Root = root
-	}
-	if o.Log == nil {
-		o.Log = func(string, ...any) {}
+	if err := defaults(&o.Root, &o.Log); err != nil {
+		return nil, err
 	}
 	if o.Brokers == 0 {
 		o.Brokers = 3

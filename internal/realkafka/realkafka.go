@@ -133,15 +133,8 @@ func Libs(root string) (string, error) {
 // Start formats a fresh KRaft store and starts the broker, waiting (up to 90 s) until it
 // accepts connections.
 func Start(o Options) (*Broker, error) {
-	if o.Root == "" {
-		root, err := FindRoot()
-		if err != nil {
-			return nil, err
-		}
-		o.Root = root
-	}
-	if o.Log == nil {
-		o.Log = func(string, ...any) {}
+	if err := defaults(&o.Root, &o.Log); err != nil {
+		return nil, err
 	}
 	libs, err := Libs(o.Root)
 	if err != nil {
@@ -237,4 +230,17 @@ func tail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// defaults fills an unset repository root (found from the working directory) and log (none).
+func defaults(root *string, log *func(string, ...any)) error {
+	if *log == nil {
+		*log = func(string, ...any) {}
+	}
+	if *root != "" {
+		return nil
+	}
+	r, err := FindRoot()
+	*root = r
+	return err
 }
