@@ -229,7 +229,7 @@ type ending struct {
 // not confirm (a dropped connection, a timeout) counts as an abort: a new client reads again
 // from the offsets the broker holds, which are past b's records if the commit went through.
 func (k *Source) finish(ctx context.Context, b *Batch) (ending, error) {
-	k.waitFor(waitWrites)
+	k.waitFor(waitRecords)
 	end := k.settle(ctx, b)
 	endCtx, cancel := context.WithTimeout(context.Background(), k.cfg.RebalanceTimeout)
 	defer cancel()

@@ -7,11 +7,12 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/sources"
 )
 
-// A transaction's end waits twice: for its records' writes to be acknowledged, then for
-// the brokers to confirm the commit. A broker down, hung or cut off holds either up; the
-// source says so in its stats — the progress line, /healthz, the source_wait_seconds metric
-// and the warnings of metrics.SayWaits read them — so that what is wrong shows while it
-// lasts, not only once the transaction aborts.
+// A transaction's end waits twice: for its records to be done (through the stages, their
+// writes acknowledged), then for the brokers to confirm the commit. A stage that waits for
+// its service, or a broker down, hung or cut off, holds it up; the source says so in its
+// stats — the progress line, /healthz, the source_wait_seconds metric and the warnings of
+// metrics.SayWaits read them — so that what is wrong shows while it lasts, not only once the
+// transaction aborts.
 
 // endWait is what the open transaction waits for, and since when.
 type endWait struct {
@@ -20,8 +21,8 @@ type endWait struct {
 }
 
 const (
-	waitWrites = "its records' writes to be acknowledged"
-	waitEnd    = "the brokers to confirm its commit"
+	waitRecords = "its records to be done (a stage holds them, or their writes are not acknowledged)"
+	waitEnd     = "the brokers to confirm its commit: is a broker down, hung or unreachable?"
 )
 
 // statWaitFrom is how long a wait lasts before the stats name it (a leader's failover takes
@@ -68,7 +69,7 @@ func (k *Source) statWait(s *sources.Stats) {
 	what, d := k.waitNow()
 	s.WaitingFor = d
 	if d >= statWaitFrom {
-		s.Waiting = fmt.Sprintf("the open transaction, for %s (%v): is a broker down, hung or unreachable?", what, d.Round(time.Second))
+		s.Waiting = fmt.Sprintf("the open transaction, for %v, for %s", d.Round(time.Second), what)
 	}
 	if run := k.abortRun.Load(); run != nil && run.n > 1 {
 		since := time.Since(run.since)

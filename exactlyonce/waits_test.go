@@ -35,11 +35,11 @@ func TestTransactionWaitIsSaid(t *testing.T) {
 		stats  string
 	}{
 		{"not waiting", "", 0, ""},
-		{"a short wait", waitWrites, time.Second, ""},
-		{"writes unanswered", waitWrites, 6 * time.Second,
-			"the open transaction, for its records' writes to be acknowledged (6s): is a broker down, hung or unreachable?"},
+		{"a short wait", waitRecords, time.Second, ""},
+		{"records not done", waitRecords, 6 * time.Second,
+			"the open transaction, for 6s, for its records to be done (a stage holds them, or their writes are not acknowledged)"},
 		{"the commit unconfirmed", waitEnd, 12 * time.Second,
-			"the open transaction, for the brokers to confirm its commit (12s): is a broker down, hung or unreachable?"},
+			"the open transaction, for 12s, for the brokers to confirm its commit: is a broker down, hung or unreachable?"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			k := &Source{}
