@@ -62,6 +62,10 @@ type Engine struct {
 
 	openMu sync.Mutex
 	opened map[string]stages.Counting // the sinks with numbers of their own, once open
+
+	state      []*stateful // the stateful stages, with their stores once open
+	changelogs []*node     // their changelogs' sink nodes, in the same order
+	stateOpts  StateOptions
 }
 
 // Observe sets the observer of stage durations and latencies; call it before Run.
@@ -134,12 +138,14 @@ func NewEngine(p *pipeline.Pipeline, open OpenSink, log *slog.Logger) (*Engine, 
 			n.ports = append(n.ports, idx)
 		}
 	}
+	e.addChangelogs()
 	for _, st := range p.InOrder() {
 		e.order = append(e.order, e.nodes[st.Name])
 	}
 	for _, sk := range p.Sinks {
 		e.order = append(e.order, e.nodes[sk.Name])
 	}
+	e.order = append(e.order, e.changelogs...)
 	e.entry = e.nodes[p.Entry[0]]
 	e.counter("dlq", "dlq")
 	return e, nil

@@ -2,7 +2,9 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"path/filepath"
 
 	"github.com/pythia-pipe/pythia-pipe/atleastonce"
 	"github.com/pythia-pipe/pythia-pipe/exactlyonce"
@@ -11,6 +13,7 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
 	"github.com/pythia-pipe/pythia-pipe/sources"
+	"github.com/pythia-pipe/pythia-pipe/state"
 )
 
 // KafkaRun is a pipeline wired to Kafka and ready to run: the source and sinks the file
@@ -72,7 +75,37 @@ func ConnectKafka(p *pipeline.Pipeline, log *slog.Logger) (_ *KafkaRun, err erro
 	if run.Engine, err = NewEngine(p, open, log); err != nil {
 		return nil, err
 	}
+	if err := ensureChangelogs(p, admin, log); err != nil {
+		return nil, err
+	}
+	run.Engine.UseState(StateOptions{Dir: filepath.Join(p.State.Dir, p.Name), CacheBytes: p.State.CacheBytes,
+		Changelog: func(topic string) state.Changelog { return admin.Changelog(topic) }})
 	return run, nil
+}
+
+// ensureChangelogs makes the changelog topics of the stateful stages that do not exist yet,
+// with as many partitions as the source's topic.
+func ensureChangelogs(p *pipeline.Pipeline, admin *kafkaio.Admin, log *slog.Logger) error {
+	stateful := p.Stateful()
+	if len(stateful) == 0 {
+		return nil
+	}
+	src := p.KafkaSource().Topics[0] // validate allows stateful stages on one topic only
+	n, err := admin.Partitions(context.Background(), src)
+	if err != nil {
+		return fmt.Errorf("the partitions of %s, for the changelogs: %w", src, err)
+	}
+	for _, st := range stateful {
+		topic := p.Changelog(st.Name)
+		created, err := admin.EnsureChangelog(context.Background(), topic, n)
+		if err != nil {
+			return fmt.Errorf("stage %s: %w", st.Name, err)
+		}
+		if created {
+			log.Info("created a changelog topic", "stage", st.Name, "topic", topic, "partitions", n)
+		}
+	}
+	return nil
 }
 
 // transactionProducer is the settings of the one producer every sink writes through in a

@@ -42,13 +42,21 @@ func (e *Engine) Run(ctx context.Context, src sources.Source, drain time.Duratio
 	if err := e.openSinks(); err != nil {
 		return err
 	}
+	if err := e.openState(); err != nil {
+		e.closeSinks()
+		return err
+	}
 	for _, n := range e.order {
 		e.start(n)
 	}
 	var intake conc.WaitGroup
 	intake.Go(e.dispatchIntake)
 
-	srcErr := src.Run(srcCtx, sources.Intake{C: e.intake, Stopped: e.hard.Done()})
+	in := sources.Intake{C: e.intake, Stopped: e.hard.Done()}
+	if len(e.state) > 0 {
+		in.Partitions = e
+	}
+	srcErr := src.Run(srcCtx, in)
 	stopSource(nil)
 
 	close(e.intake)
@@ -68,9 +76,13 @@ func (e *Engine) Run(ctx context.Context, src sources.Source, drain time.Duratio
 	for _, sk := range e.p.Sinks {
 		closeErr = errors.Join(closeErr, e.nodes[sk.Name].sink.Close(closeCtx))
 	}
+	for _, n := range e.changelogs {
+		closeErr = errors.Join(closeErr, n.sink.Close(closeCtx))
+	}
 	if e.dlq != nil {
 		closeErr = errors.Join(closeErr, e.dlq.Close(closeCtx))
 	}
+	closeErr = errors.Join(closeErr, e.closeState())
 	switch {
 	case e.fatalErr() != nil:
 		return e.fatalErr()
@@ -145,5 +157,17 @@ func (e *Engine) start(n *node) {
 		default:
 			n.running.Go(func() { e.work(n, in) })
 		}
+	}
+}
+
+// closeSinks closes every sink opened, for a run that cannot start.
+func (e *Engine) closeSinks() {
+	for _, n := range e.order {
+		if n.sink != nil {
+			_ = n.sink.Close(e.hard)
+		}
+	}
+	if e.dlq != nil {
+		_ = e.dlq.Close(e.hard)
 	}
 }

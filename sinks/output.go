@@ -103,6 +103,12 @@ func (o *Output) message(ctx context.Context, rec *record.Record) (kafkaio.Messa
 		return kafkaio.Message{}, topic, err
 	}
 	msg.Partition = PartitionFor(key, n)
+	if o.Target.SamePartition {
+		if rec.Partition >= n {
+			return kafkaio.Message{}, topic, fmt.Errorf("topic %s has %d partitions, fewer than the source's topic (its partition %d has nowhere to go): make it again with as many", topic, n, rec.Partition)
+		}
+		msg.Partition = rec.Partition
+	}
 	return msg, topic, nil
 }
 

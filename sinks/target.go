@@ -18,6 +18,9 @@ type Target struct {
 	Encode    string
 	Schema    *SchemaEncoder // encode avro, protobuf
 	DLQ       bool
+	// SamePartition writes each record to the partition it was read from (a changelog: a
+	// store is an input partition's), not by its key.
+	SamePartition bool
 }
 
 // TooLargeError is a record larger than its topic takes.

@@ -32,6 +32,18 @@ type Settler = record.Settler
 type Intake struct {
 	C       chan<- []*record.Record
 	Stopped <-chan struct{}
+	// Partitions, when set, is told when a partition comes to the instance (before any of
+	// its records is handed on) and when it leaves it; a stateful stage's store is its
+	// partition's and follows it. Not set for sources with no partitions.
+	Partitions PartitionHooks
+}
+
+// PartitionHooks are told when partitions come and go.
+type PartitionHooks interface {
+	Claimed(topic string, partition int32)
+	// Released: done says every record of the partition handed on is done (the source
+	// drained it), so that nothing of it is still in the stages.
+	Released(topic string, partition int32, done bool)
 }
 
 // Deliver hands batch to the pipeline, waiting while it is full; an error means the batch

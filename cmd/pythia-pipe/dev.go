@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -135,6 +136,15 @@ func cmdDev(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "fed %d records from %s into topic %s (%d partitions)\n", len(feed), o.feed, p.KafkaSource().Topics[0], o.partitions)
 	}
 
+	if len(p.Stateful()) > 0 { // the broker's changelogs go with it: so does the state
+		dir, err := os.MkdirTemp("", "pythia-pipe-dev-state-")
+		if err != nil {
+			fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
+			return exitInvalid
+		}
+		defer os.RemoveAll(dir)
+		p.State.Dir = dir
+	}
 	run, err := engine.ConnectKafka(p, log.With("pipeline", p.Name))
 	if err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)

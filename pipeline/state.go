@@ -1,0 +1,59 @@
+package pipeline
+
+import (
+	"github.com/pythia-pipe/pythia-pipe/spec"
+	"github.com/pythia-pipe/pythia-pipe/stages"
+)
+
+// stateField is the `state` block: where stateful stages keep their stores.
+var stateField = spec.Object("state", "Where stateful stages (dedupe) keep their stores: a local database per stage and input partition, backed by a compacted changelog topic `<group>-<stage>-changelog` from which a lost store is rebuilt.",
+	spec.String("dir", "The stores' folder, relative to the working directory; a folder per stage and partition below it. Deleted or lost, it is rebuilt from the changelog topics.").WithDefault("state"),
+	spec.Size("cache", "The block cache each stateful stage's stores share: what of them stays in memory (plus 4 MiB of writes per open partition). State larger than it stays on disk.").WithDefault("64MiB").AtLeast(1<<20),
+)
+
+// State is the `state` block.
+type State struct {
+	Dir        string
+	CacheBytes int64
+}
+
+// Stateful lists the stages that keep state, in the order of the file.
+func (p *Pipeline) Stateful() []*Stage {
+	var out []*Stage
+	for _, st := range p.Stages {
+		if _, ok := st.Impl.(stages.Stateful); ok {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// Changelog is the changelog topic of stage: `<group>-<stage>-changelog`, as Kafka Streams
+// names its own, so that two pipelines (two groups) never share one.
+func (p *Pipeline) Changelog(stage string) string {
+	group := p.Name
+	if k := p.KafkaSource(); k != nil && k.Group != "" {
+		group = k.Group
+	}
+	return group + "-" + stage + "-changelog"
+}
+
+// checkState reports what stateful stages cannot run on yet: a store is an input partition's,
+// so the source must read one topic (two topics' partition 0 may go to two instances), and
+// its changes do not join exactly-once transactions yet.
+func checkState(p *spec.Parser, pl *Pipeline, delivery *spec.Value) {
+	for _, st := range pl.Stateful() {
+		at := st.Fields.Get("type")
+		if pl.ExactlyOnce() {
+			p.Errorf(at.Pos, at.Path, "a %s stage runs at-least-once only for now (delivery: exactly_once is on line %d): its changes do not join the source's transactions yet", st.Type, delivery.Pos.Line)
+		}
+		if k := pl.KafkaSource(); k != nil && len(k.Topics) > 1 {
+			p.Errorf(at.Pos, at.Path, "a %s stage keeps its state per input partition, so the source must read one topic (it reads %d: partition 0 of each may go to a different instance); use a pipeline per topic", st.Type, len(k.Topics))
+		}
+	}
+}
+
+// readState reads the state block.
+func readState(v *spec.Value) State {
+	return State{Dir: v.String("dir"), CacheBytes: v.Int("cache")}
+}
