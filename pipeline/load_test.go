@@ -231,6 +231,8 @@ func TestYAMLErrorLine(t *testing.T) {
 		{"a key under-indented by one", "a:\n  b:\n    c: 1\n    d: 2\n   e: 3\n", "5:4", "indented 3 spaces, which lines up with no block above it (those are at 0, 2, 4)"},
 		{"one space", "a:\n  b: 1\n c: 2\n", "3:2", "indented 1 space, which lines up"},
 		{"a quoted value and more", "a:\n  b: 1\n  c: 'x' + y\n", "3:10", `and + y after it is not YAML; quote the whole value: '''x'' + y'`},
+		{"?. and ?? in a flow mapping", "a:\n  b: 1\n  c: {d: msg.x?.y ?? 0, e: 1}\n", "3:10", `an expression holding ?. or ?? inside {…} must be quoted: 'msg.x?.y ?? 0'`},
+		{"?? and a single quote in a flow mapping", "a:\n  c: {d: msg.x ?? 'none'}\n", "2:10", `must be quoted: "msg.x ?? 'none'"`},
 		{"a double-quoted value and more", "a:\n  b:\n    c: 1\n    d: \"a \\\" b\" + e\n", "4:17", `and + e after it is not YAML; quote the whole value: '"a \" b" + e'`},
 	}
 	for _, c := range cases {
