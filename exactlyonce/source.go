@@ -113,7 +113,8 @@ func (k *Source) onRevoked(parts map[string][]int32) {
 }
 
 // Run reads in transactions until ctx ends: a graceful stop lets the open transaction's
-// records finish within drain_timeout and commits it; a stop on error (ErrAbort) aborts it.
+// records finish within drain_timeout and commits it; a stop on error (ErrAbort) or at once
+// (in.Stopped) aborts it without waiting for them.
 // An aborted transaction is read again after a backoff, whatever aborted it, so the world's
 // faults are waited out; only a fenced producer or an error the failure table says stops
 // (no right to the transactional id) ends the run. It returns with the session closed.
@@ -122,7 +123,7 @@ func (k *Source) Run(ctx context.Context, in sources.Intake) error {
 	k.log.Info("exactly once: reading in transactions", "group", k.cfg.Group, "transactional_id", TransactionalID(k.cfg),
 		"commit_interval", k.cfg.CommitInterval, "transaction_timeout", k.cfg.TransactionTimeout)
 	aborts := 0
-	for ctx.Err() == nil {
+	for ctx.Err() == nil && !stopped(in) {
 		b, err := k.fill(ctx, in)
 		if b == nil {
 			if err != nil {
@@ -130,7 +131,7 @@ func (k *Source) Run(ctx context.Context, in sources.Intake) error {
 			}
 			continue
 		}
-		end, endErr := k.finish(ctx, b)
+		end, endErr := k.finish(ctx, in, b)
 		if err = errors.Join(err, endErr); err != nil {
 			return err
 		}
@@ -145,6 +146,7 @@ func (k *Source) Run(ctx context.Context, in sources.Intake) error {
 		select {
 		case <-time.After(failure.Backoff(aborts, 100*time.Millisecond, 5*time.Second, 2, 0.2)):
 		case <-ctx.Done():
+		case <-in.Stopped:
 		}
 	}
 	return nil
@@ -228,9 +230,9 @@ type ending struct {
 // after which the records of b still in the pipeline are waited for. An end the broker did
 // not confirm (a dropped connection, a timeout) counts as an abort: a new client reads again
 // from the offsets the broker holds, which are past b's records if the commit went through.
-func (k *Source) finish(ctx context.Context, b *Batch) (ending, error) {
+func (k *Source) finish(ctx context.Context, in sources.Intake, b *Batch) (ending, error) {
 	k.waitFor(waitRecords)
-	end := k.settle(ctx, b)
+	end := k.settle(ctx, in, b)
 	endCtx, cancel := context.WithTimeout(context.Background(), k.cfg.RebalanceTimeout)
 	defer cancel()
 	k.waitFor(waitEnd)
@@ -252,12 +254,16 @@ func (k *Source) finish(ctx context.Context, b *Batch) (ending, error) {
 		}
 	}
 	k.aborted(end.reason)
-	if n := b.Pending(); n > 0 && context.Cause(ctx) != sources.ErrAbort {
+	// A pipeline stopped at once gives its records up unfinished: none of them will settle,
+	// and nothing of b is committed, so the next run reads them all again.
+	if n := b.Pending(); n > 0 && context.Cause(ctx) != sources.ErrAbort && !stopped(in) {
 		k.log.Warn("waiting outside a transaction for the aborted transaction's records still in the pipeline (a stage waits?)", "records", n, "why", end.why)
 		for b.Pending() > 0 {
 			select {
 			case <-b.Drained():
 			case <-ctx.Done():
+				return end, nil
+			case <-in.Stopped:
 				return end, nil
 			}
 		}
@@ -308,8 +314,10 @@ func epochFenced(err error) bool {
 	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) || errors.Is(err, kerr.InvalidProducerIDMapping)
 }
 
-// settle waits until every record of b is settled; otherwise it says why b must abort.
-func (k *Source) settle(ctx context.Context, b *Batch) ending {
+// settle waits until every record of b is settled; otherwise it says why b must abort. A
+// stop at once (in.Stopped) ends the wait at once: the engine's stages give their records up
+// unfinished, so neither the drain nor the transaction's deadline would see them done.
+func (k *Source) settle(ctx context.Context, in sources.Intake, b *Batch) ending {
 	expire := time.NewTimer(time.Until(b.Expires()))
 	defer expire.Stop()
 	done := ctx.Done()
@@ -329,12 +337,24 @@ func (k *Source) settle(ctx context.Context, b *Batch) ending {
 			done, drain = nil, time.After(k.cfg.DrainTimeout)
 		case <-drain:
 			return ending{why: fmt.Sprintf("stopping: %d records were not done within drain_timeout", b.Pending()), reason: sources.AbortStop}
+		case <-in.Stopped:
+			return ending{why: fmt.Sprintf("stopped at once: %d records were not done", b.Pending()), reason: sources.AbortStop}
 		}
 	}
 	if b.Failure() != nil || b.Ended() {
 		return overEnding(b)
 	}
 	return ending{}
+}
+
+// stopped reports whether the pipeline has stopped at once.
+func stopped(in sources.Intake) bool {
+	select {
+	case <-in.Stopped:
+		return true
+	default:
+		return false
+	}
 }
 
 // overEnding is why a Batch that is over, or failed, aborts.

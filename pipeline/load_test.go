@@ -195,6 +195,12 @@ func TestRunTogether(t *testing.T) {
 			[]string{`7:5 stages[0].name: a second name in one stage`, `10:5 stages[0].type: a second type in one stage: two stages run together, as no "- " starts the second; write "- type: map" in line with the "- " of line 7`}},
 		{"two sinks", "stages: []\nsinks:\n  - name: a\n    type: kafka\n    topic: a\n    type: kafka\n    name: b\n    topic: b\n",
 			[]string{`1:1 stages: without stages, records go straight to the only sink, but there are several (a, b)`, `9:5 sinks[0].type: a second type in one sink: two sinks run together`}},
+		{"a sink that starts with a field the first has", "stages: []\nsinks:\n  - name: a\n    type: kafka\n    topic: a\n    topic: b\n    name: b\n    type: kafka\n",
+			[]string{`1:1 stages: without stages`, `9:5 sinks[0].topic: a second topic in one sink: two sinks run together, as no "- " starts the second; write "- topic: b" in line with the "- " of line 6`}},
+		{"a type's field twice", "stages:\n  - name: d\n    type: decode\n    schema:\n      a: int\n    schema: {a: string}\nsinks: [{name: o, type: kafka, topic: o}]\n",
+			[]string{`9:5 stages[0].schema: a second schema in one stage (the first is on line 7): keep one; or, if a second stage starts here, start it with "- schema:" in line with the "- " of line 5, and give it a name and a type`}},
+		{"an unknown key twice is only unknown", "stages:\n  - name: d\n    type: decode\n    shema: {a: int}\n    shema: {a: int}\nsinks: [{name: o, type: kafka, topic: o}]\n",
+			[]string{`7:5 stages[0].shema: unknown field "shema"`, `8:5 stages[0].shema: unknown field "shema"`}},
 		{"a flow mapping is left as it is", "stages: [{name: d, type: decode, name: e}]\nsinks: [{name: o, type: kafka, topic: o}]\n",
 			[]string{`4:34 stages[0].name: duplicate field "name"`}},
 	}
@@ -225,6 +231,8 @@ func TestYAMLErrorLine(t *testing.T) {
 		{"a key under-indented by one", "a:\n  b:\n    c: 1\n    d: 2\n   e: 3\n", "5:4", "indented 3 spaces, which lines up with no block above it (those are at 0, 2, 4)"},
 		{"one space", "a:\n  b: 1\n c: 2\n", "3:2", "indented 1 space, which lines up"},
 		{"a quoted value and more", "a:\n  b: 1\n  c: 'x' + y\n", "3:10", `and + y after it is not YAML; quote the whole value: '''x'' + y'`},
+		{"?. and ?? in a flow mapping", "a:\n  b: 1\n  c: {d: msg.x?.y ?? 0, e: 1}\n", "3:10", `an expression holding ?. or ?? inside {…} must be quoted: 'msg.x?.y ?? 0'`},
+		{"?? and a single quote in a flow mapping", "a:\n  c: {d: msg.x ?? 'none'}\n", "2:10", `must be quoted: "msg.x ?? 'none'"`},
 		{"a double-quoted value and more", "a:\n  b:\n    c: 1\n    d: \"a \\\" b\" + e\n", "4:17", `and + e after it is not YAML; quote the whole value: '"a \" b" + e'`},
 	}
 	for _, c := range cases {

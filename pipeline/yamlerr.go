@@ -46,6 +46,8 @@ var (
 	// a nested type marked optional after it, as a scalar type is: `after: {id: int}?`
 	optionalAfter = regexp.MustCompile(`^(\s*(?:-\s+)?)([^\s:#'"][^:#]*?):\s+([\[{].*[\]}])\?\s*(?:#.*)?$`)
 	flowTernary   = regexp.MustCompile(`[{,]\s*[\w.-]+:\s+([^'"{\[\s][^,}]*\s\?\s[^,}]*)`)
+	// an expression's nil-safe ?. or ?? inside {…}: `{total: msg.x?.y ?? 0}`
+	flowNilSafe = regexp.MustCompile(`[{,]\s*[\w.-]+:\s+([^'"{\[\s][^,}]*(?:\?\.|\?\?)[^,}]*)`)
 )
 
 // syntaxError points libyaml's message at the line to fix, which is not always the one it
@@ -73,6 +75,12 @@ func syntaxError(lines []string, line int, msg string, failing func() int) (plac
 			if m := flowTernary.FindStringSubmatchIndex(l); m != nil {
 				value := strings.TrimSpace(l[m[2]:m[3]])
 				return place{i + 1, runes(l[:m[2]]) + 1}, msg + fmt.Sprintf(": an expression holding ? or : inside {…} must be quoted: '%s'", strings.ReplaceAll(value, "'", "''"))
+			}
+		}
+		for i, l := range lines { // an expression's ?. or ?? inside {…}, which libyaml reads as a key's ?
+			if m := flowNilSafe.FindStringSubmatchIndex(l); m != nil {
+				value := strings.TrimSpace(l[m[2]:m[3]])
+				return place{i + 1, runes(l[:m[2]]) + 1}, msg + ": an expression holding ?. or ?? inside {…} must be quoted: " + quoted(value)
 			}
 		}
 	case strings.Contains(msg, "found a tab character"):
@@ -248,6 +256,15 @@ func spaces(n int) string {
 		return "1 space"
 	}
 	return strconv.Itoa(n) + " spaces"
+}
+
+// quoted is value as a YAML quoted scalar: in single quotes, or in double quotes when it
+// holds single quotes and no double quote or backslash, so that its text reads as written.
+func quoted(value string) string {
+	if strings.Contains(value, "'") && !strings.ContainsAny(value, `"\\`) {
+		return `"` + value + `"`
+	}
+	return "'" + strings.ReplaceAll(value, "'", "''") + "'"
 }
 
 func runes(s string) int { return utf8.RuneCountInString(s) }

@@ -37,6 +37,10 @@ sinks:
 dlq: {type: kafka, topic: in-dlq}
 `
 
+// scoringEOS is scoring in transactions: a stop at once aborts the open one instead of
+// waiting for the records a stage holds.
+var scoringEOS = strings.Replace(scoring, "\nkafka:", "\ndelivery: exactly_once\nkafka:", 1)
+
 const scoringFeed = "{\"id\": \"a\"}\n{\"id\": \"b\"}\n{\"id\": \"c\"}\n{\"id\": \"d\"}\n"
 
 // service answers while up is true, and fails every call (503) otherwise.
@@ -74,29 +78,37 @@ func exitOf(t *testing.T, code <-chan int, out *testproc.Buffer) int {
 
 // A stage waiting for its service is said once it has waited 5 s, then every 10 s, and once
 // when it answers again; at --timeout the summary counts the records left unfinished, naming
-// the stage they wait in and why.
+// the stage they wait in and why. --timeout ends the run at once in either delivery mode:
+// exactly-once aborts its open transaction rather than wait for the drain or the
+// transaction's deadline (24 s of its 30 s).
 func TestDevSaysWhatWaits(t *testing.T) {
+	downPastTimeout := []string{"waiting: score (its service has failed every call for 5s; ", "stopped by --timeout 7s\n",
+		"  unfinished             4 records  not committed: a run would read them again\n"}
+	waitedInScore := []string{`(?m)^      \d waiting in score: its service has failed every call for [5-7]s$`}
 	cases := []struct {
 		name      string
+		pipeline  string
 		comesBack bool
 		args      []string
 		code      int
+		within    time.Duration // from start to exit; 0: exitOf's
 		says      []string
 		matches   []string
 	}{
-		{"the service comes back", true, nil, exitOK,
+		{"the service comes back", scoring, true, nil, exitOK, 0,
 			[]string{"waiting: score (its service has failed every call for 5s; ", "sink out               4 records"},
 			[]string{`(?m)^done waiting: score, after [5-7]s$`}},
-		{"the service stays down past --timeout", false, []string{"--timeout", "7s"}, exitInvalid,
-			[]string{"waiting: score (its service has failed every call for 5s; ", "stopped by --timeout 7s\n",
-				"  unfinished             4 records  not committed: a run would read them again\n"},
-			[]string{`(?m)^      \d waiting in score: its service has failed every call for [5-7]s$`}},
+		{"the service stays down past --timeout", scoring, false, []string{"--timeout", "7s"}, exitInvalid, 15 * time.Second,
+			downPastTimeout, waitedInScore},
+		{"exactly once: the service stays down past --timeout", scoringEOS, false, []string{"--timeout", "7s"}, exitInvalid, 15 * time.Second,
+			downPastTimeout, waitedInScore},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var up atomic.Bool
 			t.Setenv("SCORE_URL", service(t, &up))
-			file, feed := devFiles(t, scoring, scoringFeed)
+			file, feed := devFiles(t, c.pipeline, scoringFeed)
+			start := time.Now()
 			out, code := devAsync(append([]string{file, "--feed", feed, "--partitions", "1"}, c.args...)...)
 			if c.comesBack {
 				testproc.WaitFor(t, 30*time.Second, "the waiting line", func() bool { return strings.Contains(out.String(), "waiting: score") })
@@ -104,6 +116,9 @@ func TestDevSaysWhatWaits(t *testing.T) {
 			}
 			if got := exitOf(t, code, out); got != c.code {
 				t.Fatalf("exit %d, want %d\n%s", got, c.code, out.String())
+			}
+			if d := time.Since(start); c.within > 0 && d > c.within {
+				t.Errorf("dev took %v to end, want at most %v\n%s", d.Round(time.Millisecond), c.within, out.String())
 			}
 			for _, want := range c.says {
 				if !strings.Contains(out.String(), want) {
@@ -129,12 +144,19 @@ func signalsFor(t *testing.T) chan<- os.Signal {
 }
 
 // The first Ctrl-C drains, which waits while the service is down; the second stops at once
-// and prints the summary, what waited in it.
+// and prints the summary, what waited in it. Under exactly-once the drain waits in the open
+// transaction, which the second Ctrl-C aborts.
 func TestDevSecondCtrlC(t *testing.T) {
+	for _, c := range []struct{ name, pipeline string }{{"at least once", scoring}, {"exactly once", scoringEOS}} {
+		t.Run(c.name, func(t *testing.T) { testDevSecondCtrlC(t, c.pipeline) })
+	}
+}
+
+func testDevSecondCtrlC(t *testing.T, text string) {
 	sigs := signalsFor(t)
 	var up atomic.Bool
 	t.Setenv("SCORE_URL", service(t, &up))
-	file, feed := devFiles(t, scoring, scoringFeed)
+	file, feed := devFiles(t, text, scoringFeed)
 	out, code := devAsync(file, "--feed", feed, "--partitions", "1")
 	healthz := regexp.MustCompile(`health (http://\S+/healthz)`)
 	testproc.WaitFor(t, 30*time.Second, "a stage waiting, on /healthz", func() bool {
