@@ -54,7 +54,7 @@ func (e *Engine) Run(ctx context.Context, src sources.Source, drain time.Duratio
 
 	in := sources.Intake{C: e.intake, Stopped: e.hard.Done()}
 	if len(e.state) > 0 {
-		in.Partitions = e
+		in.State = e
 	}
 	srcErr := src.Run(srcCtx, in)
 	stopSource(nil)

@@ -69,7 +69,8 @@ func (e *Engine) openState() error {
 		if e.stateOpts.Dir != "" {
 			dir = filepath.Join(e.stateOpts.Dir, s.name)
 		}
-		s.stores = state.NewStores(state.Options{Dir: dir, CacheBytes: e.stateOpts.CacheBytes, Log: e.log.With("stage", s.name)}, cl, s.stage.Restore)
+		s.stores = state.NewStores(state.Options{Dir: dir, CacheBytes: e.stateOpts.CacheBytes, Log: e.log.With("stage", s.name),
+			Transactional: e.p.ExactlyOnce(), Count: s.stage.Count}, cl, s.stage.Restore)
 		s.stage.OpenState(s.stores)
 	}
 	return nil
@@ -94,7 +95,7 @@ func (e *Engine) reportChangelog(n *node, s *stateful) sinks.Report {
 	}
 }
 
-// Claimed implements sources.PartitionHooks: a store left open by records of a partition
+// Claimed implements sources.StateHooks: a store left open by records of a partition
 // this instance lost is stale, and is read again from its changelog.
 func (e *Engine) Claimed(_ string, partition int32) {
 	for _, s := range e.state {
@@ -105,7 +106,7 @@ func (e *Engine) Claimed(_ string, partition int32) {
 	}
 }
 
-// Released implements sources.PartitionHooks: the partition's stores close, marked clean
+// Released implements sources.StateHooks: the partition's stores close, marked clean
 // when all its records are done (their changes are in the changelog).
 func (e *Engine) Released(_ string, partition int32, done bool) {
 	for _, s := range e.state {
@@ -113,6 +114,34 @@ func (e *Engine) Released(_ string, partition int32, done bool) {
 			e.log.Warn("closing a store", "stage", s.name, "partition", partition, "err", err)
 		}
 		s.stage.Released(partition)
+	}
+}
+
+// Committed implements sources.StateHooks: the stores keep the transaction's changes.
+func (e *Engine) Committed() {
+	for _, s := range e.state {
+		if err := s.stores.Commit(); err != nil {
+			e.stopOnError(fmt.Errorf("stage %s: %w", s.name, err))
+		}
+	}
+}
+
+// Aborted implements sources.StateHooks: the stores drop the transaction's changes. When the
+// broker may have committed it after all, they are closed, to be read again from their
+// changelogs (which hold it then).
+func (e *Engine) Aborted(unsure bool) {
+	for _, s := range e.state {
+		err := s.stores.Discard()
+		if unsure {
+			parts, rerr := s.stores.ReleaseAll(e.hard, false)
+			for _, p := range parts {
+				s.stage.Released(p)
+			}
+			err = errors.Join(err, rerr)
+		}
+		if err != nil {
+			e.stopOnError(fmt.Errorf("stage %s: %w", s.name, err))
+		}
 	}
 }
 

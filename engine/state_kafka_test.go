@@ -4,7 +4,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
 )
@@ -94,4 +99,65 @@ func TestKafkaDedupeRestores(t *testing.T) {
 	feed(payments(0, 260)) // all seen but the last 10
 	run = runSource(t, b, "dedupe.yaml", []byte(dedupeKafka), env, ".")
 	check("after the state dir was deleted", 260, run, true)
+}
+
+// Under exactly-once a dedupe's changes join the transaction: an aborted one leaves the store
+// as it was, so its records, read again, are not taken for their own duplicates; an end the
+// broker may have applied (not confirmed) has the stores read on from their changelogs, so
+// that the duplicates of what it committed are still dropped. Each payment id once,
+// read_committed, in transactions of 40 records, across a restart.
+func TestKafkaDedupeExactlyOnce(t *testing.T) {
+	cases := []struct {
+		name  string
+		fault func(c *kfake.Cluster)
+	}{
+		{"aborted: stale generation", func(c *kfake.Cluster) {
+			c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.TxnOffsetCommit}, Err: kerr.IllegalGeneration, Count: 2})
+		}},
+		{"not confirmed: EndTxn timed out after it was applied", func(c *kfake.Cluster) {
+			c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.EndTxn}, Err: kerr.RequestTimedOut, Count: 2})
+		}},
+		{"not confirmed: connections dropped on TxnOffsetCommit", func(c *kfake.Cluster) { dropConnections(c, kmsg.TxnOffsetCommit, 3) }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := startBroker(t, 3, "payments", "payments-once")
+			env := map[string]string{"STATE_DIR": t.TempDir()}
+			src := []byte(strings.NewReplacer("version: 1", "version: 1\ndelivery: exactly_once",
+				"group: payments-once}", "group: payments-once, max_pending: 40, instance_id: one}").Replace(dedupeKafka))
+			feed := func(recs []devbroker.Record) {
+				t.Helper()
+				if err := b.Produce(t.Context(), "payments", recs); err != nil {
+					t.Fatal(err)
+				}
+			}
+			check := func(stage string, want int) {
+				t.Helper()
+				got := map[string]int{}
+				for _, r := range readStable(t, b, "payments-once") {
+					got[string(r.Key)]++
+				}
+				for id, n := range got {
+					if n > 1 {
+						t.Errorf("%s: %s passed %d times", stage, id, n)
+					}
+				}
+				if len(got) != want {
+					t.Errorf("%s: %d ids passed, want %d", stage, len(got), want)
+				}
+			}
+
+			feed(append(payments(0, 200), payments(0, 200)...)) // each id twice, 200 records apart
+			c.fault(b.Cluster)
+			run := runSource(t, b, "dedupe.yaml", src, env, ".")
+			check("first run", 200)
+			if a := run.Source.Stats().Aborts; a == 0 {
+				t.Errorf("no transaction aborted: the test shows nothing")
+			}
+
+			feed(payments(150, 250))
+			runSource(t, b, "dedupe.yaml", src, env, ".")
+			check("after a restart", 250)
+		})
+	}
 }

@@ -42,8 +42,10 @@ type Source struct {
 	assigned   atomic.Int64
 	rebalances atomic.Int64
 
-	partsMu sync.Mutex
-	parts   map[kafkaio.Partition]bool // assigned now: their lag is exported
+	partsMu   sync.Mutex
+	parts     map[kafkaio.Partition]bool // assigned now: their lag is exported
+	releasing []kafkaio.Partition        // revoked, to be told to the state hooks (state.go)
+	hooks     atomic.Pointer[stateHooks]
 
 	abortsMu sync.Mutex
 	abortsBy map[string]int64 // transactions aborted, by reason
@@ -98,10 +100,12 @@ func (k *Source) onAssigned(parts map[string][]int32) {
 		}
 	}
 	k.partsMu.Unlock()
+	k.claimed(parts)
 	k.log.Info("partitions assigned", "group", k.cfg.Group, "partitions", fmt.Sprint(parts))
 }
 
 func (k *Source) onRevoked(parts map[string][]int32) {
+	k.revoked(parts)
 	k.partsMu.Lock()
 	defer k.partsMu.Unlock()
 	for topic, ps := range parts {
@@ -122,8 +126,13 @@ func (k *Source) Run(ctx context.Context, in sources.Intake) error {
 	defer func() { k.sess.Close() }() // Renew replaces the client: close the last one
 	k.log.Info("exactly once: reading in transactions", "group", k.cfg.Group, "transactional_id", TransactionalID(k.cfg),
 		"commit_interval", k.cfg.CommitInterval, "transaction_timeout", k.cfg.TransactionTimeout)
+	if in.State != nil {
+		k.hooks.Store(&stateHooks{in.State})
+	}
+	defer k.release()
 	aborts := 0
 	for ctx.Err() == nil && !stopped(in) {
+		k.release()
 		b, err := k.fill(ctx, in)
 		if b == nil {
 			if err != nil {
@@ -239,6 +248,8 @@ func (k *Source) finish(ctx context.Context, in sources.Intake, b *Batch) (endin
 	committed, err := k.sess.End(endCtx, b.Transaction, end.why == "")
 	k.waitFor("")
 	k.cur.CompareAndSwap(b, nil)
+	unsure := err != nil
+	defer func() { k.ended(committed, unsure) }() // after the wait below for what is in the pipeline
 	if err != nil {
 		if err = k.recover(b, err, &end); err != nil {
 			return end, err

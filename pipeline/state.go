@@ -38,15 +38,11 @@ func (p *Pipeline) Changelog(stage string) string {
 	return group + "-" + stage + "-changelog"
 }
 
-// checkState reports what stateful stages cannot run on yet: a store is an input partition's,
-// so the source must read one topic (two topics' partition 0 may go to two instances), and
-// its changes do not join exactly-once transactions yet.
-func checkState(p *spec.Parser, pl *Pipeline, delivery *spec.Value) {
+// checkState reports what stateful stages cannot run on: a store is an input partition's,
+// so the source must read one topic (two topics' partition 0 may go to two instances).
+func checkState(p *spec.Parser, pl *Pipeline) {
 	for _, st := range pl.Stateful() {
 		at := st.Fields.Get("type")
-		if pl.ExactlyOnce() {
-			p.Errorf(at.Pos, at.Path, "a %s stage runs at-least-once only for now (delivery: exactly_once is on line %d): its changes do not join the source's transactions yet", st.Type, delivery.Pos.Line)
-		}
 		if k := pl.KafkaSource(); k != nil && len(k.Topics) > 1 {
 			p.Errorf(at.Pos, at.Path, "a %s stage keeps its state per input partition, so the source must read one topic (it reads %d: partition 0 of each may go to a different instance); use a pipeline per topic", st.Type, len(k.Topics))
 		}

@@ -32,18 +32,24 @@ type Settler = record.Settler
 type Intake struct {
 	C       chan<- []*record.Record
 	Stopped <-chan struct{}
-	// Partitions, when set, is told when a partition comes to the instance (before any of
-	// its records is handed on) and when it leaves it; a stateful stage's store is its
-	// partition's and follows it. Not set for sources with no partitions.
-	Partitions PartitionHooks
+	// State, when set, is told what the stateful stages' stores follow: partitions coming
+	// and going, and under exactly-once the ends of transactions. Nil without them.
+	State StateHooks
 }
 
-// PartitionHooks are told when partitions come and go.
-type PartitionHooks interface {
+// StateHooks are told what stateful stages' stores must follow. A store is an input
+// partition's; under exactly-once its changes are kept only when their transaction commits.
+type StateHooks interface {
+	// Claimed: the partition comes to the instance; none of its records was handed on yet.
 	Claimed(topic string, partition int32)
-	// Released: done says every record of the partition handed on is done (the source
-	// drained it), so that nothing of it is still in the stages.
+	// Released: the partition left the instance; done says every record of it handed on is
+	// done (the source drained it), so that nothing of it is still in the stages.
 	Released(topic string, partition int32, done bool)
+	// Committed: the open transaction committed (exactly-once).
+	Committed()
+	// Aborted: the open transaction aborted and its records are out of the pipeline, or the
+	// pipeline stops. Unsure: its end was not confirmed, so the broker may have committed it.
+	Aborted(unsure bool)
 }
 
 // Deliver hands batch to the pipeline, waiting while it is full; an error means the batch

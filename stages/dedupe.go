@@ -60,6 +60,8 @@ type Stateful interface {
 	OpenState(stores *state.Stores)
 	// Restore writes one changelog record into a store, with what the stage derives from it.
 	Restore(s *state.Store, key, value []byte) error
+	// Count counts the keys of a store just opened (the stores' keys metric).
+	Count(s *state.Store) (int64, error)
 	// Released tells the stage that a partition's store was released: what it kept of the
 	// partition beside the store is to be read again from the store next time.
 	Released(partition int32)
@@ -81,10 +83,8 @@ type dedupe struct {
 
 // dedupePart is what a dedupe keeps of one partition beside its store.
 type dedupePart struct {
-	mu      sync.Mutex // a key's lookup and its write go together, whatever worker runs them
-	latest  int64      // the latest time seen, unix ms: keys older than it by within expire
-	keys    atomic.Int64
-	counted bool // keys were counted since the store opened
+	mu     sync.Mutex // a key's lookup and its write go together, whatever worker runs them
+	latest int64      // the latest time seen, unix ms: keys older than it by within expire
 }
 
 func buildDedupe(c *Config) Built {
@@ -171,10 +171,22 @@ func (d *dedupe) Process(ctx context.Context, rec *record.Record, out []Output) 
 	if key == nil {
 		return out, ErrNoDedupeKey
 	}
-	st, err := d.stores.Get(ctx, rec.Partition)
-	if err != nil {
-		return out, err
+	base := len(out)
+	for {
+		st, err := d.stores.Get(ctx, rec.Partition)
+		if err != nil {
+			return out, err
+		}
+		res, err := d.check(st, rec, key, out)
+		if !errors.Is(err, state.ErrReleased) {
+			return res, err
+		}
+		out = out[:base] // released meanwhile (its partition moved): ask for it again
 	}
+}
+
+// check lets rec pass unless its key was seen within the window, in st.
+func (d *dedupe) check(st *state.Store, rec *record.Record, key []byte, out []Output) ([]Output, error) {
 	part := d.part(st)
 	part.mu.Lock()
 	defer part.mu.Unlock()
@@ -184,7 +196,7 @@ func (d *dedupe) Process(ctx context.Context, rec *record.Record, out []Output) 
 		now = rec.Timestamp.UnixMilli()
 	}
 	part.latest = max(part.latest, now)
-	out, err = d.expire(st, part, rec, out)
+	out, err := d.expire(st, part, rec, out)
 	if err != nil {
 		return out, err
 	}
@@ -207,7 +219,7 @@ func (d *dedupe) Process(ctx context.Context, rec *record.Record, out []Output) 
 			if err := st.Set(timeKey(ms, key), nil); err != nil {
 				return out, err
 			}
-			part.keys.Add(-1)
+			st.AddKeys(-1)
 		}
 	}
 	value := entryValue(now, rec.Offset)
@@ -217,7 +229,7 @@ func (d *dedupe) Process(ctx context.Context, rec *record.Record, out []Output) 
 	if err := st.Set(timeKey(now, key), []byte{}); err != nil {
 		return out, err
 	}
-	part.keys.Add(1)
+	st.AddKeys(1)
 	return append(out, Output{Rec: rec}, Output{Rec: change(rec, key, value), Port: ChangelogPort}), nil
 }
 
@@ -244,7 +256,7 @@ func (d *dedupe) expire(st *state.Store, part *dedupePart, rec *record.Record, o
 		if err := st.Set(entryKey(key), nil); err != nil {
 			return out, err
 		}
-		part.keys.Add(-1)
+		st.AddKeys(-1)
 		d.expired.Add(1)
 		out = append(out, Output{Rec: change(rec, key, nil), Port: ChangelogPort})
 	}
@@ -258,25 +270,23 @@ func change(rec *record.Record, key, value []byte) *record.Record {
 		Timestamp: rec.Timestamp, Track: rec.Track}
 }
 
-// part returns what the stage keeps of st's partition, counting its keys when the store was
-// just opened.
+// part returns what the stage keeps of st's partition.
 func (d *dedupe) part(st *state.Store) *dedupePart {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	p := d.parts[st.Partition()]
 	if p == nil {
 		p = &dedupePart{}
 		d.parts[st.Partition()] = p
 	}
-	d.mu.Unlock()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.counted {
-		var n int64
-		_ = st.Scan([]byte{keyPrefix}, []byte{keyPrefix + 1}, func(_, _ []byte) bool { n++; return true })
-		p.keys.Store(n)
-		p.counted = true
-	}
 	return p
+}
+
+// Count implements Stateful: the keys of a store just opened.
+func (d *dedupe) Count(st *state.Store) (int64, error) {
+	var n int64
+	err := st.Scan([]byte{keyPrefix}, []byte{keyPrefix + 1}, func(_, _ []byte) bool { n++; return true })
+	return n, err
 }
 
 // Released implements Stateful.
@@ -289,14 +299,9 @@ func (d *dedupe) Released(partition int32) {
 // Counters implements Counting.
 func (d *dedupe) Counters() map[string]int64 {
 	c := map[string]int64{"duplicates": d.duplicates.Load(), "expired": d.expired.Load()}
-	d.mu.Lock()
-	for _, p := range d.parts {
-		c["keys"] += p.keys.Load()
-	}
-	d.mu.Unlock()
 	if d.stores != nil {
 		s := d.stores.Stats()
-		c["store_bytes"], c["restoring"], c["restored"] = s.Bytes, int64(s.Restoring), s.Restored
+		c["keys"], c["store_bytes"], c["restoring"], c["restored"] = s.Keys, s.Bytes, int64(s.Restoring), s.Restored
 		c["restore_ms"] = int64(s.RestoreS * 1000)
 	}
 	return c

@@ -36,6 +36,12 @@ type Options struct {
 	Dir        string // the stage's folder, a database per partition below it; "" keeps them in memory
 	CacheBytes int64  // the block cache all of the stage's stores share
 	Log        *slog.Logger
+	// Transactional keeps each store's changes in a batch until Commit (delivery:
+	// exactly_once): a store then holds only what committed transactions changed, all of it
+	// in the changelog, so that it is read on from where it was opened, never emptied.
+	Transactional bool
+	// Count, when set, counts the keys of a store just opened (Store.Keys goes on from it).
+	Count func(*Store) (int64, error)
 }
 
 // memtableBytes is each store's memtable: writes gather there before they go to disk, so it
@@ -182,11 +188,14 @@ func (s *Stores) catchUp(ctx context.Context, st *Store) error {
 	if !clean {
 		from = 0
 		if err := st.empty(); err != nil {
-			return fmt.Errorf("state: emptying partition %d's store: %w", st.partition, err)
+			return &Error{Partition: st.partition, Err: err}
 		}
 	}
-	if err := st.markDirty(); err != nil { // from here on, a crash leaves it not to be trusted
-		return fmt.Errorf("state: %w", err)
+	if !s.opts.Transactional {
+		// From here on a crash may leave changes the changelog never had: not to be trusted.
+		if err := st.markDirty(); err != nil {
+			return &Error{Partition: st.partition, Err: err}
+		}
 	}
 	end, err := s.changelog.End(ctx, st.partition)
 	if err != nil {
@@ -201,7 +210,7 @@ func (s *Stores) catchUp(ctx context.Context, st *Store) error {
 		}
 	}
 	if from == end {
-		return nil
+		return s.opened(st, end)
 	}
 	s.opts.Log.Info("restoring a store from its changelog", "partition", st.partition, "from", from, "to", end, "clean", clean)
 	n := int64(0)
@@ -219,7 +228,48 @@ func (s *Stores) catchUp(ctx context.Context, st *Store) error {
 		return &changelogError{fmt.Errorf("state: restoring partition %d from its changelog: %w", st.partition, err)}
 	}
 	s.opts.Log.Info("store restored", "partition", st.partition, "records", n, "took", time.Since(began).Round(time.Millisecond))
+	return s.opened(st, end)
+}
+
+// opened readies a store brought to the changelog's end. A transactional store holds only
+// committed changes, all in the changelog after end: it is read on from end next time,
+// whatever happens meanwhile; its changes gather in a batch.
+func (s *Stores) opened(st *Store, end int64) error {
+	if s.opts.Count != nil {
+		n, err := s.opts.Count(st)
+		if err != nil {
+			return err
+		}
+		st.keys.Store(n)
+	}
+	if !s.opts.Transactional {
+		return nil
+	}
+	if err := st.markClean(end); err != nil {
+		return &Error{Partition: st.partition, Err: err}
+	}
+	st.batch = st.db.NewIndexedBatch()
 	return nil
+}
+
+// Commit keeps what the stores' batches hold: the transaction they belong to committed.
+func (s *Stores) Commit() error { return s.endBatches(true) }
+
+// Discard drops what the stores' batches hold: the transaction they belong to aborted.
+func (s *Stores) Discard() error { return s.endBatches(false) }
+
+func (s *Stores) endBatches(commit bool) error {
+	s.mu.Lock()
+	open := make([]*Store, 0, len(s.open))
+	for _, st := range s.open {
+		open = append(open, st)
+	}
+	s.mu.Unlock()
+	var err error
+	for _, st := range open {
+		err = errors.Join(err, st.endBatch(commit))
+	}
+	return err
 }
 
 // Release closes partition's store, which leaves the instance. With clean (every change of
@@ -247,19 +297,27 @@ func (s *Stores) close(ctx context.Context, st *Store, clean bool) error {
 			s.opts.Log.Warn("a store could not be marked clean: it will be restored in full next time", "partition", st.partition, "err", err)
 		}
 	}
-	return errors.Join(err, st.db.Close())
+	return errors.Join(err, st.close())
 }
 
-// Close releases every open store; clean as in Release.
-func (s *Stores) Close(ctx context.Context, clean bool) error {
+// ReleaseAll releases every open store, as Release, and says which partitions' they were.
+func (s *Stores) ReleaseAll(ctx context.Context, clean bool) ([]int32, error) {
 	s.mu.Lock()
 	open := s.open
 	s.open = map[int32]*Store{}
 	s.mu.Unlock()
 	var err error
-	for _, st := range open {
+	var parts []int32
+	for p, st := range open {
+		parts = append(parts, p)
 		err = errors.Join(err, s.close(ctx, st, clean))
 	}
+	return parts, err
+}
+
+// Close releases every open store, as Release; the stores are not used again.
+func (s *Stores) Close(ctx context.Context, clean bool) error {
+	_, err := s.ReleaseAll(ctx, clean)
 	s.cache.Unref()
 	return err
 }
@@ -271,6 +329,7 @@ type Stats struct {
 	Restored  int64   // changelog records applied by restores
 	RestoreS  float64 // seconds spent restoring
 	Bytes     int64   // the open stores' size on disk and in memtables
+	Keys      int64   // the open stores' keys, as their stage counts them
 }
 
 // Stats reads the stores' numbers.
@@ -285,6 +344,7 @@ func (s *Stores) Stats() Stats {
 		RestoreS: time.Duration(s.restoreNs.Load()).Seconds()}
 	for _, o := range open {
 		st.Bytes += o.bytes()
+		st.Keys += o.Keys()
 	}
 	return st
 }

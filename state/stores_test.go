@@ -168,3 +168,56 @@ func TestStoresInMemoryAndScan(t *testing.T) {
 		t.Errorf("partition 1 sees partition 0's key: %s", got)
 	}
 }
+
+// Under exactly-once a store holds what committed transactions changed: an aborted
+// transaction's changes are dropped, and a store is never emptied, only read on.
+func TestStoresTransactional(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	log := &memLog{}
+	opts := Options{Dir: dir, CacheBytes: 1 << 20, Transactional: true}
+	stores := NewStores(opts, log, plain)
+	st, err := stores.Get(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set(t, st, log, "a", "1")
+	if err := stores.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Set([]byte("b"), []byte("1")); err != nil { // its changelog write aborts with it
+		t.Fatal(err)
+	}
+	if got := get(t, st, "b"); got != "1" {
+		t.Errorf("b = %s within its transaction, want 1", got)
+	}
+	if err := stores.Discard(); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, st, "b"); got != "<none>" {
+		t.Errorf("b = %s after its transaction aborted, want none", got)
+	}
+	set(t, st, log, "c", "1") // never committed: the process dies
+	if err := stores.Close(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.Get([]byte("a")); err != ErrReleased {
+		t.Errorf("a released store answers %v, want ErrReleased", err)
+	}
+
+	stores = NewStores(opts, log, plain)
+	defer stores.Close(ctx, false)
+	log.reads = 0
+	st, err = stores.Get(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if log.reads != 2 { // read on from where it was opened: a (its own, again) and c
+		t.Errorf("read %d changelog records, want 2", log.reads)
+	}
+	for k, want := range map[string]string{"a": "1", "b": "<none>", "c": "1"} {
+		if got := get(t, st, k); got != want {
+			t.Errorf("%s = %s, want %s", k, got, want)
+		}
+	}
+}
