@@ -328,6 +328,26 @@ func TestTestWritesJUnit(t *testing.T) {
 	}
 }
 
+// The dedupe example runs under dev, its state in a temporary folder: a copy within 24 hours
+// dropped (and said to be a duplicate), one a day later passing, a payment with no key
+// dead-lettered.
+func TestDevDedupe(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	args := []string{"dev", "../../pipelines/dedupe.yaml", "--feed", "../../testdata/payments-dedupe-feed.jsonl", "--expect", "out=3,dlq=1,dropped=1"}
+	if code := run(args, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	for _, want := range []string{
+		"sink out               3 records  → topic payments-once",
+		"once: dedupe: the record has no key",
+		"dropped                1 records  by once (duplicates within 24h): 1",
+	} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}
+
 // The examples run under dev: clickstream starts at latest, which dev reads from the
 // earliest (the feed is in before the group joins), saying so.
 func TestDevClickstream(t *testing.T) {
