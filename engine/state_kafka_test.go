@@ -1,17 +1,21 @@
 package engine
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
+	"github.com/pythia-pipe/pythia-pipe/pipeline"
 )
 
 const dedupeKafka = `
@@ -158,6 +162,71 @@ func TestKafkaDedupeExactlyOnce(t *testing.T) {
 			feed(payments(150, 250))
 			runSource(t, b, "dedupe.yaml", src, env, ".")
 			check("after a restart", 250)
+		})
+	}
+}
+
+// A dedupe by a field the topic is not keyed by: copies of a payment arrive in different
+// partitions, and meet through the stage's repartition topic. Each payment id once, in both
+// delivery modes; the outputs keep their records' own keys.
+func TestKafkaDedupeRepartitioned(t *testing.T) {
+	for _, delivery := range []string{"at_least_once", "exactly_once"} {
+		t.Run(delivery, func(t *testing.T) {
+			b := startBroker(t, 3, "payments", "payments-once")
+			src := strings.NewReplacer("version: 1", "version: 1\ndelivery: "+delivery,
+				"type: dedupe", "type: dedupe\n    key: msg.payment_id").Replace(dedupeKafka)
+			var feed []devbroker.Record
+			for copy := range 3 { // each payment three times, under three account keys
+				for _, r := range payments(0, 100) {
+					r.Key = []byte(fmt.Sprintf("account-%d", copy*7+len(feed)%5))
+					feed = append(feed, r)
+				}
+			}
+			if err := b.Produce(t.Context(), "payments", feed); err != nil {
+				t.Fatal(err)
+			}
+			p, diags := pipeline.Parse("dedupe.yaml", []byte(src), pipeline.Options{BaseDir: ".", Env: func(k string) (string, bool) {
+				return map[string]string{"KAFKA_BROKERS": strings.Join(b.Addrs(), ","), "STATE_DIR": t.TempDir()}[k], true
+			}})
+			if len(diags) > 0 {
+				t.Fatal(diags.Err())
+			}
+			p.KafkaSource().Start = "earliest"
+			defer verifyNoLeaks(t)()
+			run, stop, ended := startRun(t, p)
+			// A repartition topic written in transactions ends with a marker, past the offset
+			// committed after its last record: the stage having taken every record says it.
+			waitFor(t, 60*time.Second, "every record read back by the stage", func() bool {
+				return isClosed(ended) || (b.CaughtUp("payments-once", "payments") && run.Engine.Stats()["once"].Received == int64(len(feed)))
+			})
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]int{}
+			for _, r := range readStable(t, b, "payments-once") {
+				var body struct{ PaymentID string `json:"payment_id"` }
+				if err := json.Unmarshal(r.Value, &body); err != nil {
+					t.Fatal(err)
+				}
+				got[body.PaymentID]++
+				if !bytes.HasPrefix(r.Key, []byte("account-")) {
+					t.Fatalf("an output keyed %q, not by its record's account", r.Key)
+				}
+			}
+			for id, n := range got {
+				if n != 1 {
+					t.Errorf("payment %s passed %d times", id, n)
+				}
+			}
+			if len(got) != 100 {
+				t.Errorf("%d payments passed, want 100", len(got))
+			}
+			if n := len(mustRead(t, b, "payments-once-once-repartition")); n < len(feed) {
+				t.Errorf("the repartition topic holds %d records, want at least %d", n, len(feed))
+			}
+			if d := run.Engine.Stats()["once"].Stage["duplicates"]; d != 200 {
+				t.Errorf("%d duplicates counted, want 200", d)
+			}
 		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -75,12 +76,35 @@ func (a *Admin) EnsureInternal(ctx context.Context, topic string, partitions int
 	}
 	switch {
 	case errors.Is(err, kerr.UnknownTopicOrPartition):
-		return a.create(ctx, kafkaconn.Topic{Name: topic, Partitions: partitions, ReplicationFactor: -1,
+		created, err := a.create(ctx, kafkaconn.Topic{Name: topic, Partitions: partitions, ReplicationFactor: -1,
 			Configs: map[string]string{"cleanup.policy": policy}})
+		if err == nil {
+			err = a.awaitOffsets(ctx, topic, partitions)
+		}
+		return created, err
 	case err != nil:
 		return false, fmt.Errorf("describing %s: %w", topic, err)
 	case int32(have) < partitions:
 		return false, fmt.Errorf("%s has %d partitions, fewer than the %d of the source's topic: add partitions to it (a changelog may also be deleted: it is made again, and the stores start from nothing)", topic, have, partitions)
 	}
 	return false, nil
+}
+
+// awaitOffsets waits, a few seconds at most, until the brokers list the offsets of every
+// partition of a topic just created: until then, reading it fails.
+func (a *Admin) awaitOffsets(ctx context.Context, topic string, partitions int32) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		a.cl.ForceMetadataRefresh() // a client's metadata is otherwise kept 5 s: the topic would look missing
+		listed, err := a.adm.ListCommittedOffsets(ctx, topic)
+		if err == nil && listed.Error() == nil && int32(len(listed[topic])) >= partitions {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("topic %s was created, but its partitions are not listed yet: %w", topic, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }

@@ -34,8 +34,14 @@ func (p *Pipeline) WriteDOT(w io.Writer) error {
 		fmt.Fprintf(b, "  %s [label=%s, shape=cylinder, style=\"filled,dashed\", fillcolor=\"#fef9c3\"];\n", dotQuote("store:"+st.Name), dotQuote(storeLabel(st)))
 		fmt.Fprintf(b, "  %s [label=%s, shape=cylinder, fillcolor=\"#fef9c3\"];\n", dotQuote("changelog:"+st.Name), dotQuote(changelogLabel(p, st)))
 	}
+	for _, st := range p.Stateful() {
+		if r := p.Repartition(st); r != "" {
+			fmt.Fprintf(b, "  %s [label=%s, shape=cylinder, fillcolor=\"#fef9c3\"];\n", dotQuote("repartition:"+st.Name), dotQuote(repartitionLabel(st, r)))
+			fmt.Fprintf(b, "  %s -> %s;\n", dotQuote("repartition:"+st.Name), dotQuote("stage:"+st.Name))
+		}
+	}
 	for _, e := range p.Entry {
-		fmt.Fprintf(b, "  %s -> %s;\n", dotQuote("source"), dotQuote(p.nodeID(e)))
+		fmt.Fprintf(b, "  %s -> %s;\n", dotQuote("source"), dotQuote(p.into(e)))
 	}
 	for _, st := range p.Stages {
 		for _, port := range st.Ports {
@@ -44,7 +50,7 @@ func (p *Pipeline) WriteDOT(w io.Writer) error {
 				if typeOf(st).Routes != nil {
 					attrs = fmt.Sprintf(" [label=%s]", dotQuote(routeLabel(port.When)))
 				}
-				fmt.Fprintf(b, "  %s -> %s%s;\n", dotQuote("stage:"+st.Name), dotQuote(p.nodeID(t)), attrs)
+				fmt.Fprintf(b, "  %s -> %s%s;\n", dotQuote("stage:"+st.Name), dotQuote(p.into(t)), attrs)
 			}
 		}
 	}
@@ -94,16 +100,22 @@ func (p *Pipeline) WriteMermaid(w io.Writer) error {
 		fmt.Fprintf(b, "  %s[(%s)]\n", id("store:"+st.Name), mermaidQuote(storeLabel(st)))
 		fmt.Fprintf(b, "  %s[(%s)]\n", id("changelog:"+st.Name), mermaidQuote(changelogLabel(p, st)))
 	}
+	for _, st := range p.Stateful() {
+		if r := p.Repartition(st); r != "" {
+			fmt.Fprintf(b, "  %s[(%s)]\n", id("repartition:"+st.Name), mermaidQuote(strings.ReplaceAll(repartitionLabel(st, r), "\n", "<br/>")))
+			fmt.Fprintf(b, "  %s --> %s\n", id("repartition:"+st.Name), id(p.nodeID(st.Name)))
+		}
+	}
 	for _, e := range p.Entry {
-		fmt.Fprintf(b, "  source --> %s\n", id(p.nodeID(e)))
+		fmt.Fprintf(b, "  source --> %s\n", id(p.into(e)))
 	}
 	for _, st := range p.Stages {
 		for _, port := range st.Ports {
 			for _, t := range port.To {
 				if typeOf(st).Routes != nil {
-					fmt.Fprintf(b, "  %s -->|%s| %s\n", id(p.nodeID(st.Name)), mermaidQuote(routeLabel(port.When)), id(p.nodeID(t)))
+					fmt.Fprintf(b, "  %s -->|%s| %s\n", id(p.nodeID(st.Name)), mermaidQuote(routeLabel(port.When)), id(p.into(t)))
 				} else {
-					fmt.Fprintf(b, "  %s --> %s\n", id(p.nodeID(st.Name)), id(p.nodeID(t)))
+					fmt.Fprintf(b, "  %s --> %s\n", id(p.nodeID(st.Name)), id(p.into(t)))
 				}
 			}
 		}
@@ -130,6 +142,20 @@ func changelogLabel(p *Pipeline, st *Stage) string {
 }
 
 // nodeID names a stage or sink node; stage and sink names share one namespace.
+// into is the node an edge to name draws to: a stage repartitioned is reached through its
+// repartition topic.
+func (p *Pipeline) into(name string) string {
+	if st := p.StageByName(name); st != nil && p.Repartition(st) != "" {
+		return "repartition:" + name
+	}
+	return p.nodeID(name)
+}
+
+// repartitionLabel is the label of a stage's repartition topic: by what, and which topic.
+func repartitionLabel(st *Stage, topic string) string {
+	return "repartition by " + diag.Abbreviate(st.Impl.(stages.Stateful).StateKey().Written(), 40) + "\nkafka: " + topic
+}
+
 func (p *Pipeline) nodeID(name string) string {
 	if p.StageByName(name) != nil {
 		return "stage:" + name

@@ -26,7 +26,7 @@ var dedupeFields = []spec.Field{
 // dedupeType is the dedupe stage type as the registry knows it.
 func dedupeType() *Type {
 	return &Type{Name: "dedupe", Doc: dedupeDoc, Fields: dedupeFields, Build: buildDedupe, Examples: dedupeExamples,
-		Look: Look{DOTShape: "cylinder", MermaidOpen: "[(", MermaidClose: ")]", Detail: func(f *spec.Value) (string, string) {
+		Look: Look{DOTShape: "box", MermaidOpen: "[[", MermaidClose: "]]", Detail: func(f *spec.Value) (string, string) {
 			key := "key"
 			if v := f.Get("key"); v.Set {
 				key = v.Written()
