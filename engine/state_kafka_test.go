@@ -204,7 +204,9 @@ func TestKafkaDedupeRepartitioned(t *testing.T) {
 			}
 			got := map[string]int{}
 			for _, r := range readStable(t, b, "payments-once") {
-				var body struct{ PaymentID string `json:"payment_id"` }
+				var body struct {
+					PaymentID string `json:"payment_id"`
+				}
 				if err := json.Unmarshal(r.Value, &body); err != nil {
 					t.Fatal(err)
 				}
