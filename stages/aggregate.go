@@ -17,7 +17,7 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/state"
 )
 
-const aggregateDoc = "Aggregates a key's records in time windows (tumbling, hopping or session) and emits a record per window: the key, `window_start`, `window_end` and the aggregates. Windows close as the partition's event time passes their end plus `grace`; records later than that go to the DLQ (reason `late: …`) or are dropped. Its windows are kept per input partition in a store that survives restarts (`state.dir`, backed by a changelog topic), so the source's topic must be keyed by the aggregate's key."
+const aggregateDoc = "Aggregates a key's records in time windows (tumbling, hopping or session) and emits a record per window: the key, `window_start` and `window_end` (timestamps, written as RFC 3339 text in UTC; a session ends at its last record's time plus `gap`) and the aggregates. Windows close as the partition's event time passes their end plus `grace`; records later than that go to the DLQ (reason `late: …`) or are dropped. Its windows are kept per input partition in a store that survives restarts (`state.dir`, backed by a changelog topic), so the source's topic must be keyed by the aggregate's key."
 
 var aggregateFields = []spec.Field{
 	spec.Expr("key", "any", "What the windows are per (a string, number, bool or time; not an object or list). Default: the record's key. Records are aggregated per input partition: a key computed from the body must be the topic's Kafka key too."),
@@ -33,8 +33,8 @@ var aggregateFields = []spec.Field{
 	spec.Duration("grace", "How late a record may come: a window closes once the partition's stream time (the latest event time it has seen) reaches the window's end plus `grace`.").WithDefault("0s"),
 	spec.Enum("late", "What becomes of a record all of whose windows have closed: dlq, dead-lettered with a reason starting `late:`; drop, dropped and counted.", "dlq", "drop").WithDefault("dlq"),
 	spec.Enum("emit", "final: a record per window when it closes, once; updates: a record per window a record changes, as it stands then (nothing at its close).", "final", "updates").WithDefault("final"),
-	spec.Map("aggregates", "The output's fields besides `key`, `window_start` and `window_end` (timestamps, written as RFC 3339 text in UTC; a session ends at its last record's time plus `gap`), each a call: `count()`, `sum(x)`, `min(x)`, `max(x)`, `avg(x)`, `first(x)`, `last(x)` or `count_distinct(x)`. Null values are skipped by all but count().",
-		spec.Expr("aggregate", "any", "count() and count_distinct(x) are ints; sum(x) an int of ints, a float of floats; avg(x) a float; min(x) and max(x) (of numbers, strings or times), first(x) and last(x) (by event time) of x's type. count_distinct is exact up to 512 values per window, then estimated (HyperLogLog, about 1.6% error).")).NotEmpty().Require(),
+	spec.Map("aggregates", "The output's fields besides `key`, `window_start` and `window_end`, each a call: `count()` and `count_distinct(x)`, ints; `sum(x)`, an int of ints, a float of floats; `avg(x)`, a float; `min(x)`, `max(x)` (of numbers, strings or times), `first(x)`, `last(x)` (by event time), of x's type. Nulls are skipped by all but count(); count_distinct is exact up to 512 values per window, then estimated (HyperLogLog, about 1.6% error).",
+		spec.Expr("aggregate", "any", "An aggregation function's call, such as sum(msg.amount).")).NotEmpty().Require(),
 }
 
 // aggregateType is the aggregate stage type as the registry knows it.
@@ -105,7 +105,7 @@ func buildAggregate(c *Config) Built {
 		if a.key == nil {
 			ok = false
 		} else if k := a.key.Result.Kind; k == expr.List || k == expr.Object {
-			c.Diags().Add(v.ExprPos(1, 0), v.Path, "key computes %s, which cannot be a key (a string, number, bool or time can)", a.key.Result)
+			c.Diags().Add(v.ExprPos(1, 0), v.Path, "key computes %s, which cannot be a key (a string, number, bool or time can)", kindArticle(a.key.Result))
 			ok = false
 		} else {
 			res := *a.key.Result

@@ -52,13 +52,13 @@ type winState struct {
 
 // aggState is one function's state; which fields matter depends on the function.
 type aggState struct {
-	has     bool    // a value other than null was folded
-	isFloat bool    // sum: the sum is a float (a float was summed)
-	i       int64   // sum of ints
-	f       float64 // sum of floats; avg: the sum
-	n       int64   // avg: the values summed
-	ms      int64   // first, last: the event time of v
-	v       any     // min, max, first, last
+	has     bool     // a value other than null was folded
+	isFloat bool     // sum: the sum is a float (a float was summed)
+	i       int64    // sum of ints
+	f       float64  // sum of floats; avg: the sum
+	n       int64    // avg: the values summed
+	ms      int64    // first, last: the event time of v
+	v       any      // min, max, first, last
 	set     []uint64 // count_distinct: the values' hashes, sorted, until there are distinctExact
 	hll     []byte   // count_distinct past distinctExact: a HyperLogLog sketch
 }
