@@ -258,7 +258,7 @@ func compileAggregate(c *Config, e spec.Entry, env expr.Env) (aggSpec, *expr.Pro
 			return sp, prog, anyOut, false
 		}
 		if sp.fn == fnAvg {
-			return sp, prog, &expr.Schema{Kind: expr.Float, Optional: res.Optional}, true
+			return sp, prog, &expr.Schema{Kind: expr.Float, Optional: res.Optional || optionalPath(c.In, argSrc)}, true
 		}
 		return sp, prog, &expr.Schema{Kind: kind}, true
 	case fnMin, fnMax:
@@ -268,7 +268,33 @@ func compileAggregate(c *Config, e spec.Entry, env expr.Env) (aggSpec, *expr.Pro
 		}
 	}
 	out := *res
+	// null when the window had no value: the field's own optionality, which expr-lang's
+	// inferred type does not carry
+	out.Optional = out.Optional || optionalPath(c.In, argSrc)
 	return sp, prog, &out, true
+}
+
+// fieldPath is an expression that only reads a field: msg.a.b.
+var fieldPath = regexp.MustCompile(`^msg(\.[A-Za-z_][A-Za-z0-9_]*)+$`)
+
+// optionalPath reports an expression that reads an optional field of in (or one inside an
+// optional object).
+func optionalPath(in *expr.Schema, src string) bool {
+	if !fieldPath.MatchString(src) {
+		return false
+	}
+	s := in
+	for _, name := range strings.Split(src, ".")[1:] {
+		f, ok := s.Field(name)
+		if !ok {
+			return false
+		}
+		if f.Optional {
+			return true
+		}
+		s = f
+	}
+	return false
 }
 
 // kindArticle names a schema's kind with its article: "a string", "an object".

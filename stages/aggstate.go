@@ -123,6 +123,9 @@ func aggErr(sp aggSpec, format string, args ...any) error {
 func merge(specs []aggSpec, a, b *winState) error {
 	a.start, a.end = min(a.start, b.start), max(a.end, b.end)
 	a.maxTime, a.count = max(a.maxTime, b.maxTime), a.count+b.count
+	if a.key == nil {
+		a.key = b.key
+	}
 	for i, sp := range specs {
 		x, y := &a.aggs[i], &b.aggs[i]
 		if !y.has {
