@@ -136,9 +136,9 @@ func TestAggregateSemantics(t *testing.T) {
     window: {hopping: {size: 2m, advance: 1m}}
     aggregates: {n: count(), sum: sum(msg.x)}
 `, []step{
-			{"a", 30 * s, 1, ""},                                          // [09:59, 10:01) and [10:00, 10:02)
-			{"a", 90 * s, 2, "a 09:59:00-10:01:00 n=1 sum=1"},             // [10:00, 10:02) and [10:01, 10:03)
-			{"a", 40 * s, 4, ""},                                          // [09:59, 10:01) closed: only [10:00, 10:02)
+			{"a", 30 * s, 1, ""},                              // [09:59, 10:01) and [10:00, 10:02)
+			{"a", 90 * s, 2, "a 09:59:00-10:01:00 n=1 sum=1"}, // [10:00, 10:02) and [10:01, 10:03)
+			{"a", 40 * s, 4, ""},                              // [09:59, 10:01) closed: only [10:00, 10:02)
 			{"a", 3 * m, 8, "a 10:00:00-10:02:00 n=3 sum=7; a 10:01:00-10:03:00 n=1 sum=2"},
 		}},
 		{"session: records within gap make one; a record between two sessions merges them", `

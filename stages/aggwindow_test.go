@@ -48,8 +48,8 @@ func TestWindowClosedAndSessions(t *testing.T) {
 		end, stream int64
 		want        bool
 	}{
-		{minute, noTime, false},          // no stream time yet: nothing closed
-		{minute, minute, false},             // the end reached, not the grace
+		{minute, noTime, false},              // no stream time yet: nothing closed
+		{minute, minute, false},              // the end reached, not the grace
 		{minute, minute + 10*sec - 1, false}, // a millisecond before end + grace
 		{minute, minute + 10*sec, true},      // end + grace reached
 	}
@@ -64,8 +64,8 @@ func TestWindowClosedAndSessions(t *testing.T) {
 		start, end, t int64
 		want          bool
 	}{
-		{0, 30 * sec, 29 * sec, true},        // less than gap after its last record
-		{0, 30 * sec, 30 * sec, false},       // exactly gap after: a new session
+		{0, 30 * sec, 29 * sec, true},              // less than gap after its last record
+		{0, 30 * sec, 30 * sec, false},             // exactly gap after: a new session
 		{minute, minute + 30*sec, 31 * sec, true},  // less than gap before its first record
 		{minute, minute + 30*sec, 30 * sec, false}, // exactly gap before
 	}
