@@ -63,9 +63,11 @@ type Engine struct {
 	openMu sync.Mutex
 	opened map[string]stages.Counting // the sinks with numbers of their own, once open
 
-	state      []*stateful // the stateful stages, with their stores once open
-	changelogs []*node     // their changelogs' sink nodes, in the same order
-	stateOpts  StateOptions
+	state        []*stateful // the stateful stages, with their stores once open
+	changelogs   []*node     // their changelogs' sink nodes, in the same order
+	stateOpts    StateOptions
+	repartitions []repartition      // repartition sinks, with Kafka (repartition.go)
+	arrivals     map[string]arrival // by repartition topic: the stage its records go to
 }
 
 // Observe sets the observer of stage durations and latencies; call it before Run.

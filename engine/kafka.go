@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 
 	"github.com/pythia-pipe/pythia-pipe/atleastonce"
 	"github.com/pythia-pipe/pythia-pipe/exactlyonce"
@@ -45,6 +46,9 @@ func ConnectKafka(p *pipeline.Pipeline, log *slog.Logger) (_ *KafkaRun, err erro
 	if err != nil {
 		return nil, err
 	}
+	if err := ensureInternalTopics(p, admin, log); err != nil {
+		return nil, err
+	}
 	rules := sinks.NewRules(known, func(topic string) (kafkaio.TopicRules, bool) {
 		tr, ok := admin.Rules(context.Background(), topic)[topic]
 		return tr, ok
@@ -75,34 +79,43 @@ func ConnectKafka(p *pipeline.Pipeline, log *slog.Logger) (_ *KafkaRun, err erro
 	if run.Engine, err = NewEngine(p, open, log); err != nil {
 		return nil, err
 	}
-	if err := ensureChangelogs(p, admin, log); err != nil {
-		return nil, err
-	}
-	run.Engine.UseState(StateOptions{Dir: filepath.Join(p.State.Dir, p.Name), CacheBytes: p.State.CacheBytes,
+	run.Engine.UseState(StateOptions{Dir: filepath.Join(p.State.Dir, p.Name), CacheBytes: p.State.CacheBytes, Repartition: true,
 		Changelog: func(topic string) state.Changelog { return admin.Changelog(topic) }})
 	return run, nil
 }
 
-// ensureChangelogs makes the changelog topics of the stateful stages that do not exist yet,
-// with as many partitions as the source's topic.
-func ensureChangelogs(p *pipeline.Pipeline, admin *kafkaio.Admin, log *slog.Logger) error {
+// ensureInternalTopics makes the changelog and repartition topics of the stateful stages that
+// do not exist yet, with as many partitions as the source's first topic, and has the
+// source's group read the repartition topics too.
+func ensureInternalTopics(p *pipeline.Pipeline, admin *kafkaio.Admin, log *slog.Logger) error {
 	stateful := p.Stateful()
 	if len(stateful) == 0 {
 		return nil
 	}
-	src := p.KafkaSource().Topics[0] // validate allows stateful stages on one topic only
-	n, err := admin.Partitions(context.Background(), src)
+	src := p.KafkaSource()
+	n, err := admin.Partitions(context.Background(), src.Topics[0])
 	if err != nil {
-		return fmt.Errorf("the partitions of %s, for the changelogs: %w", src, err)
+		return fmt.Errorf("the partitions of %s, for the stateful stages' topics: %w", src.Topics[0], err)
 	}
 	for _, st := range stateful {
-		topic := p.Changelog(st.Name)
-		created, err := admin.EnsureChangelog(context.Background(), topic, n)
-		if err != nil {
-			return fmt.Errorf("stage %s: %w", st.Name, err)
+		internal := []struct {
+			topic, what string
+			compact     bool
+		}{{p.Changelog(st.Name), "changelog", true}, {p.Repartition(st), "repartition", false}}
+		for _, t := range internal {
+			if t.topic == "" {
+				continue
+			}
+			created, err := admin.EnsureInternal(context.Background(), t.topic, n, t.compact)
+			if err != nil {
+				return fmt.Errorf("stage %s: %w", st.Name, err)
+			}
+			if created {
+				log.Info("created a "+t.what+" topic", "stage", st.Name, "topic", t.topic, "partitions", n)
+			}
 		}
-		if created {
-			log.Info("created a changelog topic", "stage", st.Name, "topic", topic, "partitions", n)
+		if r := p.Repartition(st); r != "" && !slices.Contains(src.Topics, r) {
+			src.Topics = append(src.Topics, r)
 		}
 	}
 	return nil

@@ -79,6 +79,9 @@ func (e *Engine) Run(ctx context.Context, src sources.Source, drain time.Duratio
 	for _, n := range e.changelogs {
 		closeErr = errors.Join(closeErr, n.sink.Close(closeCtx))
 	}
+	for _, r := range e.repartitions {
+		closeErr = errors.Join(closeErr, r.node.sink.Close(closeCtx))
+	}
 	if e.dlq != nil {
 		closeErr = errors.Join(closeErr, e.dlq.Close(closeCtx))
 	}
@@ -141,7 +144,7 @@ func (e *Engine) count(name string, sk sinks.Sink) {
 
 func (e *Engine) dispatchIntake() {
 	for batch := range e.intake {
-		e.entry.send(e.hard, batch)
+		e.dispatch(batch)
 	}
 }
 

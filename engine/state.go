@@ -20,19 +20,31 @@ type StateOptions struct {
 	// Changelog reads a changelog topic for restores; nil: every changelog is empty (a run
 	// in memory starts with no state).
 	Changelog func(topic string) state.Changelog
+	// Repartition sends the records of stages keeping state by a computed key through
+	// their repartition topics (a run on Kafka, whose source reads them).
+	Repartition bool
 }
 
-// UseState sets where the stateful stages keep their state; call it before Run. Without it
-// their stores are in memory and start empty.
-func (e *Engine) UseState(o StateOptions) { e.stateOpts = o }
+// UseState sets where the stateful stages keep their state; call it once, before Run.
+// Without it their stores are in memory and start empty.
+func (e *Engine) UseState(o StateOptions) {
+	e.stateOpts = o
+	if o.Repartition {
+		e.addRepartitions()
+	}
+}
 
 // stateful is a stateful stage of the running graph and its stores.
 type stateful struct {
 	name   string
 	stage  stages.Stateful
 	topic  string // its changelog
+	input  string // the topic whose partitions its stores are: its repartition topic, or the source's
 	stores *state.Stores
 }
+
+// holds reports whether the stage's stores are topic's partitions'.
+func (s *stateful) holds(topic string) bool { return s.input == "" || s.input == topic }
 
 // addChangelogs gives each stateful stage a sink node for its changelog, by its
 // ChangelogPort; the node is not one of the file's sinks.
@@ -48,12 +60,20 @@ func (e *Engine) addChangelogs() {
 		n.targets = append(n.targets, cl)
 		n.ports = append(n.ports, []int{len(n.targets) - 1})
 		e.changelogs = append(e.changelogs, cl)
-		e.state = append(e.state, &stateful{name: st.Name, stage: st.Impl.(stages.Stateful), topic: e.p.Changelog(st.Name)})
+		input := e.p.Repartition(st)
+		if k := e.p.KafkaSource(); input == "" && k != nil && len(k.Topics) > 0 {
+			input = k.Topics[0]
+		}
+		e.state = append(e.state, &stateful{name: st.Name, stage: st.Impl.(stages.Stateful), topic: e.p.Changelog(st.Name), input: input})
 	}
 }
 
-// openState opens each stateful stage's changelog writer and gives it its stores.
+// openState opens each stateful stage's changelog writer and gives it its stores, and the
+// repartition topics' writers.
 func (e *Engine) openState() error {
+	if err := e.openRepartitions(); err != nil {
+		return err
+	}
 	for i, s := range e.state {
 		n := e.changelogs[i]
 		sk, err := e.open(n.name, sinks.Changelog(s.name, s.topic), e.reportChangelog(n, s))
@@ -97,8 +117,11 @@ func (e *Engine) reportChangelog(n *node, s *stateful) sinks.Report {
 
 // Claimed implements sources.StateHooks: a store left open by records of a partition
 // this instance lost is stale, and is read again from its changelog.
-func (e *Engine) Claimed(_ string, partition int32) {
+func (e *Engine) Claimed(topic string, partition int32) {
 	for _, s := range e.state {
+		if !s.holds(topic) {
+			continue
+		}
 		if err := s.stores.Release(e.hard, partition, false); err != nil {
 			e.log.Warn("closing a stale store", "stage", s.name, "partition", partition, "err", err)
 		}
@@ -108,8 +131,11 @@ func (e *Engine) Claimed(_ string, partition int32) {
 
 // Released implements sources.StateHooks: the partition's stores close, marked clean
 // when all its records are done (their changes are in the changelog).
-func (e *Engine) Released(_ string, partition int32, done bool) {
+func (e *Engine) Released(topic string, partition int32, done bool) {
 	for _, s := range e.state {
+		if !s.holds(topic) {
+			continue
+		}
 		if err := s.stores.Release(e.hard, partition, done); err != nil {
 			e.log.Warn("closing a store", "stage", s.name, "partition", partition, "err", err)
 		}

@@ -63,19 +63,24 @@ func (c *Changelog) Read(ctx context.Context, partition int32, from, to int64, a
 	}
 }
 
-// EnsureChangelog makes topic a compacted changelog of partitions partitions when it does
-// not exist (the brokers' default replication; created says so), and checks that one that exists has at least
-// as many: a store per input partition writes to the partition of the same number.
-func (a *Admin) EnsureChangelog(ctx context.Context, topic string, partitions int32) (created bool, err error) {
+// EnsureInternal makes a stateful stage's topic (a compacted changelog, or a repartition
+// topic) of partitions partitions when it does not exist (the brokers' default replication;
+// created says so), and checks that one that exists has at least as many: a store per input
+// partition writes to the partition of the same number.
+func (a *Admin) EnsureInternal(ctx context.Context, topic string, partitions int32, compact bool) (created bool, err error) {
 	have, _, err := a.describe(ctx, topic)
+	policy := "delete"
+	if compact {
+		policy = "compact"
+	}
 	switch {
 	case errors.Is(err, kerr.UnknownTopicOrPartition):
 		return a.create(ctx, kafkaconn.Topic{Name: topic, Partitions: partitions, ReplicationFactor: -1,
-			Configs: map[string]string{"cleanup.policy": "compact"}})
+			Configs: map[string]string{"cleanup.policy": policy}})
 	case err != nil:
-		return false, fmt.Errorf("describing changelog %s: %w", topic, err)
+		return false, fmt.Errorf("describing %s: %w", topic, err)
 	case int32(have) < partitions:
-		return false, fmt.Errorf("changelog %s has %d partitions, fewer than the %d of the source's topic: add partitions to it (or delete it: it is made again, and the stores restored from nothing)", topic, have, partitions)
+		return false, fmt.Errorf("%s has %d partitions, fewer than the %d of the source's topic: add partitions to it (a changelog may also be deleted: it is made again, and the stores start from nothing)", topic, have, partitions)
 	}
 	return false, nil
 }

@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"fmt"
+
 	"github.com/pythia-pipe/pythia-pipe/spec"
 	"github.com/pythia-pipe/pythia-pipe/stages"
 )
@@ -31,18 +33,50 @@ func (p *Pipeline) Stateful() []*Stage {
 // Changelog is the changelog topic of stage: `<group>-<stage>-changelog`, as Kafka Streams
 // names its own, so that two pipelines (two groups) never share one.
 func (p *Pipeline) Changelog(stage string) string {
-	group := p.Name
-	if k := p.KafkaSource(); k != nil && k.Group != "" {
-		group = k.Group
+	return p.group() + "-" + stage + "-changelog"
+}
+
+// Repartition is the topic stage's records go through to meet by its key, as Kafka Streams
+// repartitions: "" when the stage keeps state by the record's key, which the source's
+// partitions already group.
+func (p *Pipeline) Repartition(stage *Stage) string {
+	s, ok := stage.Impl.(stages.Stateful)
+	if !ok || s.StateKey() == nil {
+		return ""
 	}
-	return group + "-" + stage + "-changelog"
+	return p.group() + "-" + stage.Name + "-repartition"
+}
+
+func (p *Pipeline) group() string {
+	if k := p.KafkaSource(); k != nil && k.Group != "" {
+		return k.Group
+	}
+	return p.Name
+}
+
+// StateNotes says, per stateful stage, where its state lives and where its records are
+// repartitioned, for validate to print.
+func (p *Pipeline) StateNotes() []string {
+	var notes []string
+	for _, st := range p.Stateful() {
+		n := fmt.Sprintf("stage %s keeps its state in %s, a store per partition", st.Name, p.Changelog(st.Name))
+		if r := p.Repartition(st); r != "" {
+			n += fmt.Sprintf("; its records are repartitioned by %s through %s", st.Impl.(stages.Stateful).StateKey().Written(), r)
+		}
+		notes = append(notes, n)
+	}
+	return notes
 }
 
 // checkState reports what stateful stages cannot run on: a store is an input partition's,
-// so the source must read one topic (two topics' partition 0 may go to two instances).
+// so without repartitioning the source must read one topic (two topics' partition 0 may go
+// to two instances).
 func checkState(p *spec.Parser, pl *Pipeline) {
 	for _, st := range pl.Stateful() {
 		at := st.Fields.Get("type")
+		if pl.Repartition(st) != "" {
+			continue
+		}
 		if k := pl.KafkaSource(); k != nil && len(k.Topics) > 1 {
 			p.Errorf(at.Pos, at.Path, "a %s stage keeps its state per input partition, so the source must read one topic (it reads %d: partition 0 of each may go to a different instance); use a pipeline per topic", st.Type, len(k.Topics))
 		}

@@ -34,3 +34,26 @@ func (c *changelogSink) Open(env Env, report Report) (Sink, error) {
 
 // Render is what the changelog would be written (pythia-pipe test).
 func (c *changelogSink) Render(rec *record.Record) (Written, error) { return c.k.Render(rec) }
+
+// Repartition is the sink of the records a stateful stage keeps state by a computed key:
+// its repartition topic, each record in the partition of that key's hash (its own key kept),
+// its body encoded as a sink writes it, for the stage to read back.
+func Repartition(stage, topic string, by *expr.Program) Compiled {
+	return &repartitionSink{k: KafkaSink{Name: stage + ".repartition", Topic: topic, Producer: ChangelogProducer}, by: by}
+}
+
+type repartitionSink struct {
+	k  KafkaSink
+	by *expr.Program
+}
+
+func (r *repartitionSink) Compile(expr.Env, *diag.List)               {}
+func (r *repartitionSink) Label() string                              { return "repartition: " + r.k.Topic }
+func (r *repartitionSink) ProducerSettings() Producer                 { return r.k.Producer }
+func (r *repartitionSink) Render(rec *record.Record) (Written, error) { return r.k.Render(rec) }
+
+func (r *repartitionSink) Open(env Env, report Report) (Sink, error) {
+	t := r.k.target()
+	t.PartitionBy = r.by
+	return env.Kafka(NewOutput(r.k.Producer, t, env.Partitions, env.Rules, env.Log), r.k.Producer, report)
+}

@@ -17,10 +17,10 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/state"
 )
 
-const aggregateDoc = "Aggregates a key's records in time windows (tumbling, hopping or session) and emits a record per window: the key, `window_start` and `window_end` (timestamps, written as RFC 3339 text in UTC; a session ends at its last record's time plus `gap`) and the aggregates. Windows close as the partition's event time passes their end plus `grace`; records later than that go to the DLQ (reason `late: …`) or are dropped. Its windows are kept per input partition in a store that survives restarts (`state.dir`, backed by a changelog topic), so the source's topic must be keyed by the aggregate's key. Under `delivery: exactly_once` each record counts once and each window is emitted once; under at-least-once a record read again after a crash may count twice, and a window closed just before it may be emitted again."
+const aggregateDoc = "Aggregates a key's records in time windows (tumbling, hopping or session) and emits a record per window: the key, `window_start` and `window_end` (timestamps, written as RFC 3339 text in UTC; a session ends at its last record's time plus `gap`) and the aggregates. Windows close as the partition's event time passes their end plus `grace`; records later than that go to the DLQ (reason `late: …`) or are dropped. Its windows are kept per input partition in a store that survives restarts (`state.dir`, backed by a changelog topic); a `key` other than the record's has the records repartitioned by it first. Under `delivery: exactly_once` each record counts once and each window is emitted once; under at-least-once a record read again after a crash may count twice, and a window closed just before it may be emitted again."
 
 var aggregateFields = []spec.Field{
-	spec.Expr("key", "any", "What the windows are per (a string, number, bool or time; not an object or list). Default: the record's key. Records are aggregated per input partition: a key computed from the body must be the topic's Kafka key too."),
+	spec.Expr("key", "any", "What the windows are per (a string, number, bool or time; not an object or list). Default: the record's key. Windows are kept per partition: a key computed here has the records go through `<group>-<stage>-repartition` first, so that one key's records meet in one partition."),
 	spec.Object("window", "The windows a record falls in: exactly one of `tumbling`, `hopping` or `session`. Fixed windows are aligned on the Unix epoch in UTC (a 1m window starts at each whole minute).",
 		spec.Duration("tumbling", "Windows of this size one after another: a record falls in one."),
 		spec.Object("hopping", "Windows of `size`, one starting every `advance`: a record falls in each that holds it (size/advance of them, rounded up).",
@@ -100,7 +100,7 @@ func buildAggregate(c *Config) Built {
 	out := &expr.Schema{Kind: expr.Object, Fields: map[string]*expr.Schema{
 		"key": {Kind: expr.String}, "window_start": {Kind: expr.Time}, "window_end": {Kind: expr.Time}}}
 	env := c.Env()
-	if v := f.Get("key"); v.Set {
+	if v := f.Get("key"); v.Set && strings.TrimSpace(v.Str) != "key" { // the record's key: no repartition
 		a.key = expr.Compile(v, env, expr.WantAny, c.Diags())
 		if a.key == nil {
 			ok = false

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pythia-pipe/pythia-pipe/expr"
 	"github.com/pythia-pipe/pythia-pipe/record"
 	"github.com/pythia-pipe/pythia-pipe/spec"
 	"github.com/pythia-pipe/pythia-pipe/state"
@@ -447,3 +448,7 @@ stages:
       high: max(msg.celsius)
 `},
 }
+
+// StateKey implements Stateful: the engine repartitions the records by it when it is not the
+// record's key.
+func (a *aggregate) StateKey() *expr.Program { return a.key }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,6 +63,10 @@ type Stateful interface {
 	Restore(s *state.Store, key, value []byte) error
 	// Count counts the keys of a store just opened (the stores' keys metric).
 	Count(s *state.Store) (int64, error)
+	// StateKey computes what the stage keeps state by; nil: the record's key. The engine
+	// repartitions the stage's records by it, so that one key's records meet in one
+	// partition's store.
+	StateKey() *expr.Program
 	// Released tells the stage that a partition's store was released: what it kept of the
 	// partition beside the store is to be read again from the store next time.
 	Released(partition int32)
@@ -92,14 +97,27 @@ func buildDedupe(c *Config) Built {
 	if v := c.Fields.Get("within"); v.Set && d.within <= 0 {
 		c.Diags().Add(v.Pos, v.Path, "within must be above 0, how long a key is remembered")
 	}
-	if v := c.Fields.Get("key"); v.Set {
+	if v := c.Fields.Get("key"); v.Set && strings.TrimSpace(v.Str) != "key" {
 		if d.key = expr.Compile(v, c.Env(), expr.WantAny, c.Diags()); d.key == nil {
+			return Built{Out: c.In}
+		}
+		if !keyable(d.key.Result) {
+			c.Diags().Add(v.Pos, v.Path, "a dedupe key cannot be a %s: compute a string or a number from it", d.key.Result)
 			return Built{Out: c.In}
 		}
 		d.env = expr.NewBinder(d.key)
 	}
 	return Built{Stage: d, Out: c.In}
 }
+
+// keyable reports whether values of s can be a key: not maps or lists, whose bytes would be
+// their JSON, with no order a reader can rely on.
+func keyable(s *expr.Schema) bool {
+	return s == nil || (s.Kind != expr.Object && s.Kind != expr.List)
+}
+
+// StateKey implements Stateful.
+func (d *dedupe) StateKey() *expr.Program { return d.key }
 
 // OpenState implements Stateful.
 func (d *dedupe) OpenState(stores *state.Stores) { d.stores = stores }

@@ -312,6 +312,9 @@ func summarize(w io.Writer, b *devkit.Broker, p *pipeline.Pipeline, stats engine
 			if when, ok := st.Fields.Lookup("when"); ok { // a filter's condition; other types drop for other reasons
 				why = when.Written()
 			}
+			if within, ok := st.Fields.Lookup("within"); ok && st.Type == "dedupe" {
+				why = "duplicates within " + within.Written()
+			}
 			if why == "" {
 				why = "no route matched"
 			}
