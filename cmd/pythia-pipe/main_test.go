@@ -236,6 +236,7 @@ sinks: [{name: out, type: kafka, topic: events-once}]
 		{"the example: its source's create block", "../../pipelines/dedupe.yaml", 0, "payment-dedupers-once-changelog", 6, 4, exitOK},
 		{"no create block: the source topic's partitions on the brokers", noCreate, 4, "dedupers-first-changelog", 4, 2, exitInvalid},
 		{"no create block, no source topic: as topics create made it", noCreate, 0, "dedupers-first-changelog", 1, 3, exitOK},
+		{"repartitioned: the repartition topic too", strings.Replace(noCreate, "within: 1h", "within: 1h, key: 'string(key)'", 1), 0, "dedupers-first-changelog", 1, 4, exitOK},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -270,6 +271,12 @@ sinks: [{name: out, type: kafka, topic: events-once}]
 			}
 			if got := b.TopicConfig(c.changelog, "cleanup.policy"); got != "compact" {
 				t.Errorf("%s has cleanup.policy %q, want compact", c.changelog, got)
+			}
+			if strings.Contains(c.file, "key:") {
+				want := "topic dedupers-first-repartition: created (1 partitions, replication factor 1, cleanup.policy=delete)\n"
+				if !strings.Contains(stdout.String(), want) {
+					t.Errorf("output lacks %q:\n%s", want, stdout.String())
+				}
 			}
 			stdout.Reset()
 			if code := run([]string{"topics", "create", file}, &stdout, &stderr); code != c.code {

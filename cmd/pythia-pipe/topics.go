@@ -67,7 +67,8 @@ func cmdTopics(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// ensureChangelogs makes the changelog topics of the stateful stages, compacted, with the
+// ensureChangelogs makes the changelog topics of the stateful stages, compacted, and their
+// repartition topics, with the
 // partitions the source's create block sets, else as many as the source topic has: made just
 // now by results, or on the brokers. A changelog whose source topic's partitions cannot be
 // known is not made, and the line says so (run makes it as it starts).
@@ -84,8 +85,8 @@ func ensureChangelogs(p *pipeline.Pipeline, admin *kafkaio.Admin, results []kafk
 		if c.Partitions == 0 {
 			n, err := admin.Partitions(context.Background(), c.Source)
 			if err != nil {
-				fmt.Fprintf(stdout, "topic %s (the changelog of stage %s): not created: its partitions are those of topic %s, which cannot be known (%v); run makes it as it starts, or give the source a create block with partitions\n",
-					c.Name, c.Stage, c.Source, err)
+				fmt.Fprintf(stdout, "topic %s (the %s of stage %s): not created: its partitions are those of topic %s, which cannot be known (%v); run makes it as it starts, or give the source a create block with partitions\n",
+					c.Name, c.What, c.Stage, c.Source, err)
 				continue
 			}
 			c.Partitions = n
