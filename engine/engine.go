@@ -94,6 +94,10 @@ type node struct {
 	ports   [][]int             // for each port, indexes into targets
 	stats   *counters
 	running conc.WaitGroup
+	// changes, on a stateful stage under at-least-once, holds its changes until their
+	// records' outputs are done (ordered.go); on its changelog node, the same queue, closed
+	// before the node's input.
+	changes *changeQueue
 }
 
 const (

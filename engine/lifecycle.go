@@ -62,6 +62,9 @@ func (e *Engine) Run(ctx context.Context, src sources.Source, drain time.Duratio
 	close(e.intake)
 	intake.Wait()
 	for _, n := range e.order { // predecessors come first: when a node's inputs close, no one sends to it
+		if n.changes != nil && n.stage == nil {
+			n.changes.close() // its stage's outputs may still settle: they send nothing more
+		}
 		for _, in := range n.ins {
 			close(in)
 		}

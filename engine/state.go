@@ -60,6 +60,10 @@ func (e *Engine) addChangelogs() {
 		n.targets = append(n.targets, cl)
 		n.ports = append(n.ports, []int{len(n.targets) - 1})
 		e.changelogs = append(e.changelogs, cl)
+		if !e.p.ExactlyOnce() {
+			n.changes = &changeQueue{to: cl, hard: e.hard}
+			cl.changes = n.changes
+		}
 		input := e.p.Repartition(st)
 		if k := e.p.KafkaSource(); input == "" && k != nil && len(k.Topics) > 0 {
 			input = k.Topics[0]

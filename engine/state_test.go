@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -137,5 +138,81 @@ func TestDedupe(t *testing.T) {
 	}
 	if tombstones != 2 { // a, then b's first entry
 		t.Errorf("changelog of partition 0 has %d tombstones, want 2: %q", tombstones, logs.logs["t"][0])
+	}
+}
+
+// heldSink acknowledges each record when its key's gate opens, in any order.
+type heldSink struct {
+	gates  map[string]chan struct{}
+	report sinks.Report
+	wg     sync.WaitGroup
+}
+
+func (h *heldSink) Write(_ context.Context, recs []*record.Record) error {
+	for _, r := range recs {
+		h.wg.Add(1)
+		go func() {
+			defer h.wg.Done()
+			<-h.gates[string(r.Key)]
+			h.report(r, nil)
+		}()
+	}
+	return nil
+}
+
+func (h *heldSink) Close(context.Context) error { h.wg.Wait(); return nil }
+
+// Under at-least-once a stateful stage's changes reach the changelog only once their
+// records' outputs are acknowledged, and in the order the stage made them: a crash between
+// the two then leaves no change whose output was lost.
+func TestChangesFollowOutputs(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	p := mustParse(t, strings.Replace(dedupePipeline, "    key: msg.payment_id\n", "", 1))
+	t0 := time.Unix(1700000000, 0)
+	gates := map[string]chan struct{}{"a": make(chan struct{}), "b": make(chan struct{})}
+	var mu sync.Mutex
+	var changes []string
+	open := func(name string, sk sinks.Compiled, report sinks.Report) (sinks.Sink, error) {
+		if name == "out" {
+			return &heldSink{gates: gates, report: report}, nil
+		}
+		return (&MemorySinks{}).Open(name, sk, func(r *record.Record, err error) {
+			if name == "once.changelog" {
+				mu.Lock()
+				changes = append(changes, string(r.Key))
+				mu.Unlock()
+			}
+			report(r, err)
+		})
+	}
+	e, err := NewEngine(p, open, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := []*record.Record{payment("a", 0, 0, t0), payment("b", 0, 1, t0)}
+	recs[0].Key, recs[1].Key = []byte("a"), []byte("b")
+	src := &MemorySource{Records: recs, Batch: 1}
+	done := make(chan error, 1)
+	go func() { done <- e.Run(context.Background(), src, 5*time.Second) }()
+	written := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), changes...)
+	}
+	waitFor(t, 10*time.Second, "both records through the dedupe", func() bool { return e.Stats()["once"].Emitted == 2 })
+	close(gates["b"]) // b's output is acknowledged first
+	waitFor(t, 10*time.Second, "b's output acknowledged", func() bool { return e.Stats()["out"].Acked == 1 })
+	if got := written(); len(got) != 0 {
+		t.Fatalf("changes %v written before a's output was acknowledged: b's must wait behind a's", got)
+	}
+	close(gates["a"])
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := written(); fmt.Sprint(got) != "[a b]" {
+		t.Errorf("changes written %v, want [a b]", got)
+	}
+	if n, twice := src.Settled(); n != 2 || twice {
+		t.Errorf("settled %d (twice: %v)", n, twice)
 	}
 }

@@ -83,7 +83,7 @@ type aggregate struct {
 	lateDrop  bool
 	updates   bool
 
-	stores *state.Stores
+	stores atomic.Pointer[state.Stores] // set by OpenState as the run starts; read by Counters meanwhile
 	mu     sync.Mutex
 	parts  map[int32]*sync.Mutex // a partition's records one at a time: its stream time is one
 
@@ -336,7 +336,7 @@ func exprPosAt(v *spec.Value, off int) diag.Pos {
 }
 
 // OpenState implements Stateful.
-func (a *aggregate) OpenState(stores *state.Stores) { a.stores = stores }
+func (a *aggregate) OpenState(stores *state.Stores) { a.stores.Store(stores) }
 
 // LateError is a record that came after every window it falls in had closed: its own fault,
 // dead-lettered (late: dlq) rather than folded into a window already emitted.
@@ -435,7 +435,7 @@ func (a *aggregate) Process(ctx context.Context, rec *record.Record, out []Outpu
 	}
 	base := len(out)
 	for {
-		st, err := a.stores.Get(ctx, rec.Partition)
+		st, err := a.stores.Load().Get(ctx, rec.Partition)
 		if err != nil {
 			return out, err
 		}

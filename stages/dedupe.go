@@ -79,7 +79,7 @@ type dedupe struct {
 	processing bool
 	now        func() time.Time
 
-	stores *state.Stores
+	stores atomic.Pointer[state.Stores] // set by OpenState as the run starts; read by Counters meanwhile
 	mu     sync.Mutex
 	parts  map[int32]*dedupePart
 
@@ -120,7 +120,7 @@ func keyable(s *expr.Schema) bool {
 func (d *dedupe) StateKey() *expr.Program { return d.key }
 
 // OpenState implements Stateful.
-func (d *dedupe) OpenState(stores *state.Stores) { d.stores = stores }
+func (d *dedupe) OpenState(stores *state.Stores) { d.stores.Store(stores) }
 
 // A store holds, per key, "k"+key → when it was first seen (unix ms) and the offset of the
 // record that passed with it; and "t"+when+key → nothing, the keys in the order they expire.
@@ -191,7 +191,7 @@ func (d *dedupe) Process(ctx context.Context, rec *record.Record, out []Output) 
 	}
 	base := len(out)
 	for {
-		st, err := d.stores.Get(ctx, rec.Partition)
+		st, err := d.stores.Load().Get(ctx, rec.Partition)
 		if err != nil {
 			return out, err
 		}
@@ -317,8 +317,8 @@ func (d *dedupe) Released(partition int32) {
 // Counters implements Counting.
 func (d *dedupe) Counters() map[string]int64 {
 	c := map[string]int64{"duplicates": d.duplicates.Load(), "expired": d.expired.Load()}
-	if d.stores != nil {
-		s := d.stores.Stats()
+	if stores := d.stores.Load(); stores != nil {
+		s := stores.Stats()
 		c["keys"], c["store_bytes"], c["restoring"], c["restored"] = s.Keys, s.Bytes, int64(s.Restoring), s.Restored
 		c["restore_ms"] = int64(s.RestoreS * 1000)
 	}
