@@ -66,8 +66,11 @@ type Engine struct {
 	state        []*stateful // the stateful stages, with their stores once open
 	changelogs   []*node     // their changelogs' sink nodes, in the same order
 	stateOpts    StateOptions
-	repartitions []repartition      // repartition sinks, with Kafka (repartition.go)
-	arrivals     map[string]arrival // by repartition topic: the stage its records go to
+	repartitions []repartition // repartition sinks, with Kafka (repartition.go)
+	ticksIn      bool          // the source hands ticks with its records (exactly-once)
+	claimedMu    sync.Mutex
+	claimed      map[string]map[int32]bool // the partitions the source has claimed, for ticks
+	arrivals     map[string]arrival        // by repartition topic: the stage its records go to
 }
 
 // Observe sets the observer of stage durations and latencies; call it before Run.

@@ -52,12 +52,22 @@ func (e *Engine) Run(ctx context.Context, src sources.Source, drain time.Duratio
 	var intake conc.WaitGroup
 	intake.Go(e.dispatchIntake)
 
-	in := sources.Intake{C: e.intake, Stopped: e.hard.Done()}
+	in := sources.Intake{C: e.intake, Stopped: e.hard.Done(), Ticks: e.sourceTicks()}
+	e.ticksIn = in.Ticks != nil
 	if len(e.state) > 0 {
 		in.State = e
 	}
+	var tickers conc.WaitGroup
+	stopTicks := make(chan struct{})
+	if !e.p.ExactlyOnce() {
+		for _, t := range e.tickings() {
+			tickers.Go(func() { e.tick(t, stopTicks) })
+		}
+	}
 	srcErr := src.Run(srcCtx, in)
 	stopSource(nil)
+	close(stopTicks)
+	tickers.Wait() // before the stages' inputs close
 
 	close(e.intake)
 	intake.Wait()

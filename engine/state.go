@@ -122,6 +122,7 @@ func (e *Engine) reportChangelog(n *node, s *stateful) sinks.Report {
 // Claimed implements sources.StateHooks: a store left open by records of a partition
 // this instance lost is stale, and is read again from its changelog.
 func (e *Engine) Claimed(topic string, partition int32) {
+	e.claim(topic, partition, true)
 	for _, s := range e.state {
 		if !s.holds(topic) {
 			continue
@@ -136,6 +137,7 @@ func (e *Engine) Claimed(topic string, partition int32) {
 // Released implements sources.StateHooks: the partition's stores close, marked clean
 // when all its records are done (their changes are in the changelog).
 func (e *Engine) Released(topic string, partition int32, done bool) {
+	e.claim(topic, partition, false)
 	for _, s := range e.state {
 		if !s.holds(topic) {
 			continue

@@ -45,6 +45,7 @@ type Source struct {
 	partsMu   sync.Mutex
 	parts     map[kafkaio.Partition]bool // assigned now: their lag is exported
 	releasing []kafkaio.Partition        // revoked, to be told to the state hooks (state.go)
+	lastTick  time.Time                  // when ticks were last handed on (state.go)
 	hooks     atomic.Pointer[stateHooks]
 
 	abortsMu sync.Mutex
@@ -177,10 +178,23 @@ func (k *Source) fill(ctx context.Context, in sources.Intake) (*Batch, error) {
 	var b *Batch
 	var end time.Time
 	read := 0 // records in b: none is committed before b is, so max_pending bounds them all
+	begin := func() error {
+		x, err := k.sess.Begin(k.cfg.TransactionTimeout - k.cfg.TransactionTimeout/5)
+		if err != nil {
+			return err
+		}
+		b = newBatch(x)
+		k.cur.Store(b)
+		end = time.Now().Add(k.cfg.CommitInterval)
+		return nil
+	}
 	for ctx.Err() == nil {
 		pollCtx, cancel := ctx, context.CancelFunc(func() {})
-		if b != nil {
+		switch {
+		case b != nil:
 			pollCtx, cancel = context.WithDeadline(ctx, end)
+		case in.Ticks != nil: // idle, ticks still come, each in a transaction of its own
+			pollCtx, cancel = context.WithTimeout(ctx, in.Ticks.Every)
 		}
 		msgs, errs, closed := k.sess.Poll(pollCtx, max(1, k.cfg.MaxPending-read))
 		cancel()
@@ -192,13 +206,9 @@ func (k *Source) fill(ctx context.Context, in sources.Intake) (*Batch, error) {
 		}
 		if len(msgs) > 0 {
 			if b == nil {
-				x, err := k.sess.Begin(k.cfg.TransactionTimeout - k.cfg.TransactionTimeout/5)
-				if err != nil {
+				if err := begin(); err != nil {
 					return nil, err
 				}
-				b = newBatch(x)
-				k.cur.Store(b)
-				end = time.Now().Add(k.cfg.CommitInterval)
 			}
 			recs := make([]*record.Record, len(msgs))
 			for i := range msgs {
@@ -212,6 +222,20 @@ func (k *Source) fill(ctx context.Context, in sources.Intake) (*Batch, error) {
 					b.Settle(0)
 				}
 				return b, nil
+			}
+		}
+		if parts := k.tickable(in.Ticks); len(parts) > 0 && ctx.Err() == nil {
+			if b == nil {
+				if err := begin(); err != nil {
+					return nil, err
+				}
+			}
+			if err := k.ticks(ctx, in, b, parts); err != nil {
+				b.Fail(fmt.Errorf("ticks were not taken by the pipeline: %w", err))
+				return b, nil
+			}
+			if read == 0 {
+				return b, nil // a transaction of ticks alone
 			}
 		}
 		if b != nil && (b.Ended() || !time.Now().Before(end) || read >= k.cfg.MaxPending) {

@@ -1,7 +1,12 @@
 package exactlyonce
 
 import (
+	"context"
+	"slices"
+	"time"
+
 	"github.com/pythia-pipe/pythia-pipe/kafkaio"
+	"github.com/pythia-pipe/pythia-pipe/record"
 	"github.com/pythia-pipe/pythia-pipe/sources"
 )
 
@@ -67,4 +72,39 @@ func (k *Source) ended(committed, unsure bool) {
 	default:
 		h.hooks.Aborted(unsure)
 	}
+}
+
+// tickable lists the partitions of the ticked topics the source reads now, when ticks are
+// due (every Every at most); nil otherwise.
+func (k *Source) tickable(t *sources.Ticks) []kafkaio.Partition {
+	if t == nil || time.Since(k.lastTick) < t.Every {
+		return nil
+	}
+	k.lastTick = time.Now()
+	k.partsMu.Lock()
+	defer k.partsMu.Unlock()
+	var out []kafkaio.Partition
+	for p := range k.parts {
+		if slices.Contains(t.Topics, p.Topic) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// ticks hands the pipeline a tick per partition of parts, inside b's transaction: a tick's
+// outputs must be in one.
+func (k *Source) ticks(ctx context.Context, in sources.Intake, b *Batch, parts []kafkaio.Partition) error {
+	recs := make([]*record.Record, len(parts))
+	for i, p := range parts {
+		recs[i] = &record.Record{Topic: p.Topic, Partition: p.Partition, Offset: -1, Tick: true, Track: record.NewTracker(b, 0)}
+	}
+	b.Add(len(recs))
+	if err := in.Deliver(ctx, recs); err != nil {
+		for range recs {
+			b.Settle(0)
+		}
+		return err
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ package sources
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/pythia-pipe/pythia-pipe/record"
 )
@@ -35,6 +36,16 @@ type Intake struct {
 	// State, when set, is told what the stateful stages' stores follow: partitions coming
 	// and going, and under exactly-once the ends of transactions. Nil without them.
 	State StateHooks
+	// Ticks, when set, asks the source to hand ticks (records with Tick set, no offset) for
+	// every partition of Topics it reads, every Every, inside its transactions (exactly-once:
+	// a tick's outputs must be in one). Nil otherwise.
+	Ticks *Ticks
+}
+
+// Ticks is what an exactly-once source is asked to tick.
+type Ticks struct {
+	Every  time.Duration
+	Topics []string
 }
 
 // StateHooks are told what stateful stages' stores must follow. A store is an input

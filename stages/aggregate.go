@@ -31,6 +31,7 @@ var aggregateFields = []spec.Field{
 	).Require(),
 	spec.Expr("time", "time or int", "The event time that places a record in its windows: a timestamp, or Unix milliseconds as an int. Default: the record's timestamp."),
 	spec.Duration("grace", "How late a record may come: a window closes once the partition's stream time (the latest event time it has seen) reaches the window's end plus `grace`.").WithDefault("0s"),
+	spec.Duration("idle_close", "When a partition brings no record for this long (wall clock), its stream time moves on by the time that passed, closing the windows it passes, as if time had gone on: the last windows close when traffic stops. 0: windows close only as records come."),
 	spec.Enum("late", "What becomes of a record all of whose windows have closed: dlq, dead-lettered with a reason starting `late:`; drop, dropped and counted.", "dlq", "drop").WithDefault("dlq"),
 	spec.Enum("emit", "final: a record per window when it closes, once; updates: a record per window a record changes, as it stands then (nothing at its close).", "final", "updates").WithDefault("final"),
 	spec.Map("aggregates", "The output's fields besides `key`, `window_start` and `window_end`, each a call: `count()` and `count_distinct(x)`, ints; `sum(x)`, an int of ints, a float of floats; `avg(x)`, a float; `min(x)`, `max(x)` (of numbers, strings or times), `first(x)`, `last(x)` (by event time), of x's type. Nulls are skipped by all but count(); count_distinct is exact up to 512 values per window, then estimated (HyperLogLog, about 1.6% error).",
@@ -82,6 +83,8 @@ type aggregate struct {
 	win       windowing
 	lateDrop  bool
 	updates   bool
+	idleClose time.Duration
+	idle      idleClock // when each partition last brought a record
 
 	stores atomic.Pointer[state.Stores] // set by OpenState as the run starts; read by Counters meanwhile
 	mu     sync.Mutex
@@ -95,7 +98,11 @@ var outputFields = []string{"key", "window_start", "window_end"}
 
 func buildAggregate(c *Config) Built {
 	f := c.Fields
-	a := &aggregate{lateDrop: f.String("late") == "drop", updates: f.String("emit") == "updates", parts: map[int32]*sync.Mutex{}}
+	a := &aggregate{lateDrop: f.String("late") == "drop", updates: f.String("emit") == "updates", parts: map[int32]*sync.Mutex{},
+		idleClose: f.Duration("idle_close"), idle: idleClock{now: time.Now}}
+	if v := f.Get("idle_close"); v.Set && a.idleClose < 0 {
+		c.Diags().Add(v.Pos, v.Path, "idle_close cannot be below zero (0 turns it off)")
+	}
 	ok := a.buildWindow(c)
 	out := &expr.Schema{Kind: expr.Object, Fields: map[string]*expr.Schema{
 		"key": {Kind: expr.String}, "window_start": {Kind: expr.Time}, "window_end": {Kind: expr.Time}}}
@@ -429,9 +436,13 @@ func (a *aggregate) input(rec *record.Record) (*aggInput, error) {
 }
 
 func (a *aggregate) Process(ctx context.Context, rec *record.Record, out []Output) ([]Output, error) {
-	in, err := a.input(rec)
-	if err != nil {
-		return out, err
+	var in *aggInput
+	if !rec.Tick {
+		a.idle.seen(rec.Partition)
+		var err error
+		if in, err = a.input(rec); err != nil {
+			return out, err
+		}
 	}
 	base := len(out)
 	for {
@@ -439,7 +450,12 @@ func (a *aggregate) Process(ctx context.Context, rec *record.Record, out []Outpu
 		if err != nil {
 			return out, err
 		}
-		res, err := a.apply(st, rec, in, out)
+		var res []Output
+		if rec.Tick {
+			res, err = a.tick(st, rec, out)
+		} else {
+			res, err = a.apply(st, rec, in, out)
+		}
 		if !errors.Is(err, state.ErrReleased) {
 			return res, err
 		}
