@@ -361,7 +361,7 @@ func (d *decoder) text(i, j int) string {
 func (d *decoder) str() (string, error) {
 	d.pos++
 	start := d.pos
-	for d.pos < len(d.data) {
+	for d.pos = plainRun(d.data, d.pos); d.pos < len(d.data); {
 		switch c := d.data[d.pos]; {
 		case c == '"':
 			d.pos++
@@ -388,8 +388,9 @@ func (d *decoder) escaped(buf []byte) (string, error) {
 		case c < 0x20:
 			return "", d.syntax("in string literal")
 		case c != '\\':
-			buf = append(buf, c)
-			d.pos++
+			end := plainRun(d.data, d.pos+1)
+			buf = append(buf, d.data[d.pos:end]...)
+			d.pos = end
 			continue
 		}
 		if d.pos++; d.pos >= len(d.data) {
