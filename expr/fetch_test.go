@@ -6,6 +6,9 @@ import (
 
 	exprlang "github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
+
+	"github.com/pythia-pipe/pythia-pipe/diag"
+	"github.com/pythia-pipe/pythia-pipe/record"
 )
 
 // fastFetch changes how a field is read, never what is read nor how it fails: each expression
@@ -80,5 +83,39 @@ func TestFastFetchAllocates(t *testing.T) {
 	}
 	if field, whole := allocs(`msg.amount`), allocs(`msg`); field != whole {
 		t.Fatalf("msg.amount: %v allocations a run; msg: %v", field, whole)
+	}
+}
+
+// Compile rewrites what it compiles: a pipeline's expressions read fields directly, with
+// and without a schema, and the schema's type checks are those of the expression as written.
+func TestCompileFetchesFast(t *testing.T) {
+	cases := []struct {
+		name   string
+		env    Env
+		src    string
+		result string
+	}{
+		{"a filter on a schema's float", Env{Msg: schemaOf(t, `{amount: float, "*": any}`)}, `msg.amount > 0`, "bool"},
+		{"a field without a schema", Env{}, `msg.amount > 0`, "bool"},
+		{"a nested field", Env{Msg: schemaOf(t, `{c: {name: string}}`)}, `upper(msg.c.name)`, "string"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var diags diag.List
+			p := Compile(exprValue(c.src), c.env, WantAny, &diags)
+			if p == nil {
+				t.Fatal(diags.Err())
+			}
+			if got := p.Result.String(); got != c.result {
+				t.Errorf("computes %s, want %s", got, c.result)
+			}
+			if n := count(p.prog.Bytecode, vm.OpFetch); n != 0 {
+				t.Errorf("%d reads left to reflection:\n%s", n, p.prog.Disassemble())
+			}
+			vars := NewBinder(p).Bind(&record.Record{Decoded: true, Msg: map[string]any{"amount": 2.5, "c": map[string]any{"name": "x"}}})
+			if out, err := p.Run(vars); err != nil || (out != true && out != "X") {
+				t.Errorf("got %v, %v", out, err)
+			}
+		})
 	}
 }
