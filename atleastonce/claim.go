@@ -243,10 +243,9 @@ func (c *claimReader) drain() {
 }
 
 func newRecord(m *kafkaio.Message, l *Ledger, now time.Time) *record.Record {
-	rec := &record.Record{Key: m.Key, Value: m.Value, Headers: m.Headers, Timestamp: m.Timestamp,
-		Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, OrigKey: m.Key, OrigHeaders: m.Headers}
-	rec.Track = record.NewTracker(l, l.Add(m.Offset, now, recordSize(m)))
-	return rec
+	return record.Tracked(record.Record{Key: m.Key, Value: m.Value, Headers: m.Headers, Timestamp: m.Timestamp,
+		Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, OrigKey: m.Key, OrigHeaders: m.Headers},
+		l, l.Add(m.Offset, now, recordSize(m)))
 }
 
 // recordSize is what a record weighs against max_pending_bytes: its key, value and headers,

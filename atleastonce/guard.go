@@ -131,8 +131,10 @@ func (g *guard) unsent(w *write) {
 	w.part.inFlight--
 }
 
-// acked records the broker's acknowledgement of w and returns the writes that settle.
-func (g *guard) acked(w *write) []*write {
+// acked records the broker's acknowledgement of w and returns the writes that settle,
+// appended to done (a caller's array: most answers settle one write, and a slice made for it
+// was an allocation per record).
+func (g *guard) acked(w *write, done []*write) []*write {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	p := w.part
@@ -146,7 +148,7 @@ func (g *guard) acked(w *write) []*write {
 		g.rewritten++
 	}
 	p.wakeIfIdle(g)
-	return g.settle(p)
+	return g.settle(p, done)
 }
 
 // refused records that the producer gave up on w for a passing reason: its partition is held,
@@ -183,8 +185,8 @@ func (g *guard) refused(w *write, err error, backoff func(failures int) time.Dur
 }
 
 // gone records that w leaves its partition (dead-lettered, or the pipeline stops) and
-// returns the writes that settle.
-func (g *guard) gone(w *write) []*write {
+// returns the writes that settle, appended to done.
+func (g *guard) gone(w *write, done []*write) []*write {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	p := w.part
@@ -197,7 +199,7 @@ func (g *guard) gone(w *write) []*write {
 	w.state = stGone
 	g.unmarkPassed(p)
 	p.wakeIfIdle(g)
-	return g.settle(p)
+	return g.settle(p, done)
 }
 
 // unmarkPassed clears the mark of writes to be written again that no waiting write precedes
@@ -215,10 +217,9 @@ func (g *guard) unmarkPassed(p *partQueue) {
 	}
 }
 
-// settle pops the partition's done prefix: acknowledged writes (returned, to be reported)
-// and gone ones.
-func (g *guard) settle(p *partQueue) []*write {
-	var done []*write
+// settle pops the partition's done prefix: acknowledged writes (appended to done, to be
+// reported) and gone ones.
+func (g *guard) settle(p *partQueue, done []*write) []*write {
 	n := 0
 	for _, w := range p.queue {
 		if w.state == stGone {
@@ -232,7 +233,7 @@ func (g *guard) settle(p *partQueue) []*write {
 		n++
 	}
 	if n == 0 {
-		return nil
+		return done
 	}
 	clear(p.queue[:n])
 	p.queue = p.queue[n:]

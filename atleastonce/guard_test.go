@@ -44,7 +44,7 @@ func (r *guardRun) ack() {
 	w := r.inFlight[0]
 	r.inFlight = r.inFlight[1:]
 	r.written = append(r.written, r.seq(w))
-	for _, s := range r.g.acked(w) {
+	for _, s := range r.g.acked(w, nil) {
 		r.settled = append(r.settled, r.seq(s))
 	}
 }
@@ -139,7 +139,7 @@ func TestGuardKeepsOrder(t *testing.T) {
 		r.write(3)
 		w := r.inFlight[0]
 		r.inFlight = r.inFlight[1:]
-		if s := r.g.gone(w); len(s) != 0 {
+		if s := r.g.gone(w, nil); len(s) != 0 {
 			t.Fatalf("settled %v", s)
 		}
 		r.ack()
@@ -245,7 +245,7 @@ func TestGuardNeverHoldsForGood(t *testing.T) {
 func (r *guardRun) goneFirst() {
 	w := r.inFlight[0]
 	r.inFlight = r.inFlight[1:]
-	for _, s := range r.g.gone(w) {
+	for _, s := range r.g.gone(w, nil) {
 		r.settled = append(r.settled, r.seq(s))
 	}
 }

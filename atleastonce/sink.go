@@ -88,8 +88,9 @@ func (w *write) Produced(_ *kafkaio.Message, err error) { w.s.answered(w, err) }
 // answered is the producer's answer to w: acknowledged, refused for a passing reason (the
 // guard holds its partition), or failed for good (dead-letter or stop).
 func (s *Sink) answered(w *write, err error) {
+	var settled [4]*write // on the stack: see guard.acked
 	if err == nil {
-		for _, done := range s.guard.acked(w) {
+		for _, done := range s.guard.acked(w, settled[:0]) {
 			s.report(done.rec, nil)
 		}
 		return
@@ -103,9 +104,9 @@ func (s *Sink) answered(w *write, err error) {
 		s.guard.refused(w, err, sinks.Backoff)
 		return
 	}
-	settled := s.guard.gone(w)
+	gone := s.guard.gone(w, settled[:0])
 	s.report(w.rec, f)
-	for _, done := range settled {
+	for _, done := range gone {
 		s.report(done.rec, nil)
 	}
 }

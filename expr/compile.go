@@ -101,6 +101,7 @@ func Compile(v *spec.Value, env Env, want Want, diags *diag.List) *Program {
 	if !checkNames(prog.Node(), env, v, diags) || !checkRaw(prog.Node(), env, v, diags) || !checkReads(prog.Node(), env, v, diags) {
 		return nil
 	}
+	fastFetch(prog)
 	p := &Program{src: v, prog: prog, Result: inferSchema(prog.Node()), want: want, uses: usesOf(prog.Node()), reads: readsOf(prog.Node())}
 	p.vms.New = func() any { return new(vm.VM) }
 	env.Reads.add(p.reads)

@@ -244,6 +244,9 @@ func (s *Schema) Coerce(v any, path string) (any, error) {
 			return v, nil
 		}
 	case Int:
+		if _, ok := v.(int); ok {
+			return v, nil // as it is: making it anew would be an allocation per record
+		}
 		i, why := toInt(v)
 		if why == "" {
 			return i, nil
@@ -252,6 +255,9 @@ func (s *Schema) Coerce(v any, path string) (any, error) {
 			return nil, fmt.Errorf("%s: expected int, got %s", pathOr(path), why)
 		}
 	case Float:
+		if _, ok := v.(float64); ok {
+			return v, nil
+		}
 		f, why := toFloat(v)
 		if why == "" {
 			return f, nil
@@ -310,7 +316,7 @@ func (s *Schema) coerceObject(m map[string]any, path string) (map[string]any, er
 		if err != nil {
 			return nil, err
 		}
-		if (ok && f.keepsValue()) || (!ok && c == nil) {
+		if (ok && f.keepsValue(x)) || (!ok && c == nil) {
 			continue // nothing to change
 		}
 		m[name] = c
@@ -334,10 +340,20 @@ func (s *Schema) coerceObject(m map[string]any, path string) (map[string]any, er
 	return m, nil
 }
 
-// keepsValue reports a type whose Coerce returns a present value as it is, when it returns no
-// error: a field of it needs no writing back.
-func (s *Schema) keepsValue() bool {
-	return s.Kind == Any || s.Kind == String || s.Kind == Bool
+// keepsValue reports that Coerce returns the present value x as it is, when it returns no
+// error: a field holding it needs no writing back.
+func (s *Schema) keepsValue(x any) bool {
+	switch s.Kind {
+	case Any, String, Bool:
+		return true
+	case Int:
+		_, ok := x.(int)
+		return ok
+	case Float:
+		_, ok := x.(float64)
+		return ok
+	}
+	return false
 }
 
 func joinPath(path, name string) string {

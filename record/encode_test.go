@@ -3,6 +3,7 @@ package record
 import (
 	"encoding/json"
 	"math"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -21,6 +22,8 @@ func TestAppendJSONMatchesMarshal(t *testing.T) {
 		{"strings", []any{"", "plain", "é ü 中", "<a href='x'>&</a>", "quote \" back \\ slash", "\b\f\n\r\t\x00\x1f\x7f", "bad \xff utf8", "line\u2028para\u2029"}},
 		{"bytes", []any{[]byte("raw \x00 bytes"), []byte{}}},
 		{"nested", map[string]any{"z": 1, "a": []any{map[string]any{"y": nil, "b": "x"}}, "m": map[string]any{}, "l": []any{}}},
+		{"fields sorted by their bytes", map[string]any{"b": 1, "B": 2, "é": 3, "_": 4, "": 5, "a b": 6, "ab": 7}},
+		{"more fields than sorted by insertion", manyFields(40)},
 		{"time", time.Date(2026, 11, 26, 10, 0, 0, 123, time.UTC)},
 		{"other types", map[string]any{"h": map[string]string{"k": "v"}, "s": []string{"a"}, "f32": float32(0.1)}},
 	}
@@ -33,6 +36,15 @@ func TestAppendJSONMatchesMarshal(t *testing.T) {
 			}
 		})
 	}
+}
+
+// manyFields is an object of n fields whose names do not come in order.
+func manyFields(n int) map[string]any {
+	m := map[string]any{}
+	for i := range n {
+		m[strconv.Itoa(i*7919%n)+"k"] = i
+	}
+	return m
 }
 
 func TestAppendJSONRefusesWhatMarshalRefuses(t *testing.T) {

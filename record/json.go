@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // ErrInvalidUTF8 is a JSON document with bytes that are not UTF-8. encoding/json would turn
@@ -54,10 +56,37 @@ func (r Raw) MarshalJSON() ([]byte, error) { return r, nil }
 // (the same errors, at the same offsets) but kept as a Raw slice of data. Skipping what no
 // one reads saves its allocations and, in sinks, its encoding.
 func DecodeJSONReading(data []byte, unread func(field string) bool) (any, error) {
-	if !utf8.Valid(data) {
-		return nil, invalidUTF8(data)
+	return decode(decoder{data: data, unread: unread})
+}
+
+// Decoder is DecodeJSONReading for the bodies of one decode stage, at the fewest allocations
+// a record: the body's strings and object keys are not copies but share the bytes of the body,
+// which the record keeps as consumed for as long as its decoded body lives (Record.Value, never
+// written in place: Raw fields already share it), and the top-level object is made at the size
+// of the last one. A string with escapes is still built apart. It is safe for concurrent use.
+type Decoder struct {
+	unread func(field string) bool
+	fields atomic.Int32 // the top-level fields of the last body: the next map's size
+}
+
+// NewDecoder reads bodies keeping as Raw the top-level fields for which unread says true (nil:
+// none), their maps first made for fields fields (a schema's count; then the last body's).
+func NewDecoder(unread func(field string) bool, fields int) *Decoder {
+	dec := &Decoder{unread: unread}
+	dec.fields.Store(int32(min(fields, maxSizeHint)))
+	return dec
+}
+
+// Decode decodes data, which must stay unchanged as long as the value it returns is used: its
+// strings share data's bytes.
+func (dec *Decoder) Decode(data []byte) (any, error) {
+	return decode(decoder{data: data, unread: dec.unread, shared: unsafe.String(unsafe.SliceData(data), len(data)), top: dec})
+}
+
+func decode(d decoder) (any, error) {
+	if !utf8.Valid(d.data) {
+		return nil, invalidUTF8(d.data)
 	}
-	d := decoder{data: data, unread: unread}
 	v, err := d.value()
 	if err != nil {
 		return nil, err
@@ -86,7 +115,23 @@ type decoder struct {
 	depth  int
 	unread func(field string) bool // top-level fields to keep as Raw; nil: none
 	spaced bool                    // space was passed over (a Raw with space inside is compacted)
+
+	// shared is data as a string, for a Decoder's strings to be its substrings; "" when the
+	// caller may reuse data (a bufio.Scanner's line), and strings are copies.
+	shared string
+	top    *Decoder // the size of top-level objects; nil: none known
+	// keys interns the object keys of a long document (a table, a list of objects), where
+	// the same few names come back many times: one string each, not one per object.
+	keys  map[string]string
+	nkeys int
 }
+
+// internAfter is how many keys a document has before its keys are interned: a body of a few
+// fields is not worth a map.
+const internAfter = 32
+
+// maxInterned bounds the interned keys of a document whose keys are all different.
+const maxInterned = 1024
 
 // syntax is an error at the current byte, in encoding/json's words.
 func (d *decoder) syntax(context string) error {
@@ -167,7 +212,15 @@ func (d *decoder) object() (any, error) {
 	if err := d.enter(); err != nil {
 		return nil, err
 	}
-	m := map[string]any{}
+	var m map[string]any
+	if d.depth == 1 && d.top != nil {
+		// Made at its final size rather than grown, which for more than 8 fields means
+		// tables made and copied on the way there.
+		m = make(map[string]any, d.top.fields.Load())
+		defer d.top.sized(m)
+	} else {
+		m = map[string]any{}
+	}
 	if d.next() == '}' {
 		d.pos++
 		d.depth--
@@ -177,7 +230,7 @@ func (d *decoder) object() (any, error) {
 		if d.next() != '"' {
 			return nil, d.syntax("looking for beginning of object key string")
 		}
-		k, err := d.str()
+		k, err := d.key()
 		if err != nil {
 			return nil, err
 		}
@@ -237,15 +290,82 @@ func (d *decoder) array() (any, error) {
 	}
 }
 
-// str reads a string; most have no escapes and are one copy of their bytes.
+// maxSizeHint bounds the size a top-level object is made at: one body of a huge object must
+// not make the next ones, of a few fields, that large.
+const maxSizeHint = 1024
+
+// sized keeps the size of a top-level object for the next one.
+func (dec *Decoder) sized(m map[string]any) {
+	// Stored only when it changes: the decode workers share it, and a store to a shared line
+	// per record would make them wait for each other's caches.
+	if n := int32(min(len(m), maxSizeHint)); n != dec.fields.Load() {
+		dec.fields.Store(n)
+	}
+}
+
+// key reads an object key: like any string, but in a long document, where the same names come
+// back, interned, when not shared.
+func (d *decoder) key() (string, error) {
+	if d.shared != "" {
+		return d.str()
+	}
+	if d.nkeys++; d.nkeys <= internAfter {
+		return d.str()
+	}
+	start := d.pos + 1
+	if d.keys == nil {
+		d.keys = map[string]string{}
+	}
+	if end := d.plainEnd(start); end >= 0 {
+		if k, ok := d.keys[string(d.data[start:end])]; ok { // a lookup without a copy
+			d.pos = end + 1
+			return k, nil
+		}
+	}
+	k, err := d.str()
+	if err != nil {
+		return "", err
+	}
+	if known, ok := d.keys[k]; ok { // a key with escapes, built and then dropped: only one is kept
+		return known, nil
+	}
+	if len(d.keys) < maxInterned {
+		d.keys[k] = k
+	}
+	return k, nil
+}
+
+// plainEnd is the offset of the quote closing the string at start when it holds neither
+// escapes nor control bytes, else -1.
+func (d *decoder) plainEnd(start int) int {
+	for i := start; i < len(d.data); i++ {
+		switch c := d.data[i]; {
+		case c == '"':
+			return i
+		case c == '\\' || c < 0x20:
+			return -1
+		}
+	}
+	return -1
+}
+
+// text is data[i:j] as a string: a Decoder's shares data; otherwise a copy.
+func (d *decoder) text(i, j int) string {
+	if d.shared != "" {
+		return d.shared[i:j]
+	}
+	return string(d.data[i:j])
+}
+
+// str reads a string; most have no escapes and are data's bytes as they are.
 func (d *decoder) str() (string, error) {
 	d.pos++
 	start := d.pos
-	for d.pos < len(d.data) {
+	for d.pos = plainRun(d.data, d.pos); d.pos < len(d.data); {
 		switch c := d.data[d.pos]; {
 		case c == '"':
 			d.pos++
-			return string(d.data[start : d.pos-1]), nil
+			return d.text(start, d.pos-1), nil
 		case c == '\\':
 			return d.escaped(append([]byte(nil), d.data[start:d.pos]...))
 		case c < 0x20:
@@ -268,8 +388,9 @@ func (d *decoder) escaped(buf []byte) (string, error) {
 		case c < 0x20:
 			return "", d.syntax("in string literal")
 		case c != '\\':
-			buf = append(buf, c)
-			d.pos++
+			end := plainRun(d.data, d.pos+1)
+			buf = append(buf, d.data[d.pos:end]...)
+			d.pos = end
 			continue
 		}
 		if d.pos++; d.pos >= len(d.data) {
@@ -371,7 +492,14 @@ func (d *decoder) number() (any, error) {
 		}
 		return intOrInt64(n), nil
 	}
-	return Number(json.Number(lit)), nil
+	if !integer {
+		// Parsed from data's bytes without a copy (ParseFloat keeps its argument only in an
+		// error, which is dropped); a literal kept as written is taken by text below.
+		if f, ok := parseFloat(unsafe.String(unsafe.SliceData(lit), len(lit))); ok {
+			return f, nil
+		}
+	}
+	return Number(json.Number(d.text(d.pos-len(lit), d.pos))), nil
 }
 
 // numeral reads a number literal, saying whether it is written as an integer.

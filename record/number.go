@@ -27,11 +27,20 @@ func Number(n json.Number) any {
 		}
 		return n
 	}
+	if f, ok := parseFloat(s); ok {
+		return f
+	}
+	return n
+}
+
+// parseFloat parses a number literal with a fraction or an exponent, false when it is beyond
+// float64 (ParseFloat gives ±Inf) or below it (0 for 1e-400).
+func parseFloat(s string) (float64, bool) {
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil || (f == 0 && nonZeroMantissa(s)) {
-		return n // beyond float64 (ParseFloat gives ±Inf) or below it (0 for 1e-400)
+		return 0, false
 	}
-	return f
+	return f, true
 }
 
 func intOrInt64(i int64) any {

@@ -16,8 +16,11 @@ type Header = kgo.RecordHeader
 // Record is one record in flight. Stages may change Msg, Key and Headers; Value keeps the
 // bytes as consumed so that a failure can dead-letter the original.
 type Record struct {
-	Key       []byte
-	Value     []byte // the body as consumed
+	Key []byte
+	// Value is the body as consumed. It is never written in place: a JSON decode stage's
+	// strings and Raw fields share its bytes (record.Decoder), so a stage that changes the
+	// body sets Msg, or a new Value.
+	Value     []byte
 	Headers   []Header
 	Timestamp time.Time
 	Topic     string

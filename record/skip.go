@@ -2,6 +2,7 @@ package record
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 )
 
@@ -115,6 +116,9 @@ func (d *decoder) skipArray() error {
 func (d *decoder) skipString() error {
 	d.pos++
 	for d.pos < len(d.data) {
+		if d.pos = plainRun(d.data, d.pos); d.pos >= len(d.data) {
+			break
+		}
 		c := d.data[d.pos]
 		switch {
 		case c == '"':
@@ -141,4 +145,26 @@ func (d *decoder) skipString() error {
 		}
 	}
 	return d.end()
+}
+
+// plainRun is the offset of the first byte from i on that a string's scan must look at — a
+// quote, a backslash or a control byte — or len(data). It tests eight bytes at a time, as most
+// of a string (a long unread note) is none of these: a quote or a backslash is a zero byte of
+// x XOR its repetition, and (v - 0x01…01) &^ v & 0x80…80 is nonzero exactly when a byte of v
+// is zero; (x - 0x20…20) &^ x & 0x80…80 likewise when a byte of x is below 0x20.
+func plainRun(data []byte, i int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(data); i += 8 {
+		x := binary.LittleEndian.Uint64(data[i:])
+		q, b := x^(ones*'"'), x^(ones*'\\')
+		if ((q-ones)&^q|(b-ones)&^b|(x-ones*0x20)&^x)&highs != 0 {
+			break // one of the eight: found below
+		}
+	}
+	for ; i < len(data); i++ {
+		if c := data[i]; c == '"' || c == '\\' || c < 0x20 {
+			return i
+		}
+	}
+	return i
 }

@@ -2,6 +2,7 @@ package record
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -75,4 +76,39 @@ func FuzzDecodeJSONReading(f *testing.F) {
 			}
 		}
 	})
+}
+
+// plainRun finds what a byte-by-byte scan finds, wherever in the eight-byte words it is.
+func TestPlainRun(t *testing.T) {
+	naive := func(data []byte, i int) int {
+		for ; i < len(data); i++ {
+			if c := data[i]; c == '"' || c == '\\' || c < 0x20 {
+				return i
+			}
+		}
+		return i
+	}
+	cases := []struct {
+		name string
+		b    byte
+	}{
+		{"a quote", '"'}, {"a backslash", '\\'}, {"a NUL", 0}, {"a control byte", 0x1f},
+		{"a space is plain", ' '}, {"DEL is plain", 0x7f}, {"a UTF-8 byte is plain", 0x80}, {"0xff is plain", 0xff},
+		{"the byte after a quote is plain", '#'}, {"the byte after a backslash is plain", ']'},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for n := 0; n <= 20; n++ {
+				for at := 0; at <= n; at++ {
+					data := []byte(strings.Repeat("é-x", 7))[:n+1]
+					data[at] = c.b
+					for from := 0; from <= at; from++ {
+						if got, want := plainRun(data, from), naive(data, from); got != want {
+							t.Fatalf("%q from %d: %d, want %d", data, from, got, want)
+						}
+					}
+				}
+			}
+		})
+	}
 }

@@ -23,6 +23,19 @@ func NewTracker(owner Settler, seq uint64) *Tracker {
 	return t
 }
 
+// Tracked is rec with a tracker of one outstanding copy, settled as seq with owner, made in
+// one allocation with the record rather than two: a source makes one per record consumed.
+// (A copy a fan-out made keeps the tracker, and so the original's struct, until it is done.)
+func Tracked(rec Record, owner Settler, seq uint64) *Record {
+	both := &struct {
+		rec   Record
+		track Tracker
+	}{rec: rec, track: Tracker{owner: owner, seq: seq}}
+	both.track.n.Store(1)
+	both.rec.Track = &both.track
+	return &both.rec
+}
+
 // Add records n more outstanding copies. It must be called before the copies are handed on.
 func (t *Tracker) Add(n int) {
 	if t != nil && n != 0 {

@@ -13,8 +13,27 @@ type counter struct {
 func (c *counter) Settle(seq uint64) { c.mu.Lock(); c.n[seq]++; c.mu.Unlock() }
 
 func TestTrackerSettlesOnceAfterAllCopies(t *testing.T) {
+	cases := []struct {
+		name string
+		make func(Settler) *Tracker
+	}{
+		{"NewTracker", func(s Settler) *Tracker { return NewTracker(s, 7) }},
+		{"Tracked", func(s Settler) *Tracker {
+			rec := Tracked(Record{Offset: 3}, s, 7)
+			if rec.Offset != 3 {
+				t.Fatalf("Tracked lost the record: %+v", rec)
+			}
+			return rec.Track
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { settlesOnce(t, c.make) })
+	}
+}
+
+func settlesOnce(t *testing.T, newTracker func(Settler) *Tracker) {
 	c := &counter{n: map[uint64]int{}}
-	tr := NewTracker(c, 7)
+	tr := newTracker(c)
 	tr.Add(99) // a fan-out into 100 copies
 	var wg sync.WaitGroup
 	for i := 0; i < 100; i++ {

@@ -97,7 +97,11 @@ func (o *Output) message(ctx context.Context, rec *record.Record) (kafkaio.Messa
 		if !o.Target.DLQ {
 			return kafkaio.Message{}, topic, &TooLargeError{Topic: topic, Bytes: wireSize(&msg), Limit: limit}
 		}
-		dlq.Fit(&msg, limit, wireSize)
+		// A copy for Fit, whose closures keep its pointer: msg itself stays off the heap on
+		// the common path (it was an allocation per record in every sink).
+		fit := msg
+		dlq.Fit(&fit, limit, wireSize)
+		msg = fit
 	}
 	if err := checkRules(&msg, rules, time.Now()); err != nil {
 		return kafkaio.Message{}, topic, err

@@ -38,12 +38,11 @@ type decode struct {
 	onNull string
 	schema *expr.Schema // nil: no schema
 	reads  *expr.BodyReads
-	raw    func(field string) bool // unread, made once: a method value per record is an allocation
+	json   *record.Decoder // format json: strings share rec.Value, which stays as consumed
 }
 
 func buildDecode(c *Config) Built {
 	d := &decode{format: c.Fields.String("format"), onNull: c.Fields.String("on_null"), reads: c.Reads}
-	d.raw = d.unread
 	out := map[string]*expr.Schema{"json": expr.AnyMap(), "text": {Kind: expr.String}, "bytes": {Kind: expr.Bytes}}[d.format]
 	if d.format == "avro" || d.format == "protobuf" {
 		d.framed, out = buildFramed(c, d.format)
@@ -69,6 +68,11 @@ func buildDecode(c *Config) Built {
 			out = d.schema
 		}
 	}
+	fields := 0
+	if d.schema != nil {
+		fields = len(d.schema.Fields)
+	}
+	d.json = record.NewDecoder(d.unread, fields)
 	return Built{Stage: d, Out: out}
 }
 
@@ -112,7 +116,7 @@ func (d *decode) Process(ctx context.Context, rec *record.Record, out []Output) 
 	case "bytes":
 		rec.Msg = rec.Value
 	default:
-		v, err := record.DecodeJSONReading(rec.Value, d.raw)
+		v, err := d.json.Decode(rec.Value)
 		if err != nil {
 			return out, &DecodeError{Format: "json", Err: err}
 		}
