@@ -441,6 +441,24 @@ stages:
     into: geo
     on_missing: keep
 `},
+	{Title: "From a compacted topic of customers, kept as a local table", YAML: `
+stages:
+  - name: parse
+    type: decode
+    schema: {id: int, customer_id: string, amount: float}
+  - name: customer
+    type: enrich
+    table:
+      topic: customers
+      key: msg.customer_id
+      schema: {name: string, tier: string, "country?": string}
+      max_wait: 10s
+    into: customer
+    on_missing: wait
+  - name: tag
+    type: map
+    set: {gold: msg.customer.tier == "gold"}
+`},
 	{Title: "Over HTTP, cached, with outages waited out", YAML: `
 stages:
   - name: parse

@@ -319,3 +319,56 @@ func TestTableEnrichValidate(t *testing.T) {
 		}
 	}
 }
+
+// gatedTopic holds its first Follow until the gate opens: the table is being restored
+// meanwhile.
+type gatedTopic struct {
+	*fakeTopic
+	gate chan struct{}
+}
+
+func (g *gatedTopic) Follow(ctx context.Context, from map[int32]int64, apply func(int32, int64, []byte, []byte, bool) error) error {
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return nil
+	}
+	return g.fakeTopic.Follow(ctx, from, apply)
+}
+
+// While the table is restored, the stage counts its partitions as restoring (what /readyz
+// and the progress line read), and OpenTable waits; a stop ends the wait.
+func TestTableEnrichRestoring(t *testing.T) {
+	topic := &gatedTopic{fakeTopic: newFakeTopic(2), gate: make(chan struct{})}
+	topic.put(0, "c1", `{"name": "Ada", "tier": "gold"}`)
+	topic.put(1, "c2", `{"name": "Bob", "tier": "gold"}`)
+	p := tablePipeline(t, "dlq")
+	u, _ := stages.TableUserOf(p.StageByName("cust").Impl)
+	opened := make(chan error, 1)
+	go func() { opened <- u.OpenTable(t.Context(), stages.TableEnv{Dir: t.TempDir(), Topic: topic}) }()
+	defer u.Close()
+	waitUntil(t, func() bool { return counters(p)["restoring"] == 2 })
+	select {
+	case err := <-opened:
+		t.Fatalf("OpenTable returned before the restore: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(topic.gate)
+	if err := <-opened; err != nil {
+		t.Fatal(err)
+	}
+	if c := counters(p); c["restoring"] != 0 || c["restored"] != 2 || c["table_keys"] != 2 {
+		t.Errorf("after the restore: %v", c)
+	}
+
+	// Stopped while restoring: OpenTable returns ctx's error, and Close is still safe.
+	p = tablePipeline(t, "dlq")
+	u, _ = stages.TableUserOf(p.StageByName("cust").Impl)
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
+	blocked := &gatedTopic{fakeTopic: topic.fakeTopic, gate: make(chan struct{})}
+	if err := u.OpenTable(ctx, stages.TableEnv{Topic: blocked}); !errors.Is(err, context.Canceled) {
+		t.Errorf("a stopped restore: %v", err)
+	}
+	u.Close()
+}
