@@ -46,3 +46,26 @@ func (e *Engine) closeTables() {
 func tablesInterrupted(ctx context.Context, err error) bool {
 	return ctx.Err() != nil && errors.Is(err, ctx.Err())
 }
+
+// MemoryTable is a table topic in memory (pythia-pipe test's tables): one partition of
+// records, key and value (nil: a tombstone), in order, that never changes.
+type MemoryTable [][2][]byte
+
+// Ends implements state.TableTopic.
+func (m MemoryTable) Ends(context.Context) (map[int32]int64, error) {
+	return map[int32]int64{0: int64(len(m))}, nil
+}
+
+// Follow implements state.TableTopic: the records, then nothing until ctx ends.
+func (m MemoryTable) Follow(ctx context.Context, from map[int32]int64, apply func(int32, int64, []byte, []byte, bool) error) error {
+	for o := from[0]; o < int64(len(m)); o++ {
+		if err := apply(0, o, m[o][0], m[o][1], false); err != nil {
+			return err
+		}
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// Unchanging says that nothing is worth waiting for: the table never changes.
+func (MemoryTable) Unchanging() bool { return true }

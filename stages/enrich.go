@@ -104,6 +104,7 @@ type MissingError struct {
 	Table   string        // a table lookup's topic
 	NullKey bool          // a table lookup's key was null
 	Waited  time.Duration // on_missing: wait: how long the record waited for its key
+	Static  bool          // on_missing: wait, with a table that never changes (pythia-pipe test)
 }
 
 func (e *MissingError) Error() string {
@@ -112,6 +113,8 @@ func (e *MissingError) Error() string {
 		return fmt.Sprintf("enrich: the key looked up in table %s is null", e.Table)
 	case e.Table != "" && e.Waited > 0:
 		return fmt.Sprintf("enrich: key %q did not appear in table %s within max_wait %v (on_missing: wait)", e.Key, e.Table, e.Waited)
+	case e.Table != "" && e.Static:
+		return fmt.Sprintf("enrich: no key %q in table %s (on_missing: wait, but this run's table never changes)", e.Key, e.Table)
 	case e.Table != "":
 		return fmt.Sprintf("enrich: no key %q in table %s (on_missing: dlq)", e.Key, e.Table)
 	}
@@ -298,7 +301,7 @@ func (e *enrich) Process(ctx context.Context, rec *record.Record, out []Output) 
 		if ok {
 			found = record.DeepCopy(v)
 		} else if found = nil; e.onMissing == "dlq" || e.onMissing == "wait" {
-			return out, e.tbl.missing(kb, e.onMissing == "wait" && kb != nil && !e.tbl.static)
+			return out, e.tbl.missing(kb, e.onMissing == "wait")
 		}
 	case e.table != nil:
 		k, err := e.key.Run(vars)

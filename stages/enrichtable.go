@@ -159,6 +159,9 @@ func (l *tableLookup) open(ctx context.Context, env TableEnv) error {
 	}
 	followCtx, stop := context.WithCancel(context.Background())
 	l.stop = stop
+	if u, ok := env.Topic.(interface{ Unchanging() bool }); ok && u.Unchanging() {
+		l.static = true // nothing is worth waiting for
+	}
 	restored := make(chan struct{})
 	go l.follow(followCtx, env.Topic, pending, restored, began)
 	select {
@@ -371,10 +374,13 @@ func (l *tableLookup) close() {
 	}
 }
 
-// tableMissing is the error of a record whose key the table lacks.
+// missing is the error of a record whose key the table lacks.
 func (l *tableLookup) missing(key []byte, waited bool) error {
 	e := &MissingError{Key: string(key), Table: l.topic, NullKey: key == nil}
-	if waited {
+	switch {
+	case waited && l.static:
+		e.Static = true
+	case waited && key != nil:
 		e.Waited = l.maxWait
 	}
 	return e
