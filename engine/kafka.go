@@ -39,7 +39,7 @@ func ConnectKafka(p *pipeline.Pipeline, log *slog.Logger) (_ *KafkaRun, err erro
 			admin.Close()
 		}
 	}()
-	known, err := admin.Check(context.Background(), p.Topics())
+	known, err := admin.Check(context.Background(), append(p.Topics(), p.TableTopics()...))
 	if err == nil && p.ExactlyOnce() {
 		err = admin.CheckTransactions(context.Background())
 	}
@@ -80,7 +80,8 @@ func ConnectKafka(p *pipeline.Pipeline, log *slog.Logger) (_ *KafkaRun, err erro
 		return nil, err
 	}
 	run.Engine.UseState(StateOptions{Dir: filepath.Join(p.State.Dir, p.Name), CacheBytes: p.State.CacheBytes, Repartition: true,
-		Changelog: func(topic string) state.Changelog { return admin.Changelog(topic) }})
+		Changelog: func(topic string) state.Changelog { return admin.Changelog(topic) },
+		Table:     func(topic string) state.TableTopic { return admin.TableTopic(topic) }})
 	return run, nil
 }
 

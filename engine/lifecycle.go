@@ -46,6 +46,17 @@ func (e *Engine) Run(ctx context.Context, src sources.Source, drain time.Duratio
 		e.closeSinks()
 		return err
 	}
+	if err := e.openTables(srcCtx); err != nil {
+		e.closeTables()
+		e.closeSinks()
+		if cerr := e.closeState(); cerr != nil {
+			e.log.Warn("closing the stores", "err", cerr)
+		}
+		if tablesInterrupted(srcCtx, err) {
+			return nil // stopped while the tables were read: nothing was processed
+		}
+		return err
+	}
 	for _, n := range e.order {
 		e.start(n)
 	}

@@ -20,6 +20,9 @@ type StateOptions struct {
 	// Changelog reads a changelog topic for restores; nil: every changelog is empty (a run
 	// in memory starts with no state).
 	Changelog func(topic string) state.Changelog
+	// Table reads a table lookup's topic (enrich's table); nil: every table is empty (a
+	// run in memory).
+	Table func(topic string) state.TableTopic
 	// Repartition sends the records of stages keeping state by a computed key through
 	// their repartition topics (a run on Kafka, whose source reads them).
 	Repartition bool

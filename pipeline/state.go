@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"fmt"
+	"path/filepath"
+	"slices"
 
 	"github.com/pythia-pipe/pythia-pipe/spec"
 	"github.com/pythia-pipe/pythia-pipe/stages"
@@ -25,6 +27,17 @@ func (p *Pipeline) Stateful() []*Stage {
 	for _, st := range p.Stages {
 		if _, ok := st.Impl.(stages.Stateful); ok {
 			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// TableTopics lists the topics the stages' table lookups read (enrich's table), once each.
+func (p *Pipeline) TableTopics() []string {
+	var out []string
+	for _, st := range p.Stages {
+		if u, ok := stages.TableUserOf(st.Impl); ok && !slices.Contains(out, u.TableTopic()) {
+			out = append(out, u.TableTopic())
 		}
 	}
 	return out
@@ -64,6 +77,11 @@ func (p *Pipeline) StateNotes() []string {
 			n += fmt.Sprintf("; its records are repartitioned by %s through %s", st.Impl.(stages.Stateful).StateKey().Written(), r)
 		}
 		notes = append(notes, n)
+	}
+	for _, st := range p.Stages {
+		if u, ok := stages.TableUserOf(st.Impl); ok {
+			notes = append(notes, fmt.Sprintf("stage %s keeps table %s, all its partitions, in a local store under %s (read to its end before records flow)", st.Name, u.TableTopic(), filepath.Join(p.State.Dir, p.Name, st.Name+"-table")))
+		}
 	}
 	return notes
 }

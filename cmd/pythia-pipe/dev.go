@@ -136,7 +136,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "fed %d records from %s into topic %s (%d partitions)\n", len(feed), o.feed, p.KafkaSource().Topics[0], o.partitions)
 	}
 
-	if len(p.Stateful()) > 0 { // the broker's changelogs go with it: so does the state
+	if len(p.Stateful()) > 0 || len(p.TableTopics()) > 0 { // the broker's changelogs and tables go with it: so does the state
 		dir, err := os.MkdirTemp("", "pythia-pipe-dev-state-")
 		if err != nil {
 			fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
@@ -244,6 +244,13 @@ func createTopics(b *devkit.Broker, p *pipeline.Pipeline, partitions int32) erro
 	for _, t := range p.TopicPlans() {
 		if !source[t.Name] {
 			if err := b.CreateTopic(t.Name, t.Partitions); err != nil {
+				return err
+			}
+		}
+	}
+	for _, t := range p.TableTopics() { // an empty table, which the run follows
+		if !source[t] {
+			if err := b.CreateTopic(t, partitions); err != nil {
 				return err
 			}
 		}
