@@ -56,8 +56,7 @@ stages:
     type: decode
     schema: {payment_id: string, amount: float}
   - name: once
-    type: dedupe
-    key: msg.payment_id
+    type: dedupe                  # by the record's key, the payment id: no repartition
     within: 1h
 
 sinks:
