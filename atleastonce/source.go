@@ -107,6 +107,9 @@ func (k *Source) Claim(claim kafkaio.Claim) {
 	k.assigned.Add(1)
 	log := k.log.With("topic", p.topic, "partition", p.partition)
 	log.Info("partition assigned")
+	if h := k.in.State; h != nil {
+		h.Claimed(p.topic, p.partition)
+	}
 
 	c := &claimReader{k: k, claim: claim, ledger: l, part: p, log: log}
 	c.consume(k.in)
@@ -119,6 +122,9 @@ func (k *Source) Claim(claim kafkaio.Claim) {
 		}
 		c.drain()
 		k.release(p, l, log)
+	}
+	if h := k.in.State; h != nil {
+		h.Released(p.topic, p.partition, l.Pending() == 0)
 	}
 	l.Close()
 	k.mu.Lock()

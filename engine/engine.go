@@ -62,6 +62,15 @@ type Engine struct {
 
 	openMu sync.Mutex
 	opened map[string]stages.Counting // the sinks with numbers of their own, once open
+
+	state        []*stateful // the stateful stages, with their stores once open
+	changelogs   []*node     // their changelogs' sink nodes, in the same order
+	stateOpts    StateOptions
+	repartitions []repartition // repartition sinks, with Kafka (repartition.go)
+	ticksIn      bool          // the source hands ticks with its records (exactly-once)
+	claimedMu    sync.Mutex
+	claimed      map[string]map[int32]bool // the partitions the source has claimed, for ticks
+	arrivals     map[string]arrival        // by repartition topic: the stage its records go to
 }
 
 // Observe sets the observer of stage durations and latencies; call it before Run.
@@ -88,6 +97,10 @@ type node struct {
 	ports   [][]int             // for each port, indexes into targets
 	stats   *counters
 	running conc.WaitGroup
+	// changes, on a stateful stage under at-least-once, holds its changes until their
+	// records' outputs are done (ordered.go); on its changelog node, the same queue, closed
+	// before the node's input.
+	changes *changeQueue
 }
 
 const (
@@ -134,12 +147,14 @@ func NewEngine(p *pipeline.Pipeline, open OpenSink, log *slog.Logger) (*Engine, 
 			n.ports = append(n.ports, idx)
 		}
 	}
+	e.addChangelogs()
 	for _, st := range p.InOrder() {
 		e.order = append(e.order, e.nodes[st.Name])
 	}
 	for _, sk := range p.Sinks {
 		e.order = append(e.order, e.nodes[sk.Name])
 	}
+	e.order = append(e.order, e.changelogs...)
 	e.entry = e.nodes[p.Entry[0]]
 	e.counter("dlq", "dlq")
 	return e, nil

@@ -2,7 +2,10 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"path/filepath"
+	"slices"
 
 	"github.com/pythia-pipe/pythia-pipe/atleastonce"
 	"github.com/pythia-pipe/pythia-pipe/exactlyonce"
@@ -11,6 +14,7 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
 	"github.com/pythia-pipe/pythia-pipe/sources"
+	"github.com/pythia-pipe/pythia-pipe/state"
 )
 
 // KafkaRun is a pipeline wired to Kafka and ready to run: the source and sinks the file
@@ -35,11 +39,14 @@ func ConnectKafka(p *pipeline.Pipeline, log *slog.Logger) (_ *KafkaRun, err erro
 			admin.Close()
 		}
 	}()
-	known, err := admin.Check(context.Background(), p.Topics())
+	known, err := admin.Check(context.Background(), append(p.Topics(), p.TableTopics()...))
 	if err == nil && p.ExactlyOnce() {
 		err = admin.CheckTransactions(context.Background())
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := ensureInternalTopics(p, admin, log); err != nil {
 		return nil, err
 	}
 	rules := sinks.NewRules(known, func(topic string) (kafkaio.TopicRules, bool) {
@@ -72,7 +79,47 @@ func ConnectKafka(p *pipeline.Pipeline, log *slog.Logger) (_ *KafkaRun, err erro
 	if run.Engine, err = NewEngine(p, open, log); err != nil {
 		return nil, err
 	}
+	run.Engine.UseState(StateOptions{Dir: filepath.Join(p.State.Dir, p.Name), CacheBytes: p.State.CacheBytes, Repartition: true,
+		Changelog: func(topic string) state.Changelog { return admin.Changelog(topic) },
+		Table:     func(topic string) state.TableTopic { return admin.TableTopic(topic) }})
 	return run, nil
+}
+
+// ensureInternalTopics makes the changelog and repartition topics of the stateful stages that
+// do not exist yet, with as many partitions as the source's first topic, and has the
+// source's group read the repartition topics too.
+func ensureInternalTopics(p *pipeline.Pipeline, admin *kafkaio.Admin, log *slog.Logger) error {
+	stateful := p.Stateful()
+	if len(stateful) == 0 {
+		return nil
+	}
+	src := p.KafkaSource()
+	n, err := admin.Partitions(context.Background(), src.Topics[0])
+	if err != nil {
+		return fmt.Errorf("the partitions of %s, for the stateful stages' topics: %w", src.Topics[0], err)
+	}
+	for _, st := range stateful {
+		internal := []struct {
+			topic, what string
+			compact     bool
+		}{{p.Changelog(st.Name), "changelog", true}, {p.Repartition(st), "repartition", false}}
+		for _, t := range internal {
+			if t.topic == "" {
+				continue
+			}
+			created, err := admin.EnsureInternal(context.Background(), t.topic, n, t.compact)
+			if err != nil {
+				return fmt.Errorf("stage %s: %w", st.Name, err)
+			}
+			if created {
+				log.Info("created a "+t.what+" topic", "stage", st.Name, "topic", t.topic, "partitions", n)
+			}
+		}
+		if r := p.Repartition(st); r != "" && !slices.Contains(src.Topics, r) {
+			src.Topics = append(src.Topics, r)
+		}
+	}
+	return nil
 }
 
 // transactionProducer is the settings of the one producer every sink writes through in a

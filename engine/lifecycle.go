@@ -42,18 +42,50 @@ func (e *Engine) Run(ctx context.Context, src sources.Source, drain time.Duratio
 	if err := e.openSinks(); err != nil {
 		return err
 	}
+	if err := e.openState(); err != nil {
+		e.closeSinks()
+		return err
+	}
+	if err := e.openTables(srcCtx); err != nil {
+		e.closeTables()
+		e.closeSinks()
+		if cerr := e.closeState(); cerr != nil {
+			e.log.Warn("closing the stores", "err", cerr)
+		}
+		if tablesInterrupted(srcCtx, err) {
+			return nil // stopped while the tables were read: nothing was processed
+		}
+		return err
+	}
 	for _, n := range e.order {
 		e.start(n)
 	}
 	var intake conc.WaitGroup
 	intake.Go(e.dispatchIntake)
 
-	srcErr := src.Run(srcCtx, sources.Intake{C: e.intake, Stopped: e.hard.Done()})
+	in := sources.Intake{C: e.intake, Stopped: e.hard.Done(), Ticks: e.sourceTicks()}
+	e.ticksIn = in.Ticks != nil
+	if len(e.state) > 0 {
+		in.State = e
+	}
+	var tickers conc.WaitGroup
+	stopTicks := make(chan struct{})
+	if !e.p.ExactlyOnce() {
+		for _, t := range e.tickings() {
+			tickers.Go(func() { e.tick(t, stopTicks) })
+		}
+	}
+	srcErr := src.Run(srcCtx, in)
 	stopSource(nil)
+	close(stopTicks)
+	tickers.Wait() // before the stages' inputs close
 
 	close(e.intake)
 	intake.Wait()
 	for _, n := range e.order { // predecessors come first: when a node's inputs close, no one sends to it
+		if n.changes != nil && n.stage == nil {
+			n.changes.close() // its stage's outputs may still settle: they send nothing more
+		}
 		for _, in := range n.ins {
 			close(in)
 		}
@@ -68,9 +100,16 @@ func (e *Engine) Run(ctx context.Context, src sources.Source, drain time.Duratio
 	for _, sk := range e.p.Sinks {
 		closeErr = errors.Join(closeErr, e.nodes[sk.Name].sink.Close(closeCtx))
 	}
+	for _, n := range e.changelogs {
+		closeErr = errors.Join(closeErr, n.sink.Close(closeCtx))
+	}
+	for _, r := range e.repartitions {
+		closeErr = errors.Join(closeErr, r.node.sink.Close(closeCtx))
+	}
 	if e.dlq != nil {
 		closeErr = errors.Join(closeErr, e.dlq.Close(closeCtx))
 	}
+	closeErr = errors.Join(closeErr, e.closeState())
 	switch {
 	case e.fatalErr() != nil:
 		return e.fatalErr()
@@ -129,7 +168,7 @@ func (e *Engine) count(name string, sk sinks.Sink) {
 
 func (e *Engine) dispatchIntake() {
 	for batch := range e.intake {
-		e.entry.send(e.hard, batch)
+		e.dispatch(batch)
 	}
 }
 
@@ -145,5 +184,17 @@ func (e *Engine) start(n *node) {
 		default:
 			n.running.Go(func() { e.work(n, in) })
 		}
+	}
+}
+
+// closeSinks closes every sink opened, for a run that cannot start.
+func (e *Engine) closeSinks() {
+	for _, n := range e.order {
+		if n.sink != nil {
+			_ = n.sink.Close(e.hard)
+		}
+	}
+	if e.dlq != nil {
+		_ = e.dlq.Close(e.hard)
 	}
 }

@@ -85,6 +85,10 @@ func (e *Engine) route(n *node, rec *record.Record, outs []stages.Output, err er
 		e.outcome(n, rec, err)
 		return
 	}
+	if n.changes != nil && n.stage != nil {
+		e.routeOrdered(n, rec, outs, bufs, c)
+		return
+	}
 	copies := 0
 	for _, o := range outs {
 		copies += len(n.ports[o.Port])

@@ -42,8 +42,11 @@ type Source struct {
 	assigned   atomic.Int64
 	rebalances atomic.Int64
 
-	partsMu sync.Mutex
-	parts   map[kafkaio.Partition]bool // assigned now: their lag is exported
+	partsMu   sync.Mutex
+	parts     map[kafkaio.Partition]bool // assigned now: their lag is exported
+	releasing []kafkaio.Partition        // revoked, to be told to the state hooks (state.go)
+	lastTick  time.Time                  // when ticks were last handed on (state.go)
+	hooks     atomic.Pointer[stateHooks]
 
 	abortsMu sync.Mutex
 	abortsBy map[string]int64 // transactions aborted, by reason
@@ -98,10 +101,12 @@ func (k *Source) onAssigned(parts map[string][]int32) {
 		}
 	}
 	k.partsMu.Unlock()
+	k.claimed(parts)
 	k.log.Info("partitions assigned", "group", k.cfg.Group, "partitions", fmt.Sprint(parts))
 }
 
 func (k *Source) onRevoked(parts map[string][]int32) {
+	k.revoked(parts)
 	k.partsMu.Lock()
 	defer k.partsMu.Unlock()
 	for topic, ps := range parts {
@@ -122,8 +127,13 @@ func (k *Source) Run(ctx context.Context, in sources.Intake) error {
 	defer func() { k.sess.Close() }() // Renew replaces the client: close the last one
 	k.log.Info("exactly once: reading in transactions", "group", k.cfg.Group, "transactional_id", TransactionalID(k.cfg),
 		"commit_interval", k.cfg.CommitInterval, "transaction_timeout", k.cfg.TransactionTimeout)
+	if in.State != nil {
+		k.hooks.Store(&stateHooks{in.State})
+	}
+	defer k.release()
 	aborts := 0
 	for ctx.Err() == nil && !stopped(in) {
+		k.release()
 		b, err := k.fill(ctx, in)
 		if b == nil {
 			if err != nil {
@@ -168,10 +178,23 @@ func (k *Source) fill(ctx context.Context, in sources.Intake) (*Batch, error) {
 	var b *Batch
 	var end time.Time
 	read := 0 // records in b: none is committed before b is, so max_pending bounds them all
+	begin := func() error {
+		x, err := k.sess.Begin(k.cfg.TransactionTimeout - k.cfg.TransactionTimeout/5)
+		if err != nil {
+			return err
+		}
+		b = newBatch(x)
+		k.cur.Store(b)
+		end = time.Now().Add(k.cfg.CommitInterval)
+		return nil
+	}
 	for ctx.Err() == nil {
 		pollCtx, cancel := ctx, context.CancelFunc(func() {})
-		if b != nil {
+		switch {
+		case b != nil:
 			pollCtx, cancel = context.WithDeadline(ctx, end)
+		case in.Ticks != nil: // idle, ticks still come, each in a transaction of its own
+			pollCtx, cancel = context.WithTimeout(ctx, in.Ticks.Every)
 		}
 		msgs, errs, closed := k.sess.Poll(pollCtx, max(1, k.cfg.MaxPending-read))
 		cancel()
@@ -183,13 +206,9 @@ func (k *Source) fill(ctx context.Context, in sources.Intake) (*Batch, error) {
 		}
 		if len(msgs) > 0 {
 			if b == nil {
-				x, err := k.sess.Begin(k.cfg.TransactionTimeout - k.cfg.TransactionTimeout/5)
-				if err != nil {
+				if err := begin(); err != nil {
 					return nil, err
 				}
-				b = newBatch(x)
-				k.cur.Store(b)
-				end = time.Now().Add(k.cfg.CommitInterval)
 			}
 			recs := make([]*record.Record, len(msgs))
 			for i := range msgs {
@@ -203,6 +222,20 @@ func (k *Source) fill(ctx context.Context, in sources.Intake) (*Batch, error) {
 					b.Settle(0)
 				}
 				return b, nil
+			}
+		}
+		if parts := k.tickable(in.Ticks); len(parts) > 0 && ctx.Err() == nil {
+			if b == nil {
+				if err := begin(); err != nil {
+					return nil, err
+				}
+			}
+			if err := k.ticks(ctx, in, b, parts); err != nil {
+				b.Fail(fmt.Errorf("ticks were not taken by the pipeline: %w", err))
+				return b, nil
+			}
+			if read == 0 {
+				return b, nil // a transaction of ticks alone
 			}
 		}
 		if b != nil && (b.Ended() || !time.Now().Before(end) || read >= k.cfg.MaxPending) {
@@ -239,6 +272,8 @@ func (k *Source) finish(ctx context.Context, in sources.Intake, b *Batch) (endin
 	committed, err := k.sess.End(endCtx, b.Transaction, end.why == "")
 	k.waitFor("")
 	k.cur.CompareAndSwap(b, nil)
+	unsure := err != nil
+	defer func() { k.ended(committed, unsure) }() // after the wait below for what is in the pipeline
 	if err != nil {
 		if err = k.recover(b, err, &end); err != nil {
 			return end, err

@@ -230,6 +230,10 @@ func schemaOfType(t reflect.Type) *Schema {
 // Source is the expression as written.
 func (p *Program) Source() string { return p.prog.Source().String() }
 
+// Written is the expression as the file writes it, ${VAR} unsubstituted: for messages, as a
+// variable may hold a secret.
+func (p *Program) Written() string { return p.src.Written() }
+
 // Run evaluates the program against vars.
 func (p *Program) Run(vars Vars) (any, error) {
 	m := p.vms.Get().(*vm.VM)

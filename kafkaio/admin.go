@@ -3,6 +3,7 @@ package kafkaio
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -47,7 +48,9 @@ func NewAdmin(c *kafkaconn.Config) (*Admin, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl, err := kgo.NewClient(conn...)
+	// A topic the admin has just created (a stateful stage's changelog) is looked up at once:
+	// franz-go's 5 s between metadata refreshes would have it missing meanwhile.
+	cl, err := kgo.NewClient(append(slices.Clone(conn), kgo.MetadataMinAge(100*time.Millisecond))...)
 	if err != nil {
 		return nil, err
 	}

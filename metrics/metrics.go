@@ -106,7 +106,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	if m.engine != nil {
 		for name, s := range m.engine.Stats() {
 			switch s.Kind {
-			case "sink", "dlq":
+			case "sink", "dlq", "changelog", "repartition":
 				emit("sink_acked_total", prometheus.CounterValue, float64(s.Acked), name)
 				emit("sink_failed_total", prometheus.CounterValue, float64(s.Failed), name)
 			default:

@@ -446,3 +446,38 @@ func TestAbortedTransactions(t *testing.T) {
 		t.Errorf("progress line %v", line)
 	}
 }
+
+// While a stateful stage's store is restored from its changelog, /readyz answers 503 and
+// says so, and the progress line shows it; then /readyz turns ready.
+func TestReadyzWhileRestoring(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		stage map[string]int64
+		code  int
+		says  string
+	}{
+		{"restoring", map[string]int64{"restoring": 2, "restored": 120_000}, http.StatusServiceUnavailable,
+			"not ready: restoring stage once: 2 partitions, 120000 records restored"},
+		{"restored", map[string]int64{"restoring": 0, "restored": 120_000}, http.StatusOK, "ready"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := metrics.New(&pipeline.Pipeline{Name: "p", Entry: []string{"once"}})
+			m.Watch(fakeEngine{engine.Stats{"once": {Kind: "stage", Stage: c.stage}}}, fakeSource{})
+			srv := httptest.NewServer(m.Handler())
+			defer srv.Close()
+			resp, err := http.Get(srv.URL + "/readyz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != c.code || !strings.Contains(string(body), c.says) {
+				t.Errorf("/readyz %d %q, want %d %q", resp.StatusCode, body, c.code, c.says)
+			}
+			line := firstProgressLine(t, m)
+			if got, _ := line["restoring"].(string); (c.code == http.StatusOK) != (got == "") {
+				t.Errorf("progress line restoring = %q", got)
+			}
+		})
+	}
+}

@@ -43,6 +43,10 @@ func (m *Metrics) Handler() http.Handler {
 			http.Error(w, "not ready: the consumer group is not joined yet", http.StatusServiceUnavailable)
 			return
 		}
+		if r := m.restoring(); r != "" {
+			http.Error(w, "not ready: restoring "+r, http.StatusServiceUnavailable)
+			return
+		}
 		w.Write([]byte("ready\n"))
 	})
 	return mux
@@ -129,10 +133,30 @@ func (m *Metrics) Progress(ctx context.Context, log *slog.Logger, interval time.
 			if waiting := m.waitingOn(); len(waiting) > 0 {
 				attrs = append(attrs, "waiting_on", strings.Join(waiting, "; "))
 			}
+			if r := m.restoring(); r != "" {
+				attrs = append(attrs, "restoring", r)
+			}
 			log.Info("progress", attrs...)
 			lastIn, lastOut, last = in, out, now
 		}
 	}
+}
+
+// restoring names the stateful stages whose stores are being restored from their changelogs,
+// with the records restored so far: "stage once: 2 partitions, 120000 records restored";
+// "" when none is.
+func (m *Metrics) restoring() string {
+	if m.engine == nil {
+		return ""
+	}
+	var parts []string
+	for name, s := range m.engine.Stats() {
+		if n := s.Stage["restoring"]; n > 0 {
+			parts = append(parts, fmt.Sprintf("stage %s: %d partitions, %d records restored", name, n, s.Stage["restored"]))
+		}
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, "; ")
 }
 
 // abortsText is the aborted transactions by reason, for the progress line: "deadline=2 write=1".

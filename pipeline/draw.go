@@ -10,8 +10,9 @@ import (
 )
 
 // WriteDOT writes the pipeline's graph as Graphviz DOT: source, stages (a shape per type),
-// sinks and DLQ; branch conditions on edges; dashed edges from stages that can fail to the DLQ.
-// The output is deterministic: it follows the order of the file.
+// sinks and DLQ; branch conditions on edges; dashed edges from stages that can fail to the DLQ;
+// a stateful stage's store, dotted to its stage, and the changelog topic it is backed by,
+// dashed. The output is deterministic: it follows the order of the file.
 func (p *Pipeline) WriteDOT(w io.Writer) error {
 	b := &strings.Builder{}
 	fmt.Fprintf(b, "digraph %s {\n", dotQuote(p.Name))
@@ -29,8 +30,18 @@ func (p *Pipeline) WriteDOT(w io.Writer) error {
 	if p.DLQ != nil {
 		fmt.Fprintf(b, "  %s [label=%s, shape=cylinder, fillcolor=\"#fee2e2\"];\n", dotQuote("dlq"), dotQuote("dlq\n"+p.DLQ.Impl.Label()))
 	}
+	for _, st := range p.Stateful() {
+		fmt.Fprintf(b, "  %s [label=%s, shape=cylinder, style=\"filled,dashed\", fillcolor=\"#fef9c3\"];\n", dotQuote("store:"+st.Name), dotQuote(storeLabel(st)))
+		fmt.Fprintf(b, "  %s [label=%s, shape=cylinder, fillcolor=\"#fef9c3\"];\n", dotQuote("changelog:"+st.Name), dotQuote(changelogLabel(p, st)))
+	}
+	for _, st := range p.Stateful() {
+		if r := p.Repartition(st); r != "" {
+			fmt.Fprintf(b, "  %s [label=%s, shape=cylinder, fillcolor=\"#fef9c3\"];\n", dotQuote("repartition:"+st.Name), dotQuote(repartitionLabel(st, r)))
+			fmt.Fprintf(b, "  %s -> %s;\n", dotQuote("repartition:"+st.Name), dotQuote("stage:"+st.Name))
+		}
+	}
 	for _, e := range p.Entry {
-		fmt.Fprintf(b, "  %s -> %s;\n", dotQuote("source"), dotQuote(p.nodeID(e)))
+		fmt.Fprintf(b, "  %s -> %s;\n", dotQuote("source"), dotQuote(p.into(e)))
 	}
 	for _, st := range p.Stages {
 		for _, port := range st.Ports {
@@ -39,7 +50,7 @@ func (p *Pipeline) WriteDOT(w io.Writer) error {
 				if typeOf(st).Routes != nil {
 					attrs = fmt.Sprintf(" [label=%s]", dotQuote(routeLabel(port.When)))
 				}
-				fmt.Fprintf(b, "  %s -> %s%s;\n", dotQuote("stage:"+st.Name), dotQuote(p.nodeID(t)), attrs)
+				fmt.Fprintf(b, "  %s -> %s%s;\n", dotQuote("stage:"+st.Name), dotQuote(p.into(t)), attrs)
 			}
 		}
 	}
@@ -47,6 +58,10 @@ func (p *Pipeline) WriteDOT(w io.Writer) error {
 		for _, st := range p.Stages {
 			fmt.Fprintf(b, "  %s -> %s [style=dashed, color=\"#b91c1c\"];\n", dotQuote("stage:"+st.Name), dotQuote("dlq"))
 		}
+	}
+	for _, st := range p.Stateful() {
+		fmt.Fprintf(b, "  %s -> %s [style=dotted, arrowhead=none];\n", dotQuote("stage:"+st.Name), dotQuote("store:"+st.Name))
+		fmt.Fprintf(b, "  %s -> %s [style=dashed, label=\"changes\"];\n", dotQuote("store:"+st.Name), dotQuote("changelog:"+st.Name))
 	}
 	b.WriteString("}\n")
 	_, err := io.WriteString(w, b.String())
@@ -81,16 +96,26 @@ func (p *Pipeline) WriteMermaid(w io.Writer) error {
 	if p.DLQ != nil {
 		fmt.Fprintf(b, "  dlq[(%s)]\n", mermaidQuote("dlq<br/>"+p.DLQ.Impl.Label()))
 	}
+	for _, st := range p.Stateful() {
+		fmt.Fprintf(b, "  %s[(%s)]\n", id("store:"+st.Name), mermaidQuote(storeLabel(st)))
+		fmt.Fprintf(b, "  %s[(%s)]\n", id("changelog:"+st.Name), mermaidQuote(changelogLabel(p, st)))
+	}
+	for _, st := range p.Stateful() {
+		if r := p.Repartition(st); r != "" {
+			fmt.Fprintf(b, "  %s[(%s)]\n", id("repartition:"+st.Name), mermaidQuote(strings.ReplaceAll(repartitionLabel(st, r), "\n", "<br/>")))
+			fmt.Fprintf(b, "  %s --> %s\n", id("repartition:"+st.Name), id(p.nodeID(st.Name)))
+		}
+	}
 	for _, e := range p.Entry {
-		fmt.Fprintf(b, "  source --> %s\n", id(p.nodeID(e)))
+		fmt.Fprintf(b, "  source --> %s\n", id(p.into(e)))
 	}
 	for _, st := range p.Stages {
 		for _, port := range st.Ports {
 			for _, t := range port.To {
 				if typeOf(st).Routes != nil {
-					fmt.Fprintf(b, "  %s -->|%s| %s\n", id(p.nodeID(st.Name)), mermaidQuote(routeLabel(port.When)), id(p.nodeID(t)))
+					fmt.Fprintf(b, "  %s -->|%s| %s\n", id(p.nodeID(st.Name)), mermaidQuote(routeLabel(port.When)), id(p.into(t)))
 				} else {
-					fmt.Fprintf(b, "  %s --> %s\n", id(p.nodeID(st.Name)), id(p.nodeID(t)))
+					fmt.Fprintf(b, "  %s --> %s\n", id(p.nodeID(st.Name)), id(p.into(t)))
 				}
 			}
 		}
@@ -100,11 +125,37 @@ func (p *Pipeline) WriteMermaid(w io.Writer) error {
 			fmt.Fprintf(b, "  %s -.-> dlq\n", id(p.nodeID(st.Name)))
 		}
 	}
+	for _, st := range p.Stateful() {
+		fmt.Fprintf(b, "  %s -.- %s\n", id(p.nodeID(st.Name)), id("store:"+st.Name))
+		fmt.Fprintf(b, "  %s -.->|%s| %s\n", id("store:"+st.Name), mermaidQuote("changes"), id("changelog:"+st.Name))
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
+// storeLabel is the label of a stateful stage's store: a store per input partition.
+func storeLabel(st *Stage) string { return "store: " + st.Name + "\nper input partition" }
+
+// changelogLabel is the label of a stateful stage's changelog topic, the store's backup.
+func changelogLabel(p *Pipeline, st *Stage) string {
+	return "changelog\nkafka: " + p.Changelog(st.Name)
+}
+
 // nodeID names a stage or sink node; stage and sink names share one namespace.
+// into is the node an edge to name draws to: a stage repartitioned is reached through its
+// repartition topic.
+func (p *Pipeline) into(name string) string {
+	if st := p.StageByName(name); st != nil && p.Repartition(st) != "" {
+		return "repartition:" + name
+	}
+	return p.nodeID(name)
+}
+
+// repartitionLabel is the label of a stage's repartition topic: by what, and which topic.
+func repartitionLabel(st *Stage, topic string) string {
+	return "repartition by " + diag.Abbreviate(st.Impl.(stages.Stateful).StateKey().Written(), 40) + "\nkafka: " + topic
+}
+
 func (p *Pipeline) nodeID(name string) string {
 	if p.StageByName(name) != nil {
 		return "stage:" + name

@@ -197,6 +197,8 @@ func build(p *spec.Parser, doc *yaml.Node, opts Options) *Pipeline {
 	}
 	typeCheck(p, pl, g, types, common)
 	checkDelivery(p, pl, top.Get("delivery"), top.Get("kafka"))
+	pl.State = readState(top.Get("state"))
+	checkState(p, pl)
 	return pl
 }
 

@@ -27,6 +27,7 @@ var FileFields = []spec.Field{
 	spec.List("stages", "The stages, in order; records flow from the source to the first one.", spec.Raw("stage", "A stage: name, type and that type's fields.")),
 	spec.List("sinks", "Where records end.", spec.Raw("sink", "A sink: name, type and its fields.")).Require().NotEmpty(),
 	sinks.DLQField,
+	stateField,
 	spec.Object("metrics", "Prometheus metrics and the progress line of `pythia-pipe run`.",
 		spec.String("addr", "Where to serve /metrics, /healthz and /readyz, e.g. :9100; --metrics-addr overrides it. Empty: not served."),
 		spec.Duration("progress", "How often `run` logs a progress line; 0 turns it off.").WithDefault("10s"),
@@ -52,6 +53,8 @@ type Pipeline struct {
 	// served) and how often to log progress (0 = never).
 	MetricsAddr string
 	Progress    time.Duration
+	// State is where stateful stages keep their stores.
+	State State
 	// Entry lists where the source sends records: the first stage, or the sink(s).
 	Entry []string
 	// Warnings are what a valid file likely gets wrong.

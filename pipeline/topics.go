@@ -66,6 +66,49 @@ func (p *Pipeline) ComputedTopicPlans() (plans []kafkaconn.Topic, patterns [][2]
 	return plans, patterns
 }
 
+// ChangelogPlan is a stateful stage's changelog topic, or its repartition topic, as `topics
+// create` makes it.
+type ChangelogPlan struct {
+	kafkaconn.Topic        // Partitions 0: as many as Source has on the brokers
+	Stage           string // the stateful stage
+	Source          string // the source topic whose partitions it follows
+	What            string // "changelog" or "repartition"
+}
+
+// ChangelogPlans lists the changelog topics of the stateful stages (`<group>-<stage>-changelog`),
+// and the repartition topics of those keeping state by a computed key (not compacted):
+// compacted, with the partitions and replication factor of the source's `create` block; with
+// Partitions 0 when the block does not set them, for the changelog then takes as many as the
+// source topic has (a store is an input partition's, and writes to the changelog partition of
+// the same number).
+func (p *Pipeline) ChangelogPlans() []ChangelogPlan {
+	stateful := p.Stateful()
+	k := p.KafkaSource()
+	if len(stateful) == 0 || k == nil || len(k.Topics) == 0 {
+		return nil
+	}
+	var partitions int32
+	replication := int16(1)
+	if k.Create != nil {
+		if k.Create.Has("partitions") {
+			partitions = int32(k.Create.Int("partitions"))
+		}
+		if r := k.Create.Int("replication_factor"); r > 0 {
+			replication = int16(r)
+		}
+	}
+	var out []ChangelogPlan
+	for _, st := range stateful {
+		out = append(out, ChangelogPlan{Stage: st.Name, Source: k.Topics[0], What: "changelog", Topic: kafkaconn.Topic{Name: p.Changelog(st.Name),
+			Partitions: partitions, ReplicationFactor: replication, Configs: map[string]string{"cleanup.policy": "compact"}}})
+		if r := p.Repartition(st); r != "" {
+			out = append(out, ChangelogPlan{Stage: st.Name, Source: k.Topics[0], What: "repartition", Topic: kafkaconn.Topic{Name: r,
+				Partitions: partitions, ReplicationFactor: replication, Configs: map[string]string{"cleanup.policy": "delete"}}})
+		}
+	}
+	return out
+}
+
 // SinksAndDLQ lists the sinks, then the DLQ when there is one.
 func (p *Pipeline) SinksAndDLQ() []*Sink {
 	if p.DLQ == nil {

@@ -21,7 +21,15 @@ type File struct {
 	Pipeline string            // the pipeline file, resolved against the test file's folder
 	Env      map[string]string // ${VAR} values, over the process's environment
 	Mocks    []Mock            // HTTP answers for every case, after the case's own
-	Cases    []Case
+	// Tables are the records of table topics (enrich's table), by topic, for every case: a
+	// topic not named is an empty table.
+	Tables map[string][]TableRecord
+	Cases  []Case
+}
+
+// TableRecord is a record of a table topic: its key and value (nil: a tombstone).
+type TableRecord struct {
+	Key, Value []byte
 }
 
 // Case is input records and what the pipeline must do with them.
@@ -58,10 +66,11 @@ type Expected struct {
 }
 
 type rawFile struct {
-	Pipeline string            `yaml:"pipeline"`
-	Env      map[string]string `yaml:"env"`
-	Mocks    []rawMock         `yaml:"mocks"`
-	Cases    []rawCase         `yaml:"cases"`
+	Pipeline string                `yaml:"pipeline"`
+	Env      map[string]string     `yaml:"env"`
+	Mocks    []rawMock             `yaml:"mocks"`
+	Tables   map[string][]rawInput `yaml:"tables"`
+	Cases    []rawCase             `yaml:"cases"`
 }
 
 type rawCase struct {
@@ -126,6 +135,27 @@ func Load(path string) (*File, error) {
 			return nil, &Problem{File: path, Line: itemLine(&doc, "mocks", i), Msg: fmt.Sprintf("mocks[%d]: %v", i, err)}
 		}
 		f.Mocks = append(f.Mocks, m)
+	}
+	for topic, recs := range raw.Tables {
+		if f.Tables == nil {
+			f.Tables = map[string][]TableRecord{}
+		}
+		for i, ri := range recs {
+			in, err := ri.build()
+			if err == nil && in.Key == nil {
+				err = errors.New("a table record needs a key")
+			}
+			if err != nil {
+				line := 0
+				if len(doc.Content) > 0 {
+					if l := child(child(doc.Content[0], "tables"), topic); l != nil && l.Kind == yaml.SequenceNode && i < len(l.Content) {
+						line = l.Content[i].Line
+					}
+				}
+				return nil, &Problem{File: path, Line: line, Msg: fmt.Sprintf("tables.%s[%d]: %v", topic, i, err)}
+			}
+			f.Tables[topic] = append(f.Tables[topic], TableRecord{Key: in.Key, Value: in.Value})
+		}
 	}
 	nodes := caseNodes(&doc)
 	if len(raw.Cases) == 0 {

@@ -132,6 +132,41 @@ func TestCheckNamesUnknownSinks(t *testing.T) {
 	}
 }
 
+// A stateful stage's changes go to a changelog sink node the engine adds (once.changelog),
+// which is none of the file's sinks: what it receives is neither compared nor counted as
+// reaching a sink, and a case cannot expect records of it.
+func TestChangelogIsNoSink(t *testing.T) {
+	dir := t.TempDir()
+	pipelineFile := filepath.Join(mustAbs(t, "../pipelines"), "dedupe.yaml")
+	write := func(name, cases string) *File {
+		t.Helper()
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte("pipeline: "+pipelineFile+"\ncases:\n"+cases), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f, err := Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	const payment = `{key: p1, timestamp: "2026-11-26T10:00:00Z", value: {payment_id: p1, account_id: a, amount: 1, currency: EUR}}`
+	f := write("ok.test.yaml", "  - name: one passes, its copy is dropped\n    input: ["+payment+", "+payment+"]\n"+
+		"    expect: {out: [{key: p1}]}\n    dropped: 1\n")
+	results, err := Run(context.Background(), f, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 1 || len(results[0].Failures) > 0 {
+		t.Fatalf("the changelog's records were compared or counted: %+v", results)
+	}
+	f = write("changelog.test.yaml", "  - name: x\n    input: ["+payment+"]\n    expect: {once.changelog: []}\n")
+	if err := Check(f); err == nil || !strings.Contains(err.Error(), `expect names "once.changelog", which is no sink of`) ||
+		!strings.Contains(err.Error(), "(out, dlq)") {
+		t.Fatalf("got %v, want once.changelog refused as no sink", err)
+	}
+}
+
 // A test file of an invalid pipeline carries the pipeline's diagnostics, printed in its text.
 func TestCheckInvalidPipeline(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "bad.test.yaml")

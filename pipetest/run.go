@@ -18,6 +18,7 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 	"github.com/pythia-pipe/pythia-pipe/record"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
+	"github.com/pythia-pipe/pythia-pipe/state"
 )
 
 // Result is what one case did: no failures is a pass.
@@ -54,7 +55,7 @@ func Run(ctx context.Context, f *File, log *slog.Logger) ([]Result, error) {
 		opts.Registry = reg.Options()
 		p, _ := pipeline.Parse(f.Pipeline, src, opts)
 		began := time.Now()
-		failures := runCase(ctx, p, c, reg, log)
+		failures := runCase(ctx, p, c, f.Tables, reg, log)
 		for _, call := range mocks.unmatched {
 			failures = append(failures, "no mock answers "+call+" (add one under mocks:)")
 		}
@@ -174,7 +175,7 @@ func (s *testSink) Close(context.Context) error { return nil }
 
 // runCase feeds the case's input to p and compares what each sink received with what it
 // expects.
-func runCase(ctx context.Context, p *pipeline.Pipeline, c Case, reg *devregistry.Registry, log *slog.Logger) []string {
+func runCase(ctx context.Context, p *pipeline.Pipeline, c Case, tables map[string][]TableRecord, reg *devregistry.Registry, log *slog.Logger) []string {
 	topic := ""
 	if k := p.KafkaSource(); k != nil && len(k.Topics) > 0 {
 		topic = k.Topics[0]
@@ -199,6 +200,13 @@ func runCase(ctx context.Context, p *pipeline.Pipeline, c Case, reg *devregistry
 	if err != nil {
 		return []string{err.Error()}
 	}
+	e.UseState(engine.StateOptions{Table: func(topic string) state.TableTopic {
+		var m engine.MemoryTable
+		for _, r := range tables[topic] {
+			m = append(m, [2][]byte{r.Key, r.Value})
+		}
+		return m
+	}})
 	ctx, cancel := context.WithTimeout(ctx, caseTimeout)
 	defer cancel()
 	runErr := e.Run(ctx, &engine.MemorySource{Records: recs}, 5*time.Second)

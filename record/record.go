@@ -42,6 +42,11 @@ type Record struct {
 
 	// Track counts this record's outstanding copies; shared by the copies of a fan-out.
 	Track *Tracker
+
+	// Tick marks no record but the passing of time on a partition (Topic, Partition): the
+	// engine hands ticks to the stages that close windows by the clock (an aggregate's
+	// idle_close), and to no other.
+	Tick bool
 }
 
 // Tombstone reports whether the record has no body: it was consumed with a null value (a

@@ -31,7 +31,7 @@ type Output struct {
 // NewOutput looks topics up with lookup (a missing computed topic must be told at once, and
 // a lookup must not hold up a stop for long), and their rules in rules (nil: none checked).
 func NewOutput(p Producer, target Target, lookup Partitioned, rules *Rules, log *slog.Logger) *Output {
-	o := &Output{Target: target, Op: failure.Produce, At: sinkAt(target), env: expr.NewBinder(target.TopicExpr, target.Key),
+	o := &Output{Target: target, Op: failure.Produce, At: sinkAt(target), env: expr.NewBinder(target.TopicExpr, target.Key, target.PartitionBy),
 		Log: log.With("sink", target.Name), topics: newTopicChecker(lookup, target.Allow), rules: rules, max: int(p.MaxMessageBytes)}
 	if target.TopicExpr != nil {
 		o.Op = failure.ProduceComputed
@@ -107,6 +107,21 @@ func (o *Output) message(ctx context.Context, rec *record.Record) (kafkaio.Messa
 		return kafkaio.Message{}, topic, err
 	}
 	msg.Partition = PartitionFor(key, n)
+	if by := o.Target.PartitionBy; by != nil {
+		vars := o.env.Bind(rec)
+		v, err := by.Run(vars)
+		o.env.Release(vars)
+		if err != nil {
+			return kafkaio.Message{}, topic, &EncodeError{What: "repartition key", Err: err}
+		}
+		msg.Partition = PartitionFor(record.ToBytes(v), n)
+	}
+	if o.Target.SamePartition {
+		if rec.Partition >= n {
+			return kafkaio.Message{}, topic, fmt.Errorf("topic %s has %d partitions, fewer than the source's topic (its partition %d has nowhere to go): make it again with as many", topic, n, rec.Partition)
+		}
+		msg.Partition = rec.Partition
+	}
 	return msg, topic, nil
 }
 

@@ -18,6 +18,12 @@ type Target struct {
 	Encode    string
 	Schema    *SchemaEncoder // encode avro, protobuf
 	DLQ       bool
+	// SamePartition writes each record to the partition it was read from (a changelog: a
+	// store is an input partition's), not by its key.
+	SamePartition bool
+	// PartitionBy, when set, picks each record's partition by the hash of what it computes
+	// instead of the key, which is kept (a repartition topic: records meet by a stage's key).
+	PartitionBy *expr.Program
 }
 
 // TooLargeError is a record larger than its topic takes.

@@ -8,6 +8,7 @@ package sources
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/pythia-pipe/pythia-pipe/record"
 )
@@ -32,6 +33,34 @@ type Settler = record.Settler
 type Intake struct {
 	C       chan<- []*record.Record
 	Stopped <-chan struct{}
+	// State, when set, is told what the stateful stages' stores follow: partitions coming
+	// and going, and under exactly-once the ends of transactions. Nil without them.
+	State StateHooks
+	// Ticks, when set, asks the source to hand ticks (records with Tick set, no offset) for
+	// every partition of Topics it reads, every Every, inside its transactions (exactly-once:
+	// a tick's outputs must be in one). Nil otherwise.
+	Ticks *Ticks
+}
+
+// Ticks is what an exactly-once source is asked to tick.
+type Ticks struct {
+	Every  time.Duration
+	Topics []string
+}
+
+// StateHooks are told what stateful stages' stores must follow. A store is an input
+// partition's; under exactly-once its changes are kept only when their transaction commits.
+type StateHooks interface {
+	// Claimed: the partition comes to the instance; none of its records was handed on yet.
+	Claimed(topic string, partition int32)
+	// Released: the partition left the instance; done says every record of it handed on is
+	// done (the source drained it), so that nothing of it is still in the stages.
+	Released(topic string, partition int32, done bool)
+	// Committed: the open transaction committed (exactly-once).
+	Committed()
+	// Aborted: the open transaction aborted and its records are out of the pipeline, or the
+	// pipeline stops. Unsure: its end was not confirmed, so the broker may have committed it.
+	Aborted(unsure bool)
 }
 
 // Deliver hands batch to the pipeline, waiting while it is full; an error means the batch

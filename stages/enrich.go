@@ -9,12 +9,14 @@ import (
 	"strings"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/pythia-pipe/pythia-pipe/expr"
 	"github.com/pythia-pipe/pythia-pipe/record"
 	"github.com/pythia-pipe/pythia-pipe/spec"
 )
 
-const enrichDoc = "Adds data from a lookup — a file table, an HTTP service or an expression — into a field (`into`) or merged into the body (`merge`)."
+const enrichDoc = "Adds data from a lookup — a file table, a table topic (compacted: its latest value per key), an HTTP service or an expression — into a field (`into`) or merged into the body (`merge`)."
 
 var enrichFields = []spec.Field{
 	spec.Expr("key", "any", "The lookup key: a file table's key column; an HTTP lookup's cache key (default: the method, URL and body, so that answers differ when requests do)."),
@@ -44,17 +46,21 @@ var enrichFields = []spec.Field{
 			spec.Duration("max_outage", "Stop the pipeline (without committing, so nothing is lost) when an outage lasts this long; 0 waits for as long as it lasts. Records are never dead-lettered for an outage.").WithDefault("0s"),
 		),
 	),
+	tableField,
 	spec.Expr("expr", "any", "Computes the enrichment from the record; null counts as missing."),
 	spec.String("into", "The field the enrichment is stored in."),
 	spec.Bool("merge", "Merge the enrichment's fields into the body instead of storing it in one field.").WithDefault("false"),
-	spec.Enum("on_missing", "When the lookup finds nothing: keep the record unchanged, drop it, or send it to the DLQ.", "keep", "drop", "dlq").WithDefault("keep"),
+	spec.Enum("on_missing", "When the lookup finds nothing: keep the record unchanged, drop it, send it to the DLQ (its reason names the key), set the `into` field to null (null), or, for a table lookup, wait for the key to appear in the table, up to `table.max_wait`, then send the record to the DLQ (wait: the record holds its worker meanwhile, and a stop waits for it as long as the drain allows; a record cut short by the stop is read again).", "keep", "drop", "dlq", "null", "wait").WithDefault("keep"),
 }
 
 // enrichType is the enrich stage type as the registry knows it; its numbers are its HTTP
 // lookup's.
 func enrichType() *Type {
-	return &Type{Name: "enrich", Doc: enrichDoc, Fields: enrichFields, Build: buildEnrich, Retryable: true, Examples: enrichExamples, Counters: httpLookupCounters,
+	return &Type{Name: "enrich", Doc: enrichDoc, Fields: enrichFields, Build: buildEnrich, Retryable: true, Examples: enrichExamples, Counters: append(slices.Clone(httpLookupCounters), tableCounters...),
 		Look: Look{DOTShape: "component", MermaidOpen: "[", MermaidClose: "]", Detail: func(f *spec.Value) (string, string) {
+			if f.Has("table") {
+				return " (table " + f.Get("table").String("topic") + ")", ""
+			}
 			for _, src := range []string{"file", "http", "expr"} {
 				if f.Has(src) {
 					return " (" + src + ")", ""
@@ -68,6 +74,7 @@ func enrichType() *Type {
 type enrich struct {
 	key       *expr.Program
 	table     *table
+	tbl       *tableLookup // a table topic
 	http      *httpLookup
 	compute   *expr.Program
 	into      string
@@ -80,17 +87,37 @@ type enrich struct {
 // Longest is the longest one record takes: an HTTP lookup's timeout (a breaker's outage
 // aside), nothing to speak of otherwise.
 func (e *enrich) Longest() time.Duration {
+	if e.tbl != nil && e.onMissing == "wait" {
+		return e.tbl.maxWait
+	}
 	if e.http == nil {
 		return 0
 	}
 	return e.http.client.Timeout
 }
 
-// MissingError is a record whose lookup found nothing, with on_missing: dlq. Key is the
-// lookup's key; "" for an HTTP lookup without one and for an expression.
-type MissingError struct{ Key string }
+// MissingError is a record whose lookup found nothing, with on_missing: dlq (or wait, and
+// the key did not appear in time). Key is the lookup's key; "" for an HTTP lookup without one
+// and for an expression.
+type MissingError struct {
+	Key     string
+	Table   string        // a table lookup's topic
+	NullKey bool          // a table lookup's key was null
+	Waited  time.Duration // on_missing: wait: how long the record waited for its key
+	Static  bool          // on_missing: wait, with a table that never changes (pythia-pipe test)
+}
 
 func (e *MissingError) Error() string {
+	switch {
+	case e.Table != "" && e.NullKey:
+		return fmt.Sprintf("enrich: the key looked up in table %s is null", e.Table)
+	case e.Table != "" && e.Waited > 0:
+		return fmt.Sprintf("enrich: key %q did not appear in table %s within max_wait %v (on_missing: wait)", e.Key, e.Table, e.Waited)
+	case e.Table != "" && e.Static:
+		return fmt.Sprintf("enrich: no key %q in table %s (on_missing: wait, but this run's table never changes)", e.Key, e.Table)
+	case e.Table != "":
+		return fmt.Sprintf("enrich: no key %q in table %s (on_missing: dlq)", e.Key, e.Table)
+	}
 	if e.Key == "" {
 		return "enrich: the lookup found nothing (on_missing: dlq)"
 	}
@@ -102,26 +129,38 @@ func buildEnrich(c *Config) Built {
 	f := c.Fields
 	env := c.Env()
 	var sources []string
-	for _, s := range []string{"file", "http", "expr"} {
+	for _, s := range []string{"file", "table", "http", "expr"} {
 		if f.Has(s) {
 			sources = append(sources, s)
 		}
 	}
 	switch len(sources) {
 	case 0:
-		c.Parser.Errorf(f.Pos, f.Path, "an enrich stage needs one lookup: file, http or expr")
+		c.Parser.Errorf(f.Pos, f.Path, "an enrich stage needs one lookup: file, table, http or expr")
 	case 1:
 	default:
 		c.Parser.Errorf(f.Get(sources[1]).Pos, f.Get(sources[1]).Path, "an enrich stage has one lookup, but this one also has %s", sources[0])
 	}
 	before := c.Diags().Errors()
-	e := &enrich{into: f.String("into"), label: "into " + f.String("into"), merge: f.Bool("merge"), onMissing: f.String("on_missing")}
+	e := &enrich{into: f.String("into"), label: "into " + f.String("into"), merge: f.Bool("merge"), onMissing: onMissingOf(f)}
 	if e.merge {
 		e.label = "merge"
 	}
-	if f.Has("key") {
+	switch {
+	case f.Has("table"):
+		tv := f.Get("table")
+		if k := f.Get("key"); k.Set {
+			c.Parser.Errorf(k.Pos, k.Path, "a table lookup's key goes in the table block: table.key")
+		}
+		e.tbl = newTableLookup(c, tv)
+		if kv := tv.Get("key"); kv.Set {
+			if e.key = expr.Compile(kv, env, expr.WantAny, c.Diags()); e.key != nil && !keyable(e.key.Result) {
+				c.Parser.Errorf(kv.Pos, kv.Path, "a table key cannot be a %s: compute a string or a number from it", e.key.Result)
+			}
+		}
+	case f.Has("key"):
 		e.key = expr.Compile(f.Get("key"), env, expr.WantAny, c.Diags())
-	} else if f.Has("file") {
+	case f.Has("file"):
 		c.Parser.Errorf(f.Get("file").Pos, f.Path+".key", "a file lookup needs a key expression (the value matched against key_column)")
 	}
 	if file := f.Get("file"); file.Set {
@@ -133,13 +172,21 @@ func buildEnrich(c *Config) Built {
 	if f.Has("expr") {
 		e.compute = expr.Compile(f.Get("expr"), env, expr.WantAny, c.Diags())
 	}
+	if om := f.Get("on_missing"); e.onMissing == "wait" && e.tbl == nil {
+		c.Parser.Errorf(om.Pos, om.Path, "on_missing: wait waits for a key to appear in a table topic: only a table lookup can")
+	} else if e.onMissing == "null" && f.Bool("merge") {
+		c.Parser.Errorf(om.Pos, om.Path, "on_missing: null sets the into field to null: with merge, there is none (use keep)")
+	}
+	if mw := f.Get("table").Get("max_wait"); mw.Set && e.onMissing != "wait" {
+		c.Parser.Warnf(mw.Pos, mw.Path, "max_wait applies to on_missing: wait, and this stage's on_missing is %s", e.onMissing)
+	}
 	out := c.In
 	switch into, merge := f.Get("into"), f.Bool("merge"); {
 	case into.Set && merge:
 		c.Parser.Errorf(into.Pos, into.Path, "into and merge: true exclude each other: store the enrichment in one field, or merge its fields")
 	case into.Set:
 		found := *e.found() // unless on_missing keeps the records it found nothing for, it is there
-		found.Optional = e.onMissing == "keep"
+		found.Optional = e.onMissing == "keep" || e.onMissing == "null"
 		out = out.With(into.Str, &found)
 	case merge:
 		out = e.merged(c, out)
@@ -164,6 +211,8 @@ func (e *enrich) found() *expr.Schema {
 	switch {
 	case e.table != nil:
 		return e.table.schema()
+	case e.tbl != nil:
+		return e.tbl.found()
 	case e.compute != nil:
 		return e.compute.Result
 	}
@@ -210,14 +259,20 @@ func (e *enrich) merged(c *Config, body *expr.Schema) *expr.Schema {
 
 // Counters are the HTTP lookup's cache and breaker numbers.
 func (e *enrich) Counters() map[string]int64 {
+	if e.tbl != nil {
+		return e.tbl.counters()
+	}
 	if e.http == nil {
 		return nil
 	}
 	return e.http.counters()
 }
 
-// Close lets go of the HTTP lookup's idle connections.
+// Close lets go of the HTTP lookup's idle connections, and stops following a table topic.
 func (e *enrich) Close() {
+	if e.tbl != nil {
+		e.tbl.close()
+	}
 	if e.http != nil {
 		e.http.client.CloseIdleConnections()
 	}
@@ -233,6 +288,21 @@ func (e *enrich) Process(ctx context.Context, rec *record.Record, out []Output) 
 	var found any
 	var key string
 	switch {
+	case e.tbl != nil:
+		k, err := e.key.Run(vars)
+		if err != nil {
+			return out, err
+		}
+		kb := record.ToBytes(k)
+		v, ok, err := e.tbl.lookup(ctx, kb, e.onMissing == "wait")
+		if err != nil {
+			return out, err
+		}
+		if ok {
+			found = record.DeepCopy(v)
+		} else if found = nil; e.onMissing == "dlq" || e.onMissing == "wait" {
+			return out, e.tbl.missing(kb, e.onMissing == "wait")
+		}
 	case e.table != nil:
 		k, err := e.key.Run(vars)
 		if err != nil {
@@ -267,8 +337,16 @@ func (e *enrich) Process(ctx context.Context, rec *record.Record, out []Output) 
 		switch e.onMissing {
 		case "drop":
 			return out, nil
-		case "dlq":
+		case "dlq", "wait":
 			return out, &MissingError{Key: key}
+		case "null":
+			body, ok := rec.Msg.(map[string]any)
+			if !ok {
+				return out, fmt.Errorf("enrich needs an object body, got %T", rec.Msg)
+			}
+			body = shallowCopy(body)
+			body[e.into] = nil
+			rec.Msg, rec.Decoded = body, true
 		}
 		return append(out, Output{Rec: rec}), nil
 	}
@@ -366,6 +444,24 @@ stages:
     into: geo
     on_missing: keep
 `},
+	{Title: "From a compacted topic of customers, kept as a local table", YAML: `
+stages:
+  - name: parse
+    type: decode
+    schema: {id: int, customer_id: string, amount: float}
+  - name: customer
+    type: enrich
+    table:
+      topic: customers
+      key: msg.customer_id
+      schema: {name: string, tier: string, "country?": string}
+      max_wait: 10s
+    into: customer
+    on_missing: wait
+  - name: tag
+    type: map
+    set: {gold: msg.customer.tier == "gold"}
+`},
 	{Title: "Over HTTP, cached, with outages waited out", YAML: `
 stages:
   - name: parse
@@ -393,4 +489,17 @@ stages:
     expr: 'msg.amount > 1000 ? {"tier": "gold"} : nil'
     merge: true
 `},
+}
+
+// onMissingOf reads on_missing, where `on_missing: null` written unquoted is YAML's null: the
+// value null, not a field left out.
+func onMissingOf(f *spec.Value) string {
+	if f.Node != nil {
+		for _, kv := range spec.MappingPairs(f.Node) {
+			if v := spec.Resolve(kv[1]); kv[0].Value == "on_missing" && v.Kind == yaml.ScalarNode && v.Tag == "!!null" && v.Value != "" {
+				return "null"
+			}
+		}
+	}
+	return f.String("on_missing")
 }

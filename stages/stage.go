@@ -156,7 +156,7 @@ type Look struct {
 // Types lists every stage type, in the order the docs name them.
 func Types() []*Type {
 	retry := retryType()
-	types := []*Type{decodeType(), filterType(), mapType(), enrichType(), retry, branchType()}
+	types := []*Type{decodeType(), filterType(), mapType(), enrichType(), retry, branchType(), dedupeType(), aggregateType()}
 	retry.Fields = retryFields(types) // its `stage` field names the types a retry may wrap
 	return types
 }

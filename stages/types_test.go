@@ -89,7 +89,7 @@ func TestTypeListsInDocs(t *testing.T) {
 			t.Errorf("retry's stage doc %q and %s's Retryable (%v) disagree", wrappable, typ.Name, typ.Retryable)
 		}
 	}
-	if want := "The stage type: decode, filter, map, enrich, retry or branch."; all != want {
+	if want := "The stage type: decode, filter, map, enrich, retry, branch, dedupe or aggregate."; all != want {
 		t.Errorf("type doc %q, want %q", all, want)
 	}
 }

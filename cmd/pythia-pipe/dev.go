@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -135,6 +136,15 @@ func cmdDev(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "fed %d records from %s into topic %s (%d partitions)\n", len(feed), o.feed, p.KafkaSource().Topics[0], o.partitions)
 	}
 
+	if len(p.Stateful()) > 0 || len(p.TableTopics()) > 0 { // the broker's changelogs and tables go with it: so does the state
+		dir, err := os.MkdirTemp("", "pythia-pipe-dev-state-")
+		if err != nil {
+			fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
+			return exitInvalid
+		}
+		defer os.RemoveAll(dir)
+		p.State.Dir = dir
+	}
 	run, err := engine.ConnectKafka(p, log.With("pipeline", p.Name))
 	if err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
@@ -238,6 +248,13 @@ func createTopics(b *devkit.Broker, p *pipeline.Pipeline, partitions int32) erro
 			}
 		}
 	}
+	for _, t := range p.TableTopics() { // an empty table, which the run follows
+		if !source[t] {
+			if err := b.CreateTopic(t, partitions); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 
@@ -301,6 +318,9 @@ func summarize(w io.Writer, b *devkit.Broker, p *pipeline.Pipeline, stats engine
 			why := ""
 			if when, ok := st.Fields.Lookup("when"); ok { // a filter's condition; other types drop for other reasons
 				why = when.Written()
+			}
+			if within, ok := st.Fields.Lookup("within"); ok && st.Type == "dedupe" {
+				why = "duplicates within " + within.Written()
 			}
 			if why == "" {
 				why = "no route matched"

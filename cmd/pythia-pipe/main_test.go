@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,7 +48,7 @@ func TestCLI(t *testing.T) {
 		{"a command's help", []string{"tap", "--help"}, exitOK, "", "-from-beginning", ""},
 		{"help of a command without flags", []string{"schema", "--help"}, exitOK, "usage: pythia-pipe schema", "", ""},
 		{"help of a command with a subcommand", []string{"dlq", "-h"}, exitOK, "usage: pythia-pipe dlq replay FILE", "", ""},
-		{"test the examples", []string{"test", "../../pipelines"}, exitOK, "6 file(s), 27 case(s): 27 passed, 0 failed", "", "FAIL"},
+		{"test the examples", []string{"test", "../../pipelines"}, exitOK, "9 file(s), 35 case(s): 35 passed, 0 failed", "", "FAIL"},
 		{"test a pipeline by its file", []string{"test", "../../pipelines/orders.yaml"}, exitOK, "ok   ../../pipelines/orders.test.yaml: 5 case(s)", "", ""},
 		{"test failing cases", []string{"test", "../../pipetest/testdata/failing.test.yaml"}, exitInvalid,
 			"FAIL ../../pipetest/testdata/failing.test.yaml:4: a field differs\n    out record 1 (line 7), from input 1: value.region: expected \"eu\", got \"EU\"", "", ""},
@@ -211,6 +212,83 @@ sinks:
 	}
 }
 
+// topics create makes each stateful stage's changelog, compacted, with the partitions of the
+// source's create block, else with as many as the source topic has on the brokers (made
+// beforehand, or by topics create itself); a second run changes nothing. A source topic made
+// beforehand differs from the create block's default of 1 partition, which topics create
+// says (exit 1), and its changelog follows the topic.
+func TestTopicsCreateChangelogs(t *testing.T) {
+	const noCreate = `version: 1
+name: once
+kafka: {brokers: "${KAFKA_BROKERS}"}
+source: {type: kafka, topics: [events], group: dedupers}
+stages: [{name: first, type: dedupe, within: 1h}]
+sinks: [{name: out, type: kafka, topic: events-once}]
+`
+	cases := []struct {
+		name, file string
+		existing   int32 // partitions of the source topic made beforehand; 0: none
+		changelog  string
+		partitions int
+		configured int // topics "exists, as configured" on the second run: the file's, and the changelog
+		code       int
+	}{
+		{"the example: its source's create block", "../../pipelines/dedupe.yaml", 0, "payment-dedupers-once-changelog", 6, 4, exitOK},
+		{"no create block: the source topic's partitions on the brokers", noCreate, 4, "dedupers-first-changelog", 4, 2, exitInvalid},
+		{"no create block, no source topic: as topics create made it", noCreate, 0, "dedupers-first-changelog", 1, 3, exitOK},
+		{"repartitioned: the repartition topic too", strings.Replace(noCreate, "within: 1h", "within: 1h, key: 'string(key)'", 1), 0, "dedupers-first-changelog", 1, 4, exitOK},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b, err := devbroker.Start()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			t.Setenv("KAFKA_BROKERS", strings.Join(b.Addrs(), ","))
+			file := c.file
+			if strings.HasPrefix(file, "version:") {
+				file = filepath.Join(t.TempDir(), "once.yaml")
+				if err := os.WriteFile(file, []byte(c.file), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if c.existing > 0 {
+				if err := b.CreateTopic("events", c.existing); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var stdout, stderr bytes.Buffer
+			if code := run([]string{"topics", "create", file}, &stdout, &stderr); code != c.code {
+				t.Fatalf("exit %d, want %d: %s%s", code, c.code, stdout.String(), stderr.String())
+			}
+			want := fmt.Sprintf("topic %s: created (%d partitions, replication factor 1, cleanup.policy=compact)\n", c.changelog, c.partitions)
+			if !strings.Contains(stdout.String(), want) {
+				t.Errorf("output lacks %q:\n%s", want, stdout.String())
+			}
+			if got := len(b.EndOffsets(c.changelog)); got != c.partitions {
+				t.Errorf("%s has %d partitions, want %d", c.changelog, got, c.partitions)
+			}
+			if got := b.TopicConfig(c.changelog, "cleanup.policy"); got != "compact" {
+				t.Errorf("%s has cleanup.policy %q, want compact", c.changelog, got)
+			}
+			if strings.Contains(c.file, "key:") {
+				want := "topic dedupers-first-repartition: created (1 partitions, replication factor 1, cleanup.policy=delete)\n"
+				if !strings.Contains(stdout.String(), want) {
+					t.Errorf("output lacks %q:\n%s", want, stdout.String())
+				}
+			}
+			stdout.Reset()
+			if code := run([]string{"topics", "create", file}, &stdout, &stderr); code != c.code {
+				t.Fatalf("second run: exit %d, want %d: %s%s", code, c.code, stdout.String(), stderr.String())
+			}
+			if strings.Contains(stdout.String(), "created") || strings.Count(stdout.String(), "exists, as configured") != c.configured {
+				t.Errorf("second run changed something:\n%s", stdout.String())
+			}
+		})
+	}
+}
+
 // Logs are JSON when not on a terminal; every line parses, and the record-level lines name
 // the topic, partition, offset and stage.
 func TestLogsAreStructured(t *testing.T) {
@@ -254,6 +332,26 @@ func TestTestWritesJUnit(t *testing.T) {
 	}
 	if !strings.Contains(string(report), `<testsuite name="../../pipelines/orders.test.yaml" tests="5" failures="0"`) {
 		t.Fatalf("report:\n%s", report)
+	}
+}
+
+// The dedupe example runs under dev, its state in a temporary folder: a copy within 24 hours
+// dropped (and said to be a duplicate), one a day later passing, a payment with no key
+// dead-lettered.
+func TestDevDedupe(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	args := []string{"dev", "../../pipelines/dedupe.yaml", "--feed", "../../testdata/payments-dedupe-feed.jsonl", "--expect", "out=3,dlq=1,dropped=1"}
+	if code := run(args, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	for _, want := range []string{
+		"sink out               3 records  → topic payments-once",
+		"once: dedupe: the record has no key",
+		"dropped                1 records  by once (duplicates within 24h): 1",
+	} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
 	}
 }
 

@@ -190,6 +190,11 @@ func checkPipeline(file string, strict bool) fileCheck {
 	default:
 		c.ok = name + ": ok"
 	}
+	if c.ok != "" {
+		for _, note := range p.StateNotes() {
+			c.ok += "\n  " + note
+		}
+	}
 	return c
 }
 

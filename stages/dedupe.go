@@ -1,0 +1,339 @@
+package stages
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pythia-pipe/pythia-pipe/expr"
+	"github.com/pythia-pipe/pythia-pipe/record"
+	"github.com/pythia-pipe/pythia-pipe/spec"
+	"github.com/pythia-pipe/pythia-pipe/state"
+)
+
+const dedupeDoc = "Drops the records whose key was seen within `within` before: the first of a key passes, later ones are dropped and counted. Its keys are kept per input partition in a store that survives restarts (`state.dir`, backed by a changelog topic)."
+
+var dedupeFields = []spec.Field{
+	spec.Expr("key", "any", "What a duplicate shares. Default: the record's key."),
+	spec.Duration("within", "How long a key is remembered: a record whose key was first seen less than this before is a duplicate. Then the key leaves the store (and its changelog).").Require(),
+	spec.Enum("time", "event: the records' timestamps measure within (a replay dedupes as the live run did); processing: the clock when the record is processed.", "event", "processing").WithDefault("event"),
+}
+
+// dedupeType is the dedupe stage type as the registry knows it.
+func dedupeType() *Type {
+	return &Type{Name: "dedupe", Doc: dedupeDoc, Fields: dedupeFields, Build: buildDedupe, Examples: dedupeExamples,
+		Look: Look{DOTShape: "box", MermaidOpen: "[[", MermaidClose: "]]", Detail: func(f *spec.Value) (string, string) {
+			key := "key"
+			if v := f.Get("key"); v.Set {
+				key = v.Written()
+			}
+			return " within " + f.Get("within").Written(), "by " + key
+		}},
+		Counters: []spec.Counter{
+			{Key: "duplicates", Metric: "stage_duplicates_total", Help: "Records dropped as duplicates of a key seen within `within`."},
+			{Key: "expired", Metric: "stage_state_expired_total", Help: "Keys that left the store, `within` after they were first seen."},
+			{Key: "keys", Metric: "stage_state_keys", Gauge: true, Help: "Keys in the stage's open stores."},
+			{Key: "store_bytes", Metric: "stage_state_bytes", Gauge: true, Help: "The stage's open stores' size on disk and in memory tables."},
+			{Key: "restoring", Metric: "stage_state_restoring_partitions", Gauge: true, Help: "Partitions whose store is being restored from its changelog: their records wait."},
+			{Key: "restored", Metric: "stage_state_restored_total", Help: "Changelog records applied by restores."},
+			{Key: "restore_ms", Metric: "stage_state_restore_milliseconds_total", Help: "Time spent restoring stores from their changelogs."},
+		},
+	}
+}
+
+// ChangelogPort is the port a stateful stage's changes leave by: records whose key and value
+// are the store's, written to its changelog topic, in the partition the record was read from.
+// Their record's tracker counts them, so a record is done only once its changes are in the
+// changelog.
+const ChangelogPort = 1
+
+// Stateful is a Stage keeping state per input partition in stores backed by a changelog
+// topic (dedupe). The engine gives it its stores before the first record (OpenState) and
+// wires ChangelogPort to its changelog; it releases a partition's store when the partition
+// leaves the instance.
+type Stateful interface {
+	Stage
+	// OpenState gives the stage its stores, made with its Restore.
+	OpenState(stores *state.Stores)
+	// Restore writes one changelog record into a store, with what the stage derives from it.
+	Restore(s *state.Store, key, value []byte) error
+	// Count counts the keys of a store just opened (the stores' keys metric).
+	Count(s *state.Store) (int64, error)
+	// StateKey computes what the stage keeps state by; nil: the record's key. The engine
+	// repartitions the stage's records by it, so that one key's records meet in one
+	// partition's store.
+	StateKey() *expr.Program
+	// Released tells the stage that a partition's store was released: what it kept of the
+	// partition beside the store is to be read again from the store next time.
+	Released(partition int32)
+}
+
+type dedupe struct {
+	key        *expr.Program // nil: the record's key
+	env        *expr.Binder
+	within     time.Duration
+	processing bool
+	now        func() time.Time
+
+	stores atomic.Pointer[state.Stores] // set by OpenState as the run starts; read by Counters meanwhile
+	mu     sync.Mutex
+	parts  map[int32]*dedupePart
+
+	duplicates, expired atomic.Int64
+}
+
+// dedupePart is what a dedupe keeps of one partition beside its store.
+type dedupePart struct {
+	mu     sync.Mutex // a key's lookup and its write go together, whatever worker runs them
+	latest int64      // the latest time seen, unix ms: keys older than it by within expire
+}
+
+func buildDedupe(c *Config) Built {
+	d := &dedupe{within: c.Fields.Duration("within"), processing: c.Fields.String("time") == "processing", now: time.Now, parts: map[int32]*dedupePart{}}
+	if v := c.Fields.Get("within"); v.Set && d.within <= 0 {
+		c.Diags().Add(v.Pos, v.Path, "within must be above 0, how long a key is remembered")
+	}
+	if v := c.Fields.Get("key"); v.Set && strings.TrimSpace(v.Str) != "key" {
+		if d.key = expr.Compile(v, c.Env(), expr.WantAny, c.Diags()); d.key == nil {
+			return Built{Out: c.In}
+		}
+		if !keyable(d.key.Result) {
+			c.Diags().Add(v.Pos, v.Path, "a dedupe key cannot be a %s: compute a string or a number from it", d.key.Result)
+			return Built{Out: c.In}
+		}
+		d.env = expr.NewBinder(d.key)
+	}
+	return Built{Stage: d, Out: c.In}
+}
+
+// keyable reports whether values of s can be a key: not maps or lists, whose bytes would be
+// their JSON, with no order a reader can rely on.
+func keyable(s *expr.Schema) bool {
+	return s == nil || (s.Kind != expr.Object && s.Kind != expr.List)
+}
+
+// StateKey implements Stateful.
+func (d *dedupe) StateKey() *expr.Program { return d.key }
+
+// OpenState implements Stateful.
+func (d *dedupe) OpenState(stores *state.Stores) { d.stores.Store(stores) }
+
+// A store holds, per key, "k"+key → when it was first seen (unix ms) and the offset of the
+// record that passed with it; and "t"+when+key → nothing, the keys in the order they expire.
+// The changelog carries the "k" entries as key → value.
+const (
+	keyPrefix  = 'k'
+	timePrefix = 't'
+)
+
+func entryKey(key []byte) []byte { return append([]byte{keyPrefix}, key...) }
+
+func timeKey(ms int64, key []byte) []byte {
+	return append(binary.BigEndian.AppendUint64([]byte{timePrefix}, uint64(ms)), key...)
+}
+
+func entryValue(ms, offset int64) []byte {
+	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, uint64(ms)), uint64(offset))
+}
+
+func readEntry(v []byte) (ms, offset int64, ok bool) {
+	if len(v) != 16 {
+		return 0, 0, false
+	}
+	return int64(binary.BigEndian.Uint64(v)), int64(binary.BigEndian.Uint64(v[8:])), true
+}
+
+// Restore implements Stateful: a changelog record is a key's entry, or its tombstone.
+func (d *dedupe) Restore(s *state.Store, key, value []byte) error {
+	if old, ok, err := s.Get(entryKey(key)); err != nil {
+		return err
+	} else if ok {
+		if ms, _, ok := readEntry(old); ok {
+			if err := s.Set(timeKey(ms, key), nil); err != nil {
+				return err
+			}
+		}
+	}
+	ms, _, ok := readEntry(value)
+	if !ok {
+		return s.Set(entryKey(key), nil) // a tombstone, or what is not an entry
+	}
+	if err := s.Set(entryKey(key), value); err != nil {
+		return err
+	}
+	return s.Set(timeKey(ms, key), []byte{})
+}
+
+// expireBatch bounds the keys one record expires, so that a record after a long pause does not
+// take the time of every key that expired meanwhile; the next records take the rest.
+const expireBatch = 64
+
+// ErrNoDedupeKey is a record with no key to tell its duplicates by.
+var ErrNoDedupeKey = errors.New("dedupe: the record has no key (a dedupe goes by the record's key unless `key` computes one)")
+
+func (d *dedupe) Process(ctx context.Context, rec *record.Record, out []Output) ([]Output, error) {
+	key := rec.Key
+	if d.key != nil {
+		vars := d.env.Bind(rec)
+		v, err := d.key.Run(vars)
+		d.env.Release(vars)
+		if err != nil {
+			return out, err
+		}
+		key = record.ToBytes(v)
+	}
+	if key == nil {
+		return out, ErrNoDedupeKey
+	}
+	base := len(out)
+	for {
+		st, err := d.stores.Load().Get(ctx, rec.Partition)
+		if err != nil {
+			return out, err
+		}
+		res, err := d.check(st, rec, key, out)
+		if !errors.Is(err, state.ErrReleased) {
+			return res, err
+		}
+		out = out[:base] // released meanwhile (its partition moved): ask for it again
+	}
+}
+
+// check lets rec pass unless its key was seen within the window, in st.
+func (d *dedupe) check(st *state.Store, rec *record.Record, key []byte, out []Output) ([]Output, error) {
+	part := d.part(st)
+	part.mu.Lock()
+	defer part.mu.Unlock()
+
+	now := d.now().UnixMilli()
+	if !d.processing && !rec.Timestamp.IsZero() {
+		now = rec.Timestamp.UnixMilli()
+	}
+	part.latest = max(part.latest, now)
+	out, err := d.expire(st, part, rec, out)
+	if err != nil {
+		return out, err
+	}
+
+	old, seen, err := st.Get(entryKey(key))
+	if err != nil {
+		return out, err
+	}
+	if seen {
+		ms, offset, ok := readEntry(old)
+		switch {
+		case ok && offset == rec.Offset:
+			// The record that passed with the key, read again (at-least-once, after a
+			// crash before its offset was committed): it passes again, as it did.
+			return append(out, Output{Rec: rec}), nil
+		case ok && now-ms < d.within.Milliseconds():
+			d.duplicates.Add(1)
+			return out, nil
+		case ok:
+			if err := st.Set(timeKey(ms, key), nil); err != nil {
+				return out, err
+			}
+			st.AddKeys(-1)
+		}
+	}
+	value := entryValue(now, rec.Offset)
+	if err := st.Set(entryKey(key), value); err != nil {
+		return out, err
+	}
+	if err := st.Set(timeKey(now, key), []byte{}); err != nil {
+		return out, err
+	}
+	st.AddKeys(1)
+	return append(out, Output{Rec: rec}, Output{Rec: change(rec, key, value), Port: ChangelogPort}), nil
+}
+
+// expire removes the keys first seen more than within before the partition's latest time,
+// and emits their tombstones.
+func (d *dedupe) expire(st *state.Store, part *dedupePart, rec *record.Record, out []Output) ([]Output, error) {
+	cutoff := part.latest - d.within.Milliseconds()
+	if cutoff <= 0 {
+		return out, nil
+	}
+	var gone [][]byte
+	err := st.Scan([]byte{timePrefix}, timeKey(cutoff, nil), func(k, _ []byte) bool {
+		gone = append(gone, append([]byte(nil), k...))
+		return len(gone) < expireBatch
+	})
+	if err != nil {
+		return out, err
+	}
+	for _, tk := range gone {
+		key := tk[9:]
+		if err := st.Set(tk, nil); err != nil {
+			return out, err
+		}
+		if err := st.Set(entryKey(key), nil); err != nil {
+			return out, err
+		}
+		st.AddKeys(-1)
+		d.expired.Add(1)
+		out = append(out, Output{Rec: change(rec, key, nil), Port: ChangelogPort})
+	}
+	return out, nil
+}
+
+// change is the changelog record of a change rec made: the store's key and value (nil: a
+// tombstone), to the partition rec was read from, counted by rec's tracker.
+func change(rec *record.Record, key, value []byte) *record.Record {
+	return &record.Record{Key: key, Value: value, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
+		Timestamp: rec.Timestamp, Track: rec.Track}
+}
+
+// part returns what the stage keeps of st's partition.
+func (d *dedupe) part(st *state.Store) *dedupePart {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p := d.parts[st.Partition()]
+	if p == nil {
+		p = &dedupePart{}
+		d.parts[st.Partition()] = p
+	}
+	return p
+}
+
+// Count implements Stateful: the keys of a store just opened.
+func (d *dedupe) Count(st *state.Store) (int64, error) {
+	var n int64
+	err := st.Scan([]byte{keyPrefix}, []byte{keyPrefix + 1}, func(_, _ []byte) bool { n++; return true })
+	return n, err
+}
+
+// Released implements Stateful.
+func (d *dedupe) Released(partition int32) {
+	d.mu.Lock()
+	delete(d.parts, partition)
+	d.mu.Unlock()
+}
+
+// Counters implements Counting.
+func (d *dedupe) Counters() map[string]int64 {
+	c := map[string]int64{"duplicates": d.duplicates.Load(), "expired": d.expired.Load()}
+	if stores := d.stores.Load(); stores != nil {
+		s := stores.Stats()
+		c["keys"], c["store_bytes"], c["restoring"], c["restored"] = s.Keys, s.Bytes, int64(s.Restoring), s.Restored
+		c["restore_ms"] = int64(s.RestoreS * 1000)
+	}
+	return c
+}
+
+var dedupeExamples = []spec.Example{
+	{Title: "Drop a payment id seen in the last 24 hours", YAML: `
+stages:
+  - name: parse
+    type: decode
+    schema: {payment_id: string, amount: float}
+  - name: once
+    type: dedupe
+    key: msg.payment_id
+    within: 24h
+`},
+}
