@@ -42,17 +42,12 @@ var aggregateFields = []spec.Field{
 func aggregateType() *Type {
 	return &Type{Name: "aggregate", Doc: aggregateDoc, Fields: aggregateFields, Build: buildAggregate, Examples: aggregateExamples,
 		Look: Look{DOTShape: "cylinder", MermaidOpen: "[(", MermaidClose: ")]", Detail: aggregateDetail},
-		Counters: []spec.Counter{
+		Counters: append([]spec.Counter{
 			{Key: "windows_open", Metric: "stage_windows_open", Gauge: true, Help: "Windows open in the stage's open stores."},
 			{Key: "windows_closed", Metric: "stage_windows_closed_total", Help: "Windows closed (and, with emit final, emitted)."},
 			{Key: "late_dlq", Metric: "stage_late_dead_lettered_total", Help: "Records dead-lettered as late: their windows had closed."},
 			{Key: "late_dropped", Metric: "stage_late_dropped_total", Help: "Records dropped as late (late: drop): their windows had closed."},
-			{Key: "keys", Metric: "stage_state_keys", Gauge: true, Help: "Keys in the stage's open stores."},
-			{Key: "store_bytes", Metric: "stage_state_bytes", Gauge: true, Help: "The stage's open stores' size on disk and in memory tables."},
-			{Key: "restoring", Metric: "stage_state_restoring_partitions", Gauge: true, Help: "Partitions whose store is being restored from its changelog: their records wait."},
-			{Key: "restored", Metric: "stage_state_restored_total", Help: "Changelog records applied by restores."},
-			{Key: "restore_ms", Metric: "stage_state_restore_milliseconds_total", Help: "Time spent restoring stores from their changelogs."},
-		},
+		}, storeCounters...),
 	}
 }
 

@@ -394,11 +394,8 @@ func (a *aggregate) Released(int32) {}
 // Counters implements Counting.
 func (a *aggregate) Counters() map[string]int64 {
 	c := map[string]int64{"windows_closed": a.closedN.Load(), "late_dlq": a.lateDLQ.Load(), "late_dropped": a.lateDropped.Load()}
-	if stores := a.stores.Load(); stores != nil {
-		s := stores.Stats()
-		c["windows_open"], c["keys"], c["store_bytes"], c["restoring"], c["restored"] = s.Keys, s.Keys, s.Bytes, int64(s.Restoring), s.Restored
-		c["restore_ms"] = int64(s.RestoreS * 1000)
-	}
+	storeNumbers(c, a.stores.Load())
+	c["windows_open"] = c["keys"] // a key of the store is a window
 	return c
 }
 

@@ -33,16 +33,38 @@ func dedupeType() *Type {
 			}
 			return " within " + f.Get("within").Written(), "by " + key
 		}},
-		Counters: []spec.Counter{
+		Counters: append([]spec.Counter{
 			{Key: "duplicates", Metric: "stage_duplicates_total", Help: "Records dropped as duplicates of a key seen within `within`."},
 			{Key: "expired", Metric: "stage_state_expired_total", Help: "Keys that left the store, `within` after they were first seen."},
-			{Key: "keys", Metric: "stage_state_keys", Gauge: true, Help: "Keys in the stage's open stores."},
-			{Key: "store_bytes", Metric: "stage_state_bytes", Gauge: true, Help: "The stage's open stores' size on disk and in memory tables."},
-			{Key: "restoring", Metric: "stage_state_restoring_partitions", Gauge: true, Help: "Partitions whose store is being restored from its changelog: their records wait."},
-			{Key: "restored", Metric: "stage_state_restored_total", Help: "Changelog records applied by restores."},
-			{Key: "restore_ms", Metric: "stage_state_restore_milliseconds_total", Help: "Time spent restoring stores from their changelogs."},
-		},
+		}, storeCounters...),
 	}
+}
+
+// storeCounters are the numbers every stateful stage keeps of its stores (storeNumbers); one
+// description each, for a metric is described once whatever stage keeps it.
+var storeCounters = []spec.Counter{
+	{Key: "keys", Metric: "stage_state_keys", Gauge: true, Help: "Keys in the stage's open stores."},
+	{Key: "store_bytes", Metric: "stage_state_bytes", Gauge: true, Help: "The stage's open stores' size on disk and in memory tables."},
+	restoringCounters[0], restoringCounters[1], restoringCounters[2],
+}
+
+// restoringCounters are the numbers of restores, kept by stateful stages and table lookups
+// alike: /readyz and the progress line read "restoring".
+var restoringCounters = []spec.Counter{
+	{Key: "restoring", Metric: "stage_state_restoring_partitions", Gauge: true, Help: "Partitions whose store is being restored from its changelog: their records wait."},
+	{Key: "restored", Metric: "stage_state_restored_total", Help: "Changelog records applied by restores."},
+	{Key: "restore_ms", Metric: "stage_state_restore_milliseconds_total", Help: "Time spent restoring stores from their changelogs."},
+}
+
+// storeNumbers adds to c the numbers of storeCounters, read from stores (nil before the run
+// opened them).
+func storeNumbers(c map[string]int64, stores *state.Stores) {
+	if stores == nil {
+		return
+	}
+	s := stores.Stats()
+	c["keys"], c["store_bytes"], c["restoring"], c["restored"] = s.Keys, s.Bytes, int64(s.Restoring), s.Restored
+	c["restore_ms"] = int64(s.RestoreS * 1000)
 }
 
 // ChangelogPort is the port a stateful stage's changes leave by: records whose key and value
@@ -317,11 +339,7 @@ func (d *dedupe) Released(partition int32) {
 // Counters implements Counting.
 func (d *dedupe) Counters() map[string]int64 {
 	c := map[string]int64{"duplicates": d.duplicates.Load(), "expired": d.expired.Load()}
-	if stores := d.stores.Load(); stores != nil {
-		s := stores.Stats()
-		c["keys"], c["store_bytes"], c["restoring"], c["restored"] = s.Keys, s.Bytes, int64(s.Restoring), s.Restored
-		c["restore_ms"] = int64(s.RestoreS * 1000)
-	}
+	storeNumbers(c, d.stores.Load())
 	return c
 }
 

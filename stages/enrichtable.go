@@ -30,9 +30,7 @@ var tableCounters = []spec.Counter{
 	{Key: "table_waiting", Metric: "enrich_table_waiting", Gauge: true, Help: "Records waiting for their key to appear in the table (on_missing: wait)."},
 	{Key: "lookups", Metric: "enrich_table_lookups_total", Help: "Table lookups."},
 	{Key: "misses", Metric: "enrich_table_misses_total", Help: "Table lookups that found nothing (after waiting, with on_missing: wait)."},
-	{Key: "restoring", Metric: "stage_state_restoring_partitions", Gauge: true, Help: "Partitions whose store is being restored from its changelog: their records wait."},
-	{Key: "restored", Metric: "stage_state_restored_total", Help: "Changelog records applied by restores."},
-	{Key: "restore_ms", Metric: "stage_state_restore_milliseconds_total", Help: "Time spent restoring stores from their changelogs."},
+	restoringCounters[0], restoringCounters[1], restoringCounters[2],
 }
 
 // TableUser is a Stage looking up a table topic (enrich's table). The engine opens its table
