@@ -68,6 +68,7 @@ type Engine struct {
 	stateOpts    StateOptions
 	repartitions []repartition // repartition sinks, with Kafka (repartition.go)
 	ticksIn      bool          // the source hands ticks with its records (exactly-once)
+	checkpointed time.Time     // when the stores' marks last moved (exactly-once; the source's loop alone)
 	claimedMu    sync.Mutex
 	claimed      map[string]map[int32]bool // the partitions the source has claimed, for ticks
 	arrivals     map[string]arrival        // by repartition topic: the stage its records go to

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/pythia-pipe/pythia-pipe/record"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
@@ -152,14 +153,29 @@ func (e *Engine) Released(topic string, partition int32, done bool) {
 	}
 }
 
-// Committed implements sources.StateHooks: the stores keep the transaction's changes.
+// Committed implements sources.StateHooks: the stores keep the transaction's changes, and
+// every checkpointEvery their marks move to their changelogs' ends (a ListOffsets each).
 func (e *Engine) Committed() {
+	checkpoint := time.Since(e.checkpointed) >= checkpointEvery
 	for _, s := range e.state {
 		if err := s.stores.Commit(); err != nil {
 			e.stopOnError(fmt.Errorf("stage %s: %w", s.name, err))
+			return
+		}
+		if checkpoint {
+			if err := s.stores.Checkpoint(e.hard); err != nil {
+				e.log.Warn("a store's mark could not move: a restart after a crash reads more of its changelog", "stage", s.name, "err", err)
+			}
 		}
 	}
+	if checkpoint {
+		e.checkpointed = time.Now()
+	}
 }
+
+// checkpointEvery is how often, under exactly-once, the stores' marks move on: what a restart
+// after a crash reads again of a changelog is about this much of its writes.
+const checkpointEvery = 10 * time.Second
 
 // Aborted implements sources.StateHooks: the stores drop the transaction's changes. When the
 // broker may have committed it after all, they are closed, to be read again from their

@@ -31,48 +31,6 @@ sinks:
   - {name: out, type: kafka, topic: payments-once}
 `
 
-// changelogSinks keeps what each changelog was written, per partition, and reads it back as
-// a state.Changelog: the Kafka of the tests in memory.
-type changelogSinks struct {
-	MemorySinks
-	mu   sync.Mutex
-	logs map[string]map[int32][][2][]byte
-}
-
-func (c *changelogSinks) open(name string, sk sinks.Compiled, report sinks.Report) (sinks.Sink, error) {
-	if _, ok := sk.(sinks.Renderer); ok && name == "once.changelog" {
-		return c.MemorySinks.Open(name, sk, func(r *record.Record, err error) {
-			if err == nil {
-				c.mu.Lock()
-				c.logs["t"][r.Partition] = append(c.logs["t"][r.Partition], [2][]byte{r.Key, r.Value})
-				c.mu.Unlock()
-			}
-			report(r, err)
-		})
-	}
-	return c.MemorySinks.Open(name, sk, report)
-}
-
-type memChangelog struct{ c *changelogSinks }
-
-func (m memChangelog) End(_ context.Context, p int32) (int64, error) {
-	m.c.mu.Lock()
-	defer m.c.mu.Unlock()
-	return int64(len(m.c.logs["t"][p])), nil
-}
-
-func (m memChangelog) Read(_ context.Context, p int32, from, to int64, apply func(k, v []byte) error) error {
-	m.c.mu.Lock()
-	recs := append([][2][]byte(nil), m.c.logs["t"][p][from:to]...)
-	m.c.mu.Unlock()
-	for _, r := range recs {
-		if err := apply(r[0], r[1]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func payment(id string, partition int32, offset int64, at time.Time) *record.Record {
 	return &record.Record{Key: []byte("k"), Value: []byte(fmt.Sprintf(`{"payment_id": %q, "amount": 1}`, id)),
 		Topic: "payments", Partition: partition, Offset: offset, Timestamp: at}
@@ -82,7 +40,7 @@ func TestDedupe(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	p := mustParse(t, dedupePipeline)
 	t0 := time.Unix(1700000000, 0)
-	logs := &changelogSinks{logs: map[string]map[int32][][2][]byte{"t": {}}}
+	logs := &stageLogs{node: "once.changelog", log: map[int32][][2][]byte{}}
 	dir := t.TempDir()
 	run := func(recs []*record.Record) []string {
 		t.Helper()
@@ -91,7 +49,7 @@ func TestDedupe(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e.UseState(StateOptions{Dir: dir, CacheBytes: 1 << 20, Changelog: func(string) state.Changelog { return memChangelog{logs} }})
+		e.UseState(StateOptions{Dir: dir, CacheBytes: 1 << 20, Changelog: func(string) state.Changelog { return logs }})
 		src := &MemorySource{Records: recs, Batch: 3}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -131,13 +89,13 @@ func TestDedupe(t *testing.T) {
 	}
 	// a of partition 0 expired when b came at +2h: its tombstone is in the changelog.
 	var tombstones int
-	for _, ch := range logs.logs["t"][0] {
+	for _, ch := range logs.log[0] {
 		if ch[1] == nil {
 			tombstones++
 		}
 	}
 	if tombstones != 2 { // a, then b's first entry
-		t.Errorf("changelog of partition 0 has %d tombstones, want 2: %q", tombstones, logs.logs["t"][0])
+		t.Errorf("changelog of partition 0 has %d tombstones, want 2: %q", tombstones, logs.log[0])
 	}
 }
 

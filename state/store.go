@@ -205,6 +205,17 @@ func (s *Store) markClean(end int64) error {
 	return s.db.Set(cleanKey, binary.BigEndian.AppendUint64(nil, uint64(end)), pebble.Sync)
 }
 
+// moveMark marks an open store as holding the changelog up to end, unless it was released
+// meanwhile. The write is synced, and with it every change before it (Pebble's log is one).
+func (s *Store) moveMark(end int64) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return nil
+	}
+	return s.markClean(end)
+}
+
 // cleanAt is where a clean store's changelog reading goes on from; ok false when the store
 // was not released cleanly.
 func (s *Store) cleanAt() (int64, bool, error) {

@@ -255,6 +255,32 @@ func (s *Stores) opened(st *Store, end int64) error {
 // Commit keeps what the stores' batches hold: the transaction they belong to committed.
 func (s *Stores) Commit() error { return s.endBatches(true) }
 
+// Checkpoint moves the mark of every open store of a transactional stage to its changelog's
+// end, so that a restart after a crash reads on from there rather than from where the store
+// was opened. Call it right after a commit (the stores' batches are written), while this
+// instance owns the partitions: no one else writes their changelogs then, so the end is
+// what the store holds.
+func (s *Stores) Checkpoint(ctx context.Context) error {
+	if !s.opts.Transactional {
+		return nil
+	}
+	s.mu.Lock()
+	open := make([]*Store, 0, len(s.open))
+	for _, st := range s.open {
+		open = append(open, st)
+	}
+	s.mu.Unlock()
+	var err error
+	for _, st := range open {
+		end, e := s.changelog.End(ctx, st.partition)
+		if e == nil {
+			e = st.moveMark(end)
+		}
+		err = errors.Join(err, e)
+	}
+	return err
+}
+
 // Discard drops what the stores' batches hold: the transaction they belong to aborted.
 func (s *Stores) Discard() error { return s.endBatches(false) }
 
