@@ -34,28 +34,50 @@ func BenchmarkLatencyHandWrittenFranz(b *testing.B) {
 	benchLatency(b, false, func(br *devbroker.Broker) func() { return startFranzLoop(b, br) })
 }
 
-// benchLatency runs the consumer start starts at the paced rate and measures its outputs'
-// latency, as a read_committed reader sees them when committed is set.
-func benchLatency(b *testing.B, committed bool, start func(*devbroker.Broker) (stop func())) {
-	rate, seconds := envInt("BENCH_RATE", 20_000), envInt("BENCH_SECONDS", 15)
-	for i := 0; i < b.N; i++ {
-		b.StopTimer()
-		br := setup(b, 0)
-		defer br.Close()
-		stop := start(br)
-		lat := &latencies{committed: committed}
-		ctx, cancel := context.WithCancel(context.Background())
-		read := make(chan error, 1)
-		go func() { read <- lat.read(ctx, br) }()
-		began := time.Now()
-		n := producePaced(b, br, rate, time.Duration(seconds)*time.Second)
+// pacedFeed is what a latency run produces and reads: its feed into in, the topics its
+// outputs are read from, how many of the first n records come out, and the broker's setup.
+type pacedFeed struct {
+	in      string
+	outs    []string
+	feed    func(from, to, size int) []devbroker.Record
+	outputs func(n int) int
+	setup   func(*testing.B) *devbroker.Broker
+}
+
+// ordersPaced is the orders example's latency run.
+var ordersPaced = pacedFeed{in: "orders", outs: []string{"orders-out", "orders-big"}, feed: ordersFeed,
+	outputs: func(n int) int {
 		outputs := 0
 		for seq := range n {
 			if fate := devbroker.OrdersFate(seq); fate == "out" || fate == "big" {
 				outputs++
 			}
 		}
-		measured := lat.waitFor(b, outputs, time.Minute)
+		return outputs
+	},
+	setup: func(b *testing.B) *devbroker.Broker { return setup(b, 0) }}
+
+// benchLatency runs the consumer start starts at the paced rate and measures its outputs'
+// latency, as a read_committed reader sees them when committed is set.
+func benchLatency(b *testing.B, committed bool, start func(*devbroker.Broker) (stop func())) {
+	benchLatencyOf(b, ordersPaced, committed, start)
+}
+
+// benchLatencyOf is benchLatency with pf's feed and outputs.
+func benchLatencyOf(b *testing.B, pf pacedFeed, committed bool, start func(*devbroker.Broker) (stop func())) {
+	rate, seconds := envInt("BENCH_RATE", 20_000), envInt("BENCH_SECONDS", 15)
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		br := pf.setup(b)
+		defer br.Close()
+		stop := start(br)
+		lat := &latencies{committed: committed, topics: pf.outs}
+		ctx, cancel := context.WithCancel(context.Background())
+		read := make(chan error, 1)
+		go func() { read <- lat.read(ctx, br) }()
+		began := time.Now()
+		n := producePaced(b, br, pf, rate, time.Duration(seconds)*time.Second)
+		measured := lat.waitFor(b, pf.outputs(n), time.Minute)
 		cancel()
 		<-read
 		stop()
@@ -66,9 +88,9 @@ func benchLatency(b *testing.B, committed bool, start func(*devbroker.Broker) (s
 	}
 }
 
-// producePaced produces the orders feed into orders at rate records a second for d, in
-// slices of a millisecond, each record stamped as it is produced; it returns how many.
-func producePaced(b *testing.B, br *devbroker.Broker, rate int, d time.Duration) int {
+// producePaced produces pf's feed into its topic at rate records a second for d, in slices
+// of a millisecond, each record stamped as it is produced; it returns how many.
+func producePaced(b *testing.B, br *devbroker.Broker, pf pacedFeed, rate int, d time.Duration) int {
 	cl, err := br.Client(kgo.ProducerLinger(0)) // stamped as produced: sent at once
 	if err != nil {
 		b.Fatal(err)
@@ -82,8 +104,8 @@ func producePaced(b *testing.B, br *devbroker.Broker, rate int, d time.Duration)
 			break
 		}
 		due := int(now.Sub(began).Seconds() * float64(rate))
-		for _, r := range ordersFeed(n, due, recordBytes()) {
-			rec := &kgo.Record{Topic: "orders", Key: r.Key, Value: r.Value, Timestamp: time.Now(),
+		for _, r := range pf.feed(n, due, recordBytes()) {
+			rec := &kgo.Record{Topic: pf.in, Key: r.Key, Value: r.Value, Timestamp: time.Now(),
 				Headers: []kgo.RecordHeader{{Key: "seq", Value: []byte(r.Headers["seq"])}}}
 			cl.Produce(context.Background(), rec, func(_ *kgo.Record, err error) {
 				if err != nil {
@@ -102,6 +124,7 @@ func producePaced(b *testing.B, br *devbroker.Broker, rate int, d time.Duration)
 // latencies collects how long each output record took, from its timestamp to its arrival.
 type latencies struct {
 	committed bool // read as a read_committed reader: records of open transactions wait
+	topics    []string
 	mu        sync.Mutex
 	all       durations // of the records produced after the warm-up
 	seen      int
@@ -110,9 +133,9 @@ type latencies struct {
 
 type durations []time.Duration
 
-// read reads orders-out and orders-big from their start until ctx ends.
+// read reads the output topics from their start until ctx ends.
 func (l *latencies) read(ctx context.Context, br *devbroker.Broker) error {
-	opts := []kgo.Opt{kgo.ConsumeTopics("orders-out", "orders-big"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	opts := []kgo.Opt{kgo.ConsumeTopics(l.topics...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(10 * time.Millisecond)}
 	if l.committed {
 		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))

@@ -32,11 +32,11 @@ func BenchmarkKafkaStreams(b *testing.B) {
 		classpath := streamsApp(b)
 		br := setup(b, n)
 		defer br.Close()
-		jvm := startStreams(b, classpath, br)
+		jvm := startStreamsApp(b, classpath, "local.bench.OrdersStreams", strings.Join(br.Addrs(), ","))
 		defer jvm.kill() // when the benchmark fails before stopping it
 		b.StartTimer()
 		began, jvmCPU := startClock(br), cpuTime(jvm.pid())
-		jvm.waitCommit(b, br)
+		jvm.waitCommit(b, br, "orders-streams", "orders")
 		waitCaughtUp(b, br, "orders-streams", "orders")
 		took := began.stop()
 		took.cpu = cpuTime(jvm.pid()) - jvmCPU
@@ -127,16 +127,16 @@ type streamsJVM struct {
 	done chan struct{}
 }
 
-// startStreams launches the app on br and waits until the JVM has booted.
-func startStreams(b *testing.B, classpath string, br *devbroker.Broker) *streamsJVM {
+// startStreamsApp launches the app's class main with args and waits until the JVM has booted.
+func startStreamsApp(b *testing.B, classpath, main string, args ...string) *streamsJVM {
 	j := &streamsJVM{log: filepath.Join(b.TempDir(), "streams.log"), done: make(chan struct{})}
 	logf, err := os.Create(j.log)
 	if err != nil {
 		b.Fatal(err)
 	}
 	// -Xmx512m: the heap the table gave Kafka Streams; peak-RSS-MB is the whole JVM's.
-	j.cmd = exec.Command("java", "-Xmx512m", "-XX:+ExitOnOutOfMemoryError", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-		"-cp", classpath, "local.bench.OrdersStreams", strings.Join(br.Addrs(), ",")) // #nosec G204 -- our own app
+	j.cmd = exec.Command("java", append([]string{"-Xmx512m", "-XX:+ExitOnOutOfMemoryError", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+		"-cp", classpath, main}, args...)...) // #nosec G204 -- our own app
 	j.cmd.Stderr = logf
 	j.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM} // dies with its benchmark
 	stdout, err := j.cmd.StdoutPipe()
@@ -172,10 +172,10 @@ func startStreams(b *testing.B, classpath string, br *devbroker.Broker) *streams
 
 func (j *streamsJVM) pid() int { return j.cmd.Process.Pid }
 
-// waitCommit waits for the app's first commit, failing at once if it exits first: a client
-// that cannot run on the broker gives up long before waitCaughtUp's minute.
-func (j *streamsJVM) waitCommit(b *testing.B, br *devbroker.Broker) {
-	for deadline := time.Now().Add(time.Minute); len(br.Committed("orders-streams", "orders")) == 0; time.Sleep(10 * time.Millisecond) {
+// waitCommit waits for the app's first commit of topic by group, failing at once if it exits
+// first: a client that cannot run on the broker gives up long before waitCaughtUp's minute.
+func (j *streamsJVM) waitCommit(b *testing.B, br *devbroker.Broker, group, topic string) {
+	for deadline := time.Now().Add(time.Minute); len(br.Committed(group, topic)) == 0; time.Sleep(10 * time.Millisecond) {
 		select {
 		case <-j.done:
 			b.Fatalf("the Kafka Streams app exited before its first commit (exit %d); %s:\n%s", j.cmd.ProcessState.ExitCode(), j.log, tailFile(j.log))

@@ -34,6 +34,34 @@ func main() {
 		os.Exit(2)
 	}
 	realKafka := os.Getenv("BENCH_KAFKA") == "real"
+	binary, err := filepath.Abs(os.Args[1])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	runs := 1
+	if n, err := strconv.Atoi(os.Getenv("BENCH_RUNS")); err == nil && n > 0 {
+		runs = n
+	}
+	tables := os.Getenv("BENCH_TABLES")
+	if tables == "" {
+		tables = "orders"
+	}
+	for _, t := range strings.Split(tables, ",") {
+		switch t {
+		case "orders":
+			ordersTables(binary, runs, realKafka)
+		case "state":
+			stateTables(binary, runs, realKafka)
+		default:
+			fmt.Fprintf(os.Stderr, "BENCH_TABLES: %q is not orders or state\n", t)
+			os.Exit(2)
+		}
+	}
+}
+
+// ordersTables runs the orders example and its peers and prints their tables.
+func ordersTables(binary string, runs int, realKafka bool) {
 	const pipe, avro, sarama, franz, eos = 0, 1, 2, 3, 4 // rows compared below
 	rows := []peer{
 		pipe:   {"pythia-pipe (pipelines/orders.yaml)", "BenchmarkOrdersPipeline"},
@@ -44,15 +72,6 @@ func main() {
 	}
 	if realKafka {
 		rows = append(rows, peer{"Kafka Streams 4.1 (same topology, -Xmx512m)", "BenchmarkKafkaStreams"})
-	}
-	binary, err := filepath.Abs(os.Args[1])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	runs := 1
-	if n, err := strconv.Atoi(os.Getenv("BENCH_RUNS")); err == nil && n > 0 {
-		runs = n
 	}
 	results := rounds(binary, rows, runs)
 	// The CPU a record costs, the process's and (on a real Kafka, which shares the machine)
@@ -178,4 +197,80 @@ func spreadf(results []result, unit, format string) string {
 		return fmt.Sprintf(format, median)
 	}
 	return fmt.Sprintf(format+" ("+format+"–"+format+")", median, vs[0], vs[len(vs)-1])
+}
+
+// stateTables runs the stateful stages (dedupe, aggregate) beside Kafka Streams doing the same
+// (on a real Kafka, or with BENCH_STREAMS=1 in process too), their latency at a steady rate,
+// and the dedupe's restore, and prints their tables.
+func stateTables(binary string, runs int, realKafka bool) {
+	streams := realKafka || os.Getenv("BENCH_STREAMS") == "1"
+	const dedupe, aggregate, dedupeStreams, aggregateStreams = 0, 1, 2, 3
+	rows := []peer{
+		dedupe:    {"pythia-pipe dedupe (testdata/dedupe.yaml)", "BenchmarkDedupePipeline"},
+		aggregate: {"pythia-pipe aggregate (testdata/aggregate.yaml)", "BenchmarkAggregatePipeline"},
+	}
+	if streams {
+		rows = append(rows, peer{"Kafka Streams 4.1 dedupe (window store, -Xmx512m)", "BenchmarkDedupeStreams"},
+			peer{"Kafka Streams 4.1 aggregate (onWindowClose, -Xmx512m)", "BenchmarkAggregateStreams"})
+	}
+	results := rounds(binary, rows, runs)
+	cols := []struct{ unit, title, format string }{{"records/s", "records/s", "%.0f"}, {"cpu-µs/record", "CPU µs/record", "%.1f"}}
+	broker := "in-process (kfake: its CPU and its backlog count in the process's; not in the JVM's)"
+	if realKafka {
+		cols = append(cols, struct{ unit, title, format string }{"broker-cpu-µs/record", "the broker's CPU µs/record", "%.1f"})
+		broker = "Apache Kafka (make kafka-up recipe)"
+	}
+	titles := []string{""}
+	for _, c := range cols {
+		titles = append(titles, c.title)
+	}
+	fmt.Printf("\nstateful stages; broker: %s; %d run(s) each, alternated (BENCH_RUNS): the median, and the range\n\n", broker, runs)
+	printHeader(append(titles, "peak RSS", "outputs"))
+	for i, r := range rows {
+		fmt.Printf("| %s |", r.label)
+		for _, c := range cols {
+			fmt.Printf(" %s |", spreadf(results[i], c.unit, c.format))
+		}
+		fmt.Printf(" %s MB | %s |\n", spread(results[i], "peak-RSS-MB"), spread(results[i], "outputs"))
+	}
+	if streams {
+		fmt.Printf("\nratios, run by run: the median, and the range\n\n")
+		printHeader(titles)
+		for _, c := range []struct {
+			label string
+			a, b  int
+		}{{"dedupe: pythia-pipe / Kafka Streams", dedupe, dedupeStreams}, {"aggregate: pythia-pipe / Kafka Streams", aggregate, aggregateStreams}} {
+			fmt.Printf("| %s |", c.label)
+			for _, col := range cols {
+				ratios := make([]result, runs)
+				for j := range ratios {
+					ratios[j] = result{col.unit: results[c.a][j][col.unit] / results[c.b][j][col.unit]}
+				}
+				fmt.Printf(" %s× |", spreadf(ratios, col.unit, "%.2f"))
+			}
+			fmt.Println()
+		}
+	}
+
+	paced := []peer{{rows[dedupe].label, "BenchmarkLatencyDedupePipeline"}}
+	if streams {
+		paced = append(paced, peer{rows[dedupeStreams].label, "BenchmarkLatencyDedupeStreams"})
+	}
+	latencies := rounds(binary, paced, runs)
+	fmt.Printf("\nend to end at a steady 20,000 records/s (BENCH_RATE), after a warm-up; %d run(s) each, alternated: the median, and the range\n\n| | p50 | p99 |\n|---|---|---|\n", runs)
+	for i, p := range paced {
+		fmt.Printf("| %s | %s ms | %s ms |\n", p.label, spreadf(latencies[i], "p50-ms", "%.1f"), spreadf(latencies[i], "p99-ms", "%.1f"))
+	}
+
+	if os.Getenv("BENCH_RESTORE") == "0" {
+		return
+	}
+	restores := rounds(binary, []peer{{"dedupe restore", "BenchmarkDedupeRestore"}}, runs)[0]
+	fmt.Printf("\nthe dedupe as a process of its own: BENCH_KEYS distinct keys in (the fill), then its state dir deleted and its stores rebuilt from their changelogs; %d run(s): the median, and the range\n\n", runs)
+	fmt.Printf("| keys | fill records/s | fill CPU µs/record | fill peak RSS | state dir | restored records | restore | restore records/s | longest partition | restart to caught up | restore peak RSS |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Printf("| %s | %s | %s | %s MB | %s MB | %s | %s s | %s | %s s | %s s | %s MB |\n", spread(restores, "keys"),
+		spread(restores, "fill-records/s"), spreadf(restores, "fill-cpu-µs/record", "%.1f"), spread(restores, "fill-peak-RSS-MB"),
+		spread(restores, "state-dir-MB"), spread(restores, "restored-records"), spreadf(restores, "restore-s", "%.1f"),
+		spread(restores, "restore-records/s"), spreadf(restores, "longest-partition-s", "%.1f"), spreadf(restores, "restart-to-caught-up-s", "%.1f"),
+		spread(restores, "restore-peak-RSS-MB"))
 }
