@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,13 +43,23 @@ func BenchmarkDedupeRestore(b *testing.B) {
 		}
 		env := []string{"KAFKA_BROKERS=" + strings.Join(br.Addrs(), ","), "STATE_DIR=" + stateDir}
 
+		args := []string{"run", file}
+		if addr := os.Getenv("BENCH_PPROF"); addr != "" { // the fill's heap profile at its end in BENCH_HEAPPROFILE
+			args = append(args, "--pprof", addr)
+		}
 		began := startClock(br)
-		fill := testproc.Start(b, bin, "fill", env, "run", file)
+		fill := testproc.Start(b, bin, "fill", env, args...)
 		fillCPU := cpuTime(fill.Pid())
 		waitCaughtUp(b, br, sb.group, sb.in)
 		took := began.stop()
 		fillPeak, fillCPU := vmHWM(fill.Pid()), cpuTime(fill.Pid())-fillCPU
 		stateBytes := dirBytes(stateDir)
+		if addr, path := os.Getenv("BENCH_PPROF"), os.Getenv("BENCH_HEAPPROFILE"); addr != "" && path != "" {
+			saveHeap(b, "http://"+addr+"/debug/pprof/heap", path)
+			if rollup, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", fill.Pid())); err == nil {
+				_ = os.WriteFile(path+".smaps", rollup, 0o644)
+			}
+		}
 		stopProc(b, fill)
 		b.ReportMetric(float64(n)/took.wall.Seconds(), "fill-records/s")
 		b.ReportMetric(float64(fillCPU.Microseconds())/float64(n), "fill-cpu-µs/record")
@@ -88,6 +101,23 @@ func BenchmarkDedupeRestore(b *testing.B) {
 		b.ReportMetric(restorePeak, "restore-peak-RSS-MB")
 		b.ReportMetric(float64(n)/took.wall.Seconds(), "records/s") // for the table: the fill's
 		b.ReportMetric(float64(n), "keys")
+	}
+}
+
+// saveHeap writes the heap profile at url to path.
+func saveHeap(b *testing.B, url, path string) {
+	resp, err := http.Get(url) // #nosec G107 -- the benchmark's own process
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		b.Fatal(err)
 	}
 }
 
