@@ -86,7 +86,7 @@ fmt: ## format the code
 fuzz: ## fuzz the loader and validator for FUZZTIME (default 60s)
 	$(GO) test ./pipeline -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 5s
 
-bench: ## the orders example (JSON, and on Avro; at-least-once and exactly-once) over a 1M backlog beside hand-written sarama and franz-go loops (and Kafka Streams on real Kafka), and their latency at 20k/s, as tables (BENCH_RECORDS=n, BENCH_KAFKA=real, BENCH_RUNS=n alternated runs); then the other benchmarks
+bench: ## the orders example (JSON, and on Avro; at-least-once and exactly-once) over a 1M backlog beside hand-written sarama and franz-go loops (and Kafka Streams on real Kafka), and their latency at 20k/s, as tables (BENCH_RECORDS=n, BENCH_KAFKA=real, BENCH_RUNS=n alternated runs; BENCH_TABLES=state: dedupe, aggregate and restore beside Kafka Streams); then the other benchmarks
 	$(GO) test -c -o bin/bench.test ./internal/bench
 	$(GO) run ./internal/bench/table bin/bench.test
 	$(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v /internal/bench)

@@ -7,7 +7,10 @@
 // read_committed reader sees them) at a steady 20,000 records a second. `make bench` runs it
 // on the in-process broker, `BENCH_KAFKA=real make bench` on a real Kafka, where Kafka Streams
 // doing the same work joins the throughput table (on the in-process broker the Go rows' peak
-// RSS holds the broker's backlog and the JVM's would not).
+// RSS holds the broker's backlog and the JVM's would not). BENCH_TABLES=state runs the stateful
+// stages instead (dedupe and a windowed aggregate beside Kafka Streams, the dedupe's latency
+// and its restore; BENCH_AGG_RECORDS, BENCH_KEYS, BENCH_RESTORE=0); BENCH_TABLES=orders,state
+// both.
 package main
 
 import (
