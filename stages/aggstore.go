@@ -230,13 +230,31 @@ func (a *aggregate) closeWindows(st *state.Store, rec *record.Record, now int64,
 	if now == noTime {
 		return out, nil
 	}
-	var due [][]byte
-	err := st.Scan([]byte{endPrefix}, appendTime([]byte{endPrefix}, now-a.win.grace+1), func(k, _ []byte) bool {
-		due = append(due, bytes.Clone(k))
-		return len(due) < closeBatch
-	})
-	if err != nil {
+	// The windows closed before are deleted, but their deletions stay in the store until it
+	// compacts, and a scan from the start would step over all of them at every record: it
+	// starts where the last close left off.
+	lo, hi := []byte{endPrefix}, appendTime([]byte{endPrefix}, now-a.win.grace+1)
+	if v, ok, err := st.Get(closedKey); err != nil {
 		return out, err
+	} else if ok && len(v) == 8 {
+		lo = appendTime([]byte{endPrefix}, readTime(v))
+	}
+	var due [][]byte
+	if bytes.Compare(lo, hi) < 0 {
+		err := st.Scan(lo, hi, func(k, _ []byte) bool {
+			due = append(due, bytes.Clone(k))
+			return len(due) < closeBatch
+		})
+		if err != nil {
+			return out, err
+		}
+		// All below hi is closed once these are: no window ending there is ever written
+		// again (a record's windows that end there are late).
+		if len(due) > 0 && len(due) < closeBatch {
+			if err := st.Set(closedKey, appendTime(nil, now-a.win.grace+1)); err != nil {
+				return out, err
+			}
+		}
 	}
 	for _, k := range closing {
 		if !containsBytes(due, k) {

@@ -63,6 +63,9 @@ const noTime = math.MinInt64
 //	'w' len(key) key start  → the window's state (winState.encode); on the changelog
 //	'e' end start key       → nothing: the windows in the order they close, rebuilt by Restore
 //	'm'                     → the partition's stream time; on the changelog when windows close
+//	'c'                     → the end below which every 'e' entry is gone (closed): where the
+//	                          next close scans from, past the deletions of the windows closed
+//	                          before; local (Restore leaves it out: a restored store scans all)
 //
 // A key's windows are together ('w' then the key), so that a session finds its key's
 // sessions in one scan; times are big-endian with the sign bit flipped, so that they sort.
@@ -70,9 +73,13 @@ const (
 	windowPrefix = 'w'
 	endPrefix    = 'e'
 	metaStream   = 'm'
+	metaClosed   = 'c'
 )
 
-var streamKey = []byte{metaStream}
+var (
+	streamKey = []byte{metaStream}
+	closedKey = []byte{metaClosed}
+)
 
 func appendTime(b []byte, ms int64) []byte {
 	return binary.BigEndian.AppendUint64(b, uint64(ms)^(1<<63))
