@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -145,12 +146,16 @@ func (d *dedupe) StateKey() *expr.Program { return d.key }
 func (d *dedupe) OpenState(stores *state.Stores) { d.stores.Store(stores) }
 
 // A store holds, per key, "k"+key → when it was first seen (unix ms) and the offset of the
-// record that passed with it; and "t"+when+key → nothing, the keys in the order they expire.
-// The changelog carries the "k" entries as key → value.
+// record that passed with it; and "t"+when+key → nothing, the keys in the order they expire;
+// and "x" → the time below which no "t" entry is left, where the next expiry scans from
+// (local: a restored store scans all once). The changelog carries the "k" entries as key →
+// value.
 const (
 	keyPrefix  = 'k'
 	timePrefix = 't'
 )
+
+var expiredKey = []byte{'x'}
 
 func entryKey(key []byte) []byte { return append([]byte{keyPrefix}, key...) }
 
@@ -236,7 +241,7 @@ func (d *dedupe) check(st *state.Store, rec *record.Record, key []byte, out []Ou
 		now = rec.Timestamp.UnixMilli()
 	}
 	part.latest = max(part.latest, now)
-	out, err := d.expire(st, part, rec, out)
+	out, expiredBelow, err := d.expire(st, part, rec, out)
 	if err != nil {
 		return out, err
 	}
@@ -269,38 +274,63 @@ func (d *dedupe) check(st *state.Store, rec *record.Record, key []byte, out []Ou
 	if err := st.Set(timeKey(now, key), []byte{}); err != nil {
 		return out, err
 	}
+	if now < expiredBelow { // a record older than the expired: the next expiry scans from it
+		if err := st.Set(expiredKey, binary.BigEndian.AppendUint64(nil, uint64(now))); err != nil {
+			return out, err
+		}
+	}
 	st.AddKeys(1)
 	return append(out, Output{Rec: rec}, Output{Rec: change(rec, key, value), Port: ChangelogPort}), nil
 }
 
 // expire removes the keys first seen more than within before the partition's latest time,
 // and emits their tombstones.
-func (d *dedupe) expire(st *state.Store, part *dedupePart, rec *record.Record, out []Output) ([]Output, error) {
+//
+// The keys expired before are deleted, but their deletions stay in the store until it
+// compacts, and a scan from the start would step over all of them at every record: it starts
+// where the last expiry left off. It returns that time (math.MinInt64: the start).
+func (d *dedupe) expire(st *state.Store, part *dedupePart, rec *record.Record, out []Output) ([]Output, int64, error) {
+	below := int64(math.MinInt64)
+	if v, ok, err := st.Get(expiredKey); err != nil {
+		return out, below, err
+	} else if ok && len(v) == 8 {
+		below = int64(binary.BigEndian.Uint64(v))
+	}
 	cutoff := part.latest - d.within.Milliseconds()
-	if cutoff <= 0 {
-		return out, nil
+	if cutoff <= 0 || cutoff <= below {
+		return out, below, nil
+	}
+	lo := []byte{timePrefix}
+	if below > 0 {
+		lo = timeKey(below, nil)
 	}
 	var gone [][]byte
-	err := st.Scan([]byte{timePrefix}, timeKey(cutoff, nil), func(k, _ []byte) bool {
+	err := st.Scan(lo, timeKey(cutoff, nil), func(k, _ []byte) bool {
 		gone = append(gone, append([]byte(nil), k...))
 		return len(gone) < expireBatch
 	})
 	if err != nil {
-		return out, err
+		return out, below, err
+	}
+	if len(gone) > 0 && len(gone) < expireBatch { // all below cutoff is gone with these
+		if err := st.Set(expiredKey, binary.BigEndian.AppendUint64(nil, uint64(cutoff))); err != nil {
+			return out, below, err
+		}
+		below = cutoff
 	}
 	for _, tk := range gone {
 		key := tk[9:]
 		if err := st.Set(tk, nil); err != nil {
-			return out, err
+			return out, below, err
 		}
 		if err := st.Set(entryKey(key), nil); err != nil {
-			return out, err
+			return out, below, err
 		}
 		st.AddKeys(-1)
 		d.expired.Add(1)
 		out = append(out, Output{Rec: change(rec, key, nil), Port: ChangelogPort})
 	}
-	return out, nil
+	return out, below, nil
 }
 
 // change is the changelog record of a change rec made: the store's key and value (nil: a
