@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -172,5 +173,45 @@ func TestChangesFollowOutputs(t *testing.T) {
 	}
 	if n, twice := src.Settled(); n != 2 || twice {
 		t.Errorf("settled %d (twice: %v)", n, twice)
+	}
+}
+
+// Expiry scans from where the last one left off; a record older than that (out of order)
+// lowers the mark, and its key still expires.
+func TestDedupeExpiresBelowTheMark(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	p := mustParse(t, dedupePipeline)
+	t0 := time.Unix(1700000000, 0)
+	logs := &stageLogs{node: "once.changelog", log: map[int32][][2][]byte{}}
+	e, err := NewEngine(p, logs.open, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.UseState(StateOptions{CacheBytes: 1 << 20, Changelog: func(string) state.Changelog { return logs }})
+	recs := []*record.Record{
+		payment("a", 0, 0, t0),
+		payment("b", 0, 1, t0.Add(2*time.Hour)),    // a expires: the mark moves to +1h
+		payment("z", 0, 2, t0.Add(30*time.Minute)), // older than the mark: lowers it
+		payment("c", 0, 3, t0.Add(4*time.Hour)),    // z and b expire
+		payment("z", 0, 4, t0.Add(4*time.Hour)),    // z passes again
+	}
+	src := &MemorySource{Records: recs, Batch: 1}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := e.Run(ctx, src, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var gone []string
+	for _, ch := range logs.log[0] {
+		if ch[1] == nil {
+			gone = append(gone, string(ch[0]))
+		}
+	}
+	sort.Strings(gone)
+	if fmt.Sprint(gone) != "[a b z]" {
+		t.Errorf("expired %v, want [a b z]", gone)
+	}
+	if n := len(logs.Records("out")); n != 5 {
+		t.Errorf("%d passed, want all 5", n)
 	}
 }
