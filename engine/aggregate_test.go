@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/pythia-pipe/pythia-pipe/dlq"
+	"github.com/pythia-pipe/pythia-pipe/pipeline"
 	"github.com/pythia-pipe/pythia-pipe/record"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
 	"github.com/pythia-pipe/pythia-pipe/state"
@@ -76,6 +77,28 @@ func (c *stageLogs) Read(_ context.Context, p int32, from, to int64, apply func(
 	return nil
 }
 
+// run runs p over recs in memory, its stores under dir (with the changelog c keeps), and
+// checks that every record was settled once.
+func (c *stageLogs) run(t *testing.T, p *pipeline.Pipeline, dir string, recs []*record.Record, batch int) *Engine {
+	t.Helper()
+	c.MemorySinks = MemorySinks{}
+	e, err := NewEngine(p, c.open, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.UseState(StateOptions{Dir: dir, CacheBytes: 1 << 20, Changelog: func(string) state.Changelog { return c }})
+	src := &MemorySource{Records: recs, Batch: batch}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := e.Run(ctx, src, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if n, twice := src.Settled(); n != len(recs) || twice {
+		t.Fatalf("settled %d of %d (twice: %v)", n, len(recs), twice)
+	}
+	return e
+}
+
 func order(customer string, amount int, partition int32, offset int64, at string) *record.Record {
 	ts, err := time.Parse(time.RFC3339, "2026-11-26T"+at+"Z")
 	if err != nil {
@@ -96,21 +119,7 @@ func TestAggregateRestartsFromItsChangelog(t *testing.T) {
 	dir := t.TempDir()
 	run := func(recs []*record.Record) (windows, late []string, stats map[string]int64) {
 		t.Helper()
-		logs.MemorySinks = MemorySinks{}
-		e, err := NewEngine(p, logs.open, quiet)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.UseState(StateOptions{Dir: dir, CacheBytes: 1 << 20, Changelog: func(string) state.Changelog { return logs }})
-		src := &MemorySource{Records: recs, Batch: 2}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := e.Run(ctx, src, 5*time.Second); err != nil {
-			t.Fatal(err)
-		}
-		if n, twice := src.Settled(); n != len(recs) || twice {
-			t.Fatalf("settled %d of %d (twice: %v)", n, len(recs), twice)
-		}
+		e := logs.run(t, p, dir, recs, 2)
 		for _, r := range logs.Records("out") {
 			w := written(t, r)
 			windows = append(windows, fmt.Sprintf("%v %v-%v orders=%v revenue=%v @%d/%d", w["key"], w["window_start"], w["window_end"],

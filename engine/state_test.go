@@ -45,21 +45,7 @@ func TestDedupe(t *testing.T) {
 	dir := t.TempDir()
 	run := func(recs []*record.Record) []string {
 		t.Helper()
-		logs.MemorySinks = MemorySinks{}
-		e, err := NewEngine(p, logs.open, quiet)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.UseState(StateOptions{Dir: dir, CacheBytes: 1 << 20, Changelog: func(string) state.Changelog { return logs }})
-		src := &MemorySource{Records: recs, Batch: 3}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := e.Run(ctx, src, 5*time.Second); err != nil {
-			t.Fatal(err)
-		}
-		if n, twice := src.Settled(); n != len(recs) || twice {
-			t.Fatalf("settled %d of %d (twice: %v)", n, len(recs), twice)
-		}
+		logs.run(t, p, dir, recs, 3)
 		var ids []string
 		for _, r := range logs.Records("out") {
 			ids = append(ids, fmt.Sprintf("%s@%d/%d", written(t, r)["payment_id"], r.Partition, r.Offset))
