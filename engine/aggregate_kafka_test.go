@@ -8,10 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kmsg"
-
 	"github.com/pythia-pipe/pythia-pipe/dlq"
 	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
 )
@@ -115,18 +111,7 @@ func aggReference(t *testing.T, feed []devbroker.Record) (closed map[aggWindow][
 // read_committed, with the count and sum a reference computes from the feed, and each late
 // record in the DLQ once, across a restart.
 func TestKafkaAggregateExactlyOnce(t *testing.T) {
-	cases := []struct {
-		name  string
-		fault func(c *kfake.Cluster)
-	}{
-		{"aborted: stale generation", func(c *kfake.Cluster) {
-			c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.TxnOffsetCommit}, Err: kerr.IllegalGeneration, Count: 2})
-		}},
-		{"not confirmed: EndTxn timed out after it was applied", func(c *kfake.Cluster) {
-			c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.EndTxn}, Err: kerr.RequestTimedOut, Count: 2})
-		}},
-	}
-	for _, c := range cases {
+	for _, c := range txnEndFaults {
 		t.Run(c.name, func(t *testing.T) {
 			b := startBroker(t, 3, "orders", "orders-per-minute", "orders-dlq")
 			env := map[string]string{"STATE_DIR": t.TempDir()}

@@ -66,9 +66,9 @@ type Engine struct {
 	state        []*stateful // the stateful stages, with their stores once open
 	changelogs   []*node     // their changelogs' sink nodes, in the same order
 	stateOpts    StateOptions
-	repartitions []repartition // repartition sinks, with Kafka (repartition.go)
-	ticksIn      bool          // the source hands ticks with its records (exactly-once)
-	checkpointed time.Time     // when the stores' marks last moved (exactly-once; the source's loop alone)
+	repartitions []repartition    // repartition sinks, with Kafka (repartition.go)
+	tickTo       map[string]*node // by topic: the stage the source's ticks go to (exactly-once)
+	checkpointed time.Time        // when the stores' marks last moved (exactly-once; the source's loop alone)
 	claimedMu    sync.Mutex
 	claimed      map[string]map[int32]bool // the partitions the source has claimed, for ticks
 	arrivals     map[string]arrival        // by repartition topic: the stage its records go to

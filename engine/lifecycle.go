@@ -61,10 +61,9 @@ func (e *Engine) Run(ctx context.Context, src sources.Source, drain time.Duratio
 		e.start(n)
 	}
 	var intake conc.WaitGroup
+	in := sources.Intake{C: e.intake, Stopped: e.hard.Done(), Ticks: e.sourceTicks()} // before dispatch reads tickTo
 	intake.Go(e.dispatchIntake)
 
-	in := sources.Intake{C: e.intake, Stopped: e.hard.Done(), Ticks: e.sourceTicks()}
-	e.ticksIn = in.Ticks != nil
 	if len(e.state) > 0 {
 		in.State = e
 	}

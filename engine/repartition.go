@@ -77,7 +77,7 @@ func (e *Engine) openRepartitions() error {
 // dispatch hands a batch from the source to the first stage, and the records read back from
 // repartition topics to their stages, their bodies read as the stage took them.
 func (e *Engine) dispatch(batch []*record.Record) {
-	if len(e.arrivals) == 0 && !e.ticksIn {
+	if len(e.arrivals) == 0 && len(e.tickTo) == 0 {
 		e.entry.send(e.hard, batch)
 		return
 	}
@@ -85,7 +85,7 @@ func (e *Engine) dispatch(batch []*record.Record) {
 	back := map[*node][]*record.Record{}
 	for _, rec := range batch {
 		if rec.Tick { // an exactly-once source's: to the stage it ticks
-			if n := e.tickTarget(rec.Topic); n != nil {
+			if n := e.tickTo[rec.Topic]; n != nil {
 				back[n] = append(back[n], rec)
 			} else {
 				rec.Track.Done()

@@ -127,27 +127,24 @@ func (e *Engine) reportChangelog(n *node, s *stateful) sinks.Report {
 // this instance lost is stale, and is read again from its changelog.
 func (e *Engine) Claimed(topic string, partition int32) {
 	e.claim(topic, partition, true)
-	for _, s := range e.state {
-		if !s.holds(topic) {
-			continue
-		}
-		if err := s.stores.Release(e.hard, partition, false); err != nil {
-			e.log.Warn("closing a stale store", "stage", s.name, "partition", partition, "err", err)
-		}
-		s.stage.Released(partition)
-	}
+	e.releaseStores(topic, partition, false)
 }
 
 // Released implements sources.StateHooks: the partition's stores close, marked clean
 // when all its records are done (their changes are in the changelog).
 func (e *Engine) Released(topic string, partition int32, done bool) {
 	e.claim(topic, partition, false)
+	e.releaseStores(topic, partition, done)
+}
+
+// releaseStores closes the stores of the stages holding topic's partition, clean or not.
+func (e *Engine) releaseStores(topic string, partition int32, clean bool) {
 	for _, s := range e.state {
 		if !s.holds(topic) {
 			continue
 		}
-		if err := s.stores.Release(e.hard, partition, done); err != nil {
-			e.log.Warn("closing a store", "stage", s.name, "partition", partition, "err", err)
+		if err := s.stores.Release(e.hard, partition, clean); err != nil {
+			e.log.Warn("closing a store", "stage", s.name, "partition", partition, "clean", clean, "err", err)
 		}
 		s.stage.Released(partition)
 	}

@@ -105,25 +105,28 @@ func TestKafkaDedupeRestores(t *testing.T) {
 	check("after the state dir was deleted", 260, run, true)
 }
 
+// txnEndFaults are the ends of transactions a stateful stage's store must follow under
+// exactly-once: an abort, and two ends the broker may have applied without confirming.
+var txnEndFaults = []struct {
+	name  string
+	fault func(c *kfake.Cluster)
+}{
+	{"aborted: stale generation", func(c *kfake.Cluster) {
+		c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.TxnOffsetCommit}, Err: kerr.IllegalGeneration, Count: 2})
+	}},
+	{"not confirmed: EndTxn timed out after it was applied", func(c *kfake.Cluster) {
+		c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.EndTxn}, Err: kerr.RequestTimedOut, Count: 2})
+	}},
+	{"not confirmed: connections dropped on TxnOffsetCommit", func(c *kfake.Cluster) { dropConnections(c, kmsg.TxnOffsetCommit, 3) }},
+}
+
 // Under exactly-once a dedupe's changes join the transaction: an aborted one leaves the store
 // as it was, so its records, read again, are not taken for their own duplicates; an end the
 // broker may have applied (not confirmed) has the stores read on from their changelogs, so
 // that the duplicates of what it committed are still dropped. Each payment id once,
 // read_committed, in transactions of 40 records, across a restart.
 func TestKafkaDedupeExactlyOnce(t *testing.T) {
-	cases := []struct {
-		name  string
-		fault func(c *kfake.Cluster)
-	}{
-		{"aborted: stale generation", func(c *kfake.Cluster) {
-			c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.TxnOffsetCommit}, Err: kerr.IllegalGeneration, Count: 2})
-		}},
-		{"not confirmed: EndTxn timed out after it was applied", func(c *kfake.Cluster) {
-			c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.EndTxn}, Err: kerr.RequestTimedOut, Count: 2})
-		}},
-		{"not confirmed: connections dropped on TxnOffsetCommit", func(c *kfake.Cluster) { dropConnections(c, kmsg.TxnOffsetCommit, 3) }},
-	}
-	for _, c := range cases {
+	for _, c := range txnEndFaults {
 		t.Run(c.name, func(t *testing.T) {
 			b := startBroker(t, 3, "payments", "payments-once")
 			env := map[string]string{"STATE_DIR": t.TempDir()}

@@ -35,28 +35,21 @@ func (e *Engine) tickings() []ticking {
 	return out
 }
 
-// sourceTicks is what an exactly-once source is asked to tick; nil when nothing is.
+// sourceTicks is what an exactly-once source is asked to tick, nil when nothing is; it
+// notes where each topic's ticks go (tickTo), for dispatch.
 func (e *Engine) sourceTicks() *sources.Ticks {
 	ts := e.tickings()
 	if len(ts) == 0 || !e.p.ExactlyOnce() {
 		return nil
 	}
 	t := &sources.Ticks{Every: ts[0].every}
+	e.tickTo = map[string]*node{}
 	for _, x := range ts {
 		t.Every = min(t.Every, x.every)
 		t.Topics = append(t.Topics, x.topic)
+		e.tickTo[x.topic] = x.node
 	}
 	return t
-}
-
-// tickTarget is the stage a tick of topic goes to; nil for none.
-func (e *Engine) tickTarget(topic string) *node {
-	for _, t := range e.tickings() {
-		if t.topic == topic {
-			return t.node
-		}
-	}
-	return nil
 }
 
 // tick hands, every t.every until stop closes, a tick for each partition of t.topic the

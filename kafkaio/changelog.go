@@ -25,18 +25,15 @@ func (a *Admin) Changelog(topic string) *Changelog { return &Changelog{admin: a,
 
 // End is the partition's last stable offset: the end of what is committed.
 func (c *Changelog) End(ctx context.Context, partition int32) (int64, error) {
-	listed, err := c.admin.adm.ListCommittedOffsets(ctx, c.topic)
-	if err == nil {
-		err = listed.Error()
-	}
+	ends, err := c.admin.stableEnds(ctx, c.topic)
 	if err != nil {
 		return 0, fmt.Errorf("listing the end of changelog %s: %w", c.topic, err)
 	}
-	o, ok := listed.Lookup(c.topic, partition)
+	end, ok := ends[partition]
 	if !ok {
 		return 0, fmt.Errorf("changelog %s has no partition %d (it needs as many as the source's topic: was it made with fewer?)", c.topic, partition)
 	}
-	return o.Offset, nil
+	return end, nil
 }
 
 // Read calls apply for each record of partition from offset from up to to, in order.
@@ -97,8 +94,7 @@ func (a *Admin) awaitOffsets(ctx context.Context, topic string, partitions int32
 	defer cancel()
 	for {
 		a.cl.ForceMetadataRefresh() // a client's metadata is otherwise kept 5 s: the topic would look missing
-		listed, err := a.adm.ListCommittedOffsets(ctx, topic)
-		if err == nil && listed.Error() == nil && int32(len(listed[topic])) >= partitions {
+		if ends, err := a.stableEnds(ctx, topic); err == nil && int32(len(ends)) >= partitions {
 			return nil
 		}
 		select {

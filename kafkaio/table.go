@@ -19,22 +19,32 @@ func (a *Admin) TableTopic(topic string) *TableTopic { return &TableTopic{admin:
 
 // Ends are the partitions' last stable offsets: the end of what is committed now.
 func (t *TableTopic) Ends(ctx context.Context) (map[int32]int64, error) {
-	listed, err := t.admin.adm.ListCommittedOffsets(ctx, t.topic)
+	ends, err := t.admin.stableEnds(ctx, t.topic)
+	if err != nil {
+		return nil, fmt.Errorf("listing the end of table topic %s: %w", t.topic, err)
+	}
+	if len(ends) == 0 {
+		return nil, fmt.Errorf("table topic %s has no partitions (does it exist?)", t.topic)
+	}
+	return ends, nil
+}
+
+// stableEnds lists the last stable offset of each partition of topic: the end of what is
+// committed, read_committed readers' end.
+func (a *Admin) stableEnds(ctx context.Context, topic string) (map[int32]int64, error) {
+	listed, err := a.adm.ListCommittedOffsets(ctx, topic)
 	if err == nil {
 		err = listed.Error()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("listing the end of table topic %s: %w", t.topic, err)
+		return nil, err
 	}
 	ends := map[int32]int64{}
 	listed.Each(func(o kadm.ListedOffset) {
-		if o.Topic == t.topic {
+		if o.Topic == topic {
 			ends[o.Partition] = o.Offset
 		}
 	})
-	if len(ends) == 0 {
-		return nil, fmt.Errorf("table topic %s has no partitions (does it exist?)", t.topic)
-	}
 	return ends, nil
 }
 
