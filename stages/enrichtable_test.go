@@ -188,14 +188,17 @@ func TestTableEnrichFollows(t *testing.T) {
 	}
 }
 
+// eventually polls ok for up to 10 s, for a goroutine of a test (which may not fail it).
+func eventually(ok func() bool) {
+	for deadline := time.Now().Add(10 * time.Second); !ok() && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func waitUntil(t *testing.T, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
-		}
-		time.Sleep(5 * time.Millisecond)
+	if eventually(ok); !ok() {
+		t.Fatal("timed out")
 	}
 }
 
@@ -228,8 +231,8 @@ func TestTableEnrichOnMissing(t *testing.T) {
 	topic := newFakeTopic(2)
 	p := tablePipeline(t, "wait")
 	openTable(t, p, topic)
-	go func() {
-		time.Sleep(50 * time.Millisecond)
+	go func() { // once the record waits for it (the wait below fails the test otherwise)
+		eventually(func() bool { return counters(p)["table_waiting"] == 1 })
 		topic.put(1, "late", `{"name": "Late", "tier": "new"}`)
 	}()
 	outs, err := run(t, p, `{"id": 1, "customer": "late"}`, "d", "cust")
@@ -365,8 +368,11 @@ func TestTableEnrichRestoring(t *testing.T) {
 	p = tablePipeline(t, "dlq")
 	u, _ = stages.TableUserOf(p.StageByName("cust").Impl)
 	ctx, cancel := context.WithCancel(t.Context())
-	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
 	blocked := &gatedTopic{fakeTopic: topic.fakeTopic, gate: make(chan struct{})}
+	go func() { // once the restore has begun (or not: a restore stopped first fails alike)
+		eventually(func() bool { return counters(p)["restoring"] > 0 })
+		cancel()
+	}()
 	if err := u.OpenTable(ctx, stages.TableEnv{Topic: blocked}); !errors.Is(err, context.Canceled) {
 		t.Errorf("a stopped restore: %v", err)
 	}

@@ -106,8 +106,7 @@ func TestTableChangedAndForget(t *testing.T) {
 	}
 	defer tb.Close(false)
 	ch := tb.Changed()
-	go func() {
-		time.Sleep(10 * time.Millisecond)
+	go func() { // after the reader took its channel: the change must wake it
 		_ = tb.Apply([]TableChange{{Partition: 0, Offset: 0, Key: []byte("late"), Value: []byte("1")}})
 	}()
 	select {
