@@ -9,7 +9,10 @@
 package devkit
 
 import (
+	"context"
 	"fmt"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -96,12 +99,49 @@ func (b *Broker) Committed(group, topic string) map[int32]int64 {
 func (b *Broker) CaughtUp(group, topic string) bool { return b.Unfinished(group, topic) == 0 }
 
 // Unfinished counts the records of topic past group's commits: not read yet, or read and not
-// finished (a new member of the group reads them again).
+// finished (a new member of the group reads them again). A topic written in transactions (a
+// repartition topic under exactly-once) ends with a marker no consumer commits past: the
+// offsets of a short gap are read, and its markers not counted.
 func (b *Broker) Unfinished(group, topic string) int64 {
 	committed := b.Committed(group, topic)
 	var n int64
 	for p, end := range b.EndOffsets(topic) {
-		n += max(0, end-committed[p])
+		gap := max(0, end-committed[p])
+		if gap > 0 && gap <= markerGap {
+			gap = b.recordsBetween(topic, p, committed[p], end)
+		}
+		n += gap
+	}
+	return n
+}
+
+// markerGap is the longest gap whose offsets Unfinished reads to tell records from markers: a
+// few transactions' markers, where a longer gap is records not read yet.
+const markerGap = 16
+
+// recordsBetween counts the records (not transaction markers) of a partition from one offset
+// to another; on a failure to read, every offset counts.
+func (b *Broker) recordsBetween(topic string, p int32, from, to int64) int64 {
+	cl, err := b.Client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {p: kgo.NewOffset().At(from)}}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	if err != nil {
+		return to - from
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var n int64
+	for last := from - 1; last+1 < to; {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return to - from
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Offset < to && !r.Attrs.IsControl() {
+				n++
+			}
+			last = max(last, r.Offset)
+		})
 	}
 	return n
 }
