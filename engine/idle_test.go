@@ -59,12 +59,15 @@ dlq: {type: kafka, topic: orders-dlq}
 			}
 			p.KafkaSource().Start = "earliest"
 			defer verifyNoLeaks(t)()
-			_, stop, ended := startRun(t, p)
+			run, stop, ended := startRun(t, p)
 			waitFor(t, 60*time.Second, "both windows emitted without a record after them", func() bool {
 				return isClosed(ended) || (b.Stable("orders-per-minute") && len(mustRead(t, b, "orders-per-minute")) >= 2)
 			})
 			if err := stop(); err != nil {
 				t.Fatal(err)
+			}
+			if got := run.Engine.Stats()["agg"].Received; got != int64(len(feed)) {
+				t.Errorf("the stage counted %d records received, want %d: ticks are no records", got, len(feed))
 			}
 			got := map[string]string{}
 			for _, r := range readStable(t, b, "orders-per-minute") {

@@ -80,7 +80,9 @@ func (e *Engine) routeOrdered(n *node, rec *record.Record, outs []stages.Output,
 	entry := &changeEntry{q: n.changes, changes: changes}
 	switch {
 	case len(changes) == 0 && copies == 0:
-		c.dropped++
+		if !rec.Tick {
+			c.dropped++
+		}
 		rec.Track.Done()
 		return
 	case len(changes) == 0:

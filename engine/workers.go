@@ -79,7 +79,9 @@ func (c *tally) add(s *counters) {
 // route settles what one record became at stage n: a failure goes to the DLQ, no output is
 // done, outputs are copied to their ports' targets (buffered in bufs until flush).
 func (e *Engine) route(n *node, rec *record.Record, outs []stages.Output, err error, bufs [][]*record.Record, c *tally) {
-	c.received++
+	if !rec.Tick { // a tick is no record: only what it emits counts
+		c.received++
+	}
 	if err != nil {
 		c.failed++
 		e.outcome(n, rec, err)
@@ -94,7 +96,9 @@ func (e *Engine) route(n *node, rec *record.Record, outs []stages.Output, err er
 		copies += len(n.ports[o.Port])
 	}
 	if copies == 0 {
-		c.dropped++
+		if !rec.Tick {
+			c.dropped++
+		}
 		rec.Track.Done()
 		return
 	}
