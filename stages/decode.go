@@ -27,10 +27,14 @@ func decodeType() *Type {
 		Look: Look{DOTShape: "parallelogram", MermaidOpen: "[/", MermaidClose: "/]", Detail: func(f *spec.Value) (string, string) {
 			return " " + f.String("format"), ""
 		}},
-		Counters: []spec.Counter{{Key: "registry_waiting", Metric: "registry_waiting", Gauge: true,
-			Help: "Records waiting for the schema registry to answer (it could not be reached)."},
-			{Key: "registry_wait_ms", Help: "How long the schema registry has kept records waiting, in milliseconds: the progress line and dev say it."}}}
+		Counters: registryCounters}
 }
+
+// registryCounters describe the records a reader of a registry's formats holds while the
+// registry cannot be reached.
+var registryCounters = []spec.Counter{{Key: "registry_waiting", Metric: "registry_waiting", Gauge: true,
+	Help: "Records waiting for the schema registry to answer (it could not be reached)."},
+	{Key: "registry_wait_ms", Help: "How long the schema registry has kept records waiting, in milliseconds: the progress line and dev say it."}}
 
 type decode struct {
 	format string
@@ -45,7 +49,7 @@ func buildDecode(c *Config) Built {
 	d := &decode{format: c.Fields.String("format"), onNull: c.Fields.String("on_null"), reads: c.Reads}
 	out := map[string]*expr.Schema{"json": expr.AnyMap(), "text": {Kind: expr.String}, "bytes": {Kind: expr.Bytes}}[d.format]
 	var typed *expr.Schema
-	d.framed, typed = readFormat(c, formatBlock{fields: c.Fields, topics: c.Topics, is: "this stage decodes", what: "stage", typed: "msg"})
+	d.framed, typed = readFormat(c, formatBlock{fields: c.Fields, topics: c.Topics, is: "this stage decodes", what: "stage", untyped: "msg is not type-checked"})
 	switch {
 	case d.framed != nil:
 		out = typed

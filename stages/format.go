@@ -13,7 +13,8 @@ type formatBlock struct {
 	topics []string    // their <topic>-value is the default subject
 	is     string      // the messages' "(this stage decodes avro)"
 	what   string      // what a schema types, in messages: "stage", "table"
-	typed  string      // what goes untyped without the registry, in messages: "msg"
+	// untyped is the warning of a registry that did not answer: "msg is not type-checked".
+	untyped string
 }
 
 // readFormat reads b's format and the fields that go with it: for avro and protobuf, the

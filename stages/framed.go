@@ -155,7 +155,7 @@ func (f *framed) fromSubject(c *Config, b formatBlock, subject *spec.Value, name
 		reg, err = codec.Compile(ctx, f.reg, s.Schema, f.format)
 	}
 	if err != nil {
-		c.Parser.Warnf(at, subject.Path, "%s is not type-checked: cannot read the schema of subject %s (%v); give a schema_file to check it offline", b.typed, name, err)
+		c.Parser.Warnf(at, subject.Path, "%s: cannot read the schema of subject %s (%v); give a schema_file to check it offline", b.untyped, name, err)
 		return expr.AnyMap()
 	}
 	if reg.Avro != nil {
