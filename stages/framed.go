@@ -33,7 +33,7 @@ type framed struct {
 	subject string       // the stage's subject: named, or the default (inputs are registered under it)
 	file    *codec.ProtoFile
 
-	inputOnce sync.Once // FrameInput registers the stage's schema once
+	inputOnce sync.Once // frame registers the schema once
 	inputID   int
 	inputErr  error
 
@@ -301,10 +301,19 @@ func isRegistryError(err error) bool {
 // id the schema has under its subject (registered there first): for `dev` and
 // `pythia-pipe test` to feed values written as JSON. A stage typed by no schema cannot.
 func (d *decode) FrameInput(ctx context.Context, v any) ([]byte, error) {
-	f := d.framed
-	if f == nil || (f.avro == nil && f.proto == nil) {
+	if d.framed == nil || !d.framed.typed() {
 		return nil, errors.New("the decode stage has no schema to write inputs with: give it a schema_file")
 	}
+	return d.framed.frame(ctx, v)
+}
+
+// typed reports whether values are read as a schema of the stage's own (its file, or its
+// subject's when validated), which frame writes with.
+func (f *framed) typed() bool { return f.avro != nil || f.proto != nil }
+
+// frame writes v encoded with the reader's schema, framed with the id the schema has under
+// the subject (registered there first, once).
+func (f *framed) frame(ctx context.Context, v any) ([]byte, error) {
 	f.inputOnce.Do(func() {
 		s := sr.Schema{Type: sr.TypeProtobuf}
 		if f.avro != nil {

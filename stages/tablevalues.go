@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/pythia-pipe/pythia-pipe/expr"
@@ -121,3 +122,33 @@ func (e *TableValueError) Error() string {
 	return fmt.Sprintf("enrich: the value of key %q in table %s cannot be read: %v", e.Key, e.Topic, e.Err)
 }
 func (e *TableValueError) Unwrap() error { return e.Err }
+
+// FrameTableValue writes v as a value of the stage's table: encoded with its schema, framed
+// with the id the schema has under its subject (registered there first), for `pythia-pipe
+// test`'s tables written as JSON. A table typed by no schema cannot.
+func (e *enrich) FrameTableValue(ctx context.Context, v any) ([]byte, error) {
+	if e.tbl == nil || e.tbl.framed == nil || !e.tbl.framed.typed() {
+		return nil, errors.New("the table has no schema to write its values with: give it a schema_file")
+	}
+	return e.tbl.framed.frame(ctx, v)
+}
+
+// TableFramer is a table lookup whose values are framed for a schema registry (format avro
+// or protobuf), which can write them from values.
+type TableFramer interface {
+	FrameTableValue(ctx context.Context, v any) ([]byte, error)
+}
+
+// TableFramerOf is the TableFramer of s's table (s, or the stage a retry wraps); ok false
+// when it looks up no table, or one of JSON values.
+func TableFramerOf(s Stage) (TableFramer, bool) {
+	u, ok := TableUserOf(s)
+	if !ok {
+		return nil, false
+	}
+	e, ok := u.(*enrich)
+	if !ok || e.tbl.framed == nil {
+		return nil, false
+	}
+	return e, true
+}
