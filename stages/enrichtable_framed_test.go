@@ -219,3 +219,30 @@ func TestTableEnrichFramedRegistry(t *testing.T) {
 		t.Errorf("a lookup after the table stopped: %v", err)
 	}
 }
+
+// A value kept in the store that the table no longer reads (its format changed, its state
+// kept and read on from) fails the lookup of its key, naming it: the record's fault.
+func TestTableEnrichStoredValueUnreadable(t *testing.T) {
+	reg := srfake.NewRegistry()
+	reg.SeedSchema("customers-value", 1, 1, sr.Schema{Schema: customerV1})
+	topic := newFakeTopic(1)
+	topic.put(0, "c1", `{"name": "Ada", "tier": "gold"}`)
+	dir := t.TempDir()
+	for _, table := range []string{"{topic: customers, key: msg.customer}", "{topic: customers, key: msg.customer, format: avro}"} {
+		p := framedTablePipeline(t, reg, table, nil)
+		u, _ := stages.TableUserOf(p.StageByName("cust").Impl)
+		if err := u.OpenTable(t.Context(), stages.TableEnv{Dir: dir, Topic: topic}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := run(t, p, `{"id": 1, "customer": "c1"}`, "d", "cust")
+		u.Close()
+		if strings.Contains(table, "avro") {
+			var ve *stages.TableValueError
+			if !errors.As(err, &ve) || ve.Key != "c1" || failure.Judge(failure.Process, "stage cust", "", err).Outcome != failure.DeadLetter {
+				t.Errorf("a JSON value kept, read as Avro: %v, want a TableValueError judged dead-letter", err)
+			}
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
