@@ -30,6 +30,7 @@ type File struct {
 // TableRecord is a record of a table topic: its key and value (nil: a tombstone).
 type TableRecord struct {
 	Key, Value []byte
+	Written    bool // Value was given as a mapping or list (JSON), not as a string
 }
 
 // Case is input records and what the pipeline must do with them.
@@ -154,7 +155,7 @@ func Load(path string) (*File, error) {
 				}
 				return nil, &Problem{File: path, Line: line, Msg: fmt.Sprintf("tables.%s[%d]: %v", topic, i, err)}
 			}
-			f.Tables[topic] = append(f.Tables[topic], TableRecord{Key: in.Key, Value: in.Value})
+			f.Tables[topic] = append(f.Tables[topic], TableRecord{Key: in.Key, Value: in.Value, Written: in.Written})
 		}
 	}
 	nodes := caseNodes(&doc)

@@ -247,3 +247,27 @@ func TestJUnit(t *testing.T) {
 		t.Fatalf("got %+v", s)
 	}
 }
+
+// A table's value given as a mapping that its Avro schema cannot hold fails the case, naming
+// the table record and the field.
+func TestTableValueNotOfTheSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "enriched.test.yaml")
+	src := "pipeline: " + filepath.Join(mustAbs(t, "../pipelines"), "orders-enriched-avro.yaml") +
+		"\ntables:\n  customers-avro:\n    - {key: c1, value: {name: Ada, tier: platinum, country: null}}\n" +
+		"cases:\n  - name: x\n    input: [{key: o1, value: {order_id: o1, customer_id: c1, total: 1}}]\n"
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	results, err := Run(context.Background(), f, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `tables.customers-avro[0] cannot be written as the table of stage customer reads it: field tier: cannot use string with Avro type enum: unknown symbol "platinum"`
+	if len(results) != 1 || len(results[0].Failures) != 1 || results[0].Failures[0] != want {
+		t.Fatalf("results %+v, want the one failure %q", results, want)
+	}
+}

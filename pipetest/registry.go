@@ -30,3 +30,32 @@ func framed(ctx context.Context, p *pipeline.Pipeline, reg *devregistry.Registry
 	}
 	return nil
 }
+
+// framedTables are the test file's tables as the pipeline's table lookups read them: a value
+// given as a mapping, of a table of Avro or Protobuf values, written with the table's schema
+// (registered under its subject, framed with its id). Values given as strings stay as
+// written: a test of what is not framed.
+func framedTables(ctx context.Context, p *pipeline.Pipeline, tables map[string][]TableRecord) (map[string][]TableRecord, []string) {
+	out := make(map[string][]TableRecord, len(tables))
+	for topic, recs := range tables {
+		fr := devregistry.TableFramerOf(p, topic)
+		if fr == nil {
+			out[topic] = recs
+			continue
+		}
+		framed := make([]TableRecord, len(recs))
+		for i, r := range recs {
+			framed[i] = r
+			if !r.Written {
+				continue
+			}
+			b, _, err := fr.Frame(ctx, r.Value)
+			if err != nil {
+				return nil, []string{fmt.Sprintf("tables.%s[%d] %v", topic, i, err)}
+			}
+			framed[i].Value = b
+		}
+		out[topic] = framed
+	}
+	return out, nil
+}

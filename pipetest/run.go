@@ -195,6 +195,10 @@ func runCase(ctx context.Context, p *pipeline.Pipeline, c Case, tables map[strin
 	if failures := framed(ctx, p, reg, c.Input, recs); len(failures) > 0 {
 		return failures
 	}
+	tables, unframed := framedTables(ctx, p, tables)
+	if len(unframed) > 0 {
+		return unframed
+	}
 	col := &collector{got: map[string][]output{}}
 	e, err := engine.NewEngine(p, col.open, log)
 	if err != nil {

@@ -27,10 +27,14 @@ func decodeType() *Type {
 		Look: Look{DOTShape: "parallelogram", MermaidOpen: "[/", MermaidClose: "/]", Detail: func(f *spec.Value) (string, string) {
 			return " " + f.String("format"), ""
 		}},
-		Counters: []spec.Counter{{Key: "registry_waiting", Metric: "registry_waiting", Gauge: true,
-			Help: "Records waiting for the schema registry to answer (it could not be reached)."},
-			{Key: "registry_wait_ms", Help: "How long the schema registry has kept records waiting, in milliseconds: the progress line and dev say it."}}}
+		Counters: registryCounters}
 }
+
+// registryCounters describe the records a reader of a registry's formats holds while the
+// registry cannot be reached.
+var registryCounters = []spec.Counter{{Key: "registry_waiting", Metric: "registry_waiting", Gauge: true,
+	Help: "Records waiting for the schema registry to answer (it could not be reached)."},
+	{Key: "registry_wait_ms", Help: "How long the schema registry has kept records waiting, in milliseconds: the progress line and dev say it."}}
 
 type decode struct {
 	format string
@@ -44,29 +48,13 @@ type decode struct {
 func buildDecode(c *Config) Built {
 	d := &decode{format: c.Fields.String("format"), onNull: c.Fields.String("on_null"), reads: c.Reads}
 	out := map[string]*expr.Schema{"json": expr.AnyMap(), "text": {Kind: expr.String}, "bytes": {Kind: expr.Bytes}}[d.format]
-	if d.format == "avro" || d.format == "protobuf" {
-		d.framed, out = buildFramed(c, d.format)
-	} else {
-		for _, name := range []string{"subject", "schema_file", "message"} {
-			if v := c.Fields.Get(name); v.Set {
-				c.Parser.Errorf(v.Pos, v.Path, "%s applies to formats avro and protobuf (this stage decodes %s)", name, d.format)
-			}
-		}
-	}
-	if m := c.Fields.Get("message"); m.Set && d.format == "avro" {
-		c.Parser.Errorf(m.Pos, m.Path, "message names a Protobuf message type: an Avro schema has one record")
-	}
-	if sv := c.Fields.Get("schema"); sv.Set {
-		if d.format != "json" {
-			hint := ""
-			if d.framed != nil {
-				hint = ": the registry's schema (or schema_file) types it"
-			}
-			c.Parser.Errorf(sv.Pos, sv.Path, "a schema applies to format json only (this stage decodes %s)%s", d.format, hint)
-		} else {
-			d.schema = parseSchema(c.Parser, sv.Node, sv.Path)
-			out = d.schema
-		}
+	var typed *expr.Schema
+	d.framed, typed = readFormat(c, formatBlock{fields: c.Fields, topics: c.Topics, is: "this stage decodes", what: "stage", untyped: "msg is not type-checked"})
+	switch {
+	case d.framed != nil:
+		out = typed
+	case typed != nil:
+		d.schema, out = typed, typed
 	}
 	fields := 0
 	if d.schema != nil {

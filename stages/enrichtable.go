@@ -8,30 +8,9 @@ import (
 	"time"
 
 	"github.com/pythia-pipe/pythia-pipe/expr"
-	"github.com/pythia-pipe/pythia-pipe/record"
-	"github.com/pythia-pipe/pythia-pipe/spec"
+	"github.com/pythia-pipe/pythia-pipe/failure"
 	"github.com/pythia-pipe/pythia-pipe/state"
 )
-
-// tableField is enrich's `table`: a lookup of a compacted topic's latest values.
-var tableField = spec.Object("table", "Look up the latest value of each key of a compacted topic: a global table of all its partitions, kept in a local store (`state.dir`/<pipeline>/<stage>-table, its cache `state.cache`), read to the topic's end (read_committed) before records flow, then followed as the topic changes; a tombstone deletes its key. A clean stop keeps the store, read on from where it was; after a crash it is read again from the topic's start. A key is expected in one partition of the topic (as a producer's partitioner puts it): across partitions the table's order is not the topic's. While Kafka cannot be read the table stays as it was. Lookups are not replayed: a record read again finds the table as it is then. Under `pythia-pipe test` the table is empty (and a wait does not wait).",
-	spec.String("topic", "The table's topic (compacted, as a rule); its records' keys are what `key` is matched against.").Require(),
-	spec.Expr("key", "any", "The key looked up, computed on the record: a string as its UTF-8 bytes, a number as its decimal text, matched against the table records' keys. A null key finds nothing.").Require(),
-	spec.Raw("schema", "The type of the table's values (JSON), as decode's `schema`: the stages after this one see the enrichment typed by it. A value that does not match is left out of the table (counted as `table_invalid`: its key is missing). Default: any JSON value."),
-	spec.Duration("max_wait", "With `on_missing: wait`, how long a record waits for its key to appear in the table; then it goes to the DLQ, its reason naming the key.").WithDefault("30s"),
-)
-
-// tableCounters describe a table lookup's numbers. The restore's are those of the stateful
-// stages' stores, for /readyz and the progress line read them alike.
-var tableCounters = []spec.Counter{
-	{Key: "table_keys", Metric: "enrich_table_keys", Gauge: true, Help: "Keys in an enrich stage's table."},
-	{Key: "table_bytes", Metric: "enrich_table_bytes", Gauge: true, Help: "An enrich stage's table's size on disk and in memory tables."},
-	{Key: "table_invalid", Metric: "enrich_table_invalid_total", Help: "Table records whose value is not JSON of the table's schema: their keys are left out."},
-	{Key: "table_waiting", Metric: "enrich_table_waiting", Gauge: true, Help: "Records waiting for their key to appear in the table (on_missing: wait)."},
-	{Key: "lookups", Metric: "enrich_table_lookups_total", Help: "Table lookups."},
-	{Key: "misses", Metric: "enrich_table_misses_total", Help: "Table lookups that found nothing (after waiting, with on_missing: wait)."},
-	restoringCounters[0], restoringCounters[1], restoringCounters[2],
-}
 
 // TableUser is a Stage looking up a table topic (enrich's table). The engine opens its table
 // before the source starts (OpenTable returns once the table is restored) and closes the
@@ -59,7 +38,9 @@ type TableEnv struct {
 // tableLookup is an enrich's table: its store, restored and then followed by a goroutine.
 type tableLookup struct {
 	topic   string
-	schema  *expr.Schema // nil: any JSON
+	framed  *framed      // avro, protobuf
+	schema  *expr.Schema // json: the values' schema; nil: any JSON
+	typed   *expr.Schema // what the stages after see of a value; nil: anything
 	maxWait time.Duration
 
 	tbl    *state.Table
@@ -72,26 +53,6 @@ type tableLookup struct {
 
 	lookups, misses, invalid, waiting atomic.Int64
 	restoring, restored, restoreNs    atomic.Int64
-}
-
-// newTableLookup reads the table block.
-func newTableLookup(c *Config, f *spec.Value) *tableLookup {
-	l := &tableLookup{topic: f.String("topic"), maxWait: f.Duration("max_wait")}
-	if sv := f.Get("schema"); sv.Set {
-		l.schema = parseSchema(c.Parser, sv.Node, sv.Path)
-	}
-	if v := f.Get("max_wait"); v.Set && l.maxWait <= 0 {
-		c.Parser.Errorf(v.Pos, v.Path, "max_wait must be above 0: how long a record waits for its key")
-	}
-	return l
-}
-
-// found is the schema of a table's value.
-func (l *tableLookup) found() *expr.Schema {
-	if l.schema == nil {
-		return &expr.Schema{Kind: expr.Any}
-	}
-	return l.schema
 }
 
 // TableTopic implements TableUser.
@@ -220,8 +181,14 @@ func (l *tableLookup) follow(ctx context.Context, topic state.TableTopic, pendin
 	for failures := 0; ctx.Err() == nil; {
 		err := topic.Follow(ctx, l.tbl.Offsets(), func(p int32, offset int64, key, value []byte, control bool) error {
 			c := state.TableChange{Partition: p, Offset: offset, Key: key, Value: value, Control: control}
-			if !control && value != nil && !l.valid(p, offset, key, value) {
-				c.Value = nil // not a value of the table's schema: its key is missing
+			if !control && value != nil {
+				ok, err := l.admit(ctx, p, offset, key, value)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					c.Value = nil // not a value of the table's schema: its key is missing
+				}
 			}
 			if !restoring {
 				batch = append(batch[:0], c)
@@ -243,10 +210,10 @@ func (l *tableLookup) follow(ctx context.Context, topic state.TableTopic, pendin
 			}
 			return nil
 		})
-		var te *state.TableError
-		if errors.As(err, &te) {
+		var stop failure.Stopper // the store failed, or the registry refuses to give the values' schemas
+		if errors.As(err, &stop) {
 			l.failed.Store(&err)
-			l.log.Error("the table's store failed: lookups fail, and the pipeline stops", "topic", l.topic, "err", err)
+			l.log.Error("the table cannot be kept: lookups fail, and the pipeline stops", "topic", l.topic, "err", err)
 			return
 		}
 		if len(batch) > 0 { // what was read before the failure is kept, and read on from
@@ -267,31 +234,6 @@ func (l *tableLookup) follow(ctx context.Context, topic state.TableTopic, pendin
 		case <-ctx.Done():
 		}
 	}
-}
-
-// valid reports whether value is JSON of the table's schema; a value that is not is counted
-// and said (the first and every 100th).
-func (l *tableLookup) valid(p int32, offset int64, key, value []byte) bool {
-	_, err := l.decode(value)
-	if err == nil {
-		return true
-	}
-	if n := l.invalid.Add(1); n == 1 || n%100 == 0 {
-		l.log.Warn("a table record is not of the table's schema; its key is left out", "topic", l.topic, "partition", p, "offset", offset, "key", string(key), "invalid", n, "err", err)
-	}
-	return false
-}
-
-// decode reads a table value: JSON, of the schema when there is one.
-func (l *tableLookup) decode(raw []byte) (any, error) {
-	v, err := record.DecodeJSON(raw)
-	if err != nil {
-		return nil, err
-	}
-	if l.schema != nil {
-		return l.schema.Coerce(v, "")
-	}
-	return v, nil
 }
 
 func (l *tableLookup) failure() error {
@@ -316,8 +258,14 @@ func (l *tableLookup) lookup(ctx context.Context, key []byte, wait bool) (_ any,
 			return nil, false, err
 		}
 		if ok {
-			v, err := l.decode(raw)
-			return v, err == nil, err
+			v, err := l.decode(ctx, raw)
+			switch {
+			case err == nil:
+				return v, true, nil
+			case ctx.Err() != nil:
+				return nil, false, ctx.Err()
+			}
+			return nil, false, &TableValueError{Topic: l.topic, Key: string(key), Err: err}
 		}
 		if !wait || l.static || key == nil {
 			l.misses.Add(1)
@@ -351,7 +299,10 @@ func (l *tableLookup) lookup(ctx context.Context, key []byte, wait bool) (_ any,
 func (l *tableLookup) counters() map[string]int64 {
 	c := map[string]int64{"lookups": l.lookups.Load(), "misses": l.misses.Load(), "table_invalid": l.invalid.Load(),
 		"table_waiting": l.waiting.Load(), "restoring": l.restoring.Load(), "restored": l.restored.Load(),
-		"restore_ms": time.Duration(l.restoreNs.Load()).Milliseconds()}
+		"restore_ms": time.Duration(l.restoreNs.Load()).Milliseconds(), "registry_waiting": 0, "registry_wait_ms": 0}
+	if l.framed != nil {
+		c["registry_waiting"], c["registry_wait_ms"] = l.framed.waiting.Load(), l.framed.waitedFor().Milliseconds()
+	}
 	if t := l.pub.Load(); t != nil {
 		c["table_keys"], c["table_bytes"] = t.Keys(), t.Bytes()
 	}

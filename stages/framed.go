@@ -33,7 +33,7 @@ type framed struct {
 	subject string       // the stage's subject: named, or the default (inputs are registered under it)
 	file    *codec.ProtoFile
 
-	inputOnce sync.Once // FrameInput registers the stage's schema once
+	inputOnce sync.Once // frame registers the schema once
 	inputID   int
 	inputErr  error
 
@@ -51,41 +51,41 @@ type writer struct {
 	err   error // an UnreadableSchemaError
 }
 
-// buildFramed reads the schema'd formats' fields and types the stage's output: by its local
+// buildFramed reads the schema'd formats' fields of b and types its values: by its local
 // schema file, else by its subject's latest schema when the registry answers (a warning and
 // an untyped body when it does not).
-func buildFramed(c *Config, format string) (*framed, *expr.Schema) {
-	f := &framed{format: format, reg: c.Registry, message: c.Fields.String("message"), byID: map[int]*writer{}}
+func buildFramed(c *Config, b formatBlock, format string) (*framed, *expr.Schema) {
+	f := &framed{format: format, reg: c.Registry, message: b.fields.String("message"), byID: map[int]*writer{}}
 	if c.Registry == nil {
-		fv := c.Fields.Get("format")
+		fv := b.fields.Get("format")
 		c.Parser.Errorf(fv.Pos, fv.Path, "format %s reads each record's schema from a schema registry by its id: add a registry block (registry: {urls: http://host:8081})", format)
 		return f, expr.AnyMap()
 	}
-	subject := c.Fields.Get("subject")
+	subject := b.fields.Get("subject")
 	name := subject.Str
-	if !subject.Set && len(c.Topics) > 0 {
-		f.subject = schemareg.DefaultSubject(c.Topics[0])
+	if !subject.Set && len(b.topics) > 0 {
+		f.subject = schemareg.DefaultSubject(b.topics[0])
 	}
-	if file := c.Fields.Get("schema_file"); file.Set {
+	if file := b.fields.Get("schema_file"); file.Set {
 		if subject.Set {
 			f.subject = subject.Str
-			c.Parser.Errorf(subject.Pos, subject.Path, "subject and schema_file exclude each other: the file types the stage, the registry gives each record's writer schema by id")
+			c.Parser.Errorf(subject.Pos, subject.Path, "subject and schema_file exclude each other: the file types the %s, the registry gives each record's writer schema by id", b.what)
 		}
-		return f, f.local(c, file)
+		return f, f.local(c, b, file)
 	}
 	if !subject.Set {
-		if len(c.Topics) != 1 {
-			c.Parser.Errorf(c.Fields.Get("format").Pos, subject.Path, "name the subject (or a schema_file): with %d source topics there is no one default <topic>-value", len(c.Topics))
+		if len(b.topics) != 1 {
+			c.Parser.Errorf(b.fields.Get("format").Pos, subject.Path, "name the subject (or a schema_file): with %d source topics there is no one default <topic>-value", len(b.topics))
 			return f, expr.AnyMap()
 		}
-		name = schemareg.DefaultSubject(c.Topics[0])
+		name = schemareg.DefaultSubject(b.topics[0])
 	}
 	f.subject = name
-	return f, f.fromSubject(c, subject, name)
+	return f, f.fromSubject(c, b, subject, name)
 }
 
-// local reads the stage's schema file: .avsc for avro, .proto (with message) for protobuf.
-func (f *framed) local(c *Config, file *spec.Value) *expr.Schema {
+// local reads b's schema file: .avsc for avro, .proto (with message) for protobuf.
+func (f *framed) local(c *Config, b formatBlock, file *spec.Value) *expr.Schema {
 	c.Parser.CheckFile(file, c.BaseDir)
 	path := file.Str
 	if !filepath.IsAbs(path) {
@@ -116,14 +116,14 @@ func (f *framed) local(c *Config, file *spec.Value) *expr.Schema {
 		c.Parser.Errorf(file.Pos, file.Path, "%s: %v", file.Str, unwrapped(err))
 		return expr.AnyMap()
 	}
-	return f.pick(c, pf)
+	return f.pick(c, b, pf)
 }
 
-// pick is the stage's message of a Protobuf file: the one named, or the only one.
-func (f *framed) pick(c *Config, pf *codec.ProtoFile) *expr.Schema {
-	m := c.Fields.Get("message")
+// pick is b's message of a Protobuf file: the one named, or the only one.
+func (f *framed) pick(c *Config, b formatBlock, pf *codec.ProtoFile) *expr.Schema {
+	m := b.fields.Get("message")
 	if !m.Set && len(pf.Messages()) > 1 {
-		c.Parser.Errorf(c.Fields.Get("format").Pos, m.Path, "the .proto file declares %d messages (%s): name the one records hold with message",
+		c.Parser.Errorf(b.fields.Get("format").Pos, m.Path, "the .proto file declares %d messages (%s): name the one records hold with message",
 			len(pf.Messages()), strings.Join(pf.Messages(), ", "))
 		return expr.AnyMap()
 	}
@@ -131,7 +131,7 @@ func (f *framed) pick(c *Config, pf *codec.ProtoFile) *expr.Schema {
 	if err != nil {
 		at := m.Pos
 		if !m.Set {
-			at = c.Fields.Get("format").Pos
+			at = b.fields.Get("format").Pos
 		}
 		c.Parser.Errorf(at, m.Path, "%v", unwrapped(err))
 		return expr.AnyMap()
@@ -140,12 +140,12 @@ func (f *framed) pick(c *Config, pf *codec.ProtoFile) *expr.Schema {
 	return p.Schema()
 }
 
-// fromSubject types the stage by the subject's latest schema, when the registry answers in
-// time; otherwise it says why the body is not type-checked.
-func (f *framed) fromSubject(c *Config, subject *spec.Value, name string) *expr.Schema {
+// fromSubject types b's values by the subject's latest schema, when the registry answers in
+// time; otherwise it says why they are not type-checked.
+func (f *framed) fromSubject(c *Config, b formatBlock, subject *spec.Value, name string) *expr.Schema {
 	at := subject.Pos
 	if !subject.Set {
-		at = c.Fields.Get("format").Pos
+		at = b.fields.Get("format").Pos
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.RegistryWait)
 	defer cancel()
@@ -155,14 +155,14 @@ func (f *framed) fromSubject(c *Config, subject *spec.Value, name string) *expr.
 		reg, err = codec.Compile(ctx, f.reg, s.Schema, f.format)
 	}
 	if err != nil {
-		c.Parser.Warnf(at, subject.Path, "msg is not type-checked: cannot read the schema of subject %s (%v); give a schema_file to check it offline", name, err)
+		c.Parser.Warnf(at, subject.Path, "%s: cannot read the schema of subject %s (%v); give a schema_file to check it offline", b.untyped, name, err)
 		return expr.AnyMap()
 	}
 	if reg.Avro != nil {
 		f.avro = reg.Avro
 		return f.avro.Schema()
 	}
-	return f.pick(c, reg.Proto)
+	return f.pick(c, b, reg.Proto)
 }
 
 // decode reads one framed body. While the registry cannot be reached the record waits here
@@ -301,10 +301,19 @@ func isRegistryError(err error) bool {
 // id the schema has under its subject (registered there first): for `dev` and
 // `pythia-pipe test` to feed values written as JSON. A stage typed by no schema cannot.
 func (d *decode) FrameInput(ctx context.Context, v any) ([]byte, error) {
-	f := d.framed
-	if f == nil || (f.avro == nil && f.proto == nil) {
+	if d.framed == nil || !d.framed.typed() {
 		return nil, errors.New("the decode stage has no schema to write inputs with: give it a schema_file")
 	}
+	return d.framed.frame(ctx, v)
+}
+
+// typed reports whether values are read as a schema of the stage's own (its file, or its
+// subject's when validated), which frame writes with.
+func (f *framed) typed() bool { return f.avro != nil || f.proto != nil }
+
+// frame writes v encoded with the reader's schema, framed with the id the schema has under
+// the subject (registered there first, once).
+func (f *framed) frame(ctx context.Context, v any) ([]byte, error) {
 	f.inputOnce.Do(func() {
 		s := sr.Schema{Type: sr.TypeProtobuf}
 		if f.avro != nil {

@@ -34,12 +34,7 @@ const (
 // written to its folder first.
 func registryPipeline(t *testing.T, reg *srfake.Registry, decode string, files map[string]string) *pipeline.Pipeline {
 	t.Helper()
-	dir := t.TempDir()
-	for name, text := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := writeFiles(t, files)
 	src := "version: 1\nname: t\nregistry: {urls: http://registry.test}\nsource: {type: kafka, topics: [orders]}\nstages:\n  - " + decode +
 		"\nsinks: [{name: a, type: kafka, topic: a}]\n"
 	p, diags := pipeline.Parse("t.yaml", []byte(src), pipeline.Options{BaseDir: dir, Env: func(string) (string, bool) { return "", false },
@@ -48,6 +43,18 @@ func registryPipeline(t *testing.T, reg *srfake.Registry, decode string, files m
 		t.Fatalf("invalid test pipeline:\n%v", diags.Err())
 	}
 	return p
+}
+
+// writeFiles writes files, by name, to a folder of the test's, and returns it.
+func writeFiles(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }
 
 func avroFramed(t *testing.T, id int, schema string, v any) []byte {

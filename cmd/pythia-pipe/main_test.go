@@ -48,7 +48,7 @@ func TestCLI(t *testing.T) {
 		{"a command's help", []string{"tap", "--help"}, exitOK, "", "-from-beginning", ""},
 		{"help of a command without flags", []string{"schema", "--help"}, exitOK, "usage: pythia-pipe schema", "", ""},
 		{"help of a command with a subcommand", []string{"dlq", "-h"}, exitOK, "usage: pythia-pipe dlq replay FILE", "", ""},
-		{"test the examples", []string{"test", "../../pipelines"}, exitOK, "9 file(s), 35 case(s): 35 passed, 0 failed", "", "FAIL"},
+		{"test the examples", []string{"test", "../../pipelines"}, exitOK, "10 file(s), 37 case(s): 37 passed, 0 failed", "", "FAIL"},
 		{"test a pipeline by its file", []string{"test", "../../pipelines/orders.yaml"}, exitOK, "ok   ../../pipelines/orders.test.yaml: 5 case(s)", "", ""},
 		{"test failing cases", []string{"test", "../../pipetest/testdata/failing.test.yaml"}, exitInvalid,
 			"FAIL ../../pipetest/testdata/failing.test.yaml:4: a field differs\n    out record 1 (line 7), from input 1: value.region: expected \"eu\", got \"EU\"", "", ""},

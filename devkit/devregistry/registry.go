@@ -1,7 +1,7 @@
 // Package devregistry is the schema registry of `pythia-pipe dev` and `pythia-pipe test`:
 // franz-go's srfake in process (no socket), with what a local run needs of it: the sinks'
-// schema files registered under their subjects, and inputs written as JSON framed as the
-// pipeline's first stage reads them.
+// schema files registered under their subjects, and inputs and table values written as JSON
+// framed as the pipeline's first stage and its tables read them.
 package devregistry
 
 import (
@@ -48,11 +48,11 @@ func (r *Registry) Prepare(p *pipeline.Pipeline) error {
 	return nil
 }
 
-// Framer writes values as the pipeline's first stage reads them, when it is a decode of
-// format avro or protobuf; nil otherwise.
+// Framer writes values as a stage reads them: the pipeline's first stage, a decode of format
+// avro or protobuf, or a table of such values.
 type Framer struct {
-	stage string
-	f     stages.InputFramer
+	as    string // how the stage reads the values, for errors: "stage parse reads it"
+	frame func(ctx context.Context, v any) ([]byte, error)
 }
 
 // FramerOf is the framer of p's first stage; nil when it reads no registry's format.
@@ -65,7 +65,23 @@ func FramerOf(p *pipeline.Pipeline) *Framer {
 		return nil
 	}
 	if f, ok := first.Impl.(stages.InputFramer); ok && (first.Fields.String("format") == "avro" || first.Fields.String("format") == "protobuf") {
-		return &Framer{stage: first.Name, f: f}
+		return &Framer{as: "stage " + first.Name + " reads it", frame: f.FrameInput}
+	}
+	return nil
+}
+
+// TableFramerOf is the framer of the values of table topic: the first stage looking it up,
+// when its values are of a registry's format; nil otherwise.
+func TableFramerOf(p *pipeline.Pipeline, topic string) *Framer {
+	for _, st := range p.Stages {
+		u, ok := stages.TableUserOf(st.Impl)
+		if !ok || u.TableTopic() != topic {
+			continue
+		}
+		if f, ok := stages.TableFramerOf(st.Impl); ok {
+			return &Framer{as: "the table of stage " + st.Name + " reads it", frame: f.FrameTableValue}
+		}
+		return nil
 	}
 	return nil
 }
@@ -80,9 +96,9 @@ func (fr *Framer) Frame(ctx context.Context, value []byte) ([]byte, bool, error)
 	if err != nil {
 		return value, false, nil
 	}
-	b, err := fr.f.FrameInput(ctx, v)
+	b, err := fr.frame(ctx, v)
 	if err != nil {
-		return value, false, fmt.Errorf("cannot be written as stage %s reads it: %w", fr.stage, err)
+		return value, false, fmt.Errorf("cannot be written as %s: %w", fr.as, err)
 	}
 	return b, true, nil
 }
