@@ -178,8 +178,9 @@ func TestAggregateCrash(t *testing.T) {
 	terminate(t, members[0].p, members[2].p, members[3].p)
 	t.Logf("%d orders through 3 kills, a member gone and one added, in %v", n, time.Since(began).Round(time.Millisecond))
 
-	var restored, rebuilt int
+	var restored, rebuilt, held int
 	for _, p := range all {
+		held += strings.Count(p.Output(), "changelog has a transaction open")
 		for _, r := range logRestores(t, p) {
 			restored++
 			if p == members[3].p && r.From == 0 && !r.Clean && r.Records > 0 {
@@ -187,7 +188,7 @@ func TestAggregateCrash(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d stores restored in all, %d rebuilt from the changelog by m3 after its state dir was deleted", restored, rebuilt)
+	t.Logf("%d stores restored in all, %d rebuilt from the changelog by m3 after its state dir was deleted; %d restores waited for a transaction open in the changelog", restored, rebuilt, held)
 	if rebuilt == 0 {
 		t.Error("m3 rebuilt no store from its changelog after its state dir was deleted")
 	}
