@@ -36,6 +36,23 @@ func (c *Changelog) End(ctx context.Context, partition int32) (int64, error) {
 	return end, nil
 }
 
+// LogEnd is the partition's high watermark: the offset after its last record, committed or
+// not (state.LogEnder: beyond End while a transaction is open in it).
+func (c *Changelog) LogEnd(ctx context.Context, partition int32) (int64, error) {
+	listed, err := c.admin.adm.ListEndOffsets(ctx, c.topic)
+	if err == nil {
+		err = listed.Error()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("listing the log end of changelog %s: %w", c.topic, err)
+	}
+	o, ok := listed.Lookup(c.topic, partition)
+	if !ok {
+		return 0, fmt.Errorf("changelog %s has no partition %d (it needs as many as the source's topic: was it made with fewer?)", c.topic, partition)
+	}
+	return o.Offset, nil
+}
+
 // Read calls apply for each record of partition from offset from up to to, in order.
 func (c *Changelog) Read(ctx context.Context, partition int32, from, to int64, apply func(key, value []byte) error) error {
 	b := &Backlog{ReadCommitted: true, End: map[string]map[int32]int64{c.topic: {partition: to}}}

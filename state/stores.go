@@ -197,9 +197,9 @@ func (s *Stores) catchUp(ctx context.Context, st *Store) error {
 			return &Error{Partition: st.partition, Err: err}
 		}
 	}
-	end, err := s.changelog.End(ctx, st.partition)
+	end, err := s.settledEnd(ctx, st.partition)
 	if err != nil {
-		return &changelogError{fmt.Errorf("state: the end of partition %d's changelog: %w", st.partition, err)}
+		return err
 	}
 	if from > end { // the changelog was deleted and made again: what the store holds is gone
 		s.opts.Log.Warn("a store is ahead of its changelog (was the topic made again?); restoring it from the changelog alone",

@@ -1,7 +1,6 @@
 package proctest
 
 import (
-	"bufio"
 	"context"
 	be "encoding/binary"
 	"encoding/json"
@@ -71,18 +70,6 @@ sinks:
 	return path
 }
 
-// dedupeRecords is the size of the dedupe crash test's feed (DEDUPE_RECORDS sets it).
-func dedupeRecords(t *testing.T, def int) int {
-	if s := os.Getenv("DEDUPE_RECORDS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 100 {
-			t.Fatalf("DEDUPE_RECORDS=%q: want a number of records, at least 100", s)
-		}
-		return n
-	}
-	return def
-}
-
 // paymentFeed is n payments of which a fifth repeat the id of an earlier one: half of the
 // repeats a few records after the id's first record, half anywhere after it (some far:
 // thousands of records, across kills). Each record is keyed by its payment id, so that an
@@ -131,72 +118,6 @@ func paymentFeed(n int, rng *rand.Rand) (recs []devbroker.Record, first map[stri
 	return recs, first
 }
 
-// restoreLog is what a process logged of one store's restore.
-type restoreLog struct {
-	Partition int32
-	From, To  int64
-	Clean     bool
-	Records   int64
-	Took      time.Duration
-}
-
-// restores reads the "restoring a store from its changelog" and "store restored" lines of a
-// process's log, by partition, in order.
-func restores(t testing.TB, logs string) []restoreLog {
-	t.Helper()
-	var out []restoreLog
-	open := map[int32]int{} // partition → its restore being read in out
-	sc := bufio.NewScanner(strings.NewReader(logs))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.Contains(line, `"msg":"restoring a store from its changelog"`) && !strings.Contains(line, `"msg":"store restored"`) {
-			continue
-		}
-		var l struct {
-			Msg       string          `json:"msg"`
-			Partition int32           `json:"partition"`
-			From      int64           `json:"from"`
-			To        int64           `json:"to"`
-			Clean     bool            `json:"clean"`
-			Records   int64           `json:"records"`
-			Took      json.RawMessage `json:"took"`
-		}
-		if err := json.Unmarshal([]byte(line), &l); err != nil {
-			t.Fatalf("a restore's log line that is not JSON: %v\n%s", err, line)
-		}
-		if l.Msg != "store restored" {
-			open[l.Partition] = len(out)
-			out = append(out, restoreLog{Partition: l.Partition, From: l.From, To: l.To, Clean: l.Clean, Records: -1})
-			continue
-		}
-		i, ok := open[l.Partition]
-		if !ok {
-			t.Fatalf("store restored without its start: %s", line)
-		}
-		delete(open, l.Partition)
-		out[i].Records, out[i].Took = l.Records, logDuration(t, l.Took)
-	}
-	return out
-}
-
-// logDuration reads a duration as slog's JSON handler writes it (nanoseconds) or as text.
-func logDuration(t testing.TB, raw json.RawMessage) time.Duration {
-	t.Helper()
-	var ns int64
-	if err := json.Unmarshal(raw, &ns); err == nil {
-		return time.Duration(ns)
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err == nil {
-		if d, err := time.ParseDuration(s); err == nil {
-			return d
-		}
-	}
-	t.Fatalf("took: %s is not a duration", raw)
-	return 0
-}
-
 // Issue 28's "dedupe exactly once", as a process: a payment feed with a fifth of its ids
 // repeated (some right after their first, some thousands of records later), three SIGKILLs
 // at different points while the process works, a restart after each with the same state dir
@@ -239,7 +160,7 @@ func TestDedupeCrash(t *testing.T) {
 }
 
 func dedupeCrash(t *testing.T, file string, exactlyOnce bool) {
-	n := dedupeRecords(t, 20_000)
+	n := feedSize(t, "DEDUPE_RECORDS", 20_000)
 	// Three kills while records are processed, the state dir deleted after the second; and
 	// one more as the run after the deletion begins to rebuild a store (the third kill).
 	const kills, deletedAfter, inRestore = 4, 2, 3
@@ -335,25 +256,14 @@ func dedupeCrash(t *testing.T, file string, exactlyOnce bool) {
 	// store opened on an empty changelog logs no restore).
 	var rebuilt []restoreLog // the restores after the deletion
 	for i, p := range procs[1:] {
-		rs := restores(t, p.Output())
-		var recsN int64
-		var took time.Duration
-		for _, r := range rs {
+		for _, r := range logRestores(t, p) {
 			if i+1 >= deletedAfter {
 				rebuilt = append(rebuilt, r)
 			}
-			if r.Records < 0 {
-				t.Logf("%s: partition %d: restore from offset %d to %d (clean %v) killed before its end", p.Name, r.Partition, r.From, r.To, r.Clean)
-				if p == last {
-					t.Errorf("%s: partition %d's restore began and never ended", p.Name, r.Partition)
-				}
-				continue
+			if r.Records < 0 && p == last {
+				t.Errorf("%s: partition %d's restore began and never ended", p.Name, r.Partition)
 			}
-			t.Logf("%s: partition %d restored from offset %d to %d (clean %v): %d records in %v", p.Name, r.Partition, r.From, r.To, r.Clean, r.Records, r.Took)
-			recsN += r.Records
-			took = max(took, r.Took)
 		}
-		t.Logf("%s: %d stores restored, %d changelog records, the longest in %v", p.Name, len(rs), recsN, took)
 	}
 	var full int
 	for _, r := range restores(t, procs[deletedAfter].Output()) {

@@ -299,9 +299,13 @@ func terminate(t testing.TB, procs ...*testproc.Proc) {
 	}
 }
 
-// sharing reports whether the group has n members, each with partitions assigned.
-func sharing(b *devbroker.Broker, n int) bool {
-	members := b.Members(group)
+// sharing reports whether the orders example's group has n members, each with partitions
+// assigned.
+func sharing(b *devbroker.Broker, n int) bool { return sharingIn(b, group, n) }
+
+// sharingIn reports whether grp has n members, each with partitions assigned.
+func sharingIn(b *devbroker.Broker, grp string, n int) bool {
+	members := b.Members(grp)
 	if len(members) != n {
 		return false
 	}

@@ -19,15 +19,22 @@ import (
 
 // Build compiles cmd/pythia-pipe (below root) into dir, with the race detector when race is set.
 func Build(root, dir string, race bool) (string, error) {
-	bin := filepath.Join(dir, "pythia-pipe")
+	return BuildCommand(root, "./cmd/pythia-pipe", dir, race)
+}
+
+// BuildCommand compiles the command pkg (a path below root, such as ./cmd/pythia-pipe) into
+// dir, named after its last element, with the race detector when race is set.
+func BuildCommand(root, pkg, dir string, race bool) (string, error) {
+	name := filepath.Base(pkg)
+	bin := filepath.Join(dir, name)
 	args := []string{"build", "-o", bin}
 	if race {
 		args = append(args, "-race")
 	}
-	cmd := exec.Command("go", append(args, "./cmd/pythia-pipe")...)
+	cmd := exec.Command("go", append(args, pkg)...)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building pythia-pipe: %v\n%s", err, out)
+		return "", fmt.Errorf("building %s: %v\n%s", name, err, out)
 	}
 	return bin, nil
 }
