@@ -129,6 +129,10 @@ func (s *Stores) Get(ctx context.Context, partition int32) (*Store, error) {
 // openWaiting opens partition's store, waiting while its changelog cannot be read (Kafka
 // away, a topic just made): the world's fault, which records wait out.
 func (s *Stores) openWaiting(ctx context.Context, partition int32) (*Store, error) {
+	// Restoring for /readyz and the progress line from the first attempt to the store's
+	// opening, the waits between attempts included: the partition's records wait all along.
+	s.restoring.Add(1)
+	defer s.restoring.Add(-1)
 	for failures := 1; ; failures++ {
 		st, err := s.openStore(ctx, partition)
 		var ce *changelogError
@@ -176,11 +180,7 @@ func (s *Stores) dir(partition int32) string {
 // start into an emptied store.
 func (s *Stores) catchUp(ctx context.Context, st *Store) error {
 	began := time.Now()
-	s.restoring.Add(1)
-	defer func() {
-		s.restoring.Add(-1)
-		s.restoreNs.Add(int64(time.Since(began)))
-	}()
+	defer func() { s.restoreNs.Add(int64(time.Since(began))) }()
 	from, clean, err := st.cleanAt()
 	if err != nil {
 		return fmt.Errorf("state: reading partition %d's checkpoint: %w", st.partition, err)

@@ -350,6 +350,9 @@ func TestStoresWaitForOpenTransaction(t *testing.T) {
 			t.Fatal("the store's changelog was not looked at again")
 		}
 	}
+	if n := stores.Stats().Restoring; n != 1 {
+		t.Errorf("%d stores restoring while one waits for its changelog, want 1 (/readyz answers 503 by it)", n)
+	}
 	log.abort(0, 1) // the broker aborts the killed instance's transaction
 	var o opened
 	select {
@@ -359,6 +362,9 @@ func TestStoresWaitForOpenTransaction(t *testing.T) {
 	}
 	if o.err != nil {
 		t.Fatal(o.err)
+	}
+	if n := stores.Stats().Restoring; n != 0 {
+		t.Errorf("%d stores restoring once the store is open, want 0", n)
 	}
 	for k, want := range map[string]string{"a": "1", "x": "<none>", "b": "1"} {
 		if v := get(t, o.st, k); v != want {
