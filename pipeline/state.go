@@ -5,12 +5,13 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/pythia-pipe/pythia-pipe/kafkaconn"
 	"github.com/pythia-pipe/pythia-pipe/spec"
 	"github.com/pythia-pipe/pythia-pipe/stages"
 )
 
 // stateField is the `state` block: where stateful stages keep their stores.
-var stateField = spec.Object("state", "Where stateful stages (dedupe) keep their stores: a local database per stage and input partition, backed by a compacted changelog topic `<group>-<stage>-changelog` from which a lost store is rebuilt.",
+var stateField = spec.Object("state", "Where stateful stages (dedupe, aggregate) keep their stores: a local database per stage and input partition, backed by a compacted changelog topic `<group>-<stage>-changelog` from which a lost store is rebuilt; and where table lookups keep their tables.",
 	spec.String("dir", "The stores' folder, relative to the working directory; a folder per stage and partition below it. Deleted or lost, it is rebuilt from the changelog topics.").WithDefault("state"),
 	spec.Size("cache", "The block cache each stateful stage's stores share: what of them stays in memory (plus 4 MiB of writes per open partition). State larger than it stays on disk.").WithDefault("64MiB").AtLeast(1<<20),
 )
@@ -39,6 +40,29 @@ func (p *Pipeline) TableTopics() []string {
 		if u, ok := stages.TableUserOf(st.Impl); ok && !slices.Contains(out, u.TableTopic()) {
 			out = append(out, u.TableTopic())
 		}
+	}
+	return out
+}
+
+// TableTopicPlans lists the table topics that are not also the pipeline's own topics, as
+// `topics create` makes them: compacted (a table keeps each key's latest value), with the
+// partitions and replication factor of the source's `create` block.
+func (p *Pipeline) TableTopicPlans() []kafkaconn.Topic {
+	own := map[string]bool{}
+	for _, t := range p.TopicPlans() {
+		own[t.Name] = true
+	}
+	var out []kafkaconn.Topic
+	for _, name := range p.TableTopics() {
+		if own[name] {
+			continue
+		}
+		t := kafkaconn.Topic{Name: name, Partitions: 1, ReplicationFactor: 1}
+		if k := p.KafkaSource(); k != nil && k.Create != nil {
+			t = kafkaconn.TopicFromValue(name, k.Create)
+		}
+		t.Configs = map[string]string{"cleanup.policy": "compact"}
+		out = append(out, t)
 	}
 	return out
 }

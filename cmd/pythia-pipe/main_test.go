@@ -176,6 +176,28 @@ func TestTopicsCreate(t *testing.T) {
 	}
 }
 
+// topics create makes a table lookup's topic, compacted, with the source's create block's
+// partitions, besides the pipeline's own topics.
+func TestTopicsCreateTable(t *testing.T) {
+	b, err := devbroker.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	t.Setenv("KAFKA_BROKERS", strings.Join(b.Addrs(), ","))
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"topics", "create", "../../pipelines/orders-enriched.yaml"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s%s", code, stdout.String(), stderr.String())
+	}
+	want := "topic customers: created (1 partitions, replication factor 1, cleanup.policy=compact)"
+	if !strings.Contains(stdout.String(), want) {
+		t.Errorf("output lacks %q:\n%s", want, stdout.String())
+	}
+	if got := len(b.EndOffsets("customers")); got != 1 {
+		t.Errorf("customers has %d partitions, want 1", got)
+	}
+}
+
 // topics create makes the topics a computed topic may name when topic_allow names them, and
 // says which patterns it cannot make.
 func TestTopicsCreateComputed(t *testing.T) {

@@ -42,7 +42,7 @@ func cmdTopics(args []string, stdout, stderr io.Writer) int {
 	}
 	defer admin.Close()
 	computed, patterns := p.ComputedTopicPlans()
-	results, err := admin.EnsureTopics(context.Background(), append(p.TopicPlans(), computed...))
+	results, err := admin.EnsureTopics(context.Background(), append(append(p.TopicPlans(), computed...), p.TableTopicPlans()...))
 	for _, r := range results {
 		fmt.Fprintln(stdout, r)
 	}
