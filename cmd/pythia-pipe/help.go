@@ -24,7 +24,7 @@ var verbs = []verb{
 	{"test", "[FILE|DIR]...", "run pipeline test files (NAME.test.yaml) in memory, no broker", flagsOf[testOptions]},
 	{"tap", "FILE [SINK|dlq|source]", "print a topic's records: key, headers, time, partition, offset", flagsOf[tapOptions]},
 	{"dlq replay", "FILE", "write dead-lettered records back to their source topic", flagsOf[replayOptions]},
-	{"topics create", "FILE", "create the topics the pipeline names, with their create settings, and its stateful stages' changelogs", flagsOf[topicsOptions]},
+	{"topics create", "FILE", "create the topics the pipeline names, with their create settings, its stateful stages' changelog and repartition topics, and its table lookups' topics", flagsOf[topicsOptions]},
 	{"schema", "", "JSON schema of the pipeline file format", nil},
 	{"docs", "", "reference of every field, as Markdown; --dir writes a page per type too", flagsOf[docsOptions]},
 	{"version", "", "version, commit, Go and sarama versions", nil},
