@@ -24,7 +24,7 @@ func Encode(rec *record.Record, enc string) ([]byte, error) {
 		case nil:
 			return nil, nil
 		}
-		return fmt.Append(nil, rec.Msg), nil
+		return fmt.Append(nil, record.Plain(rec.Msg)), nil
 	case "bytes":
 		switch v := rec.Msg.(type) {
 		case []byte:
