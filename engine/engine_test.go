@@ -130,7 +130,7 @@ func TestEngineOrdersInMemory(t *testing.T) {
 		t.Fatalf("out %d big %d dlq %d, want 700 100 100", len(outs), len(bigs), len(dlq))
 	}
 	for _, r := range outs {
-		m := r.Msg.(map[string]any)
+		m := record.Plain(r.Msg).(map[string]any)
 		if m["region"] != "EU" || m["total_cents"] == nil || m["amount"].(float64) >= 1000 {
 			t.Fatalf("bad output %v", m)
 		}

@@ -104,7 +104,7 @@ func Compile(v *spec.Value, env Env, want Want, diags *diag.List) *Program {
 	fastFetch(prog)
 	p := &Program{src: v, prog: prog, Result: inferSchema(prog.Node()), want: want, uses: usesOf(prog.Node()), reads: readsOf(prog.Node())}
 	p.vms.New = func() any { return new(vm.VM) }
-	env.Reads.add(p.reads)
+	env.Reads.add(p.reads, fetchesOnly(prog.Node()))
 	switch k := p.Result.Kind; {
 	case k == Any:
 	case want == WantBool && k != Bool:

@@ -6,6 +6,8 @@ import (
 	"github.com/expr-lang/expr/checker"
 	"github.com/expr-lang/expr/vm"
 	"github.com/expr-lang/expr/vm/runtime"
+
+	"github.com/pythia-pipe/pythia-pipe/record"
 )
 
 // fetchKind is the OpCallTyped kind of a func(any) any: a call the VM makes without reflection
@@ -41,11 +43,16 @@ func fastFetch(prog *vm.Program) {
 }
 
 // fetcher reads field name of a value as runtime.Fetch does, without reflection for a
-// map[string]any.
+// map[string]any; of a lazy body (*record.Object), which Fetch cannot read, as the map it
+// stands for would be read.
 func fetcher(name string) func(any) any {
 	return func(from any) any {
-		if m, ok := from.(map[string]any); ok {
+		switch m := from.(type) {
+		case map[string]any:
 			return m[name] // nil when absent, as Fetch has it
+		case *record.Object:
+			v, _ := m.Get(name)
+			return v
 		}
 		return runtime.Fetch(from, name)
 	}

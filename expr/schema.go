@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr/types"
+
+	"github.com/pythia-pipe/pythia-pipe/record"
 )
 
 // Kind is the kind of a schema node.
@@ -299,8 +301,11 @@ func (s *Schema) Coerce(v any, path string) (any, error) {
 			return xs, nil
 		}
 	case Object:
-		if m, ok := v.(map[string]any); ok {
+		switch m := v.(type) {
+		case map[string]any:
 			return s.coerceObject(m, path)
+		case *record.Object:
+			return s.LazyCheck().coerce(m, path)
 		}
 	}
 	return nil, fmt.Errorf("%s: expected %s, got %s", pathOr(path), s.Kind, jsonKind(v))
@@ -380,7 +385,7 @@ func jsonKind(v any) string {
 		return "a boolean"
 	case []any:
 		return "a list"
-	case map[string]any:
+	case map[string]any, *record.Object:
 		return "an object"
 	}
 	return fmt.Sprintf("%T", v)

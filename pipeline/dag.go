@@ -317,6 +317,9 @@ func typeCheck(p *spec.Parser, pl *Pipeline, g *graph, types map[*Stage]*stages.
 		c := common
 		c.Fields, c.In, c.Raw = st.Fields, st.In, rawIn(st.Name)
 		built := typ.Build(&c)
+		if !typ.Lazy {
+			reads.NeedsMaps()
+		}
 		st.Impl, st.Out = built.Stage, built.Out
 		outOf[st.Name] = built.Out
 		rawOut[st.Name] = c.Raw && built.Out == nil

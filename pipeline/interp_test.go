@@ -96,7 +96,7 @@ sinks: [{name: o, type: kafka, topic: out}]
 			if err != nil || len(out) != 1 {
 				t.Fatalf("map: %v", err)
 			}
-			if got := out[0].Rec.Msg.(map[string]any)["pw"]; got != c.value+"-1" {
+			if got := record.Plain(out[0].Rec.Msg).(map[string]any)["pw"]; got != c.value+"-1" {
 				t.Errorf("expression computed %q, want %q", got, c.value+"-1")
 			}
 		})

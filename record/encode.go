@@ -42,6 +42,8 @@ func AppendJSON(dst []byte, v any) ([]byte, error) {
 		return append(dst, t...), nil
 	case map[string]any:
 		return appendObject(dst, t)
+	case *Object:
+		return t.appendJSON(dst)
 	case Raw:
 		return append(dst, t...), nil
 	case []any:

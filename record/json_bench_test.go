@@ -24,6 +24,13 @@ func BenchmarkDecodeOrders(b *testing.B) {
 	benchDecode(b, dec.Decode)
 }
 
+// BenchmarkDecodeOrdersLazy is BenchmarkDecodeOrders with a lazy Object: the body indexed and
+// checked, no field decoded.
+func BenchmarkDecodeOrdersLazy(b *testing.B) {
+	dec := NewDecoder(func(field string) bool { return field == "note" }, 4)
+	benchDecode(b, dec.DecodeLazy)
+}
+
 // BenchmarkDecodeOrdersCopied is the same with DecodeJSONReading: strings copied.
 func BenchmarkDecodeOrdersCopied(b *testing.B) {
 	benchDecode(b, func(data []byte) (any, error) {

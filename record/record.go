@@ -88,6 +88,8 @@ func DeepCopy(v any) any {
 			s[i] = DeepCopy(x)
 		}
 		return s
+	case *Object:
+		return t.Copy()
 	}
 	return v
 }

@@ -24,7 +24,7 @@ func Encode(rec *record.Record, enc string) ([]byte, error) {
 		case nil:
 			return nil, nil
 		}
-		return fmt.Append(nil, rec.Msg), nil
+		return fmt.Append(nil, record.Plain(rec.Msg)), nil
 	case "bytes":
 		switch v := rec.Msg.(type) {
 		case []byte:
@@ -32,7 +32,7 @@ func Encode(rec *record.Record, enc string) ([]byte, error) {
 		case string:
 			return []byte(v), nil
 		}
-		return nil, &EncodeError{What: "body", Err: fmt.Errorf("encode: bytes needs a bytes or string body, got %T", rec.Msg)}
+		return nil, &EncodeError{What: "body", Err: fmt.Errorf("encode: bytes needs a bytes or string body, got %T", record.Plain(rec.Msg))}
 	case "":
 		switch v := rec.Msg.(type) {
 		case []byte:

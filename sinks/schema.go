@@ -286,7 +286,7 @@ func (*SchemaSetupError) Stop() {}
 // encodeBody is the body t writes for rec: with its schema, or as Encode says.
 func encodeBody(t *Target, rec *record.Record) ([]byte, error) {
 	if t.Schema != nil && rec.Decoded && !rec.Tombstone() {
-		return t.Schema.Encode(rec.Msg)
+		return t.Schema.Encode(record.Plain(rec.Msg))
 	}
 	return Encode(rec, t.Encode)
 }

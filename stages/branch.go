@@ -26,7 +26,7 @@ func (UnmatchedError) Error() string { return "branch: no route matched (unmatch
 
 // branchType is the branch stage type as the registry knows it: the one that chooses routes.
 func branchType() *Type {
-	return &Type{Name: "branch", Doc: branchDoc, Fields: branchFields, Build: buildBranch, Routes: branchRoutes, Examples: branchExamples,
+	return &Type{Name: "branch", Doc: branchDoc, Fields: branchFields, Build: buildBranch, Routes: branchRoutes, Lazy: true, Examples: branchExamples,
 		Look: Look{DOTShape: "diamond", MermaidOpen: "{", MermaidClose: "}"}}
 }
 

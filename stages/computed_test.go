@@ -6,6 +6,7 @@ import (
 
 	"github.com/pythia-pipe/pythia-pipe/expr"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
+	"github.com/pythia-pipe/pythia-pipe/record"
 	"github.com/pythia-pipe/pythia-pipe/stages"
 )
 
@@ -52,7 +53,7 @@ func TestComputedValuesMustFitABody(t *testing.T) {
 	if err != nil || len(outs) != 1 {
 		t.Fatalf("finite values: %v %v", outs, err)
 	}
-	if m := outs[0].Rec.Msg.(map[string]any); m["total"] != 0.25 || m["ok"] != 2 || m["risk"] != 0.25 {
+	if m := record.Plain(outs[0].Rec.Msg).(map[string]any); m["total"] != 0.25 || m["ok"] != 2 || m["risk"] != 0.25 {
 		t.Errorf("body %v", m)
 	}
 }

@@ -23,7 +23,7 @@ var decodeFields = []spec.Field{
 
 // decodeType is the decode stage type as the registry knows it.
 func decodeType() *Type {
-	return &Type{Name: "decode", Doc: decodeDoc, Fields: decodeFields, Build: buildDecode, Retryable: true, Examples: decodeExamples,
+	return &Type{Name: "decode", Doc: decodeDoc, Fields: decodeFields, Build: buildDecode, Retryable: true, Lazy: true, Examples: decodeExamples,
 		Look: Look{DOTShape: "parallelogram", MermaidOpen: "[/", MermaidClose: "/]", Detail: func(f *spec.Value) (string, string) {
 			return " " + f.String("format"), ""
 		}},
@@ -41,6 +41,7 @@ type decode struct {
 	framed *framed // avro, protobuf
 	onNull string
 	schema *expr.Schema // nil: no schema
+	check  *expr.LazyCheck
 	reads  *expr.BodyReads
 	json   *record.Decoder // format json: strings share rec.Value, which stays as consumed
 }
@@ -61,6 +62,7 @@ func buildDecode(c *Config) Built {
 		fields = len(d.schema.Fields)
 	}
 	d.json = record.NewDecoder(d.unread, fields)
+	d.check = d.schema.LazyCheck()
 	return Built{Stage: d, Out: out}
 }
 
@@ -104,11 +106,22 @@ func (d *decode) Process(ctx context.Context, rec *record.Record, out []Output) 
 	case "bytes":
 		rec.Msg = rec.Value
 	default:
-		v, err := d.json.Decode(rec.Value)
+		var v any
+		var err error
+		if d.reads.Lazy() {
+			v, err = d.json.DecodeLazy(rec.Value)
+		} else {
+			v, err = d.json.Decode(rec.Value)
+		}
 		if err != nil {
 			return out, &DecodeError{Format: "json", Err: err}
 		}
-		if d.schema != nil {
+		switch _, lazy := v.(*record.Object); {
+		case lazy && d.check != nil:
+			if v, err = d.check.Coerce(v); err != nil {
+				return out, &DecodeError{Format: "json", Err: err}
+			}
+		case d.schema != nil:
 			if v, err = d.schema.Coerce(v, ""); err != nil {
 				return out, &DecodeError{Format: "json", Err: err}
 			}

@@ -47,7 +47,7 @@ func TestDecodeKeepsUnreadFieldsRaw(t *testing.T) {
 					t.Fatal(err)
 				}
 				var raw []byte
-				for k, v := range outs[0].Rec.Msg.(map[string]any) {
+				for k, v := range record.Plain(outs[0].Rec.Msg).(map[string]any) {
 					if _, ok := v.(record.Raw); ok {
 						raw = append(raw, k[0])
 					}

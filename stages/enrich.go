@@ -340,7 +340,7 @@ func (e *enrich) Process(ctx context.Context, rec *record.Record, out []Output) 
 		case "dlq", "wait":
 			return out, &MissingError{Key: key}
 		case "null":
-			body, ok := rec.Msg.(map[string]any)
+			body, ok := record.Plain(rec.Msg).(map[string]any) // not a Lazy type: never lazy, but safe
 			if !ok {
 				return out, fmt.Errorf("enrich needs an object body, got %T", rec.Msg)
 			}
@@ -350,7 +350,7 @@ func (e *enrich) Process(ctx context.Context, rec *record.Record, out []Output) 
 		}
 		return append(out, Output{Rec: rec}), nil
 	}
-	body, ok := rec.Msg.(map[string]any)
+	body, ok := record.Plain(rec.Msg).(map[string]any) // not a Lazy type: never lazy, but safe
 	if !ok {
 		return out, fmt.Errorf("enrich needs an object body, got %T", rec.Msg)
 	}

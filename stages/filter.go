@@ -17,7 +17,7 @@ var filterFields = []spec.Field{
 // filterType is the filter stage type as the registry knows it. Its label shows the condition
 // as written: a ${VAR} in it may hold a secret.
 func filterType() *Type {
-	return &Type{Name: "filter", Doc: filterDoc, Fields: filterFields, Build: buildFilter, Retryable: true, Examples: filterExamples,
+	return &Type{Name: "filter", Doc: filterDoc, Fields: filterFields, Build: buildFilter, Retryable: true, Lazy: true, Examples: filterExamples,
 		Look: Look{DOTShape: "invtrapezium", MermaidOpen: `[\`, MermaidClose: "/]", Detail: func(f *spec.Value) (string, string) {
 			return "", f.Get("when").Written()
 		}}}

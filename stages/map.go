@@ -21,7 +21,7 @@ var mapFields = []spec.Field{
 
 // mapType is the map stage type as the registry knows it.
 func mapType() *Type {
-	return &Type{Name: "map", Doc: mapDoc, Fields: mapFields, Build: buildMap, Retryable: true, Examples: mapExamples,
+	return &Type{Name: "map", Doc: mapDoc, Fields: mapFields, Build: buildMap, Retryable: true, Lazy: true, Examples: mapExamples,
 		Look: Look{DOTShape: "box", MermaidOpen: "[", MermaidClose: "]"}}
 }
 
@@ -109,6 +109,7 @@ func (m *mapStage) Process(_ context.Context, rec *record.Record, out []Output) 
 		body = v
 	}
 	var obj map[string]any
+	var lazy *record.Object // a lazy body: set and drop the same, without a map
 	var sets []any
 	switch {
 	case len(m.set) == 0 && len(m.drop) == 0:
@@ -116,8 +117,12 @@ func (m *mapStage) Process(_ context.Context, rec *record.Record, out []Output) 
 		// A tombstone has no fields to set or drop, and stays a tombstone (a delete) rather
 		// than become a body of the fields set; `value` can give it a body on purpose.
 	default:
-		var ok bool
-		if obj, ok = body.(map[string]any); !ok {
+		switch b := body.(type) {
+		case map[string]any:
+			obj = b
+		case *record.Object:
+			lazy = b
+		default:
 			return out, fmt.Errorf("set and drop need an object body, got %T", body)
 		}
 		sets = make([]any, len(m.set))
@@ -156,6 +161,14 @@ func (m *mapStage) Process(_ context.Context, rec *record.Record, out []Output) 
 			delete(obj, d)
 		}
 		body = obj
+	}
+	if lazy != nil {
+		for i, s := range m.set {
+			lazy.Set(s.name, sets[i])
+		}
+		for _, d := range m.drop {
+			lazy.Delete(d)
+		}
 	}
 	if m.key != nil {
 		rec.Key = key

@@ -134,6 +134,10 @@ type Type struct {
 	// Retryable: a retry may wrap a stage of this type. A retry has one way out and runs its
 	// stage again, so neither a retry nor a stage choosing routes can be wrapped.
 	Retryable bool
+	// Lazy: a stage of this type reads a decoded body only through its compiled expressions
+	// and a map's set and drop, which take a lazy one (*record.Object). A decode stage makes
+	// lazy bodies only in a pipeline all of whose stages are of such types.
+	Lazy bool
 	// Look is how `pythia-pipe graph` draws a stage of this type.
 	Look Look
 	// Counters describes the numbers a stage of this type keeps of its own (Counting), for

@@ -83,7 +83,7 @@ func TestDecode(t *testing.T) {
 			if err != nil || len(outs) != 1 {
 				t.Fatalf("got %v, %v", outs, err)
 			}
-			m := outs[0].Rec.Msg.(map[string]any)
+			m := record.Plain(outs[0].Rec.Msg).(map[string]any)
 			if m["id"] != 1 || m["amount"] != 2.5 || !outs[0].Rec.Decoded {
 				t.Errorf("decoded %v", m)
 			}
@@ -131,7 +131,7 @@ func TestMap(t *testing.T) {
 		t.Fatalf("%v %v", outs, err)
 	}
 	r := outs[0].Rec
-	m := r.Msg.(map[string]any)
+	m := record.Plain(r.Msg).(map[string]any)
 	if m["cents"] != 125.0 || m["region"] != "EU" || m["was"] != "eu" || m["note"] != nil {
 		t.Errorf("body %v", m)
 	}
@@ -150,7 +150,7 @@ func TestMap(t *testing.T) {
 
 	p = build(t, decodeOrders+"  - {name: v, type: map, value: '{\"total\": msg.amount, \"id\": msg.id}'}\n  - {name: f, type: filter, when: msg.total > 1}\n")
 	outs, err = run(t, p, `{"id": 1, "amount": 3, "region": "x"}`, "d", "v", "f")
-	if err != nil || len(outs) != 1 || len(outs[0].Rec.Msg.(map[string]any)) != 2 {
+	if err != nil || len(outs) != 1 || len(record.Plain(outs[0].Rec.Msg).(map[string]any)) != 2 {
 		t.Fatalf("value: %v %v", outs, err)
 	}
 }
@@ -186,8 +186,12 @@ func TestBranch(t *testing.T) {
 				t.Errorf("ports %v, want %v", ports, c.ports)
 			}
 			if len(outs) == 2 {
-				outs[0].Rec.Msg.(map[string]any)["region"] = "changed"
-				if outs[1].Rec.Msg.(map[string]any)["region"] == "changed" {
+				if o, lazy := outs[0].Rec.Msg.(*record.Object); lazy {
+					o.Set("region", "changed")
+				} else {
+					outs[0].Rec.Msg.(map[string]any)["region"] = "changed"
+				}
+				if record.Plain(outs[1].Rec.Msg).(map[string]any)["region"] == "changed" {
 					t.Error("fan-out copies share their body")
 				}
 			}
@@ -231,14 +235,14 @@ func TestMapAllOrNothing(t *testing.T) {
 	if _, err := p.StageByName("m").Impl.Process(context.Background(), rec, nil); err == nil {
 		t.Fatal("a division by zero should fail the record")
 	}
-	if got := rec.Msg.(map[string]any); got["a"] != 1 || got["b"] != nil {
+	if got := record.Plain(rec.Msg).(map[string]any); got["a"] != 1 || got["b"] != nil {
 		t.Fatalf("a failed map changed the body: %v", got)
 	}
 	outs, err := p.StageByName("self").Impl.Process(context.Background(), rec, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := outs[0].Rec.Msg.(map[string]any)
+	body := record.Plain(outs[0].Rec.Msg).(map[string]any)
 	inner, _ := body["copy"].(map[string]any)
 	if body["a"] != 2 || inner["a"] != 1 || inner["copy"] != nil {
 		t.Fatalf("body %v", body)
