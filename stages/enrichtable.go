@@ -76,9 +76,12 @@ func (l *tableLookup) open(ctx context.Context, env TableEnv) error {
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)
 	}
-	tbl, err := state.OpenTable(env.Dir, env.CacheBytes)
+	tbl, err := state.OpenTable(env.Dir, env.CacheBytes, l.readBy())
 	if err != nil {
 		return err
+	}
+	if tbl.Reread {
+		l.log.Warn("the table's format or schema changed since its store was written; reading it anew from the topic's start", "topic", l.topic, "read_by", l.readBy())
 	}
 	l.tbl = tbl
 	l.pub.Store(tbl)

@@ -220,29 +220,42 @@ func TestTableEnrichFramedRegistry(t *testing.T) {
 	}
 }
 
-// A value kept in the store that the table no longer reads (its format changed, its state
-// kept and read on from) fails the lookup of its key, naming it: the record's fault.
-func TestTableEnrichStoredValueUnreadable(t *testing.T) {
+// A table whose format or schema changes while its store is kept is read anew from the
+// topic's start: what the old one kept, the new one may not read, and what it left out the
+// new one may. A JSON value kept, then the table read as Avro: the value is left out (not
+// framed), so its key is missing (on_missing: dlq) rather than its lookups failing on a value
+// they cannot read; then back to JSON, with a
+// schema it does not match: left out again; a stop and start with the same table reads on.
+func TestTableEnrichRereadWhenFormatChanges(t *testing.T) {
 	reg := srfake.NewRegistry()
 	reg.SeedSchema("customers-value", 1, 1, sr.Schema{Schema: customerV1})
 	topic := newFakeTopic(1)
 	topic.put(0, "c1", `{"name": "Ada", "tier": "gold"}`)
 	dir := t.TempDir()
-	for _, table := range []string{"{topic: customers, key: msg.customer}", "{topic: customers, key: msg.customer, format: avro}"} {
-		p := framedTablePipeline(t, reg, table, nil)
+	for _, c := range []struct {
+		name, table   string
+		keys, invalid int64
+	}{
+		{"json", "{topic: customers, key: msg.customer}", 1, 0},
+		{"json again: read on", "{topic: customers, key: msg.customer}", 1, 0},
+		{"avro: read anew", "{topic: customers, key: msg.customer, format: avro}", 0, 1},
+		{"json with a schema it misses: read anew", "{topic: customers, key: msg.customer, schema: {name: int, tier: string}}", 0, 1},
+	} {
+		p := framedTablePipeline(t, reg, c.table, nil)
 		u, _ := stages.TableUserOf(p.StageByName("cust").Impl)
 		if err := u.OpenTable(t.Context(), stages.TableEnv{Dir: dir, Topic: topic}); err != nil {
 			t.Fatal(err)
 		}
 		_, err := run(t, p, `{"id": 1, "customer": "c1"}`, "d", "cust")
+		got := counters(p)
 		u.Close()
-		if strings.Contains(table, "avro") {
-			var ve *stages.TableValueError
-			if !errors.As(err, &ve) || ve.Key != "c1" || failure.Judge(failure.Process, "stage cust", "", err).Outcome != failure.DeadLetter {
-				t.Errorf("a JSON value kept, read as Avro: %v, want a TableValueError judged dead-letter", err)
-			}
-		} else if err != nil {
-			t.Fatal(err)
+		var ve *stages.TableValueError
+		if missing := err != nil && strings.Contains(err.Error(), `no key "c1"`); (c.keys == 0) != missing || errors.As(err, &ve) {
+			t.Errorf("%s: lookup: %v", c.name, err)
+		}
+		if got["table_keys"] != c.keys || got["table_invalid"] != c.invalid || (c.name == "json again: read on") != (got["restored"] == 0) {
+			t.Errorf("%s: %d keys, %d invalid, %d restored; want %d keys, %d invalid, restored only when read anew",
+				c.name, got["table_keys"], got["table_invalid"], got["restored"], c.keys, c.invalid)
 		}
 	}
 }

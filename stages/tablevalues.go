@@ -12,7 +12,7 @@ import (
 )
 
 // tableField is enrich's `table`: a lookup of a compacted topic's latest values.
-var tableField = spec.Object("table", "Look up the latest value of each key of a compacted topic: a global table of all its partitions, kept in a local store (`state.dir`/<pipeline>/<stage>-table, its cache `state.cache`), read to the topic's end (read_committed) before records flow, then followed as the topic changes; a tombstone deletes its key. A clean stop keeps the store, read on from where it was; after a crash it is read again from the topic's start. A key is expected in one partition of the topic (as a producer's partitioner puts it): across partitions the table's order is not the topic's. While Kafka (or, for avro and protobuf, the schema registry) cannot be read the table stays as it was. Lookups are not replayed: a record read again finds the table as it is then. Under `pythia-pipe test` the table holds the test file's `tables` (and a wait does not wait).",
+var tableField = spec.Object("table", "Look up the latest value of each key of a compacted topic: a global table of all its partitions, kept in a local store (`state.dir`/<pipeline>/<stage>-table, its cache `state.cache`), read to the topic's end (read_committed) before records flow, then followed as the topic changes; a tombstone deletes its key. A clean stop keeps the store, read on from where it was; after a crash, or when the table's `format` or schema changed, it is read again from the topic's start. A key is expected in one partition of the topic (as a producer's partitioner puts it): across partitions the table's order is not the topic's. While Kafka (or, for avro and protobuf, the schema registry) cannot be read the table stays as it was. Lookups are not replayed: a record read again finds the table as it is then. Under `pythia-pipe test` the table holds the test file's `tables` (and a wait does not wait).",
 	spec.String("topic", "The table's topic (compacted, as a rule); its records' keys are what `key` is matched against.").Require(),
 	spec.Expr("key", "any", "The key looked up, computed on the record: a string as its UTF-8 bytes, a number as its decimal text, matched against the table records' keys. A null key finds nothing.").Require(),
 	spec.Enum("format", "How the table's values are read, as decode reads a body: json, or avro or protobuf framed for a schema registry (each value's writer schema comes from the registry block by the id it carries). The stages after this one see the enrichment typed by the table's schema (`schema`; `schema_file`, or the subject's when the registry answers at validate time). A value that cannot be read by it is left out of the table (counted as `table_invalid`: its key is missing).", "json", "avro", "protobuf").WithDefault("json"),
@@ -50,6 +50,21 @@ func newTableLookup(c *Config, f *spec.Value) *tableLookup {
 		c.Parser.Errorf(v.Pos, v.Path, "max_wait must be above 0: how long a record waits for its key")
 	}
 	return l
+}
+
+// readBy names what decides which of the topic's values the table keeps and how a kept one
+// is read: the format, and the schema values are checked or read as (for Avro and Protobuf
+// a local file's; the registry's writer schemas are each value's own).
+func (l *tableLookup) readBy() string {
+	f := l.framed
+	if f == nil {
+		return "json " + l.schema.String()
+	}
+	reader := "writer's"
+	if f.avro != nil || f.proto != nil {
+		reader = l.typed.String()
+	}
+	return fmt.Sprintf("%s subject=%s message=%s reader=%s", f.format, f.subject, f.message, reader)
 }
 
 // found is the schema of a table's value.

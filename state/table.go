@@ -51,6 +51,13 @@ type Table struct {
 	cache *pebble.Cache
 	next  map[int32]int64 // the offset each partition is read up to; the applier's alone
 	keys  atomic.Int64
+	// readBy is what the values are read by (OpenTable's), kept in the store.
+	readBy string
+
+	// Reread says the store was emptied as it opened because the format and schema its
+	// values were read by differ from readBy: values left out then may be readable now, and
+	// values kept unreadable.
+	Reread bool
 
 	mu      sync.Mutex
 	changed chan struct{} // closed (and replaced) by every apply that changed a key
@@ -60,15 +67,20 @@ type Table struct {
 // tableCleanKey marks a table closed cleanly: its offsets can be read on from.
 var tableCleanKey = []byte{0, 'c', 'l', 'e', 'a', 'n'}
 
+// tableReadByKey holds what the table's values were read by (OpenTable's readBy).
+var tableReadByKey = []byte{0, 'r', 'e', 'a', 'd'}
+
 // tableOffsetKey holds the offset a partition is read up to.
 func tableOffsetKey(partition int32) []byte {
 	return binary.BigEndian.AppendUint32([]byte{0, 'o'}, uint32(partition))
 }
 
 // OpenTable opens the table store in dir ("" keeps it in memory), its block cache of
-// cacheBytes. A store not closed cleanly is emptied. The table is marked not clean until
+// cacheBytes; readBy names the format and schema the topic's values are read by (which ones
+// are kept, and how a kept one is read at a lookup). A store not closed cleanly, or whose
+// values were read by another readBy, is emptied. The table is marked not clean until
 // Close(true).
-func OpenTable(dir string, cacheBytes int64) (*Table, error) {
+func OpenTable(dir string, cacheBytes int64, readBy string) (*Table, error) {
 	cache := pebble.NewCache(max(cacheBytes, 1<<20))
 	opts := &pebble.Options{Cache: cache, MemTableSize: memtableBytes, MemTableStopWritesThreshold: 4, Logger: quiet{}}
 	if dir == "" {
@@ -83,7 +95,7 @@ func OpenTable(dir string, cacheBytes int64) (*Table, error) {
 		return nil, &TableError{Err: fmt.Errorf("opening %s: %w", dir, err)}
 	}
 	t := &Table{db: db, cache: cache, next: map[int32]int64{}, changed: make(chan struct{})}
-	if err := t.load(); err != nil {
+	if err := t.load(readBy); err != nil {
 		_ = db.Close()
 		cache.Unref()
 		return nil, &TableError{Err: err}
@@ -92,20 +104,22 @@ func OpenTable(dir string, cacheBytes int64) (*Table, error) {
 }
 
 // load reads a clean table's offsets and counts its keys, or empties a table that was not
-// closed cleanly; then marks it not clean.
-func (t *Table) load() error {
-	_, closer, err := t.db.Get(tableCleanKey)
-	clean := err == nil
-	if clean {
-		_ = closer.Close()
-	} else if !errors.Is(err, pebble.ErrNotFound) {
+// closed cleanly or was read by another readBy; then marks it not clean.
+func (t *Table) load(readBy string) error {
+	t.readBy = readBy
+	clean, err := t.has(tableCleanKey, nil)
+	if err != nil {
 		return err
 	}
-	if !clean {
-		if err := t.db.DeleteRange([]byte{0}, []byte{2}, pebble.Sync); err != nil {
+	if clean {
+		same, err := t.has(tableReadByKey, []byte(readBy))
+		if err != nil {
 			return err
 		}
-		return nil
+		clean, t.Reread = same, !same
+	}
+	if !clean {
+		return t.empty()
 	}
 	it, err := t.db.NewIter(&pebble.IterOptions{LowerBound: []byte{0, 'o'}, UpperBound: []byte{0, 'p'}})
 	if err != nil {
@@ -125,6 +139,27 @@ func (t *Table) load() error {
 	}
 	t.keys.Store(n)
 	return t.db.Delete(tableCleanKey, pebble.Sync) // from now on a crash leaves it untrusted
+}
+
+// empty deletes every key and offset, keeping what the values are read by.
+func (t *Table) empty() error {
+	if err := t.db.DeleteRange([]byte{0}, []byte{2}, pebble.Sync); err != nil {
+		return err
+	}
+	return t.db.Set(tableReadByKey, []byte(t.readBy), pebble.Sync)
+}
+
+// has reports that key is in the store, holding want when want is not nil.
+func (t *Table) has(key, want []byte) (bool, error) {
+	v, closer, err := t.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer closer.Close()
+	return want == nil || bytes.Equal(v, want), nil
 }
 
 func (t *Table) count() (int64, error) {
@@ -152,7 +187,7 @@ func (t *Table) Offsets() map[int32]int64 {
 // Forget empties the table: its topic was made again (a partition's end is below where the
 // table is), so what it holds is gone.
 func (t *Table) Forget() error {
-	if err := t.db.DeleteRange([]byte{0}, []byte{2}, pebble.Sync); err != nil {
+	if err := t.empty(); err != nil {
 		return &TableError{Err: err}
 	}
 	t.next = map[int32]int64{}

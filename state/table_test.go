@@ -19,7 +19,7 @@ func mustGet(t *testing.T, tb *Table, key string) (string, bool) {
 // A table keeps each key's latest value; a tombstone deletes it; markers move only the
 // offsets; the keys are counted.
 func TestTableApply(t *testing.T) {
-	tb, err := OpenTable("", 1<<20)
+	tb, err := OpenTable("", 1<<20, "json any")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestTableApply(t *testing.T) {
 // and read from the start.
 func TestTableCheckpoint(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "t")
-	tb, err := OpenTable(dir, 1<<20)
+	tb, err := OpenTable(dir, 1<<20, "json any")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestTableCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	tb, err = OpenTable(dir, 1<<20)
+	tb, err = OpenTable(dir, 1<<20, "json any")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestTableCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	tb, err = OpenTable(dir, 1<<20)
+	tb, err = OpenTable(dir, 1<<20, "json any")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestTableCheckpoint(t *testing.T) {
 
 // Changed wakes a reader waiting for a key once a change is applied; Forget empties the table.
 func TestTableChangedAndForget(t *testing.T) {
-	tb, err := OpenTable("", 1<<20)
+	tb, err := OpenTable("", 1<<20, "json any")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,4 +123,45 @@ func TestTableChangedAndForget(t *testing.T) {
 	if _, ok := mustGet(t, tb, "late"); ok || tb.Keys() != 0 || len(tb.Offsets()) != 0 {
 		t.Error("Forget left keys or offsets")
 	}
+}
+
+// A table read by another format or schema than its store's values were is emptied as it
+// opens (Reread), and read from the start; Forget keeps what the values are read by.
+func TestTableReadBy(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "t")
+	reopen := func(readBy string, wantKeys int64, wantReread bool) *Table {
+		t.Helper()
+		tb, err := OpenTable(dir, 1<<20, readBy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tb.Keys() != wantKeys || tb.Reread != wantReread {
+			t.Errorf("opened by %q: %d keys, reread %v; want %d, %v", readBy, tb.Keys(), tb.Reread, wantKeys, wantReread)
+		}
+		return tb
+	}
+	apply := func(tb *Table, offset int64) {
+		t.Helper()
+		if err := tb.Apply([]TableChange{{Partition: 0, Offset: offset, Key: []byte("k"), Value: []byte("v")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tb := reopen("json any", 0, false)
+	apply(tb, 0)
+	tb.Close(true)
+	tb = reopen("json any", 1, false)
+	if err := tb.Forget(); err != nil {
+		t.Fatal(err)
+	}
+	apply(tb, 1)
+	tb.Close(true)
+	tb = reopen("json any", 1, false) // Forget kept its readBy
+	tb.Close(true)
+	tb = reopen("avro subject=customers-value message= reader=writer's", 0, true)
+	if o := tb.Offsets(); len(o) != 0 {
+		t.Errorf("offsets %v after a reread, want none", o)
+	}
+	apply(tb, 0)
+	tb.Close(true)
+	reopen("avro subject=customers-value message= reader=writer's", 1, false).Close(true)
 }
