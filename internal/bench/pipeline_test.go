@@ -5,12 +5,12 @@ package bench
 import (
 	"context"
 	"fmt"
-	"time"
 	"io"
 	"log/slog"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pythia-pipe/pythia-pipe/engine"
 	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
