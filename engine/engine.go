@@ -20,6 +20,7 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/record"
 	"github.com/pythia-pipe/pythia-pipe/sinks"
 	"github.com/pythia-pipe/pythia-pipe/stages"
+	"github.com/pythia-pipe/pythia-pipe/state"
 )
 
 // Observer is told what the engine measures around every stage and sink (the metrics):
@@ -66,6 +67,7 @@ type Engine struct {
 	state        []*stateful // the stateful stages, with their stores once open
 	changelogs   []*node     // their changelogs' sink nodes, in the same order
 	stateOpts    StateOptions
+	memory       *state.Memory    // the run's stores', from openState to closeState
 	repartitions []repartition    // repartition sinks, with Kafka (repartition.go)
 	tickTo       map[string]*node // by topic: the stage the source's ticks go to (exactly-once)
 	checkpointed time.Time        // when the stores' marks last moved (exactly-once; the source's loop alone)

@@ -82,6 +82,7 @@ func (e *Engine) openState() error {
 	if err := e.openRepartitions(); err != nil {
 		return err
 	}
+	e.memory = state.NewMemory(e.stateOpts.CacheBytes)
 	for i, s := range e.state {
 		n := e.changelogs[i]
 		sk, err := e.open(n.name, sinks.Changelog(s.name, s.topic), e.reportChangelog(n, s))
@@ -97,7 +98,7 @@ func (e *Engine) openState() error {
 		if e.stateOpts.Dir != "" {
 			dir = filepath.Join(e.stateOpts.Dir, s.name)
 		}
-		s.stores = state.NewStores(state.Options{Dir: dir, CacheBytes: e.stateOpts.CacheBytes, Log: e.log.With("stage", s.name),
+		s.stores = state.NewStores(state.Options{Dir: dir, Memory: e.memory, Log: e.log.With("stage", s.name),
 			Transactional: e.p.ExactlyOnce(), Count: s.stage.Count}, cl, s.stage.Restore)
 		s.stage.OpenState(s.stores)
 	}
@@ -201,6 +202,10 @@ func (e *Engine) closeState() error {
 		if s.stores != nil {
 			err = errors.Join(err, s.stores.Close(e.hard, false))
 		}
+	}
+	if e.memory != nil {
+		e.memory.Close()
+		e.memory = nil
 	}
 	return err
 }

@@ -18,7 +18,7 @@ func (e *Engine) openTables(ctx context.Context) error {
 		if !ok {
 			continue
 		}
-		env := stages.TableEnv{CacheBytes: e.stateOpts.CacheBytes, Log: e.log.With("stage", st.Name)}
+		env := stages.TableEnv{Memory: e.memory, Log: e.log.With("stage", st.Name)}
 		if e.stateOpts.Dir != "" {
 			env.Dir = filepath.Join(e.stateOpts.Dir, st.Name+"-table")
 		}

@@ -13,7 +13,7 @@ import (
 // stateField is the `state` block: where stateful stages keep their stores.
 var stateField = spec.Object("state", "Where stateful stages (dedupe, aggregate) keep their stores: a local database per stage and input partition, backed by a compacted changelog topic `<group>-<stage>-changelog` from which a lost store is rebuilt; and where table lookups keep their tables.",
 	spec.String("dir", "The stores' folder, relative to the working directory; a folder per stage and partition below it. Deleted or lost, it is rebuilt from the changelog topics.").WithDefault("state"),
-	spec.Size("cache", "The block cache each stateful stage's stores share: what of them stays in memory (plus 4 MiB of writes per open partition). State larger than it stays on disk.").WithDefault("64MiB").AtLeast(1<<20),
+	spec.Size("cache", "The memory all the stores of the pipeline share, every stateful stage's and table lookup's: the blocks they read and the writes they gather before writing them to disk (each open partition's store up to two 32nds of it). State larger than it stays on disk.").WithDefault("64MiB").AtLeast(1<<20),
 )
 
 // State is the `state` block.

@@ -69,14 +69,15 @@ func (c *idleClock) idleFor(p int32, limit time.Duration) time.Duration {
 // tick moves the stream time of an idle partition on by the time it was idle, and closes the
 // windows it passes: emitted, removed, on the changelog, as a record's coming would.
 func (a *aggregate) tick(st *state.Store, rec *record.Record, out []Output) ([]Output, error) {
-	mu := a.part(st.Partition())
-	mu.Lock()
-	defer mu.Unlock()
+	part := a.part(st.Partition())
+	part.Lock()
+	defer part.Unlock()
 	idle := a.idle.idleFor(st.Partition(), a.idleClose)
 	if idle <= 0 {
 		return out, nil
 	}
-	stream, err := a.streamTime(st)
+	gen := st.Generation()
+	stream, err := a.streamTime(st, part)
 	if err != nil || stream == noTime { // no record yet: no window to close
 		return out, err
 	}
@@ -84,5 +85,6 @@ func (a *aggregate) tick(st *state.Store, rec *record.Record, out []Output) ([]O
 	if err := st.Set(streamKey, appendTime(nil, now)); err != nil {
 		return out, err
 	}
-	return a.closeWindows(st, rec, now, nil, out)
+	part.stream = now
+	return a.closeWindows(st, part, gen, rec, now, nil, out)
 }

@@ -83,7 +83,7 @@ type aggregate struct {
 
 	stores atomic.Pointer[state.Stores] // set by OpenState as the run starts; read by Counters meanwhile
 	mu     sync.Mutex
-	parts  map[int32]*sync.Mutex // a partition's records one at a time: its stream time is one
+	parts  map[int32]*aggPart
 
 	closedN, lateDLQ, lateDropped atomic.Int64
 }
@@ -93,7 +93,7 @@ var outputFields = []string{"key", "window_start", "window_end"}
 
 func buildAggregate(c *Config) Built {
 	f := c.Fields
-	a := &aggregate{lateDrop: f.String("late") == "drop", updates: f.String("emit") == "updates", parts: map[int32]*sync.Mutex{},
+	a := &aggregate{lateDrop: f.String("late") == "drop", updates: f.String("emit") == "updates", parts: map[int32]*aggPart{},
 		idleClose: f.Duration("idle_close"), idle: idleClock{now: time.Now}}
 	if v := f.Get("idle_close"); v.Set && a.idleClose < 0 {
 		c.Diags().Add(v.Pos, v.Path, "idle_close cannot be below zero (0 turns it off)")

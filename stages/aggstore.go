@@ -3,7 +3,6 @@ package stages
 import (
 	"bytes"
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/pythia-pipe/pythia-pipe/expr"
@@ -36,11 +35,12 @@ type plan struct {
 }
 
 func (a *aggregate) apply(st *state.Store, rec *record.Record, in *aggInput, out []Output) ([]Output, error) {
-	mu := a.part(st.Partition())
-	mu.Lock()
-	defer mu.Unlock()
+	part := a.part(st.Partition())
+	part.Lock()
+	defer part.Unlock()
 
-	stream, err := a.streamTime(st)
+	gen := st.Generation()
+	stream, err := a.streamTime(st, part)
 	if err != nil {
 		return out, err
 	}
@@ -66,8 +66,9 @@ func (a *aggregate) apply(st *state.Store, rec *record.Record, in *aggInput, out
 		if err := st.Set(streamKey, appendTime(nil, now)); err != nil {
 			return out, err
 		}
+		part.stream = now
 	}
-	if out, err = a.closeWindows(st, rec, now, p.closing, out); err != nil {
+	if out, err = a.closeWindows(st, part, gen, rec, now, p.closing, out); err != nil {
 		return out, err
 	}
 	if late {
@@ -89,9 +90,12 @@ func (a *aggregate) apply(st *state.Store, rec *record.Record, in *aggInput, out
 		if err := st.Set(pu.wkey, pu.value); err != nil {
 			return out, err
 		}
-		if err := st.Set(endKey(pu.ws.end, pu.ws.start, in.key), []byte{}); err != nil {
-			return out, err
+		if !pu.old || pu.oldEnd != pu.ws.end { // else its end is indexed already
+			if err := st.Set(endKey(pu.ws.end, pu.ws.start, in.key), []byte{}); err != nil {
+				return out, err
+			}
 		}
+		part.nextEnd = min(part.nextEnd, pu.ws.end)
 		if !pu.old {
 			st.AddKeys(1)
 		}
@@ -104,7 +108,10 @@ func (a *aggregate) apply(st *state.Store, rec *record.Record, in *aggInput, out
 }
 
 // streamTime is the partition's stream time: the latest event time its records brought.
-func (a *aggregate) streamTime(st *state.Store) (int64, error) {
+func (a *aggregate) streamTime(st *state.Store, part *aggPart) (int64, error) {
+	if part.knows(st) {
+		return part.stream, nil
+	}
 	v, ok, err := st.Get(streamKey)
 	if err != nil || !ok || len(v) != 8 {
 		return noTime, err
@@ -222,76 +229,6 @@ func (a *aggregate) planSession(st *state.Store, in *aggInput, now int64) (plan,
 	return p, nil
 }
 
-// closeWindows closes the windows whose end plus grace stream time has reached (and those
-// of closing), in the order they end: emitted (emit final), then gone from the store and
-// the changelog. The stream time goes on the changelog with them, so that a restore judges
-// late what was late before.
-func (a *aggregate) closeWindows(st *state.Store, rec *record.Record, now int64, closing [][]byte, out []Output) ([]Output, error) {
-	if now == noTime {
-		return out, nil
-	}
-	// The windows closed before are deleted, but their deletions stay in the store until it
-	// compacts, and a scan from the start would step over all of them at every record: it
-	// starts where the last close left off.
-	lo, hi := []byte{endPrefix}, appendTime([]byte{endPrefix}, now-a.win.grace+1)
-	if v, ok, err := st.Get(closedKey); err != nil {
-		return out, err
-	} else if ok && len(v) == 8 {
-		lo = appendTime([]byte{endPrefix}, readTime(v))
-	}
-	var due [][]byte
-	if bytes.Compare(lo, hi) < 0 {
-		err := st.Scan(lo, hi, func(k, _ []byte) bool {
-			due = append(due, bytes.Clone(k))
-			return len(due) < closeBatch
-		})
-		if err != nil {
-			return out, err
-		}
-		// All below hi is closed once these are: no window ending there is ever written
-		// again (a record's windows that end there are late).
-		if len(due) > 0 && len(due) < closeBatch {
-			if err := st.Set(closedKey, appendTime(nil, now-a.win.grace+1)); err != nil {
-				return out, err
-			}
-		}
-	}
-	for _, k := range closing {
-		if !containsBytes(due, k) {
-			due = append(due, k)
-		}
-	}
-	for _, ek := range due {
-		end, start, key, ok := parseEndKey(ek)
-		if !ok {
-			continue
-		}
-		wk := windowKey(key, start)
-		v, found, err := st.Get(wk)
-		if err != nil {
-			return out, err
-		}
-		if found && !a.updates {
-			ws, err := decodeState(a.specs, start, v)
-			if err != nil {
-				return out, err
-			}
-			out = append(out, Output{Rec: a.output(rec, key, ws)})
-		}
-		if err := a.removeWindow(st, key, start, end); err != nil {
-			return out, err
-		}
-		if found {
-			out = append(out, Output{Rec: change(rec, wk, nil), Port: ChangelogPort})
-			a.closedN.Add(1)
-		}
-	}
-	if len(due) > 0 {
-		out = append(out, Output{Rec: change(rec, streamKey, appendTime(nil, now)), Port: ChangelogPort})
-	}
-	return out, nil
-}
-
 func containsBytes(list [][]byte, b []byte) bool {
 	for _, x := range list {
 		if bytes.Equal(x, b) {
@@ -392,18 +329,6 @@ func (a *aggregate) Count(st *state.Store) (int64, error) {
 	var n int64
 	err := st.Scan([]byte{windowPrefix}, []byte{windowPrefix + 1}, func(_, _ []byte) bool { n++; return true })
 	return n, err
-}
-
-// part is the lock of a partition's records.
-func (a *aggregate) part(p int32) *sync.Mutex {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	m := a.parts[p]
-	if m == nil {
-		m = &sync.Mutex{}
-		a.parts[p] = m
-	}
-	return m
 }
 
 // Released implements Stateful: the stage keeps nothing of a partition beside its store.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -109,12 +108,6 @@ type dedupe struct {
 	duplicates, expired atomic.Int64
 }
 
-// dedupePart is what a dedupe keeps of one partition beside its store.
-type dedupePart struct {
-	mu     sync.Mutex // a key's lookup and its write go together, whatever worker runs them
-	latest int64      // the latest time seen, unix ms: keys older than it by within expire
-}
-
 func buildDedupe(c *Config) Built {
 	d := &dedupe{within: c.Fields.Duration("within"), processing: c.Fields.String("time") == "processing", now: time.Now, parts: map[int32]*dedupePart{}}
 	if v := c.Fields.Get("within"); v.Set && d.within <= 0 {
@@ -195,10 +188,6 @@ func (d *dedupe) Restore(s *state.Store, key, value []byte) error {
 	return s.Set(timeKey(ms, key), []byte{})
 }
 
-// expireBatch bounds the keys one record expires, so that a record after a long pause does not
-// take the time of every key that expired meanwhile; the next records take the rest.
-const expireBatch = 64
-
 // ErrNoDedupeKey is a record with no key to tell its duplicates by.
 var ErrNoDedupeKey = errors.New("dedupe: the record has no key (a dedupe goes by the record's key unless `key` computes one)")
 
@@ -241,7 +230,7 @@ func (d *dedupe) check(st *state.Store, rec *record.Record, key []byte, out []Ou
 		now = rec.Timestamp.UnixMilli()
 	}
 	part.latest = max(part.latest, now)
-	out, expiredBelow, err := d.expire(st, part, rec, out)
+	out, expiredBelow, err := d.expireDue(st, part, rec, out)
 	if err != nil {
 		return out, err
 	}
@@ -278,62 +267,11 @@ func (d *dedupe) check(st *state.Store, rec *record.Record, key []byte, out []Ou
 		if err := st.Set(expiredKey, binary.BigEndian.AppendUint64(nil, uint64(now))); err != nil {
 			return out, err
 		}
+		part.below = now
 	}
+	part.next = min(part.next, now)
 	st.AddKeys(1)
 	return append(out, Output{Rec: rec}, Output{Rec: change(rec, key, value), Port: ChangelogPort}), nil
-}
-
-// expire removes the keys first seen more than within before the partition's latest time,
-// and emits their tombstones.
-//
-// The keys expired before are deleted, but their deletions stay in the store until it
-// compacts, and a scan from the start would step over all of them at every record: it starts
-// where the last expiry left off. It returns that time (math.MinInt64: the start).
-func (d *dedupe) expire(st *state.Store, part *dedupePart, rec *record.Record, out []Output) ([]Output, int64, error) {
-	below := int64(math.MinInt64)
-	if v, ok, err := st.Get(expiredKey); err != nil {
-		return out, below, err
-	} else if ok && len(v) == 8 {
-		below = int64(binary.BigEndian.Uint64(v))
-	}
-	cutoff := part.latest - d.within.Milliseconds()
-	if cutoff <= 0 || cutoff <= below {
-		return out, below, nil
-	}
-	lo := []byte{timePrefix}
-	if below > 0 {
-		lo = timeKey(below, nil)
-	}
-	var gone [][]byte
-	err := st.Scan(lo, timeKey(cutoff, nil), func(k, _ []byte) bool {
-		gone = append(gone, append([]byte(nil), k...))
-		return len(gone) < expireBatch
-	})
-	if err != nil {
-		return out, below, err
-	}
-	// All below cutoff is gone with these. With none gone the mark still moves (a second's
-	// worth at least: not a write per record), past deletions made elsewhere (a key seen
-	// again after its time).
-	if len(gone) < expireBatch && (len(gone) > 0 || cutoff-below >= 1000) {
-		if err := st.Set(expiredKey, binary.BigEndian.AppendUint64(nil, uint64(cutoff))); err != nil {
-			return out, below, err
-		}
-		below = cutoff
-	}
-	for _, tk := range gone {
-		key := tk[9:]
-		if err := st.Set(tk, nil); err != nil {
-			return out, below, err
-		}
-		if err := st.Set(entryKey(key), nil); err != nil {
-			return out, below, err
-		}
-		st.AddKeys(-1)
-		d.expired.Add(1)
-		out = append(out, Output{Rec: change(rec, key, nil), Port: ChangelogPort})
-	}
-	return out, below, nil
 }
 
 // change is the changelog record of a change rec made: the store's key and value (nil: a

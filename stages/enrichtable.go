@@ -27,7 +27,9 @@ type TableUser interface {
 
 // TableEnv is where a table lookup keeps its store and reads its topic from.
 type TableEnv struct {
-	Dir        string // the store's folder; "" keeps it in memory
+	Dir string // the store's folder; "" keeps it in memory
+	// Memory is the run's stores' memory; nil: the table's own, of CacheBytes.
+	Memory     *state.Memory
 	CacheBytes int64
 	// Topic reads the table's topic; nil (a run in memory) leaves the table empty and
 	// unchanging.
@@ -76,7 +78,11 @@ func (l *tableLookup) open(ctx context.Context, env TableEnv) error {
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)
 	}
-	tbl, err := state.OpenTable(env.Dir, env.CacheBytes, l.readBy())
+	open := func() (*state.Table, error) { return state.OpenTable(env.Dir, env.CacheBytes, l.readBy()) }
+	if env.Memory != nil {
+		open = func() (*state.Table, error) { return state.OpenTableIn(env.Dir, env.Memory, l.readBy()) }
+	}
+	tbl, err := open()
 	if err != nil {
 		return err
 	}

@@ -45,7 +45,13 @@ type Store struct {
 	batch     *pebble.Batch
 	keys      atomic.Int64 // as the stage counts them (AddKeys), committed
 	pending   int64        // counted in the open batch
+	gen       atomic.Uint64
 }
+
+// Generation changes whenever what the store holds may have gone back (a transaction's
+// changes dropped). What a stage remembers of a store beside it, to spare reading it
+// again, holds while it is the same store in the same generation.
+func (s *Store) Generation() uint64 { return s.gen.Load() }
 
 // Keys is how many keys the stage counts in the store.
 func (s *Store) Keys() int64 { return s.keys.Load() }
@@ -165,6 +171,8 @@ func (s *Store) endBatch(commit bool) error {
 	}
 	if commit && err == nil {
 		s.keys.Add(s.pending)
+	} else {
+		s.gen.Add(1)
 	}
 	s.pending = 0
 	err = errors.Join(err, s.batch.Close())

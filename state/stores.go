@@ -33,8 +33,11 @@ type Restore func(s *Store, key, value []byte) error
 
 // Options are a stage's stores' settings.
 type Options struct {
-	Dir        string // the stage's folder, a database per partition below it; "" keeps them in memory
-	CacheBytes int64  // the block cache all of the stage's stores share
+	Dir string // the stage's folder, a database per partition below it; "" keeps them in memory
+	// Memory is the run's stores' memory, shared with its other stages'; nil: the stage's
+	// own, of CacheBytes.
+	Memory     *Memory
+	CacheBytes int64
 	Log        *slog.Logger
 	// Transactional keeps each store's changes in a batch until Commit (delivery:
 	// exactly_once): a store then holds only what committed transactions changed, all of it
@@ -44,18 +47,15 @@ type Options struct {
 	Count func(*Store) (int64, error)
 }
 
-// memtableBytes is each store's memtable: writes gather there before they go to disk, so it
-// bounds what a store holds in memory beside the shared cache.
-const memtableBytes = 4 << 20
-
 // Stores are one stage's stores, a store per input partition, opened (and restored) on first
 // use and released when the partition leaves the instance.
 type Stores struct {
 	opts      Options
 	changelog Changelog
 	restore   Restore
-	cache     *pebble.Cache
-	mem       vfs.FS // the in-memory file system when Dir is ""
+	memory    *Memory
+	ownMemory bool   // made by NewStores, closed by Close
+	memFS     vfs.FS // the in-memory file system when Dir is ""
 
 	mu      sync.Mutex
 	open    map[int32]*Store
@@ -72,10 +72,13 @@ func NewStores(opts Options, changelog Changelog, restore Restore) *Stores {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Stores{opts: opts, changelog: changelog, restore: restore, cache: pebble.NewCache(max(opts.CacheBytes, 1<<20)),
+	s := &Stores{opts: opts, changelog: changelog, restore: restore, memory: opts.Memory,
 		open: map[int32]*Store{}, opening: map[int32]chan struct{}{}, openErr: map[int32]error{}}
+	if s.memory == nil {
+		s.memory, s.ownMemory = NewMemory(opts.CacheBytes), true
+	}
 	if opts.Dir == "" {
-		s.mem = vfs.NewMem()
+		s.memFS = vfs.NewMem()
 	}
 	return s
 }
@@ -152,10 +155,10 @@ func (s *Stores) openWaiting(ctx context.Context, partition int32) (*Store, erro
 
 // openStore opens partition's database and brings it to the changelog's end.
 func (s *Stores) openStore(ctx context.Context, partition int32) (*Store, error) {
-	opts := &pebble.Options{Cache: s.cache, MemTableSize: memtableBytes, MemTableStopWritesThreshold: 4,
-		Logger: quiet{}, FS: s.mem}
+	opts := s.memory.options()
+	opts.FS = s.memFS
 	dir := s.dir(partition)
-	if s.mem == nil {
+	if s.memFS == nil {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, &Error{Partition: partition, Err: err}
 		}
@@ -344,7 +347,9 @@ func (s *Stores) ReleaseAll(ctx context.Context, clean bool) ([]int32, error) {
 // Close releases every open store, as Release; the stores are not used again.
 func (s *Stores) Close(ctx context.Context, clean bool) error {
 	_, err := s.ReleaseAll(ctx, clean)
-	s.cache.Unref()
+	if s.ownMemory {
+		s.memory.Close()
+	}
 	return err
 }
 

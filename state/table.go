@@ -47,10 +47,9 @@ type TableChange struct {
 //
 // One goroutine applies changes; any number read.
 type Table struct {
-	db    *pebble.DB
-	cache *pebble.Cache
-	next  map[int32]int64 // the offset each partition is read up to; the applier's alone
-	keys  atomic.Int64
+	db   *pebble.DB
+	next map[int32]int64 // the offset each partition is read up to; the applier's alone
+	keys atomic.Int64
 	// readBy is what the values are read by (OpenTable's), kept in the store.
 	readBy string
 
@@ -75,29 +74,33 @@ func tableOffsetKey(partition int32) []byte {
 	return binary.BigEndian.AppendUint32([]byte{0, 'o'}, uint32(partition))
 }
 
-// OpenTable opens the table store in dir ("" keeps it in memory), its block cache of
-// cacheBytes; readBy names the format and schema the topic's values are read by (which ones
-// are kept, and how a kept one is read at a lookup). A store not closed cleanly, or whose
+// OpenTable opens the table store in dir ("" keeps it in memory), in a memory of its own
+// of cacheBytes; readBy names the format and schema the topic's values are read by (which
+// ones are kept, and how a kept one is read at a lookup). A store not closed cleanly, or whose
 // values were read by another readBy, is emptied. The table is marked not clean until
 // Close(true).
 func OpenTable(dir string, cacheBytes int64, readBy string) (*Table, error) {
-	cache := pebble.NewCache(max(cacheBytes, 1<<20))
-	opts := &pebble.Options{Cache: cache, MemTableSize: memtableBytes, MemTableStopWritesThreshold: 4, Logger: quiet{}}
+	m := NewMemory(cacheBytes)
+	t, err := OpenTableIn(dir, m, readBy)
+	m.Close() // the database holds the cache until it closes
+	return t, err
+}
+
+// OpenTableIn is OpenTable in the run's memory m.
+func OpenTableIn(dir string, m *Memory, readBy string) (*Table, error) {
+	opts := m.options()
 	if dir == "" {
 		opts.FS = vfs.NewMem()
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
-		cache.Unref()
 		return nil, &TableError{Err: err}
 	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
-		cache.Unref()
 		return nil, &TableError{Err: fmt.Errorf("opening %s: %w", dir, err)}
 	}
-	t := &Table{db: db, cache: cache, next: map[int32]int64{}, changed: make(chan struct{})}
+	t := &Table{db: db, next: map[int32]int64{}, changed: make(chan struct{})}
 	if err := t.load(readBy); err != nil {
 		_ = db.Close()
-		cache.Unref()
 		return nil, &TableError{Err: err}
 	}
 	return t, nil
@@ -309,7 +312,6 @@ func (t *Table) Close(clean bool) error {
 		err = t.db.Set(tableCleanKey, []byte{1}, pebble.Sync) // syncs the writes before it too
 	}
 	err = errors.Join(err, t.db.Close())
-	t.cache.Unref()
 	if err != nil {
 		return &TableError{Err: err}
 	}

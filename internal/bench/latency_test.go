@@ -13,8 +13,8 @@ import (
 )
 
 // The paced run: BENCH_RATE records a second (default 20,000) for BENCH_SECONDS (default 15)
-// into orders while the consumer under test runs; the first latencyWarmup of them only warm
-// it up (the group joins, the broker's JIT compiles) and are not counted.
+// into orders while the consumer under test runs; the outputs of the first latencyWarmup of it
+// only warm it up (the group joins, the broker's JIT compiles) and are not counted.
 const latencyWarmup = 3 * time.Second
 
 // BenchmarkLatencyPipeline is the end-to-end latency of pipelines/orders.yaml at a steady
@@ -40,9 +40,18 @@ type pacedFeed struct {
 	in      string
 	outs    []string
 	feed    func(from, to, size int) []devbroker.Record
-	outputs func(n int) int
+	outputs func(n int) int // nil: unknown, the run ends once its outputs stop coming (quietFor)
 	setup   func(*testing.B) *devbroker.Broker
+	// since is when an output's latency starts: nil, its timestamp (the record it copies was
+	// produced then); ok false leaves it out.
+	since func(r *kgo.Record) (at time.Time, ok bool)
+	// seconds is the run's length, when not BENCH_SECONDS (default 15).
+	seconds func() int
 }
+
+// quietFor is how long a run whose outputs are not known waits, once its records are all
+// produced, for more outputs before it ends.
+const quietFor = 3 * time.Second
 
 // ordersPaced is the orders example's latency run.
 var ordersPaced = pacedFeed{in: "orders", outs: []string{"orders-out", "orders-big"}, feed: ordersFeed,
@@ -66,18 +75,26 @@ func benchLatency(b *testing.B, committed bool, start func(*devbroker.Broker) (s
 // benchLatencyOf is benchLatency with pf's feed and outputs.
 func benchLatencyOf(b *testing.B, pf pacedFeed, committed bool, start func(*devbroker.Broker) (stop func())) {
 	rate, seconds := envInt("BENCH_RATE", 20_000), envInt("BENCH_SECONDS", 15)
+	if pf.seconds != nil {
+		seconds = pf.seconds()
+	}
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		br := pf.setup(b)
 		defer br.Close()
 		stop := start(br)
-		lat := &latencies{committed: committed, topics: pf.outs}
+		began := time.Now()
+		lat := &latencies{committed: committed, topics: pf.outs, since: pf.since, warmed: began}
 		ctx, cancel := context.WithCancel(context.Background())
 		read := make(chan error, 1)
 		go func() { read <- lat.read(ctx, br) }()
-		began := time.Now()
 		n := producePaced(b, br, pf, rate, time.Duration(seconds)*time.Second)
-		measured := lat.waitFor(b, pf.outputs(n), time.Minute)
+		var measured durations
+		if pf.outputs != nil {
+			measured = lat.waitFor(b, pf.outputs(n), time.Minute)
+		} else {
+			measured = lat.waitQuiet(b, time.Minute)
+		}
 		cancel()
 		<-read
 		stop()
@@ -121,14 +138,17 @@ func producePaced(b *testing.B, br *devbroker.Broker, pf pacedFeed, rate int, d 
 	return n
 }
 
-// latencies collects how long each output record took, from its timestamp to its arrival.
+// latencies collects how long each output record took, from its timestamp (or since's
+// answer) to its arrival.
 type latencies struct {
 	committed bool // read as a read_committed reader: records of open transactions wait
 	topics    []string
+	since     func(*kgo.Record) (time.Time, bool)
+	warmed    time.Time // the run's start: the warm-up counts from it
 	mu        sync.Mutex
-	all       durations // of the records produced after the warm-up
+	all       durations // of the outputs whose latency starts after the warm-up
 	seen      int
-	warmed    time.Time
+	last      time.Time // when an output last arrived
 }
 
 type durations []time.Duration
@@ -151,11 +171,13 @@ func (l *latencies) read(ctx context.Context, br *devbroker.Broker) error {
 		l.mu.Lock()
 		fs.EachRecord(func(r *kgo.Record) {
 			l.seen++
-			if l.warmed.IsZero() {
-				l.warmed = r.Timestamp // the first record's: the warm-up counts from it
+			l.last = now
+			at, ok := r.Timestamp, true
+			if l.since != nil {
+				at, ok = l.since(r)
 			}
-			if r.Timestamp.Sub(l.warmed) >= latencyWarmup {
-				l.all = append(l.all, now.Sub(r.Timestamp))
+			if ok && at.Sub(l.warmed) >= latencyWarmup {
+				l.all = append(l.all, now.Sub(at))
 			}
 		})
 		l.mu.Unlock()
@@ -175,6 +197,24 @@ func (l *latencies) waitFor(b *testing.B, n int, d time.Duration) durations {
 		}
 		if time.Now().After(deadline) {
 			b.Fatalf("read %d of %d output records in %v", seen, n, d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitQuiet waits until no output has come for quietFor (and one has), and returns the
+// measured ones.
+func (l *latencies) waitQuiet(b *testing.B, d time.Duration) durations {
+	deadline := time.Now().Add(d)
+	for {
+		l.mu.Lock()
+		last, all := l.last, slices.Clone(l.all)
+		l.mu.Unlock()
+		if !last.IsZero() && time.Since(last) >= quietFor {
+			return all
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("outputs still coming, or none, %v after the last record", d)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

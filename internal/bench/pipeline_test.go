@@ -4,11 +4,13 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pythia-pipe/pythia-pipe/engine"
 	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
@@ -58,10 +60,31 @@ func startPipeline(b *testing.B, p *pipeline.Pipeline) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run.Run(ctx) }()
+	if os.Getenv("BENCH_PROGRESS") == "2" {
+		go sampleRun(ctx, run)
+	}
 	return func() {
 		cancel()
 		if err := <-done; err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// sampleRun prints, every 100 ms, what a run holds: the source's pending records and bytes,
+// and each node's counts (BENCH_PROGRESS=2): where records wait.
+func sampleRun(ctx context.Context, run *engine.KafkaRun) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for range t.C {
+		if ctx.Err() != nil {
+			return
+		}
+		ss := run.Source.Stats()
+		line := fmt.Sprintf("%s pending=%d bytes=%d", time.Now().Format("15:04:05.000"), ss.Pending, ss.PendingBytes)
+		for name, n := range run.Engine.Stats() {
+			line += fmt.Sprintf(" %s=%d/%d/%d", name, n.Received, n.Emitted, n.Acked)
+		}
+		fmt.Fprintln(os.Stderr, line)
 	}
 }

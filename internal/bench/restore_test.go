@@ -43,23 +43,14 @@ func BenchmarkDedupeRestore(b *testing.B) {
 		}
 		env := []string{"KAFKA_BROKERS=" + strings.Join(br.Addrs(), ","), "STATE_DIR=" + stateDir}
 
-		args := []string{"run", file}
-		if addr := os.Getenv("BENCH_PPROF"); addr != "" { // the fill's heap profile at its end in BENCH_HEAPPROFILE
-			args = append(args, "--pprof", addr)
-		}
 		began := startClock(br)
-		fill := testproc.Start(b, bin, "fill", env, args...)
+		fill, stopWatch := startProfiled(b, bin, "fill", env, file, "")
 		fillCPU := cpuTime(fill.Pid())
 		waitCaughtUp(b, br, sb.group, sb.in)
 		took := began.stop()
+		close(stopWatch)
 		fillPeak, fillCPU := vmHWM(fill.Pid()), cpuTime(fill.Pid())-fillCPU
 		stateBytes := dirBytes(stateDir)
-		if addr, path := os.Getenv("BENCH_PPROF"), os.Getenv("BENCH_HEAPPROFILE"); addr != "" && path != "" {
-			saveHeap(b, "http://"+addr+"/debug/pprof/heap", path)
-			if rollup, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", fill.Pid())); err == nil {
-				_ = os.WriteFile(path+".smaps", rollup, 0o644)
-			}
-		}
 		stopProc(b, fill)
 		b.ReportMetric(float64(n)/took.wall.Seconds(), "fill-records/s")
 		b.ReportMetric(float64(fillCPU.Microseconds())/float64(n), "fill-cpu-µs/record")
@@ -84,8 +75,9 @@ func BenchmarkDedupeRestore(b *testing.B) {
 			}
 		}
 		restart := time.Now()
-		again := testproc.Start(b, bin, "restore", env, "run", file)
+		again, stopWatch := startProfiled(b, bin, "restore", env, file, ".restore")
 		waitCaughtUp(b, br, sb.group, sb.in)
+		close(stopWatch)
 		wall := time.Since(restart)
 		restorePeak := vmHWM(again.Pid())
 		stopProc(b, again)
@@ -104,20 +96,57 @@ func BenchmarkDedupeRestore(b *testing.B) {
 	}
 }
 
-// saveHeap writes the heap profile at url to path.
-func saveHeap(b *testing.B, url, path string) {
-	resp, err := http.Get(url) // #nosec G107 -- the benchmark's own process
-	if err != nil {
-		b.Fatal(err)
+// startProfiled runs the pipeline file as a process of its own called name. With
+// BENCH_PPROF=ADDR it serves its profiles there, and with BENCH_HEAPPROFILE=FILE its heap at
+// its peak resident memory goes to FILE+suffix (watchPeak) until stop is closed.
+func startProfiled(b *testing.B, bin, name string, env []string, file, suffix string) (p *testproc.Proc, stop chan struct{}) {
+	args := []string{"run", file}
+	addr, path := os.Getenv("BENCH_PPROF"), os.Getenv("BENCH_HEAPPROFILE")
+	if addr != "" {
+		args = append(args, "--pprof", addr)
 	}
-	defer resp.Body.Close()
-	f, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
+	p, stop = testproc.Start(b, bin, name, env, args...), make(chan struct{})
+	if addr != "" && path != "" {
+		go watchPeak(p.Pid(), "http://"+addr+"/debug/pprof/heap", path+suffix, stop)
 	}
-	defer f.Close()
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		b.Fatal(err)
+	return p, stop
+}
+
+// watchPeak saves the heap profile of process pid (at url), as text with the runtime's
+// MemStats, and its smaps_rollup to path, path.txt and path.smaps each time its resident memory reaches a new peak (checked every 200 ms), until
+// stop is closed.
+func watchPeak(pid int, url, path string, stop <-chan struct{}) {
+	var peak float64
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		rss := vmRSS(pid)
+		if rss < peak+4 {
+			continue
+		}
+		peak = rss
+		if resp, err := http.Get(url); err == nil { // #nosec G107 -- the benchmark's own process
+			if f, err := os.Create(path); err == nil {
+				_, _ = io.Copy(f, resp.Body)
+				f.Close()
+			}
+			resp.Body.Close()
+		}
+		if resp, err := http.Get(url + "?debug=1"); err == nil { // #nosec G107 -- its MemStats at the end
+			if f, err := os.Create(path + ".txt"); err == nil {
+				_, _ = io.Copy(f, resp.Body)
+				f.Close()
+			}
+			resp.Body.Close()
+		}
+		if rollup, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid)); err == nil {
+			_ = os.WriteFile(path+".smaps", rollup, 0o644)
+		}
 	}
 }
 

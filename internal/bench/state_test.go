@@ -7,12 +7,15 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
@@ -246,9 +249,54 @@ func BenchmarkLatencyDedupeStreams(b *testing.B) {
 	})
 }
 
+// BenchmarkLatencyAggregatePipeline is the latency of testdata/aggregate.yaml's windows at a
+// steady rate of orders, each stamped as it is produced (BENCH_AGG_SECONDS, default 75: a
+// window closes every minute, 10 s after it ends): from the moment a window could close, its
+// end plus grace (then the first record past it comes: its stream time passes it), to its
+// output's arrival in orders-per-minute. Every window closing after the warm-up counts
+// (10,007 customers: as many windows a minute), read from the output's window_end, which
+// both peers write alike.
+func BenchmarkLatencyAggregatePipeline(b *testing.B) {
+	benchLatencyOf(b, aggregateBench.paced(), false, func(br *devbroker.Broker) func() {
+		return startPipeline(b, statePipeline(b, br, aggregateBench))
+	})
+}
+
+// BenchmarkLatencyAggregateStreams is the same for Kafka Streams' aggregate (onWindowClose,
+// which looks for windows to close once a second of wall-clock time at most: Streams'
+// emit.interval.ms.kstreams.windowed.aggregation, left at its default as a user would).
+func BenchmarkLatencyAggregateStreams(b *testing.B) {
+	classpath := streamsApp(b)
+	benchLatencyOf(b, aggregateBench.paced(), false, func(br *devbroker.Broker) func() {
+		jvm := startStreamsApp(b, classpath, "local.bench.StateStreams", strings.Join(br.Addrs(), ","), aggregateBench.topology, b.TempDir())
+		waitJoined(b, jvm)
+		return func() { jvm.stop(b) }
+	})
+}
+
 // paced is what a latency run of sb produces and reads.
 func (sb stateBench) paced() pacedFeed {
-	return pacedFeed{in: sb.in, outs: sb.outs, feed: sb.feed, outputs: sb.outputs, setup: func(b *testing.B) *devbroker.Broker { return setupState(b, sb, 0, 0) }}
+	pf := pacedFeed{in: sb.in, outs: sb.outs, feed: sb.feed, outputs: sb.outputs, setup: func(b *testing.B) *devbroker.Broker { return setupState(b, sb, 0, 0) }}
+	if sb.topology == aggregateBench.topology {
+		pf.since = windowClosable
+		pf.seconds = func() int { return envInt("BENCH_AGG_SECONDS", 75) }
+	}
+	return pf
+}
+
+// aggregateGrace is testdata/aggregate.yaml's grace, and StateStreams' aggregate's.
+const aggregateGrace = 10 * time.Second
+
+// windowClosable is when the window an output of the aggregate benchmark carries could close:
+// its end plus grace.
+func windowClosable(r *kgo.Record) (time.Time, bool) {
+	var w struct {
+		End time.Time `json:"window_end"`
+	}
+	if json.Unmarshal(r.Value, &w) != nil || w.End.IsZero() {
+		return time.Time{}, false
+	}
+	return w.End.Add(aggregateGrace), true
 }
 
 // waitJoined waits until the app says it is running: its group joined, its tasks assigned

@@ -208,13 +208,19 @@ func (j *streamsJVM) kill() {
 }
 
 // vmHWM is process pid's peak resident memory in MB, 0 where /proc does not say.
-func vmHWM(pid int) float64 {
+func vmHWM(pid int) float64 { return procStatusMB(pid, "VmHWM:") }
+
+// vmRSS is process pid's resident memory now, in MB.
+func vmRSS(pid int) float64 { return procStatusMB(pid, "VmRSS:") }
+
+// procStatusMB is a field of process pid's /proc status in MB, 0 where it does not say.
+func procStatusMB(pid int, field string) float64 {
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(status), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(line, field); ok {
 			var kb float64
 			fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), &kb)
 			return kb / 1024
