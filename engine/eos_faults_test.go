@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -281,13 +282,27 @@ func TestExactlyOnceCommitTrouble(t *testing.T) {
 	}
 }
 
-// dropConnections closes the connection of the next n requests of key, in a row.
+// dropConnections closes the connection of the next n requests of key, in a row, and of
+// every one after them until a transactional producer is renewed (its InitProducerID): a
+// client that retries on a connection that served other requests first could otherwise
+// absorb the n drops, and its transaction would end confirmed.
 func dropConnections(c *kfake.Cluster, key kmsg.Key, n int) {
+	var dropped, renewed atomic.Bool
+	c.ControlKey(int16(kmsg.InitProducerID), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if r := req.(*kmsg.InitProducerIDRequest); r.TransactionalID != nil && dropped.Load() {
+			renewed.Store(true)
+			c.DropControl()
+		}
+		return nil, nil, false
+	})
 	left := n // control functions run one at a time
 	c.ControlKey(int16(key), func(kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl() // kept until DropControl: KeepControl marks the function, not the call
-		if left--; left <= 0 {
+		dropped.Store(true)
+		if left--; left <= 0 && renewed.Load() {
 			c.DropControl()
+			return nil, nil, false
 		}
 		return nil, errors.New("connection dropped by the test"), true
 	})
