@@ -27,6 +27,9 @@ type Reading struct {
 	// rebalance waits until the caller asks for a message after them, so that no mark lands
 	// on a partition another member has taken over meanwhile: a bound keeps that wait short.
 	PollMax int
+	// FetchBytes bounds what a fetch brings, of all its partitions and of each (0: franz-go's
+	// 50 MiB and 1 MiB); a partition's first batch comes whatever its size.
+	FetchBytes int32
 }
 
 // Reader reads partitions of a Backlog, in offset order within each, up to their ends at
@@ -62,6 +65,9 @@ func (a *Admin) Reader(b *Backlog, how Reading) (*Reader, error) {
 		}
 	}
 	opts := append(slices.Clone(a.conn), b.consumeOpts()...)
+	if how.FetchBytes > 0 {
+		opts = append(opts, kgo.FetchMaxBytes(how.FetchBytes), kgo.FetchMaxPartitionBytes(how.FetchBytes))
+	}
 	if r.group {
 		opts = append(opts, groupReading(how.Group, how.From)...)
 	} else {

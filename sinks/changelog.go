@@ -8,7 +8,7 @@ import (
 
 // ChangelogProducer is how a stateful stage's changes are written: acknowledged by every
 // replica and idempotent, for a store is restored from them.
-var ChangelogProducer = Producer{Acks: "all", Idempotent: true, Compression: "lz4", Linger: 5e6, BatchBytes: 512 << 10, MaxMessageBytes: 1048588}
+var ChangelogProducer = Producer{Acks: "all", Idempotent: true, Compression: "snappy", Linger: 5e6, BatchBytes: 512 << 10, MaxMessageBytes: 1048588}
 
 // Changelog is the sink of a stateful stage's changes: its changelog topic, each change in
 // the partition its record was read from (a store is an input partition's), its key and

@@ -89,8 +89,11 @@ func (a *aggregate) closeWindows(st *state.Store, part *aggPart, gen uint64, rec
 			due = append(due, k)
 		}
 	}
+	// The windows closed and their end index entries go in one write: a commit of the store
+	// for each made a close of 10,007 windows slow.
+	gone := make([]state.Change, 0, 2*len(due))
 	for _, ek := range due {
-		end, start, key, ok := parseEndKey(ek)
+		_, start, key, ok := parseEndKey(ek)
 		if !ok {
 			continue
 		}
@@ -106,13 +109,15 @@ func (a *aggregate) closeWindows(st *state.Store, part *aggPart, gen uint64, rec
 			}
 			out = append(out, Output{Rec: a.output(rec, key, ws)})
 		}
-		if err := a.removeWindow(st, key, start, end); err != nil {
-			return out, err
-		}
+		gone = append(gone, state.Change{Key: wk}, state.Change{Key: ek})
 		if found {
+			st.AddKeys(-1)
 			out = append(out, Output{Rec: change(rec, wk, nil), Port: ChangelogPort})
 			a.closedN.Add(1)
 		}
+	}
+	if err := st.Apply(gone...); err != nil {
+		return out, err
 	}
 	if len(due) > 0 {
 		out = append(out, Output{Rec: change(rec, streamKey, appendTime(nil, now)), Port: ChangelogPort})

@@ -239,6 +239,8 @@ func (d *dedupe) check(st *state.Store, rec *record.Record, key []byte, out []Ou
 	if err != nil {
 		return out, err
 	}
+	value := entryValue(now, rec.Offset)
+	changes := make([]state.Change, 0, 4)
 	if seen {
 		ms, offset, ok := readEntry(old)
 		switch {
@@ -250,23 +252,18 @@ func (d *dedupe) check(st *state.Store, rec *record.Record, key []byte, out []Ou
 			d.duplicates.Add(1)
 			return out, nil
 		case ok:
-			if err := st.Set(timeKey(ms, key), nil); err != nil {
-				return out, err
-			}
+			changes = append(changes, state.Change{Key: timeKey(ms, key)})
 			st.AddKeys(-1)
 		}
 	}
-	value := entryValue(now, rec.Offset)
-	if err := st.Set(entryKey(key), value); err != nil {
-		return out, err
-	}
-	if err := st.Set(timeKey(now, key), []byte{}); err != nil {
-		return out, err
-	}
+	changes = append(changes, state.Change{Key: entryKey(key), Value: value}, state.Change{Key: timeKey(now, key), Value: []byte{}})
 	if now < expiredBelow { // a record older than the expired: the next expiry scans from it
-		if err := st.Set(expiredKey, binary.BigEndian.AppendUint64(nil, uint64(now))); err != nil {
-			return out, err
-		}
+		changes = append(changes, state.Change{Key: expiredKey, Value: binary.BigEndian.AppendUint64(nil, uint64(now))})
+	}
+	if err := st.Apply(changes...); err != nil {
+		return out, err
+	}
+	if now < expiredBelow {
 		part.below = now
 	}
 	part.next = min(part.next, now)

@@ -1,8 +1,6 @@
 package state
 
-import (
-	"github.com/cockroachdb/pebble/v2"
-)
+import "github.com/cockroachdb/pebble/v2"
 
 // Memory is what the stores of a run may hold in memory (state.cache), shared by all of
 // them, every stateful stage's and table lookup's: the blocks they have read, and the
@@ -13,7 +11,6 @@ import (
 // every read went to disk and decompressed its block again.
 type Memory struct {
 	cache    *pebble.Cache
-	bytes    int64
 	memtable uint64
 }
 
@@ -21,11 +18,8 @@ type Memory struct {
 // it are closed.
 func NewMemory(bytes int64) *Memory {
 	bytes = max(bytes, 1<<20)
-	return &Memory{cache: pebble.NewCache(bytes), bytes: bytes, memtable: memtableFor(bytes)}
+	return &Memory{cache: pebble.NewCache(bytes), memtable: memtableFor(bytes)}
 }
-
-// Bytes is the budget.
-func (m *Memory) Bytes() int64 { return m.bytes }
 
 // Close gives the budget's cache up; the stores still open keep it until they close.
 func (m *Memory) Close() { m.cache.Unref() }

@@ -134,6 +134,44 @@ func (s *Store) Set(key, value []byte) error {
 	return nil
 }
 
+// Change is a key's new value; a nil value deletes the key.
+type Change struct{ Key, Value []byte }
+
+// Apply writes changes, in order, in one write: a record's changes cost one commit of the
+// database, not one each.
+func (s *Store) Apply(changes ...Change) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return ErrReleased
+	}
+	b := s.batch
+	if b == nil {
+		b = s.db.NewBatch()
+		defer b.Close()
+	}
+	var err error
+	for _, c := range changes {
+		if c.Value == nil {
+			err = b.Delete(userKey(c.Key), nil)
+		} else {
+			err = b.Set(userKey(c.Key), c.Value, nil)
+		}
+		if err != nil {
+			return &Error{Partition: s.partition, Err: err}
+		}
+	}
+	if s.batch == nil {
+		if err := b.Commit(pebble.NoSync); err != nil {
+			return &Error{Partition: s.partition, Err: err}
+		}
+	}
+	return nil
+}
+
 // Scan calls fn with the keys from lo up to hi (exclusive), in order, until fn returns false.
 // The slices are valid only during the call.
 func (s *Store) Scan(lo, hi []byte, fn func(key, value []byte) bool) error {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -41,6 +42,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signalContext(log)
 	defer stop()
 	log = log.With("pipeline", p.Name)
+	defer limitMemory(p, log)()
 	run, err := engine.ConnectKafka(p, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
@@ -71,6 +73,23 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	log.Info("stopped cleanly")
 	return exitOK
+}
+
+// limitMemory bounds the memory of a pipeline keeping state: the Go runtime's soft memory
+// limit is what the pipeline's bounds let it hold (Pipeline.MemoryBudget), unless GOMEMLIMIT
+// sets one, so that the garbage collector runs more often as the heap nears it rather than
+// let it grow to twice what is live; and the stores' C memory freed goes back to the system
+// (trimMalloc). The function it returns stops the trimming.
+func limitMemory(p *pipeline.Pipeline, log *slog.Logger) (stop func()) {
+	limit := p.MemoryBudget()
+	if limit == 0 {
+		return func() {}
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(limit)
+		log.Info("soft memory limit", "MiB", limit>>20)
+	}
+	return trimMalloc()
 }
 
 // observe puts the metrics around a run: the observer, the HTTP endpoints when addr is set

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
@@ -101,8 +102,13 @@ type clock struct {
 
 type measured struct{ wall, cpu, brokerCPU time.Duration }
 
-// startClock starts measuring; with BENCH_CPUPROFILE=FILE it also profiles the run's CPU.
+// startClock starts measuring; with BENCH_CPUPROFILE=FILE it also profiles the run's CPU,
+// and with BENCH_BLOCKPROFILE=FILE where its goroutines wait (blockProfile).
 func startClock(br *devbroker.Broker) clock {
+	if os.Getenv("BENCH_BLOCKPROFILE") != "" {
+		runtime.SetBlockProfileRate(int(10 * time.Microsecond))
+		runtime.SetMutexProfileFraction(10)
+	}
 	c := clock{wall: time.Now(), cpu: cpuTime(os.Getpid()), broker: br}
 	if br.Real != nil {
 		c.brokerCPU = cpuTime(br.Real.PID())
@@ -124,7 +130,24 @@ func (c clock) stop() measured {
 		pprof.StopCPUProfile()
 		c.profile.Close()
 	}
+	blockProfile(os.Getenv("BENCH_BLOCKPROFILE"))
 	return m
+}
+
+// blockProfile writes where the run's goroutines waited, and for which locks, to path and
+// path.mutex (the runtime sampling an event of each 10 µs waited, a contention of 10).
+func blockProfile(path string) {
+	if path == "" {
+		return
+	}
+	for name, file := range map[string]string{"block": path, "mutex": path + ".mutex"} {
+		if f, err := os.Create(file); err == nil {
+			_ = pprof.Lookup(name).WriteTo(f, 0)
+			f.Close()
+		}
+	}
+	runtime.SetBlockProfileRate(0)
+	runtime.SetMutexProfileFraction(0)
 }
 
 // cpuTime is the user and system CPU time process pid has used so far (/proc), 0 where
