@@ -13,8 +13,9 @@ import (
 // It is the records read and not yet done (max_pending_bytes) and a fetch (fetch_max_bytes)
 // four times each (a record is held as read, as decoded and as written; a fetch as received
 // and decompressed), 32 MiB for the rest (the Kafka clients, a restore's fetches, the code's
-// own), and the stores' memory (state.cache) when it is Go's: in a build without cgo, as the
-// image's. Without a limit the runtime let the heap grow to twice what was live: a dedupe
+// own), what the stages keep aside of their stores (a quarter of state.cache: a dedupe's key
+// filters), and the stores' memory (state.cache) when it is Go's: in a build without cgo, as
+// the image's. Without a limit the runtime let the heap grow to twice what was live: a dedupe
 // with 10M keys peaked at 260 MB restoring them (64 MiB of cache in a live heap of about
 // 100 MB, without cgo) and at 207 MB filling them (with cgo: 47 MB live, 96 MB in use).
 func (p *Pipeline) MemoryBudget() int64 {
@@ -22,7 +23,7 @@ func (p *Pipeline) MemoryBudget() int64 {
 	if k == nil || k.MaxPendingBytes <= 0 || !p.keepsState() {
 		return 0
 	}
-	b := 4*k.MaxPendingBytes + 4*k.FetchMaxBytes + 32<<20
+	b := 4*k.MaxPendingBytes + 4*k.FetchMaxBytes + 32<<20 + p.State.CacheBytes/4 // what stages keep aside (state.Memory.Reserve)
 	if state.StoresInGoHeap {
 		b += p.State.CacheBytes
 	}

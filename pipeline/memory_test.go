@@ -18,8 +18,8 @@ func TestMemoryBudget(t *testing.T) {
 		name, source, stages string
 		want                 int64
 	}{
-		{"dedupe", "{type: kafka, topics: [in]}", "[{name: once, type: dedupe, within: 1h}]", 4*8*mib + 4*4*mib + 32*mib + cache},
-		{"smaller budgets", "{type: kafka, topics: [in], max_pending_bytes: 1MiB, fetch_max_bytes: 1MiB}", "[{name: once, type: dedupe, within: 1h}]", 4*mib + 4*mib + 32*mib + cache},
+		{"dedupe", "{type: kafka, topics: [in]}", "[{name: once, type: dedupe, within: 1h}]", 4*8*mib + 4*4*mib + 32*mib + 16*mib + cache},
+		{"smaller budgets", "{type: kafka, topics: [in], max_pending_bytes: 1MiB, fetch_max_bytes: 1MiB}", "[{name: once, type: dedupe, within: 1h}]", 4*mib + 4*mib + 32*mib + 16*mib + cache},
 		{"no state", "{type: kafka, topics: [in]}", "[{name: keep, type: filter, when: 'true'}]", 0},
 		{"records unbounded in bytes", "{type: kafka, topics: [in], max_pending_bytes: 0}", "[{name: once, type: dedupe, within: 1h}]", 0},
 	}

@@ -235,7 +235,8 @@ func (d *dedupe) check(st *state.Store, rec *record.Record, key []byte, out []Ou
 		return out, err
 	}
 
-	old, seen, err := st.Get(entryKey(key))
+	ek := entryKey(key)
+	old, seen, err := d.lookup(st, part, ek)
 	if err != nil {
 		return out, err
 	}
@@ -256,12 +257,15 @@ func (d *dedupe) check(st *state.Store, rec *record.Record, key []byte, out []Ou
 			st.AddKeys(-1)
 		}
 	}
-	changes = append(changes, state.Change{Key: entryKey(key), Value: value}, state.Change{Key: timeKey(now, key), Value: []byte{}})
+	changes = append(changes, state.Change{Key: ek, Value: value}, state.Change{Key: timeKey(now, key), Value: []byte{}})
 	if now < expiredBelow { // a record older than the expired: the next expiry scans from it
 		changes = append(changes, state.Change{Key: expiredKey, Value: binary.BigEndian.AppendUint64(nil, uint64(now))})
 	}
 	if err := st.Apply(changes...); err != nil {
 		return out, err
+	}
+	if part.filterOf == st {
+		part.filter.add(ek)
 	}
 	if now < expiredBelow {
 		part.below = now
@@ -290,18 +294,69 @@ func (d *dedupe) part(st *state.Store) *dedupePart {
 	return p
 }
 
-// Count implements Stateful: the keys of a store just opened.
+// Count implements Stateful: the keys of a store just opened, and the filter of them its
+// partition's lookups go through.
 func (d *dedupe) Count(st *state.Store) (int64, error) {
 	var n int64
-	err := st.Scan([]byte{keyPrefix}, []byte{keyPrefix + 1}, func(_, _ []byte) bool { n++; return true })
-	return n, err
+	if err := st.Scan([]byte{keyPrefix}, []byte{keyPrefix + 1}, func(_, _ []byte) bool { n++; return true }); err != nil {
+		return 0, err
+	}
+	part := d.part(st)
+	part.mu.Lock()
+	defer part.mu.Unlock()
+	return n, d.refilter(st, part, n)
+}
+
+// refilter gives part a filter of the keys of st, about n of them, within the stage's share of
+// the state memory (state.Memory.Reserve); without room it has none, and every key is looked
+// up in st. Under part.mu.
+func (d *dedupe) refilter(st *state.Store, part *dedupePart, n int64) error {
+	mem := d.stores.Load().Memory()
+	if part.filter != nil {
+		mem.Reserve(-keyFilterBytes(part.filter.capacity))
+	}
+	part.filter, part.filterOf = nil, nil
+	room := keyFilterRoom(n)
+	if !mem.Reserve(keyFilterBytes(room)) {
+		return nil
+	}
+	f := newKeyFilter(room)
+	if err := st.Scan([]byte{keyPrefix}, []byte{keyPrefix + 1}, func(k, _ []byte) bool { f.add(k); return true }); err != nil {
+		mem.Reserve(-keyFilterBytes(room))
+		return err
+	}
+	part.filter, part.filterOf = f, st
+	return nil
+}
+
+// lookup is st.Get(ek), unless the partition's filter says st cannot hold ek. A filter that
+// filled is built again first. Under part.mu.
+func (d *dedupe) lookup(st *state.Store, part *dedupePart, ek []byte) ([]byte, bool, error) {
+	if part.filterOf == st && part.filter.full() {
+		if err := d.refilter(st, part, st.Keys()); err != nil {
+			return nil, false, err
+		}
+	}
+	if part.filterOf == st && !part.filter.mayHold(ek) {
+		return nil, false, nil
+	}
+	return st.Get(ek)
 }
 
 // Released implements Stateful.
 func (d *dedupe) Released(partition int32) {
 	d.mu.Lock()
+	part := d.parts[partition]
 	delete(d.parts, partition)
 	d.mu.Unlock()
+	if part != nil {
+		part.mu.Lock()
+		if part.filter != nil {
+			d.stores.Load().Memory().Reserve(-keyFilterBytes(part.filter.capacity))
+			part.filter, part.filterOf = nil, nil
+		}
+		part.mu.Unlock()
+	}
 }
 
 // Counters implements Counting.

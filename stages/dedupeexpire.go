@@ -20,6 +20,10 @@ type dedupePart struct {
 	known       *state.Store
 	gen         uint64
 	below, next int64
+	// The keys of filterOf (nil until its keys are counted as it opens): a key it says the
+	// store cannot hold is not looked up.
+	filter   *keyFilter
+	filterOf *state.Store
 }
 
 // knows reports whether below and next are st's now.

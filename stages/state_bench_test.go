@@ -58,7 +58,7 @@ func BenchmarkAggregateStore(b *testing.B) {
 // stores on disk, and reports the CPU time a record took.
 func benchStateful(b *testing.B, stage, first stages.Stage, feed func(i int) *record.Record) {
 	sf := stage.(stages.Stateful)
-	stores := state.NewStores(state.Options{Dir: b.TempDir(), CacheBytes: 64 << 20}, noChangelog{}, sf.Restore)
+	stores := state.NewStores(state.Options{Dir: b.TempDir(), CacheBytes: 64 << 20, Count: sf.Count}, noChangelog{}, sf.Restore)
 	defer func() { _ = stores.Close(context.Background(), false) }()
 	sf.OpenState(stores)
 	ctx := context.Background()

@@ -2,6 +2,7 @@ package stages_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -91,5 +92,67 @@ func TestAggregateClosesAfterAnAbort(t *testing.T) {
 	}
 	if closed := feed("c", 1600*time.Millisecond); len(closed) != 1 || closed[0] != "a" {
 		t.Fatalf("after the abort, a record 1.6 s on closed %v, not a's window", closed)
+	}
+}
+
+// A dedupe looks a key up only where its filter of the store's keys says it may be there; the
+// filter, built as the store opens, is built again as it fills (64Ki keys in an empty store),
+// and a key written before, in the transaction under way or committed, is still a duplicate.
+func TestDedupeFilterRebuilt(t *testing.T) {
+	cases := []struct {
+		name                  string
+		transactional, noRoom bool
+	}{
+		{"at least once", false, false},
+		{"exactly once", true, false},
+		{"no room for a filter", false, true}, // every key looked up
+	}
+	for _, c := range cases {
+		transactional := c.transactional
+		t.Run(c.name, func(t *testing.T) {
+			p := build(t, "  - {name: once, type: dedupe, within: 1h}\n")
+			st := p.StageByName("once").Impl.(stages.Stateful)
+			stores := state.NewStores(state.Options{Transactional: transactional, Count: st.Count}, noChangelog{}, st.Restore)
+			defer func() { _ = stores.Close(context.Background(), false) }()
+			if c.noRoom && !stores.Memory().Reserve(256<<10) { // all a 1 MiB budget keeps aside
+				t.Fatal("a quarter of the state memory could not be reserved")
+			}
+			st.OpenState(stores)
+			at := time.UnixMilli(1700000000000)
+			passes := func(i, offset int) bool {
+				t.Helper()
+				rec := &record.Record{Key: fmt.Appendf(nil, "pay-%d", i), Topic: "in", Timestamp: at.Add(time.Duration(offset) * time.Millisecond), Offset: int64(offset)}
+				out, err := st.Process(context.Background(), rec, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, o := range out {
+					if o.Port != stages.ChangelogPort {
+						return true
+					}
+				}
+				return false
+			}
+			const n = 100_000 // past the first filter's 64Ki keys
+			for i := range n {
+				if !passes(i, i) {
+					t.Fatalf("key %d, new, was dropped", i)
+				}
+				if transactional && i == n/2 {
+					if err := stores.Commit(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			dropped := 0
+			for i := range n {
+				if !passes(i, n+i) {
+					dropped++
+				}
+			}
+			if dropped != n {
+				t.Errorf("%d of %d duplicates dropped", dropped, n)
+			}
+		})
 	}
 }

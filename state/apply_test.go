@@ -32,3 +32,26 @@ func TestApply(t *testing.T) {
 		_ = stores.Close(context.Background(), false)
 	}
 }
+
+// The memory kept aside of the stores is a quarter of their budget: what does not fit is not
+// taken, and what is given back may be taken again.
+func TestMemoryReserve(t *testing.T) {
+	m := NewMemory(4 << 20)
+	defer m.Close()
+	steps := []struct {
+		name string
+		n    int64
+		ok   bool
+	}{
+		{"half of it", 512 << 10, true},
+		{"the other half", 512 << 10, true},
+		{"a byte more", 1, false},
+		{"a half given back", -512 << 10, true},
+		{"a half again", 512 << 10, true},
+	}
+	for _, s := range steps {
+		if ok := m.Reserve(s.n); ok != s.ok {
+			t.Errorf("%s: Reserve(%d) = %v, want %v", s.name, s.n, ok, s.ok)
+		}
+	}
+}

@@ -67,6 +67,9 @@ type Stores struct {
 	restoreNs atomic.Int64 // time spent restoring
 }
 
+// Memory is the memory the stores are kept in.
+func (s *Stores) Memory() *Memory { return s.memory }
+
 // NewStores prepares a stage's stores; nothing is opened until a partition is asked for.
 func NewStores(opts Options, changelog Changelog, restore Restore) *Stores {
 	if opts.Log == nil {

@@ -147,6 +147,15 @@ func statePipeline(b *testing.B, br *devbroker.Broker, sb stateBench) *pipeline.
 		b.Fatal(diags.Err())
 	}
 	p.KafkaSource().CommitInterval = commitInterval
+	if w := os.Getenv("BENCH_WORKERS"); w != "" { // the stateful stages' workers (their files say 1)
+		n, err := strconv.Atoi(w)
+		if err != nil || n < 1 {
+			b.Fatalf("BENCH_WORKERS=%q: want a count of workers", w)
+		}
+		for _, st := range p.Stateful() {
+			st.Workers = n
+		}
+	}
 	return p
 }
 
