@@ -104,12 +104,15 @@ type dedupe struct {
 	stores atomic.Pointer[state.Stores] // set by OpenState as the run starts; read by Counters meanwhile
 	mu     sync.Mutex
 	parts  map[int32]*dedupePart
+	// filterFirst is the first part of a partition's key filter: room for keyFilterFirst keys
+	// (tests set fewer).
+	filterFirst int
 
 	duplicates, expired atomic.Int64
 }
 
 func buildDedupe(c *Config) Built {
-	d := &dedupe{within: c.Fields.Duration("within"), processing: c.Fields.String("time") == "processing", now: time.Now, parts: map[int32]*dedupePart{}}
+	d := &dedupe{within: c.Fields.Duration("within"), processing: c.Fields.String("time") == "processing", now: time.Now, parts: map[int32]*dedupePart{}, filterFirst: keyFilterFirst}
 	if v := c.Fields.Get("within"); v.Set && d.within <= 0 {
 		c.Diags().Add(v.Pos, v.Path, "within must be above 0, how long a key is remembered")
 	}
@@ -264,9 +267,7 @@ func (d *dedupe) check(st *state.Store, rec *record.Record, key []byte, out []Ou
 	if err := st.Apply(changes...); err != nil {
 		return out, err
 	}
-	if part.filterOf == st {
-		part.filter.add(ek)
-	}
+	d.file(st, part, ek)
 	if now < expiredBelow {
 		part.below = now
 	}
@@ -297,46 +298,85 @@ func (d *dedupe) part(st *state.Store) *dedupePart {
 // Count implements Stateful: the keys of a store just opened, and the filter of them its
 // partition's lookups go through.
 func (d *dedupe) Count(st *state.Store) (int64, error) {
-	var n int64
-	if err := st.Scan([]byte{keyPrefix}, []byte{keyPrefix + 1}, func(_, _ []byte) bool { n++; return true }); err != nil {
-		return 0, err
-	}
 	part := d.part(st)
 	part.mu.Lock()
 	defer part.mu.Unlock()
-	return n, d.refilter(st, part, n)
+	d.unfilter(part)
+	f, n, err := d.filter(st)
+	if f != nil {
+		part.filter, part.filterOf = f, st
+	}
+	return n, err
 }
 
-// refilter gives part a filter of the keys of st, about n of them, within the stage's share of
-// the state memory (state.Memory.Reserve); without room it has none, and every key is looked
-// up in st. Under part.mu.
-func (d *dedupe) refilter(st *state.Store, part *dedupePart, n int64) error {
-	mem := d.stores.Load().Memory()
+// filter scans st's keys into a new filter, and counts them. The filter is nil when the
+// stage's share of the state memory (state.Memory.Reserve) has no room for it.
+func (d *dedupe) filter(st *state.Store) (*keyFilter, int64, error) {
+	var f *keyFilter
+	if d.memory().Reserve(keyFilterPartBytes(d.filterFirst)) {
+		f = newKeyFilter(d.filterFirst)
+	}
+	var n int64
+	err := st.Scan([]byte{keyPrefix}, []byte{keyPrefix + 1}, func(k, _ []byte) bool {
+		n++
+		if f != nil {
+			f = d.filed(f, k)
+		}
+		return true
+	})
+	if err != nil && f != nil {
+		d.memory().Reserve(-f.bytes())
+		f = nil
+	}
+	return f, n, err
+}
+
+// filed adds key to f, growing it within the stage's share of the state memory; nil, its
+// memory given back, when it cannot grow.
+func (d *dedupe) filed(f *keyFilter, key []byte) *keyFilter {
+	if f.full() {
+		if !d.memory().Reserve(f.next()) {
+			d.memory().Reserve(-f.bytes())
+			return nil
+		}
+		f.grow()
+	}
+	f.add(key)
+	return f
+}
+
+// file adds ek, just written to st, to the partition's filter. A full filter with room for
+// more than twice the store's keys holds mostly keys that left: it is built anew from the
+// store instead of growing (a store that cannot be read leaves the partition without one:
+// its keys are looked up). Under part.mu.
+func (d *dedupe) file(st *state.Store, part *dedupePart, ek []byte) {
+	if part.filterOf != st {
+		return
+	}
+	if part.filter.full() && part.filter.capacity() > 2*int(st.Keys())+d.filterFirst {
+		d.unfilter(part)
+		if f, _, err := d.filter(st); f != nil && err == nil {
+			part.filter, part.filterOf = f, st
+		}
+		return
+	}
+	if part.filter = d.filed(part.filter, ek); part.filter == nil {
+		part.filterOf = nil
+	}
+}
+
+// unfilter gives the partition's filter up. Under part.mu.
+func (d *dedupe) unfilter(part *dedupePart) {
 	if part.filter != nil {
-		mem.Reserve(-keyFilterBytes(part.filter.capacity))
+		d.memory().Reserve(-part.filter.bytes())
 	}
 	part.filter, part.filterOf = nil, nil
-	room := keyFilterRoom(n)
-	if !mem.Reserve(keyFilterBytes(room)) {
-		return nil
-	}
-	f := newKeyFilter(room)
-	if err := st.Scan([]byte{keyPrefix}, []byte{keyPrefix + 1}, func(k, _ []byte) bool { f.add(k); return true }); err != nil {
-		mem.Reserve(-keyFilterBytes(room))
-		return err
-	}
-	part.filter, part.filterOf = f, st
-	return nil
 }
 
-// lookup is st.Get(ek), unless the partition's filter says st cannot hold ek. A filter that
-// filled is built again first. Under part.mu.
+func (d *dedupe) memory() *state.Memory { return d.stores.Load().Memory() }
+
+// lookup is st.Get(ek), unless the partition's filter says st cannot hold ek. Under part.mu.
 func (d *dedupe) lookup(st *state.Store, part *dedupePart, ek []byte) ([]byte, bool, error) {
-	if part.filterOf == st && part.filter.full() {
-		if err := d.refilter(st, part, st.Keys()); err != nil {
-			return nil, false, err
-		}
-	}
 	if part.filterOf == st && !part.filter.mayHold(ek) {
 		return nil, false, nil
 	}
@@ -351,10 +391,7 @@ func (d *dedupe) Released(partition int32) {
 	d.mu.Unlock()
 	if part != nil {
 		part.mu.Lock()
-		if part.filter != nil {
-			d.stores.Load().Memory().Reserve(-keyFilterBytes(part.filter.capacity))
-			part.filter, part.filterOf = nil, nil
-		}
+		d.unfilter(part)
 		part.mu.Unlock()
 	}
 }

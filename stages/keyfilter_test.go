@@ -5,23 +5,31 @@ import (
 	"testing"
 )
 
-// A key filter never says no of a key it was given, and says "may" of few others.
+// A key filter never says no of a key it was given, grows by parts as keys come, and says
+// "may" of few others.
 func TestKeyFilter(t *testing.T) {
 	cases := []struct {
 		name     string
-		capacity int
 		keys     int
+		parts    int
 		maxFalse float64 // the share of other keys it may say "may" of
 	}{
-		{"empty", 1000, 0, 0},
-		{"at capacity", 100_000, 100_000, 0.04},
-		{"half full", 100_000, 50_000, 0.01},
-		{"smaller than a block", 10, 10, 0.01},
+		{"empty", 0, 1, 0},
+		{"its first part full", keyFilterFirst, 1, 0.04},
+		{"grown twice", 4 * keyFilterFirst, 3, 0.08},
+		{"half its first part", keyFilterFirst / 2, 1, 0.01},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			f := newKeyFilter(c.capacity)
+			f := newKeyFilter(keyFilterFirst)
 			for i := range c.keys {
+				if f.full() {
+					want := keyFilterPartBytes(2*f.parts[len(f.parts)-1].capacity) + f.bytes()
+					f.grow()
+					if f.bytes() != want {
+						t.Fatalf("grown to %d bytes, want %d", f.bytes(), want)
+					}
+				}
 				f.add(fmt.Appendf(nil, "kpay-%09d", i))
 			}
 			for i := range c.keys {
@@ -29,8 +37,8 @@ func TestKeyFilter(t *testing.T) {
 					t.Fatalf("said no of %s, given", k)
 				}
 			}
-			if f.full() != (c.keys >= c.capacity) {
-				t.Errorf("full: %v with %d keys of %d", f.full(), c.keys, c.capacity)
+			if len(f.parts) != c.parts {
+				t.Errorf("%d parts for %d keys, want %d", len(f.parts), c.keys, c.parts)
 			}
 			const others = 100_000
 			yes := 0

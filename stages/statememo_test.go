@@ -95,33 +95,38 @@ func TestAggregateClosesAfterAnAbort(t *testing.T) {
 	}
 }
 
-// A dedupe looks a key up only where its filter of the store's keys says it may be there; the
-// filter, built as the store opens, is built again as it fills (64Ki keys in an empty store),
-// and a key written before, in the transaction under way or committed, is still a duplicate.
-func TestDedupeFilterRebuilt(t *testing.T) {
+// A dedupe looks a key up only where its filter of the store's keys says it may be there. The
+// filter, built as the store opens, grows as keys come, and is built anew from the store once
+// it holds mostly keys that expired; a key written before, in the transaction under way or
+// committed, is still a duplicate, filter or not.
+func TestDedupeFilter(t *testing.T) {
+	const n = 3100 // past a filter's first two parts: 1,024 and 2,048 keys here
 	cases := []struct {
 		name                  string
+		within                string
+		recent                int // the last keys fed again, each within its window
 		transactional, noRoom bool
 	}{
-		{"at least once", false, false},
-		{"exactly once", true, false},
-		{"no room for a filter", false, true}, // every key looked up
+		{"at least once", "1h", n, false, false},
+		{"exactly once", "1h", n, true, false},
+		{"no room for a filter", "1h", n, false, true},            // every key looked up
+		{"keys expiring: built anew", "200ms", 150, false, false}, // 200 keys live at a time
 	}
 	for _, c := range cases {
-		transactional := c.transactional
 		t.Run(c.name, func(t *testing.T) {
-			p := build(t, "  - {name: once, type: dedupe, within: 1h}\n")
+			p := build(t, "  - {name: once, type: dedupe, within: "+c.within+"}\n")
 			st := p.StageByName("once").Impl.(stages.Stateful)
-			stores := state.NewStores(state.Options{Transactional: transactional, Count: st.Count}, noChangelog{}, st.Restore)
+			stages.SetDedupeFilterFirst(st, 1024)
+			stores := state.NewStores(state.Options{Transactional: c.transactional, Count: st.Count}, noChangelog{}, st.Restore)
 			defer func() { _ = stores.Close(context.Background(), false) }()
 			if c.noRoom && !stores.Memory().Reserve(256<<10) { // all a 1 MiB budget keeps aside
 				t.Fatal("a quarter of the state memory could not be reserved")
 			}
 			st.OpenState(stores)
 			at := time.UnixMilli(1700000000000)
-			passes := func(i, offset int) bool {
+			passes := func(i, ms int) bool { // key i at ms, as offset ms
 				t.Helper()
-				rec := &record.Record{Key: fmt.Appendf(nil, "pay-%d", i), Topic: "in", Timestamp: at.Add(time.Duration(offset) * time.Millisecond), Offset: int64(offset)}
+				rec := &record.Record{Key: fmt.Appendf(nil, "pay-%d", i), Topic: "in", Timestamp: at.Add(time.Duration(ms) * time.Millisecond), Offset: int64(ms)}
 				out, err := st.Process(context.Background(), rec, nil)
 				if err != nil {
 					t.Fatal(err)
@@ -133,25 +138,24 @@ func TestDedupeFilterRebuilt(t *testing.T) {
 				}
 				return false
 			}
-			const n = 100_000 // past the first filter's 64Ki keys
 			for i := range n {
 				if !passes(i, i) {
 					t.Fatalf("key %d, new, was dropped", i)
 				}
-				if transactional && i == n/2 {
+				if c.transactional && i == n/2 {
 					if err := stores.Commit(); err != nil {
 						t.Fatal(err)
 					}
 				}
 			}
 			dropped := 0
-			for i := range n {
-				if !passes(i, n+i) {
+			for j := range c.recent {
+				if !passes(n-c.recent+j, n+j) {
 					dropped++
 				}
 			}
-			if dropped != n {
-				t.Errorf("%d of %d duplicates dropped", dropped, n)
+			if dropped != c.recent {
+				t.Errorf("%d of %d duplicates dropped", dropped, c.recent)
 			}
 		})
 	}
