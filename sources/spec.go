@@ -20,7 +20,7 @@ var kafkaFields = []spec.Field{
 	spec.Duration("heartbeat_interval", "How often the member tells the group it is alive.").WithDefault("3s"),
 	spec.Duration("rebalance_timeout", "Time members have to rejoin during a rebalance.").WithDefault("60s"),
 	spec.Size("fetch_min_bytes", "The broker waits for this much data before answering a fetch.").WithDefault("1").AtLeast(1),
-	spec.Duration("fetch_max_wait", "Longest the broker waits to fill fetch_min_bytes.").WithDefault("250ms"),
+	spec.Duration("fetch_max_wait", "Longest the broker waits to fill fetch_min_bytes. A fetch holds its broker's other partitions: one resumed after a pause waits up to this for a fetch of caught-up partitions to end.").WithDefault("50ms"),
 	spec.Size("fetch_default_bytes", "Bytes asked for per partition per fetch: what each partition may hold beyond max_pending_bytes when paused.").WithDefault("256KiB").AtLeast(1024).AtMost(1 << 30),
 	spec.Size("fetch_max_bytes", "Bytes a fetch response may hold across all its partitions (a partition's first batch comes whatever its size): with max_pending_bytes, what bounds the consumer's memory.").WithDefault("4MiB").AtLeast(1024).AtMost(1 << 30),
 	spec.Int("channel_buffer_size", "Records buffered per partition between the fetcher and the pipeline.").WithDefault("256").AtLeast(1),
