@@ -301,6 +301,12 @@ func (d *dedupe) Count(st *state.Store) (int64, error) {
 	part := d.part(st)
 	part.mu.Lock()
 	defer part.mu.Unlock()
+	return d.refilter(st, part)
+}
+
+// refilter gives part a filter of st's keys built anew (none when it has no room or st cannot
+// be read), and counts them. Under part.mu.
+func (d *dedupe) refilter(st *state.Store, part *dedupePart) (int64, error) {
 	d.unfilter(part)
 	f, n, err := d.filter(st)
 	if f != nil {
@@ -354,10 +360,7 @@ func (d *dedupe) file(st *state.Store, part *dedupePart, ek []byte) {
 		return
 	}
 	if part.filter.full() && part.filter.capacity() > 2*int(st.Keys())+d.filterFirst {
-		d.unfilter(part)
-		if f, _, err := d.filter(st); f != nil && err == nil {
-			part.filter, part.filterOf = f, st
-		}
+		_, _ = d.refilter(st, part) // without a filter, its keys are looked up
 		return
 	}
 	if part.filter = d.filed(part.filter, ek); part.filter == nil {
