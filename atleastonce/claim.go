@@ -27,7 +27,10 @@ type claimReader struct {
 	log     *slog.Logger
 	queue   []*record.Record // read and in the ledger, not yet handed on: queue[queueAt:]
 	queueAt int
-	held    []kafkaio.Message // read over the bounds, not in the ledger yet: held[heldAt:]
+	// held is what was read over the bounds, not in the ledger yet, in order: the batches as
+	// they came (not copied: a paused partition may still get a fetch or two), from
+	// held[0][heldAt].
+	held    [][]kafkaio.Message
 	heldAt  int
 	start   int64 // the first offset read, -1 before
 	revoked bool
@@ -57,8 +60,8 @@ func (c *claimReader) read(batch []kafkaio.Message, ok bool) {
 	}
 	now := time.Now()
 	for i := range batch {
-		if c.heldAt < len(c.held) || c.over() {
-			c.held = append(c.held, batch[i:]...)
+		if len(c.held) > 0 || c.over() {
+			c.held = append(c.held, batch[i:])
 			return
 		}
 		c.queue = append(c.queue, newRecord(&batch[i], c.ledger, now))
@@ -73,12 +76,18 @@ func (c *claimReader) over() bool {
 // admitHeld queues the held messages there is room for now, in order.
 func (c *claimReader) admitHeld() {
 	now := time.Now()
-	for c.heldAt < len(c.held) && !c.over() {
-		c.queue = append(c.queue, newRecord(&c.held[c.heldAt], c.ledger, now))
-		c.held[c.heldAt] = kafkaio.Message{}
-		c.heldAt++
+	for len(c.held) > 0 && !c.over() {
+		front := c.held[0]
+		c.queue = append(c.queue, newRecord(&front[c.heldAt], c.ledger, now))
+		front[c.heldAt] = kafkaio.Message{} // its bytes are the record's now
+		if c.heldAt++; c.heldAt == len(front) {
+			c.held[0] = nil
+			c.held, c.heldAt = c.held[1:], 0
+		}
 	}
-	c.held, c.heldAt = compact(c.held, c.heldAt)
+	if len(c.held) == 0 {
+		c.held = nil
+	}
 }
 
 // compact drops the first at elements of s once they are all of it or half of it, so that a
@@ -122,7 +131,7 @@ func (c *claimReader) pace() (pendingChanged, budgetChanged <-chan struct{}) {
 	pending, pendingChanged := c.ledger.Watch()
 	free, budgetChanged := k.budget.watch()
 	switch {
-	case c.over() || c.heldAt < len(c.held):
+	case c.over() || len(c.held) > 0:
 		c.pause()
 	case c.paused && pending <= k.cfg.MaxPending/2 && free:
 		c.resume()

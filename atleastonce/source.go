@@ -96,6 +96,22 @@ func (k *Source) Trouble(err error) {
 	}
 }
 
+// Room returns once the byte budget (max_pending_bytes) is half free, when it is spent, or
+// ctx ends: the group then polls for no more records than it holds already.
+func (k *Source) Room(ctx context.Context) {
+	for k.budget.spent() {
+		free, changed := k.budget.watch()
+		if free {
+			return
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
 // Claim reads one partition until it is revoked, lost or the source stops; then it lets what
 // is in flight finish (within drain_timeout) and commits what is done, unless it was lost.
 func (k *Source) Claim(claim kafkaio.Claim) {

@@ -56,21 +56,35 @@ type Failure struct {
 // headers — plus the format's headers saying where it came from and why it failed. It shares
 // rec's tracker, so that its acknowledgement completes rec. It can be replayed as is.
 func Record(rec *record.Record, f Failure) *record.Record {
-	headers := make([]record.Header, 0, len(rec.OrigHeaders)+9)
-	headers = append(headers, rec.OrigHeaders...)
-	attempts := max(f.Attempts, 1) // a record that failed was tried once at least
-	for _, h := range [...][2]string{
-		{HeaderError, f.Reason},
-		{HeaderStage, f.Stage},
-		{HeaderPipeline, f.Pipeline},
-		{HeaderSourceTopic, rec.Topic},
-		{HeaderSourcePartition, strconv.Itoa(int(rec.Partition))},
-		{HeaderSourceOffset, strconv.FormatInt(rec.Offset, 10)},
-		{HeaderSourceTimestamp, rec.Timestamp.UTC().Format(timeFormat)},
-		{HeaderAttempts, strconv.Itoa(attempts)},
-		{HeaderFailedAt, f.At.UTC().Format(timeFormat)},
-	} {
-		headers = append(headers, record.Header{Key: h[0], Value: []byte(h[1])})
+	headers := make([]record.Header, len(rec.OrigHeaders), len(rec.OrigHeaders)+9)
+	copy(headers, rec.OrigHeaders)
+	// The values are written one after another in one buffer, and each header slices its
+	// own out of it: one allocation for the nine (a bad record on a hot path is common).
+	vals := make([]byte, 0, len(f.Reason)+len(f.Stage)+len(f.Pipeline)+len(rec.Topic)+2*len(timeFormat)+40)
+	var ends [9]int
+	vals = append(vals, f.Reason...)
+	ends[0] = len(vals)
+	vals = append(vals, f.Stage...)
+	ends[1] = len(vals)
+	vals = append(vals, f.Pipeline...)
+	ends[2] = len(vals)
+	vals = append(vals, rec.Topic...)
+	ends[3] = len(vals)
+	vals = strconv.AppendInt(vals, int64(rec.Partition), 10)
+	ends[4] = len(vals)
+	vals = strconv.AppendInt(vals, rec.Offset, 10)
+	ends[5] = len(vals)
+	vals = rec.Timestamp.UTC().AppendFormat(vals, timeFormat)
+	ends[6] = len(vals)
+	vals = strconv.AppendInt(vals, int64(max(f.Attempts, 1)), 10) // a record that failed was tried once at least
+	ends[7] = len(vals)
+	vals = f.At.UTC().AppendFormat(vals, timeFormat)
+	ends[8] = len(vals)
+	start := 0
+	for i, name := range [...]string{HeaderError, HeaderStage, HeaderPipeline, HeaderSourceTopic, HeaderSourcePartition,
+		HeaderSourceOffset, HeaderSourceTimestamp, HeaderAttempts, HeaderFailedAt} {
+		headers = append(headers, record.Header{Key: name, Value: vals[start:ends[i]:ends[i]]})
+		start = ends[i]
 	}
 	return &record.Record{
 		Key:       rec.OrigKey,

@@ -58,6 +58,11 @@ type Handler interface {
 	// Trouble is told of what goes wrong and is waited out: a session that failed and joins
 	// again, fetch errors, records deleted before they were read (*ResetError).
 	Trouble(err error)
+	// Room returns once the member may take in more records, or ctx ends: a member that
+	// polls its client (franz-go) polls no more while the records read and not yet done are
+	// over their bound, so that the client buffers one fetch beyond it rather than a fetch for
+	// every partition not yet paused.
+	Room(ctx context.Context)
 }
 
 // Claim is one partition assigned to the member.

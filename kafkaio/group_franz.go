@@ -104,6 +104,7 @@ func (g *franzGroup) Run(ctx context.Context, h Handler) error {
 // poll hands what the client fetches to the claims until ctx ends or the group fails for good.
 func (g *franzGroup) poll(ctx context.Context, cl *kgo.Client) error {
 	for {
+		g.h.Room(ctx)
 		fs := cl.PollRecords(ctx, 10_000)
 		if ctx.Err() != nil || fs.IsClientClosed() {
 			return nil

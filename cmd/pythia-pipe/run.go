@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -75,21 +74,19 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// limitMemory bounds the memory of a pipeline keeping state: the Go runtime's soft memory
-// limit is what the pipeline's bounds let it hold (Pipeline.MemoryBudget), unless GOMEMLIMIT
-// sets one, so that the garbage collector runs more often as the heap nears it rather than
-// let it grow to twice what is live; and the stores' C memory freed goes back to the system
-// (trimMalloc). The function it returns stops the trimming.
+// limitMemory bounds the memory of a pipeline (engine.TuneMemory) and, for one keeping
+// state, gives the stores' C memory freed back to the system (trimMalloc). The function it
+// returns undoes both.
 func limitMemory(p *pipeline.Pipeline, log *slog.Logger) (stop func()) {
-	limit := p.MemoryBudget()
-	if limit == 0 {
-		return func() {}
+	restore := engine.TuneMemory(p, log)
+	if p.MemoryBudget() == 0 || !p.KeepsState() {
+		return restore
 	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(limit)
-		log.Info("soft memory limit", "MiB", limit>>20)
+	trimmed := trimMalloc()
+	return func() {
+		trimmed()
+		restore()
 	}
-	return trimMalloc()
 }
 
 // observe puts the metrics around a run: the observer, the HTTP endpoints when addr is set

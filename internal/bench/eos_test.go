@@ -47,5 +47,5 @@ func BenchmarkOrdersExactlyOnce(b *testing.B) {
 // BenchmarkLatencyExactlyOnce is BenchmarkLatencyPipeline with delivery: exactly_once, read as
 // a read_committed reader: a record counts when its transaction has committed.
 func BenchmarkLatencyExactlyOnce(b *testing.B) {
-	benchLatency(b, true, func(br *devbroker.Broker) func() { return startPipeline(b, ordersExactlyOnce(b, br)) })
+	benchLatency(b, true, func(br *devbroker.Broker) func() { return startPipeline(b, br, ordersExactlyOnce(b, br)) })
 }

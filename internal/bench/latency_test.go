@@ -21,7 +21,7 @@ const latencyWarmup = 3 * time.Second
 // rate: from a record's timestamp, taken as it is produced, to its copy arriving at a reader
 // of orders-out and orders-big. It reports p50 and p99.
 func BenchmarkLatencyPipeline(b *testing.B) {
-	benchLatency(b, false, func(br *devbroker.Broker) func() { return startPipeline(b, ordersPipeline(b, br)) })
+	benchLatency(b, false, func(br *devbroker.Broker) func() { return startPipeline(b, br, ordersPipeline(b, br)) })
 }
 
 // BenchmarkLatencyHandWrittenSarama is the same for the hand-written sarama loop.

@@ -207,7 +207,7 @@ func runPipeline(b *testing.B, br *devbroker.Broker, p *pipeline.Pipeline, topic
 	}
 	b.StartTimer()
 	began := startClock(br)
-	stop := startPipeline(b, p)
+	stop := startPipeline(b, br, p)
 	waitCaughtUp(b, br, p.KafkaSource().Group, topic)
 	took := began.stop()
 	b.StopTimer()

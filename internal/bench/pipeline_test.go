@@ -47,14 +47,23 @@ func ordersPipelineEdited(b *testing.B, br *devbroker.Broker, edit func([]byte) 
 	return p
 }
 
-// startPipeline runs p; the function it returns stops it.
-func startPipeline(b *testing.B, p *pipeline.Pipeline) (stop func()) {
+// startPipeline runs p on br; the function it returns stops it. On real Kafka the Go runtime
+// is set as pythia-pipe run sets it (engine.TuneMemory); in process it keeps its defaults, as
+// pythia-pipe dev does: the broker's log is in the same heap, and a soft limit made for the
+// pipeline alone would have the collector run without end.
+func startPipeline(b *testing.B, br *devbroker.Broker, p *pipeline.Pipeline) (stop func()) {
 	var logs io.Writer = io.Discard
 	if os.Getenv("BENCH_LOG") != "" { // the pipeline's log on stderr: aborts, rebalances, stalls
 		logs = os.Stderr
 	}
-	run, err := engine.ConnectKafka(p, slog.New(slog.NewTextHandler(logs, nil)))
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	restore := func() {}
+	if br.Real != nil {
+		restore = engine.TuneMemory(p, log)
+	}
+	run, err := engine.ConnectKafka(p, log)
 	if err != nil {
+		restore()
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -65,7 +74,9 @@ func startPipeline(b *testing.B, p *pipeline.Pipeline) (stop func()) {
 	}
 	return func() {
 		cancel()
-		if err := <-done; err != nil {
+		err := <-done
+		restore()
+		if err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -244,7 +244,7 @@ func BenchmarkAggregateStreamsSuppress(b *testing.B) {
 // rate: from a record's timestamp, taken as it is produced, to its arrival in payments-once.
 func BenchmarkLatencyDedupePipeline(b *testing.B) {
 	benchLatencyOf(b, dedupeBench.paced(), false, func(br *devbroker.Broker) func() {
-		return startPipeline(b, statePipeline(b, br, dedupeBench))
+		return startPipeline(b, br, statePipeline(b, br, dedupeBench))
 	})
 }
 
@@ -267,7 +267,7 @@ func BenchmarkLatencyDedupeStreams(b *testing.B) {
 // both peers write alike.
 func BenchmarkLatencyAggregatePipeline(b *testing.B) {
 	benchLatencyOf(b, aggregateBench.paced(), false, func(br *devbroker.Broker) func() {
-		return startPipeline(b, statePipeline(b, br, aggregateBench))
+		return startPipeline(b, br, statePipeline(b, br, aggregateBench))
 	})
 }
 
