@@ -41,12 +41,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signalContext(log)
 	defer stop()
 	log = log.With("pipeline", p.Name)
-	defer limitMemory(p, log)()
 	run, err := engine.ConnectKafka(p, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitInvalid
 	}
+	defer limitMemory(p, log)()
 	if o.metricsAddr == "" {
 		o.metricsAddr = p.MetricsAddr
 	}
