@@ -39,9 +39,9 @@ func (p *Pipeline) MemoryBudget() int64 {
 // (the records in flight, bounded by max_pending_bytes: 20–40 MB of the orders example's at
 // 8 MiB), and allocates much per record; Go's default of 100 collected it every 50 ms at 170k
 // records/s, a sixth of its CPU. At 300 it collects a third as often, and the soft limit
-// (MemoryBudget) still bounds the heap: on real Kafka, 4.2 µs of CPU a record and a peak RSS
+// (MemoryBudget) still bounds the heap: on real Kafka, 4.1 µs of CPU a record and a peak RSS
 // of 117 MB, against 5.5 µs and 128 MB at 100. Exactly-once keeps 100: at 300 it peaked at
-// 116 MB rather than 92, for CPU its transactions' round trips do not wait on. A pipeline
+// 116 MB rather than 93–98, for CPU its transactions' round trips do not wait on. A pipeline
 // keeping state keeps 100: its stores make most of what is live, and the heap would grow by
 // three times them.
 func (p *Pipeline) GCPercent() int {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pythia-pipe/pythia-pipe/engine"
 	"github.com/pythia-pipe/pythia-pipe/internal/devbroker"
+	"github.com/pythia-pipe/pythia-pipe/metrics"
 	"github.com/pythia-pipe/pythia-pipe/pipeline"
 )
 
@@ -47,10 +48,10 @@ func ordersPipelineEdited(b *testing.B, br *devbroker.Broker, edit func([]byte) 
 	return p
 }
 
-// startPipeline runs p on br; the function it returns stops it. On real Kafka the Go runtime
-// is set as pythia-pipe run sets it (engine.TuneMemory); in process it keeps its defaults, as
-// pythia-pipe dev does: the broker's log is in the same heap, and a soft limit made for the
-// pipeline alone would have the collector run without end.
+// startPipeline runs p on br with its metrics kept; the function it returns stops it. On real
+// Kafka the Go runtime is set as pythia-pipe run sets it (engine.TuneMemory); in process it
+// keeps its defaults, as pythia-pipe dev does: the broker's log is in the same heap, and a soft
+// limit made for the pipeline alone would have the collector run without end.
 func startPipeline(b *testing.B, br *devbroker.Broker, p *pipeline.Pipeline) (stop func()) {
 	var logs io.Writer = io.Discard
 	if os.Getenv("BENCH_LOG") != "" { // the pipeline's log on stderr: aborts, rebalances, stalls
@@ -66,6 +67,11 @@ func startPipeline(b *testing.B, br *devbroker.Broker, p *pipeline.Pipeline) (st
 		restore()
 		b.Fatal(err)
 	}
+	// The metrics, as run keeps them (each sink's latency histogram takes every record); no
+	// one scrapes them.
+	m := metrics.New(p)
+	run.Engine.Observe(m)
+	m.Watch(run.Engine, run.Source)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run.Run(ctx) }()
