@@ -46,7 +46,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitInvalid
 	}
-	defer limitMemory(p, log)()
+	defer limitMemory(p, run.SourcePartitions, log)()
 	if o.metricsAddr == "" {
 		o.metricsAddr = p.MetricsAddr
 	}
@@ -77,8 +77,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 // limitMemory bounds the memory of a pipeline (engine.TuneMemory) and, for one keeping
 // state, gives the stores' C memory freed back to the system (trimMalloc). The function it
 // returns undoes both.
-func limitMemory(p *pipeline.Pipeline, log *slog.Logger) (stop func()) {
-	restore := engine.TuneMemory(p, log)
+func limitMemory(p *pipeline.Pipeline, partitions int, log *slog.Logger) (stop func()) {
+	restore := engine.TuneMemory(p, partitions, log)
 	if p.MemoryBudget() == 0 || !p.KeepsState() {
 		return restore
 	}

@@ -58,14 +58,13 @@ func startPipeline(b *testing.B, br *devbroker.Broker, p *pipeline.Pipeline) (st
 		logs = os.Stderr
 	}
 	log := slog.New(slog.NewTextHandler(logs, nil))
-	restore := func() {}
-	if br.Real != nil {
-		restore = engine.TuneMemory(p, log)
-	}
 	run, err := engine.ConnectKafka(p, log)
 	if err != nil {
-		restore()
 		b.Fatal(err)
+	}
+	restore := func() {}
+	if br.Real != nil {
+		restore = engine.TuneMemory(p, run.SourcePartitions, log)
 	}
 	// The metrics, as run keeps them (each sink's latency histogram takes every record); no
 	// one scrapes them.
