@@ -1,24 +1,29 @@
 package engine
 
 import (
+	"context"
 	"log/slog"
 	"os"
 	"runtime/debug"
-
-	"github.com/pythia-pipe/pythia-pipe/pipeline"
 )
 
-// TuneMemory sets the Go runtime for a run of p whose source's topics have partitions
-// partitions, as pythia-pipe run does: a soft memory limit of what p's bounds let it hold
-// (Pipeline.MemoryLimit), so that the collector runs more often as the heap nears it rather
-// than let it grow to twice what is live, and the collector's goal (Pipeline.GCPercent).
-// GOMEMLIMIT and GOGC, when set, have the last word. The function it returns puts back what
-// it changed.
-func TuneMemory(p *pipeline.Pipeline, partitions int, log *slog.Logger) (restore func()) {
-	limit := p.MemoryLimit(partitions)
-	if limit == 0 {
+// TuneMemory sets the Go runtime for the run, as pythia-pipe run does: a soft memory limit of
+// what the pipeline's bounds let it hold (Pipeline.MemoryLimit, with the partitions of the
+// source's topics: all a member may hold), so that the collector runs more often as the heap
+// nears it rather than let it grow to twice what is live, and the collector's goal
+// (Pipeline.GCPercent). GOMEMLIMIT and GOGC, when set, have the last word. The function it
+// returns puts back what it changed.
+func (r *KafkaRun) TuneMemory(log *slog.Logger) (restore func()) {
+	if r.p.MemoryBudget() == 0 {
 		return func() {}
 	}
+	partitions := 0
+	for _, topic := range r.p.KafkaSource().Topics {
+		if n, err := r.admin.Partitions(context.Background(), topic); err == nil { // checked at connect: it exists
+			partitions += int(n)
+		}
+	}
+	limit := r.p.MemoryLimit(partitions)
 	undo := []func(){}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		was := debug.SetMemoryLimit(limit)
@@ -26,7 +31,7 @@ func TuneMemory(p *pipeline.Pipeline, partitions int, log *slog.Logger) (restore
 		log.Info("soft memory limit", "MiB", limit>>20)
 	}
 	if os.Getenv("GOGC") == "" {
-		was := debug.SetGCPercent(p.GCPercent())
+		was := debug.SetGCPercent(r.p.GCPercent())
 		undo = append(undo, func() { debug.SetGCPercent(was) })
 	}
 	return func() {

@@ -22,11 +22,8 @@ import (
 type KafkaRun struct {
 	Engine *Engine
 	Source sources.Runner
-	// SourcePartitions is how many partitions the source's topics have: all a member may hold
-	// (TuneMemory's room for their fetches).
-	SourcePartitions int
-	p                *pipeline.Pipeline
-	admin            *kafkaio.Admin // the sinks' lookups: partition counts, the rules of computed topics
+	p      *pipeline.Pipeline
+	admin  *kafkaio.Admin // the sinks' lookups: partition counts, the rules of computed topics
 }
 
 // ConnectKafka checks that the brokers answer and every topic exists (one clear error
@@ -61,11 +58,6 @@ func ConnectKafka(p *pipeline.Pipeline, log *slog.Logger) (_ *KafkaRun, err erro
 		return nil, err
 	}
 	run := &KafkaRun{p: p, admin: admin}
-	for _, topic := range p.KafkaSource().Topics {
-		if n, err := admin.Partitions(context.Background(), topic); err == nil {
-			run.SourcePartitions += int(n)
-		}
-	}
 	var writer atleastonce.Writer
 	switch {
 	case p.ExactlyOnce():

@@ -5,9 +5,10 @@ import (
 	"github.com/pythia-pipe/pythia-pipe/state"
 )
 
-// MemoryBudget is what the Go runtime holds of a run of the pipeline by its own bounds, for a
-// soft limit on its memory (pythia-pipe run sets it, unless GOMEMLIMIT does); 0 when it is not
-// bounded enough to say: its source does not bound its records in bytes (max_pending_bytes: 0).
+// MemoryBudget is what the Go runtime holds of a run of the pipeline by its own bounds: the
+// soft limit on its memory that pythia-pipe run sets (MemoryLimit, unless GOMEMLIMIT does),
+// before the partitions' fetches; 0 when it is not bounded enough to say: its source does not
+// bound its records in bytes (max_pending_bytes: 0).
 //
 // It is the records read and not yet done (max_pending_bytes) and a fetch (fetch_max_bytes)
 // four times each (a record is held as read, as decoded and as written; a fetch as received

@@ -46,7 +46,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pythia-pipe: %v\n", err)
 		return exitInvalid
 	}
-	defer limitMemory(p, run.SourcePartitions, log)()
+	defer limitMemory(run, p, log)()
 	if o.metricsAddr == "" {
 		o.metricsAddr = p.MetricsAddr
 	}
@@ -74,11 +74,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// limitMemory bounds the memory of a pipeline (engine.TuneMemory) and, for one keeping
-// state, gives the stores' C memory freed back to the system (trimMalloc). The function it
-// returns undoes both.
-func limitMemory(p *pipeline.Pipeline, partitions int, log *slog.Logger) (stop func()) {
-	restore := engine.TuneMemory(p, partitions, log)
+// limitMemory bounds the memory of run, of pipeline p (KafkaRun.TuneMemory) and, for one
+// keeping state, gives the stores' C memory freed back to the system (trimMalloc). The
+// function it returns undoes both.
+func limitMemory(run *engine.KafkaRun, p *pipeline.Pipeline, log *slog.Logger) (stop func()) {
+	restore := run.TuneMemory(log)
 	if p.MemoryBudget() == 0 || !p.KeepsState() {
 		return restore
 	}

@@ -49,7 +49,7 @@ func ordersPipelineEdited(b *testing.B, br *devbroker.Broker, edit func([]byte) 
 }
 
 // startPipeline runs p on br with its metrics kept; the function it returns stops it. On real
-// Kafka the Go runtime is set as pythia-pipe run sets it (engine.TuneMemory); in process it
+// Kafka the Go runtime is set as pythia-pipe run sets it (KafkaRun.TuneMemory); in process it
 // keeps its defaults, as pythia-pipe dev does: the broker's log is in the same heap, and a soft
 // limit made for the pipeline alone would have the collector run without end.
 func startPipeline(b *testing.B, br *devbroker.Broker, p *pipeline.Pipeline) (stop func()) {
@@ -64,7 +64,7 @@ func startPipeline(b *testing.B, br *devbroker.Broker, p *pipeline.Pipeline) (st
 	}
 	restore := func() {}
 	if br.Real != nil {
-		restore = engine.TuneMemory(p, run.SourcePartitions, log)
+		restore = run.TuneMemory(log)
 	}
 	// The metrics, as run keeps them (each sink's latency histogram takes every record); no
 	// one scrapes them.
