@@ -58,34 +58,33 @@ type Failure struct {
 func Record(rec *record.Record, f Failure) *record.Record {
 	headers := make([]record.Header, len(rec.OrigHeaders), len(rec.OrigHeaders)+9)
 	copy(headers, rec.OrigHeaders)
-	// The values are written one after another in one buffer, and each header slices its
-	// own out of it: one allocation for the nine (a bad record on a hot path is common).
+	// The values are written one after another in one buffer, and each header takes its own
+	// out of it as it is written: one allocation for the nine (a bad record on a hot path is
+	// common). Should the buffer grow, the values before stay where they were, unchanged.
 	vals := make([]byte, 0, len(f.Reason)+len(f.Stage)+len(f.Pipeline)+len(rec.Topic)+2*len(timeFormat)+40)
-	var ends [9]int
-	vals = append(vals, f.Reason...)
-	ends[0] = len(vals)
-	vals = append(vals, f.Stage...)
-	ends[1] = len(vals)
-	vals = append(vals, f.Pipeline...)
-	ends[2] = len(vals)
-	vals = append(vals, rec.Topic...)
-	ends[3] = len(vals)
-	vals = strconv.AppendInt(vals, int64(rec.Partition), 10)
-	ends[4] = len(vals)
-	vals = strconv.AppendInt(vals, rec.Offset, 10)
-	ends[5] = len(vals)
-	vals = rec.Timestamp.UTC().AppendFormat(vals, timeFormat)
-	ends[6] = len(vals)
-	vals = strconv.AppendInt(vals, int64(max(f.Attempts, 1)), 10) // a record that failed was tried once at least
-	ends[7] = len(vals)
-	vals = f.At.UTC().AppendFormat(vals, timeFormat)
-	ends[8] = len(vals)
 	start := 0
-	for i, name := range [...]string{HeaderError, HeaderStage, HeaderPipeline, HeaderSourceTopic, HeaderSourcePartition,
-		HeaderSourceOffset, HeaderSourceTimestamp, HeaderAttempts, HeaderFailedAt} {
-		headers = append(headers, record.Header{Key: name, Value: vals[start:ends[i]:ends[i]]})
-		start = ends[i]
+	add := func(name string) {
+		headers = append(headers, record.Header{Key: name, Value: vals[start:len(vals):len(vals)]})
+		start = len(vals)
 	}
+	vals = append(vals, f.Reason...)
+	add(HeaderError)
+	vals = append(vals, f.Stage...)
+	add(HeaderStage)
+	vals = append(vals, f.Pipeline...)
+	add(HeaderPipeline)
+	vals = append(vals, rec.Topic...)
+	add(HeaderSourceTopic)
+	vals = strconv.AppendInt(vals, int64(rec.Partition), 10)
+	add(HeaderSourcePartition)
+	vals = strconv.AppendInt(vals, rec.Offset, 10)
+	add(HeaderSourceOffset)
+	vals = rec.Timestamp.UTC().AppendFormat(vals, timeFormat)
+	add(HeaderSourceTimestamp)
+	vals = strconv.AppendInt(vals, int64(max(f.Attempts, 1)), 10) // a record that failed was tried once at least
+	add(HeaderAttempts)
+	vals = f.At.UTC().AppendFormat(vals, timeFormat)
+	add(HeaderFailedAt)
 	return &record.Record{
 		Key:       rec.OrigKey,
 		Value:     rec.Value,

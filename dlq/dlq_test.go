@@ -2,6 +2,7 @@ package dlq
 
 import (
 	"errors"
+	"math"
 	"reflect"
 	"testing"
 	"time"
@@ -67,6 +68,13 @@ func TestRoundTrip(t *testing.T) {
 			Info{Source: source, Failure: Failure{Stage: "s", Attempts: 1, At: at.UTC()}}},
 		{"failed again after a replay", replayedOnce, parseFailure, 0,
 			Info{Source: source, Failure: Failure{Pipeline: "p", Stage: "parse", Reason: "bad json", Attempts: 3, At: parseFailure.At.UTC()}, Replayed: 1}},
+		{"the longest numbers", func() *record.Record {
+			r := failedRecord()
+			r.Partition, r.Offset = math.MaxInt32, math.MaxInt64
+			return r
+		}(), Failure{Pipeline: "p", Stage: "parse", Reason: "bad json", Attempts: math.MaxInt, At: at},
+			0, Info{Source: Source{Topic: "orders", Partition: math.MaxInt32, Offset: math.MaxInt64, Timestamp: source.Timestamp},
+				Failure: Failure{Pipeline: "p", Stage: "parse", Reason: "bad json", Attempts: math.MaxInt, At: at.UTC()}}},
 		{"cut to fit", func() *record.Record { r := failedRecord(); r.Value = make([]byte, 1000); return r }(), parseFailure, 600,
 			Info{Source: source, Failure: Failure{Pipeline: "p", Stage: "parse", Reason: "bad json", Attempts: 3, At: parseFailure.At.UTC()},
 				Truncated: CutValue}}, // OriginalBytes: what it weighed
