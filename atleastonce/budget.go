@@ -6,7 +6,7 @@ import (
 )
 
 // Budget bounds the weight of the records read and not yet done (recordSize: their bytes plus
-// recordOverhead), across every partition of the process (max_pending_bytes): max_pending
+// RecordOverhead), across every partition of the process (max_pending_bytes): max_pending
 // bounds a partition in records, which says nothing of memory when records are large or
 // partitions many. A claim takes a record's weight as it reads it, and its partition is
 // paused while the budget is spent (see claimReader.pace); the ledger gives it back when the

@@ -258,16 +258,16 @@ func newRecord(m *kafkaio.Message, l *Ledger, now time.Time) *record.Record {
 }
 
 // recordSize is what a record weighs against max_pending_bytes: its key, value and headers,
-// and recordOverhead.
+// and RecordOverhead.
 func recordSize(m *kafkaio.Message) int64 {
-	n := len(m.Key) + len(m.Value) + recordOverhead
+	n := len(m.Key) + len(m.Value) + RecordOverhead
 	for _, h := range m.Headers {
 		n += len(h.Key) + len(h.Value)
 	}
 	return int64(n)
 }
 
-// recordOverhead estimates what the engine holds of a record besides its bytes: the record,
+// RecordOverhead estimates what the engine holds of a record besides its bytes: the record,
 // its place in the ledger and the queues, and its decoded body (measured: 300 to 700 bytes
 // for a 200-byte JSON order, depending on the stage it is at).
-const recordOverhead = 512
+const RecordOverhead = 512
