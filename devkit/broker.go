@@ -49,6 +49,7 @@ func Start(opts ...kfake.Opt) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting the in-process broker: %w", err)
 	}
+	keepAbortedTransactions(c)
 	return &Broker{Cluster: c, addrs: c.ListenAddrs(), admin: inProcess{c}}, nil
 }
 
@@ -101,11 +102,18 @@ func (b *Broker) CaughtUp(group, topic string) bool { return b.Unfinished(group,
 // Unfinished counts the records of topic past group's commits: not read yet, or read and not
 // finished (a new member of the group reads them again). A topic written in transactions (a
 // repartition topic under exactly-once) ends with a marker no consumer commits past: the
-// offsets of a short gap are read, and its markers not counted.
+// offsets of a short gap are read, and its markers not counted. A partition the group
+// committed in and whose end the broker did not give counts one record: unknown is not done.
 func (b *Broker) Unfinished(group, topic string) int64 {
 	committed := b.Committed(group, topic)
+	ends := b.EndOffsets(topic)
 	var n int64
-	for p, end := range b.EndOffsets(topic) {
+	for p := range committed {
+		if _, ok := ends[p]; !ok {
+			n++
+		}
+	}
+	for p, end := range ends {
 		gap := max(0, end-committed[p])
 		if gap > 0 && gap <= markerGap {
 			gap = b.recordsBetween(topic, p, committed[p], end)
