@@ -45,6 +45,8 @@ func TestCaughtUp(t *testing.T) {
 		{"one partition never committed", map[int32]int64{0: 3, 1: 5}, map[int32]int64{0: 3}, false, 5},
 		{"an empty partition needs no commit", map[int32]int64{0: 3, 1: 0}, map[int32]int64{0: 3}, true, 0},
 		{"an empty topic", map[int32]int64{}, nil, true, 0},
+		{"the broker gave no end for a committed partition", map[int32]int64{0: 3}, map[int32]int64{0: 3, 1: 5}, false, 1},
+		{"the broker gave no end at all", map[int32]int64{}, map[int32]int64{0: 3}, false, 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -61,8 +61,9 @@ func (a realAdmin) StableOffsets(topic string) map[int32]int64 {
 // offsets lists topic's offsets with list, asking again until every partition answered
 // (a partition whose leader just moved answers NOT_LEADER_OR_FOLLOWER until the client's
 // metadata catches up): a map missing a partition would have its reader skip it, which reads
-// as records lost. A topic that does not exist has none; past the admin deadline it returns
-// what it has.
+// as records lost, and Unfinished count it as done. A topic that does not exist (no partition
+// answers but UNKNOWN_TOPIC_OR_PARTITION) has none; past the admin deadline it returns what
+// it has.
 func (a realAdmin) offsets(topic string, list func(context.Context, ...string) (kadm.ListedOffsets, error)) map[int32]int64 {
 	ctx, cancel := adminCtx()
 	defer cancel()
@@ -72,14 +73,14 @@ func (a realAdmin) offsets(topic string, list func(context.Context, ...string) (
 		listed.Each(func(o kadm.ListedOffset) {
 			switch {
 			case errors.Is(o.Err, kerr.UnknownTopicOrPartition):
-				unknown = true
+				unknown, complete = true, false
 			case o.Err != nil:
 				complete = false
 			default:
 				out[o.Partition] = o.Offset
 			}
 		})
-		if err == nil && complete || unknown {
+		if err == nil && complete || unknown && len(out) == 0 {
 			return out
 		}
 		select {
