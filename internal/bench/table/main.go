@@ -1,6 +1,7 @@
 // Command table runs the orders benchmark, the same on Avro, the hand-written sarama and
 // franz-go loops and the orders example with delivery: exactly_once, each in a process of its
-// own (so that peak memory is each one's), and prints them side by side with their CPU per
+// own (so that peak memory is each one's; on a real Kafka `pythia-pipe run` too, in both
+// modes, measured as a user's process), and prints them side by side with their CPU per
 // record (on a real Kafka the broker's apart), then their ratios run by run (each mode of
 // pythia-pipe against the franz-go loop, the sarama loop, each other); then the end-to-end
 // latency of the JSON pipeline, both loops and the exactly-once pipeline (its outputs as a
@@ -73,8 +74,11 @@ func ordersTables(binary string, runs int, realKafka bool) {
 		franz:  {"hand-written franz-go loop", "BenchmarkHandWrittenFranz"},
 		eos:    {"pythia-pipe, delivery: exactly_once", "BenchmarkOrdersExactlyOnce"},
 	}
+	const run, runEOS = 5, 6 // on a real Kafka: pythia-pipe run in a process of its own
 	if realKafka {
-		rows = append(rows, peer{"Kafka Streams 4.1 (same topology, -Xmx512m)", "BenchmarkKafkaStreams"})
+		rows = append(rows, peer{"pythia-pipe run pipelines/orders.yaml, its own process", "BenchmarkOrdersRun"},
+			peer{"pythia-pipe run, delivery: exactly_once, its own process", "BenchmarkOrdersRunExactlyOnce"},
+			peer{"Kafka Streams 4.1 (same topology, -Xmx512m)", "BenchmarkKafkaStreams"})
 	}
 	results := rounds(binary, rows, runs)
 	// The CPU a record costs, the process's and (on a real Kafka, which shares the machine)
@@ -102,18 +106,23 @@ func ordersTables(binary string, runs int, realKafka bool) {
 	// Ratios of the same round's runs, so that a round's mood cancels out.
 	fmt.Printf("\nratios, run by run: the median, and the range\n\n")
 	printHeader(titles)
-	for _, c := range []struct {
+	type ratio struct {
 		label string
 		a, b  int
-	}{{"at-least-once / franz-go loop", pipe, franz}, {"exactly-once / franz-go loop", eos, franz},
-		{"at-least-once / sarama loop", pipe, sarama}, {"exactly-once / at-least-once", eos, pipe}, {"Avro / JSON pipeline", avro, pipe}} {
+	}
+	ratios := []ratio{{"at-least-once / franz-go loop", pipe, franz}, {"exactly-once / franz-go loop", eos, franz},
+		{"at-least-once / sarama loop", pipe, sarama}, {"exactly-once / at-least-once", eos, pipe}, {"Avro / JSON pipeline", avro, pipe}}
+	if realKafka {
+		ratios = append(ratios, ratio{"run, at-least-once / franz-go loop", run, franz}, ratio{"run, exactly-once / franz-go loop", runEOS, franz})
+	}
+	for _, c := range ratios {
 		fmt.Printf("| %s |", c.label)
 		for _, col := range cols {
-			ratios := make([]result, runs)
-			for j := range ratios {
-				ratios[j] = result{col.unit: results[c.a][j][col.unit] / results[c.b][j][col.unit]}
+			byRun := make([]result, runs)
+			for j := range byRun {
+				byRun[j] = result{col.unit: results[c.a][j][col.unit] / results[c.b][j][col.unit]}
 			}
-			fmt.Printf(" %s× |", spreadf(ratios, col.unit, "%.2f"))
+			fmt.Printf(" %s× |", spreadf(byRun, col.unit, "%.2f"))
 		}
 		fmt.Println()
 	}
