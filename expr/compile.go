@@ -71,6 +71,7 @@ type Program struct {
 	uses   uses // the variables it reads
 	reads  []string
 	vms    sync.Pool
+	cmp    *comparison // decided without the VM when it can be (RunBool)
 }
 
 var unknownName = regexp.MustCompile(`^unknown (name|field) (\S+)`)
@@ -102,7 +103,8 @@ func Compile(v *spec.Value, env Env, want Want, diags *diag.List) *Program {
 		return nil
 	}
 	fastFetch(prog)
-	p := &Program{src: v, prog: prog, Result: inferSchema(prog.Node()), want: want, uses: usesOf(prog.Node()), reads: readsOf(prog.Node())}
+	p := &Program{src: v, prog: prog, Result: inferSchema(prog.Node()), want: want, uses: usesOf(prog.Node()), reads: readsOf(prog.Node()),
+		cmp: comparisonOf(prog.Node())}
 	p.vms.New = func() any { return new(vm.VM) }
 	env.Reads.add(p.reads, fetchesOnly(prog.Node()))
 	switch k := p.Result.Kind; {
@@ -247,6 +249,11 @@ func (p *Program) Run(vars Vars) (any, error) {
 
 // RunBool evaluates a condition; a nil result counts as false.
 func (p *Program) RunBool(vars Vars) (bool, error) {
+	if p.cmp != nil {
+		if result, ok := p.cmp.decide(vars); ok {
+			return result, nil
+		}
+	}
 	out, err := p.Run(vars)
 	if err != nil || out == nil {
 		return false, err
