@@ -35,24 +35,13 @@ func TestComparisonAsTheVM(t *testing.T) {
 	for name, v := range values {
 		bodies[name] = fmt.Sprintf(`{"n": %s}`, v)
 	}
-	for _, c := range conditions {
-		var d diag.List
-		p := Compile(&spec.Value{Str: c.src}, Env{}, WantBool, &d)
-		if p == nil {
-			t.Fatalf("%s: %v", c.src, d.Err())
-		}
-		if fast := p.cmp != nil; fast != c.fast {
-			t.Errorf("%s: decided without the VM %v, want %v", c.src, fast, c.fast)
-		}
-		for name, body := range bodies {
-			lazy, m := lazyAndMap(t, body, nil)
-			for kind, msg := range map[string]any{"map": m, "lazy": lazy} {
-				got, gotErr := p.RunBool(Vars{"msg": msg})
-				want, wantErr := vmBool(p, Vars{"msg": msg})
-				if got != want || fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
-					t.Errorf("%s with %s (%s): %v, %v; the VM: %v, %v", c.src, name, kind, got, gotErr, want, wantErr)
-				}
-			}
+	// Without a schema, and with one that types the field (a compiler that specialized its
+	// instructions by type would disagree with a fast path on a value of another type).
+	envs := map[string]Env{"no schema": {}, "n: float": {Msg: &Schema{Kind: Object, Fields: map[string]*Schema{"n": {Kind: Float, Optional: true}},
+		Open: &Schema{Kind: Any}}}, "n: int": {Msg: &Schema{Kind: Object, Fields: map[string]*Schema{"n": {Kind: Int, Optional: true}}, Open: &Schema{Kind: Any}}}}
+	for envName, env := range envs {
+		for _, c := range conditions {
+			testCondition(t, envName, env, c.src, c.fast, bodies)
 		}
 	}
 	// Values a decode stage's schema gives that JSON does not: NaN and infinities.
@@ -62,6 +51,29 @@ func TestComparisonAsTheVM(t *testing.T) {
 		want, _ := vmBool(p, Vars{"msg": map[string]any{"n": f}})
 		if got != want {
 			t.Errorf("msg.n >= 0 with %v: %v; the VM: %v", f, got, want)
+		}
+	}
+}
+
+// testCondition runs src compiled against env on each body both ways, and compares.
+func testCondition(t *testing.T, envName string, env Env, src string, fast bool, bodies map[string]string) {
+	t.Helper()
+	var d diag.List
+	p := Compile(&spec.Value{Str: src}, env, WantBool, &d)
+	if p == nil {
+		t.Fatalf("%s (%s): %v", src, envName, d.Err())
+	}
+	if got := p.cmp != nil; got != fast {
+		t.Errorf("%s (%s): decided without the VM %v, want %v", src, envName, got, fast)
+	}
+	for name, body := range bodies {
+		lazy, m := lazyAndMap(t, body, nil)
+		for kind, msg := range map[string]any{"map": m, "lazy": lazy} {
+			got, gotErr := p.RunBool(Vars{"msg": msg})
+			want, wantErr := vmBool(p, Vars{"msg": msg})
+			if got != want || fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+				t.Errorf("%s (%s) with %s (%s): %v, %v; the VM: %v, %v", src, envName, name, kind, got, gotErr, want, wantErr)
+			}
 		}
 	}
 }
