@@ -17,15 +17,9 @@ func (r *KafkaRun) TuneMemory(log *slog.Logger) (restore func()) {
 	if r.p.MemoryBudget() == 0 {
 		return func() {}
 	}
-	partitions := 0
-	for _, topic := range r.p.KafkaSource().Topics {
-		if n, err := r.admin.Partitions(context.Background(), topic); err == nil { // checked at connect: it exists
-			partitions += int(n)
-		}
-	}
-	limit := r.p.MemoryLimit(partitions)
 	undo := []func(){}
 	if os.Getenv("GOMEMLIMIT") == "" {
+		limit := r.p.MemoryLimit(r.sourcePartitions())
 		was := debug.SetMemoryLimit(limit)
 		undo = append(undo, func() { debug.SetMemoryLimit(was) })
 		log.Info("soft memory limit", "MiB", limit>>20)
@@ -39,4 +33,15 @@ func (r *KafkaRun) TuneMemory(log *slog.Logger) (restore func()) {
 			f()
 		}
 	}
+}
+
+// sourcePartitions counts the partitions of the source's topics: all a member may hold.
+func (r *KafkaRun) sourcePartitions() int {
+	n := 0
+	for _, topic := range r.p.KafkaSource().Topics {
+		if p, err := r.admin.Partitions(context.Background(), topic); err == nil { // checked at connect: it exists
+			n += int(p)
+		}
+	}
+	return n
 }
