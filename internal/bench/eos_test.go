@@ -14,13 +14,7 @@ import (
 // commits in transactions, one every commit_interval: its default under exactly_once, 100ms,
 // which is also how often the other peers commit (commitInterval).
 func ordersExactlyOnce(b *testing.B, br *devbroker.Broker) *pipeline.Pipeline {
-	p := ordersPipelineEdited(b, br, func(src []byte) []byte {
-		out := bytes.Replace(src, []byte("\nkafka:"), []byte("\ndelivery: exactly_once\nkafka:"), 1)
-		if bytes.Equal(out, src) {
-			b.Fatal("the orders pipeline has no kafka block: cannot add delivery: exactly_once")
-		}
-		return out
-	})
+	p := ordersPipelineEdited(b, br, func(src []byte) []byte { return withExactlyOnce(b, src) })
 	if !p.ExactlyOnce() {
 		b.Fatal("the orders pipeline is not exactly-once")
 	}
@@ -28,6 +22,15 @@ func ordersExactlyOnce(b *testing.B, br *devbroker.Broker) *pipeline.Pipeline {
 		p.KafkaSource().CommitInterval = d
 	}
 	return p
+}
+
+// withExactlyOnce is the pipeline file src with delivery: exactly_once.
+func withExactlyOnce(b *testing.B, src []byte) []byte {
+	out := bytes.Replace(src, []byte("\nkafka:"), []byte("\ndelivery: exactly_once\nkafka:"), 1)
+	if bytes.Equal(out, src) {
+		b.Fatal("the orders pipeline has no kafka block: cannot add delivery: exactly_once")
+	}
+	return out
 }
 
 // BenchmarkOrdersExactlyOnce runs the orders example with delivery: exactly_once over the

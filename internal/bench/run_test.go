@@ -55,16 +55,14 @@ func ordersRunFile(b *testing.B, exactlyOnce bool) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	edits := [][2]string{{"\n  group: order-processors", "\n  group: order-processors\n  commit_interval: " + commitInterval.String()}}
-	if exactlyOnce {
-		edits = append(edits, [2]string{"\nkafka:", "\ndelivery: exactly_once\nkafka:"})
+	const group = "\n  group: order-processors"
+	edited := bytes.Replace(src, []byte(group), []byte(group+"\n  commit_interval: "+commitInterval.String()), 1)
+	if bytes.Equal(edited, src) {
+		b.Fatalf("pipelines/orders.yaml has no %q to edit", strings.TrimSpace(group))
 	}
-	for _, e := range edits {
-		edited := bytes.Replace(src, []byte(e[0]), []byte(e[1]), 1)
-		if bytes.Equal(edited, src) {
-			b.Fatalf("pipelines/orders.yaml has no %q to edit", strings.TrimSpace(e[0]))
-		}
-		src = edited
+	src = edited
+	if exactlyOnce {
+		src = withExactlyOnce(b, src)
 	}
 	file := filepath.Join(b.TempDir(), "orders.yaml")
 	if err := os.WriteFile(file, src, 0o644); err != nil {
