@@ -103,12 +103,14 @@ type clock struct {
 type measured struct{ wall, cpu, brokerCPU time.Duration }
 
 // startClock starts measuring; with BENCH_CPUPROFILE=FILE it also profiles the run's CPU,
-// and with BENCH_BLOCKPROFILE=FILE where its goroutines wait (blockProfile).
+// with BENCH_BLOCKPROFILE=FILE where its goroutines wait (blockProfile), and with
+// BENCH_ALLOCPROFILE=FILE what it allocates (allocProfile).
 func startClock(br *devbroker.Broker) clock {
 	if os.Getenv("BENCH_BLOCKPROFILE") != "" {
 		runtime.SetBlockProfileRate(int(10 * time.Microsecond))
 		runtime.SetMutexProfileFraction(10)
 	}
+	allocProfile(os.Getenv("BENCH_ALLOCPROFILE"), ".base")
 	c := clock{wall: time.Now(), cpu: cpuTime(os.Getpid()), broker: br}
 	if br.Real != nil {
 		c.brokerCPU = cpuTime(br.Real.PID())
@@ -131,7 +133,22 @@ func (c clock) stop() measured {
 		c.profile.Close()
 	}
 	blockProfile(os.Getenv("BENCH_BLOCKPROFILE"))
+	allocProfile(os.Getenv("BENCH_ALLOCPROFILE"), "")
 	return m
+}
+
+// allocProfile writes the heap profile, whose allocations count from the process's start, to
+// path+suffix: written at the clock's start (suffix .base) and stop, `go tool pprof
+// -sample_index=alloc_space -diff_base FILE.base FILE` shows what the run alone allocated.
+func allocProfile(path, suffix string) {
+	if path == "" {
+		return
+	}
+	runtime.GC() // the profile counts what was allocated up to the last collection
+	if f, err := os.Create(path + suffix); err == nil {
+		_ = pprof.Lookup("heap").WriteTo(f, 0)
+		f.Close()
+	}
 }
 
 // blockProfile writes where the run's goroutines waited, and for which locks, to path and

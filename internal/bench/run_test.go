@@ -17,7 +17,8 @@ import (
 // process, the broker), and file-RSS-MB is how much of the RSS at the end is the binary's
 // code and data mapped from the page cache (shared, given back under pressure; 30–40 MB of
 // pythia-pipe's, where a small Go program maps 2). BENCH_RUN_ENV adds variables to the
-// run's environment alone (GOGC=200 GOMEMLIMIT=60MiB: what a user would set).
+// run's environment alone (GOGC=200 GOMEMLIMIT=60MiB: what a user would set), and
+// BENCH_RUN_ARGS flags to its command line (--pprof 127.0.0.1:6060: its profiles as it runs).
 func BenchmarkOrdersRun(b *testing.B) { benchRun(b, false) }
 
 // BenchmarkOrdersRunExactlyOnce is BenchmarkOrdersRun with delivery: exactly_once.
@@ -34,7 +35,8 @@ func benchRun(b *testing.B, exactlyOnce bool) {
 		b.StartTimer()
 		began := startClock(br)
 		env := append([]string{"KAFKA_BROKERS=" + strings.Join(br.Addrs(), ",")}, strings.Fields(os.Getenv("BENCH_RUN_ENV"))...)
-		p := testproc.Start(b, binary, "pythia-pipe run", env, "run", file)
+		args := append([]string{"run", file}, strings.Fields(os.Getenv("BENCH_RUN_ARGS"))...)
+		p := testproc.Start(b, binary, "pythia-pipe run", env, args...)
 		waitCaughtUp(b, br, "order-processors", "orders")
 		took := began.stop()
 		took.cpu = cpuTime(p.Pid()) // the child's alone, from its start
@@ -48,25 +50,29 @@ func benchRun(b *testing.B, exactlyOnce bool) {
 	}
 }
 
-// ordersRunFile writes pipelines/orders.yaml with the benchmarks' commit_interval (and
-// delivery: exactly_once when asked) to a file of the benchmark's.
+// ordersRunFile writes pipelines/orders.yaml (or BENCH_PIPELINE's file) with the benchmarks'
+// commit_interval (and delivery: exactly_once when asked) to a file of the benchmark's.
 func ordersRunFile(b *testing.B, exactlyOnce bool) string {
-	src, err := os.ReadFile("../../pipelines/orders.yaml")
+	file := "../../pipelines/orders.yaml"
+	if f := os.Getenv("BENCH_PIPELINE"); f != "" {
+		file = f
+	}
+	src, err := os.ReadFile(file)
 	if err != nil {
 		b.Fatal(err)
 	}
 	const group = "\n  group: order-processors"
 	edited := bytes.Replace(src, []byte(group), []byte(group+"\n  commit_interval: "+commitInterval.String()), 1)
 	if bytes.Equal(edited, src) {
-		b.Fatalf("pipelines/orders.yaml has no %q to edit", strings.TrimSpace(group))
+		b.Fatalf("%s has no %q to edit", file, strings.TrimSpace(group))
 	}
 	src = edited
 	if exactlyOnce {
 		src = withExactlyOnce(b, src)
 	}
-	file := filepath.Join(b.TempDir(), "orders.yaml")
-	if err := os.WriteFile(file, src, 0o644); err != nil {
+	out := filepath.Join(b.TempDir(), "orders.yaml")
+	if err := os.WriteFile(out, src, 0o644); err != nil {
 		b.Fatal(err)
 	}
-	return file
+	return out
 }
