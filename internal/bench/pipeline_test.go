@@ -23,13 +23,17 @@ func ordersPipeline(b *testing.B, br *devbroker.Broker) *pipeline.Pipeline {
 	return ordersPipelineEdited(b, br, func(src []byte) []byte { return src })
 }
 
+// ordersFile is the orders pipeline's file: pipelines/orders.yaml, or BENCH_PIPELINE's.
+func ordersFile() string {
+	if f := os.Getenv("BENCH_PIPELINE"); f != "" {
+		return f
+	}
+	return "../../pipelines/orders.yaml"
+}
+
 // ordersPipelineEdited is ordersPipeline with its text changed by edit before it is parsed.
 func ordersPipelineEdited(b *testing.B, br *devbroker.Broker, edit func([]byte) []byte) *pipeline.Pipeline {
-	file := "../../pipelines/orders.yaml"
-	if f := os.Getenv("BENCH_PIPELINE"); f != "" {
-		file = f
-	}
-	src, err := os.ReadFile(file)
+	src, err := os.ReadFile(ordersFile())
 	if err != nil {
 		b.Fatal(err)
 	}

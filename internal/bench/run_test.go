@@ -53,10 +53,7 @@ func benchRun(b *testing.B, exactlyOnce bool) {
 // ordersRunFile writes pipelines/orders.yaml (or BENCH_PIPELINE's file) with the benchmarks'
 // commit_interval (and delivery: exactly_once when asked) to a file of the benchmark's.
 func ordersRunFile(b *testing.B, exactlyOnce bool) string {
-	file := "../../pipelines/orders.yaml"
-	if f := os.Getenv("BENCH_PIPELINE"); f != "" {
-		file = f
-	}
+	file := ordersFile()
 	src, err := os.ReadFile(file)
 	if err != nil {
 		b.Fatal(err)
