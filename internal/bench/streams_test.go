@@ -40,11 +40,12 @@ func BenchmarkKafkaStreams(b *testing.B) {
 		waitCaughtUp(b, br, "orders-streams", "orders")
 		took := began.stop()
 		took.cpu = cpuTime(jvm.pid()) - jvmCPU
-		peak := vmHWM(jvm.pid())
+		peak, mapped := vmHWM(jvm.pid()), procStatusMB(jvm.pid(), "RssFile:")
 		b.StopTimer()
 		jvm.stop(b)
 		report(b, n, took)
 		b.ReportMetric(peak, "peak-RSS-MB") // the JVM's, in place of this process's
+		b.ReportMetric(mapped, "file-RSS-MB")
 		b.ReportMetric(jvm.boot.Seconds(), "jvm-start-s")
 	}
 }

@@ -94,14 +94,15 @@ func ordersTables(binary string, runs int, realKafka bool) {
 		titles = append(titles, c.title)
 	}
 	fmt.Printf("\nbroker: %s; %d run(s) each, alternated (BENCH_RUNS): the median, and the range\n\n", broker, runs)
-	printHeader(append(titles, "peak RSS"))
+	printHeader(append(titles, "peak RSS", "of it, mapped files"))
 	for i, r := range rows {
 		fmt.Printf("| %s |", r.label)
 		for _, c := range cols {
 			fmt.Printf(" %s |", spreadf(results[i], c.unit, c.format))
 		}
-		fmt.Printf(" %s MB |\n", spread(results[i], "peak-RSS-MB"))
+		fmt.Printf(" %s MB | %s |\n", spread(results[i], "peak-RSS-MB"), fileRSS(results[i]))
 	}
+	fmt.Printf("\nmapped files: of the RSS at a run's end, the files mapped from the page cache (the binary's code and data)\n")
 
 	// Ratios of the same round's runs, so that a round's mood cancels out.
 	fmt.Printf("\nratios, run by run: the median, and the range\n\n")
@@ -136,6 +137,11 @@ func ordersTables(binary string, runs int, realKafka bool) {
 		fmt.Printf("| %s | %s ms | %s ms |\n", p.label, spreadf(latencies[i], "p50-ms", "%.1f"), spreadf(latencies[i], "p99-ms", "%.1f"))
 	}
 }
+
+// fileRSS is how much of a process's resident memory at its end was files mapped from the
+// page cache (file-RSS-MB): its binary's code and data, the JVM's libraries. Shared, and as
+// large as the kernel maps it.
+func fileRSS(results []result) string { return spread(results, "file-RSS-MB") + " MB" }
 
 // rounds runs each benchmark runs times, round after round, each once a round (the machine's
 // moods fall on all of them), and returns each one's results in the order of its rounds.
