@@ -44,6 +44,7 @@ type Source struct {
 	generation atomic.Int32 // the group generation last seen
 	assigned   atomic.Int64 // partitions currently claimed
 	joined     atomic.Bool
+	began      atomic.Int64 // when Run began, in Unix nanoseconds: the stats say a long join
 }
 
 // NewSource prepares the source on group; Run joins.
@@ -55,6 +56,7 @@ func NewSource(cfg *sources.Config, group kafkaio.Group, log *slog.Logger) *Sour
 // claim has drained (within the drain timeout) and committed what is done.
 func (k *Source) Run(ctx context.Context, in sources.Intake) error {
 	k.in = in
+	k.began.Store(time.Now().UnixNano())
 	var loops conc.WaitGroup
 	loopCtx, stop := context.WithCancel(context.Background())
 	loops.Go(func() { k.commitLoop(loopCtx) })
@@ -220,18 +222,15 @@ type commitFailure struct {
 	err   error
 }
 
-// statWaitFrom is how long commits must have failed before the stats say so (the progress
-// line and /healthz read them).
-const statWaitFrom = 5 * time.Second
-
-// statWait puts in s how long commits have failed in a row.
+// statWait puts in s how long commits have failed in a row (the progress line and /healthz
+// read it).
 func (k *Source) statWait(s *sources.Stats, now time.Time) {
 	f := k.failing.Load()
 	if f == nil {
 		return
 	}
 	s.WaitingFor = now.Sub(f.since)
-	if s.WaitingFor >= statWaitFrom {
+	if s.WaitingFor >= sources.WaitSaid {
 		s.Waiting = fmt.Sprintf("offset commits, failing for %v (is the group coordinator down or hung?): %v", s.WaitingFor.Round(time.Second), f.err)
 	}
 }
@@ -278,6 +277,9 @@ func (k *Source) Stats() sources.Stats {
 	s.Partitions = map[string]sources.PartitionStats{}
 	now := time.Now()
 	k.statWait(&s, now)
+	if began := k.began.Load(); began != 0 {
+		k.cfg.JoinWait(&s, time.Unix(0, began), now)
+	}
 	k.mu.Lock()
 	for p, l := range k.ledgers {
 		ps := sources.PartitionStats{Topic: p.topic, Partition: p.partition, Pending: l.Pending(), CommitPoint: l.CommitPoint()}

@@ -25,10 +25,6 @@ const (
 	waitEnd     = "the brokers to confirm its commit: is a broker down, hung or unreachable?"
 )
 
-// statWaitFrom is how long a wait lasts before the stats name it (a leader's failover takes
-// a few seconds).
-const statWaitFrom = 5 * time.Second
-
 // waitFor marks the open transaction as waiting for what, from now; nil: not waiting.
 func (k *Source) waitFor(what string) {
 	if what == "" {
@@ -68,13 +64,13 @@ func (k *Source) aborting(n int, why string) {
 func (k *Source) statWait(s *sources.Stats) {
 	what, d := k.waitNow()
 	s.WaitingFor = d
-	if d >= statWaitFrom {
+	if d >= sources.WaitSaid {
 		s.Waiting = fmt.Sprintf("the open transaction, for %v, for %s", d.Round(time.Second), what)
 	}
 	if run := k.abortRun.Load(); run != nil && run.n > 1 {
 		since := time.Since(run.since)
 		s.WaitingFor = max(s.WaitingFor, since)
-		if s.Waiting == "" && since >= statWaitFrom {
+		if s.Waiting == "" && since >= sources.WaitSaid {
 			s.Waiting = fmt.Sprintf("a transaction that commits: %d aborted in a row over %v, the last because %s", run.n, since.Round(time.Second), run.why)
 		}
 	}

@@ -1,6 +1,9 @@
 package sources
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Stats are a source's counters, for tests and metrics.
 type Stats struct {
@@ -52,3 +55,28 @@ const (
 
 // AbortReasons lists the reasons, for the metrics.
 var AbortReasons = []string{AbortDeadline, AbortWrite, AbortRevoke, AbortCommit, AbortStop}
+
+// WaitSaid is how long a source's wait lasts before its stats name it (Stats.Waiting): a
+// leader's failover or a short rebalance takes a few seconds.
+const WaitSaid = 5 * time.Second
+
+// JoinWait puts in s how long a source that began at began and has not yet joined its group
+// has waited for it, naming the wait from WaitSaid on unless s names another. A restarted
+// member usually waits here for the one it replaces: a member that stopped without leaving
+// (killed, or cut off) keeps its partitions until its session_timeout runs out.
+func (c *Config) JoinWait(s *Stats, began, now time.Time) {
+	if s.Joined {
+		return
+	}
+	d := now.Sub(began)
+	s.WaitingFor = max(s.WaitingFor, d)
+	if s.Waiting != "" || d < WaitSaid {
+		return
+	}
+	s.Waiting = fmt.Sprintf("the consumer group %s to take this member in, for %v: a member that stopped without leaving (killed?) keeps its partitions until its session_timeout (%v) runs out", c.Group, d.Round(time.Second), c.SessionTimeout)
+	if c.InstanceID == "" {
+		s.Waiting += "; with instance_id a restarted member takes its own back at once"
+	} else {
+		s.Waiting += "; is the group coordinator up?"
+	}
+}

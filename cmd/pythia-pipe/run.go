@@ -125,10 +125,12 @@ var waitCheck = time.Second
 // logWait says waits as warnings, so that run's default level shows them.
 func logWait(log *slog.Logger) func(metrics.WaitNews) {
 	return func(n metrics.WaitNews) {
-		switch n.Phase {
-		case metrics.WaitBegan:
+		switch {
+		case n.Phase == metrics.WaitBegan && n.Wait.Held == "": // Kafka: the source's commits, join or transaction
+			log.Warn("waiting", "waiting_on", n.Wait.String())
+		case n.Phase == metrics.WaitBegan:
 			log.Warn("waiting: records are held until it answers again; none is dead-lettered", "waiting_on", n.Wait.String())
-		case metrics.WaitLasts:
+		case n.Phase == metrics.WaitLasts:
 			log.Warn("still waiting", "waiting_on", n.Wait.String())
 		default:
 			log.Warn("done waiting", "on", n.Wait.Who(), "after", n.Lasted.String())

@@ -2,9 +2,12 @@ package proctest
 
 import (
 	"fmt"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pythia-pipe/pythia-pipe/internal/testproc"
 )
 
 // staticPipeline writes the orders example with a session timeout of session and, unless
@@ -20,8 +23,8 @@ func staticPipeline(t testing.TB, instanceID string, session time.Duration) stri
 
 // restartToFirstOutput runs the orders example over a backlog, kills it with SIGKILL in the
 // middle, starts it again and returns how long the new process took to write its first
-// record. It checks that nothing was lost.
-func restartToFirstOutput(t testing.TB, instanceID string, session time.Duration) time.Duration {
+// record, and what that process logged. It checks that nothing was lost.
+func restartToFirstOutput(t testing.TB, instanceID string, session time.Duration) (time.Duration, string) {
 	const n = 60_000
 	b := cluster(t, 3)
 	feed(t, b, 0, n)
@@ -41,7 +44,7 @@ func restartToFirstOutput(t testing.TB, instanceID string, session time.Duration
 		t.Fatalf("exit %d", code)
 	}
 	verify(t, b, n)
-	return took
+	return took, second.Output()
 }
 
 // Static membership (source.instance_id): a member killed and restarted takes its partitions
@@ -49,10 +52,27 @@ func restartToFirstOutput(t testing.TB, instanceID string, session time.Duration
 // session_timeout (BenchmarkRestartToFirstOutput compares both).
 func TestStaticMemberRestart(t *testing.T) {
 	const session = 30 * time.Second
-	took := restartToFirstOutput(t, "orders-0", session)
+	took, _ := restartToFirstOutput(t, "orders-0", session)
 	t.Logf("restart to first output with instance_id: %v (session_timeout %v)", took.Round(time.Millisecond), session)
 	if took > session/3 {
 		t.Errorf("the restarted static member took %v to write, as long as a new member waiting out the session timeout", took)
+	}
+}
+
+// A member without instance_id, restarted after a kill, waits for the group to give up on the
+// dead one (session_timeout): its log says what it waits for and why while it waits, not only
+// partitions: 0, and says when the wait is over.
+func TestRestartedMemberSaysWhyItWaits(t *testing.T) {
+	const session = 10 * time.Second
+	_, out := restartToFirstOutput(t, "", session)
+	for _, want := range []string{
+		`"msg":"waiting","pipeline":"orders","waiting_on":"Kafka: the consumer group ` + group + ` to take this member in, for `,
+		"keeps its partitions until its session_timeout (10s) runs out; with instance_id a restarted member takes its own back at once",
+		`"msg":"done waiting","pipeline":"orders","on":"Kafka"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the restarted member did not log %q:\n%s", want, testproc.LastLines(out, 40))
+		}
 	}
 }
 
@@ -64,7 +84,8 @@ func BenchmarkRestartToFirstOutput(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			var total time.Duration
 			for i := 0; i < b.N; i++ {
-				total += restartToFirstOutput(b, c.id, 10*time.Second)
+				took, _ := restartToFirstOutput(b, c.id, 10*time.Second)
+				total += took
 			}
 			b.ReportMetric(total.Seconds()/float64(b.N), "s/restart")
 		})
