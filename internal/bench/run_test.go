@@ -17,8 +17,9 @@ import (
 // process, the broker), and file-RSS-MB is how much of the RSS at the end is the binary's
 // code and data mapped from the page cache (shared, given back under pressure; 30–40 MB of
 // pythia-pipe's, where a small Go program maps 2). BENCH_RUN_ENV adds variables to the
-// run's environment alone (GOGC=200 GOMEMLIMIT=60MiB: what a user would set), and
-// BENCH_RUN_ARGS flags to its command line (--pprof 127.0.0.1:6060: its profiles as it runs).
+// run's environment alone (GOGC=200 GOMEMLIMIT=60MiB: what a user would set; GODEBUG=gctrace=1),
+// BENCH_RUN_ARGS flags to its command line (--pprof 127.0.0.1:6060: its profiles as it runs),
+// and BENCH_RUN_LOG=FILE keeps what it wrote to its output there.
 func BenchmarkOrdersRun(b *testing.B) { benchRun(b, false) }
 
 // BenchmarkOrdersRunExactlyOnce is BenchmarkOrdersRun with delivery: exactly_once.
@@ -44,6 +45,11 @@ func benchRun(b *testing.B, exactlyOnce bool) {
 		mapped := procStatusMB(p.Pid(), "RssFile:") // the binary's pages, shared with the page cache
 		b.StopTimer()
 		stopProc(b, p)
+		if path := os.Getenv("BENCH_RUN_LOG"); path != "" {
+			if err := os.WriteFile(path, []byte(p.Output()), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
 		report(b, n, took)
 		b.ReportMetric(peak, "peak-RSS-MB") // the run's, in place of this process's
 		b.ReportMetric(mapped, "file-RSS-MB")
