@@ -30,7 +30,7 @@ var fixedMetrics = []struct {
 	{"partition_stalled", "1 when the commit point has not moved for stall_timeout while records are pending (and /healthz fails), else 0.", partitionLabels},
 	{"commits_total", "Offset commits sent (under exactly_once: transactions committed).", nil},
 	{"transactions_aborted_total", "Under exactly_once: transactions aborted, by reason: deadline (records not done within 80% of transaction_timeout), write (a write failed), revoke (partitions revoked or lost), commit (the end not confirmed, or the group moved on), stop; their records are read again.", []string{"reason"}},
-	{"source_wait_seconds", "How long the source has waited on Kafka (0: not waiting): under at_least_once, for offset commits failing in a row; under exactly_once, for the open transaction's end, its records' writes acknowledged or its commit confirmed. From 5 s the progress line and /healthz say what it waits for.", nil},
+	{"source_wait_seconds", "How long the source has waited on Kafka (0: not waiting): under at_least_once, for offset commits failing in a row; under exactly_once, for the open transaction's end, its records' writes acknowledged or its commit confirmed; in either, before its first assignment, for the group to take it in. From 5 s the progress line and /healthz say what it waits for.", nil},
 	{"rebalances_total", "Group rebalances this member took part in (generations joined after its first).", nil},
 	{"assigned_partitions", "Partitions this member owns.", nil},
 	{"records_pending", "Records read and not yet done, over every partition (under exactly_once: the open transaction's).", nil},

@@ -21,8 +21,9 @@ type Stats struct {
 	Pending                        int64 // records read and not committed, over the assigned partitions
 	// WaitingFor is how long the source has waited on Kafka: at_least_once, for offset
 	// commits failing in a row; exactly_once, for the open transaction's end (its records'
-	// writes, or the brokers' confirmation). 0: not waiting. Waiting says what it waits for,
-	// once that is 5 s or more ("" before).
+	// writes, or the brokers' confirmation); in either, before it joined, for its group
+	// (JoinWait). 0: not waiting. Waiting says what it waits for, once that is WaitSaid or
+	// more ("" before).
 	WaitingFor time.Duration
 	Waiting    string
 	// Partitions holds, per assigned "topic/partition", the records pending and the commit point.
