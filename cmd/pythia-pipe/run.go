@@ -126,7 +126,7 @@ var waitCheck = time.Second
 func logWait(log *slog.Logger) func(metrics.WaitNews) {
 	return func(n metrics.WaitNews) {
 		switch {
-		case n.Phase == metrics.WaitBegan && n.Wait.Held == "": // Kafka: the source's commits, join or transaction
+		case n.Phase == metrics.WaitBegan && n.Wait.Name == "": // the source on Kafka: its commits, join or transaction; no stage holds records
 			log.Warn("waiting", "waiting_on", n.Wait.String())
 		case n.Phase == metrics.WaitBegan:
 			log.Warn("waiting: records are held until it answers again; none is dead-lettered", "waiting_on", n.Wait.String())

@@ -1,9 +1,7 @@
 package bench
 
 import (
-	"os"
 	"runtime"
-	"runtime/pprof"
 	"time"
 )
 
@@ -26,11 +24,6 @@ func watchHeap(path string, stop <-chan struct{}) {
 			continue
 		}
 		peak = ms.HeapInuse
-		f, err := os.Create(path)
-		if err != nil {
-			continue
-		}
-		_ = pprof.Lookup("heap").WriteTo(f, 0)
-		f.Close()
+		writeProfile("heap", path)
 	}
 }

@@ -145,8 +145,14 @@ func allocProfile(path, suffix string) {
 		return
 	}
 	runtime.GC() // the profile counts what was allocated up to the last collection
-	if f, err := os.Create(path + suffix); err == nil {
-		_ = pprof.Lookup("heap").WriteTo(f, 0)
+	writeProfile("heap", path+suffix)
+}
+
+// writeProfile writes the runtime's profile name to path, as pprof reads it; a file that
+// cannot be made is left unwritten (the profiles are a measurement's aid, not its result).
+func writeProfile(name, path string) {
+	if f, err := os.Create(path); err == nil {
+		_ = pprof.Lookup(name).WriteTo(f, 0)
 		f.Close()
 	}
 }
@@ -157,12 +163,8 @@ func blockProfile(path string) {
 	if path == "" {
 		return
 	}
-	for name, file := range map[string]string{"block": path, "mutex": path + ".mutex"} {
-		if f, err := os.Create(file); err == nil {
-			_ = pprof.Lookup(name).WriteTo(f, 0)
-			f.Close()
-		}
-	}
+	writeProfile("block", path)
+	writeProfile("mutex", path+".mutex")
 	runtime.SetBlockProfileRate(0)
 	runtime.SetMutexProfileFraction(0)
 }
