@@ -44,7 +44,7 @@ type Source struct {
 	generation atomic.Int32 // the group generation last seen
 	assigned   atomic.Int64 // partitions currently claimed
 	joined     atomic.Bool
-	began      atomic.Int64 // when Run began, in Unix nanoseconds: the stats say a long join
+	began      sources.JoinClock // the stats say a long join
 }
 
 // NewSource prepares the source on group; Run joins.
@@ -56,7 +56,7 @@ func NewSource(cfg *sources.Config, group kafkaio.Group, log *slog.Logger) *Sour
 // claim has drained (within the drain timeout) and committed what is done.
 func (k *Source) Run(ctx context.Context, in sources.Intake) error {
 	k.in = in
-	k.began.Store(time.Now().UnixNano())
+	k.began.Start()
 	var loops conc.WaitGroup
 	loopCtx, stop := context.WithCancel(context.Background())
 	loops.Go(func() { k.commitLoop(loopCtx) })
@@ -277,9 +277,7 @@ func (k *Source) Stats() sources.Stats {
 	s.Partitions = map[string]sources.PartitionStats{}
 	now := time.Now()
 	k.statWait(&s, now)
-	if began := k.began.Load(); began != 0 {
-		k.cfg.JoinWait(&s, time.Unix(0, began), now)
-	}
+	k.cfg.JoinWait(&s, &k.began, now)
 	k.mu.Lock()
 	for p, l := range k.ledgers {
 		ps := sources.PartitionStats{Topic: p.topic, Partition: p.partition, Pending: l.Pending(), CommitPoint: l.CommitPoint()}

@@ -39,7 +39,7 @@ type Source struct {
 	abortRun atomic.Pointer[abortRun]
 
 	joined     atomic.Bool
-	began      atomic.Int64 // when Run began, in Unix nanoseconds: the stats say a long join
+	began      sources.JoinClock // the stats say a long join
 	assigned   atomic.Int64
 	rebalances atomic.Int64
 
@@ -125,7 +125,7 @@ func (k *Source) onRevoked(parts map[string][]int32) {
 // faults are waited out; only a fenced producer or an error the failure table says stops
 // (no right to the transactional id) ends the run. It returns with the session closed.
 func (k *Source) Run(ctx context.Context, in sources.Intake) error {
-	k.began.Store(time.Now().UnixNano())
+	k.began.Start()
 	defer func() { k.sess.Close() }() // Renew replaces the client: close the last one
 	k.log.Info("exactly once: reading in transactions", "group", k.cfg.Group, "transactional_id", TransactionalID(k.cfg),
 		"commit_interval", k.cfg.CommitInterval, "transaction_timeout", k.cfg.TransactionTimeout)
@@ -416,9 +416,7 @@ func (k *Source) Stats() sources.Stats {
 		s.Pending = b.Pending()
 	}
 	k.statWait(&s)
-	if began := k.began.Load(); began != 0 {
-		k.cfg.JoinWait(&s, time.Unix(0, began), time.Now())
-	}
+	k.cfg.JoinWait(&s, &k.began, time.Now())
 	k.partsMu.Lock()
 	parts := slices.Collect(maps.Keys(k.parts))
 	k.partsMu.Unlock()

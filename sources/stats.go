@@ -2,6 +2,7 @@ package sources
 
 import (
 	"fmt"
+	"sync/atomic"
 	"time"
 )
 
@@ -61,15 +62,23 @@ var AbortReasons = []string{AbortDeadline, AbortWrite, AbortRevoke, AbortCommit,
 // leader's failover or a short rebalance takes a few seconds.
 const WaitSaid = 5 * time.Second
 
-// JoinWait puts in s how long a source that began at began and has not yet joined its group
+// JoinClock is when a source's Run began (Start), for JoinWait: a source's Stats may be read
+// from another goroutine, before Run or while it runs.
+type JoinClock struct{ began atomic.Int64 } // Unix nanoseconds; 0: not begun
+
+// Start marks the run's beginning, now.
+func (j *JoinClock) Start() { j.began.Store(time.Now().UnixNano()) }
+
+// JoinWait puts in s how long a source whose run began by j and has not yet joined its group
 // has waited for it, naming the wait from WaitSaid on unless s names another. A restarted
 // member usually waits here for the one it replaces: a member that stopped without leaving
 // (killed, or cut off) keeps its partitions until its session_timeout runs out.
-func (c *Config) JoinWait(s *Stats, began, now time.Time) {
-	if s.Joined {
+func (c *Config) JoinWait(s *Stats, j *JoinClock, now time.Time) {
+	began := j.began.Load()
+	if s.Joined || began == 0 {
 		return
 	}
-	d := now.Sub(began)
+	d := now.Sub(time.Unix(0, began))
 	s.WaitingFor = max(s.WaitingFor, d)
 	if s.Waiting != "" || d < WaitSaid {
 		return
